@@ -1,0 +1,180 @@
+"""Configuration: loading, schema validation, model identifiers and the sweep.
+
+A model is named by an id that reads as a path, ``<kind>/w<width>-s<n_sens>-l<n_layers>/seed<seed>``,
+e.g. ``student/w16-s10-l2/seed1``; every per-model output lives under ``<results>/models/<id>/``.
+"""
+from __future__ import annotations
+
+import copy
+import itertools
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
+
+#: kinds of trained model; "teacher" is trained on ground truth only, the others read atom-energy labels
+KINDS = ("teacher", "student", "control", "control_fw", "born_again", "born_again_static")
+#: kinds whose loss has an atom-energy term (and therefore need the teacher's labels)
+DISTILLED_KINDS = ("student", "born_again", "born_again_static")
+
+_ARCH_RE = re.compile(r"^w(\d+)-s(\d+)-l(\d+)$")
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be run; the message names the key."""
+
+
+@dataclass(frozen=True, order=True)
+class Arch:
+    width: int
+    n_sensitivities: int
+    n_atom_layers: int
+
+    @property
+    def tag(self) -> str:
+        return f"w{self.width}-s{self.n_sensitivities}-l{self.n_atom_layers}"
+
+    @classmethod
+    def parse(cls, tag: str) -> "Arch":
+        m = _ARCH_RE.match(tag)
+        if not m:
+            raise ConfigError(f"architecture tag {tag!r} is not of the form w<width>-s<n_sens>-l<n_layers>")
+        return cls(*(int(g) for g in m.groups()))
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Arch":
+        return cls(int(d["width"]), int(d["n_sensitivities"]), int(d["n_atom_layers"]))
+
+
+@dataclass(frozen=True, order=True)
+class ModelId:
+    kind: str
+    arch: Arch
+    seed: int
+
+    @property
+    def path(self) -> str:
+        return f"{self.kind}/{self.arch.tag}/seed{self.seed}"
+
+    def __str__(self) -> str:
+        return self.path
+
+    @classmethod
+    def parse(cls, s: str) -> "ModelId":
+        parts = str(s).strip("/").split("/")
+        if len(parts) != 3 or not parts[2].startswith("seed"):
+            raise ConfigError(f"model id {s!r} is not of the form <kind>/w..-s..-l../seed<N>")
+        if parts[0] not in KINDS:
+            raise ConfigError(f"model id {s!r}: unknown kind {parts[0]!r} (one of {', '.join(KINDS)})")
+        return cls(parts[0], Arch.parse(parts[1]), int(parts[2][4:]))
+
+
+def load_schema() -> dict:
+    with open(SCHEMA_PATH) as fh:
+        return yaml.safe_load(fh)
+
+
+def validate(cfg: dict) -> dict:
+    """Validate ``cfg`` against config/schema.yaml (filling defaults) and cross-check values.
+
+    Raises :class:`ConfigError` naming the offending key.
+    """
+    import jsonschema
+
+    schema = load_schema()
+    validator_cls = jsonschema.validators.validator_for(schema)
+    # fill defaults as Snakemake's validate() does
+    def set_defaults(validator, properties, instance, schema):
+        for prop, sub in properties.items():
+            if isinstance(instance, dict) and "default" in sub:
+                instance.setdefault(prop, copy.deepcopy(sub["default"]))
+        yield from validator_cls.VALIDATORS["properties"](validator, properties, instance, schema)
+
+    extended = jsonschema.validators.extend(validator_cls, {"properties": set_defaults})
+    errors = sorted(extended(schema).iter_errors(cfg), key=lambda e: list(e.absolute_path))
+    if errors:
+        e = errors[0]
+        key = ".".join(str(p) for p in e.absolute_path) or "<top level>"
+        raise ConfigError(f"config key '{key}': {e.message}")
+    _cross_check(cfg)
+    return cfg
+
+
+def _cross_check(cfg: dict) -> None:
+    net = cfg["network"]
+    if not net["dist_soft_min"] < net["dist_soft_max"] < net["dist_hard_max"]:
+        raise ConfigError("config key 'network': need dist_soft_min < dist_soft_max < dist_hard_max")
+    sp = cfg["split"]
+    if sp["valid_fraction"] + sp["test_fraction"] >= 1.0:
+        raise ConfigError("config key 'split': valid_fraction + test_fraction must be below 1")
+    src = cfg["data"]["source"]
+    if src != "emt" and not cfg["data"].get("path"):
+        raise ConfigError(f"config key 'data.path': required when data.source is {src!r}")
+    lab = cfg["labels"]["teacher"]
+    if lab != "mean" and int(lab) not in cfg["teacher"]["seeds"]:
+        raise ConfigError(f"config key 'labels.teacher': seed {lab} is not in teacher.seeds")
+
+
+def load_config(path: str | Path) -> dict:
+    with open(path) as fh:
+        cfg = yaml.safe_load(fh) or {}
+    return validate(cfg)
+
+
+def teacher_arch(cfg: dict) -> Arch:
+    return Arch.from_dict(cfg["teacher"])
+
+
+def teacher_ids(cfg: dict) -> list[ModelId]:
+    arch = teacher_arch(cfg)
+    return [ModelId("teacher", arch, int(s)) for s in cfg["teacher"]["seeds"]]
+
+
+def sweep_archs(cfg: dict) -> list[Arch]:
+    """Architectures of the student/control sweep (``axes`` or ``grid`` mode), sorted, no repeats."""
+    sw = cfg["sweep"]
+    keys = ("width", "n_sensitivities", "n_atom_layers")
+    if sw["mode"] == "grid":
+        archs = {Arch(*combo) for combo in itertools.product(*(sw[k] for k in keys))}
+    else:
+        base = sw["base"]
+        archs = {Arch.from_dict(base)}
+        for k in keys:
+            for v in sw[k]:
+                d = dict(base)
+                d[k] = v
+                archs.add(Arch.from_dict(d))
+    return sorted(archs)
+
+
+def sweep_ids(cfg: dict) -> list[ModelId]:
+    return [
+        ModelId(kind, arch, int(seed))
+        for kind in cfg["sweep"]["kinds"]
+        for arch in sweep_archs(cfg)
+        for seed in cfg["sweep"]["seeds"]
+    ]
+
+
+def born_again_ids(cfg: dict) -> list[ModelId]:
+    ba = cfg["born_again"]
+    if not ba["enabled"]:
+        return []
+    arch = teacher_arch(cfg)
+    kinds = ["born_again"] + (["born_again_static"] if ba["static"] else [])
+    return [ModelId(k, arch, int(s)) for k in kinds for s in ba["seeds"]]
+
+
+def all_model_ids(cfg: dict) -> list[ModelId]:
+    return teacher_ids(cfg) + sweep_ids(cfg) + born_again_ids(cfg)
+
+
+def results_dir(cfg: dict) -> Path:
+    return Path(cfg.get("results_dir", "results"))
+
+
+def model_dir(cfg: dict, model_id: ModelId | str) -> Path:
+    return results_dir(cfg) / "models" / str(model_id)
