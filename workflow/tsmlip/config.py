@@ -13,7 +13,9 @@ from pathlib import Path
 
 import yaml
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
+SCHEMA_PATH = CONFIG_DIR / "schema.yaml"
+DEFAULT_CONFIG = CONFIG_DIR / "config.yaml"
 
 #: kinds of trained model; "teacher" is trained on ground truth only, the others read atom-energy labels
 KINDS = ("teacher", "student", "control", "control_fw", "born_again", "born_again_static")
@@ -113,14 +115,40 @@ def _cross_check(cfg: dict) -> None:
     src = cfg["data"]["source"]
     if src != "emt" and not cfg["data"].get("path"):
         raise ConfigError(f"config key 'data.path': required when data.source is {src!r}")
+    ba = cfg["born_again"]
+    if ba["enabled"]:
+        from .losses import BornAgainSchedule
+        try:
+            sched = BornAgainSchedule(ba["schedule"], 0, 0, ba["epoch_scale"], ba["interpolation"])
+        except ValueError as e:
+            raise ConfigError(f"config key 'born_again': {e}") from None
+        max_ep = ba.get("max_epochs", cfg["training"]["max_epochs"])
+        if max_ep < sched.final_epoch:
+            raise ConfigError(f"config key 'born_again.max_epochs': {max_ep} ends before the schedule's "
+                              f"last row (epoch {sched.final_epoch})")
     lab = cfg["labels"]["teacher"]
     if lab != "mean" and int(lab) not in cfg["teacher"]["seeds"]:
         raise ConfigError(f"config key 'labels.teacher': seed {lab} is not in teacher.seeds")
 
 
-def load_config(path: str | Path) -> dict:
-    with open(path) as fh:
-        cfg = yaml.safe_load(fh) or {}
+def deep_merge(base: dict, overlay: dict) -> dict:
+    """``overlay`` on top of ``base``: dicts merge key by key, anything else is replaced (as Snakemake
+    merges ``--configfile`` over the Snakefile's ``configfile:``)."""
+    out = copy.deepcopy(base)
+    for k, v in overlay.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def load_config(*overlays: str | Path, base: str | Path | None = DEFAULT_CONFIG) -> dict:
+    """The default config (config/config.yaml) with each overlay file merged on top, validated."""
+    cfg: dict = {}
+    for path in ([base] if base else []) + list(overlays):
+        with open(path) as fh:
+            cfg = deep_merge(cfg, yaml.safe_load(fh) or {})
     return validate(cfg)
 
 

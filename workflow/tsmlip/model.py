@@ -109,6 +109,15 @@ def count_weights(graph: ModelGraph) -> int:
     return int(sum(p.numel() for m in mods for p in m.parameters() if p.requires_grad))
 
 
+def _to_cpu(obj):
+    """Detached CPU copies of every tensor in a (nested) state dict."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu().clone()
+    if isinstance(obj, dict):
+        return type(obj)((k, _to_cpu(v)) for k, v in obj.items())
+    return obj
+
+
 def save_model(graph: ModelGraph, path: str | Path, **meta) -> None:
     """Write the trained weights and everything needed to rebuild the model (atomic write)."""
     path = Path(path)
@@ -118,8 +127,8 @@ def save_model(graph: ModelGraph, path: str | Path, **meta) -> None:
                  "n_atom_layers": graph.arch.n_atom_layers},
         "network_cfg": graph.network_cfg,
         "species": [int(z) for z in graph.network.torch_module.species_set.tolist() if int(z) != 0],
-        "network_state": {k: v.detach().cpu() for k, v in graph.network.torch_module.state_dict().items()},
-        "henergy_state": {k: v.detach().cpu() for k, v in graph.henergy.torch_module.state_dict().items()},
+        "network_state": _to_cpu(graph.network.torch_module.state_dict()),
+        "henergy_state": _to_cpu(graph.henergy.torch_module.state_dict()),
         "energy_unit": "eV",
         "length_unit": "Angstrom",
         "n_weights": count_weights(graph),

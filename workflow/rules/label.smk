@@ -1,0 +1,36 @@
+# The teacher's atom energies for every configuration (all splits): the students' extra targets.
+LABELS = res("labels", "atom_energies.npz")
+
+
+def label_teachers(wildcards=None):
+    choice = config["labels"]["teacher"]
+    ids = tsconfig.teacher_ids(config)
+    if choice != "mean":
+        ids = [m for m in ids if m.seed == int(choice)]
+    return [model_file(m, "model.pt") for m in ids]
+
+
+rule label_atom_energies:
+    input:
+        teachers=label_teachers,
+        data=DATASET,
+    output:
+        labels=LABELS,
+        info=res("labels", "atom_energies.json"),
+    params:
+        choice=config["labels"]["teacher"],
+        tol=config["labels"]["sum_tolerance_eV"],
+    log:
+        res("logs", "label_atom_energies.log"),
+    benchmark:
+        res("benchmarks", "label_atom_energies.tsv")
+    threads: config["training"]["torch_threads"]
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    shell:
+        "tsmlip label --teacher {input.teachers} --choice {params.choice} --dataset {input.data}"
+        " --tolerance {params.tol} --device cpu --out {output.labels} > {log} 2>&1"
+
+
+TARGETS.append(LABELS)

@@ -1,0 +1,38 @@
+"""Command-line entry: ``tsmlip <step> [options]``; one sub-command per workflow stage.
+
+Every Snakemake rule is a ``shell:`` call of one of these, so any step can be run by hand.
+``tsmlip <step> --help`` lists a step's options.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+
+#: sub-command -> "module:function"; each function takes argv (list of str) and returns an exit code
+COMMANDS = {
+    "generate-dataset": "tsmlip.data.emt:main",
+    "prepare-dataset": "tsmlip.data.io:main",
+    "split": "tsmlip.data.split:main",
+    "train": "tsmlip.train:main",
+    "label": "tsmlip.label:main",
+    "rdf-md": "tsmlip.rdf:main_md",
+    "rdf-error": "tsmlip.rdf:main_error",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__.strip())
+        print("\nsteps:\n  " + "\n  ".join(sorted(COMMANDS)))
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"tsmlip: unknown step {name!r}; one of: {', '.join(sorted(COMMANDS))}", file=sys.stderr)
+        return 2
+    mod, func = COMMANDS[name].split(":")
+    return int(getattr(importlib.import_module(mod), func)(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,101 @@
+"""The teacher's knowledge: per-atom energies of every configuration of the dataset (all splits).
+
+With several teacher seeds, ``labels.teacher`` picks one seed or ``mean`` (the ensemble mean of the
+teachers' atom energies; its sum is the mean of their total energies). On write, each configuration's
+atom energies must sum to the teacher's total energy within ``labels.sum_tolerance_eV`` (float32), else
+the step fails. Files read later are re-checked (:func:`load_labels`), so a corrupted label file is refused.
+Where the dataset carries the reference potential's own atom energies (the embedded EMT set), the
+agreement of the teacher's with them is recorded (RMSE after removing one offset, correlation).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .data import load_dataset
+from .model import device_description, load_model, resolve_device
+from .predict import atom_energy_agreement, predict
+
+
+class LabelError(ValueError):
+    pass
+
+
+def check_sums(atom_E: np.ndarray, E_teacher: np.ndarray, Z: np.ndarray, tolerance: float, source: str) -> float:
+    """Largest |sum_i eps_i - E| over configurations; raises :class:`LabelError` beyond ``tolerance``
+    or if padding carries energy or anything is not finite."""
+    if atom_E.shape != Z.shape:
+        raise LabelError(f"{source}: atom energies of shape {atom_E.shape} do not match the dataset {Z.shape}")
+    if not (np.isfinite(atom_E).all() and np.isfinite(E_teacher).all()):
+        raise LabelError(f"{source}: atom energies contain NaN/inf")
+    if np.any(atom_E[Z == 0] != 0):
+        raise LabelError(f"{source}: padding atoms carry non-zero energy")
+    dev = np.abs(atom_E.sum(axis=1) - E_teacher)
+    worst = int(np.argmax(dev))
+    if dev[worst] > tolerance:
+        raise LabelError(f"{source}: configuration {worst}: atom energies sum to {atom_E[worst].sum():.6f} eV "
+                         f"but the teacher's total energy is {E_teacher[worst]:.6f} eV "
+                         f"(|diff| {dev[worst]:.2e} > tolerance {tolerance:.1e} eV)")
+    return float(dev.max())
+
+
+def load_labels(path: str | Path, dataset: dict, tolerance: float) -> np.ndarray:
+    with np.load(path) as z:
+        atom_E, E_teacher = z["atom_E"], z["E_teacher"]
+    check_sums(atom_E, E_teacher, dataset["Z"], tolerance, str(path))
+    return atom_E
+
+
+def label(teacher_paths: list[str], dataset_path: str, out: str, tolerance: float, choice: str,
+          device="auto", batch_size: int = 16) -> dict:
+    dev = resolve_device(device)
+    arrays = load_dataset(dataset_path)
+    preds = []
+    for p in teacher_paths:
+        print(f"[label] predicting atom energies of {len(arrays['E'])} configurations with {p}", file=sys.stderr, flush=True)
+        preds.append(predict(load_model(p, device=dev), arrays, device=dev, batch_size=batch_size))
+    atom_E = np.mean([p["atom_E"] for p in preds], axis=0)
+    E_teacher = np.mean([p["E"] for p in preds], axis=0)
+    # float32 rounding of a sum over up to ~250 atoms of ~eV terms: a few 1e-5 eV
+    max_dev = check_sums(atom_E, E_teacher, arrays["Z"], tolerance, "teacher predictions")
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(out).with_name(Path(out).stem + ".tmp.npz")
+    np.savez_compressed(tmp, atom_E=atom_E, E_teacher=E_teacher)
+    tmp.replace(out)
+    mask = arrays["Z"] != 0
+    info = {
+        "teachers": [str(p) for p in teacher_paths], "choice": choice,
+        "ensemble": "mean of teachers' atom energies" if len(teacher_paths) > 1 else None,
+        "n_configs": int(len(atom_E)), "n_atoms": int(mask.sum()),
+        "max_sum_deviation_eV": max_dev, "sum_tolerance_eV": tolerance,
+        "teacher_energy_rmse_eV": float(np.sqrt(np.mean((E_teacher - arrays["E"]) ** 2))),
+        "atom_energy_mean_eV": float(atom_E[mask].mean()), "atom_energy_std_eV": float(atom_E[mask].std()),
+        "device": device_description(dev),
+        "vs_reference": atom_energy_agreement(atom_E, arrays["ref_atom_E"], mask) if "ref_atom_E" in arrays else None,
+    }
+    with open(Path(out).with_suffix(".json"), "w") as fh:
+        json.dump(info, fh, indent=2)
+    return info
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="tsmlip label", description=__doc__)
+    p.add_argument("--teacher", nargs="+", required=True, help="teacher model.pt file(s)")
+    p.add_argument("--choice", default="mean", help="what labels.teacher was (recorded)")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--tolerance", type=float, default=1e-3, help="allowed |sum(eps) - E| per configuration (eV)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", required=True)
+    a = p.parse_args(argv)
+    try:
+        info = label(a.teacher, a.dataset, a.out, a.tolerance, a.choice, a.device)
+    except LabelError as e:
+        print(f"tsmlip label: error: {e}", file=sys.stderr)
+        return 1
+    print(json.dumps(info, indent=2))
+    return 0

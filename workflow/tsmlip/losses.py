@@ -1,0 +1,154 @@
+"""The paper's losses (eq. 2, eq. 5) and the Born-Again loss schedule (Table 1).
+
+Each error term is L_err(V_pred, V_true) = RMSE + MAE (eq. 3), built as hippynn loss nodes:
+
+    loss = w_E * L_err(E) + w_F * L_err(F) + w_A * L_err(eps_student, eps_teacher) + w_L2 * L2 + w_R * R
+
+Teacher and control use eq. 2 (w_A = 0, the atom-energy term is not even built); students use eq. 5.
+The weights are applied in Python (:func:`combine`) rather than frozen into the graph, so a schedule can
+change them by epoch. The atom-energy error runs over real atoms only: hippynn converts the padded
+(configuration, atom) label array to the flat list of real atoms before the loss.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+#: the error terms, in the order the loss module returns them
+TERMS = ("E", "F", "A", "L2", "R")
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    w_E: float
+    w_F: float
+    w_A: float
+    w_L2: float
+    w_R: float
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def weights_for(kind: str, training_cfg: dict) -> LossWeights:
+    """Static weights of a model kind, from ``training.loss_weights`` (w_L2, w_R shared by all)."""
+    key = "born_again_static" if kind == "born_again_static" else kind
+    if kind == "born_again":
+        raise ValueError("born_again weights follow a schedule: use BornAgainSchedule")
+    w = training_cfg["loss_weights"][key]
+    return LossWeights(float(w["w_E"]), float(w["w_F"]), float(w["w_A"]),
+                       float(training_cfg["w_L2"]), float(training_cfg["w_R"]))
+
+
+class StaticSchedule:
+    """The same weights at every epoch."""
+
+    def __init__(self, weights: LossWeights):
+        self.weights = weights
+        self.final_epoch = 1
+
+    def __call__(self, epoch: int) -> LossWeights:
+        return self.weights
+
+    def phase(self, epoch: int) -> int:
+        return 0
+
+    @property
+    def final(self) -> LossWeights:
+        return self.weights
+
+
+class BornAgainSchedule:
+    """Table 1 of the paper: (epoch, w_A, w_F, w_E) rows, epochs scaled by ``epoch_scale``.
+
+    Interpolation policy ``step``: the weights of a row hold from its (scaled) epoch until the next
+    row's epoch; ``linear``: weights interpolate linearly between rows. Before the first row the first
+    row's weights apply; after the last row its weights hold (they equal the static teacher weights).
+    Epochs are 1-based, as in the table.
+    """
+
+    def __init__(self, rows: list[dict], w_L2: float, w_R: float, epoch_scale: float = 1.0,
+                 interpolation: str = "step"):
+        if not rows:
+            raise ValueError("born_again.schedule is empty")
+        rows = sorted(rows, key=lambda r: r["epoch"])
+        self.epochs = np.array([max(1, round(r["epoch"] * epoch_scale)) for r in rows], dtype=float)
+        if len(set(self.epochs.tolist())) != len(self.epochs):
+            raise ValueError(f"born_again.epoch_scale={epoch_scale} merges schedule rows "
+                             f"(scaled epochs {self.epochs.astype(int).tolist()}); use a larger scale")
+        self.table = {k: np.array([float(r[k]) for r in rows]) for k in ("w_E", "w_F", "w_A")}
+        self.w_L2, self.w_R = float(w_L2), float(w_R)
+        if interpolation not in ("step", "linear"):
+            raise ValueError(f"unknown interpolation {interpolation!r}")
+        self.interpolation = interpolation
+        self.final_epoch = int(self.epochs[-1])
+
+    def __call__(self, epoch: int) -> LossWeights:
+        if self.interpolation == "linear":
+            w = {k: float(np.interp(epoch, self.epochs, v)) for k, v in self.table.items()}
+        else:
+            i = self.phase(epoch)
+            w = {k: float(v[i]) for k, v in self.table.items()}
+        return LossWeights(w["w_E"], w["w_F"], w["w_A"], self.w_L2, self.w_R)
+
+    def phase(self, epoch: int) -> int:
+        """Index of the schedule row in force at ``epoch`` (linear: the last row passed)."""
+        return int(max(0, np.searchsorted(self.epochs, epoch, side="right") - 1))
+
+    @property
+    def final(self) -> LossWeights:
+        return self(self.final_epoch)
+
+
+def schedule_for(kind: str, cfg: dict):
+    tr = cfg["training"]
+    if kind == "born_again":
+        ba = cfg["born_again"]
+        return BornAgainSchedule(ba["schedule"], tr["w_L2"], tr["w_R"], ba["epoch_scale"], ba["interpolation"])
+    return StaticSchedule(weights_for(kind, tr))
+
+
+def build_loss_terms(graph, with_atom_energies: bool) -> tuple[dict, dict]:
+    """hippynn nodes for each loss term and for the validation metrics.
+
+    :returns: (terms, metrics): ``terms`` maps E, F, (A,) L2, R to loss nodes; ``metrics`` maps
+        readable names to nodes evaluated on validation data each epoch (RMSEs and MAEs in eV, eV/A).
+    """
+    from hippynn.graphs import loss
+
+    def err(node):  # L_err = RMSE + MAE (eq. 3)
+        rmse = loss.MSELoss.of_node(node) ** (1 / 2)
+        mae = loss.MAELoss.of_node(node)
+        return rmse + mae, rmse, mae
+
+    err_E, rmse_E, mae_E = err(graph.energy)
+    err_F, rmse_F, mae_F = err(graph.forces)
+    _, rmse_Epa, _ = err(graph.energy_per_atom)
+    terms = {"E": err_E, "F": err_F,
+             "L2": loss.l2reg(graph.network),
+             "R": loss.Mean.of_node(graph.hierarchicality)}
+    metrics = {"energy_rmse_eV": rmse_E, "energy_mae_eV": mae_E, "energy_per_atom_rmse_eV": rmse_Epa,
+               "force_rmse_eV_A": rmse_F, "force_mae_eV_A": mae_F,
+               "err_E": err_E, "err_F": err_F}
+    if with_atom_energies:
+        err_A, rmse_A, _ = err(graph.atom_energies)
+        terms["A"] = err_A
+        metrics.update({"atom_energy_rmse_eV": rmse_A, "err_A": err_A})
+    return terms, metrics
+
+
+def combine(w: LossWeights, terms: dict):
+    """Eq. 5 (eq. 2 when there is no atom-energy term): the weighted sum of the loss terms."""
+    loss = w.w_E * terms["E"] + w.w_F * terms["F"] + w.w_L2 * terms["L2"] + w.w_R * terms["R"]
+    if "A" in terms:
+        loss = loss + w.w_A * terms["A"]
+    return loss
+
+
+def error_loss(w: LossWeights, values: dict) -> float:
+    """The data part of the loss (no regularisers) from validation metric values: the stopping metric."""
+    out = w.w_E * values["err_E"] + w.w_F * values["err_F"]
+    if "err_A" in values:
+        out += w.w_A * values["err_A"]
+    return float(out)

@@ -1,0 +1,337 @@
+"""Training of every model kind: teacher, student, control, control_fw, Born-Again (static and scheduled).
+
+Built on hippynn's pieces: the model graph (:mod:`tsmlip.model`), loss nodes (:mod:`tsmlip.losses`),
+``assemble_for_training``, its ``Database``, pair pre-computation (``precompute_pairs``), the
+``PatienceController`` with a ``ReduceLROnPlateau`` scheduler, and its ``Evaluator`` for per-epoch
+metrics. The epoch loop is ours because the loss weights may change by epoch (Born-Again) and because
+training must survive being killed:
+
+* a checkpoint (model, optimizer, scheduler, controller, best weights, learning curve, RNG states) is
+  written atomically every ``checkpoint_every`` epochs to ``<results>/checkpoints/<model id>/``, a place
+  Snakemake does not delete when a job fails; a rerun of the same model with the same settings resumes
+  from it (a preempted SLURM job loses at most one epoch);
+* a loss that turns NaN/inf stops the job with a message naming the epoch and batch.
+
+Outputs (``<results>/models/<model id>/``): ``model.pt`` (best weights), ``metrics.json`` and
+``curve.csv`` (see docs/outputs.md).
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import csv
+import hashlib
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .config import DISTILLED_KINDS, ModelId
+from .data import load_dataset, load_split
+from .data.split import SPLITS, dataset_fingerprint
+from .losses import build_loss_terms, combine, error_loss, schedule_for
+from .model import (DB_ATOM_ENERGIES, DB_CELL, DB_ENERGY, DB_ENERGY_PER_ATOM, DB_FORCES, DB_POSITIONS,
+                    DB_SPECIES, build_model, count_weights, device_description, load_model, resolve_device,
+                    _to_cpu, save_model)
+from .predict import error_metrics, predict
+
+CURVE_COLUMNS = ["epoch", "lr", "w_E", "w_F", "w_A", "train_loss",
+                 "train_force_rmse_eV_A", "valid_force_rmse_eV_A",
+                 "train_energy_rmse_eV", "valid_energy_rmse_eV",
+                 "train_energy_per_atom_rmse_eV", "valid_energy_per_atom_rmse_eV",
+                 "valid_atom_energy_rmse_eV", "stop_metric", "epoch_time_s", "wall_time_s"]
+
+
+class TrainingError(RuntimeError):
+    pass
+
+
+def log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def hippynn_arrays(arrays: dict, labels: np.ndarray | None) -> dict[str, np.ndarray]:
+    """The dataset as hippynn Database arrays (float32; energies as (n, 1), atom energies (n, N, 1))."""
+    n_atoms = (arrays["Z"] != 0).sum(axis=1)
+    out = {
+        DB_SPECIES: arrays["Z"].astype(np.int64),
+        DB_POSITIONS: arrays["R"].astype(np.float32),
+        DB_CELL: arrays["cell"].astype(np.float32),
+        DB_ENERGY: arrays["E"].astype(np.float32)[:, None],
+        DB_ENERGY_PER_ATOM: (arrays["E"] / n_atoms).astype(np.float32)[:, None],
+        DB_FORCES: arrays["F"].astype(np.float32),
+    }
+    if labels is not None:
+        out[DB_ATOM_ENERGIES] = labels.astype(np.float32)[..., None]
+    return out
+
+
+def _n_images(arrays: dict, cutoff: float) -> int:
+    """Periodic images needed for the pair cache: the cut-off over the smallest cell height."""
+    cells = arrays["cell"]
+    vol = np.abs(np.linalg.det(cells))
+    heights = np.stack([vol / np.linalg.norm(np.cross(cells[:, (i + 1) % 3], cells[:, (i + 2) % 3]), axis=1)
+                        for i in range(3)], axis=1)
+    return int(math.ceil(cutoff / heights.min())) + 1
+
+
+def _atomic_save(obj, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _fingerprint(model_id: ModelId, cfg: dict, dataset_path, labels_path) -> str:
+    """What a checkpoint must match to be resumed: the model, its settings, the data and labels."""
+    relevant = {"id": str(model_id), "network": cfg["network"], "training": cfg["training"],
+                "born_again": cfg["born_again"] if model_id.kind == "born_again" else None,
+                "data": dataset_fingerprint(dataset_path),
+                "labels": dataset_fingerprint(labels_path) if labels_path else None}
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def train(model_id: ModelId, cfg: dict, dataset_path, split_path, out_dir, checkpoint_dir,
+          labels_path=None) -> dict:
+    """Train one model; returns its metrics dict (also written to ``out_dir/metrics.json``)."""
+    from hippynn.experiment import assemble_for_training
+    from hippynn.experiment.assembly import precompute_pairs
+    from hippynn.experiment.controllers import PatienceController
+    from hippynn.graphs import GraphModule
+    from hippynn.pretraining import hierarchical_energy_initialization
+    from hippynn.databases import Database
+
+    tr = cfg["training"]
+    t_start = time.time()
+    out_dir, checkpoint_dir = Path(out_dir), Path(checkpoint_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(tr["device"])
+    if device.type == "cpu":
+        torch.set_num_threads(int(tr["torch_threads"]))
+    torch.set_default_dtype(torch.float32)
+
+    distilled = model_id.kind in DISTILLED_KINDS
+    if distilled and labels_path is None:
+        raise TrainingError(f"{model_id}: a {model_id.kind} model needs the teacher's atom-energy labels")
+    arrays = load_dataset(dataset_path)
+    split = load_split(split_path, len(arrays["E"]))
+    labels = None
+    if labels_path is not None:
+        with np.load(labels_path) as z:
+            labels = z["atom_E"]
+        if labels.shape != arrays["Z"].shape:
+            raise TrainingError(f"{labels_path}: labels of shape {labels.shape} do not match the dataset {arrays['Z'].shape}")
+    species = sorted(int(z) for z in np.unique(arrays["Z"]) if z != 0)
+
+    # --- model, loss, database -------------------------------------------------------------------
+    graph = build_model(model_id.arch, cfg["network"], seed=model_id.seed, species=species)
+    terms, metric_nodes = build_loss_terms(graph, with_atom_energies=distilled)
+    schedule = schedule_for(model_id.kind, cfg)
+    static_loss = combine(schedule.final, terms)  # defines what the model must output; weights applied below
+
+    def assemble():
+        return assemble_for_training(static_loss, metric_nodes)
+
+    with _quiet():
+        training_modules, db_info = assemble()
+        db = Database(hippynn_arrays(arrays, labels if distilled else None), inputs=db_info["inputs"],
+                      targets=db_info["targets"], seed=model_id.seed, quiet=True)
+        for name in ("test", "valid", "train"):
+            db.make_explicit_split(name, torch.as_tensor(split[name]))
+        hierarchical_energy_initialization(graph.henergy, db, trainable_after=False, decay_factor=1e-2)
+        if tr["precompute_pairs"]:
+            precompute_pairs(training_modules.model, db, batch_size=tr["eval_batch_size"], device=device,
+                             n_images=_n_images(arrays, cfg["network"]["dist_hard_max"]))
+            training_modules, db_info = assemble()
+            db.inputs, db.targets = db_info["inputs"], db_info["targets"]
+    model, _, evaluator = training_modules
+    term_names = [t for t in ("E", "F", "A", "L2", "R") if t in terms]
+    term_module = GraphModule(training_modules.loss.input_nodes, [terms[t] for t in term_names])
+    model.to(device)
+    term_module.to(device)
+    evaluator.model_device = device
+    if device.type == "cuda":
+        db.send_to_device(device)
+    n_in = len(db_info["inputs"])
+    n_weights = count_weights(graph)
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=tr["learning_rate"])
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=tr["lr_factor"],
+                                                           patience=tr["lr_patience"])
+    max_epochs = int(cfg["born_again"].get("max_epochs", tr["max_epochs"])) if model_id.kind == "born_again" \
+        else int(tr["max_epochs"])
+    controller = PatienceController(optimizer, scheduler, batch_size=tr["batch_size"], max_epochs=max_epochs,
+                                    stopping_key="stop_metric", eval_batch_size=tr["eval_batch_size"],
+                                    fraction_train_eval=tr["train_eval_fraction"],
+                                    termination_patience=tr["termination_patience"], quiet=True)
+
+    # --- resume ------------------------------------------------------------------------------------
+    ckpt_path = checkpoint_dir / "checkpoint.pt"
+    fingerprint = _fingerprint(model_id, cfg, dataset_path, labels_path)
+    state = {"epoch": 0, "best_metric": math.inf, "best_epoch": 0, "best_state": None, "curve": [],
+             "elapsed_s": 0.0, "phase": 0}
+    if ckpt_path.exists():
+        ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        if ck.get("fingerprint") == fingerprint:
+            model.load_state_dict(ck["model"])
+            controller.load_state_dict(ck["controller"])
+            torch.random.set_rng_state(ck["torch_rng"])
+            db.random_state.set_state(ck["db_rng"])
+            state = ck["state"]
+            log(f"[{model_id}] resuming from checkpoint at epoch {state['epoch']} ({ckpt_path})")
+        else:
+            log(f"[{model_id}] ignoring checkpoint {ckpt_path}: made with other settings or data")
+
+    log(f"[{model_id}] {n_weights} trainable weights, device {device_description(device)}, "
+        f"{len(split['train'])}/{len(split['valid'])}/{len(split['test'])} train/valid/test configs, "
+        f"max {max_epochs} epochs, patience {tr['termination_patience']}, "
+        f"final loss weights {schedule.final.as_dict()}")
+
+    # --- epoch loop --------------------------------------------------------------------------------
+    epoch = state["epoch"]
+    keep_going = epoch < max_epochs and not state.get("finished", False)
+    while keep_going:
+        epoch += 1
+        t_epoch = time.time()
+        w = schedule(epoch)
+        phase = schedule.phase(epoch)
+        if phase != state["phase"]:
+            # Born-Again: a new row of the schedule -> pick the best model within the new phase
+            state["phase"], state["best_metric"] = phase, math.inf
+            log(f"[{model_id}] epoch {epoch}: loss weights now {w.as_dict()}")
+        model.train()
+        loss_sum, n_batches = 0.0, 0
+        for b, batch in enumerate(db.make_generator("train", "train", batch_size=controller.batch_size)):
+            batch = [x.to(device, non_blocking=True) for x in batch]
+            outputs = model(*batch[:n_in])
+            values = dict(zip(term_names, term_module(*outputs, *batch[n_in:])))
+            loss = combine(w, values)
+            if not torch.isfinite(loss):
+                bad = {k: float(v) for k, v in values.items()}
+                raise TrainingError(f"{model_id}: loss became {loss.item()} at epoch {epoch}, batch {b} "
+                                    f"(terms {bad}); last good checkpoint: {ckpt_path}")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.item()
+            n_batches += 1
+        model.eval()
+        with _quiet():
+            ev_train = evaluator.evaluate(db.make_generator("train", "eval", tr["eval_batch_size"],
+                                                            subsample=tr["train_eval_fraction"]), "train", epoch)
+            ev_valid = evaluator.evaluate(db.make_generator("valid", "eval", tr["eval_batch_size"]), "valid", epoch)
+        stop_metric = error_loss(schedule.final, ev_valid)
+        if not math.isfinite(stop_metric):
+            raise TrainingError(f"{model_id}: validation loss became {stop_metric} at epoch {epoch}")
+        better = stop_metric < state["best_metric"]
+        if better:
+            state.update(best_metric=stop_metric, best_epoch=epoch,
+                         best_state=_to_cpu(model.state_dict()))
+        keep_going = controller.push_epoch(epoch, better, stop_metric, _print=lambda *a: None)
+        now = time.time()
+        elapsed = state["elapsed_s"] + (now - t_start)
+        row = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"], "w_E": w.w_E, "w_F": w.w_F, "w_A": w.w_A,
+               "train_loss": loss_sum / max(n_batches, 1),
+               "train_force_rmse_eV_A": ev_train["force_rmse_eV_A"], "valid_force_rmse_eV_A": ev_valid["force_rmse_eV_A"],
+               "train_energy_rmse_eV": ev_train["energy_rmse_eV"], "valid_energy_rmse_eV": ev_valid["energy_rmse_eV"],
+               "train_energy_per_atom_rmse_eV": ev_train["energy_per_atom_rmse_eV"],
+               "valid_energy_per_atom_rmse_eV": ev_valid["energy_per_atom_rmse_eV"],
+               "valid_atom_energy_rmse_eV": ev_valid.get("atom_energy_rmse_eV", float("nan")),
+               "stop_metric": stop_metric, "epoch_time_s": now - t_epoch, "wall_time_s": elapsed}
+        state["curve"].append(row)
+        log(f"[{model_id}] epoch {epoch:4d}  lr {row['lr']:.2e}  loss {row['train_loss']:.4g}  "
+            f"force RMSE train {row['train_force_rmse_eV_A']:.4f} valid {row['valid_force_rmse_eV_A']:.4f} eV/A  "
+            f"E/atom RMSE valid {1000 * row['valid_energy_per_atom_rmse_eV']:.2f} meV  "
+            f"{'*best* ' if better else ''}{row['epoch_time_s']:.1f} s")
+        if not keep_going or epoch % tr["checkpoint_every"] == 0:
+            state["epoch"] = epoch
+            state["finished"] = not keep_going
+            ck_state = dict(state, elapsed_s=elapsed)
+            _atomic_save({"fingerprint": fingerprint, "model": model.state_dict(),
+                          "controller": controller.state_dict(), "torch_rng": torch.random.get_rng_state(),
+                          "db_rng": db.random_state.get_state(), "state": ck_state}, ckpt_path)
+            state["elapsed_s"], t_start = elapsed, now
+
+    # --- best model, final metrics -----------------------------------------------------------------
+    if state["best_state"] is None:
+        raise TrainingError(f"{model_id}: no epoch was trained (max_epochs={max_epochs})")
+    model.load_state_dict(state["best_state"])
+    wall = state["elapsed_s"] + (time.time() - t_start)
+    meta = {"model_id": str(model_id), "best_epoch": state["best_epoch"], "epochs": epoch}
+    save_model(graph, out_dir / "model.pt", **meta)
+    with open(out_dir / "curve.csv", "w", newline="") as fh:
+        wr = csv.DictWriter(fh, fieldnames=CURVE_COLUMNS)
+        wr.writeheader()
+        wr.writerows(state["curve"])
+    final = load_model(out_dir / "model.pt", device=device)  # scores exactly what was saved
+    splits = {}
+    for name in SPLITS:
+        pred = predict(final, arrays, split[name], device=device, batch_size=tr["eval_batch_size"])
+        splits[name] = error_metrics(pred, arrays, split[name], labels)
+    metrics = {
+        "model_id": str(model_id), "kind": model_id.kind, "width": model_id.arch.width,
+        "n_sensitivities": model_id.arch.n_sensitivities, "n_atom_layers": model_id.arch.n_atom_layers,
+        "seed": model_id.seed, "n_weights": n_weights, "epochs": epoch, "best_epoch": state["best_epoch"],
+        "wall_time_s": wall, "device": device_description(device),
+        "loss_weights": schedule.final.as_dict(),
+        "loss_schedule": None if model_id.kind != "born_again" else cfg["born_again"],
+        "teacher_labels": str(labels_path) if labels_path else None,
+        "atom_energy_labels_in_loss": distilled,
+        "splits": splits,
+    }
+    with open(out_dir / "metrics.json", "w") as fh:
+        json.dump(metrics, fh, indent=2)
+    t = splits["test"]
+    log(f"[{model_id}] done: {epoch} epochs (best {state['best_epoch']}), {wall:.0f} s; test force RMSE "
+        f"{t['force_rmse_eV_A']:.4f} eV/A, energy RMSE {1000 * t['energy_per_atom_rmse_eV']:.2f} meV/atom")
+    return metrics
+
+
+class _quiet:
+    """Silence hippynn's chatty prints (database tables, assembly) in the training log."""
+
+    def __enter__(self):
+        self._stdout = sys.stdout
+        sys.stdout = open(os.devnull, "w")
+
+    def __exit__(self, *exc):
+        sys.stdout.close()
+        sys.stdout = self._stdout
+        return False
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="tsmlip train", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model-id", required=True, help="e.g. student/w16-s10-l2/seed1")
+    p.add_argument("--settings", required=True,
+                   help="JSON object with the config sections network, training, born_again "
+                        "(a JSON string, or @file.json)")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--split", required=True)
+    p.add_argument("--labels", default=None, help="teacher atom-energy labels (students; others: evaluation)")
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--checkpoint-dir", required=True)
+    a = p.parse_args(argv)
+    cfg = settings_from_arg(a.settings)
+    try:
+        train(ModelId.parse(a.model_id), cfg, a.dataset, a.split, a.out_dir, a.checkpoint_dir, a.labels)
+    except TrainingError as e:
+        print(f"tsmlip train: error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def settings_from_arg(arg: str) -> dict:
+    """The config sections a step needs, as a JSON string or ``@file.json``."""
+    text = Path(arg[1:]).read_text() if arg.startswith("@") else arg
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise SystemExit(f"tsmlip: --settings is not valid JSON ({e})")
