@@ -193,6 +193,21 @@ def train(model_id: ModelId, cfg: dict, dataset_path, split_path, out_dir, check
         f"max {max_epochs} epochs, patience {tr['termination_patience']}, "
         f"final loss weights {schedule.final.as_dict()}")
 
+    # --- epoch 0: the model as training starts it (after the energy-offset initialisation) -----------
+    if state["epoch"] == 0 and not state["curve"]:
+        model.eval()
+        with _quiet():
+            ev = {name: evaluator.evaluate(db.make_generator(name, "eval", tr["eval_batch_size"]), name, 0)
+                  for name in SPLITS}
+        state["untrained"] = {name: {k: ev[name][k] for k in ("energy_rmse_eV", "energy_per_atom_rmse_eV",
+                                                               "force_rmse_eV_A", "force_mae_eV_A")}
+                              for name in SPLITS}
+        w0 = schedule(1)
+        state["curve"].append(_curve_row(0, optimizer, w0, float("nan"), ev["train"], ev["valid"],
+                                         error_loss(schedule.final, ev["valid"]), 0.0, 0.0))
+        log(f"[{model_id}] epoch    0  (untrained) force RMSE train {ev['train']['force_rmse_eV_A']:.4f} "
+            f"valid {ev['valid']['force_rmse_eV_A']:.4f} eV/A")
+
     # --- epoch loop --------------------------------------------------------------------------------
     epoch = state["epoch"]
     keep_going = epoch < max_epochs and not state.get("finished", False)
@@ -236,14 +251,8 @@ def train(model_id: ModelId, cfg: dict, dataset_path, split_path, out_dir, check
         keep_going = controller.push_epoch(epoch, better, stop_metric, _print=lambda *a: None)
         now = time.time()
         elapsed = state["elapsed_s"] + (now - t_start)
-        row = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"], "w_E": w.w_E, "w_F": w.w_F, "w_A": w.w_A,
-               "train_loss": loss_sum / max(n_batches, 1),
-               "train_force_rmse_eV_A": ev_train["force_rmse_eV_A"], "valid_force_rmse_eV_A": ev_valid["force_rmse_eV_A"],
-               "train_energy_rmse_eV": ev_train["energy_rmse_eV"], "valid_energy_rmse_eV": ev_valid["energy_rmse_eV"],
-               "train_energy_per_atom_rmse_eV": ev_train["energy_per_atom_rmse_eV"],
-               "valid_energy_per_atom_rmse_eV": ev_valid["energy_per_atom_rmse_eV"],
-               "valid_atom_energy_rmse_eV": ev_valid.get("atom_energy_rmse_eV", float("nan")),
-               "stop_metric": stop_metric, "epoch_time_s": now - t_epoch, "wall_time_s": elapsed}
+        row = _curve_row(epoch, optimizer, w, loss_sum / max(n_batches, 1), ev_train, ev_valid, stop_metric,
+                         now - t_epoch, elapsed)
         state["curve"].append(row)
         log(f"[{model_id}] epoch {epoch:4d}  lr {row['lr']:.2e}  loss {row['train_loss']:.4g}  "
             f"force RMSE train {row['train_force_rmse_eV_A']:.4f} valid {row['valid_force_rmse_eV_A']:.4f} eV/A  "
@@ -284,6 +293,7 @@ def train(model_id: ModelId, cfg: dict, dataset_path, split_path, out_dir, check
         "teacher_labels": str(labels_path) if labels_path else None,
         "atom_energy_labels_in_loss": distilled,
         "splits": splits,
+        "untrained": state.get("untrained"),
     }
     with open(out_dir / "metrics.json", "w") as fh:
         json.dump(metrics, fh, indent=2)
@@ -291,6 +301,17 @@ def train(model_id: ModelId, cfg: dict, dataset_path, split_path, out_dir, check
     log(f"[{model_id}] done: {epoch} epochs (best {state['best_epoch']}), {wall:.0f} s; test force RMSE "
         f"{t['force_rmse_eV_A']:.4f} eV/A, energy RMSE {1000 * t['energy_per_atom_rmse_eV']:.2f} meV/atom")
     return metrics
+
+
+def _curve_row(epoch, optimizer, w, train_loss, ev_train, ev_valid, stop_metric, epoch_time, wall) -> dict:
+    return {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"], "w_E": w.w_E, "w_F": w.w_F, "w_A": w.w_A,
+            "train_loss": train_loss,
+            "train_force_rmse_eV_A": ev_train["force_rmse_eV_A"], "valid_force_rmse_eV_A": ev_valid["force_rmse_eV_A"],
+            "train_energy_rmse_eV": ev_train["energy_rmse_eV"], "valid_energy_rmse_eV": ev_valid["energy_rmse_eV"],
+            "train_energy_per_atom_rmse_eV": ev_train["energy_per_atom_rmse_eV"],
+            "valid_energy_per_atom_rmse_eV": ev_valid["energy_per_atom_rmse_eV"],
+            "valid_atom_energy_rmse_eV": ev_valid.get("atom_energy_rmse_eV", float("nan")),
+            "stop_metric": stop_metric, "epoch_time_s": epoch_time, "wall_time_s": wall}
 
 
 class _quiet:

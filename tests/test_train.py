@@ -1,0 +1,187 @@
+"""Losses, training, resume after a kill, the NaN guard and the teacher's labels, on the tiny data."""
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from tsmlip.config import ConfigError, ModelId, load_config, validate
+from tsmlip.label import LabelError, label, load_labels
+from tsmlip.losses import BornAgainSchedule, LossWeights, build_loss_terms, combine
+from tsmlip.train import TrainingError, hippynn_arrays, train
+
+
+def settings(cfg, **training):
+    s = {k: json.loads(json.dumps(cfg[k])) for k in ("network", "training", "born_again")}
+    s["training"].update(training)
+    return s
+
+
+@pytest.fixture(scope="module")
+def teacher(tiny_cfg, tiny_data, tmp_path_factory):
+    ds, sp, _ = tiny_data
+    d = tmp_path_factory.mktemp("teacher")
+    mid = ModelId.parse("teacher/w12-s8-l2/seed0")
+    metrics = train(mid, settings(tiny_cfg, max_epochs=8), ds, sp, d / "model", d / "ckpt")
+    return d, metrics
+
+
+def read_curve(path):
+    with open(path) as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_teacher_learns(teacher):
+    """The trained teacher beats the model it started from (epoch 0) on the test split."""
+    d, metrics = teacher
+    assert metrics["splits"]["test"]["force_rmse_eV_A"] < metrics["untrained"]["test"]["force_rmse_eV_A"]
+    curve = read_curve(d / "model" / "curve.csv")
+    assert [int(r["epoch"]) for r in curve] == list(range(0, 9))  # epoch 0 = untrained
+    for split_name in ("train", "valid", "test"):
+        for k, v in metrics["splits"][split_name].items():
+            assert v is None or np.isfinite(v), (split_name, k)
+    assert metrics["n_weights"] > 0 and metrics["epochs"] == 8 and 1 <= metrics["best_epoch"] <= 8
+    assert (d / "model" / "model.pt").exists()
+
+
+def test_labels_sum_to_teacher_energy_and_corruption_is_refused(teacher, tiny_data, tmp_path):
+    d, _ = teacher
+    ds, _, arrays = tiny_data
+    info = label([str(d / "model" / "model.pt")], str(ds), str(tmp_path / "labels.npz"), 1e-3, "0", "cpu")
+    assert info["max_sum_deviation_eV"] < 1e-3
+    assert info["vs_reference"]["n_atoms"] == int((arrays["Z"] != 0).sum())
+    atom_E = load_labels(tmp_path / "labels.npz", arrays, 1e-3)
+    assert np.all(atom_E[arrays["Z"] == 0] == 0)
+    z = dict(np.load(tmp_path / "labels.npz"))
+    z["atom_E"][3, 0] += 0.5  # one atom's label corrupted
+    np.savez(tmp_path / "corrupt.npz", **z)
+    with pytest.raises(LabelError, match="configuration 3"):
+        load_labels(tmp_path / "corrupt.npz", arrays, 1e-3)
+
+
+def _batch_terms(tiny_cfg, arrays, labels, kind_with_A, pad_garbage=False):
+    """Loss terms of one batch for a freshly built model (seed 1) with or without the A term."""
+    from hippynn.experiment import assemble_for_training
+    from hippynn.graphs import GraphModule
+    from tsmlip.config import Arch
+    from tsmlip.model import build_model
+
+    g = build_model(Arch(6, 6, 1), tiny_cfg["network"], seed=1)
+    terms, metrics = build_loss_terms(g, with_atom_energies=kind_with_A)
+    tm, db_info = assemble_for_training(combine(LossWeights(1, 1, 1, 1, 1), terms), metrics)
+    lab = labels.copy()
+    if pad_garbage:
+        lab[arrays["Z"] == 0] = 1e3
+    arr = hippynn_arrays(arrays, lab)
+    rows = slice(0, 6)
+    inputs = [torch.as_tensor(arr[k][rows]) for k in db_info["inputs"]]
+    targets = [torch.as_tensor(arr[k][rows]) for k in db_info["targets"]]
+    names = [t for t in ("E", "F", "A", "L2", "R") if t in terms]
+    mod = GraphModule(tm.loss.input_nodes, [terms[t] for t in names])
+    return dict(zip(names, mod(*tm.model(*inputs), *targets)))
+
+
+def test_student_loss_with_wA_zero_equals_control_loss(tiny_cfg, tiny_data):
+    _, _, arrays = tiny_data
+    labels = np.where(arrays["Z"] != 0, -0.01 * arrays["Z"], 0.0)
+    student = _batch_terms(tiny_cfg, arrays, labels, True)
+    control = _batch_terms(tiny_cfg, arrays, labels, False)
+    w0 = LossWeights(1.0, 30.0, 0.0, 1e-4, 0.01)
+    assert float(combine(w0, student)) == pytest.approx(float(combine(w0, control)), rel=1e-6)
+    assert float(combine(LossWeights(1.0, 30.0, 100.0, 1e-4, 0.01), student)) > float(combine(w0, control))
+
+
+def test_atom_energy_term_ignores_padding(tiny_cfg, tiny_data):
+    _, _, arrays = tiny_data
+    assert (arrays["Z"][:6] == 0).any(), "the first batch needs padded configurations"
+    labels = np.where(arrays["Z"] != 0, -0.01, 0.0)
+    clean = _batch_terms(tiny_cfg, arrays, labels, True)["A"]
+    garbage = _batch_terms(tiny_cfg, arrays, labels, True, pad_garbage=True)["A"]
+    assert float(clean) == pytest.approx(float(garbage), rel=1e-7)
+
+
+def test_born_again_schedule_table1():
+    cfg = load_config()
+    rows = cfg["born_again"]["schedule"]
+    step = BornAgainSchedule(rows, 1e-4, 0.01, epoch_scale=1.0, interpolation="step")
+    assert step(1).as_dict() == {"w_E": 0.0, "w_F": 75.0, "w_A": 200.0, "w_L2": 1e-4, "w_R": 0.01}
+    assert step(199).w_A == 200 and step(200).w_A == 160 and step(249).w_F == 63
+    assert (step(400).w_E, step(400).w_F, step(400).w_A) == (1.0, 15.0, 0.0) == (step(900).w_E, step(900).w_F, 0.0)
+    lin = BornAgainSchedule(rows, 0, 0, interpolation="linear")
+    assert lin(225).w_A == pytest.approx(140.0) and lin(100).w_E == pytest.approx(0.2 * 99 / 199)
+    scaled = BornAgainSchedule(rows, 0, 0, epoch_scale=0.1)
+    assert scaled.final_epoch == 40 and scaled(20).w_A == 160
+    with pytest.raises(ValueError, match="merges schedule rows"):
+        BornAgainSchedule(rows, 0, 0, epoch_scale=0.001)
+
+
+def test_config_errors_name_the_key():
+    cfg = load_config()
+    bad = json.loads(json.dumps(cfg))
+    bad["training"]["batch_size"] = "sixteen"
+    with pytest.raises(ConfigError, match="training.batch_size"):
+        validate(bad)
+    bad = json.loads(json.dumps(cfg))
+    bad["teacher"]["widht"] = 3
+    with pytest.raises(ConfigError, match="teacher"):
+        validate(bad)
+    bad = json.loads(json.dumps(cfg))
+    bad["labels"]["teacher"] = 7
+    with pytest.raises(ConfigError, match="labels.teacher"):
+        validate(bad)
+
+
+def test_nan_loss_stops_with_clear_message(tiny_cfg, tiny_data, tmp_path):
+    ds, sp, arrays = tiny_data
+    bad = dict(arrays)
+    bad["F"] = arrays["F"].copy()
+    train_rows = np.load(sp)["train"]
+    bad["F"][train_rows[0], 0, 0] = np.nan
+    np.savez(tmp_path / "nan.npz", **bad)
+    with pytest.raises(TrainingError, match=r"loss became nan at epoch 1"):
+        train(ModelId.parse("control/w6-s6-l1/seed1"), settings(tiny_cfg), tmp_path / "nan.npz", sp,
+              tmp_path / "m", tmp_path / "c")
+
+
+def test_killed_training_resumes_from_checkpoint(tiny_cfg, tiny_data, tmp_path):
+    """SIGKILL a training run after a few epochs, rerun it: it resumes, no epoch is repeated."""
+    ds, sp, _ = tiny_data
+    s = json.dumps(settings(tiny_cfg, max_epochs=40, torch_threads=1))
+    cmd = [sys.executable, "-m", "tsmlip.cli", "train", "--model-id", "control/w6-s6-l1/seed2",
+           "--settings", s, "--dataset", str(ds), "--split", str(sp),
+           "--out-dir", str(tmp_path / "m"), "--checkpoint-dir", str(tmp_path / "c")]
+    ckpt = tmp_path / "c" / "checkpoint.pt"
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    killed_after = None
+    t0 = time.time()
+    while time.time() - t0 < 120 and proc.poll() is None:
+        if ckpt.exists():
+            try:
+                epoch = torch.load(ckpt, weights_only=False)["state"]["epoch"]
+            except Exception:  # caught mid-replace: try again
+                epoch = 0
+            if epoch >= 3:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait()
+                killed_after = epoch
+                break
+        time.sleep(0.02)
+    assert killed_after is not None, "training finished or stalled before it could be killed"
+    assert not (tmp_path / "m" / "metrics.json").exists()
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    resumed = [l for l in out.stdout.splitlines() if "resuming from checkpoint at epoch" in l]
+    assert resumed, out.stdout
+    k = int(resumed[0].split("at epoch")[1].split()[0])
+    assert k >= killed_after
+    epochs_run_now = [int(l.split("epoch")[1].split()[0]) for l in out.stdout.splitlines() if "] epoch " in l
+                      and "loss weights" not in l]
+    assert epochs_run_now and epochs_run_now[0] == k + 1  # nothing repeated from zero
+    curve = [int(r["epoch"]) for r in read_curve(tmp_path / "m" / "curve.csv")]
+    assert curve == list(range(0, len(curve)))
