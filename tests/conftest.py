@@ -37,3 +37,23 @@ def tiny_data(tmp_path_factory, tiny_cfg):
     sp = tiny_cfg["split"]
     np.savez(d / "split.npz", **make_split(len(arrays["E"]), sp["valid_fraction"], sp["test_fraction"], sp["seed"]))
     return d / "dataset.npz", d / "split.npz", arrays
+
+
+def run_snakemake(*args, cwd=ROOT, timeout=1800):
+    """Run snakemake from the repo root with the package's CLI on PATH; returns CompletedProcess."""
+    import subprocess
+
+    env = dict(os.environ)
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    return subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def e2e_run(tmp_path_factory):
+    """The whole DAG of config/test.yaml, run once per session into a temporary results dir."""
+    results = tmp_path_factory.mktemp("e2e") / "results"
+    out = run_snakemake("--cores", "2", "--configfile", "config/test.yaml",
+                        "--config", f"results_dir={results}", "--rerun-incomplete")
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-8000:]
+    return results, out

@@ -1,4 +1,5 @@
-# Helpers shared by every rule file: config validation, model ids, paths.
+# Shared helpers (config validation, model ids, paths) for the rule files of each stage.
+import json
 import sys
 from pathlib import Path
 
@@ -17,12 +18,6 @@ KINDS_RE = "|".join(tsconfig.KINDS)
 ARCH_RE = r"w\d+-s\d+-l\d+"
 
 
-wildcard_constraints:
-    kind=KINDS_RE,
-    arch=ARCH_RE,
-    seed=r"\d+",
-
-
 def res(*parts):
     """A path under results_dir."""
     return str(RESULTS.joinpath(*parts))
@@ -32,7 +27,59 @@ def model_file(model_id, name):
     return res("models", str(model_id), name)
 
 
-#: every stage appends the files that `rule all` must build
+#: one software environment for every rule (used with `--sdm conda`)
+CONDA_ENV = "../../envs/tsmlip.yaml"
+
+DATASET = res("data", "dataset.npz")
+SPLIT = res("data", "split.npz")
+LABELS = res("labels", "atom_energies.npz")
+
+
+# --- training (train.smk) ---------------------------------------------------------------------------
+def train_settings(wildcards=None):
+    """The config sections training reads; a change to them (and only them) reruns training."""
+    return json.dumps({k: config[k] for k in ("network", "training", "born_again")})
+
+
+#: resource hints for a cluster; the SLURM profile may override them per rule
+TRAIN_RESOURCES = dict(gpu=1, mem_mb=4000, runtime=720)
+
+
+def train_shell(with_labels):
+    labels = "--labels {input.labels} " if with_labels else ""
+    return (
+        "tsmlip train --model-id {wildcards.kind}/{wildcards.arch}/seed{wildcards.seed}"
+        " --settings '{params.settings}' --dataset {input.data} --split {input.split} "
+        f"{labels}--out-dir {{params.out_dir}} --checkpoint-dir {{params.ckpt_dir}} > {{log}} 2>&1"
+    )
+
+
+def model_outputs():
+    return dict(
+        model=res("models", "{kind}", "{arch}", "seed{seed}", "model.pt"),
+        metrics=res("models", "{kind}", "{arch}", "seed{seed}", "metrics.json"),
+        curve=res("models", "{kind}", "{arch}", "seed{seed}", "curve.csv"),
+    )
+
+
+TRAIN_PARAMS = dict(
+    settings=train_settings,
+    out_dir=lambda w: res("models", w.kind, w.arch, f"seed{w.seed}"),
+    ckpt_dir=lambda w: res("checkpoints", w.kind, w.arch, f"seed{w.seed}"),
+)
+
+
+
+# --- labels (label.smk) -----------------------------------------------------------------------------
+def label_teachers(wildcards=None):
+    choice = config["labels"]["teacher"]
+    ids = tsconfig.teacher_ids(config)
+    if choice != "mean":
+        ids = [m for m in ids if m.seed == int(choice)]
+    return [model_file(m, "model.pt") for m in ids]
+
+
+#: every stage appends the files that the default target (`all`) must build
 TARGETS = []
 
 

@@ -1,11 +1,5 @@
 # Data stage: the dataset (generated with EMT, or converted from ANI-Al HDF5 / extended XYZ) and the
 # one train/valid/test split that every model reads.
-import json
-
-DATASET = res("data", "dataset.npz")
-SPLIT = res("data", "split.npz")
-
-
 if config["data"]["source"] == "emt":
 
     rule generate_dataset:
@@ -23,6 +17,8 @@ if config["data"]["source"] == "emt":
         resources:
             mem_mb=2000,
             runtime=60,
+        conda:
+            CONDA_ENV
         shell:
             "tsmlip generate-dataset --config-json '{params.emt}' --min-distance {params.min_distance}"
             " --out {output.data} > {log} 2>&1"
@@ -47,6 +43,8 @@ else:
         resources:
             mem_mb=8000,
             runtime=60,
+        conda:
+            CONDA_ENV
         shell:
             "tsmlip prepare-dataset --source {params.source} --path {input} --min-distance {params.min_distance}"
             " --ani-energy-shift {params.shift} --out {output.data} > {log} 2>&1"
@@ -66,6 +64,8 @@ rule split:
     resources:
         mem_mb=2000,
         runtime=10,
+    conda:
+        CONDA_ENV
     shell:
         "tsmlip split --dataset {input} --valid-fraction {params.sp[valid_fraction]}"
         " --test-fraction {params.sp[test_fraction]} --seed {params.sp[seed]} --out {output.split} > {log} 2>&1"

@@ -1,15 +1,4 @@
 # The teacher's atom energies for every configuration (all splits): the students' extra targets.
-LABELS = res("labels", "atom_energies.npz")
-
-
-def label_teachers(wildcards=None):
-    choice = config["labels"]["teacher"]
-    ids = tsconfig.teacher_ids(config)
-    if choice != "mean":
-        ids = [m for m in ids if m.seed == int(choice)]
-    return [model_file(m, "model.pt") for m in ids]
-
-
 rule label_atom_energies:
     input:
         teachers=label_teachers,
@@ -28,6 +17,8 @@ rule label_atom_energies:
     resources:
         mem_mb=4000,
         runtime=60,
+    conda:
+        CONDA_ENV
     shell:
         "tsmlip label --teacher {input.teachers} --choice {params.choice} --dataset {input.data}"
         " --tolerance {params.tol} --device cpu --out {output.labels} > {log} 2>&1"

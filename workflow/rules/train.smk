@@ -2,46 +2,6 @@
 # One rule per kind so the DAG reads like the paper; they all call `tsmlip train`.
 # Checkpoints live under results/checkpoints/ (not a rule output, so Snakemake keeps them when a job
 # dies); a rerun resumes from them.
-import json
-
-
-def train_settings(wildcards=None):
-    """The config sections training reads; a change to them (and only them) reruns training."""
-    return json.dumps({k: config[k] for k in ("network", "training", "born_again")})
-
-
-# resource hints for a cluster; the SLURM profile may override them per rule
-TRAIN_RESOURCES = dict(gpu=1, mem_mb=4000, runtime=720)
-
-
-def labels_input(wildcards):
-    return LABELS
-
-
-def train_shell(with_labels):
-    labels = " --labels {input.labels}" if with_labels else ""
-    return (
-        "tsmlip train --model-id {wildcards.kind}/{wildcards.arch}/seed{wildcards.seed}"
-        " --settings '{params.settings}' --dataset {input.data} --split {input.split}" + labels +
-        " --out-dir {params.out_dir} --checkpoint-dir {params.ckpt_dir} > {log} 2>&1"
-    )
-
-
-def model_outputs():
-    return dict(
-        model=res("models", "{kind}", "{arch}", "seed{seed}", "model.pt"),
-        metrics=res("models", "{kind}", "{arch}", "seed{seed}", "metrics.json"),
-        curve=res("models", "{kind}", "{arch}", "seed{seed}", "curve.csv"),
-    )
-
-
-TRAIN_PARAMS = dict(
-    settings=train_settings,
-    out_dir=lambda w: res("models", w.kind, w.arch, f"seed{w.seed}"),
-    ckpt_dir=lambda w: res("checkpoints", w.kind, w.arch, f"seed{w.seed}"),
-)
-
-
 rule train_teacher:
     input:
         data=DATASET,
@@ -59,6 +19,8 @@ rule train_teacher:
     threads: config["training"]["torch_threads"]
     resources:
         **TRAIN_RESOURCES,
+    conda:
+        CONDA_ENV
     shell:
         train_shell(with_labels=False)
 
@@ -67,7 +29,7 @@ rule train_student:
     input:
         data=DATASET,
         split=SPLIT,
-        labels=labels_input,
+        labels=LABELS,
     output:
         **model_outputs(),
     wildcard_constraints:
@@ -81,6 +43,8 @@ rule train_student:
     threads: config["training"]["torch_threads"]
     resources:
         **TRAIN_RESOURCES,
+    conda:
+        CONDA_ENV
     shell:
         train_shell(with_labels=True)
 
@@ -90,7 +54,7 @@ rule train_control:
     input:
         data=DATASET,
         split=SPLIT,
-        labels=labels_input,
+        labels=LABELS,
     output:
         **model_outputs(),
     wildcard_constraints:
@@ -104,6 +68,8 @@ rule train_control:
     threads: config["training"]["torch_threads"]
     resources:
         **TRAIN_RESOURCES,
+    conda:
+        CONDA_ENV
     shell:
         train_shell(with_labels=True)
 
@@ -112,7 +78,7 @@ rule train_born_again:
     input:
         data=DATASET,
         split=SPLIT,
-        labels=labels_input,
+        labels=LABELS,
     output:
         **model_outputs(),
     wildcard_constraints:
@@ -126,6 +92,8 @@ rule train_born_again:
     threads: config["training"]["torch_threads"]
     resources:
         **TRAIN_RESOURCES,
+    conda:
+        CONDA_ENV
     shell:
         train_shell(with_labels=True)
 

@@ -1,0 +1,60 @@
+"""The Snakemake workflow: planning, lint, and one end-to-end run of the whole DAG on the tiny config."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import run_snakemake
+from tsmlip.config import all_model_ids, load_config
+
+
+def test_dry_run_and_lint_default_config():
+    out = run_snakemake("-n")
+    assert out.returncode == 0, out.stderr[-3000:]
+    lint = run_snakemake("--lint")
+    assert lint.returncode == 0, lint.stdout[-3000:] + lint.stderr[-3000:]
+
+
+def test_paper_config_plans_the_whole_sweep():
+    out = run_snakemake("-n", "--configfile", "config/paper.yaml")
+    assert out.returncode == 0, out.stderr[-3000:]
+    cfg = load_config("config/paper.yaml")
+    n_models = len(all_model_ids(cfg))
+    assert n_models >= 150
+    table = out.stdout[out.stdout.index("Job stats"):]
+    counts = {l.split()[0]: int(l.split()[1]) for l in table.splitlines()[3:] if len(l.split()) == 2
+              and l.split()[1].isdigit()}
+    trained = sum(v for k, v in counts.items() if k.startswith("train_"))
+    assert trained == n_models
+
+
+def test_bad_config_fails_before_any_job(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("training: {batch_size: sixteen}\n")
+    out = run_snakemake("-n", "--configfile", str(bad))
+    assert out.returncode != 0
+    assert "batch_size" in out.stdout + out.stderr
+
+
+def test_end_to_end_tiny(e2e_run):
+    results, out = e2e_run
+    cfg = load_config("config/test.yaml")
+    for mid in all_model_ids(cfg):
+        d = results / "models" / str(mid)
+        m = json.loads((d / "metrics.json").read_text())
+        assert m["model_id"] == str(mid)
+        for split in ("train", "valid", "test"):
+            assert np.isfinite(m["splits"][split]["force_rmse_eV_A"])
+        if mid.kind != "teacher":
+            assert np.isfinite(m["splits"]["test"]["atom_energy_rmse_eV"])
+        curve = pd.read_csv(d / "curve.csv")
+        assert curve["epoch"].iloc[0] == 0 and curve["epoch"].is_monotonic_increasing
+    labels = json.loads((results / "labels" / "atom_energies.json").read_text())
+    assert labels["max_sum_deviation_eV"] < cfg["labels"]["sum_tolerance_eV"]
+    # students and controls of one architecture and seed start from the same weights
+    s = pd.read_csv(results / "models/student/w6-s6-l1/seed1/curve.csv")
+    c = pd.read_csv(results / "models/control/w6-s6-l1/seed1/curve.csv")
+    assert s["valid_force_rmse_eV_A"].iloc[0] == pytest.approx(c["valid_force_rmse_eV_A"].iloc[0], rel=1e-6)
+    again = run_snakemake("-n", "--configfile", "config/test.yaml", "--config", f"results_dir={results}")
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
