@@ -11,3 +11,8 @@ _os.environ.setdefault("HIPPYNN_USE_CUSTOM_KERNELS", "False")
 _os.environ.setdefault("HIPPYNN_PROGRESS", "none")
 
 __version__ = "0.1.0"
+
+import warnings as _warnings
+
+# hippynn builds a small sparse tensor at import; torch's note about it is noise in every log
+_warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly disabled")

@@ -19,7 +19,8 @@ import torch
 
 from .data import load_dataset
 from .model import device_description, load_model, resolve_device
-from .predict import atom_energy_agreement, predict
+from .metrics import atom_energy_agreement
+from .predict import predict
 
 
 class LabelError(ValueError):

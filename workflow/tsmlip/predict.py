@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .metrics import atom_energy_agreement
 from .model import DB_CELL, DB_POSITIONS, DB_SPECIES, ModelGraph
 
 
@@ -31,25 +32,6 @@ def predict(graph: ModelGraph, arrays: dict, rows: np.ndarray | None = None, dev
     real = arrays["Z"][rows] != 0
     A = np.concatenate(A) * real
     return {"E": np.concatenate(E), "F": np.concatenate(F) * real[..., None], "atom_E": A}
-
-
-def atom_energy_agreement(pred: np.ndarray, ref: np.ndarray, mask: np.ndarray) -> dict:
-    """Agreement of two sets of per-atom energies over real atoms (``mask``), after removing one
-    constant offset per atom (atom energies are defined only up to a constant per species).
-
-    :returns: ``rmse_eV`` (after the offset), ``pearson_r``, ``offset_eV`` (mean of pred - ref),
-        ``ref_std_eV`` (spread of the reference), ``n_atoms``. Perfect agreement: rmse 0, r 1.
-    """
-    p = np.asarray(pred, dtype=float)[mask]
-    r = np.asarray(ref, dtype=float)[mask]
-    offset = float(np.mean(p - r))
-    rmse = float(np.sqrt(np.mean((p - r - offset) ** 2)))
-    if np.std(p) > 0 and np.std(r) > 0:
-        corr = float(np.corrcoef(p, r)[0, 1])
-    else:
-        corr = float("nan")
-    return {"rmse_eV": rmse, "pearson_r": corr, "offset_eV": offset, "ref_std_eV": float(np.std(r)),
-            "n_atoms": int(mask.sum())}
 
 
 def error_metrics(pred: dict, arrays: dict, rows: np.ndarray, labels: np.ndarray | None = None) -> dict:

@@ -1,0 +1,382 @@
+"""Aggregation and claims on a synthetic run with known numbers (no training: seconds)."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tsmlip import aggregate, claims
+
+#: synthetic sweep: arch -> (n_weights, us per atom step, memory per atom in bytes, control test force RMSE)
+ARCHS = {
+    "w4-s4-l1": (500, 1.0, 10_000, 0.30),
+    "w8-s4-l1": (1500, 2.0, 20_000, 0.20),
+    "w16-s4-l1": (5000, 4.0, 40_000, 0.15),
+}
+SEEDS = (1, 2, 3)
+TEACHER = "w12-s8-l2"
+EPOCHS = 30
+ENGINE = "ase"
+#: per-seed relative wiggles (paired differences then have a small, non-zero spread)
+WIGGLE = {1: -0.01, 2: 0.0, 3: 0.012}
+#: students' energy-per-atom errors relative to their control's: no systematic effect
+ENERGY_SIGN = {1: 0.05, 2: -0.05, 3: 0.0}
+#: scheduled Born-Again beats the teacher (0.100 eV/A); the static one does not differ
+BA_FORCE = {"born_again": (0.090, 0.091, 0.089), "born_again_static": (0.100, 0.103, 0.097)}
+BA_ENERGY = {"born_again": (0.27, 0.272, 0.268), "born_again_static": (0.30, 0.31, 0.29)}
+
+
+def _write_json(path: Path, obj: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj))
+
+
+def _curve(final: float, tau: float) -> pd.DataFrame:
+    """Validation force RMSE final + exp(-epoch / tau); training 10 % lower; 2 s per epoch."""
+    e = np.arange(1, EPOCHS + 1)
+    valid = final + np.exp(-e / tau)
+    return pd.DataFrame({
+        "epoch": e, "lr": 1e-3, "w_E": 1.0, "w_F": 10.0, "w_A": 0.0, "train_loss": valid,
+        "train_force_rmse_eV_A": 0.9 * valid, "valid_force_rmse_eV_A": valid,
+        "train_energy_rmse_eV": valid, "valid_energy_rmse_eV": valid,
+        "train_energy_per_atom_rmse_eV": valid / 100, "valid_energy_per_atom_rmse_eV": valid / 100,
+        "epoch_time_s": 2.0, "wall_time_s": 2.0 * e,
+    })
+
+
+def _model(root: Path, kind: str, arch: str, seed: int, force: float, energy: float, energy_pa: float,
+           tau: float, weights: dict, n_weights: int, atom_rmse=None, md=None, rdf=None) -> None:
+    d = root / "models" / kind / arch / f"seed{seed}"
+    split = {"n_configs": 10, "energy_rmse_eV": energy, "energy_per_atom_rmse_eV": energy_pa,
+             "force_rmse_eV_A": force, "force_mae_eV_A": 0.8 * force, "atom_energy_rmse_eV": atom_rmse,
+             "atom_energy_pearson_r": None if atom_rmse is None else 1 - 10 * atom_rmse}
+    w, s, l = (int(x[1:]) for x in arch.split("-"))
+    _write_json(d / "metrics.json", {
+        "model_id": f"{kind}/{arch}/seed{seed}", "kind": kind, "width": w, "n_sensitivities": s, "n_atom_layers": l,
+        "seed": seed, "n_weights": n_weights, "epochs": EPOCHS, "best_epoch": EPOCHS, "wall_time_s": 2.0 * EPOCHS,
+        "device": "cpu", "loss_weights": weights, "teacher_labels": None if kind in ("teacher", "control") else "teacher/mean",
+        "splits": {"train": dict(split, force_rmse_eV_A=0.9 * force), "valid": split, "test": split},
+    })
+    _curve(force, tau).to_csv(d / "curve.csv", index=False)
+    if md is not None:
+        us, mem = md
+        _write_json(d / f"md_timing_{ENGINE}.json", {
+            "model_id": f"{kind}/{arch}/seed{seed}", "engine": ENGINE, "device": "cpu", "device_name": "Test CPU",
+            "n_atoms": 500, "us_per_atom_step": us, "steps_per_s": 1e6 / (us * 500), "ns_per_day": 1.0,
+            "energy_drift_eV_per_atom_per_ps": 1e-5, "stable": True})
+        _write_json(d / "max_atoms.json", {
+            "model_id": f"{kind}/{arch}/seed{seed}", "device": "cpu", "device_name": "Test CPU", "max_atoms": int(1e9 // mem),
+            "memory_budget_bytes": 1e9, "memory_per_atom_bytes": mem, "memory_per_atom_slope_bytes": mem, "sizes": [100, 200]})
+    if rdf is not None:
+        _write_json(d / "rdf_error.json", {"model_id": f"{kind}/{arch}/seed{seed}", "error_vs_teacher": rdf,
+                                            "error_vs_reference": rdf + 0.1, "definition": "integral |g - g_teacher| dr (A)",
+                                            "first_peak_r_A": 2.8, "first_peak_g": 3.0})
+
+
+def write_synthetic_run(root: Path, md: bool = True, rdf: bool = True) -> Path:
+    """Per-model files of a synthetic run under ``root`` (``root/models/...``, ``root/labels/...``)."""
+    W = {"teacher": {"w_E": 1, "w_F": 10, "w_A": 0}, "control": {"w_E": 1, "w_F": 10, "w_A": 0},
+         "control_fw": {"w_E": 1, "w_F": 30, "w_A": 0}, "student": {"w_E": 1, "w_F": 30, "w_A": 100},
+         "born_again_static": {"w_E": 1, "w_F": 30, "w_A": 100}, "born_again": {"schedule": "table 1"}}
+    _model(root, "teacher", TEACHER, 0, 0.10, 0.30, 0.003, 2.0, W["teacher"], 20_000,
+           md=(8.0, 80_000) if md else None, rdf=0.0 if rdf else None)
+    for arch, (nw, us, mem, fc) in ARCHS.items():
+        for seed in SEEDS:
+            wig = 1 + WIGGLE[seed]
+            e_pa = 0.01 * (1 + 0.1 * WIGGLE[seed])
+            cost = (us * (1 + 0.3 * WIGGLE[seed]), mem) if md else None
+            _model(root, "control", arch, seed, fc * wig, 0.5, e_pa, 6.0, W["control"], nw, atom_rmse=0.05, md=cost,
+                   rdf=0.4 * fc if rdf else None)
+            _model(root, "control_fw", arch, seed, fc * 1.05 * (1 + 0.5 * WIGGLE[seed]), 0.5, e_pa, 6.0,
+                   W["control_fw"], nw, atom_rmse=0.05, md=cost, rdf=0.4 * fc if rdf else None)
+            _model(root, "student", arch, seed, 0.8 * fc * (1 + 0.5 * WIGGLE[seed]), 0.5, e_pa * (1 + ENERGY_SIGN[seed]),
+                   3.0, W["student"], nw, atom_rmse=0.01, md=cost, rdf=0.2 * fc if rdf else None)
+    for kind in ("born_again", "born_again_static"):
+        for seed, f, e in zip(SEEDS, BA_FORCE[kind], BA_ENERGY[kind]):
+            _model(root, kind, TEACHER, seed, f, e, e / 100, 2.0, W[kind], 20_000, atom_rmse=0.01,
+                   md=(8.0, 80_000) if md else None, rdf=0.01 if rdf else None)
+    _write_json(root / "labels" / "atom_energies.json", {
+        "teacher": "teacher/w12-s8-l2/seed0",
+        "vs_reference": {"rmse_eV": 0.02, "pearson_r": 0.9, "offset_eV": 0.1, "ref_std_eV": 0.05}})
+    return root
+
+
+def build(root: Path, factor: float = 2.0):
+    found = aggregate.collect_files(models_dir=root / "models")
+    return aggregate.build_tables(found, factor)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = write_synthetic_run(tmp_path_factory.mktemp("run"))
+    models, curves = build(root)
+    return root, models, curves
+
+
+# ------------------------------------------------------------------------------------------------ metrics
+
+
+def test_atom_energy_agreement_perfect_and_offset():
+    rng = np.random.default_rng(0)
+    ref = rng.normal(size=(4, 6))
+    mask = np.ones_like(ref, dtype=bool)
+    mask[:, 5] = False  # padding
+    pred = np.where(mask, ref + 0.7, 123.0)  # constant offset, garbage on padding
+    out = aggregate.atom_energy_agreement(pred, ref, mask)
+    assert out["rmse_eV"] == pytest.approx(0.0, abs=1e-12)
+    assert out["pearson_r"] == pytest.approx(1.0)
+    assert out["offset_eV"] == pytest.approx(0.7)
+    assert out["ref_std_eV"] == pytest.approx(ref[mask].std())
+    assert out["n_atoms"] == 20
+
+
+def test_atom_energy_agreement_known_values():
+    ref = np.array([0.0, 1.0, 2.0, 3.0])
+    pred = np.array([1.0, 1.0, 3.0, 3.0])  # diff 1, 0, 1, 0: offset 0.5, residual +-0.5
+    out = aggregate.atom_energy_agreement(pred, ref)
+    assert out["offset_eV"] == pytest.approx(0.5)
+    assert out["rmse_eV"] == pytest.approx(0.5)
+    assert out["pearson_r"] == pytest.approx(np.corrcoef(pred, ref)[0, 1])
+    assert math.isnan(aggregate.atom_energy_agreement(np.ones(3), ref[:3])["pearson_r"])
+    with pytest.raises(ValueError):
+        aggregate.atom_energy_agreement(pred, ref[:3])
+
+
+def test_learning_speed_known_curve():
+    curve = pd.DataFrame({"epoch": [1, 2, 3, 4, 5], "valid_force_rmse_eV_A": [1.0, 0.5, 0.3, 0.2, 0.15],
+                          "wall_time_s": [10.0, 20.0, 30.0, 40.0, 50.0]})
+    assert aggregate.learning_speed(curve, 0.25) == (4.0, 40.0)
+    assert aggregate.learning_speed(curve, 0.2) == (4.0, 40.0)  # reaching the threshold counts
+    assert all(math.isnan(v) for v in aggregate.learning_speed(curve, 0.1))
+    assert all(math.isnan(v) for v in aggregate.learning_speed(curve, math.nan))
+
+
+def test_pareto_front_known_points():
+    cost = [1, 2, 3, 2.5, 4, np.nan, 1]
+    err = [5, 3, 2, 3.5, 2, 0.1, 5]
+    # (2.5, 3.5) is dominated by (2, 3); (4, 2) by (3, 2); NaN never on the front; duplicates both on it
+    assert aggregate.pareto_front(cost, err).tolist() == [True, True, True, False, False, False, True]
+
+
+# ------------------------------------------------------------------------------------------------ tables
+
+
+def test_models_table(run):
+    _, models, curves = run
+    n_sweep = len(ARCHS) * len(SEEDS) * 3
+    assert len(models) == 1 + n_sweep + 2 * len(SEEDS)
+    assert models["model_id"].is_unique
+    assert models["kind"].iloc[0] == "teacher"  # kind order: teacher first
+    row = models[models["model_id"] == "student/w8-s4-l1/seed2"].iloc[0]
+    assert row["n_weights"] == 1500 and row["width"] == 8 and row["seed"] == 2
+    assert row["test_force_rmse_eV_A"] == pytest.approx(0.16)
+    assert row["md_ase_us_per_atom_step"] == pytest.approx(2.0)
+    assert row["md_ase_device_name"] == "Test CPU"
+    assert row["memory_per_atom_bytes"] == 20_000 and row["max_atoms"] == 50_000
+    assert row["rdf_error_vs_teacher"] == pytest.approx(0.04)
+    assert row["w_A"] == 100
+    assert math.isnan(models[models["kind"] == "born_again"]["w_A"].iloc[0])  # scheduled weights
+    # threshold = 2 x the teacher's best valid force RMSE (0.1 + exp(-30 / 2))
+    thr = 2 * (0.1 + math.exp(-EPOCHS / 2))
+    assert models["threshold_force_rmse_eV_A"].unique() == pytest.approx([thr])
+    # student w8 seed 2: 0.16 + exp(-e/3) <= thr first at e = ceil(3 ln(1 / (thr - 0.16))) = 10
+    assert row["epochs_to_threshold"] == 10 and row["wall_time_to_threshold_s"] == 20.0
+    assert math.isnan(models[models["model_id"] == "control/w8-s4-l1/seed2"]["epochs_to_threshold"].iloc[0])
+    assert set(curves["model_id"]) == set(models["model_id"])
+    assert len(curves) == EPOCHS * len(models)
+
+
+def test_summary_mean_std(run):
+    _, models, _ = run
+    summary = aggregate.summarize(models)
+    row = summary[(summary["kind"] == "control") & (summary["arch"] == "w4-s4-l1")].iloc[0]
+    forces = [0.30 * (1 + WIGGLE[s]) for s in SEEDS]
+    assert row["n_seeds"] == 3
+    assert row["test_force_rmse_eV_A_mean"] == pytest.approx(np.mean(forces))
+    assert row["test_force_rmse_eV_A_std"] == pytest.approx(np.std(forces, ddof=1))
+    teacher = summary[summary["kind"] == "teacher"].iloc[0]
+    assert teacher["n_seeds"] == 1 and math.isnan(teacher["test_force_rmse_eV_A_std"])
+    assert "seed_mean" not in summary
+
+
+def test_missing_md_and_rdf_give_nan_free_table(tmp_path):
+    root = write_synthetic_run(tmp_path, md=False, rdf=False)
+    models, _ = build(root)
+    assert not any(c.startswith("md_") or c.startswith("rdf_") for c in models.columns)
+    assert "memory_per_atom_bytes" not in models
+    table = claims.all_claims(models, None)
+    assert not (table["section"] == "Pareto dominance").any()
+
+
+def test_collect_files_explicit_list(run):
+    root, _, _ = run
+    d = root / "models" / "student" / "w4-s4-l1" / "seed1"
+    found = aggregate.collect_files([str(d / "metrics.json"), str(d / f"md_timing_{ENGINE}.json")])
+    assert list(found) == ["student/w4-s4-l1/seed1"]
+    assert set(found["student/w4-s4-l1/seed1"]["md_timing"]) == {ENGINE}
+    with pytest.raises(ValueError, match="not a per-model file"):
+        aggregate.collect_files([str(root / "labels" / "atom_energies.json")])
+    with pytest.raises(ValueError, match="not in a model directory"):
+        aggregate.collect_files([str(root / "labels" / "metrics.json")])
+
+
+def test_model_files_reads_optional_files_where_present(run):
+    root, _, _ = run
+    ids = ["teacher/w12-s8-l2/seed0", "born_again/w12-s8-l2/seed1"]
+    paths = aggregate.model_files(root / "models", ids, ["max_atoms.json", "md_timing_torch.json"])
+    assert sorted(p.name for p in paths) == ["curve.csv", "curve.csv", "max_atoms.json", "max_atoms.json",
+                                              "metrics.json", "metrics.json"]
+    with pytest.raises(FileNotFoundError, match="student/w4-s4-l1/seed9"):
+        aggregate.model_files(root / "models", ["student/w4-s4-l1/seed9"])
+
+
+def test_analysis_files_from_targets():
+    targets = ["r/models/student/w4-s4-l1/seed1/md_timing_ase.json", "r/models/student/w4-s4-l1/seed1/model.pt",
+               "r/models/control/w4-s4-l1/seed1/max_atoms.json", "r/models/teacher/w8-s4-l1/seed0/rdf_error.json",
+               "r/reference/rdf_peak.json", "other/models/student/w4-s4-l1/seed1/max_atoms.json"]
+    assert aggregate.analysis_files(targets, "r/models") == sorted([targets[0], targets[2], targets[3]])
+
+
+def test_born_again_table(run):
+    _, models, _ = run
+    t = aggregate.born_again_table(models).set_index("kind")
+    assert list(t.index) == ["teacher", "born_again_static", "born_again"]
+    assert t.loc["born_again", "test_force_rmse_eV_A_mean"] == pytest.approx(0.09)
+    assert t.loc["born_again", "test_force_rmse_eV_A_change_vs_teacher"] == pytest.approx(-0.1)
+    assert t.loc["teacher", "n_seeds"] == 1
+
+
+def test_cli_writes_tables(run, tmp_path):
+    root, _, _ = run
+    out = tmp_path / "tables"
+    assert aggregate.main(["--models-dir", str(root / "models"), "--model-ids", "teacher/w12-s8-l2/seed0",
+                           "student/w4-s4-l1/seed1", "--optional", "rdf_error.json", "--learning-speed-factor", "2",
+                           "--out-models", str(tmp_path / "two.csv"), "--out-summary", str(tmp_path / "s.csv"),
+                           "--out-curves", str(tmp_path / "c.csv")]) == 0
+    two = pd.read_csv(tmp_path / "two.csv")
+    assert len(two) == 2 and "rdf_error_vs_teacher" in two and "max_atoms" not in two
+    assert aggregate.main(["--models-dir", str(root / "models"), "--learning-speed-factor", "2",
+                           "--out-models", str(out / "models.csv"), "--out-summary", str(out / "summary.csv"),
+                           "--out-curves", str(out / "curves.csv"), "--out-models-html", str(out / "models.html"),
+                           "--out-summary-html", str(out / "summary.html")]) == 0
+    assert len(pd.read_csv(out / "models.csv")) == 1 + 27 + 6
+    assert "<table" in (out / "models.html").read_text()
+    assert aggregate.born_again_main(["--models", str(out / "models.csv"), "--out-csv", str(out / "ba.csv"),
+                                      "--out-md", str(out / "ba.md"), "--out-html", str(out / "ba.html")]) == 0
+    md = (out / "ba.md").read_text()
+    assert "0.09 ± 0.001" in md and "-10.0%" in md
+
+
+# ------------------------------------------------------------------------------------------------ claims
+
+
+def test_verdict_rule():
+    assert claims.verdict(0.01, 0.2) == claims.HOLDS
+    assert claims.verdict(-0.2, -0.01) == claims.FAILS
+    assert claims.verdict(-0.01, 0.2) == claims.INCONCLUSIVE
+    assert claims.verdict(math.nan, math.nan) == claims.INCONCLUSIVE
+    assert claims.verdict(0.01, 0.2, min_effect=0.05) == claims.INCONCLUSIVE
+
+
+def test_paired_effect_known_values():
+    eff = claims.paired_effect([1.0, 2.0, 4.0], [0.9, 1.6, 3.6])  # relative diffs 0.1, 0.2, 0.1
+    assert eff.effect == pytest.approx(0.4 / 3)
+    assert eff.spread == pytest.approx(np.std([0.1, 0.2, 0.1], ddof=1))
+    half = 4.302652729911275 * eff.spread / math.sqrt(3)  # t(0.975, 2)
+    assert (eff.ci_low, eff.ci_high) == pytest.approx((eff.effect - half, eff.effect + half))
+    one = claims.paired_effect([1.0], [0.5])
+    assert one.n == 1 and math.isnan(one.ci_low)
+
+
+def test_unpaired_effect_one_sided_reference():
+    eff = claims.unpaired_effect([0.1], [0.09, 0.091, 0.089])
+    assert eff.effect == pytest.approx(0.1)
+    assert eff.ci_low > 0
+    both_single = claims.unpaired_effect([0.1], [0.09])
+    assert both_single.effect == pytest.approx(0.1) and math.isnan(both_single.ci_low)
+
+
+def test_claims_verdicts(run):
+    root, models, _ = run
+    labels = json.loads((root / "labels" / "atom_energies.json").read_text())
+    table = claims.all_claims(models, labels, {"learning_speed_factor": 2.0})
+    v = {c: table[table["claim"] == c]["verdict"].tolist() for c in table["claim"].unique()}
+    get = lambda prefix: [x for c, vs in v.items() if c.startswith(prefix) for x in vs]  # noqa: E731
+
+    assert get("students Pareto-dominate controls") == ["holds", "holds"]  # time (ase), memory
+    pareto = table[table["section"] == "Pareto dominance"].iloc[0]
+    assert pareto["n"] == 3 and pareto["effect"] == pytest.approx(0.2, abs=0.02)
+    assert v["students have lower force RMSE than controls (all architectures)"] == ["holds"]
+    for arch in ARCHS:  # 3 seeds per architecture, a tight 20 % effect
+        assert v[f"students have lower force RMSE than controls ({arch})"] == ["holds"]
+    assert v["students have lower energy-per-atom RMSE than controls (all architectures)"] == ["inconclusive"]
+    speed = table[table["claim"] == "students learn faster than controls"].iloc[0]
+    assert speed["verdict"] == "holds" and speed["n"] == 6  # w4 pairs: neither reaches the threshold
+    assert "3 pairs where neither" in speed["detail"]
+    ablation = table[table["section"] == "ablation"]
+    atom = ablation[ablation["claim"].str.startswith("atom-energy") & (ablation["metric"].str.contains("force"))].iloc[0]
+    assert atom["verdict"] == "holds" and atom["effect"] == pytest.approx(1 - 0.8 / 1.05, abs=0.01)
+    assert "w_A=100" in atom["comparison"] and "w_A=0" in atom["comparison"]
+    fw = ablation[ablation["claim"].str.startswith("force-weight") & (ablation["metric"].str.contains("force"))].iloc[0]
+    assert fw["verdict"] == "does not hold" and fw["effect"] == pytest.approx(-0.05, abs=0.01)
+    ba = table[table["section"] == "Born-Again"].set_index(["claim", "metric"])["verdict"]
+    assert ba[("the scheduled Born-Again student beats the teacher", claims.METRIC_NAMES[claims.FORCE])] == "holds"
+    assert ba[("the scheduled Born-Again student beats the teacher", claims.METRIC_NAMES[claims.ENERGY])] == "holds"
+    assert ba[("the static Born-Again student beats the teacher", claims.METRIC_NAMES[claims.FORCE])] == "inconclusive"
+    know = table[table["section"] == "quality of the knowledge"].set_index("claim")
+    assert know.iloc[0]["verdict"] == "holds" and know.iloc[0]["effect"] == pytest.approx(0.6)
+    assert know.loc["students reproduce the teacher's atom energies better than controls", "verdict"] == "holds"
+
+
+def test_pareto_claim_fails_when_a_control_is_better(run):
+    _, models, _ = run
+    worse = models.copy()
+    cheap = (worse["kind"] == "student") & (worse["arch"] == "w4-s4-l1")
+    worse.loc[cheap, "test_force_rmse_eV_A"] *= 2.0  # the cheapest students now lose to the cheapest controls
+    row = claims.pareto_claim(worse, "memory_per_atom_bytes", "memory per atom", claims.DEFAULTS)
+    assert row.verdict == "does not hold"
+    assert "control w4-s4-l1 vs student w4-s4-l1" in row.detail
+
+
+def test_claims_without_labels_and_cli(run, tmp_path):
+    root, models, _ = run
+    table = claims.all_claims(models, None)
+    know = table[table["section"] == "quality of the knowledge"].iloc[0]
+    assert know["verdict"] == "inconclusive" and "no reference" in know["detail"]
+    models.to_csv(tmp_path / "models.csv", index=False)
+    assert claims.main(["--models", str(tmp_path / "models.csv"), "--labels", str(root / "labels" / "atom_energies.json"),
+                        "--config-json", '{"confidence": 0.9, "unrelated": 1}', "--out-csv", str(tmp_path / "c.csv"),
+                        "--out-md", str(tmp_path / "c.md"), "--out-html", str(tmp_path / "c.html")]) == 0
+    md = (tmp_path / "c.md").read_text()
+    assert "90% Student-t" in md and "## Ablation" in md and "**holds**" in md
+    assert 'class="holds"' in (tmp_path / "c.html").read_text()
+    assert len(pd.read_csv(tmp_path / "c.csv")) == len(table)
+
+
+def test_learning_speed_claim_counts_epoch_zero_and_censoring():
+    rows = []
+    for seed, (c_ep, s_ep) in enumerate([(0, 0), (9, 4), (None, 3), (None, None)], start=1):
+        for kind, ep in (("control", c_ep), ("student", s_ep)):
+            rows.append({"kind": kind, "arch": "w4-s4-l1", "seed": seed, "epochs": 10,
+                         "epochs_to_threshold": math.nan if ep is None else ep,
+                         "threshold_force_rmse_eV_A": 0.2, "learning_speed_factor": 2.0})
+    row = claims.learning_speed_claim(pd.DataFrame(rows), claims.DEFAULTS)
+    # pairs (epochs + 1): (1, 1), (10, 5), (12, 4) [control never: 10 + 1 + 1]; seed 4 dropped
+    assert row.n == 3
+    assert row.effect == pytest.approx(np.mean([0.0, 0.5, 8 / 12]))
+    assert row.baseline_mean == pytest.approx(np.mean([0, 9, 11]))
+    assert "1 pairs where neither" in row.detail and "never reached: 1 students, 2 controls" in row.detail
+
+
+def test_pareto_claim_uses_the_architecture_cost(run):
+    _, models, _ = run
+    noisy = models.copy()
+    sel = noisy["kind"] == "student"
+    noisy.loc[sel, "md_ase_us_per_atom_step"] *= 1.5  # timing noise: students measured 50 % slower
+    row = claims.pareto_claim(noisy, "md_ase_us_per_atom_step", "MD time", claims.DEFAULTS)
+    assert row.verdict == "holds" and row.n == 3
+    assert "control w4-s4-l1 vs student w4-s4-l1" in row.detail

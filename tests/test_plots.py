@@ -1,0 +1,104 @@
+"""Every figure from a synthetic run with known numbers (see test_aggregate.write_synthetic_run)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from test_aggregate import ARCHS, build, write_synthetic_run
+from tsmlip import aggregate, plots
+
+
+@pytest.fixture(scope="module")
+def tables(tmp_path_factory):
+    root = write_synthetic_run(tmp_path_factory.mktemp("run"))
+    models, curves = build(root)
+    return models, curves, aggregate.born_again_table(models)
+
+
+def _front_lines(ax):
+    return [ln for ln in ax.get_lines() if ln.get_drawstyle() == "steps-post"]
+
+
+def test_pareto_time_draws_fronts_through_means(tables):
+    models, _, _ = tables
+    fig = plots.make_figure("pareto_time", models)
+    ax = fig.axes[0]
+    assert "Test CPU" in ax.get_title() and "ase" in ax.get_title()
+    fronts = _front_lines(ax)
+    assert len(fronts) == 3  # student, control, control_fw
+    # the synthetic students: cost 1, 2, 4 us and force 0.8 x the control's: every architecture on the front
+    student = [ln for ln in fronts if ln.get_color() == plots.KIND_STYLE["student"][0]][0]
+    x, y = student.get_data()
+    cost = [us for _, us, _, _ in ARCHS.values()]
+    force = [0.8 * fc for *_, fc in ARCHS.values()]
+    assert np.asarray(x) == pytest.approx(cost, rel=0.01)
+    assert np.asarray(y) == pytest.approx(force, rel=0.01)
+    assert ax.get_xlabel() == "MD time per step per atom (µs)"
+
+
+def test_pareto_memory_front_drops_dominated_point(tables):
+    models, _, _ = tables
+    worse = models.copy()
+    # the largest student is now both costlier and worse than the middle one: off the front
+    sel = (worse["kind"] == "student") & (worse["arch"] == "w16-s4-l1")
+    worse.loc[sel, "test_force_rmse_eV_A"] = 0.5
+    ax = plots.make_figure("pareto_memory", worse).axes[0]
+    student = [ln for ln in _front_lines(ax) if ln.get_color() == plots.KIND_STYLE["student"][0]][0]
+    assert np.asarray(student.get_data()[0]) == pytest.approx([10_000 / 1024, 20_000 / 1024])
+    assert "KiB" in ax.get_xlabel()
+
+
+def test_capacity_panels_follow_the_data(tables):
+    models, _, _ = tables
+    fig = plots.make_figure("capacity", models)
+    assert len([a for a in fig.axes if a.get_xlabel()]) == 3
+    assert all(a.get_xscale() == "log" for a in fig.axes if a.get_xlabel())
+    no_rdf = models.drop(columns=[c for c in models.columns if c.startswith("rdf_")])
+    assert len([a for a in plots.make_figure("capacity", no_rdf).axes if a.get_xlabel()]) == 2
+
+
+def test_learning_curves_mean_and_threshold(tables):
+    models, curves, _ = tables
+    fig = plots.make_figure("learning_curves", models, curves, arch="w8-s4-l1")
+    assert "w8-s4-l1" in fig._suptitle.get_text()
+    ax_train, ax_valid = fig.axes[:2]
+    assert ax_valid.get_yscale() == "log"
+    labels = [ln.get_label() for ln in ax_valid.get_lines()]
+    assert any(lab.startswith("student") and "mean of 3 seeds" in lab for lab in labels)
+    assert any(lab.startswith("learning-speed threshold (2 × teacher") for lab in labels)
+    assert plots.pick_arch(models, "w999-s1-l1") in ARCHS  # unknown architecture: the best-covered one
+
+
+def test_scaling_and_born_again(tables):
+    models, _, ba = tables
+    fig = plots.make_figure("scaling", models)
+    assert fig.axes[0].get_ylabel() == "MD time per step per atom (µs)"
+    assert fig.axes[1].get_ylabel() == "maximum number of atoms"
+    fig = plots.make_figure("born_again", born_again_table=ba)
+    bars = [p.get_height() for p in fig.axes[1].patches]
+    assert bars == pytest.approx([0.1, 0.1, 0.09])  # teacher, static, scheduled
+
+
+def test_figures_without_md_say_so(tmp_path):
+    models, _ = build(write_synthetic_run(tmp_path, md=False, rdf=False))
+    for name in ("pareto_time", "pareto_memory", "scaling"):
+        fig = plots.make_figure(name, models)
+        assert any("no " in t.get_text() for a in fig.axes for t in a.texts)
+
+
+def test_cli_writes_pdf_and_png(tables, tmp_path):
+    models, curves, ba = tables
+    models.to_csv(tmp_path / "models.csv", index=False)
+    curves.to_csv(tmp_path / "curves.csv", index=False)
+    ba.to_csv(tmp_path / "ba.csv", index=False)
+    for name in plots.FIGURES:
+        args = [name, "--pdf", str(tmp_path / f"{name}.pdf"), "--png", str(tmp_path / f"{name}.png"), "--dpi", "60"]
+        args += ["--born-again", str(tmp_path / "ba.csv")] if name == "born_again" else ["--models", str(tmp_path / "models.csv")]
+        args += ["--curves", str(tmp_path / "curves.csv")] if name == "learning_curves" else []
+        assert plots.main(args) == 0
+        assert (tmp_path / f"{name}.pdf").read_bytes()[:4] == b"%PDF"
+        assert (tmp_path / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(SystemExit):
+        plots.main(["learning_curves", "--models", str(tmp_path / "models.csv"), "--pdf", "a.pdf", "--png", "a.png"])
+    assert pd.read_csv(tmp_path / "models.csv").shape[0] == len(models)

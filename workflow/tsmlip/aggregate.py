@@ -1,0 +1,465 @@
+"""Tidy tables of every trained model: errors, costs, learning speed; seed statistics; Pareto fronts.
+
+Reads the per-model files of docs/outputs.md (``metrics.json``, ``curve.csv``, ``md_timing_<engine>.json``,
+``max_atoms.json``, ``rdf_error.json``) and writes
+
+- ``tables/models.csv``: one row per model. Columns keep the units in their names: ``*_eV`` (energies),
+  ``*_eV_A`` (forces), ``md_<engine>_us_per_atom_step`` (microseconds per MD step per atom),
+  ``memory_per_atom_bytes``, ``*_s`` (seconds). A quantity a run did not produce is NaN.
+- ``tables/summary.csv``: mean and sample standard deviation (``<col>_mean``, ``<col>_std``) over seeds
+  per (kind, architecture), with ``n_seeds``.
+- ``tables/curves.csv``: every learning curve, stacked, with the model's kind/architecture/seed.
+- ``tables/born_again.csv`` / ``.md`` (``tsmlip born-again-table``): teacher vs Born-Again students.
+
+Learning speed: a model has learned "enough" once its validation force RMSE falls to
+``factor x`` the teacher's best validation force RMSE (mean over teacher seeds); ``epochs_to_threshold``
+is the curve's ``epoch`` value at the first such epoch and ``wall_time_to_threshold_s`` the training wall
+time then. Both are NaN when the threshold is never reached.
+"""
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import math
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .config import ModelId
+from .metrics import atom_energy_agreement  # noqa: F401  (re-exported: the tables use it)
+
+SPLITS = ("train", "valid", "test")
+SPLIT_METRICS = (
+    "n_configs",
+    "energy_rmse_eV",
+    "energy_per_atom_rmse_eV",
+    "force_rmse_eV_A",
+    "force_mae_eV_A",
+    "atom_energy_rmse_eV",
+    "atom_energy_pearson_r",
+)
+MD_KEYS = (
+    "n_atoms",
+    "us_per_atom_step",
+    "steps_per_s",
+    "ns_per_day",
+    "energy_drift_eV_per_atom_per_ps",
+    "stable",
+    "device",
+    "device_name",
+)
+MAX_ATOMS_KEYS = (
+    "max_atoms",
+    "memory_budget_bytes",
+    "memory_per_atom_bytes",
+    "memory_per_atom_slope_bytes",
+    "device",
+    "device_name",
+)
+RDF_KEYS = ("error_vs_teacher", "error_vs_reference", "first_peak_r_A", "first_peak_g", "definition")
+#: identifying columns of a model row; the rest are measurements
+ID_COLUMNS = ("model_id", "kind", "arch", "width", "n_sensitivities", "n_atom_layers", "seed")
+GROUP_COLUMNS = ("kind", "arch", "width", "n_sensitivities", "n_atom_layers")
+ANALYSIS_FILES = ("max_atoms.json", "rdf_error.json")  # besides md_timing_<engine>.json
+PER_MODEL_FILES = ("metrics.json", "curve.csv", *ANALYSIS_FILES)
+MD_TIMING_RE = re.compile(r"^md_timing_(.+)\.json$")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# metrics
+
+
+def learning_speed(curve: pd.DataFrame, threshold: float, column: str = "valid_force_rmse_eV_A") -> tuple[float, float]:
+    """(epochs, wall time in s) at the first epoch whose ``column`` is <= ``threshold``; NaNs if never.
+
+    ``epochs`` is the curve's ``epoch`` value there (the number of epochs trained when epochs count from 1).
+    """
+    if curve is None or curve.empty or not np.isfinite(threshold) or column not in curve:
+        return math.nan, math.nan
+    hit = curve[curve[column] <= threshold]
+    if hit.empty:
+        return math.nan, math.nan
+    first = hit.iloc[0]
+    wall = float(first["wall_time_s"]) if "wall_time_s" in hit else math.nan
+    return float(first["epoch"]), wall
+
+
+def pareto_front(cost, error) -> np.ndarray:
+    """Boolean mask of the non-dominated points when both ``cost`` and ``error`` are minimised.
+
+    A point is dominated when another is no worse in both and strictly better in one. NaN points are never
+    on the front; identical points are both on it.
+    """
+    x = np.asarray(cost, dtype=float)
+    y = np.asarray(error, dtype=float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    front = ok.copy()
+    for i in np.flatnonzero(ok):
+        others = ok & (x <= x[i]) & (y <= y[i]) & ((x < x[i]) | (y < y[i]))
+        front[i] = not others.any()
+    return front
+
+
+# ----------------------------------------------------------------------------------------------------------
+# reading per-model files
+
+
+def _read_json(path: Path) -> dict:
+    with open(path) as fh:
+        return json.load(fh)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def read_curve(path: Path) -> pd.DataFrame:
+    """A ``curve.csv``; a resumed run's repeated epochs keep their last row."""
+    curve = pd.read_csv(path)
+    if "epoch" not in curve:
+        raise ValueError(f"{path}: no 'epoch' column")
+    return curve.drop_duplicates("epoch", keep="last").sort_values("epoch").reset_index(drop=True)
+
+
+def model_files(models_dir: str | Path, model_ids, optional=()) -> list[Path]:
+    """The files to read for ``model_ids``: each model's ``metrics.json`` and ``curve.csv`` (which must exist)
+    and those of the ``optional`` file names (e.g. ``md_timing_ase.json``) that exist."""
+    root = Path(models_dir)
+    paths = []
+    for mid in model_ids:
+        d = root / str(ModelId.parse(str(mid)))
+        for name in ("metrics.json", "curve.csv"):
+            if not (d / name).is_file():
+                raise FileNotFoundError(f"model {mid}: {d / name} is missing")
+            paths.append(d / name)
+        paths += [d / name for name in optional if (d / name).is_file()]
+    return paths
+
+
+def collect_files(files=None, models_dir: str | Path | None = None) -> dict[str, dict]:
+    """Per-model files grouped by model id: ``{id: {"metrics.json": path, ..., "md_timing": {engine: path}}}``.
+
+    ``files`` lists exactly what to read; a file's model id is its directory's last three parts
+    (``<kind>/<arch>/seed<N>``). Without ``files`` every known file under ``models_dir`` is taken.
+    """
+    if files is None:
+        if models_dir is None:
+            raise ValueError("collect_files: give the files or the models directory")
+        root = Path(models_dir)
+        names = set(PER_MODEL_FILES)
+        files = [p for p in root.rglob("*.json") if p.name in names or MD_TIMING_RE.match(p.name)]
+        files += list(root.rglob("curve.csv"))
+    found: dict[str, dict] = {}
+    for p in sorted(Path(f) for f in files):
+        m = MD_TIMING_RE.match(p.name)
+        if not m and p.name not in PER_MODEL_FILES:
+            raise ValueError(f"{p}: not a per-model file this step reads ({', '.join(PER_MODEL_FILES)}, md_timing_*.json)")
+        try:
+            mid = ModelId.parse("/".join(p.parent.parts[-3:]))
+        except ValueError as err:
+            raise ValueError(f"{p}: not in a model directory models/<kind>/<arch>/seed<N> ({err})") from None
+        entry = found.setdefault(str(mid), {"md_timing": {}})
+        if m:
+            entry["md_timing"][m.group(1)] = p
+        else:
+            entry[p.name] = p
+    return found
+
+
+def analysis_files(targets, models_dir: str | Path) -> list[str]:
+    """The per-model MD/RDF files (``md_timing_<engine>.json``, ``max_atoms.json``, ``rdf_error.json``) among
+    ``targets`` (paths), sorted; the workflow asks which of them its stages produce."""
+    root = Path(models_dir)
+    out = set()
+    for t in targets:
+        p = Path(t)
+        if p.name in ANALYSIS_FILES or MD_TIMING_RE.match(p.name):
+            if root in p.parents:
+                out.add(str(t))
+    return sorted(out)
+
+
+def model_row(model_id: str, files: dict) -> dict:
+    """One row of ``models.csv`` from one model's files (see the module docstring for the columns)."""
+    mid = ModelId.parse(model_id)
+    row: dict = {
+        "model_id": str(mid),
+        "kind": mid.kind,
+        "arch": mid.arch.tag,
+        "width": mid.arch.width,
+        "n_sensitivities": mid.arch.n_sensitivities,
+        "n_atom_layers": mid.arch.n_atom_layers,
+        "seed": mid.seed,
+    }
+    if "metrics.json" not in files:
+        raise FileNotFoundError(f"model {model_id}: no metrics.json among the inputs")
+    met = _read_json(files["metrics.json"])
+    for key in ("n_weights", "epochs", "best_epoch", "wall_time_s", "device", "teacher_labels"):
+        row[key] = met.get(key)
+    weights = met.get("loss_weights") or {}
+    for w in ("w_E", "w_F", "w_A"):  # scheduled (Born-Again) weights are not single numbers: NaN
+        row[w] = weights.get(w) if _is_number(weights.get(w)) else math.nan
+    for split in SPLITS:
+        vals = (met.get("splits") or {}).get(split) or {}
+        for key in SPLIT_METRICS:
+            v = vals.get(key)
+            row[f"{split}_{key}"] = math.nan if v is None else v
+    for engine, path in sorted(files.get("md_timing", {}).items()):
+        md = _read_json(path)
+        for key in MD_KEYS:
+            row[f"md_{engine}_{key}"] = md.get(key, math.nan)
+    if "max_atoms.json" in files:
+        ma = _read_json(files["max_atoms.json"])
+        for key in MAX_ATOMS_KEYS:
+            row[key if key.startswith(("max_", "memory_")) else f"max_atoms_{key}"] = ma.get(key, math.nan)
+    if "rdf_error.json" in files:
+        rdf = _read_json(files["rdf_error.json"])
+        for key in RDF_KEYS:
+            row[f"rdf_{key}"] = rdf.get(key, math.nan)
+    # one cell per value: lists and dicts (e.g. several teachers' labels) as JSON text, None as NaN
+    return {k: json.dumps(v) if isinstance(v, (dict, list)) else math.nan if v is None else v for k, v in row.items()}
+
+
+def build_tables(found: dict[str, dict], learning_speed_factor: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(models table, stacked curves) from :func:`collect_files`' result."""
+    rows, curves = [], []
+    n = len(found)
+    for i, (mid, files) in enumerate(sorted(found.items()), 1):
+        row = model_row(mid, files)
+        curve = read_curve(files["curve.csv"]) if "curve.csv" in files else None
+        if curve is not None:
+            row["curve_best_valid_force_rmse_eV_A"] = float(curve["valid_force_rmse_eV_A"].min())
+            curves.append(curve.assign(**{k: row[k] for k in ID_COLUMNS}))
+        rows.append((row, curve))
+        if i % 50 == 0 or i == n:
+            print(f"[aggregate] read {i}/{n} models", file=sys.stderr, flush=True)
+    if not rows:
+        raise ValueError("no model to aggregate")
+    teacher_best = [
+        r.get("curve_best_valid_force_rmse_eV_A", r.get("valid_force_rmse_eV_A", math.nan))
+        for r, _ in rows
+        if r["kind"] == "teacher"
+    ]
+    teacher_best = [v for v in teacher_best if v is not None and np.isfinite(v)]
+    threshold = learning_speed_factor * float(np.mean(teacher_best)) if teacher_best else math.nan
+    for row, curve in rows:
+        row["learning_speed_factor"] = learning_speed_factor
+        row["threshold_force_rmse_eV_A"] = threshold
+        row["epochs_to_threshold"], row["wall_time_to_threshold_s"] = learning_speed(curve, threshold)
+    models = pd.DataFrame([r for r, _ in rows])
+    first = [c for c in ID_COLUMNS if c in models] + ["n_weights"]
+    models = models[first + [c for c in models.columns if c not in first]]
+    kinds_order = {k: i for i, k in enumerate(("teacher", "student", "control", "control_fw", "born_again", "born_again_static"))}
+    models = models.sort_values(
+        ["kind", "width", "n_sensitivities", "n_atom_layers", "seed"], key=lambda s: s.map(kinds_order) if s.name == "kind" else s
+    ).reset_index(drop=True)
+    curves_df = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(columns=["epoch", *ID_COLUMNS])
+    first = list(ID_COLUMNS)
+    curves_df = curves_df[first + [c for c in curves_df.columns if c not in first]]
+    return models, curves_df
+
+
+# ----------------------------------------------------------------------------------------------------------
+# statistics over seeds
+
+
+def numeric_columns(models: pd.DataFrame) -> list[str]:
+    skip = set(ID_COLUMNS)
+    return [c for c in models.columns if c not in skip and pd.api.types.is_numeric_dtype(models[c]) and not pd.api.types.is_bool_dtype(models[c])]
+
+
+def summarize(models: pd.DataFrame) -> pd.DataFrame:
+    """Mean and sample std (ddof=1; NaN for one seed) over seeds per (kind, architecture)."""
+    cols = numeric_columns(models)
+    g = models.groupby(list(GROUP_COLUMNS), sort=False)
+    mean = g[cols].mean().add_suffix("_mean")
+    std = g[cols].std(ddof=1).add_suffix("_std")
+    out = pd.concat([g.size().rename("n_seeds"), mean, std], axis=1)
+    ordered = ["n_seeds"] + [x for c in cols for x in (f"{c}_mean", f"{c}_std")]
+    return out[ordered].reset_index()
+
+
+BORN_AGAIN_KINDS = {
+    "teacher": "teacher (static weights, ground truth only)",
+    "born_again_static": "Born-Again student, static weights",
+    "born_again": "Born-Again student, scheduled weights (Table 1)",
+}
+BORN_AGAIN_METRICS = {
+    "test_energy_rmse_eV": "test energy RMSE (eV)",
+    "test_energy_per_atom_rmse_eV": "test energy RMSE per atom (eV)",
+    "test_force_rmse_eV_A": "test force RMSE (eV/A)",
+}
+
+
+def born_again_table(models: pd.DataFrame) -> pd.DataFrame:
+    """Teacher vs static and scheduled Born-Again students (test errors, mean/std over seeds) with the
+    relative change against the teacher's mean (negative = lower error than the teacher)."""
+    sub = models[models["kind"].isin(BORN_AGAIN_KINDS)]
+    if sub.empty:
+        raise ValueError("no teacher or Born-Again model in the table")
+    rows = []
+    teacher = sub[sub["kind"] == "teacher"]
+    for kind, label in BORN_AGAIN_KINDS.items():
+        part = sub[sub["kind"] == kind]
+        if part.empty:
+            continue
+        row = {"kind": kind, "model": label, "arch": part["arch"].iloc[0], "n_seeds": len(part)}
+        for col in BORN_AGAIN_METRICS:
+            vals = part[col].astype(float)
+            row[f"{col}_mean"] = vals.mean()
+            row[f"{col}_std"] = vals.std(ddof=1)
+            ref = teacher[col].astype(float).mean() if not teacher.empty else math.nan
+            row[f"{col}_change_vs_teacher"] = row[f"{col}_mean"] / ref - 1.0 if ref else math.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# writing
+
+
+def fmt(x, digits: int = 3) -> str:
+    """A number for a human table: ``digits`` significant digits, '-' for NaN/None."""
+    if x is None or (isinstance(x, float) and not np.isfinite(x)):
+        return "-"
+    if isinstance(x, (bool, np.bool_)):
+        return str(bool(x))
+    if isinstance(x, (int, np.integer)):
+        return str(int(x))
+    if isinstance(x, (float, np.floating)):
+        return f"{x:.{digits}g}"
+    return str(x)
+
+
+def mean_pm_std(mean, std, digits: int = 3) -> str:
+    if std is None or not np.isfinite(std):
+        return fmt(mean, digits)
+    return f"{fmt(mean, digits)} ± {fmt(std, 2)}"
+
+
+def markdown_table(df: pd.DataFrame) -> str:
+    """A GitHub-flavoured markdown table of ``df`` (cells formatted with :func:`fmt`)."""
+    def cell(v) -> str:
+        return fmt(v).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+_HTML_STYLE = (
+    "body{font-family:sans-serif;font-size:13px;margin:1em}"
+    "table{border-collapse:collapse}th,td{border:1px solid #ccc;padding:2px 6px;text-align:left;vertical-align:top}"
+    "th{background:#eee;position:sticky;top:0}td.num{text-align:right;white-space:nowrap}"
+    "tr:nth-child(even){background:#fafafa}td.holds{background:#d9f2d9}td.does-not-hold{background:#f8d7d7}"
+    "td.inconclusive{background:#fff3cd}"
+)
+_NUMBER_RE = re.compile(r"^(-|[+-]?[0-9.]+(e[+-]?[0-9]+)?%?( ± .*)?|\[.*\])$")
+VERDICT_CLASSES = {"holds": "holds", "does not hold": "does-not-hold", "inconclusive": "inconclusive"}
+
+
+def write_html_table(df: pd.DataFrame, path: str | Path, title: str, notes: str = "", nowrap: bool = False) -> None:
+    """A standalone HTML page with ``df`` as a table (for the Snakemake report); ``notes`` is raw HTML.
+
+    Cells are formatted with :func:`fmt`; numbers are right-aligned, verdicts coloured; ``nowrap`` keeps
+    every cell on one line (wide tables of many short values).
+    """
+    def cell(v) -> str:
+        text = fmt(v)
+        cls = VERDICT_CLASSES.get(text) or ("num" if _NUMBER_RE.match(text) else "")
+        return f'<td class="{cls}">{html.escape(text)}</td>' if cls else f"<td>{html.escape(text)}</td>"
+
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
+    rows = "".join("<tr>" + "".join(cell(v) for v in row) + "</tr>\n" for row in df.itertuples(index=False))
+    page = (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{_HTML_STYLE}{'td{white-space:nowrap}' if nowrap else ''}</style></head><body><h2>{html.escape(title)}</h2>{notes}"
+        f"<table><thead><tr>{head}</tr></thead><tbody>\n{rows}</tbody></table></body></html>\n"
+    )
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(page)
+
+
+def _write_csv(df: pd.DataFrame, path: str | Path) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(path, index=False)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# command line
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``tsmlip aggregate``: per-model files -> models.csv, summary.csv, curves.csv (+ HTML views)."""
+    ap = argparse.ArgumentParser(prog="tsmlip aggregate", description=main.__doc__)
+    ap.add_argument("--models-dir", required=True, help="<results>/models")
+    ap.add_argument("--model-ids", nargs="+", default=None,
+                    help="models to read (default: every model directory found under --models-dir)")
+    ap.add_argument("--optional", nargs="*", default=[],
+                    help="with --model-ids: further per-model files to read where present, e.g. md_timing_ase.json "
+                         "max_atoms.json rdf_error.json")
+    ap.add_argument("--learning-speed-factor", type=float, required=True,
+                    help="threshold = factor x the teacher's best validation force RMSE")
+    ap.add_argument("--out-models", required=True)
+    ap.add_argument("--out-summary", required=True)
+    ap.add_argument("--out-curves", required=True)
+    ap.add_argument("--out-models-html", default=None)
+    ap.add_argument("--out-summary-html", default=None)
+    args = ap.parse_args(argv)
+
+    files = model_files(args.models_dir, args.model_ids, args.optional) if args.model_ids else None
+    found = collect_files(files, args.models_dir)
+    models, curves = build_tables(found, args.learning_speed_factor)
+    summary = summarize(models)
+    _write_csv(models, args.out_models)
+    _write_csv(summary, args.out_summary)
+    _write_csv(curves, args.out_curves)
+    thr = models["threshold_force_rmse_eV_A"].iloc[0]
+    note = (
+        f"<p>Units are in the column names. Learning-speed threshold: {fmt(thr)} eV/A "
+        f"({args.learning_speed_factor:g} x the teacher's best validation force RMSE). Missing values: '-'.</p>"
+    )
+    if args.out_models_html:
+        write_html_table(models, args.out_models_html, "Every trained model", note, nowrap=True)
+    if args.out_summary_html:
+        write_html_table(summary, args.out_summary_html, "Mean and standard deviation over seeds", note, nowrap=True)
+    print(f"[aggregate] {len(models)} models, {len(summary)} (kind, architecture) groups, "
+          f"{len(curves)} curve rows -> {args.out_models}", file=sys.stderr, flush=True)
+    return 0
+
+
+def born_again_main(argv: list[str] | None = None) -> int:
+    """``tsmlip born-again-table``: models.csv -> teacher vs Born-Again students (csv, md, html)."""
+    ap = argparse.ArgumentParser(prog="tsmlip born-again-table", description=born_again_main.__doc__)
+    ap.add_argument("--models", required=True, help="tables/models.csv")
+    ap.add_argument("--out-csv", required=True)
+    ap.add_argument("--out-md", required=True)
+    ap.add_argument("--out-html", default=None)
+    args = ap.parse_args(argv)
+
+    table = born_again_table(pd.read_csv(args.models))
+    _write_csv(table, args.out_csv)
+    human = pd.DataFrame({"model": table["model"], "seeds": table["n_seeds"]})
+    for col, label in BORN_AGAIN_METRICS.items():
+        human[label] = [mean_pm_std(m, s) for m, s in zip(table[f"{col}_mean"], table[f"{col}_std"])]
+    human["force RMSE vs teacher"] = [
+        "reference" if k == "teacher" else "-" if not np.isfinite(c) else f"{100 * c:+.1f}%"
+        for k, c in zip(table["kind"], table["test_force_rmse_eV_A_change_vs_teacher"])
+    ]
+    intro = (
+        "# Born-Again students vs the teacher (Section 3.5)\n\n"
+        "Same architecture as the teacher; mean ± sample standard deviation over seeds; test split.\n\n"
+    )
+    Path(args.out_md).write_text(intro + markdown_table(human))
+    if args.out_html:
+        write_html_table(human, args.out_html, "Born-Again students vs the teacher (test split)")
+    print(f"[born-again-table] {len(table)} rows -> {args.out_csv}", file=sys.stderr, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

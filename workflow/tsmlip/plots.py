@@ -1,0 +1,399 @@
+"""The paper's figures from the tidy tables (``tables/models.csv``, ``tables/curves.csv``, ``tables/born_again.csv``).
+
+``tsmlip plot <figure> ...`` writes one figure as PDF and PNG:
+
+- ``pareto_time`` (Fig. 2A): test force RMSE vs MD time per step per atom (one panel per MD engine);
+- ``pareto_memory`` (Fig. 2B): test force RMSE vs memory per atom;
+- ``capacity`` (Fig. 3): test force RMSE, energy RMSE per atom and RDF error vs the number of weights;
+- ``learning_curves`` (Fig. 4): train and validation force RMSE vs epoch, one architecture;
+- ``scaling`` (Fig. 5): MD time per step per atom and the maximum number of atoms vs the number of weights;
+- ``born_again`` (Section 3.5): teacher vs static and scheduled Born-Again students.
+
+Points are means over seeds with error bars of one sample standard deviation. A Pareto front (both axes
+minimised) is drawn as a step line through the non-dominated means of each kind.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import textwrap
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from .aggregate import pareto_front  # noqa: E402
+
+#: colour, marker and legend label per model kind
+KIND_STYLE = {
+    "teacher": ("black", "*", "teacher"),
+    "student": ("#1f77b4", "o", "student (energies, forces + teacher's atom energies)"),
+    "control": ("#d62728", "s", "control (energies, forces)"),
+    "control_fw": ("#2ca02c", "^", "control, student's force weight (ablation)"),
+    "born_again": ("#9467bd", "D", "Born-Again, scheduled weights"),
+    "born_again_static": ("#8c564b", "v", "Born-Again, static weights"),
+}
+SWEEP_KINDS = ("student", "control", "control_fw")
+FORCE_LABEL = "test force RMSE (eV/Å)"
+#: data spanning more than this ratio get a logarithmic axis
+LOG_SPAN = 10.0
+
+
+def setup_style() -> None:
+    sns.set_theme(context="paper", style="whitegrid", font_scale=1.1)
+    plt.rcParams.update({"legend.frameon": True, "legend.framealpha": 0.9, "savefig.bbox": "tight"})
+
+
+def kind_style(kind: str) -> tuple[str, str, str]:
+    return KIND_STYLE.get(kind, ("grey", "x", kind))
+
+
+def _auto_log(ax, values, axis: str = "x") -> None:
+    """Logarithmic ``axis`` when the positive ``values`` span more than a decade."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v) & (v > 0)]
+    if v.size and v.max() / v.min() > LOG_SPAN:
+        (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
+
+
+def group_stats(models: pd.DataFrame, cols: list[str], kinds=SWEEP_KINDS) -> pd.DataFrame:
+    """Mean and std (``<col>``, ``<col>_std``) over seeds per (kind, arch), with ``n_weights`` and ``n``."""
+    sub = models[models["kind"].isin(kinds)]
+    g = sub.groupby(["kind", "arch"], sort=False)
+    mean = g[cols + ["n_weights"]].mean()
+    std = g[cols].std(ddof=1).add_suffix("_std")
+    return pd.concat([mean, std, g.size().rename("n")], axis=1).reset_index()
+
+
+def _device_names(models: pd.DataFrame, col: str) -> str:
+    if col not in models:
+        return ""
+    names = sorted({str(v) for v in models[col].dropna() if str(v)})
+    return ", ".join(names)
+
+
+def _errorbar_kinds(ax, stats: pd.DataFrame, x: str, y: str, front: bool = False, xscale: float = 1.0,
+                    yscale: float = 1.0, dodge: bool = False) -> None:
+    """Means with one-std error bars, one colour per kind; with ``front`` the kind's Pareto front as steps."""
+    kinds = [k for k in KIND_STYLE if k in set(stats["kind"])]
+    for i, kind in enumerate(kinds):
+        part = stats[(stats["kind"] == kind) & stats[x].notna() & stats[y].notna()].sort_values(x)
+        if part.empty:
+            continue
+        color, marker, label = kind_style(kind)
+        shift = 1.0 + (0.03 * (i - (len(kinds) - 1) / 2) if dodge else 0.0)  # side by side on a log x axis
+        xs, ys = part[x] * xscale * shift, part[y] * yscale
+        xerr = part[f"{x}_std"] * xscale if f"{x}_std" in part else None
+        yerr = part[f"{y}_std"] * yscale if f"{y}_std" in part else None
+        ax.errorbar(xs, ys, xerr=xerr, yerr=yerr, fmt=marker, color=color, ms=10 if marker == "*" else 6, capsize=2, lw=1,
+                    label=label, alpha=0.9, zorder=3)
+        if front:
+            on = pareto_front(part[x], part[y])
+            fx, fy = xs[on].to_numpy(), ys[on].to_numpy()
+            order = np.argsort(fx)
+            ax.plot(fx[order], fy[order], drawstyle="steps-post", color=color, lw=1.5, alpha=0.7, zorder=2)
+
+
+def _no_data(ax, what: str) -> None:
+    ax.text(0.5, 0.5, f"no {what} in this run", ha="center", va="center", transform=ax.transAxes, color="grey")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def md_engines(models: pd.DataFrame) -> list[str]:
+    """MD engines with timings in the table (from the ``md_<engine>_us_per_atom_step`` columns)."""
+    suffix = "_us_per_atom_step"
+    return sorted(c[3:-len(suffix)] for c in models.columns
+                  if c.startswith("md_") and c.endswith(suffix) and models[c].notna().any())
+
+
+def _legend_below(fig, axes, ncol: int = 2) -> None:
+    """One legend for all panels, below them (figures use the constrained layout)."""
+    handles: dict = {}
+    for ax in np.ravel(axes):
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(lab, h)
+    if handles:
+        fig.legend(list(handles.values()), list(handles.keys()), loc="outside lower center",
+                   ncol=min(ncol, len(handles)), fontsize="small")
+
+
+def _readable_log_ticks(ax, axis: str = "y") -> None:
+    """On a log axis spanning few decades, also label the 2x and 5x minor ticks, as plain numbers."""
+    from matplotlib import ticker
+
+    a = ax.yaxis if axis == "y" else ax.xaxis
+    if (ax.get_yscale() if axis == "y" else ax.get_xscale()) != "log":
+        return
+    lo, hi = (ax.get_ylim() if axis == "y" else ax.get_xlim())
+    if hi / lo > 1e3:
+        return
+
+    def label(v, _pos):
+        mant = v / 10 ** np.floor(np.log10(v) + 1e-9)
+        return f"{v:g}" if np.isclose(mant, [1, 2, 5], rtol=1e-6).any() else ""
+
+    a.set_major_formatter(ticker.FuncFormatter(label))
+    a.set_minor_formatter(ticker.FuncFormatter(label))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# figures
+
+
+def _label_archs(ax, stats: pd.DataFrame, x: str, y: str, kind: str = "student", xscale: float = 1.0,
+                 max_labels: int = 12) -> None:
+    """Architecture tags next to one kind's points (the other kinds share the architectures' costs)."""
+    part = stats[(stats["kind"] == kind) & stats[x].notna() & stats[y].notna()]
+    if len(part) > max_labels:
+        return
+    for _, r in part.iterrows():
+        ax.annotate(r["arch"], (r[x] * xscale, r[y]), xytext=(4, -9), textcoords="offset points",
+                    fontsize="x-small", color="dimgrey")
+
+
+def _pareto(models: pd.DataFrame, ax, cost: str, xscale: float, xlabel: str) -> None:
+    stats = group_stats(models, [cost, "test_force_rmse_eV_A"])
+    _errorbar_kinds(ax, stats, cost, "test_force_rmse_eV_A", front=True, xscale=xscale)
+    _label_archs(ax, stats, cost, "test_force_rmse_eV_A", xscale=xscale)
+    _auto_log(ax, stats[cost], "x")
+    _auto_log(ax, stats["test_force_rmse_eV_A"], "y")
+    _readable_log_ticks(ax, "x")
+    _readable_log_ticks(ax, "y")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(FORCE_LABEL)
+
+
+def pareto_time(models: pd.DataFrame) -> plt.Figure:
+    """Fig. 2A: test force RMSE vs MD time per step per atom (µs), one panel per MD engine."""
+    engines = md_engines(models)
+    n = max(1, len(engines))
+    fig, axes = plt.subplots(1, n, figsize=(6 * n, 5.2), squeeze=False, layout="constrained")
+    for ax, engine in zip(axes[0], engines):
+        _pareto(models, ax, f"md_{engine}_us_per_atom_step", 1.0, "MD time per step per atom (µs)")
+        dev = _device_names(models, f"md_{engine}_device_name")
+        ax.set_title(f"MD engine {engine}" + (f" on {dev}" if dev else ""), fontsize="medium")
+    if not engines:
+        _no_data(axes[0, 0], "MD timings")
+    fig.suptitle("Accuracy vs MD speed (means ± std over seeds; lines: Pareto fronts; lower left is better)",
+                 fontsize="medium")
+    _legend_below(fig, axes, ncol=1 if n == 1 else 3)
+    return fig
+
+
+def pareto_memory(models: pd.DataFrame) -> plt.Figure:
+    """Fig. 2B: test force RMSE vs memory per atom (KiB)."""
+    fig, ax = plt.subplots(figsize=(6, 5.2), layout="constrained")
+    col = "memory_per_atom_bytes"
+    if col in models and models[col].notna().any():
+        _pareto(models, ax, col, 1 / 1024, "memory per atom (KiB)")
+        dev = _device_names(models, "max_atoms_device_name")
+        ax.set_title("memory measured" + (f" on {dev}" if dev else ""), fontsize="medium")
+    else:
+        _no_data(ax, "memory measurements")
+    fig.suptitle("Accuracy vs memory (means ± std over seeds;\nlines: Pareto fronts; lower left is better)",
+                 fontsize="medium")
+    _legend_below(fig, [ax], ncol=1)
+    return fig
+
+
+def capacity(models: pd.DataFrame) -> plt.Figure:
+    """Fig. 3: test force RMSE, energy RMSE per atom (meV) and RDF error vs the number of weights."""
+    panels = [("test_force_rmse_eV_A", FORCE_LABEL, 1.0, ""),
+              ("test_energy_per_atom_rmse_eV", "test energy RMSE per atom (meV/atom)", 1e3, "")]
+    if "rdf_error_vs_teacher" in models and models["rdf_error_vs_teacher"].notna().any():
+        definition = ""
+        if "rdf_definition" in models and models["rdf_definition"].notna().any():
+            # the first clause of the stage's definition, wrapped (the whole text: models.csv, rdf_definition)
+            first = str(models["rdf_definition"].dropna().iloc[0]).split(";")[0]
+            definition = "\n".join(textwrap.wrap(first, 55)[:3])
+        panels.append(("rdf_error_vs_teacher", "RDF error vs the teacher's RDF", 1.0, definition))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels), 4.6), squeeze=False, layout="constrained")
+    stats = group_stats(models, [p[0] for p in panels], kinds=SWEEP_KINDS + ("teacher",))
+    for ax, (col, label, scale, note), letter in zip(axes[0], panels, "ABC"):
+        _errorbar_kinds(ax, stats, "n_weights", col, yscale=scale, dodge=True)
+        ax.set_xscale("log")
+        _auto_log(ax, stats[col] * scale, "y")
+        _readable_log_ticks(ax, "x")
+        _readable_log_ticks(ax, "y")
+        ax.set_xlabel("number of weights")
+        ax.set_ylabel(label)
+        ax.set_title(f"({letter}) {note}".strip(), loc="left", fontsize="small" if note else "medium")
+    fig.suptitle("Accuracy vs model capacity (test split; means ± std over seeds)", fontsize="medium")
+    _legend_below(fig, axes, ncol=2)
+    return fig
+
+
+def pick_arch(models: pd.DataFrame, arch: str | None) -> str:
+    """The learning-curve architecture: ``arch`` if students have it, else the one with the most students."""
+    students = models[models["kind"] == "student"]
+    pool = students if not students.empty else models[models["kind"].isin(SWEEP_KINDS)]
+    if pool.empty:
+        raise ValueError("no student or control model to draw learning curves of")
+    if arch and arch in set(pool["arch"]):
+        return arch
+    counts = pool.groupby("arch").size()
+    return str(counts.idxmax())
+
+
+def _threshold_label(models: pd.DataFrame) -> str:
+    if "learning_speed_factor" in models and models["learning_speed_factor"].notna().any():
+        return f"learning-speed threshold ({models['learning_speed_factor'].dropna().iloc[0]:g} × teacher's best validation)"
+    return "learning-speed threshold"
+
+
+def learning_curves(models: pd.DataFrame, curves: pd.DataFrame, arch: str | None = None) -> plt.Figure:
+    """Fig. 4: train (A) and validation (B) force RMSE vs epoch; thin lines = seeds, thick = mean."""
+    arch = pick_arch(models, arch)
+    sub = curves[(curves["arch"] == arch) & curves["kind"].isin(SWEEP_KINDS)]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.8), sharey=True, layout="constrained")
+    thr = models["threshold_force_rmse_eV_A"].dropna() if "threshold_force_rmse_eV_A" in models else pd.Series(dtype=float)
+    for ax, split, letter in zip(axes, ("train", "valid"), "AB"):
+        col = f"{split}_force_rmse_eV_A"
+        name = "training" if split == "train" else "validation"
+        for kind in [k for k in KIND_STYLE if k in set(sub["kind"])]:
+            color, _, label = kind_style(kind)
+            part = sub[sub["kind"] == kind]
+            for _, one in part.groupby("seed"):
+                ax.plot(one["epoch"], one[col], color=color, lw=0.7, alpha=0.35)
+            mean = part.groupby("epoch")[col].mean()
+            ax.plot(mean.index, mean.to_numpy(), color=color, lw=2, label=f"{label}, mean of {part['seed'].nunique()} seeds")
+        if len(thr):
+            ax.axhline(thr.iloc[0], color="grey", ls="--", lw=1, label=_threshold_label(models))
+        ax.set_yscale("log")
+        _readable_log_ticks(ax, "y")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(f"{name} force RMSE (eV/Å)")
+        ax.set_title(f"({letter}) {name} split", loc="left", fontsize="medium")
+    fig.suptitle(f"Learning dynamics of architecture {arch} (width-sensitivities-atom layers); "
+                 "thin lines: single seeds", fontsize="medium")
+    _legend_below(fig, axes, ncol=2)
+    return fig
+
+
+def _per_arch(models: pd.DataFrame, col: str) -> pd.DataFrame:
+    """Mean and std of ``col`` per architecture over every model of it (cost does not depend on training)."""
+    sub = models[models[col].notna()]
+    out = sub.groupby("arch").agg(n_weights=("n_weights", "mean"), mean=(col, "mean"), std=(col, "std"))
+    return out.sort_values("n_weights")
+
+
+def _finish_cost_axis(ax, has_data: bool, ylabel: str, legend_title: str, what: str, title: str) -> None:
+    if has_data:
+        ax.set_xscale("log")
+        _readable_log_ticks(ax, "x")
+        _readable_log_ticks(ax, "y")
+        ax.set_xlabel("number of weights")
+        ax.set_ylabel(ylabel)
+        ax.legend(title=legend_title, fontsize="small")
+    else:
+        _no_data(ax, what)
+    ax.set_title(title, loc="left", fontsize="medium")
+
+
+def scaling(models: pd.DataFrame) -> plt.Figure:
+    """Fig. 5: MD time per step per atom (A, per engine) and the maximum number of atoms (B) vs the number
+    of weights, one point per architecture (every kind of it pooled: cost does not depend on training)."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.5), layout="constrained")
+    ax = axes[0]
+    engines = md_engines(models)
+    for engine, marker in zip(engines, "osD^v"):
+        col = f"md_{engine}_us_per_atom_step"
+        arch = _per_arch(models, col)
+        dev = _device_names(models, f"md_{engine}_device_name")
+        ax.errorbar(arch["n_weights"], arch["mean"], yerr=arch["std"], fmt=f"{marker}-", capsize=2,
+                    label=f"{engine}" + (f" on {dev}" if dev else ""))
+        _auto_log(ax, arch["mean"], "y")
+    _finish_cost_axis(ax, bool(engines), "MD time per step per atom (µs)", "MD engine", "MD timings", "(A) speed")
+    ax = axes[1]
+    has_max = "max_atoms" in models and models["max_atoms"].notna().any()
+    if has_max:
+        arch = _per_arch(models, "max_atoms")
+        dev = _device_names(models, "max_atoms_device_name")
+        ax.plot(arch["n_weights"], arch["mean"], "o-", color="dimgrey", label=dev or "this device")
+        _auto_log(ax, arch["mean"], "y")
+    _finish_cost_axis(ax, has_max, "maximum number of atoms", "device", "maximum-atoms measurements", "(B) memory")
+    fig.suptitle("Cost of large-scale MD vs model capacity (one point per architecture, every kind of it pooled)",
+                 fontsize="medium")
+    return fig
+
+
+def born_again(table: pd.DataFrame) -> plt.Figure:
+    """Section 3.5: test energy and force RMSE of the teacher and the Born-Again students (bars = mean over
+    seeds, error bars = std)."""
+    panels = [("test_energy_rmse_eV", "test energy RMSE (eV)"), ("test_force_rmse_eV_A", FORCE_LABEL)]
+    fig, axes = plt.subplots(1, 2, figsize=(9, 4.5), layout="constrained")
+    names = {"teacher": "teacher", "born_again_static": "Born-Again\nstatic weights",
+             "born_again": "Born-Again\nscheduled weights"}
+    x = np.arange(len(table))
+    for ax, (col, label) in zip(axes, panels):
+        mean, std = table[f"{col}_mean"].to_numpy(float), table[f"{col}_std"].to_numpy(float)
+        ax.bar(x, mean, color=[kind_style(k)[0] for k in table["kind"]], alpha=0.85, width=0.6)
+        has = np.isfinite(std)
+        ax.errorbar(x[has], mean[has], yerr=std[has], fmt="none", ecolor="black", capsize=5, lw=1.2)
+        for xi, m in zip(x, mean):  # value inside the bar, clear of the error bar
+            ax.text(xi, 0.5 * m, f"{m:#.3g}", ha="center", va="center", color="white", fontsize="small",
+                    fontweight="bold")
+        ax.set_xticks(x, [f"{names.get(k, k)}\n(n = {n})" for k, n in zip(table["kind"], table["n_seeds"])])
+        ax.set_ylabel(label)
+        ax.grid(axis="x", visible=False)
+    arch = table["arch"].iloc[0] if "arch" in table and len(table) else ""
+    fig.suptitle(f"Born-Again students vs the teacher (architecture {arch}; test split; mean ± std over n seeds)",
+                 fontsize="medium")
+    return fig
+
+
+FIGURES = ("pareto_time", "pareto_memory", "capacity", "learning_curves", "scaling", "born_again")
+
+
+def save(fig: plt.Figure, pdf: str | Path, png: str | Path, dpi: int = 150) -> None:
+    for path in (pdf, png):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(pdf)
+    fig.savefig(png, dpi=dpi)
+    plt.close(fig)
+
+
+def make_figure(name: str, models: pd.DataFrame | None = None, curves: pd.DataFrame | None = None,
+                born_again_table: pd.DataFrame | None = None, arch: str | None = None) -> plt.Figure:
+    setup_style()
+    if name == "learning_curves":
+        return learning_curves(models, curves, arch)
+    if name == "born_again":
+        return born_again(born_again_table)
+    if name in FIGURES:
+        return globals()[name](models)
+    raise ValueError(f"unknown figure {name!r}; one of {', '.join(FIGURES)}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``tsmlip plot <figure>``: one figure of the paper from the tidy tables, as PDF and PNG."""
+    ap = argparse.ArgumentParser(prog="tsmlip plot", description=main.__doc__)
+    ap.add_argument("figure", choices=FIGURES)
+    ap.add_argument("--models", help="tables/models.csv (every figure but born_again)")
+    ap.add_argument("--curves", help="tables/curves.csv (learning_curves)")
+    ap.add_argument("--born-again", help="tables/born_again.csv (born_again)")
+    ap.add_argument("--arch", default=None, help="learning_curves: architecture tag, e.g. w16-s10-l2")
+    ap.add_argument("--pdf", required=True)
+    ap.add_argument("--png", required=True)
+    ap.add_argument("--dpi", type=int, default=150)
+    args = ap.parse_args(argv)
+
+    needs = {"learning_curves": ("models", "curves"), "born_again": ("born_again",)}.get(args.figure, ("models",))
+    for key in needs:
+        if not getattr(args, key):
+            ap.error(f"figure {args.figure} needs --{key.replace('_', '-')}")
+    read = lambda p: pd.read_csv(p) if p else None  # noqa: E731
+    fig = make_figure(args.figure, read(args.models), read(args.curves), read(args.born_again), args.arch)
+    save(fig, args.pdf, args.png, args.dpi)
+    print(f"[plot] {args.figure} -> {args.pdf}, {args.png}", file=sys.stderr, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
