@@ -15,8 +15,14 @@ COMMANDS = {
     "split": "tsmlip.data.split:main",
     "train": "tsmlip.train:main",
     "label": "tsmlip.label:main",
+    "md-timing": "tsmlip.md.timing:main",
+    "max-atoms": "tsmlip.md.probe:main",
     "rdf-md": "tsmlip.rdf:main_md",
     "rdf-error": "tsmlip.rdf:main_error",
+    "aggregate": "tsmlip.aggregate:main",
+    "born-again-table": "tsmlip.aggregate:born_again_main",
+    "claims": "tsmlip.claims:main",
+    "plot": "tsmlip.plots:main",
 }
 
 

@@ -89,7 +89,9 @@ def _atomic_save(obj, path: Path) -> None:
 
 def _fingerprint(model_id: ModelId, cfg: dict, dataset_path, labels_path) -> str:
     """What a checkpoint must match to be resumed: the model, its settings, the data and labels."""
-    relevant = {"id": str(model_id), "network": cfg["network"], "training": cfg["training"],
+    # where and how fast it runs does not change the experiment: a preempted job may resume elsewhere
+    training = {k: v for k, v in cfg["training"].items() if k not in ("device", "torch_threads", "checkpoint_every")}
+    relevant = {"id": str(model_id), "network": cfg["network"], "training": training,
                 "born_again": cfg["born_again"] if model_id.kind == "born_again" else None,
                 "data": dataset_fingerprint(dataset_path),
                 "labels": dataset_fingerprint(labels_path) if labels_path else None}

@@ -1,0 +1,87 @@
+# Liquid-aluminum g(r) of every model and of the reference potential, and the RDF error (Fig. 3C).
+# rdf_md: models/<id>/model.pt -> models/<id>/rdf.csv (+ rdf_md.json run information)
+# rdf_reference: the reference potential (EMT data only) -> reference/rdf.csv + reference/rdf_peak.json
+# rdf_error: the model's g(r) against the teachers' mean g(r) and the reference's -> rdf_error.json
+import json
+
+RDF_CFG = config["rdf"]
+RDF_CFG_JSON = json.dumps(RDF_CFG, sort_keys=True)
+#: the embedded data come from a potential that can run MD itself; external data (ANI-Al) have none
+RDF_REFERENCE = config["data"]["source"] == "emt"
+RDF_TEACHERS = tsconfig.teacher_ids(config)
+
+
+rule rdf_md:
+    input:
+        model=model_file("{kind}/{arch}/seed{seed}", "model.pt"),
+    output:
+        rdf=model_file("{kind}/{arch}/seed{seed}", "rdf.csv"),
+        info=model_file("{kind}/{arch}/seed{seed}", "rdf_md.json"),
+    log:
+        res("logs", "rdf_md", "{kind}", "{arch}", "seed{seed}.log"),
+    benchmark:
+        res("benchmarks", "rdf_md", "{kind}", "{arch}", "seed{seed}.tsv")
+    params:
+        model_id="{kind}/{arch}/seed{seed}",
+        cfg=RDF_CFG_JSON,
+    threads: RDF_CFG["torch_threads"]
+    resources:
+        mem_mb=RDF_CFG["mem_mb"],
+        runtime=RDF_CFG["runtime_min"],
+        gpu=1,
+    shell:
+        "tsmlip rdf-md --model {input.model} --model-id {params.model_id} --config-json {params.cfg:q}"
+        " --threads {threads} --out-csv {output.rdf} --out-json {output.info} > {log} 2>&1"
+
+
+rule rdf_reference:
+    output:
+        rdf=res("reference", "rdf.csv"),
+        peak=res("reference", "rdf_peak.json"),
+    log:
+        res("logs", "rdf_reference.log"),
+    benchmark:
+        res("benchmarks", "rdf_reference.tsv")
+    params:
+        source=config["data"]["source"],
+        cfg=RDF_CFG_JSON,
+    threads: 1
+    resources:
+        mem_mb=RDF_CFG["mem_mb"],
+        runtime=RDF_CFG["runtime_min"],
+    shell:
+        "tsmlip rdf-md --reference {params.source} --config-json {params.cfg:q}"
+        " --out-csv {output.rdf} --out-json {output.peak} > {log} 2>&1"
+
+
+rule rdf_error:
+    input:
+        rdf=model_file("{kind}/{arch}/seed{seed}", "rdf.csv"),
+        info=model_file("{kind}/{arch}/seed{seed}", "rdf_md.json"),
+        teachers=[model_file(t, "rdf.csv") for t in RDF_TEACHERS],
+        reference=[res("reference", "rdf.csv")] if RDF_REFERENCE else [],
+    output:
+        model_file("{kind}/{arch}/seed{seed}", "rdf_error.json"),
+    log:
+        res("logs", "rdf_error", "{kind}", "{arch}", "seed{seed}.log"),
+    benchmark:
+        res("benchmarks", "rdf_error", "{kind}", "{arch}", "seed{seed}.tsv")
+    params:
+        model_id="{kind}/{arch}/seed{seed}",
+        teacher_ids=" ".join(str(t) for t in RDF_TEACHERS),
+        reference=lambda wildcards, input: (
+            f"--reference-rdf {input.reference}" if RDF_REFERENCE else ""
+        ),
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    shell:
+        "tsmlip rdf-error --model-id {params.model_id} --rdf {input.rdf} --info {input.info}"
+        " --teacher-rdf {input.teachers} --teacher-ids {params.teacher_ids} {params.reference}"
+        " --out {output} > {log} 2>&1"
+
+
+TARGETS.extend(model_file(m, "rdf_error.json") for m in tsconfig.all_model_ids(config))
+if RDF_REFERENCE:
+    TARGETS.append(res("reference", "rdf_peak.json"))

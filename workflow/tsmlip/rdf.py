@@ -1,0 +1,465 @@
+"""Radial distribution function of liquid aluminum: MD with any model, g(r), and errors between curves.
+
+Paper section 3.2 / Fig. 3C: every model (teacher, students, controls, Born-Again) runs the same NVT
+Langevin MD of liquid aluminum (default 1200 K); the RDF error of a model is the total absolute
+difference of its g(r) from the teacher's,
+
+    error = sum_i |g_model(r_i) - g_teacher(r_i)| * dr      (Angstrom),
+
+over a fixed grid of bin centres r_i. With the embedded EMT data the reference potential itself can run
+the same MD, so the same error is also taken against the reference's g(r).
+
+Units: distances Angstrom, energies eV, time fs, temperature K, density g/cm^3. The initial structure
+(fcc at the configured liquid density, rattled) and all random numbers (velocities, Langevin noise)
+come from ``seed``, so every model starts from the identical state and differences are the potential's.
+
+Sub-commands: ``tsmlip rdf-md`` (MD + g(r) of one model or of the reference) and ``tsmlip rdf-error``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+#: the exact definition written into every rdf_error.json
+ERROR_DEFINITION = (
+    "sum_i |g_model(r_i) - g_ref(r_i)| * dr over the fixed r grid (bin centres r_i, dr = r_max_A/n_bins), "
+    "in Angstrom; error_vs_teacher uses g_ref = mean g(r) of all teacher seeds (teacher_ids), "
+    "error_vs_reference uses the reference potential's own g(r) from identical MD settings"
+)
+
+
+class RdfCutoffError(ValueError):
+    """The g(r) cut-off does not fit in the periodic cell (r_max must stay below half its height)."""
+
+
+# ----------------------------------------------------------------------------------------------------
+# structure and g(r)
+# ----------------------------------------------------------------------------------------------------
+def number_density(density_g_cm3: float, element: str = "Al") -> float:
+    """Atoms per cubic Angstrom of a one-element system of mass density ``density_g_cm3``."""
+    from ase.data import atomic_masses, atomic_numbers
+    from ase.units import _amu
+
+    mass_g = atomic_masses[atomic_numbers[element]] * _amu * 1e3
+    return density_g_cm3 / mass_g * 1e-24
+
+
+def initial_liquid_cell(settings: dict):
+    """fcc supercell (cubic 4-atom cells repeated ``supercell``) scaled to the configured density,
+    atoms displaced by a seeded Gaussian of ``rattle_A`` (breaks the lattice symmetry)."""
+    from ase.build import bulk
+
+    rho = number_density(settings["density_g_cm3"], settings["element"])
+    a = (4.0 / rho) ** (1.0 / 3.0)
+    atoms = bulk(settings["element"], "fcc", a=a, cubic=True).repeat(tuple(settings["supercell"]))
+    if settings["rattle_A"] > 0:
+        atoms.rattle(stdev=settings["rattle_A"], seed=int(settings["seed"]))
+    return atoms
+
+
+def cell_heights(cell) -> np.ndarray:
+    """Distances between opposite faces of a (possibly triclinic) cell, rows = lattice vectors (A)."""
+    cell = np.asarray(cell, dtype=float)
+    volume = abs(np.linalg.det(cell))
+    return np.array([volume / np.linalg.norm(np.cross(cell[(i + 1) % 3], cell[(i + 2) % 3]))
+                     for i in range(3)])
+
+
+def check_cutoff(cell, r_max: float) -> None:
+    """Raise :class:`RdfCutoffError` unless ``r_max`` < half the shortest cell height, the range in which
+    minimum-image distances are unique."""
+    half = 0.5 * float(cell_heights(cell).min())
+    if not r_max < half:
+        raise RdfCutoffError(
+            f"rdf r_max_A = {r_max:g} A is not below half the shortest cell height ({half:.3f} A); "
+            f"lower rdf.r_max_A or enlarge rdf.supercell")
+
+
+def r_grid(r_max: float, n_bins: int) -> np.ndarray:
+    """Bin centres (A) of the fixed grid: n_bins bins of width r_max/n_bins from 0 to r_max."""
+    dr = r_max / n_bins
+    return (np.arange(n_bins) + 0.5) * dr
+
+
+def mic_distances(atoms, chunk: int = 256) -> np.ndarray:
+    """(N, N) minimum-image distances (A) from rounded fractional coordinate differences.
+
+    Exact for every distance below half the shortest cell height, in any (triclinic) cell: such a
+    shortest image vector has all fractional components inside (-1/2, 1/2), so rounding finds it, and
+    no other image of the pair is that close. Longer distances can come out too long, never too short,
+    which is harmless below that cut-off (:func:`check_cutoff`)."""
+    frac = atoms.get_scaled_positions(wrap=False)
+    cell = np.asarray(atoms.cell, dtype=float)
+    out = np.empty((len(frac), len(frac)))
+    for i in range(0, len(frac), chunk):
+        d = frac[i:i + chunk, None, :] - frac[None, :, :]
+        d -= np.round(d)
+        out[i:i + chunk] = np.linalg.norm(d @ cell, axis=-1)
+    return out
+
+
+def rdf_of_frames(frames, r_max: float, n_bins: int, neighbor_list: bool = False
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """g(r) averaged over ``frames`` (periodic ASE Atoms, any cell shape): pair counts in each shell of
+    width r_max/n_bins divided by the ideal-gas count N * (N/V) * shell volume. Binning and
+    normalisation are ASE's ``get_rdf``; the pair distances come from :func:`mic_distances` (exact below
+    the checked cut-off), or, with ``neighbor_list``, from ASE's own neighbour list (slower; the tests
+    check that both agree). Returns (r bin centres in A, g); g is nan without frames."""
+    from ase.geometry.rdf import get_rdf
+
+    frames = list(frames)
+    if not frames:
+        return r_grid(r_max, n_bins), np.full(n_bins, np.nan)
+    gs = []
+    for atoms in frames:
+        check_cutoff(atoms.cell, r_max)
+        dm = None if neighbor_list else mic_distances(atoms)
+        gs.append(get_rdf(atoms, r_max, n_bins, distance_matrix=dm, no_dists=True))
+    return r_grid(r_max, n_bins), np.mean(gs, axis=0).astype(float)
+
+
+def first_peak(r: np.ndarray, g: np.ndarray, halfwidth_A: float = 0.0) -> tuple[float, float]:
+    """Position (A) and height of the first peak of g(r).
+
+    The peak bin is the highest between the first rise of g above 1 and its next fall below 1; a
+    least-squares parabola through the bins within ``halfwidth_A`` of it (at least the two neighbours)
+    gives the vertex, which averages out bin noise. (nan, nan) for a curve that never exceeds 1 or is
+    not finite."""
+    r, g = np.asarray(r, float), np.asarray(g, float)
+    if not np.all(np.isfinite(g)) or not np.any(g > 1.0):
+        return math.nan, math.nan
+    i0 = int(np.argmax(g > 1.0))
+    below = np.nonzero(g[i0:] < 1.0)[0]
+    i1 = i0 + int(below[0]) if below.size else len(g)
+    i = i0 + int(np.argmax(g[i0:i1]))
+    dr = float(r[1] - r[0])
+    k = max(1, int(round(halfwidth_A / dr)))
+    lo, hi = max(0, i - k), min(len(g), i + k + 1)
+    if hi - lo >= 3:
+        c2, c1, c0 = np.polyfit(r[lo:hi] - r[i], g[lo:hi], 2)
+        if c2 < 0:
+            x = -c1 / (2 * c2)
+            if abs(x) <= k * dr:
+                return float(r[i] + x), float(c0 + c1 * x + c2 * x * x)
+    return float(r[i]), float(g[i])
+
+
+def rdf_error(r: np.ndarray, g: np.ndarray, g_ref: np.ndarray) -> float:
+    """Total absolute error sum_i |g(r_i) - g_ref(r_i)| * dr (A) on a uniform grid of bin centres ``r``."""
+    r, g, g_ref = (np.asarray(x, float) for x in (r, g, g_ref))
+    if g.shape != g_ref.shape or g.shape != r.shape:
+        raise ValueError(f"g(r) curves of different lengths ({g.size} vs {g_ref.size} bins)")
+    dr = float(r[1] - r[0]) if r.size > 1 else 2.0 * float(r[0])
+    return float(np.sum(np.abs(g - g_ref)) * dr)
+
+
+# ----------------------------------------------------------------------------------------------------
+# MD
+# ----------------------------------------------------------------------------------------------------
+@dataclass
+class LiquidRun:
+    """Outcome of :func:`run_liquid_md`: production frames and run information."""
+
+    frames: list
+    n_atoms: int
+    cell: np.ndarray
+    stable: bool
+    steps_done: int
+    wall_time_s: float
+    simulated_time_fs: float
+    mean_temperature_K: float
+    message: str = ""
+    stages: list = field(default_factory=list)
+
+
+class _Blowup(RuntimeError):
+    pass
+
+
+def run_liquid_md(calc, settings: dict, log=None) -> LiquidRun:
+    """NVT Langevin MD of the liquid (``settings`` = the ``rdf:`` config section): optional melt at
+    ``melt_temperature_K``, equilibration and production at ``temperature_K``; a frame is kept every
+    ``sample_interval`` production steps.
+
+    The run stops early (``stable`` False) when positions or forces stop being finite or the
+    instantaneous temperature exceeds ``blowup_temperature_K``; the frames kept so far are returned.
+    A kept frame with two atoms closer than ``collapse_distance_A`` also marks the run unstable (the MD
+    goes on: the collapsed structure shows in g(r) and its error). A progress line goes to ``log``
+    (default stderr) every ``progress_every`` steps.
+    """
+    from ase import units
+    from ase.constraints import FixCom
+    from ase.md.langevin import Langevin
+    from ase.md.velocitydistribution import Stationary
+    from ase.neighborlist import neighbor_list
+
+    try:
+        from ase.md.velocitydistribution import thermalize_momenta  # ASE >= 3.29
+    except ImportError:  # older ASE
+        from ase.md.velocitydistribution import MaxwellBoltzmannDistribution as thermalize_momenta
+
+    s = settings
+    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    atoms = initial_liquid_cell(s)
+    check_cutoff(atoms.cell, s["r_max_A"])
+    rng = np.random.default_rng(int(s["seed"]))
+    stages = [("melt", float(s["melt_temperature_K"]), int(s["melt_steps"])),
+              ("equilibrate", float(s["temperature_K"]), int(s["equilibration_steps"])),
+              ("production", float(s["temperature_K"]), int(s["production_steps"]))]
+    stages = [st for st in stages if st[2] > 0]
+    if not stages or stages[-1][0] != "production":
+        raise ValueError("rdf.production_steps must be at least 1")
+    thermalize_momenta(atoms, temperature_K=stages[0][1], rng=rng)
+    Stationary(atoms)
+    atoms.set_constraint(FixCom())
+    atoms.calc = calc
+    dyn = Langevin(atoms, timestep=s["timestep_fs"] * units.fs, temperature_K=stages[0][1],
+                   friction=s["friction_per_fs"] / units.fs, fixcm=False, rng=rng)
+
+    interval, every = int(s["sample_interval"]), int(s["progress_every"])
+    collapse = float(s["collapse_distance_A"])
+    total = sum(st[2] for st in stages)
+    state = {"stage": stages[0][0], "start": 0}
+    frames, temps, collapsed = [], [], []
+    t0 = time.perf_counter()
+
+    def observe():
+        done = dyn.nsteps
+        if done == 0:  # ASE also calls observers before the first step
+            return
+        step = done - state["start"]
+        temp = atoms.get_temperature()
+        if not (np.all(np.isfinite(atoms.positions)) and np.all(np.isfinite(atoms.get_forces()))):
+            raise _Blowup(f"non-finite positions or forces at {state['stage']} step {step}")
+        if not temp < s["blowup_temperature_K"]:
+            raise _Blowup(f"temperature {temp:.0f} K above blowup_temperature_K at "
+                          f"{state['stage']} step {step}")
+        if state["stage"] == "production":
+            temps.append(temp)
+            if step % interval == 0:
+                frame = atoms.copy()
+                frame.calc = None
+                frame.set_constraint()
+                frames.append(frame)
+                d = neighbor_list("d", frame, collapse) if collapse > 0 else []
+                if len(d):
+                    collapsed.append(float(np.min(d)))
+        if done % every == 0 or done == total:
+            el = time.perf_counter() - t0
+            log(f"[rdf-md] step {done}/{total} ({state['stage']}) T={temp:7.1f} K "
+                f"Epot/atom={atoms.get_potential_energy() / len(atoms):.4f} eV frames={len(frames)} "
+                f"{el:.1f}s ({1e3 * el / done:.1f} ms/step)")
+
+    dyn.attach(observe, interval=1)
+    stable, message = True, ""
+    try:
+        for name, temp_K, n_steps in stages:
+            state["stage"], state["start"] = name, dyn.nsteps
+            dyn.set_temperature(temperature_K=temp_K)
+            log(f"[rdf-md] {name}: {n_steps} steps at {temp_K:g} K")
+            dyn.run(n_steps)
+    except _Blowup as exc:
+        stable, message = False, str(exc)
+        log(f"[rdf-md] UNSTABLE: {message}; {len(frames)} production frames kept")
+    if collapsed:
+        stable = False
+        message = "; ".join(filter(None, [message, (
+            f"{len(collapsed)} of {len(frames)} frames have atoms closer than collapse_distance_A "
+            f"(closest {min(collapsed):.3f} A)")]))
+        log(f"[rdf-md] UNSTABLE: {message}")
+    wall = time.perf_counter() - t0
+    return LiquidRun(frames=frames, n_atoms=len(atoms), cell=np.array(atoms.cell), stable=stable,
+                     steps_done=int(dyn.nsteps), wall_time_s=wall,
+                     simulated_time_fs=dyn.nsteps * s["timestep_fs"],
+                     mean_temperature_K=float(np.mean(temps)) if temps else math.nan,
+                     message=message, stages=[list(st) for st in stages])
+
+
+def reference_calculator(source: str):
+    """The reference potential of the embedded data (ASE EMT); None for external data."""
+    if source == "emt":
+        from ase.calculators.emt import EMT
+        return EMT()
+    return None
+
+
+# ----------------------------------------------------------------------------------------------------
+# files
+# ----------------------------------------------------------------------------------------------------
+def write_curve(path: str | Path, r: np.ndarray, g: np.ndarray) -> None:
+    """g(r) as CSV with columns r_A, g."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savetxt(path, np.column_stack([r, g]), delimiter=",", header="r_A,g", comments="", fmt="%.8g")
+
+
+def read_curve(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """(r_A, g) arrays from a CSV written by :func:`write_curve`."""
+    data = np.genfromtxt(path, delimiter=",", names=True)
+    if data.dtype.names != ("r_A", "g"):
+        raise ValueError(f"{path}: expected columns r_A,g, found {data.dtype.names}")
+    return np.atleast_1d(data["r_A"]).astype(float), np.atleast_1d(data["g"]).astype(float)
+
+
+def _finite_or_none(x):
+    return float(x) if x is not None and math.isfinite(float(x)) else None
+
+
+def _write_json(path: str | Path, obj: dict) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj, indent=2, allow_nan=False) + "\n")
+
+
+def _settings(config_json: str | None) -> dict:
+    """The ``rdf:`` section of config/config.yaml, updated with the keys given as JSON."""
+    from .config import load_config
+
+    s = dict(load_config()["rdf"])
+    if config_json:
+        s.update(json.loads(config_json))
+    return s
+
+
+# ----------------------------------------------------------------------------------------------------
+# sub-commands
+# ----------------------------------------------------------------------------------------------------
+def main_md(argv: list[str] | None = None) -> int:
+    """``tsmlip rdf-md``: liquid MD with one model (or the reference potential) -> g(r) CSV + run JSON."""
+    p = argparse.ArgumentParser(prog="tsmlip rdf-md", description=main_md.__doc__)
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--model", help="model.pt of a trained model")
+    who.add_argument("--reference", choices=["emt"], help="run the reference potential instead")
+    p.add_argument("--model-id", default=None, help="name written into the JSON (default: the path)")
+    p.add_argument("--config-json", default=None,
+                   help="rdf: config keys as JSON (default: the rdf section of config/config.yaml)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch_threads)")
+    p.add_argument("--out-csv", required=True, help="g(r) output, columns r_A,g")
+    p.add_argument("--out-json", required=True, help="run information and first peak")
+    a = p.parse_args(argv)
+    s = _settings(a.config_json)
+    check_cutoff(initial_liquid_cell(s).cell, s["r_max_A"])  # fail before any MD
+
+    # hippynn warns at every step with a pair below its sensitivity range; the collapse check reports it
+    warnings.filterwarnings("ignore", message="Provided distances are underneath sensitivity range")
+    if a.reference:
+        calc = reference_calculator(a.reference)
+        device, name = f"cpu (ASE {a.reference.upper()}, numpy)", f"reference:{a.reference}"
+    else:
+        import torch
+
+        from .calculator import load_calculator
+        from .model import device_description, resolve_device
+
+        torch.set_num_threads(int(a.threads or s["torch_threads"]))
+        dev = resolve_device(s["device"])
+        calc = load_calculator(a.model, dev, skin=s["skin_A"])
+        device, name = device_description(dev), a.model_id or a.model
+    print(f"[rdf-md] {name} on {device}", file=sys.stderr, flush=True)
+
+    run = run_liquid_md(calc, s)
+    t = time.perf_counter()
+    r, g = rdf_of_frames(run.frames, s["r_max_A"], s["n_bins"])
+    rdf_time = time.perf_counter() - t
+    r_peak, g_peak = first_peak(r, g, s["peak_fit_halfwidth_A"])
+    write_curve(a.out_csv, r, g)
+    info = {
+        "model_id": name,
+        "stable": run.stable,
+        "message": run.message,
+        "first_peak_r_A": _finite_or_none(r_peak),
+        "first_peak_g": _finite_or_none(g_peak),
+        "n_frames": len(run.frames),
+        "n_atoms": run.n_atoms,
+        "temperature_K": float(s["temperature_K"]),
+        "mean_production_temperature_K": _finite_or_none(run.mean_temperature_K),
+        "density_g_cm3": float(s["density_g_cm3"]),
+        "number_density_per_A3": number_density(s["density_g_cm3"], s["element"]),
+        "cell_heights_A": cell_heights(run.cell).round(6).tolist(),
+        "r_max_A": float(s["r_max_A"]),
+        "n_bins": int(s["n_bins"]),
+        "dr_A": float(s["r_max_A"]) / int(s["n_bins"]),
+        "stages": run.stages,
+        "timestep_fs": float(s["timestep_fs"]),
+        "steps_done": run.steps_done,
+        "simulated_time_fs": run.simulated_time_fs,
+        "md_wall_time_s": round(run.wall_time_s, 3),
+        "ms_per_step": round(1e3 * run.wall_time_s / max(run.steps_done, 1), 3),
+        "rdf_wall_time_s": round(rdf_time, 3),
+        "device": device,
+        "seed": int(s["seed"]),
+        "settings": s,
+    }
+    _write_json(a.out_json, info)
+    print(f"[rdf-md] done: {len(run.frames)} frames, first peak r={r_peak:.3f} A g={g_peak:.3f}, "
+          f"MD {run.wall_time_s:.1f}s, stable={run.stable}", file=sys.stderr, flush=True)
+    return 0
+
+
+def _check_grid(r: np.ndarray, r_other: np.ndarray, what: str) -> None:
+    if r.shape != r_other.shape or not np.allclose(r, r_other):
+        raise ValueError(f"g(r) curves on different r grids ({what}); rerun rdf-md with one rdf config")
+
+
+def teacher_mean_curve(paths: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Mean g(r) of the teacher curves (same grid required)."""
+    curves = [read_curve(p) for p in paths]
+    r = curves[0][0]
+    for p, (ri, _) in zip(paths, curves):
+        _check_grid(r, ri, f"{p} vs {paths[0]}")
+    return r, np.mean([gi for _, gi in curves], axis=0)
+
+
+def main_error(argv: list[str] | None = None) -> int:
+    """``tsmlip rdf-error``: a model's g(r) error against the teachers' mean g(r) and the reference's."""
+    p = argparse.ArgumentParser(prog="tsmlip rdf-error", description=main_error.__doc__)
+    p.add_argument("--model-id", required=True)
+    p.add_argument("--rdf", required=True, help="the model's rdf.csv")
+    p.add_argument("--info", required=True, help="the model's rdf_md.json")
+    p.add_argument("--teacher-rdf", nargs="+", required=True, help="rdf.csv of every teacher seed")
+    p.add_argument("--teacher-ids", nargs="+", required=True, help="ids of those teachers, same order")
+    p.add_argument("--reference-rdf", default=None, help="the reference potential's rdf.csv (if any)")
+    p.add_argument("--out", required=True, help="rdf_error.json")
+    a = p.parse_args(argv)
+    if len(a.teacher_rdf) != len(a.teacher_ids):
+        p.error("--teacher-rdf and --teacher-ids need the same number of entries")
+
+    r, g = read_curve(a.rdf)
+    info = json.loads(Path(a.info).read_text())
+    r_t, g_t = teacher_mean_curve(a.teacher_rdf)
+    _check_grid(r, r_t, f"{a.rdf} vs the teachers' g(r)")
+    err_ref = None
+    if a.reference_rdf:
+        r_ref, g_ref = read_curve(a.reference_rdf)
+        _check_grid(r, r_ref, f"{a.rdf} vs {a.reference_rdf}")
+        err_ref = _finite_or_none(rdf_error(r, g, g_ref))
+    out = {
+        "model_id": a.model_id,
+        "error_vs_teacher": _finite_or_none(rdf_error(r, g, g_t)),
+        "error_vs_reference": err_ref,
+        "definition": ERROR_DEFINITION,
+        "teacher_ids": list(a.teacher_ids),
+        "first_peak_r_A": info.get("first_peak_r_A"),
+        "first_peak_g": info.get("first_peak_g"),
+        "n_frames": int(info["n_frames"]),
+        "device": info["device"],
+        "temperature_K": float(info["temperature_K"]),
+        "n_atoms": int(info["n_atoms"]),
+        "stable": bool(info.get("stable", True)),
+    }
+    _write_json(a.out, out)
+    print(f"[rdf-error] {a.model_id}: vs teacher {out['error_vs_teacher']}, "
+          f"vs reference {out['error_vs_reference']}", file=sys.stderr, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main_md())
