@@ -224,6 +224,22 @@ def model_row(model_id: str, files: dict) -> dict:
     return {k: json.dumps(v) if isinstance(v, (dict, list)) else math.nan if v is None else v for k, v in row.items()}
 
 
+def share_cost_within_architecture(models: pd.DataFrame) -> pd.DataFrame:
+    """MD time and memory depend on the architecture only (a student and its control run the same
+    computation), so a configuration may measure them on one model per architecture
+    (``md.per_architecture``): the other models of that architecture take the measured values, and
+    ``md_measured_on`` names the model they come from."""
+    cost = [c for c in models.columns if c.startswith(("md_", "max_atoms", "memory_per_atom"))]
+    if not cost or "arch" not in models:
+        return models
+    models = models.copy()
+    measured = models[cost].notna().any(axis=1)
+    models["md_measured_on"] = np.where(measured, models["model_id"], None)
+    for c in cost + ["md_measured_on"]:
+        models[c] = models[c].fillna(models.groupby("arch")[c].transform("first"))
+    return models
+
+
 def build_tables(found: dict[str, dict], learning_speed_factor: float) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(models table, stacked curves) from :func:`collect_files`' result."""
     rows, curves = [], []
@@ -250,7 +266,7 @@ def build_tables(found: dict[str, dict], learning_speed_factor: float) -> tuple[
         row["learning_speed_factor"] = learning_speed_factor
         row["threshold_force_rmse_eV_A"] = threshold
         row["epochs_to_threshold"], row["wall_time_to_threshold_s"] = learning_speed(curve, threshold)
-    models = pd.DataFrame([r for r, _ in rows])
+    models = share_cost_within_architecture(pd.DataFrame([r for r, _ in rows]))
     first = [c for c in ID_COLUMNS if c in models] + ["n_weights"]
     models = models[first + [c for c in models.columns if c not in first]]
     kinds_order = {k: i for i, k in enumerate(("teacher", "student", "control", "control_fw", "born_again", "born_again_static"))}

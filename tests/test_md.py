@@ -1,0 +1,272 @@
+"""MD cost: the test system, the pair finders, the two MD engines, timing and the max-atoms probe.
+
+CPU tests use the tiny config (config/test.yaml) and a random-weight model; CUDA tests run only where
+torch sees a GPU.
+"""
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import ROOT
+from tsmlip.config import Arch, deep_merge
+from tsmlip.md import probe, timing
+from tsmlip.md.common import FAKE_OOM_ENV, fake_oom_atoms
+from tsmlip.md.engines import make_engine
+from tsmlip.md.hardware import hardware_info
+from tsmlip.md.pairs import cell_list_pairs
+from tsmlip.md.system import fcc_supercell, md_system, supercell_repeats
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+TIMING_KEYS = {"model_id", "engine", "device", "device_name", "n_atoms", "n_steps", "warmup_steps", "repeats",
+               "timestep_fs", "temperature_K", "us_per_atom_step", "us_per_atom_step_all", "steps_per_s",
+               "ns_per_day", "energy_drift_eV_per_atom_per_ps", "stable", "hardware"}
+PROBE_KEYS = {"model_id", "device", "device_name", "max_atoms", "memory_budget_bytes", "memory_per_atom_bytes",
+              "memory_per_atom_slope_bytes", "sizes", "hardware"}
+SIZE_KEYS = {"n_atoms", "ok", "peak_bytes", "nvml_used_bytes"}
+
+
+@pytest.fixture(scope="module")
+def md_cfg(tiny_cfg):
+    return tiny_cfg["md"]
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory, tiny_cfg):
+    from tsmlip.model import build_model, save_model
+
+    path = tmp_path_factory.mktemp("md_model") / "model.pt"
+    save_model(build_model(Arch(8, 6, 1), tiny_cfg["network"], seed=0), path)
+    return path
+
+
+# ------------------------------------------------------------------------------------------ system
+def test_supercell_exact_count_and_near_cubic():
+    assert supercell_repeats(12000) == (20, 24, 25)  # 48,000 atoms without vacancies
+    for n in (1, 7, 108, 500, 1001):
+        atoms = fcc_supercell(n, 4.05, seed=1)
+        a, b, c = atoms.info["supercell"]
+        assert len(atoms) == n and atoms.info["vacancies"] == 4 * a * b * c - n
+        assert a <= b <= c <= 1.5 * a and all(atoms.pbc)
+        assert np.allclose(atoms.cell.lengths(), 4.05 * np.array([a, b, c]))
+
+
+def test_thermalised_system(md_cfg):
+    atoms = md_system(500, md_cfg)
+    assert np.allclose(atoms.get_momenta().sum(0), 0.0, atol=1e-10)
+    assert atoms.get_temperature() == pytest.approx(md_cfg["temperature_K"], rel=0.2)
+
+
+# -------------------------------------------------------------------------------------------- pairs
+def _pair_set(pf, ps, off):
+    return set(zip(pf.tolist(), ps.tolist(), map(tuple, off.tolist())))
+
+
+@pytest.mark.parametrize("cell,n", [
+    (np.diag([21.0, 22.0, 25.0]), 300),                                   # orthorhombic, >= 3 bins
+    (np.array([[20.0, 0, 0], [3.0, 21.0, 0], [-2.0, 1.5, 23.0]]), 300),   # triclinic
+    (np.diag([9.0, 10.0, 11.0]), 40),                                     # one bin per direction
+    (np.diag([14.0, 4.0, 30.0]), 60),                                     # thinner than the cut-off
+    (np.array([[5.0, 0, 0], [2.0, 5.0, 0], [1.0, 1.0, 40.0]]), 80),       # thin and triclinic
+])
+def test_cell_list_pairs_match_dense_search(cell, n):
+    from hippynn.layers.pairs.dispatch import neighbor_list_torch
+
+    rng = np.random.default_rng(0)
+    cell_t = torch.as_tensor(cell, dtype=torch.float64)
+    # positions partly outside the cell: the finder must wrap them and return offsets for the raw positions
+    coords = torch.as_tensor(rng.uniform(-0.3, 1.3, size=(n, 3)) @ cell, dtype=torch.float64)
+    cutoff = 6.5
+    got = cell_list_pairs(cutoff, coords, cell_t, chunk=5000)  # small chunks exercise the loop
+    ref = neighbor_list_torch(cutoff, coords, cell_t)
+    assert _pair_set(*got) == _pair_set(*ref)
+    pf, ps, off = got
+    dist = (coords[pf] - coords[ps] + off.double() @ cell_t).norm(dim=1)
+    assert bool((dist < cutoff).all()) and len(pf) == len(set(_pair_set(*got)))
+
+
+# ------------------------------------------------------------------------------------------ engines
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-9), (torch.float32, 2e-4)])
+def test_engines_follow_the_same_trajectory(model_path, md_cfg, dtype, tol):
+    atoms = md_system(256, md_cfg)
+    runs = {}
+    for name, finder in (("ase", None), ("torch", "kdtree"), ("torch", "cell_list"), ("torch", "periodic")):
+        eng = make_engine(name, model_path, atoms, "cpu", 1.0, skin_A=md_cfg["skin_A"],
+                          pair_finder=finder or "cell_list", dtype=dtype)
+        e0 = eng.energies()
+        eng.run(5)
+        runs[(name, finder)] = (eng.positions(), eng.velocities(), e0, eng.energies())
+    ref_pos, ref_vel, ref_e0, ref_e1 = runs[("ase", None)]
+    assert np.abs(ref_pos - atoms.get_positions()).max() > 1e-3  # the atoms did move
+    for key, (pos, vel, e0, e1) in runs.items():
+        assert np.abs(pos - ref_pos).max() < tol, key
+        assert np.abs(vel - ref_vel).max() < tol, key
+        assert np.allclose(e0, ref_e0, atol=1e3 * tol) and np.allclose(e1, ref_e1, atol=1e3 * tol), key
+
+
+def test_torch_engine_reuses_pairs_within_the_skin(model_path, md_cfg):
+    eng = make_engine("torch", model_path, md_system(256, md_cfg), "cpu", 1.0, skin_A=1.0, pair_finder="kdtree")
+    eng.run(10)
+    stats = eng.pair_stats()
+    # hippynn's own test (sum over atoms) would rebuild every step; the per-atom test keeps the list
+    assert stats["pair_rebuilds"] == 1 and stats["pair_reuses"] >= 10
+
+
+# ------------------------------------------------------------------------------------------- timing
+@pytest.mark.parametrize("engine", ["ase", "torch"])
+def test_md_timing_cli(tmp_path, model_path, md_cfg, engine):
+    out = tmp_path / f"md_timing_{engine}.json"
+    assert timing.main(["--model", str(model_path), "--engine", engine, "--out", str(out),
+                        "--model-id", "student/w8-s6-l1/seed0", "--config", str(ROOT / "config" / "test.yaml")]) == 0
+    rec = json.loads(out.read_text())
+    assert TIMING_KEYS <= set(rec)
+    tc = md_cfg["timing"]
+    assert rec["engine"] == engine and rec["device"] == "cpu" and rec["model_id"] == "student/w8-s6-l1/seed0"
+    assert rec["n_atoms"] == tc["n_atoms"] and rec["n_steps"] == tc["steps"] and rec["repeats"] == tc["repeats"]
+    assert len(rec["us_per_atom_step_all"]) == tc["repeats"]
+    assert rec["us_per_atom_step"] == pytest.approx(float(np.median(rec["us_per_atom_step_all"])))
+    for key in ("us_per_atom_step", "steps_per_s", "ns_per_day"):
+        assert math.isfinite(rec[key]) and rec[key] > 0
+    assert rec["steps_per_s"] == pytest.approx(1e6 / (rec["us_per_atom_step"] * rec["n_atoms"]))
+    assert rec["stable"] is True
+    assert abs(rec["energy_drift_eV_per_atom_per_ps"]) < 0.1  # a few fs of a random-weight model at 1 fs
+    assert rec["hardware"]["device"] == "cpu" and rec["hardware"]["cpu"]["torch_threads"] == tc["torch_threads"]
+
+
+def test_energy_drift_and_unstable_flag(model_path, md_cfg):
+    t = [0.0, 0.001, 0.002, 0.003]
+    assert timing.energy_drift(t, [10.0, 10.1, 10.2, 10.3], 10) == pytest.approx(10.0)
+    assert math.isnan(timing.energy_drift(t, [1.0, float("nan"), 1.0, 1.0], 10))
+    cfg = deep_merge(md_cfg, {"timing": {"max_drift_eV_per_atom_per_ps": 1e-12, "repeats": 1}})
+    rec = timing.time_md(model_path, "torch", cfg, torch.device("cpu"))
+    assert rec["stable"] is False
+
+
+def test_hardware_info_on_cpu():
+    info = hardware_info("cpu")
+    assert info["device"] == "cpu" and info["cpu"]["logical_cores"] >= 1 and "gpu" not in info
+    json.dumps(info)
+
+
+# -------------------------------------------------------------------------------------------- probe
+def _threshold_trial(limit):
+    calls = []
+
+    def trial(n):
+        calls.append(n)
+        return {"n_atoms": n, "ok": n <= limit, "peak_bytes": 1000 * n if n <= limit else None,
+                "nvml_used_bytes": None}
+    return trial, calls
+
+
+@pytest.mark.parametrize("limit,resolution", [(1000, 0.05), (1000, 10), (5, 0.1), (70, 0.5)])
+def test_search_brackets_the_limit(limit, resolution):
+    trial, calls = _threshold_trial(limit)
+    found = probe.search_max_atoms(trial, start=64, growth=2.0, resolution=resolution, cap=10**6,
+                                   progress=lambda m: None)
+    lo, hi = found["max_atoms"], found["first_failure_atoms"]
+    assert lo <= limit < hi
+    assert hi - lo <= max(1, resolution * lo if resolution < 1 else resolution)
+    slope, _ = probe.memory_slope(found["sizes"])
+    assert slope is None if sum(r["ok"] for r in found["sizes"]) < 2 else slope == pytest.approx(1000.0)
+    assert len(calls) == len(set(calls))
+
+
+def test_search_stops_at_the_cap():
+    trial, _ = _threshold_trial(10**9)
+    found = probe.search_max_atoms(trial, 100, 3.0, 0.1, cap=1000, progress=lambda m: None)
+    assert found == {**found, "max_atoms": 1000, "capped": True, "first_failure_atoms": None}
+
+
+def test_fake_oom_setting(monkeypatch):
+    monkeypatch.delenv(FAKE_OOM_ENV, raising=False)
+    assert fake_oom_atoms() is None and fake_oom_atoms(7) == 7
+    monkeypatch.setenv(FAKE_OOM_ENV, "123")
+    assert fake_oom_atoms() == 123
+    with pytest.raises(MemoryError):
+        probe.md_step("unused.pt", 200, {}, torch.device("cpu"), fake_oom_above=123)
+
+
+def test_cpu_probe_with_injected_oom(tmp_path, model_path, md_cfg):
+    """End to end on the CPU: forked children, RSS budget, and an injected OOM above 100 atoms."""
+    out = tmp_path / "max_atoms.json"
+    cfg = json.dumps({"probe": {"start_atoms": 16, "growth_factor": 4.0, "resolution": 0.1,
+                                "cpu_memory_budget_MB": 400}})
+    assert probe.main(["--model", str(model_path), "--out", str(out), "--config", str(ROOT / "config" / "test.yaml"),
+                       "--config-json", cfg, "--fake-oom-above", "100"]) == 0
+    rec = json.loads(out.read_text())
+    assert PROBE_KEYS <= set(rec) and rec["device"] == "cpu"
+    assert all(SIZE_KEYS <= set(row) for row in rec["sizes"])
+    budget = 400 * 2**20
+    assert rec["memory_budget_bytes"] == budget
+    assert 90 <= rec["max_atoms"] <= 100 and rec["first_failure_atoms"] > 100
+    assert [r["n_atoms"] for r in rec["sizes"]][:3] == [16, 64, 256]
+    for row in rec["sizes"]:
+        assert row["ok"] == (row["n_atoms"] <= 100)
+        if row["ok"]:
+            assert 0 <= row["peak_bytes"] <= budget
+        else:
+            assert "injected" in row["reason"]
+    assert rec["memory_per_atom_bytes"] == pytest.approx(budget / rec["max_atoms"])
+    assert rec["memory_per_atom_slope_bytes"] is None or math.isfinite(rec["memory_per_atom_slope_bytes"])
+
+
+def test_cpu_probe_budget_counts_as_oom(model_path, md_cfg):
+    """A budget far below one step's memory: every size fails on RSS, without an exception."""
+    cfg = deep_merge(md_cfg, {"probe": {"start_atoms": 256, "resolution": 128, "cpu_memory_budget_MB": 0.5}})
+    rec = probe.probe_max_atoms(model_path, cfg, torch.device("cpu"))
+    assert rec["max_atoms"] < 256 and rec["first_failure_atoms"] is not None
+    failed = [r for r in rec["sizes"] if not r["ok"]]
+    assert failed and all("budget" in r["reason"] for r in failed)
+
+
+# --------------------------------------------------------------------------------------------- CUDA
+@pytest.mark.gpu
+@cuda
+@pytest.mark.parametrize("engine", ["ase", "torch"])
+def test_md_timing_on_cuda(tmp_path, model_path, md_cfg, engine):
+    rec = timing.time_md(model_path, engine, md_cfg, torch.device("cuda"))
+    assert rec["device"] == "cuda" and rec["stable"] and rec["us_per_atom_step"] > 0
+    assert rec["hardware"]["gpu"]["total_memory_bytes"] > 0
+
+
+@pytest.mark.gpu
+@cuda
+def test_cuda_engines_agree(model_path, md_cfg):
+    atoms = md_system(256, md_cfg)
+    pos = []
+    for name in ("ase", "torch"):
+        eng = make_engine(name, model_path, atoms, "cuda", 1.0, pair_finder="cell_list", dtype=torch.float64)
+        eng.run(5)
+        pos.append(eng.positions())
+    assert np.abs(pos[0] - pos[1]).max() < 1e-8
+
+
+@pytest.mark.gpu
+@cuda
+def test_cuda_probe_injected_and_real_oom(model_path, md_cfg):
+    cfg = deep_merge(md_cfg, {"probe": {"start_atoms": 32, "growth_factor": 2.0, "resolution": 0.25}})
+    rec = probe.probe_max_atoms(model_path, cfg, torch.device("cuda"), fake_oom_above=300)
+    assert 225 <= rec["max_atoms"] <= 300
+    assert all(r["nvml_used_bytes"] is None or r["nvml_used_bytes"] > 0 for r in rec["sizes"])
+    assert any("OutOfMemoryError" in r.get("reason", "") for r in rec["sizes"])
+    # a real out-of-memory: cap torch's allocator at 32 MB (all-torch engine: no slow host neighbour list)
+    cfg = deep_merge(cfg, {"probe": {"engine": "torch", "gpu_memory_budget_MB": 32, "max_atoms_cap": 200000,
+                                     "growth_factor": 4.0}})
+    try:
+        rec = probe.probe_max_atoms(model_path, cfg, torch.device("cuda"))
+    finally:
+        torch.cuda.set_per_process_memory_fraction(1.0)
+    assert rec["memory_budget_bytes"] == 32 * 2**20 and 0 < rec["max_atoms"] < 200000
+    assert all(r["peak_bytes"] <= 32 * 2**20 for r in rec["sizes"] if r["ok"])
+    assert any("OutOfMemoryError" in r.get("reason", "") for r in rec["sizes"])
+
+
+def test_ase_host_memory_estimate_counts_the_pairs(model_path, md_cfg):
+    eng = make_engine("ase", model_path, md_system(500, md_cfg), "cpu", 1.0, skin_A=md_cfg["skin_A"])
+    pairs_per_atom = len(eng.atoms.calc.nl.nl.pair_first) / 500
+    estimate = probe.ase_host_bytes(500, model_path, md_cfg) / probe.ASE_NL_BYTES_PER_PAIR / 500
+    assert estimate == pytest.approx(pairs_per_atom, rel=0.3)  # a continuum count of discrete fcc shells

@@ -1,0 +1,82 @@
+"""Shared plumbing of the MD commands: the ``md:`` config section, the device, JSON output."""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+#: set to an atom count to make every force evaluation above it fail as out-of-memory (tests, dry runs)
+FAKE_OOM_ENV = "TSMLIP_MD_FAKE_OOM_ATOMS"
+
+
+def md_config(config_json: str | None = None, config_files: list[str] | None = None) -> dict:
+    """The ``md:`` section: config/config.yaml (plus overlays ``config_files``), then ``config_json``
+    (a JSON object of md keys, e.g. the section as Snakemake passes it) merged on top."""
+    from ..config import deep_merge, load_config
+
+    cfg = load_config(*(config_files or []))
+    md = cfg["md"]
+    if config_json:
+        md = deep_merge(md, json.loads(config_json))
+    return md
+
+
+def add_config_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config-json", help="JSON object of `md:` keys merged over the config files")
+    parser.add_argument("--config", nargs="*", default=[], metavar="YAML",
+                        help="config overlays on config/config.yaml (e.g. config/test.yaml)")
+    parser.add_argument("--device", help="override md.device (auto, cpu, cuda, cuda:1)")
+
+
+def setup_device(md_cfg: dict, override: str | None = None) -> torch.device:
+    """The MD device; on the CPU the torch thread count is fixed to ``md.timing.torch_threads``."""
+    from ..model import resolve_device
+
+    device = resolve_device(override or md_cfg.get("device", "auto"))
+    if device.type == "cpu":
+        torch.set_num_threads(int(md_cfg["timing"]["torch_threads"]))
+    return device
+
+
+def fake_oom_atoms(explicit: int | None = None) -> int | None:
+    """Atom count above which force evaluations are made to fail (argument, else the environment)."""
+    if explicit is not None:
+        return int(explicit)
+    value = os.environ.get(FAKE_OOM_ENV, "").strip()
+    return int(value) if value else None
+
+
+def out_of_memory_error(device: torch.device, n_atoms: int, limit: int) -> Exception:
+    """The error a real OOM would raise on ``device`` (for the injected OOM)."""
+    msg = f"injected out-of-memory: {n_atoms} atoms > {limit} ({FAKE_OOM_ENV})"
+    if device.type == "cuda":
+        return torch.cuda.OutOfMemoryError(msg)
+    return MemoryError(msg)
+
+
+def finite_or_none(x):
+    return float(x) if x is not None and math.isfinite(x) else None
+
+
+def write_json(path: str | Path, payload: dict) -> None:
+    """Atomic JSON write (NaN/inf stored as null)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=1, allow_nan=False) + "\n")
+    tmp.replace(path)
+
+
+#: set True to silence :func:`log` (e.g. a benchmark printing its own table)
+QUIET = False
+
+
+def log(msg: str) -> None:
+    """A progress line on stderr (the rule's log)."""
+    if not QUIET:
+        print(msg, file=sys.stderr, flush=True)

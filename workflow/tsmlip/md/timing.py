@@ -1,0 +1,156 @@
+"""MD cost: wall time per MD step per atom of an NVE velocity-Verlet run (paper sec. 3.1/3.4, Figs 2A, 5A).
+
+A thermalised fcc aluminum supercell (``md.timing.n_atoms`` atoms, lattice constant
+``md.lattice_constant_A``, Maxwell-Boltzmann velocities at ``md.temperature_K`` with zero total momentum) is
+integrated with one engine (``ase`` or ``torch``, see :mod:`.engines`). ``warmup_steps`` untimed steps
+come first (neighbour lists, allocator, caches), then ``repeats`` timed blocks of ``steps`` steps; the
+median block gives ``us_per_atom_step`` (microseconds per step per atom). The total energy is read at the
+start, after the warm-up and after every block; its least-squares slope is the energy drift (eV per atom per
+ps). A run whose energy is not finite or drifts by more than ``max_drift_eV_per_atom_per_ps`` is
+reported ``stable: false`` (the timing of an exploding simulation is not a timing).
+
+``tsmlip md-timing --model models/<id>/model.pt --engine ase --out models/<id>/md_timing_ase.json``
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .common import add_config_args, finite_or_none, log, md_config, setup_device, write_json
+from .engines import ENGINES, kernel_implementation, make_engine, prime_engine
+from .hardware import device_name, hardware_info
+from .system import md_system
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def energy_drift(times_ps, energies_eV, n_atoms: int) -> float:
+    """Least-squares slope of the total energy per atom against time (eV / atom / ps); NaN if undefined."""
+    t = np.asarray(times_ps, dtype=float)
+    e = np.asarray(energies_eV, dtype=float) / n_atoms
+    if len(t) < 2 or not np.all(np.isfinite(e)) or np.ptp(t) == 0:
+        return math.nan
+    return float(np.polyfit(t, e, 1)[0])
+
+
+def time_md(model_path: str | Path, engine: str, md_cfg: dict, device: torch.device,
+            model_id: str | None = None, dtype: str = "float32") -> dict:
+    """Time ``engine`` on the model at ``model_path``; returns the ``md_timing_<engine>.json`` record."""
+    tc = md_cfg["timing"]
+    n_atoms, steps, warmup, repeats = (int(tc[k]) for k in ("n_atoms", "steps", "warmup_steps", "repeats"))
+    dt_fs = float(tc["timestep_fs"])
+    pair_finder = md_cfg["pair_finder"][device.type]
+    atoms = md_system(n_atoms, md_cfg)
+
+    wall0 = time.perf_counter()
+    prime_engine(engine, model_path, md_cfg, device, pair_finder, DTYPES[dtype])
+    prime_s = time.perf_counter() - wall0
+    t_setup = time.perf_counter()
+    eng = make_engine(engine, model_path, atoms, device, dt_fs, skin_A=md_cfg["skin_A"],
+                      pair_finder=pair_finder, dtype=DTYPES[dtype])
+    eng.synchronize()
+    setup_s = time.perf_counter() - t_setup
+    trace_t, trace_e = [0.0], [sum(eng.energies())]
+    log(f"[md-timing] {model_id or model_path} engine={engine} device={device} n_atoms={n_atoms} "
+        f"priming {prime_s:.1f} s, setup {setup_s:.2f} s, E0 = {trace_e[0]:.6f} eV")
+    done = 0
+    if warmup:
+        eng.run(warmup)
+        done += warmup
+        trace_t.append(done * dt_fs * 1e-3)
+        trace_e.append(sum(eng.energies()))
+
+    block_s = []
+    for r in range(repeats):
+        eng.synchronize()
+        t0 = time.perf_counter()
+        eng.run(steps)
+        eng.synchronize()
+        block_s.append(time.perf_counter() - t0)
+        done += steps
+        trace_t.append(done * dt_fs * 1e-3)
+        trace_e.append(sum(eng.energies()))
+        log(f"[md-timing] block {r + 1}/{repeats}: {steps} steps in {block_s[-1]:.3f} s "
+            f"({block_s[-1] / steps / n_atoms * 1e6:.2f} us/atom/step), E = {trace_e[-1]:.6f} eV")
+
+    per_atom_us = [s / steps / n_atoms * 1e6 for s in block_s]
+    median_us = statistics.median(per_atom_us)
+    steps_per_s = 1e6 / (median_us * n_atoms)
+    drift = energy_drift(trace_t, trace_e, n_atoms)
+    bound = float(tc["max_drift_eV_per_atom_per_ps"])
+    stable = bool(all(math.isfinite(e) for e in trace_e) and math.isfinite(drift) and abs(drift) <= bound)
+    if not stable:
+        log(f"[md-timing] UNSTABLE: drift {drift} eV/atom/ps (bound {bound}) or non-finite energies")
+    record = {
+        "model_id": model_id,
+        "engine": engine,
+        "device": device.type,
+        "device_name": device_name(device),
+        "n_atoms": n_atoms,
+        "n_steps": steps,
+        "warmup_steps": warmup,
+        "repeats": repeats,
+        "timestep_fs": dt_fs,
+        "temperature_K": float(md_cfg["temperature_K"]),
+        "us_per_atom_step": median_us,
+        "us_per_atom_step_all": per_atom_us,
+        "steps_per_s": steps_per_s,
+        "ns_per_day": steps_per_s * dt_fs * 1e-6 * 86400.0,
+        "energy_drift_eV_per_atom_per_ps": finite_or_none(drift),
+        "stable": stable,
+        "max_drift_eV_per_atom_per_ps": bound,
+        "energy_start_eV": finite_or_none(trace_e[0]),
+        "energy_end_eV": finite_or_none(trace_e[-1]),
+        "energy_trace": [[t, finite_or_none(e)] for t, e in zip(trace_t, trace_e)],
+        "prime_s": prime_s,
+        "setup_s": setup_s,
+        "wall_s": time.perf_counter() - wall0,
+        "supercell": atoms.info["supercell"],
+        "vacancies": atoms.info["vacancies"],
+        "lattice_constant_A": float(md_cfg["lattice_constant_A"]),
+        "skin_A": float(md_cfg["skin_A"]),
+        "pair_finder": pair_finder if engine == "torch" else "ase.neighborlist",
+        "dtype": dtype,
+        "hippynn_kernels": kernel_implementation(),
+        "torch_threads": torch.get_num_threads() if device.type == "cpu" else None,
+        "model_path": str(model_path),
+        "hardware": hardware_info(device),
+    }
+    if hasattr(eng, "pair_stats"):
+        record.update(eng.pair_stats())
+    return record
+
+
+def model_id_from_path(path: str | Path) -> str | None:
+    """``<kind>/<arch>/seed<N>`` from ``.../models/<kind>/<arch>/seed<N>/model.pt``, else None."""
+    from ..config import ConfigError, ModelId
+
+    try:
+        return str(ModelId.parse("/".join(Path(path).resolve().parent.parts[-3:])))
+    except ConfigError:
+        return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="tsmlip md-timing", description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", required=True, help="model.pt of a trained model")
+    p.add_argument("--engine", required=True, choices=ENGINES)
+    p.add_argument("--out", required=True, help="output JSON (md_timing_<engine>.json)")
+    p.add_argument("--model-id", help="model id recorded in the output (default: from the path)")
+    p.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
+    add_config_args(p)
+    args = p.parse_args(argv)
+    md = md_config(args.config_json, args.config)
+    device = setup_device(md, args.device)
+    record = time_md(args.model, args.engine, md, device, args.model_id or model_id_from_path(args.model),
+                     dtype=args.dtype)
+    write_json(args.out, record)
+    log(f"[md-timing] {record['us_per_atom_step']:.3f} us/atom/step, {record['ns_per_day']:.4f} ns/day, "
+        f"drift {record['energy_drift_eV_per_atom_per_ps']} eV/atom/ps, stable={record['stable']} -> {args.out}")
+    return 0
