@@ -29,6 +29,8 @@ rule rdf_md:
         mem_mb=RDF_CFG["mem_mb"],
         runtime=RDF_CFG["runtime_min"],
         gpu=1,
+    conda:
+        CONDA_ENV
     shell:
         "tsmlip rdf-md --model {input.model} --model-id {params.model_id} --config-json {params.cfg:q}"
         " --threads {threads} --out-csv {output.rdf} --out-json {output.info} > {log} 2>&1"
@@ -49,6 +51,8 @@ rule rdf_reference:
     resources:
         mem_mb=RDF_CFG["mem_mb"],
         runtime=RDF_CFG["runtime_min"],
+    conda:
+        CONDA_ENV
     shell:
         "tsmlip rdf-md --reference {params.source} --config-json {params.cfg:q}"
         " --out-csv {output.rdf} --out-json {output.peak} > {log} 2>&1"
@@ -76,6 +80,8 @@ rule rdf_error:
     resources:
         mem_mb=500,
         runtime=5,
+    conda:
+        CONDA_ENV
     shell:
         "tsmlip rdf-error --model-id {params.model_id} --rdf {input.rdf} --info {input.info}"
         " --teacher-rdf {input.teachers} --teacher-ids {params.teacher_ids} {params.reference}"
