@@ -28,6 +28,21 @@ include: "workflow/rules/rdf.smk"
 include: "workflow/rules/aggregate.smk"
 
 
+# cheap bookkeeping jobs run inside the main Snakemake process, not as cluster jobs
+localrules:
+    all,
+    rdf_error,
+    aggregate,
+    claims,
+    born_again_table,
+    figure_pareto_time,
+    figure_pareto_memory,
+    figure_capacity,
+    figure_learning_curves,
+    figure_scaling,
+    figure_born_again,
+
+
 rule all:
     default_target: True
     input:

@@ -1,0 +1,357 @@
+"""The SLURM profiles, proved on a real one-node SLURM cluster.
+
+    tests/slurm/run_ci.sh                         # start cluster, these tests, stop cluster
+    pytest -m slurm tests/test_slurm.py -x        # starts (or reuses) the cluster itself
+
+The cluster (tests/slurm/start_cluster.sh) is Debian's slurmctld + slurmd on 127.0.0.1 with
+one node "localhost" (2 cores) that advertises two fake GPUs (Gres=gpu:2); it needs
+root and apt-get, else the `slurm` tests skip with the reason. The default test run
+(`-m 'not slow and not slurm'`) keeps only `test_profiles_plan`, a dry run that needs no
+cluster.
+
+Evidence collected per job:
+  * Snakemake's own log line "Job N has been submitted with SLURM jobid J" (the job went
+    through sbatch, not the local executor);
+  * the exact sbatch command line the plugin ran (a `sbatch` wrapper first on PATH writes
+    its arguments to a file, then execs the real sbatch) -- GPU rules carry `--gpus=1`,
+    CPU rules carry no GPU option;
+  * SLURM's record of the job (`scontrol show job J`: Comment=rule_<rule>,
+    TresPerJob=gres:gpu:1 for the GPU rules only, JobState=COMPLETED, ExitCode=0:0);
+  * the job's environment (toy workflow): CUDA_VISIBLE_DEVICES set by SLURM in a GPU job
+    (different devices for GPU jobs that overlap in time) and torch falling back to the
+    CPU through tsmlip.model.resolve_device("auto").
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SLURM_SCRIPTS = REPO / "tests" / "slurm"
+CI_PROFILE = REPO / "workflow" / "profiles" / "slurm-ci"
+SITE_PROFILE = REPO / "workflow" / "profiles" / "slurm"
+DEFAULT_PROFILE = REPO / "workflow" / "profiles" / "default"
+STATE = Path(os.environ.get("TSMLIP_SLURM_STATE", "/var/lib/tsmlip-slurm"))
+DAEMONS = ("munged", "slurmctld", "slurmd")
+
+# rules that must be submitted with --gpus=1 (workflow/profiles/slurm*/config.yaml)
+GPU_RULES = {
+    "train_teacher",
+    "train_student",
+    "train_control",
+    "train_born_again",
+    "md_timing",
+    "max_atoms",
+    "rdf_md",
+}
+
+SUBMITTED_RE = re.compile(
+    r"Job (\d+) has been submitted with SLURM jobid (\d+) \(log: (\S+)\)"
+)
+LOG_RULE_RE = re.compile(r"/slurm_logs/rule_([A-Za-z0-9_]+)/")
+
+# no `--workflow-profile`/`--configfile` from the caller's environment
+CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith("SNAKEMAKE_")}
+
+
+# --------------------------------------------------------------------------- helpers
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a killed daemon stays a zombie until PID 1 reaps it
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _recorded_pids() -> dict[str, int]:
+    pids = {}
+    for name in DAEMONS:
+        f = STATE / "pids" / f"{name}.pid"
+        if f.is_file() and f.read_text().strip().isdigit():
+            pids[name] = int(f.read_text())
+    return pids
+
+
+def _snakemake_env(tmp: Path) -> tuple[dict, Path]:
+    """PATH: a logging `sbatch` wrapper first, then this interpreter's bin (snakemake, tsmlip)."""
+    real_sbatch = shutil.which("sbatch")
+    assert real_sbatch, "sbatch not on PATH"
+    shim_dir = tmp / "shim"
+    shim_dir.mkdir(exist_ok=True)
+    calls = tmp / "sbatch_calls"
+    calls.mkdir(exist_ok=True)
+    shim = shim_dir / "sbatch"
+    shim.write_text(
+        "#!/bin/sh\n"
+        "# test wrapper: record the plugin's sbatch arguments (one file per call: the plugin\n"
+        "# submits from two threads at once), then submit with the real sbatch\n"
+        f"printf '%s\\n' \"$*\" > '{calls}'/$$.txt\n"
+        f"exec '{real_sbatch}' \"$@\"\n"
+    )
+    shim.chmod(0o755)
+    env = dict(CLEAN_ENV)
+    env["PATH"] = os.pathsep.join([str(shim_dir), str(Path(sys.executable).parent), env.get("PATH", "")])
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env, calls
+
+
+def _run_snakemake(args: list[str], cwd: Path, env: dict, timeout: int) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "snakemake", *args]
+    t0 = time.monotonic()
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    proc.wall_s = time.monotonic() - t0  # type: ignore[attr-defined]
+    (cwd / "snakemake.out").write_text(proc.stdout + proc.stderr)
+    return proc
+
+
+def _tail(text: str, n: int = 60) -> str:
+    return "\n".join(text.splitlines()[-n:])
+
+
+def _scontrol_job(jobid: str) -> dict[str, str]:
+    out = subprocess.run(
+        ["scontrol", "show", "job", "--oneliner", jobid], capture_output=True, text=True, timeout=30
+    )
+    assert out.returncode == 0, f"scontrol show job {jobid}: {out.stderr}"
+    fields = {}
+    for tok in out.stdout.split():
+        if "=" in tok:
+            k, v = tok.split("=", 1)
+            fields.setdefault(k, v)
+    return fields
+
+
+def _check_slurm_evidence(log: str, calls_dir: Path, gpu_rules=GPU_RULES) -> dict[str, list[str]]:
+    """Every job went through sbatch; GPU rules with --gpus=1, CPU rules without a GPU.
+    Returns {rule: [slurm job ids]}."""
+    submitted = SUBMITTED_RE.findall(log)
+    assert submitted, "no job was submitted to SLURM:\n" + _tail(log)
+    by_rule: dict[str, list[str]] = {}
+    for _smk_id, slurm_id, logfile in submitted:
+        m = LOG_RULE_RE.search(logfile)
+        assert m, logfile
+        by_rule.setdefault(m.group(1), []).append(slurm_id)
+        assert Path(logfile).is_file(), f"SLURM log {logfile} missing (slurm-keep-successful-logs)"
+
+    # the sbatch command lines the plugin ran
+    calls = [f.read_text().replace("\n", " ") for f in sorted(calls_dir.glob("*.txt"))]
+    assert len(calls) == len(submitted), (len(calls), len(submitted))
+    for call in calls:
+        m = LOG_RULE_RE.search(call)
+        assert m, call
+        rule = m.group(1)
+        head = call.split("--wrap", 1)[0]  # sbatch options only, not the wrapped command
+        if rule in gpu_rules:
+            assert " --gpus=1" in head, f"GPU rule {rule} submitted without --gpus=1: {head}"
+        else:
+            assert "--gpus" not in head and "--gres" not in head, f"CPU rule {rule} asked for a GPU: {head}"
+
+    # SLURM's own record of every job
+    for rule, ids in by_rule.items():
+        for jid in ids:
+            job = _scontrol_job(jid)
+            assert job.get("JobState") == "COMPLETED", (rule, jid, job.get("JobState"))
+            assert job.get("ExitCode") == "0:0", (rule, jid, job.get("ExitCode"))
+            assert job.get("Comment", "").startswith(f"rule_{rule}"), (rule, jid, job.get("Comment"))
+            tres = job.get("TresPerJob", "")
+            if rule in gpu_rules:
+                assert re.fullmatch(r"gres[:/]gpu[:=]1", tres), (rule, jid, tres)
+            else:
+                assert "gpu" not in tres, (rule, jid, tres)
+    return by_rule
+
+
+# --------------------------------------------------------------------------- the cluster
+@pytest.fixture(scope="module")
+def slurm_cluster():
+    """A running one-node cluster: reused if one from the same state dir is up, else
+    started here and stopped (exactly the recorded PIDs) at teardown."""
+    if os.name != "posix" or os.geteuid() != 0:
+        pytest.skip("needs root: installs munge/slurm with apt-get and runs slurmctld/slurmd")
+    if shutil.which("apt-get") is None and shutil.which("slurmctld") is None:
+        pytest.skip("no apt-get to install Debian's slurmctld/slurmd/munge (and none installed)")
+    before = {n: p for n, p in _recorded_pids().items() if _alive(p)}
+    t0 = time.monotonic()
+    proc = subprocess.run(
+        ["bash", str(SLURM_SCRIPTS / "start_cluster.sh")],
+        capture_output=True, text=True, timeout=900, env=dict(CLEAN_ENV, TSMLIP_SLURM_STATE=str(STATE)),
+    )
+    if proc.returncode == 2:
+        reason = [ln for ln in proc.stderr.splitlines() if "SKIP:" in ln]
+        pytest.skip(reason[-1].split("SKIP:", 1)[1].strip() if reason else proc.stderr.strip())
+    assert proc.returncode == 0, f"start_cluster.sh failed:\n{proc.stdout}\n{proc.stderr}"
+    print(f"cluster ready in {time.monotonic() - t0:.1f}s: {proc.stderr.strip().splitlines()[-2:]}")
+    started = {n: p for n, p in _recorded_pids().items() if _alive(p) and before.get(n) != p}
+    try:
+        yield started
+    finally:
+        if started:
+            subprocess.run(
+                ["bash", str(SLURM_SCRIPTS / "stop_cluster.sh")],
+                timeout=120, env=dict(CLEAN_ENV, TSMLIP_SLURM_STATE=str(STATE)),
+            )
+            left = {n: p for n, p in started.items() if _alive(p)}
+            for name, pid in left.items():  # the script failed: end them here, by PID
+                os.kill(pid, 9)
+            assert not left, f"stop_cluster.sh left daemons running: {left}"
+
+
+# --------------------------------------------------------------------------- tests
+TOY_SNAKEFILE = textwrap.dedent(
+    r'''
+    # one CPU rule, one GPU rule by the profile's set-resources (named like the real one),
+    # one GPU rule by its own `resources: gpu=1`
+    rule all:
+        input: "results/teacher.txt", "results/declared.txt"
+
+    rule generate_dataset:
+        output: "results/data.txt"
+        shell: "echo slurm_job=$SLURM_JOB_ID cuda_visible_devices=${{CUDA_VISIBLE_DEVICES:-unset}} > {output}"
+
+    rule train_teacher:
+        input: "results/data.txt"
+        output: "results/teacher.txt"
+        threads: 1
+        shell:
+            "echo slurm_job=$SLURM_JOB_ID cuda_visible_devices=${{CUDA_VISIBLE_DEVICES:-unset}} > {output}; "
+            "python -c 'from tsmlip.model import resolve_device; print(\"device=\" + str(resolve_device(\"auto\")))' >> {output}"
+
+    rule declared_gpu:
+        input: "results/data.txt"
+        output: "results/declared.txt"
+        resources: gpu=1
+        shell: "echo slurm_job=$SLURM_JOB_ID cuda_visible_devices=${{CUDA_VISIBLE_DEVICES:-unset}} > {output}"
+    '''
+)
+
+
+@pytest.mark.slurm
+def test_toy_workflow_on_slurm(slurm_cluster, tmp_path):
+    """A toy workflow through the CI profile: sbatch for every job, --gpus=1 for the GPU
+    rules, a fake GPU of its own per GPU job (CUDA_VISIBLE_DEVICES), torch on the CPU."""
+    (tmp_path / "Snakefile").write_text(TOY_SNAKEFILE)
+    env, calls = _snakemake_env(tmp_path)
+    proc = _run_snakemake(
+        ["--workflow-profile", str(CI_PROFILE), "--snakefile", str(tmp_path / "Snakefile")],
+        cwd=tmp_path, env=env, timeout=600,
+    )
+    log = proc.stdout + proc.stderr
+    print(f"toy workflow on SLURM: {proc.wall_s:.1f}s")
+    assert proc.returncode == 0, _tail(log)
+    by_rule = _check_slurm_evidence(log, calls, gpu_rules=GPU_RULES | {"declared_gpu"})
+    assert set(by_rule) == {"generate_dataset", "train_teacher", "declared_gpu"}, by_rule
+
+    cpu = (tmp_path / "results" / "data.txt").read_text()
+    gpu = (tmp_path / "results" / "teacher.txt").read_text()
+    declared = (tmp_path / "results" / "declared.txt").read_text()
+    assert f"slurm_job={by_rule['generate_dataset'][0]} " in cpu
+    assert "cuda_visible_devices=unset" in cpu
+    m_gpu = re.search(rf"slurm_job={by_rule['train_teacher'][0]} cuda_visible_devices=(\d)\b", gpu)
+    m_decl = re.search(rf"slurm_job={by_rule['declared_gpu'][0]} cuda_visible_devices=(\d)\b", declared)
+    assert m_gpu and m_decl, (gpu, declared)  # SLURM gave each GPU job a device
+    assert "device=cpu" in gpu  # a fake GPU is no CUDA device: resolve_device("auto") -> CPU
+    # two GPU jobs that ran at the same time had different GPUs
+    t = {r: _scontrol_job(by_rule[r][0]) for r in ("train_teacher", "declared_gpu")}
+    overlap = (t["train_teacher"]["StartTime"] < t["declared_gpu"]["EndTime"]
+               and t["declared_gpu"]["StartTime"] < t["train_teacher"]["EndTime"])
+    if overlap:
+        assert m_gpu.group(1) != m_decl.group(1), (t, gpu, declared)
+
+
+@pytest.mark.slurm
+def test_real_workflow_on_slurm(slurm_cluster, tmp_path):
+    """The real workflow, tiny config, through the CI profile, in a scratch directory."""
+    snakefile = REPO / "Snakefile"
+    if not snakefile.is_file():
+        snakefile = REPO / "workflow" / "Snakefile"
+    test_cfg = REPO / "config" / "test.yaml"
+    if not (snakefile.is_file() and test_cfg.is_file()):
+        pytest.skip("the real workflow (Snakefile, config/test.yaml) is not there yet")
+    env, calls = _snakemake_env(tmp_path)
+    args = [
+        "--workflow-profile", str(CI_PROFILE),
+        "--snakefile", str(snakefile),
+        # config/config.yaml first (the Snakefile's own `configfile:` is relative to the
+        # working directory, which is this scratch dir), then the tiny overlay
+        "--configfile", str(REPO / "config" / "config.yaml"), str(test_cfg),
+        "--config", f"results_dir={tmp_path / 'results'}",
+    ]
+    proc = _run_snakemake(args, cwd=tmp_path, env=env, timeout=3000)
+    log = proc.stdout + proc.stderr
+    print(f"real workflow (config/test.yaml) on SLURM: {proc.wall_s:.1f}s")
+    assert proc.returncode == 0, _tail(log, 120)
+    by_rule = _check_slurm_evidence(log, calls)
+    assert "train_teacher" in by_rule and "train_student" in by_rule, sorted(by_rule)
+    assert GPU_RULES & set(by_rule), sorted(by_rule)
+
+    # every output exists: a second plan finds nothing to do
+    plan = _run_snakemake(["-n", *args], cwd=tmp_path, env=env, timeout=300)
+    assert plan.returncode == 0, _tail(plan.stdout + plan.stderr)
+    assert "Nothing to be done" in plan.stdout + plan.stderr, _tail(plan.stdout + plan.stderr)
+    assert any((tmp_path / "results").rglob("model.pt"))
+
+
+def _plan(profile: Path, extra_env: dict | None = None, configfile: str = "config/test.yaml") -> str:
+    env = dict(CLEAN_ENV, **(extra_env or {}))
+    for k in [k for k in env if k.startswith("TSMLIP_SLURM_")]:
+        if not extra_env or k not in extra_env:
+            del env[k]
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--workflow-profile", str(profile),
+         "--configfile", configfile],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, _tail(out)
+    return out
+
+
+def _resources_by_rule(plan: str) -> dict[str, str]:
+    res = {}
+    for m in re.finditer(r"^(?:local)?rule (\w+):\n(?:.*\n)*?\s+resources: (.*)$", plan, re.M):
+        res.setdefault(m.group(1), m.group(2))
+    return res
+
+
+def test_profiles_plan():
+    """No cluster needed: the profiles parse and plan the workflow (snakemake -n), the GPU
+    rules ask for gpu=1 and the site variables reach the resources."""
+    pytest.importorskip("snakemake_executor_plugin_slurm")
+    if not (REPO / "config" / "test.yaml").is_file() or not (
+        (REPO / "Snakefile").is_file() or (REPO / "workflow" / "Snakefile").is_file()
+    ):
+        pytest.skip("the real workflow is not there yet")
+    for profile in (SITE_PROFILE, CI_PROFILE, DEFAULT_PROFILE):
+        res = _resources_by_rule(_plan(profile))
+        assert res, profile
+        for rule, line in res.items():
+            if rule in GPU_RULES:
+                assert "gpu=1" in line, (profile.name, rule, line)
+            elif profile != DEFAULT_PROFILE:
+                assert "gpu=" not in line, (profile.name, rule, line)
+
+    site = _resources_by_rule(
+        _plan(SITE_PROFILE, {"TSMLIP_SLURM_ACCOUNT": "acct1", "TSMLIP_SLURM_PARTITION": "cpuq",
+                             "TSMLIP_SLURM_GPU_PARTITION": "gpuq", "TSMLIP_SLURM_GPU_MODEL": "a100"})
+    )
+    assert "train_teacher" in site and "split" in site, sorted(site)
+    for rule, line in site.items():
+        assert "slurm_account=acct1" in line, (rule, line)
+        if rule in GPU_RULES:
+            assert "slurm_partition=gpuq" in line and "gpu_model=a100" in line, (rule, line)
+        else:
+            assert "slurm_partition=cpuq" in line and "gpu_model" not in line, (rule, line)
