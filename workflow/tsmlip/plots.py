@@ -134,9 +134,11 @@ def _readable_log_ticks(ax, axis: str = "y") -> None:
     if hi / lo > 1e3:
         return
 
+    shown = [1, 2, 5] if hi / lo > 10 else list(range(1, 10))  # within a decade: label every tick
+
     def label(v, _pos):
         mant = v / 10 ** np.floor(np.log10(v) + 1e-9)
-        return f"{v:g}" if np.isclose(mant, [1, 2, 5], rtol=1e-6).any() else ""
+        return f"{v:g}" if np.isclose(mant, shown, rtol=1e-6).any() else ""
 
     a.set_major_formatter(ticker.FuncFormatter(label))
     a.set_minor_formatter(ticker.FuncFormatter(label))
@@ -207,12 +209,8 @@ def capacity(models: pd.DataFrame) -> plt.Figure:
     panels = [("test_force_rmse_eV_A", FORCE_LABEL, 1.0, ""),
               ("test_energy_per_atom_rmse_eV", "test energy RMSE per atom (meV/atom)", 1e3, "")]
     if "rdf_error_vs_teacher" in models and models["rdf_error_vs_teacher"].notna().any():
-        definition = ""
-        if "rdf_definition" in models and models["rdf_definition"].notna().any():
-            # the first clause of the stage's definition, wrapped (the whole text: models.csv, rdf_definition)
-            first = str(models["rdf_definition"].dropna().iloc[0]).split(";")[0]
-            definition = "\n".join(textwrap.wrap(first, 55)[:3])
-        panels.append(("rdf_error_vs_teacher", "RDF error vs the teacher's RDF", 1.0, definition))
+        # the full definition is in models.csv (rdf_definition) and in the figure's report caption
+        panels.append(("rdf_error_vs_teacher", "RDF error vs the teacher, Σ|Δg(r)|·dr (Å)", 1.0, ""))
     fig, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels), 4.6), squeeze=False, layout="constrained")
     stats = group_stats(models, [p[0] for p in panels], kinds=SWEEP_KINDS + ("teacher",))
     for ax, (col, label, scale, note), letter in zip(axes[0], panels, "ABC"):
