@@ -60,7 +60,7 @@ MAX_ATOMS_KEYS = (
     "device",
     "device_name",
 )
-RDF_KEYS = ("error_vs_teacher", "error_vs_reference", "first_peak_r_A", "first_peak_g", "definition")
+RDF_KEYS = ("error_vs_teacher", "error_vs_reference", "first_peak_r_A", "first_peak_g", "stable", "definition")
 #: identifying columns of a model row; the rest are measurements
 ID_COLUMNS = ("model_id", "kind", "arch", "width", "n_sensitivities", "n_atom_layers", "seed")
 GROUP_COLUMNS = ("kind", "arch", "width", "n_sensitivities", "n_atom_layers")
