@@ -50,7 +50,7 @@ def test_teacher_learns(teacher):
     assert (d / "model" / "model.pt").exists()
 
 
-def test_labels_sum_to_teacher_energy_and_corruption_is_refused(teacher, tiny_data, tmp_path):
+def test_labels_sum_to_teacher_energy_and_corruption_is_refused(teacher, tiny_cfg, tiny_data, tmp_path):
     d, _ = teacher
     ds, _, arrays = tiny_data
     info = label([str(d / "model" / "model.pt")], str(ds), str(tmp_path / "labels.npz"), 1e-3, "0", "cpu")
@@ -63,6 +63,9 @@ def test_labels_sum_to_teacher_energy_and_corruption_is_refused(teacher, tiny_da
     np.savez(tmp_path / "corrupt.npz", **z)
     with pytest.raises(LabelError, match="configuration 3"):
         load_labels(tmp_path / "corrupt.npz", arrays, 1e-3)
+    with pytest.raises(TrainingError, match="configuration 3"):  # training re-checks what it reads
+        train(ModelId.parse("student/w6-s6-l1/seed1"), settings(tiny_cfg), ds, tiny_data[1],
+              tmp_path / "m", tmp_path / "c", labels_path=tmp_path / "corrupt.npz")
 
 
 def _batch_terms(tiny_cfg, arrays, labels, kind_with_A, pad_garbage=False):

@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from .data import load_dataset
 from .model import device_description, load_model, resolve_device
@@ -45,9 +44,13 @@ def check_sums(atom_E: np.ndarray, E_teacher: np.ndarray, Z: np.ndarray, toleran
     return float(dev.max())
 
 
-def load_labels(path: str | Path, dataset: dict, tolerance: float) -> np.ndarray:
+def load_labels(path: str | Path, dataset: dict, tolerance: float | None = None) -> np.ndarray:
+    """The atom-energy labels of ``path``, re-checked against ``dataset`` (tolerance: the one the file
+    was written with, unless given)."""
     with np.load(path) as z:
         atom_E, E_teacher = z["atom_E"], z["E_teacher"]
+        if tolerance is None:
+            tolerance = float(z["sum_tolerance_eV"])
     check_sums(atom_E, E_teacher, dataset["Z"], tolerance, str(path))
     return atom_E
 
@@ -66,7 +69,7 @@ def label(teacher_paths: list[str], dataset_path: str, out: str, tolerance: floa
     max_dev = check_sums(atom_E, E_teacher, arrays["Z"], tolerance, "teacher predictions")
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(out).with_name(Path(out).stem + ".tmp.npz")
-    np.savez_compressed(tmp, atom_E=atom_E, E_teacher=E_teacher)
+    np.savez_compressed(tmp, atom_E=atom_E, E_teacher=E_teacher, sum_tolerance_eV=tolerance)
     tmp.replace(out)
     mask = arrays["Z"] != 0
     info = {

@@ -33,10 +33,9 @@ class LossWeights:
 
 def weights_for(kind: str, training_cfg: dict) -> LossWeights:
     """Static weights of a model kind, from ``training.loss_weights`` (w_L2, w_R shared by all)."""
-    key = "born_again_static" if kind == "born_again_static" else kind
     if kind == "born_again":
         raise ValueError("born_again weights follow a schedule: use BornAgainSchedule")
-    w = training_cfg["loss_weights"][key]
+    w = training_cfg["loss_weights"][kind]
     return LossWeights(float(w["w_E"]), float(w["w_F"]), float(w["w_A"]),
                        float(training_cfg["w_L2"]), float(training_cfg["w_R"]))
 

@@ -18,7 +18,6 @@ Outputs (``<results>/models/<model id>/``): ``model.pt`` (best weights), ``metri
 from __future__ import annotations
 
 import argparse
-import copy
 import csv
 import hashlib
 import json
@@ -34,6 +33,7 @@ import torch
 from .config import DISTILLED_KINDS, ModelId
 from .data import load_dataset, load_split
 from .data.split import SPLITS, dataset_fingerprint
+from .label import LabelError, load_labels
 from .losses import build_loss_terms, combine, error_loss, schedule_for
 from .model import (DB_ATOM_ENERGIES, DB_CELL, DB_ENERGY, DB_ENERGY_PER_ATOM, DB_FORCES, DB_POSITIONS,
                     DB_SPECIES, build_model, count_weights, device_description, load_model, resolve_device,
@@ -124,10 +124,10 @@ def train(model_id: ModelId, cfg: dict, dataset_path, split_path, out_dir, check
     split = load_split(split_path, len(arrays["E"]))
     labels = None
     if labels_path is not None:
-        with np.load(labels_path) as z:
-            labels = z["atom_E"]
-        if labels.shape != arrays["Z"].shape:
-            raise TrainingError(f"{labels_path}: labels of shape {labels.shape} do not match the dataset {arrays['Z'].shape}")
+        try:
+            labels = load_labels(labels_path, arrays)
+        except LabelError as e:
+            raise TrainingError(str(e)) from None
     species = sorted(int(z) for z in np.unique(arrays["Z"]) if z != 0)
 
     # --- model, loss, database -------------------------------------------------------------------

@@ -7,7 +7,6 @@ give one clear error naming the file and the problem.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
