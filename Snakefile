@@ -41,6 +41,7 @@ localrules:
     figure_learning_curves,
     figure_scaling,
     figure_born_again,
+    figure_coverage,
 
 
 rule all:

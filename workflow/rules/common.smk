@@ -41,8 +41,27 @@ def train_settings(wildcards=None):
     return json.dumps({k: config[k] for k in ("network", "training", "born_again")})
 
 
+def _local_gpus():
+    """GPUs this (planning) machine sees, from NVML; 0 when there is no NVIDIA driver."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        try:
+            return pynvml.nvmlDeviceGetCount()
+        finally:
+            pynvml.nvmlShutdown()
+    except Exception:
+        return 0
+
+
+#: the `gpu` resource of device jobs (training, MD, RDF): 1 where this machine has a GPU, so a local
+#: run never puts two of them on one GPU; 0 on a CPU-only machine, where `threads` alone share the
+#: cores. Cluster profiles set it per rule (profiles/slurm asks SLURM for one GPU per such job).
+GPU_JOB = 1 if _local_gpus() > 0 else 0
+
 #: resource hints for a cluster; the SLURM profile may override them per rule
-TRAIN_RESOURCES = dict(gpu=1, mem_mb=4000, runtime=720)
+TRAIN_RESOURCES = dict(gpu=GPU_JOB, mem_mb=4000, runtime=720)
 
 
 def train_shell(with_labels):

@@ -29,7 +29,7 @@ rule md_timing:
     resources:
         mem_mb=MD_CFG["timing"]["mem_mb"],
         runtime=MD_CFG["timing"]["runtime_min"],
-        gpu=1,
+        gpu=GPU_JOB,
         md_device=1,
     conda:
         CONDA_ENV
@@ -55,7 +55,7 @@ rule max_atoms:
         # CPU: the probe's children may reach about 2 budgets before they are stopped
         mem_mb=int(2 * MD_CFG["probe"]["cpu_memory_budget_MB"]) + 2000,
         runtime=MD_CFG["probe"]["runtime_min"],
-        gpu=1,
+        gpu=GPU_JOB,
         md_device=1,
     conda:
         CONDA_ENV

@@ -28,7 +28,7 @@ rule rdf_md:
     resources:
         mem_mb=RDF_CFG["mem_mb"],
         runtime=RDF_CFG["runtime_min"],
-        gpu=1,
+        gpu=GPU_JOB,
     conda:
         CONDA_ENV
     shell:
@@ -91,3 +91,35 @@ rule rdf_error:
 TARGETS.extend(model_file(m, "rdf_error.json") for m in tsconfig.all_model_ids(config))
 if RDF_REFERENCE:
     TARGETS.append(res("reference", "rdf_peak.json"))
+
+
+# the dataset's coverage (closest pairs, densities, temperatures) against every liquid run
+rule figure_coverage:
+    input:
+        data=DATASET,
+        runs=[model_file(m, "rdf_md.json") for m in tsconfig.all_model_ids(config)]
+        + ([res("reference", "rdf_peak.json")] if RDF_REFERENCE else []),
+    output:
+        pdf=res("figures", "coverage.pdf"),
+        png=report(
+            res("figures", "coverage.png"),
+            caption="../report/coverage.rst",
+            category="Figures",
+            labels={"figure": "coverage", "shows": "training data vs the liquid-RDF runs"},
+        ),
+    params:
+        dpi=config["aggregate"]["dpi"],
+    log:
+        res("logs", "figures", "coverage.log"),
+    threads: 1
+    resources:
+        mem_mb=1500,
+        runtime=5,
+    conda:
+        CONDA_ENV
+    shell:
+        "tsmlip plot-coverage --dataset {input.data} --rdf-info {input.runs} --pdf {output.pdf}"
+        " --png {output.png} --dpi {params.dpi} > {log} 2>&1"
+
+
+TARGETS.append(res("figures", "coverage.pdf"))

@@ -23,6 +23,7 @@ COMMANDS = {
     "born-again-table": "tsmlip.aggregate:born_again_main",
     "claims": "tsmlip.claims:main",
     "plot": "tsmlip.plots:main",
+    "plot-coverage": "tsmlip.coverage_plot:main",
 }
 
 

@@ -269,6 +269,7 @@ def learning_curves(models: pd.DataFrame, curves: pd.DataFrame, arch: str | None
         ax.set_title(f"({letter}) {name} split", loc="left", fontsize="medium")
     fig.suptitle(f"Learning dynamics of architecture {arch} (width-sensitivities-atom layers); "
                  "thin lines: single seeds", fontsize="medium")
+    axes[1].tick_params(axis="y", labelleft=True)  # sharey hides the second panel's labels otherwise
     _legend_below(fig, axes, ncol=2)
     return fig
 

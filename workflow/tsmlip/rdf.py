@@ -178,6 +178,27 @@ class LiquidRun:
     mean_temperature_K: float
     message: str = ""
     stages: list = field(default_factory=list)
+    #: mean-square displacement (A^2) of the atoms over each stage that ran, from its first to its last step
+    msd_A2: dict = field(default_factory=dict)
+    #: closest pair distance (A) over the production frames
+    min_pair_distance_A: float = math.nan
+
+
+def nearest_neighbour_distance(density_g_cm3: float, element: str = "Al") -> float:
+    """Nearest-neighbour distance (A) of an fcc lattice at this density: the length the melt check
+    compares displacements with."""
+    a = (4.0 / number_density(density_g_cm3, element)) ** (1.0 / 3.0)
+    return a / math.sqrt(2.0)
+
+
+def melt_indicator(msd_A2: float, d_nn_A: float) -> float:
+    """Mean-square displacement over a stage in units of the squared nearest-neighbour distance.
+
+    A crystal only vibrates: its MSD stays at twice the mean-square vibration amplitude, about
+    (0.1 d_nn)^2 even at the Lindemann melting limit, so the indicator stays near 0.01-0.03. A liquid
+    diffuses: its MSD grows as 6 D t (D ~ 0.5-1 A^2/ps for liquid Al), so after a picosecond the
+    indicator is several tenths and grows without bound."""
+    return float(msd_A2) / float(d_nn_A) ** 2
 
 
 class _Blowup(RuntimeError):
@@ -225,6 +246,9 @@ def run_liquid_md(calc, settings: dict, log=None) -> LiquidRun:
                    friction=s["friction_per_fs"] / units.fs, fixcm=False, rng=rng)
 
     interval, every = int(s["sample_interval"]), int(s["progress_every"])
+    stage_start = {}  # stage -> positions at its start (unwrapped: ASE's MD never wraps; FixCom holds the centre)
+    msd: dict[str, float] = {}
+    closest = [math.inf]
     collapse = float(s["collapse_distance_A"])
     total = sum(st[2] for st in stages)
     state = {"stage": stages[0][0], "start": 0}
@@ -249,9 +273,11 @@ def run_liquid_md(calc, settings: dict, log=None) -> LiquidRun:
                 frame.calc = None
                 frame.set_constraint()
                 frames.append(frame)
-                d = neighbor_list("d", frame, collapse) if collapse > 0 else []
+                d = neighbor_list("d", frame, max(collapse, 3.0))
                 if len(d):
-                    collapsed.append(float(np.min(d)))
+                    closest[0] = min(closest[0], float(np.min(d)))
+                    if collapse > 0 and np.min(d) < collapse:
+                        collapsed.append(float(np.min(d)))
         if done % every == 0 or done == total:
             el = time.perf_counter() - t0
             log(f"[rdf-md] step {done}/{total} ({state['stage']}) T={temp:7.1f} K "
@@ -263,9 +289,11 @@ def run_liquid_md(calc, settings: dict, log=None) -> LiquidRun:
     try:
         for name, temp_K, n_steps in stages:
             state["stage"], state["start"] = name, dyn.nsteps
+            stage_start[name] = atoms.positions.copy()
             dyn.set_temperature(temperature_K=temp_K)
             log(f"[rdf-md] {name}: {n_steps} steps at {temp_K:g} K")
             dyn.run(n_steps)
+            msd[name] = float(np.mean(np.sum((atoms.positions - stage_start[name]) ** 2, axis=1)))
     except _Blowup as exc:
         stable, message = False, str(exc)
         log(f"[rdf-md] UNSTABLE: {message}; {len(frames)} production frames kept")
@@ -280,7 +308,8 @@ def run_liquid_md(calc, settings: dict, log=None) -> LiquidRun:
                      steps_done=int(dyn.nsteps), wall_time_s=wall,
                      simulated_time_fs=dyn.nsteps * s["timestep_fs"],
                      mean_temperature_K=float(np.mean(temps)) if temps else math.nan,
-                     message=message, stages=[list(st) for st in stages])
+                     message=message, stages=[list(st) for st in stages], msd_A2=msd,
+                     min_pair_distance_A=closest[0])
 
 
 def reference_calculator(source: str):
@@ -371,10 +400,25 @@ def main_md(argv: list[str] | None = None) -> int:
     rdf_time = time.perf_counter() - t
     r_peak, g_peak = first_peak(r, g, s["peak_fit_halfwidth_A"])
     write_curve(a.out_csv, r, g)
+    d_nn = nearest_neighbour_distance(s["density_g_cm3"], s["element"])
+    melt = melt_indicator(run.msd_A2["production"], d_nn) if "production" in run.msd_A2 else math.nan
+    melted = bool(melt >= s["melt_min_msd_ratio"])
+    if not melted:
+        log_line = (f"NOT MELTED: production-stage MSD is {melt:.3f} d_nn^2 (< rdf.melt_min_msd_ratio = "
+                    f"{s['melt_min_msd_ratio']}): the system did not diffuse like a liquid")
+        print(f"[rdf-md] {log_line}", file=sys.stderr, flush=True)
     info = {
         "model_id": name,
         "stable": run.stable,
+        "melted": melted,
+        "clean": bool(run.stable and melted),
         "message": run.message,
+        "melt_indicator": _finite_or_none(melt),
+        "melt_indicator_definition": "production-stage mean-square displacement / d_nn^2 (fcc nearest-neighbour "
+                                     "distance at the run's density); melted when >= rdf.melt_min_msd_ratio",
+        "msd_A2": {k: round(v, 5) for k, v in run.msd_A2.items()},
+        "nn_distance_A": round(d_nn, 5),
+        "min_pair_distance_A": _finite_or_none(run.min_pair_distance_A),
         "first_peak_r_A": _finite_or_none(r_peak),
         "first_peak_g": _finite_or_none(g_peak),
         "n_frames": len(run.frames),
@@ -400,7 +444,8 @@ def main_md(argv: list[str] | None = None) -> int:
     }
     _write_json(a.out_json, info)
     print(f"[rdf-md] done: {len(run.frames)} frames, first peak r={r_peak:.3f} A g={g_peak:.3f}, "
-          f"MD {run.wall_time_s:.1f}s, stable={run.stable}", file=sys.stderr, flush=True)
+          f"MD {run.wall_time_s:.1f}s, stable={run.stable}, melt indicator {melt:.3f} (melted={melted}), "
+          f"closest pair {run.min_pair_distance_A:.3f} A", file=sys.stderr, flush=True)
     return 0
 
 
@@ -454,6 +499,10 @@ def main_error(argv: list[str] | None = None) -> int:
         "temperature_K": float(info["temperature_K"]),
         "n_atoms": int(info["n_atoms"]),
         "stable": bool(info.get("stable", True)),
+        "melted": info.get("melted"),
+        "clean": info.get("clean"),
+        "melt_indicator": info.get("melt_indicator"),
+        "min_pair_distance_A": info.get("min_pair_distance_A"),
     }
     _write_json(a.out, out)
     print(f"[rdf-error] {a.model_id}: vs teacher {out['error_vs_teacher']}, "

@@ -275,6 +275,8 @@ def train(model_id: ModelId, cfg: dict, dataset_path, split_path, out_dir, check
     model.load_state_dict(state["best_state"])
     wall = state["elapsed_s"] + (time.time() - t_start)
     meta = {"model_id": str(model_id), "best_epoch": state["best_epoch"], "epochs": epoch}
+    convergence = convergence_summary(state["curve"], stopped_early=epoch < max_epochs,
+                                      best_epoch=state["best_epoch"], max_epochs=max_epochs)
     save_model(graph, out_dir / "model.pt", **meta)
     with open(out_dir / "curve.csv", "w", newline="") as fh:
         wr = csv.DictWriter(fh, fieldnames=CURVE_COLUMNS)
@@ -290,6 +292,7 @@ def train(model_id: ModelId, cfg: dict, dataset_path, split_path, out_dir, check
         "n_sensitivities": model_id.arch.n_sensitivities, "n_atom_layers": model_id.arch.n_atom_layers,
         "seed": model_id.seed, "n_weights": n_weights, "epochs": epoch, "best_epoch": state["best_epoch"],
         "wall_time_s": wall, "device": device_description(device),
+        "convergence": convergence,
         "loss_weights": schedule.final.as_dict(),
         "loss_schedule": None if model_id.kind != "born_again" else cfg["born_again"],
         "teacher_labels": str(labels_path) if labels_path else None,
@@ -300,9 +303,37 @@ def train(model_id: ModelId, cfg: dict, dataset_path, split_path, out_dir, check
     with open(out_dir / "metrics.json", "w") as fh:
         json.dump(metrics, fh, indent=2)
     t = splits["test"]
+    log(f"[{model_id}] stopped by {convergence['stopped_by']} after {epoch} epochs (best {state['best_epoch']}); "
+        f"validation force RMSE improved {100 * convergence['late_relative_improvement']:.1f}% over the last "
+        f"{convergence['late_window_epochs']} epochs")
     log(f"[{model_id}] done: {epoch} epochs (best {state['best_epoch']}), {wall:.0f} s; test force RMSE "
         f"{t['force_rmse_eV_A']:.4f} eV/A, energy RMSE {1000 * t['energy_per_atom_rmse_eV']:.2f} meV/atom")
     return metrics
+
+
+#: the last fraction of the epochs over which the late improvement is measured
+LATE_FRACTION = 0.2
+
+
+def convergence_summary(curve: list[dict], stopped_early: bool, best_epoch: int, max_epochs: int) -> dict:
+    """Why training stopped and how much it was still improving.
+
+    ``stopped_by`` is ``patience`` when the termination patience ended training before ``max_epochs``,
+    else ``max_epochs``. ``late_relative_improvement`` is how much the best validation force RMSE
+    improved over the last ``LATE_FRACTION`` of the epochs, relative to the best before them:
+    ``(best before the window - best overall) / best before the window`` (0 = no progress at the end).
+    """
+    rows = [r for r in curve if r["epoch"] >= 1 and math.isfinite(r["valid_force_rmse_eV_A"])]
+    n = len(rows)
+    window = max(1, int(round(LATE_FRACTION * n))) if n else 0
+    late = math.nan
+    if n > window:
+        before = min(r["valid_force_rmse_eV_A"] for r in rows[:n - window])
+        best = min(r["valid_force_rmse_eV_A"] for r in rows)
+        late = (before - best) / before if before > 0 else 0.0
+    return {"stopped_by": "patience" if stopped_early else "max_epochs", "best_epoch": int(best_epoch),
+            "epochs": n, "max_epochs": int(max_epochs), "late_window_epochs": window,
+            "late_fraction": LATE_FRACTION, "late_relative_improvement": late}
 
 
 def _curve_row(epoch, optimizer, w, train_loss, ev_train, ev_valid, stop_metric, epoch_time, wall) -> dict:
