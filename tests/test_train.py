@@ -50,6 +50,46 @@ def test_teacher_learns(teacher):
     assert (d / "model" / "model.pt").exists()
 
 
+def test_trained_model_and_checkpoint_load_with_weights_only(teacher):
+    """What training writes is tensors and plain data: the model and the checkpoint read back with
+    torch.load(weights_only=True) (a shared file cannot run code)."""
+    from tsmlip.model import MODEL_FORMAT, load_model
+
+    d, metrics = teacher
+    payload = torch.load(d / "model" / "model.pt", weights_only=True)
+    assert payload["format"] == MODEL_FORMAT
+    assert payload["meta"] == {"model_id": "teacher/w12-s8-l2/seed0", "best_epoch": metrics["best_epoch"],
+                               "epochs": 8}
+    assert load_model(d / "model" / "model.pt").extra["meta"]["model_id"] == "teacher/w12-s8-l2/seed0"
+    ck = torch.load(d / "ckpt" / "checkpoint.pt", weights_only=True)
+    assert ck["state"]["epoch"] == 8 and ck["state"]["finished"] is True
+    assert {"model", "controller", "torch_rng", "db_rng", "fingerprint"} <= set(ck)
+    assert [p.name for p in (d / "ckpt").iterdir()] == ["checkpoint.pt"]  # no temporary file left
+
+
+class _RunsCode:
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return open, (self.marker, "w")
+
+
+def test_unsafe_checkpoint_is_ignored_not_loaded(tiny_cfg, tiny_data, tmp_path, capsys):
+    """A checkpoint holding a pickle that would run code is not loaded: training says so, starts over and
+    replaces it with a safe one."""
+    ds, sp, _ = tiny_data
+    marker = tmp_path / "code_ran"
+    (tmp_path / "c").mkdir()
+    torch.save({"fingerprint": "x", "evil": _RunsCode(marker)}, tmp_path / "c" / "checkpoint.pt")
+    train(ModelId.parse("control/w6-s6-l1/seed1"), settings(tiny_cfg, max_epochs=1), ds, sp,
+          tmp_path / "m", tmp_path / "c")
+    assert not marker.exists()
+    out = capsys.readouterr().out
+    assert "ignoring checkpoint" in out and "not readable with weights_only=True" in out
+    assert torch.load(tmp_path / "c" / "checkpoint.pt", weights_only=True)["state"]["epoch"] == 1
+
+
 def test_labels_sum_to_teacher_energy_and_corruption_is_refused(teacher, tiny_cfg, tiny_data, tmp_path):
     d, _ = teacher
     ds, _, arrays = tiny_data
@@ -166,7 +206,7 @@ def test_killed_training_resumes_from_checkpoint(tiny_cfg, tiny_data, tmp_path):
     while time.time() - t0 < 120 and proc.poll() is None:
         if ckpt.exists():
             try:
-                epoch = torch.load(ckpt, weights_only=False)["state"]["epoch"]
+                epoch = torch.load(ckpt, weights_only=True)["state"]["epoch"]
             except Exception:  # caught mid-replace: try again
                 epoch = 0
             if epoch >= 3:

@@ -38,7 +38,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tsmlip: unknown step {name!r}; one of: {', '.join(sorted(COMMANDS))}", file=sys.stderr)
         return 2
     mod, func = COMMANDS[name].split(":")
-    return int(getattr(importlib.import_module(mod), func)(rest) or 0)
+    try:
+        return int(getattr(importlib.import_module(mod), func)(rest) or 0)
+    except Exception as exc:
+        # a model file that is not one of ours (or not safe to load): one line, not a traceback
+        model = sys.modules.get("tsmlip.model")  # only a step that imported it can raise its error
+        if model is not None and isinstance(exc, model.ModelFileError):
+            print(f"tsmlip {name}: error: {exc}", file=sys.stderr)
+            return 1
+        raise
 
 
 if __name__ == "__main__":

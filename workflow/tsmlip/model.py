@@ -6,23 +6,41 @@ gradient of the energy with respect to positions. Energies are in eV, distances 
 
 A saved model (``model.pt``) holds the architecture, the network and energy-head state dicts and some
 provenance; :func:`load_model` rebuilds the graph from the architecture, so files never pickle graph
-objects and load on any device.
+objects and load on any device. The payload is tensors and plain Python data only (str, int, float, bool,
+None, lists, dicts), so it is read with ``torch.load(..., weights_only=True)``: a shared ``model.pt`` cannot
+run code when loaded, and a file that is not a model of this project is refused with a
+:class:`ModelFileError` naming it.
 """
 from __future__ import annotations
 
+import pickle
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from . import __version__
 from .config import Arch
+from .io_utils import atomic_torch_save
 
 #: database names of the arrays every model reads or predicts
 DB_SPECIES, DB_POSITIONS, DB_CELL = "Z", "R", "cell"
 DB_ENERGY, DB_FORCES, DB_ATOM_ENERGIES = "E", "F", "atom_E"
 DB_ENERGY_PER_ATOM = "E_per_atom"
 ALUMINUM = 13
+
+#: format marker (and version) of a model file; :func:`load_model` reads exactly this one
+MODEL_FORMAT = "tsmlip-model/1"
+#: keys every model file must hold
+MODEL_KEYS = ("format", "arch", "network_cfg", "species", "network_state", "henergy_state")
+
+
+class ModelFileError(ValueError):
+    """A file that is not a model of this project: unreadable, not loadable with ``weights_only=True``
+    (e.g. a pickle that would run code), another format or version, or incomplete. The message names it."""
 
 
 @dataclass
@@ -118,39 +136,124 @@ def _to_cpu(obj):
     return obj
 
 
+_PLAIN = (str, int, float, bool, type(None))
+
+
+def plain_data(obj, where: str = "value"):
+    """``obj`` as plain Python data (str/int/float/bool/None, lists, dicts with str keys) that
+    ``torch.load(..., weights_only=True)`` reads back; numpy scalars and tuples are converted, anything else
+    (objects, arrays, tensors) is a ``TypeError`` naming ``where``."""
+    if type(obj) in _PLAIN:
+        return obj
+    if isinstance(obj, np.generic) and type(obj.item()) in _PLAIN:
+        return obj.item()
+    if isinstance(obj, Mapping):
+        out = {}
+        for k, v in obj.items():
+            if not isinstance(k, str):
+                raise TypeError(f"{where}: key {k!r} is not a string")
+            out[k] = plain_data(v, f"{where}.{k}")
+        return out
+    if isinstance(obj, (list, tuple)):
+        return [plain_data(v, f"{where}[{i}]") for i, v in enumerate(obj)]
+    raise TypeError(f"{where}: {type(obj).__name__} is not plain data (str, int, float, bool, None, list, dict)")
+
+
+def _state(module) -> dict:
+    """A module's state dict as a plain dict of detached CPU tensors (and plain data: hippynn keeps e.g.
+    ``{"cusp_reg": ...}`` as a layer's ``_extra_state``)."""
+    return {k: v.detach().cpu().clone() if isinstance(v, torch.Tensor) else plain_data(v, f"state dict entry {k}")
+            for k, v in module.state_dict().items()}
+
+
 def save_model(graph: ModelGraph, path: str | Path, **meta) -> None:
-    """Write the trained weights and everything needed to rebuild the model (atomic write)."""
-    path = Path(path)
+    """Write the trained weights and everything needed to rebuild the model (atomic write).
+
+    Only tensors and plain data are written (``meta`` must be plain data: str, int, float, bool, None,
+    lists, dicts), so the file loads with ``torch.load(path, weights_only=True)``.
+    """
     payload = {
-        "format": "tsmlip-model/1",
-        "arch": {"width": graph.arch.width, "n_sensitivities": graph.arch.n_sensitivities,
-                 "n_atom_layers": graph.arch.n_atom_layers},
-        "network_cfg": graph.network_cfg,
+        "format": MODEL_FORMAT,
+        "arch": {"width": int(graph.arch.width), "n_sensitivities": int(graph.arch.n_sensitivities),
+                 "n_atom_layers": int(graph.arch.n_atom_layers)},
+        "network_cfg": plain_data(graph.network_cfg, "network_cfg"),
         "species": [int(z) for z in graph.network.torch_module.species_set.tolist() if int(z) != 0],
-        "network_state": _to_cpu(graph.network.torch_module.state_dict()),
-        "henergy_state": _to_cpu(graph.henergy.torch_module.state_dict()),
+        "network_state": _state(graph.network.torch_module),
+        "henergy_state": _state(graph.henergy.torch_module),
         "energy_unit": "eV",
         "length_unit": "Angstrom",
         "n_weights": count_weights(graph),
         "tsmlip_version": __version__,
-        "meta": meta,
+        "meta": plain_data(meta, "meta"),
     }
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
+    atomic_torch_save(payload, path)
 
 
-def load_model(path: str | Path, device: str | torch.device | None = "cpu") -> ModelGraph:
-    """Rebuild a saved model's graph and load its weights (modules moved to ``device``)."""
+def _first_sentence(text: str) -> str:
+    text = text.strip().splitlines()[0].strip() if text.strip() else ""
+    return text.split(". ")[0].rstrip(".")
+
+
+def _refusal_reason(exc: BaseException) -> str:
+    """What torch's weights-only unpickler refused (its message is long; this is the part that says what)."""
+    m = re.search(r"(Unsupported global: [^\n]*|Trying to load unsupported GLOBAL [^\n]*|Unsupported operand [^\n]*)",
+                  str(exc))
+    return f": {_first_sentence(m.group(1))}" if m else ""
+
+
+def read_model_payload(path: str | Path) -> dict:
+    """The checked contents of a model file, read with ``torch.load(..., weights_only=True)`` (tensors on
+    the CPU). :class:`ModelFileError` for anything that is not a model file of this project."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no trained model at {path}")
-    payload = torch.load(path, map_location="cpu", weights_only=False)
-    if payload.get("format") != "tsmlip-model/1":
-        raise ValueError(f"{path} is not a tsmlip model file")
-    graph = build_model(Arch.from_dict(payload["arch"]), payload["network_cfg"], species=payload["species"])
-    graph.network.torch_module.load_state_dict(payload["network_state"])
-    graph.henergy.torch_module.load_state_dict(payload["henergy_state"])
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise ModelFileError(
+            f"{path} is not a tsmlip model file: refused by torch.load(weights_only=True), which reads only "
+            f"tensors and plain data (a pickle of other objects could run code when loaded){_refusal_reason(exc)}"
+        ) from None
+    except OSError:
+        raise
+    except Exception as exc:  # truncated or not a torch file at all (RuntimeError, EOFError, ...)
+        first = _first_sentence(str(exc))
+        raise ModelFileError(f"{path} is not a tsmlip model file: unreadable "
+                             f"({type(exc).__name__}{': ' + first if first else ''})") from None
+    if not isinstance(payload, dict):
+        raise ModelFileError(f"{path} is not a tsmlip model file (it holds a {type(payload).__name__})")
+    fmt = payload.get("format")
+    if fmt != MODEL_FORMAT:
+        if isinstance(fmt, str) and fmt.startswith("tsmlip-model/"):
+            raise ModelFileError(f"{path}: model file format {fmt!r}, but tsmlip {__version__} reads "
+                                 f"{MODEL_FORMAT!r}")
+        raise ModelFileError(f"{path} is not a tsmlip model file (no {MODEL_FORMAT!r} format marker)")
+    missing = [k for k in MODEL_KEYS if k not in payload]
+    if missing:
+        raise ModelFileError(f"{path}: incomplete tsmlip model file, missing {', '.join(missing)}")
+    for key, kind in (("arch", dict), ("network_cfg", dict), ("species", list), ("network_state", dict),
+                      ("henergy_state", dict)):
+        if not isinstance(payload[key], kind):
+            raise ModelFileError(f"{path}: broken tsmlip model file, {key!r} is a {type(payload[key]).__name__}")
+    return payload
+
+
+def load_model(path: str | Path, device: str | torch.device | None = "cpu") -> ModelGraph:
+    """Rebuild a saved model's graph and load its weights (modules moved to ``device``).
+
+    The file is read with ``torch.load(..., weights_only=True)`` (:func:`read_model_payload`): loading a
+    model someone shared cannot run code. :class:`ModelFileError` for a file that is not a model of this
+    project (``FileNotFoundError`` for a missing one).
+    """
+    path = Path(path)
+    payload = read_model_payload(path)
+    try:
+        graph = build_model(Arch.from_dict(payload["arch"]), payload["network_cfg"], species=payload["species"])
+        graph.network.torch_module.load_state_dict(payload["network_state"])
+        graph.henergy.torch_module.load_state_dict(payload["henergy_state"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise ModelFileError(f"{path}: broken tsmlip model file, its weights do not fit its architecture "
+                             f"({type(exc).__name__}: {_first_sentence(str(exc))})") from None
     graph.extra["meta"] = payload.get("meta", {})
     graph.extra["path"] = str(path)
     if device is not None:

@@ -18,6 +18,7 @@ Sub-commands: ``tsmlip rdf-md`` (MD + g(r) of one model or of the reference) and
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import math
 import sys
@@ -27,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from .io_utils import atomic_write_json, atomic_write_text
 
 #: the exact definition written into every rdf_error.json
 ERROR_DEFINITION = (
@@ -324,10 +327,10 @@ def reference_calculator(source: str):
 # files
 # ----------------------------------------------------------------------------------------------------
 def write_curve(path: str | Path, r: np.ndarray, g: np.ndarray) -> None:
-    """g(r) as CSV with columns r_A, g."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.savetxt(path, np.column_stack([r, g]), delimiter=",", header="r_A,g", comments="", fmt="%.8g")
+    """g(r) as CSV with columns r_A, g (atomic write: a killed job leaves no partial file)."""
+    buf = io.StringIO()
+    np.savetxt(buf, np.column_stack([r, g]), delimiter=",", header="r_A,g", comments="", fmt="%.8g")
+    atomic_write_text(path, buf.getvalue())
 
 
 def read_curve(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
@@ -343,9 +346,8 @@ def _finite_or_none(x):
 
 
 def _write_json(path: str | Path, obj: dict) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj, indent=2, allow_nan=False) + "\n")
+    """Atomic JSON write (NaN/inf refused: store them as null)."""
+    atomic_write_json(path, obj, indent=2)
 
 
 def _settings(config_json: str | None) -> dict:

@@ -33,6 +33,7 @@ import torch
 from .config import DISTILLED_KINDS, ModelId
 from .data import load_dataset, load_split
 from .data.split import SPLITS, dataset_fingerprint
+from .io_utils import atomic_torch_save
 from .label import LabelError, load_labels
 from .losses import build_loss_terms, combine, error_loss, schedule_for
 from .model import (DB_ATOM_ENERGIES, DB_CELL, DB_ENERGY, DB_ENERGY_PER_ATOM, DB_FORCES, DB_POSITIONS,
@@ -81,10 +82,20 @@ def _n_images(arrays: dict, cutoff: float) -> int:
 
 
 def _atomic_save(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    atomic_torch_save(obj, path)
+
+
+def _read_checkpoint(path: Path, model_id) -> dict | None:
+    """A checkpoint, read with ``weights_only=True`` like a shared model file: it holds only tensors and plain
+    data (model/optimizer state, the controller's ints/floats/strs, torch RNG states as byte tensors:
+    hippynn's database shuffles with a ``torch.Generator``). None (logged) if it cannot be read so; training
+    then starts over and overwrites it."""
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # damaged, or not a checkpoint of this code (pickled objects are refused)
+        log(f"[{model_id}] ignoring checkpoint {path}: not readable with weights_only=True ({type(exc).__name__})")
+        return None
+    return ck if isinstance(ck, dict) else None
 
 
 def _fingerprint(model_id: ModelId, cfg: dict, dataset_path, labels_path) -> str:
@@ -178,8 +189,7 @@ def train(model_id: ModelId, cfg: dict, dataset_path, split_path, out_dir, check
     fingerprint = _fingerprint(model_id, cfg, dataset_path, labels_path)
     state = {"epoch": 0, "best_metric": math.inf, "best_epoch": 0, "best_state": None, "curve": [],
              "elapsed_s": 0.0, "phase": 0}
-    if ckpt_path.exists():
-        ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    if ckpt_path.exists() and (ck := _read_checkpoint(ckpt_path, model_id)) is not None:
         if ck.get("fingerprint") == fingerprint:
             model.load_state_dict(ck["model"])
             controller.load_state_dict(ck["controller"])

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import torch
 
+from ..io_utils import atomic_write_json
+
 #: set to an atom count to make every force evaluation above it fail as out-of-memory (tests, dry runs)
 FAKE_OOM_ENV = "TSMLIP_MD_FAKE_OOM_ATOMS"
 
@@ -64,12 +66,9 @@ def finite_or_none(x):
 
 
 def write_json(path: str | Path, payload: dict) -> None:
-    """Atomic JSON write (NaN/inf stored as null)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=1, allow_nan=False) + "\n")
-    tmp.replace(path)
+    """Atomic JSON write (:func:`tsmlip.io_utils.atomic_write_json`): a killed job leaves no partial file.
+    NaN/inf are refused: store them as null (:func:`finite_or_none`)."""
+    atomic_write_json(path, payload, indent=1)
 
 
 #: set True to silence :func:`log` (e.g. a benchmark printing its own table)

@@ -82,8 +82,9 @@ def ase_host_bytes(n_atoms: int, model_path, md_cfg: dict) -> float:
 
     HippynnCalculator asks ASE for pairs within cut-off + 2 skins.
     """
-    payload = torch.load(model_path, map_location="cpu", weights_only=False)
-    radius = payload["network_cfg"]["dist_hard_max"] + 2 * md_cfg["skin_A"]
+    from ..model import read_model_payload
+
+    radius = read_model_payload(model_path)["network_cfg"]["dist_hard_max"] + 2 * md_cfg["skin_A"]
     density = 4.0 / md_cfg["lattice_constant_A"] ** 3
     return n_atoms * density * 4.0 / 3.0 * math.pi * radius ** 3 * ASE_NL_BYTES_PER_PAIR
 
@@ -415,6 +416,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.engine:
         md["probe"]["engine"] = args.engine
     device = setup_device(md, args.device)
+    from ..model import read_model_payload
+
+    read_model_payload(args.model)  # a file that is not a model: one clear error here, not from the CPU worker
     record = probe_max_atoms(args.model, md, device, args.model_id or model_id_from_path(args.model),
                              fake_oom_above=args.fake_oom_above)
     write_json(args.out, record)
