@@ -42,6 +42,7 @@ localrules:
     figure_scaling,
     figure_born_again,
     figure_coverage,
+    rdf_noise_floor,
 
 
 rule all:

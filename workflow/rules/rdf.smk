@@ -123,3 +123,57 @@ rule figure_coverage:
 
 
 TARGETS.append(res("figures", "coverage.pdf"))
+
+
+# The seed noise floor of the RDF error: the first teacher runs the same liquid again with
+# rdf.noise_seed; the error of that g(r) against the teacher's own (rdf.seed) is what two runs of one
+# potential differ by, the resolution of every model-to-teacher RDF error.
+NOISE_TEACHER = RDF_TEACHERS[0]
+
+
+rule rdf_md_noise_seed:
+    input:
+        model=model_file(NOISE_TEACHER, "model.pt"),
+    output:
+        rdf=res("rdf_noise", "rdf.csv"),
+        info=res("rdf_noise", "rdf_md.json"),
+    log:
+        res("logs", "rdf_md_noise_seed.log"),
+    params:
+        model_id=f"{NOISE_TEACHER} (seed {RDF_CFG['noise_seed']})",
+        cfg=json.dumps(dict(RDF_CFG, seed=RDF_CFG["noise_seed"]), sort_keys=True),
+    threads: RDF_CFG["torch_threads"]
+    resources:
+        mem_mb=RDF_CFG["mem_mb"],
+        runtime=RDF_CFG["runtime_min"],
+        gpu=GPU_JOB,
+    conda:
+        CONDA_ENV
+    shell:
+        "tsmlip rdf-md --model {input.model} --model-id {params.model_id:q} --config-json {params.cfg:q}"
+        " --threads {threads} --out-csv {output.rdf} --out-json {output.info} > {log} 2>&1"
+
+
+rule rdf_noise_floor:
+    input:
+        rdf=rules.rdf_md_noise_seed.output.rdf,
+        info=rules.rdf_md_noise_seed.output.info,
+        teacher=model_file(NOISE_TEACHER, "rdf.csv"),
+    output:
+        res("rdf_noise", "noise_floor.json"),
+    log:
+        res("logs", "rdf_noise_floor.log"),
+    params:
+        teacher_id=str(NOISE_TEACHER),
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    conda:
+        CONDA_ENV
+    shell:
+        "tsmlip rdf-error --model-id noise_floor --rdf {input.rdf} --info {input.info}"
+        " --teacher-rdf {input.teacher} --teacher-ids {params.teacher_id} --out {output} > {log} 2>&1"
+
+
+TARGETS.append(res("rdf_noise", "noise_floor.json"))
