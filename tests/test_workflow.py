@@ -73,8 +73,10 @@ def test_ani_h5_config_plans_the_whole_dag(tmp_path):
     assert "rdf_reference" not in out.stdout and "generate_dataset" not in out.stdout
 
 
+@pytest.mark.slow
 def test_end_to_end_copper_extxyz(e2e_copper_run):
-    """A non-aluminum dataset through every rule: the MD and RDF stages take copper from the data."""
+    """A non-aluminum dataset through every rule: the MD and RDF stages take copper from the data.
+    As long as the aluminum run above (the same DAG without the reference run): `pytest -m slow`."""
     results, out = e2e_copper_run
     cfg = load_config("config/test.yaml")
     prov = json.loads((results / "data" / "provenance.json").read_text())
