@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow"))
 def main() -> int:
     from tsmlip.config import load_config
     from tsmlip.rdf import (melt_indicator, nearest_neighbour_distance, rdf_error, rdf_of_frames,
-                            reference_calculator, run_liquid_md)
+                            reference_calculator, resolve_liquid, run_liquid_md)
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", nargs="*", default=[], help="config overlays on config/config.yaml")
@@ -37,7 +37,7 @@ def main() -> int:
     p.add_argument("--n-bins", type=int, default=None, help="override rdf.n_bins")
     p.add_argument("--crystal", action="store_true", help="also run the crystal control")
     a = p.parse_args()
-    base = dict(load_config(*a.config)["rdf"])
+    base = resolve_liquid(dict(load_config(*a.config)["rdf"]), [13], trained_on="EMT aluminum")
     quiet = lambda msg: None  # noqa: E731
     rows = []
     for size in a.sizes:
@@ -66,7 +66,7 @@ def main() -> int:
               f"{np.mean(errs):.3f} max {np.max(errs):.3f} A  melt indicator min {min(melts):.3f}  "
               f"closest pair {min(closest):.3f} A  {np.mean(walls):.0f} s per run", flush=True)
     if a.crystal:
-        s = dict(base, melt_steps=0, temperature_K=300.0, density_g_cm3=2.70)
+        s = dict(base, melt_steps=0, temperature_K=300.0, density_g_cm3=2.70)  # solid fcc Al
         run = run_liquid_md(reference_calculator("emt"), s, log=quiet)
         m = melt_indicator(run.msd_A2["production"], nearest_neighbour_distance(2.70, s["element"]))
         print(f"crystal control (300 K, 2.70 g/cm3, no melt): melt indicator {m:.4f}", flush=True)

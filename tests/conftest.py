@@ -57,3 +57,50 @@ def e2e_run(tmp_path_factory):
                         "--config", f"results_dir={results}", "--rerun-incomplete")
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-8000:]
     return results, out
+
+
+def write_emt_copper_xyz(path, n_configs=24, seed=3):
+    """A tiny non-aluminum dataset: fcc copper (3x3x2 cubic cells, a few vacancies, +-3% strain) from
+    Langevin MD with ASE's EMT at 300 and 1500 K, written as extended XYZ (energies eV, forces eV/A)."""
+    import ase.io
+    from ase import units
+    from ase.build import bulk
+    from ase.calculators.emt import EMT
+    from ase.calculators.singlepoint import SinglePointCalculator
+    from ase.md.langevin import Langevin
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+
+    rng = np.random.default_rng(seed)
+    frames, traj = [], 0
+    while len(frames) < n_configs:
+        atoms = bulk("Cu", "fcc", a=3.61, cubic=True).repeat((3, 3, 2))
+        del atoms[sorted(rng.choice(len(atoms), size=int(rng.integers(0, 5)), replace=False).tolist())]
+        atoms.set_cell(atoms.cell.array * (1 + rng.uniform(-0.03, 0.03)), scale_atoms=True)
+        T = (300.0, 1500.0)[traj % 2]
+        atoms.calc = EMT()
+        MaxwellBoltzmannDistribution(atoms, temperature_K=T, rng=rng)
+        dyn = Langevin(atoms, 2.0 * units.fs, temperature_K=T, friction=0.02 / units.fs, rng=rng)
+        dyn.run(20)
+        for _ in range(4):
+            dyn.run(10)
+            snap = atoms.copy()
+            snap.calc = SinglePointCalculator(snap, energy=atoms.get_potential_energy(), forces=atoms.get_forces())
+            frames.append(snap)
+        traj += 1
+    ase.io.write(path, frames[:n_configs], format="extxyz")
+    return path
+
+
+@pytest.fixture(scope="session")
+def e2e_copper_run(tmp_path_factory):
+    """The whole DAG of config/test.yaml on EMT copper read from an extended-XYZ file."""
+    d = tmp_path_factory.mktemp("e2e_cu")
+    xyz = write_emt_copper_xyz(d / "cu.xyz")
+    overlay = d / "copper.yaml"
+    # copper is denser than aluminum: the tiny 3x3x3 liquid cell (11.5 A) holds r_max_A = 5.5, not 6.0 (the
+    # workflow would enlarge it to 4x4x4, 256 atoms; tests/test_rdf.py checks that)
+    overlay.write_text(f"results_dir: {d / 'results'}\ndata: {{source: extxyz, path: {xyz}}}\n"
+                       "rdf: {r_max_A: 5.5, n_bins: 55}\n")
+    out = run_snakemake("--cores", "2", "--configfile", "config/test.yaml", str(overlay), "--rerun-incomplete")
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-8000:]
+    return d / "results", out

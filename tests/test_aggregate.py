@@ -271,6 +271,26 @@ def test_cli_writes_tables(run, tmp_path):
     assert "0.09 ± 0.001" in md and "-10.0%" in md
 
 
+
+def test_born_again_table_shows_the_published_numbers(run, tmp_path):
+    """The paper's numbers come from the config (paper_reference) and sit beside the run's."""
+    from tsmlip.config import load_config
+
+    root, models, _ = run
+    ref = load_config()["paper_reference"]
+    t = aggregate.born_again_table(models, ref["born_again"]).set_index("kind")
+    assert t.loc["born_again", "paper_test_force_rmse_eV_A_mean"] == 0.083
+    assert t.loc["born_again", "paper_test_force_rmse_eV_A_std"] == 0.003
+    assert t.loc["teacher", "paper_test_energy_rmse_eV_mean"] == 0.38
+    assert np.isnan(t.loc["born_again_static", "paper_test_force_rmse_eV_A_mean"])
+    models.to_csv(tmp_path / "models.csv", index=False)
+    assert aggregate.born_again_main(["--models", str(tmp_path / "models.csv"), "--out-csv", str(tmp_path / "ba.csv"),
+                                      "--out-md", str(tmp_path / "ba.md"), "--paper-reference", json.dumps(ref),
+                                      "--data-source", "emt"]) == 0
+    md = (tmp_path / "ba.md").read_text()
+    assert "paper: test force RMSE (eV/A)" in md and "0.083 ± 0.003" in md and "0.37 ± 0.02" in md
+    assert "ANI-Al" in md and "this run's data: emt" in md
+
 # ------------------------------------------------------------------------------------------------ claims
 
 

@@ -75,7 +75,10 @@ def test_ani_h5_units_and_shift(tmp_path):
     configs = read_ani_h5(_ani_file(tmp_path / "a.h5"), energy_shift_eV_per_atom=72.0)
     assert len(configs) == 2 and set(configs[0]["Z"]) == {13}
     assert configs[0]["E"] == pytest.approx(-2.0 * units.Hartree + 72.0 * 32)
-    assert configs[0]["F"][0, 0] == pytest.approx(0.01 * units.Hartree)
+    # the `force` array of ANI-Al holds the gradient +dE/dR: negated on load by default
+    assert configs[0]["F"][0, 0] == pytest.approx(-0.01 * units.Hartree)
+    as_forces = read_ani_h5(tmp_path / "a.h5", energy_shift_eV_per_atom=72.0, forces_are="forces")
+    assert as_forces[0]["F"][0, 0] == pytest.approx(0.01 * units.Hartree)
 
 
 @pytest.mark.parametrize("override, message", [
@@ -101,8 +104,8 @@ def test_ani_h5_nan_and_close_atoms(tmp_path):
     with pytest.raises(DataError, match="closer than") as e:
         prepare("ani_h5", str(_ani_file(tmp_path / "close.h5", n=1, coordinates=R[None],
                                         cell=a.cell.array[None], energy=np.zeros(1),
-                                        force=np.zeros((1, 32, 3)))), 1.6)
-    assert "close.h5" in str(e.value)
+                                        force=np.zeros((1, 32, 3)))), 1.6, close_contacts="error")
+    assert "close.h5" in str(e.value) and "configuration 0" in str(e.value)
 
 
 def test_empty_inputs(tmp_path):
@@ -133,7 +136,8 @@ def test_extxyz_roundtrip_and_errors(tmp_path):
     a.calc = EMT()
     E, F = a.get_potential_energy(), a.get_forces()
     a.calc = SinglePointCalculator(a, energy=E, forces=F)
-    arr = prepare("extxyz", str(_xyz(tmp_path / "ok.xyz", [a])), 1.6)
+    arr, prov = prepare("extxyz", str(_xyz(tmp_path / "ok.xyz", [a])), 1.6)
+    assert prov["forces_are"] == "forces" and prov["close_contacts"]["count"] == 0
     assert arr["E"][0] == pytest.approx(E) and arr["F"].shape == (1, 32, 3)
 
     no_forces = a.copy()
@@ -155,3 +159,162 @@ def test_validate_catches_shape_mismatch():
     arr["F"] = arr["F"][:, :3]
     with pytest.raises(DataError, match="array F has shape"):
         validate_arrays(arr, "mine.npz", 1.0)
+
+
+# --- force convention, force-sign check, close contacts, element count ------------------------------------
+
+def _emt_configs(symbol="Al", n=8, rattle=0.1, a=None):
+    """``n`` rattled 2x2x2 fcc cells of ``symbol`` labelled with ASE's EMT: (atoms, energy eV, forces eV/A)."""
+    from ase.build import bulk
+
+    out = []
+    for seed in range(n):
+        at = bulk(symbol, "fcc", a=a, cubic=True).repeat((2, 2, 2))
+        at.rattle(rattle, seed=seed)
+        at.calc = EMT()
+        out.append((at, at.get_potential_energy(), at.get_forces()))
+    return out
+
+
+def _cosine(x, y):
+    x, y = np.ravel(x), np.ravel(y)
+    return float(x @ y / np.linalg.norm(x) / np.linalg.norm(y))
+
+
+def _gradient_h5(path, configs, shift=72.0):
+    """A pyanitools-layout file as ANI-Al stores it: Hartree energies, the energy GRADIENT under `force`."""
+    at = configs[0][0]
+    n_at = len(at)
+    return _ani_file(path, n=len(configs),
+                     coordinates=np.stack([c[0].positions for c in configs]),
+                     species=np.array([s.encode() for s in at.get_chemical_symbols()]),
+                     cell=np.stack([c[0].cell.array for c in configs]),
+                     energy=np.array([(c[1] - shift * n_at) / units.Hartree for c in configs]),
+                     force=np.stack([-c[2] / units.Hartree for c in configs]))
+
+
+def test_ani_h5_gradients_load_as_forces_and_wrong_convention_stops(tmp_path):
+    configs = _emt_configs()
+    f = _gradient_h5(tmp_path / "ani_al.h5", configs)
+    arrays, prov = prepare("ani_h5", str(f), 1.6, 72.0)  # default for ani_h5: gradients
+    true_F = np.stack([c[2] for c in configs])
+    assert _cosine(arrays["F"], true_F) > 0.999
+    np.testing.assert_allclose(arrays["F"], true_F, atol=1e-9)
+    np.testing.assert_allclose(arrays["E"], [c[1] for c in configs], atol=1e-9)
+    assert prov["forces_are"] == "gradients" and prov["forces_are_chosen_by"] == "default for ani_h5"
+    assert prov["force_sign_applied_on_load"] == -1
+    assert prov["force_sign_check"]["verdict"] == "repel" and prov["force_sign_check"]["n_attract"] == 0
+    with pytest.raises(DataError, match="forces point the wrong way") as e:
+        prepare("ani_h5", str(f), 1.6, 72.0, forces_are="forces")
+    assert "ani_al.h5" in str(e.value) and "data.forces_are: gradients" in str(e.value)
+
+
+def test_extxyz_forces_and_flipped_copy(tmp_path):
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    configs = _emt_configs(n=8)
+
+    def frames(sign):
+        out = []
+        for at, E, F in configs:
+            at = at.copy()
+            at.calc = SinglePointCalculator(at, energy=E, forces=sign * F)
+            out.append(at)
+        return out
+
+    true_F = np.stack([c[2] for c in configs])
+    good = _xyz(tmp_path / "forces.xyz", frames(+1))
+    arrays, prov = prepare("extxyz", str(good), 1.6)
+    assert _cosine(arrays["F"], true_F) > 0.999 and prov["forces_are_chosen_by"] == "default for extxyz"
+    flipped = _xyz(tmp_path / "gradients.xyz", frames(-1))
+    with pytest.raises(DataError, match="forces point the wrong way") as e:
+        prepare("extxyz", str(flipped), 1.6)
+    assert "gradients.xyz" in str(e.value) and "data.forces_are: gradients" in str(e.value)
+    arrays, prov = prepare("extxyz", str(flipped), 1.6, forces_are="gradients")
+    assert _cosine(arrays["F"], true_F) > 0.999 and prov["forces_are_chosen_by"] == "config"
+    with pytest.raises(DataError, match="data.forces_are: forces"):
+        prepare("extxyz", str(good), 1.6, forces_are="gradients")
+
+
+def test_force_sign_check_generated_data(tiny_data):
+    from tsmlip.data.dataset import force_sign_summary, scan_configurations
+
+    _, _, arr = tiny_data
+    _, score = scan_configurations(arr, 1.6)
+    assert force_sign_summary(score, arr["F"])["verdict"] == "repel"
+    flipped = dict(arr, F=-arr["F"])
+    with pytest.raises(DataError, match="wrong way") as e:
+        validate_arrays(flipped, "generated EMT data", 1.6)
+    assert "+dE/dR" in str(e.value)
+    # forces unrelated to the geometry: no verdict, no error
+    noise = dict(arr, F=np.random.default_rng(0).normal(size=arr["F"].shape) * (arr["Z"] != 0)[..., None])
+    assert validate_arrays(noise, "noise", 1.6)["force_sign"]["verdict"] == "inconclusive"
+
+
+def test_close_contact_policies(tmp_path):
+    import json
+
+    from tsmlip.data.io import main as prepare_main
+
+    configs = _emt_configs(n=8)
+    at = configs[3][0]
+    at.positions[1] = at.positions[0] + [1.2, 0.0, 0.0]  # configuration 3: a 1.2 A contact
+    at.calc = EMT()
+    configs[3] = (at, at.get_potential_energy(), at.get_forces())
+    f = _gradient_h5(tmp_path / "al.h5", configs)
+    with pytest.raises(DataError, match="configuration 3") as e:
+        prepare("ani_h5", str(f), 1.6, 72.0, close_contacts="error")
+    assert "al.h5" in str(e.value) and "[3]" in str(e.value) and "1.200 A" in str(e.value)
+
+    arrays, prov = prepare("ani_h5", str(f), 1.6, 72.0)  # ani_h5 default: keep
+    cc = prov["close_contacts"]
+    assert len(arrays["E"]) == 8 and cc["policy"] == "keep" and cc["policy_chosen_by"] == "default for ani_h5"
+    assert cc["count"] == 1 and cc["indices"] == [3] and not cc["dropped"]
+
+    out = tmp_path / "out" / "dataset.npz"
+    assert prepare_main(["--source", "ani_h5", "--path", str(f), "--close-contacts", "drop", "--out", str(out)]) == 0
+    prov = json.loads((out.parent / "provenance.json").read_text())
+    cc = prov["close_contacts"]
+    assert prov["n_configs"] == 7 and cc["n_configs_read"] == 8 and cc["dropped"] and cc["indices"] == [3]
+    assert cc["configurations"][0]["min_distance_A"] == pytest.approx(1.2, abs=1e-3)
+    assert prov["forces_are"] == "gradients" and prov["force_sign_check"]["verdict"] == "repel"
+    kept = [0, 1, 2, 4, 5, 6, 7]
+    with np.load(out) as z:
+        np.testing.assert_allclose(z["F"], np.stack([configs[i][2] for i in kept]), atol=1e-9)
+
+    # extended XYZ defaults to error
+    from ase.calculators.singlepoint import SinglePointCalculator
+    frames = []
+    for a_, E, F in configs:
+        a_ = a_.copy()
+        a_.calc = SinglePointCalculator(a_, energy=E, forces=F)
+        frames.append(a_)
+    with pytest.raises(DataError, match=r"configuration 3 \(.*frame 3\)"):
+        prepare("extxyz", str(_xyz(tmp_path / "close.xyz", frames)), 1.6)
+
+
+def test_multi_element_data_stop_early_when_md_needs_one_element(tmp_path):
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    frames = []
+    for at, _, _ in _emt_configs(n=8):
+        at = at.copy()
+        at.numbers[::2] = 29  # an Al-Cu alloy
+        at.calc = EMT()
+        E, F = at.get_potential_energy(), at.get_forces()
+        at.calc = SinglePointCalculator(at, energy=E, forces=F)
+        frames.append(at)
+    f = _xyz(tmp_path / "alcu.xyz", frames)
+    arrays, _ = prepare("extxyz", str(f), 1.6)  # training alone works
+    assert sorted(np.unique(arrays["Z"])) == [13, 29]
+    with pytest.raises(DataError, match="single-element systems only") as e:
+        prepare("extxyz", str(f), 1.6, single_element_for=["md.element", "rdf.element"])
+    assert "md.element and rdf.element" in str(e.value) and "Al, Cu" in str(e.value)
+
+
+def test_emt_provenance_records_the_convention(tiny_data):
+    import json
+
+    path, _, _ = tiny_data
+    prov = json.loads((path.parent / "provenance.json").read_text())
+    assert prov["forces_are"] == "forces" and prov["force_sign_check"]["verdict"] == "repel"

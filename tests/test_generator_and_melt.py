@@ -74,7 +74,7 @@ def test_push_close_contacts_exact_distance():
 
 def _settings(**kw):
     s = dict(load_config(ROOT / "config" / "test.yaml")["rdf"])
-    s.update(supercell=[2, 2, 2], r_max_A=4.0, n_bins=40, melt_steps=0, equilibration_steps=20,
+    s.update(element="Al", density_g_cm3=2.3, supercell=[2, 2, 2], r_max_A=4.0, n_bins=40, melt_steps=0, equilibration_steps=20,
              production_steps=150, sample_interval=50, progress_every=1000)
     s.update(kw)
     return s

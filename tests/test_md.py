@@ -17,7 +17,8 @@ from tsmlip.md.common import FAKE_OOM_ENV, fake_oom_atoms
 from tsmlip.md.engines import make_engine
 from tsmlip.md.hardware import hardware_info
 from tsmlip.md.pairs import cell_list_pairs
-from tsmlip.md.system import fcc_supercell, md_system, supercell_repeats
+from tsmlip.elements import ElementError
+from tsmlip.md.system import crystal_supercell, fcc_supercell, md_system, resolve_md_config, supercell_repeats
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
@@ -31,7 +32,8 @@ SIZE_KEYS = {"n_atoms", "ok", "peak_bytes", "nvml_used_bytes"}
 
 @pytest.fixture(scope="module")
 def md_cfg(tiny_cfg):
-    return tiny_cfg["md"]
+    """The tiny md section resolved for an aluminum model (element, crystal, lattice constant)."""
+    return resolve_md_config(tiny_cfg["md"], [13])
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +54,52 @@ def test_supercell_exact_count_and_near_cubic():
         assert len(atoms) == n and atoms.info["vacancies"] == 4 * a * b * c - n
         assert a <= b <= c <= 1.5 * a and all(atoms.pbc)
         assert np.allclose(atoms.cell.lengths(), 4.05 * np.array([a, b, c]))
+
+
+def test_md_system_of_any_element(tiny_cfg):
+    md = tiny_cfg["md"]  # element, crystal and lattice constant null: from the model's species and ASE
+    al = resolve_md_config(md, [13])
+    assert (al["element"], al["crystal_structure"], al["lattice_constant_A"]) == ("Al", "fcc", 4.05)
+    cu = resolve_md_config(md, [29])
+    assert (cu["element"], cu["crystal_structure"], cu["lattice_constant_A"]) == ("Cu", "fcc", 3.61)
+    atoms = md_system(108, cu)
+    assert len(atoms) == 108 and set(atoms.get_chemical_symbols()) == {"Cu"}
+    assert np.allclose(atoms.cell.lengths(), 3 * 3.61)
+    fe = resolve_md_config(md, [26])
+    assert fe["crystal_structure"] == "bcc" and len(md_system(100, fe)) == 100
+    mg = resolve_md_config(md, [12])  # hcp: orthorhombic cell, most repeats along its shortest edge
+    atoms = crystal_supercell(400, mg)
+    assert len(atoms) == 400 and mg["crystal_structure"] == "hcp"
+    assert atoms.cell.lengths().max() / atoms.cell.lengths().min() < 1.5
+    set_a = resolve_md_config(dict(md, element="Cu", lattice_constant_A=3.7), [13, 29])
+    assert set_a["lattice_constant_A"] == 3.7 and set_a["crystal_source"] == "config + ASE reference data"
+
+
+def test_md_refuses_an_element_the_model_was_not_trained_on(tmp_path, tiny_cfg, model_path):
+    from tsmlip.model import build_model, save_model
+
+    with pytest.raises(ElementError, match=r"md.element = Cu, but the model .* was trained on Al only"):
+        timing.time_md(model_path, "torch", dict(tiny_cfg["md"], element="Cu"), torch.device("cpu"))
+    out = tmp_path / "t.json"
+    assert timing.main(["--model", str(model_path), "--engine", "ase", "--out", str(out), "--config-json",
+                        json.dumps({"element": "Cu"})]) == 2 and not out.exists()
+    assert probe.main(["--model", str(model_path), "--out", str(out), "--config-json",
+                       json.dumps({"element": "Cu"})]) == 2 and not out.exists()
+    alloy = tmp_path / "alloy.pt"
+    save_model(build_model(Arch(4, 4, 1), tiny_cfg["network"], seed=0, species=(13, 29)), alloy)
+    with pytest.raises(ElementError, match="single-element systems only: set md.element to one of Al, Cu"):
+        timing.time_md(alloy, "torch", tiny_cfg["md"], torch.device("cpu"))
+
+
+def test_md_timing_of_a_copper_model(tmp_path, tiny_cfg):
+    from tsmlip.model import build_model, save_model
+
+    cu = tmp_path / "cu.pt"
+    save_model(build_model(Arch(4, 4, 1), tiny_cfg["network"], seed=0, species=(29,)), cu)
+    md = deep_merge(tiny_cfg["md"], {"timing": {"n_atoms": 108, "repeats": 1, "max_drift_eV_per_atom_per_ps": 1e9}})
+    rec = timing.time_md(cu, "torch", md, torch.device("cpu"))
+    assert rec["element"] == "Cu" and rec["lattice_constant_A"] == 3.61 and rec["n_atoms"] == 108
+    assert math.isfinite(rec["us_per_atom_step"])
 
 
 def test_thermalised_system(md_cfg):

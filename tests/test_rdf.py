@@ -1,4 +1,4 @@
-"""g(r) of liquid aluminum (tsmlip.rdf): the estimator on lattices and ideal gases, triclinic cells, the
+"""g(r) of the liquid (tsmlip.rdf): the estimator on lattices and ideal gases, triclinic cells, the
 error definition, the cut-off check, and short MD runs with a random-weight model and with EMT."""
 from __future__ import annotations
 
@@ -29,12 +29,12 @@ def test_cfg():
 
 
 def _tiny_settings(test_cfg, **kw):
-    """The test.yaml rdf section, made smaller still (32 atoms, 30 steps)."""
+    """The test.yaml rdf section, made smaller still (32 atoms, 30 steps), resolved for aluminum."""
     s = dict(test_cfg["rdf"])
     s.update(supercell=[2, 2, 2], r_max_A=4.0, n_bins=40, melt_steps=10, equilibration_steps=10,
              production_steps=10, sample_interval=5, progress_every=10)
     s.update(kw)
-    return s
+    return rdf.resolve_liquid(s, [13])
 
 
 # ---------------------------------------------------------------------------------------- estimator
@@ -170,6 +170,36 @@ def test_density():
 
 
 # ---------------------------------------------------------------------------------------------- MD
+def test_liquid_of_the_data_element(test_cfg):
+    s = dict(test_cfg["rdf"])  # element and density null: from the species and ASE's reference data
+    al = rdf.resolve_liquid(s, [13])
+    assert al["element"] == "Al" and al["density_g_cm3"] == pytest.approx(2.300, abs=0.001)
+    assert "ASE reference fcc Al" in al["density_source"] and al["supercell"] == s["supercell"]
+    cu = rdf.resolve_liquid(s, [29])  # denser: 3 cells no longer hold r_max_A = 6 A -> enlarged
+    assert cu["element"] == "Cu" and cu["density_g_cm3"] == pytest.approx(8.93 * 0.852, rel=0.01)
+    assert cu["supercell_configured"] == [3, 3, 3] and cu["supercell"] == [4, 4, 4]
+    rdf.check_cutoff(rdf.initial_liquid_cell(cu).cell, cu["r_max_A"])
+    assert rdf.resolve_liquid(dict(s, density_g_cm3=8.0), [29])["density_source"] == "rdf.density_g_cm3"
+    from tsmlip.elements import ElementError
+    with pytest.raises(ElementError, match="rdf.element = Cu, but the model was trained on Al only"):
+        rdf.resolve_liquid(dict(s, element="Cu"), [13])
+    with pytest.raises(ElementError, match="single-element systems only"):
+        rdf.resolve_liquid(s, [13, 29])
+    with pytest.raises(ElementError, match="set rdf.density_g_cm3"):
+        rdf.resolve_liquid(dict(s, element="H"), [1])  # no reference crystal in ASE
+
+
+def test_cli_refuses_a_foreign_element_before_md(tmp_path, test_cfg):
+    from tsmlip.model import build_model, save_model
+
+    model = tmp_path / "model.pt"
+    save_model(build_model(Arch(4, 4, 1), test_cfg["network"], seed=0), model)
+    cfg_json = json.dumps(dict(test_cfg["rdf"], element="Cu"))
+    assert rdf.main_md(["--model", str(model), "--config-json", cfg_json, "--out-csv", str(tmp_path / "g.csv"),
+                        "--out-json", str(tmp_path / "g.json")]) == 2
+    assert not (tmp_path / "g.csv").exists()
+
+
 def test_emt_md_identical_start_and_finite(test_cfg):
     s = _tiny_settings(test_cfg)
     runs = [rdf.run_liquid_md(EMT(), s, log=lambda m: None) for _ in range(2)]
@@ -197,16 +227,19 @@ def test_cli_model_and_reference(tmp_path, test_cfg):
     model = tmp_path / "teacher" / "model.pt"
     model.parent.mkdir()
     save_model(build_model(Arch(6, 6, 1), test_cfg["network"], seed=0), model)
-    cfg_json = json.dumps(_tiny_settings(test_cfg))
+    cfg_json = json.dumps(dict(_tiny_settings(test_cfg), element=None, density_g_cm3=None))  # derived
+    prov = tmp_path / "provenance.json"
+    prov.write_text(json.dumps({"species": [13]}))
     run = [sys.executable, "-m", "tsmlip.cli"]
     for who, out in ((["--model", str(model), "--model-id", "teacher/w6-s6-l1/seed0"], "teacher"),
-                     (["--reference", "emt"], "reference")):
+                     (["--reference", "emt", "--data-provenance", str(prov)], "reference")):
         subprocess.run(run + ["rdf-md", *who, "--config-json", cfg_json, "--threads", "1",
                               "--out-csv", str(tmp_path / f"{out}.csv"),
                               "--out-json", str(tmp_path / f"{out}.json")],
                        check=True, capture_output=True, text=True, timeout=300)
     info = json.loads((tmp_path / "teacher.json").read_text())
     assert info["n_atoms"] == 32 and info["n_frames"] == 2 and info["device"].startswith("cpu")
+    assert info["element"] == "Al" and info["density_g_cm3"] == pytest.approx(2.30, abs=0.002)
     ref = json.loads((tmp_path / "reference.json").read_text())
     assert 2.4 < ref["first_peak_r_A"] < 3.2 and ref["first_peak_g"] > 1.0
     r, g = rdf.read_curve(tmp_path / "teacher.csv")
@@ -265,10 +298,12 @@ def test_rule_graph(tmp_path, source, test_cfg):
     overlay = tmp_path / "overlay.yaml"
     data = "{source: emt}" if source == "emt" else "{source: extxyz, path: data.xyz}"
     overlay.write_text(f"results_dir: {results}\ndata: {data}\n")
+    (tmp_path / "data.xyz").write_text("")
     snakefile = tmp_path / "Snakefile"
-    snakefile.write_text(
+    snakefile.write_text(  # data.smk: the reference run reads the dataset's provenance (its element)
         f'configfile: "{ROOT / "config" / "config.yaml"}"\n'
         f'include: "{ROOT / "workflow" / "rules" / "common.smk"}"\n'
+        f'include: "{ROOT / "workflow" / "rules" / "data.smk"}"\n'
         f'include: "{ROOT / "workflow" / "rules" / "rdf.smk"}"\n'
         "rule all:\n    input: TARGETS\n")
     out = subprocess.run(

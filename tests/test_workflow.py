@@ -1,4 +1,5 @@
-"""The Snakemake workflow: planning, lint, and one end-to-end run of the whole DAG on the tiny config."""
+"""The Snakemake workflow: planning, lint, and end-to-end runs of the whole DAG on the tiny config (embedded
+EMT aluminum; EMT copper read from an extended-XYZ file)."""
 import json
 
 import numpy as np
@@ -58,3 +59,43 @@ def test_end_to_end_tiny(e2e_run):
     assert s["valid_force_rmse_eV_A"].iloc[0] == pytest.approx(c["valid_force_rmse_eV_A"].iloc[0], rel=1e-6)
     again = run_snakemake("-n", "--configfile", "config/test.yaml", "--config", f"results_dir={results}")
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_ani_h5_config_plans_the_whole_dag(tmp_path):
+    (tmp_path / "ani-al").mkdir()
+    overlay = tmp_path / "ani.yaml"
+    overlay.write_text(f"data: {{source: ani_h5, path: {tmp_path / 'ani-al'}}}\nresults_dir: {tmp_path / 'r'}\n")
+    out = run_snakemake("-n", "--configfile", str(overlay))
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    for rule in ("prepare_dataset", "split", "train_teacher", "label_atom_energies", "md_timing", "max_atoms",
+                 "rdf_md", "rdf_error", "aggregate", "claims", "born_again_table"):
+        assert rule in out.stdout, rule
+    assert "rdf_reference" not in out.stdout and "generate_dataset" not in out.stdout
+
+
+@pytest.mark.slow
+def test_end_to_end_copper_extxyz(e2e_copper_run):
+    """A non-aluminum dataset through every rule: the MD and RDF stages take copper from the data.
+    As long as the aluminum run above (the same DAG without the reference run): `pytest -m slow`."""
+    results, out = e2e_copper_run
+    cfg = load_config("config/test.yaml")
+    prov = json.loads((results / "data" / "provenance.json").read_text())
+    assert prov["species"] == [29] and prov["forces_are"] == "forces"
+    assert prov["force_sign_check"]["verdict"] == "repel"
+    for mid in all_model_ids(cfg):
+        d = results / "models" / str(mid)
+        assert np.isfinite(json.loads((d / "metrics.json").read_text())["splits"]["test"]["force_rmse_eV_A"])
+        rdf = json.loads((d / "rdf_md.json").read_text())
+        assert rdf["element"] == "Cu" and rdf["n_frames"] > 0
+        assert json.loads((d / "rdf_error.json").read_text())["error_vs_reference"] is None
+    timed = list(results.glob("models/*/*/*/md_timing_*.json"))
+    probed = list(results.glob("models/*/*/*/max_atoms.json"))
+    assert timed and probed
+    for f in timed:
+        rec = json.loads(f.read_text())
+        assert rec["element"] == "Cu" and rec["lattice_constant_A"] == 3.61
+    for f in probed:
+        assert json.loads(f.read_text())["max_atoms"] > 0
+    for table in ("models.csv", "claims.md", "born_again.md"):
+        assert (results / "tables" / table).stat().st_size > 0
+    assert not (results / "reference").exists()  # no reference potential for data read from a file

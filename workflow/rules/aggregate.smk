@@ -113,6 +113,10 @@ rule born_again_table:
             category="Tables",
             labels={"table": "born_again", "shows": "teacher vs Born-Again students (Sec. 3.5)"},
         ),
+    params:
+        # the published numbers live once, in config (paper_reference)
+        paper=json.dumps(config.get("paper_reference", {}), sort_keys=True),
+        data_source=config["data"]["source"],
     log:
         res("logs", "aggregate", "born_again_table.log"),
     benchmark:
@@ -125,7 +129,8 @@ rule born_again_table:
         CONDA_ENV
     shell:
         "tsmlip born-again-table --models {input.models} --out-csv {output.csv} --out-md {output.md}"
-        " --out-html {output.html} > {log} 2>&1"
+        " --out-html {output.html} --paper-reference {params.paper:q} --data-source {params.data_source}"
+        " > {log} 2>&1"
 
 
 # ---- figures: one rule each; `tsmlip plot <name>` ----

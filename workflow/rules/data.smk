@@ -24,6 +24,9 @@ if config["data"]["source"] == "emt":
             " --out {output.data} > {log} 2>&1"
 
 else:
+    # stages that simulate one element and leave it to the data: a multi-element file stops at import
+    SINGLE_ELEMENT_FOR = [f"{sec}.element" for sec, on in (("md", config["md"]["enabled"]), ("rdf", True))
+                          if on and config[sec].get("element") is None]
 
     rule prepare_dataset:
         input:
@@ -35,6 +38,16 @@ else:
             source=config["data"]["source"],
             min_distance=config["data"]["min_distance_A"],
             shift=config["data"]["ani_energy_shift_eV_per_atom"],
+            # null = the source's default (io.DEFAULT_FORCES_ARE / DEFAULT_CLOSE_CONTACTS, docs/data.md)
+            forces_are=(
+                f"--forces-are {config['data']['forces_are']}" if config["data"].get("forces_are") else ""
+            ),
+            close_contacts=(
+                f"--close-contacts {config['data']['close_contacts']}"
+                if config["data"].get("close_contacts")
+                else ""
+            ),
+            single_element=" ".join(SINGLE_ELEMENT_FOR),
         log:
             res("logs", "prepare_dataset.log"),
         benchmark:
@@ -47,7 +60,8 @@ else:
             CONDA_ENV
         shell:
             "tsmlip prepare-dataset --source {params.source} --path {input} --min-distance {params.min_distance}"
-            " --ani-energy-shift {params.shift} --out {output.data} > {log} 2>&1"
+            " --ani-energy-shift {params.shift} {params.forces_are} {params.close_contacts}"
+            " --single-element-for {params.single_element} --out {output.data} > {log} 2>&1"
 
 
 rule split:

@@ -1,4 +1,6 @@
-# Liquid-aluminum g(r) of every model and of the reference potential, and the RDF error (Fig. 3C).
+# Liquid g(r) of every model and of the reference potential, and the RDF error (Fig. 3C). The element is
+# rdf.element or the model's single element (the reference: the dataset's, from provenance.json); the
+# density rdf.density_g_cm3 or ASE's reference solid density x rdf.liquid_density_ratio (tsmlip.rdf).
 # rdf_md: models/<id>/model.pt -> models/<id>/rdf.csv (+ rdf_md.json run information)
 # rdf_reference: the reference potential (EMT data only) -> reference/rdf.csv + reference/rdf_peak.json
 # rdf_error: the model's g(r) against the teachers' mean g(r) and the reference's -> rdf_error.json
@@ -37,6 +39,8 @@ rule rdf_md:
 
 
 rule rdf_reference:
+    input:
+        provenance=res("data", "provenance.json"),
     output:
         rdf=res("reference", "rdf.csv"),
         peak=res("reference", "rdf_peak.json"),
@@ -55,7 +59,7 @@ rule rdf_reference:
         CONDA_ENV
     shell:
         "tsmlip rdf-md --reference {params.source} --config-json {params.cfg:q}"
-        " --out-csv {output.rdf} --out-json {output.peak} > {log} 2>&1"
+        " --data-provenance {input.provenance} --out-csv {output.rdf} --out-json {output.peak} > {log} 2>&1"
 
 
 rule rdf_error:

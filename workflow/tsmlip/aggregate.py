@@ -311,9 +311,14 @@ BORN_AGAIN_METRICS = {
 }
 
 
-def born_again_table(models: pd.DataFrame) -> pd.DataFrame:
+def born_again_table(models: pd.DataFrame, paper: dict | None = None) -> pd.DataFrame:
     """Teacher vs static and scheduled Born-Again students (test errors, mean/std over seeds) with the
-    relative change against the teacher's mean (negative = lower error than the teacher)."""
+    relative change against the teacher's mean (negative = lower error than the teacher).
+
+    ``paper``: the published numbers per kind and column (config ``paper_reference.born_again``:
+    ``{kind: {column: {"mean", "std"}}}``); they go into ``paper_<column>_mean`` / ``_std`` (NaN where the
+    paper gives none)."""
+    paper = paper or {}
     sub = models[models["kind"].isin(BORN_AGAIN_KINDS)]
     if sub.empty:
         raise ValueError("no teacher or Born-Again model in the table")
@@ -330,6 +335,10 @@ def born_again_table(models: pd.DataFrame) -> pd.DataFrame:
             row[f"{col}_std"] = vals.std(ddof=1)
             ref = teacher[col].astype(float).mean() if not teacher.empty else math.nan
             row[f"{col}_change_vs_teacher"] = row[f"{col}_mean"] / ref - 1.0 if ref else math.nan
+        for col in BORN_AGAIN_METRICS:
+            pub = paper.get(kind, {}).get(col, {})
+            row[f"paper_{col}_mean"] = float(pub.get("mean", math.nan))
+            row[f"paper_{col}_std"] = float(pub.get("std", math.nan))
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -455,13 +464,20 @@ def born_again_main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out-csv", required=True)
     ap.add_argument("--out-md", required=True)
     ap.add_argument("--out-html", default=None)
+    ap.add_argument("--paper-reference", default=None,
+                    help="JSON: the config's paper_reference section (published numbers shown beside the run's)")
+    ap.add_argument("--data-source", default=None, help="this run's data (named beside the paper's dataset)")
     args = ap.parse_args(argv)
 
-    table = born_again_table(pd.read_csv(args.models))
+    ref = json.loads(args.paper_reference) if args.paper_reference else {}
+    table = born_again_table(pd.read_csv(args.models), ref.get("born_again"))
     _write_csv(table, args.out_csv)
     human = pd.DataFrame({"model": table["model"], "seeds": table["n_seeds"]})
     for col, label in BORN_AGAIN_METRICS.items():
         human[label] = [mean_pm_std(m, s) for m, s in zip(table[f"{col}_mean"], table[f"{col}_std"])]
+        if table[f"paper_{col}_mean"].notna().any():
+            human[f"paper: {label}"] = [mean_pm_std(m, s) for m, s in
+                                        zip(table[f"paper_{col}_mean"], table[f"paper_{col}_std"])]
     human["force RMSE vs teacher"] = [
         "reference" if k == "teacher" else "-" if not np.isfinite(c) else f"{100 * c:+.1f}%"
         for k, c in zip(table["kind"], table["test_force_rmse_eV_A_change_vs_teacher"])
@@ -470,9 +486,15 @@ def born_again_main(argv: list[str] | None = None) -> int:
         "# Born-Again students vs the teacher (Section 3.5)\n\n"
         "Same architecture as the teacher; mean ± sample standard deviation over seeds; test split.\n\n"
     )
-    Path(args.out_md).write_text(intro + markdown_table(human))
+    note = ""
+    if ref.get("born_again"):
+        note = (f"Columns 'paper: ...' are the published numbers ({ref.get('dataset', 'the paper data')}; "
+                f"{ref.get('citation', 'the paper')}); this run's data: {args.data_source or 'see data/provenance.json'}. "
+                "They compare point by point only when this run used the same data and architecture.")
+    Path(args.out_md).write_text(intro + (note + "\n\n" if note else "") + markdown_table(human))
     if args.out_html:
-        write_html_table(human, args.out_html, "Born-Again students vs the teacher (test split)")
+        write_html_table(human, args.out_html, "Born-Again students vs the teacher (test split)",
+                         f"<p>{html.escape(note)}</p>" if note else "")
     print(f"[born-again-table] {len(table)} rows -> {args.out_csv}", file=sys.stderr, flush=True)
     return 0
 

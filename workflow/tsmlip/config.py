@@ -115,6 +115,19 @@ def _cross_check(cfg: dict) -> None:
     src = cfg["data"]["source"]
     if src != "emt" and not cfg["data"].get("path"):
         raise ConfigError(f"config key 'data.path': required when data.source is {src!r}")
+    if src == "emt":
+        # the generator stores ASE's forces and refuses close contacts; these keys are for files
+        if cfg["data"].get("forces_are") not in (None, "forces"):
+            raise ConfigError("config key 'data.forces_are': the EMT generator stores forces; "
+                              "the key applies to data.source ani_h5 / extxyz")
+        if cfg["data"].get("close_contacts") not in (None, "error"):
+            raise ConfigError("config key 'data.close_contacts': the EMT generator refuses close contacts; "
+                              "drop / keep apply to data.source ani_h5 / extxyz")
+    from ase.data import atomic_numbers
+    for section in ("md", "rdf"):
+        el = (cfg.get(section) or {}).get("element")
+        if el is not None and el not in atomic_numbers:
+            raise ConfigError(f"config key '{section}.element': {el!r} is not a chemical element symbol")
     ba = cfg["born_again"]
     if ba["enabled"]:
         from .losses import BornAgainSchedule

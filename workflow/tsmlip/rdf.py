@@ -1,7 +1,9 @@
-"""Radial distribution function of liquid aluminum: MD with any model, g(r), and errors between curves.
+"""Radial distribution function of the liquid: MD with any model, g(r), and errors between curves.
 
 Paper section 3.2 / Fig. 3C: every model (teacher, students, controls, Born-Again) runs the same NVT
-Langevin MD of liquid aluminum (default 1200 K); the RDF error of a model is the total absolute
+Langevin MD of the liquid (liquid aluminum at 1200 K for the paper's and the default data; the element is
+``rdf.element`` or the model's single element, the density ``rdf.density_g_cm3`` or ASE's reference solid
+density times ``rdf.liquid_density_ratio``, see :func:`resolve_liquid`); the RDF error of a model is the total absolute
 difference of its g(r) from the teacher's,
 
     error = sum_i |g_model(r_i) - g_teacher(r_i)| * dr      (Angstrom),
@@ -55,13 +57,38 @@ def number_density(density_g_cm3: float, element: str = "Al") -> float:
     return density_g_cm3 / mass_g * 1e-24
 
 
+def liquid_lattice_constant(settings: dict) -> float:
+    """Edge (A) of the cubic 4-atom fcc cell at the liquid's number density."""
+    return (4.0 / number_density(settings["density_g_cm3"], settings["element"])) ** (1.0 / 3.0)
+
+
+def resolve_liquid(settings: dict, species, trained_on: str = "the model") -> dict:
+    """A copy of the ``rdf:`` settings with the liquid fixed: ``element`` (``rdf.element``, or the single
+    element of ``species``), ``density_g_cm3`` (configured, or ASE's reference solid density x
+    ``liquid_density_ratio``; ``density_source`` says which) and ``supercell``: the configured repeats,
+    each enlarged where ``r_max_A`` would not fit below half the cell height at this density
+    (``supercell_configured`` keeps the configured one). Raises :class:`tsmlip.elements.ElementError`
+    before any MD when the model cannot simulate the element."""
+    from .elements import liquid_density, resolve_element
+
+    s = dict(settings)
+    s["element"] = resolve_element(settings.get("element"), species, "rdf.element", trained_on)
+    s["density_g_cm3"], s["density_source"] = liquid_density(
+        s["element"], settings.get("density_g_cm3"), settings["liquid_density_ratio"])
+    a = liquid_lattice_constant(s)
+    need = int(math.floor(2.0 * float(s["r_max_A"]) / a)) + 1  # n * a > 2 r_max
+    s["supercell_configured"] = list(settings["supercell"])
+    s["supercell"] = [max(int(n), need) for n in settings["supercell"]]
+    return s
+
+
 def initial_liquid_cell(settings: dict):
-    """fcc supercell (cubic 4-atom cells repeated ``supercell``) scaled to the configured density,
-    atoms displaced by a seeded Gaussian of ``rattle_A`` (breaks the lattice symmetry)."""
+    """fcc supercell (cubic 4-atom cells repeated ``supercell``) of ``element`` scaled to ``density_g_cm3``
+    (resolved settings, :func:`resolve_liquid`), atoms displaced by a seeded Gaussian of ``rattle_A``
+    (breaks the lattice symmetry)."""
     from ase.build import bulk
 
-    rho = number_density(settings["density_g_cm3"], settings["element"])
-    a = (4.0 / rho) ** (1.0 / 3.0)
+    a = liquid_lattice_constant(settings)
     atoms = bulk(settings["element"], "fcc", a=a, cubic=True).repeat(tuple(settings["supercell"]))
     if settings["rattle_A"] > 0:
         atoms.rattle(stdev=settings["rattle_A"], seed=int(settings["seed"]))
@@ -373,10 +400,28 @@ def main_md(argv: list[str] | None = None) -> int:
     p.add_argument("--config-json", default=None,
                    help="rdf: config keys as JSON (default: the rdf section of config/config.yaml)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch_threads)")
+    p.add_argument("--data-provenance", default=None,
+                   help="with --reference: the dataset's provenance.json (its species name the element "
+                        "when rdf.element is null)")
     p.add_argument("--out-csv", required=True, help="g(r) output, columns r_A,g")
     p.add_argument("--out-json", required=True, help="run information and first peak")
     a = p.parse_args(argv)
     s = _settings(a.config_json)
+    from .elements import ElementError, model_species
+
+    try:
+        if a.reference:
+            species = json.loads(Path(a.data_provenance).read_text())["species"] if a.data_provenance else None
+            s = resolve_liquid(s, species, trained_on=f"the data ({a.data_provenance or 'no --data-provenance'})")
+        else:
+            s = resolve_liquid(s, model_species(a.model), trained_on=f"the model {a.model}")
+    except ElementError as e:
+        print(f"tsmlip rdf-md: error: {e}", file=sys.stderr, flush=True)
+        return 2
+    if s["supercell"] != s["supercell_configured"]:
+        print(f"[rdf-md] supercell {s['supercell_configured']} -> {s['supercell']}: r_max_A = {s['r_max_A']} A "
+              f"must stay below half the cell height of {s['element']} at {s['density_g_cm3']:.3f} g/cm3",
+              file=sys.stderr, flush=True)
     check_cutoff(initial_liquid_cell(s).cell, s["r_max_A"])  # fail before any MD
 
     # hippynn warns at every step with a pair below its sensitivity range; the collapse check reports it
@@ -427,7 +472,10 @@ def main_md(argv: list[str] | None = None) -> int:
         "n_atoms": run.n_atoms,
         "temperature_K": float(s["temperature_K"]),
         "mean_production_temperature_K": _finite_or_none(run.mean_temperature_K),
+        "element": s["element"],
         "density_g_cm3": float(s["density_g_cm3"]),
+        "density_source": s["density_source"],
+        "supercell": list(s["supercell"]),
         "number_density_per_A3": number_density(s["density_g_cm3"], s["element"]),
         "cell_heights_A": cell_heights(run.cell).round(6).tolist(),
         "r_max_A": float(s["r_max_A"]),

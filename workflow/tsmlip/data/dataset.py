@@ -52,19 +52,113 @@ def pad_configurations(configs: list[dict]) -> dict[str, np.ndarray]:
     return out
 
 
-def _min_image_min_distance(Z, R, cell, cutoff: float) -> float:
-    """Smallest interatomic distance (Angstrom) of one periodic configuration, inf if none is below
-    ``cutoff``."""
+#: closest atom pairs per configuration that vote in the force-sign check
+SIGN_CHECK_PAIRS = 3
+#: the force-sign check stops a dataset when a one-sided sign test says "attract" at this level
+SIGN_CHECK_ALPHA = 0.01
+#: close-contact policies (``data.close_contacts``)
+CLOSE_CONTACT_POLICIES = ("error", "drop", "keep")
+#: conventions of the stored force array (``data.forces_are``)
+FORCE_CONVENTIONS = ("forces", "gradients")
+
+
+def _closest_pairs(Z, R, cell, min_cutoff: float, n_pairs: int = SIGN_CHECK_PAIRS, max_cutoff: float = 12.0):
+    """The ``n_pairs`` shortest distinct atom pairs of one periodic configuration (minimum image and
+    periodic images alike), as ``(i, j, d, D)`` arrays sorted by distance, ``D = r_j - r_i`` (+ image)
+    in Angstrom. The search radius starts at ``min_cutoff`` (at least 3 A) and doubles until enough
+    pairs are found (up to ``max_cutoff``)."""
     from ase import Atoms
     from ase.neighborlist import neighbor_list
 
     atoms = Atoms(numbers=Z, positions=R, cell=cell, pbc=True)
-    d = neighbor_list("d", atoms, cutoff=cutoff)
-    return float(d.min()) if len(d) else np.inf
+    cutoff = max(float(min_cutoff), 3.0)
+    while True:
+        i, j, d, D = neighbor_list("ijdD", atoms, cutoff=cutoff)
+        keep = i <= j  # each pair once (i == j: an atom and its own periodic image)
+        i, j, d, D = i[keep], j[keep], d[keep], D[keep]
+        if len(d) >= n_pairs or cutoff >= max_cutoff:
+            break
+        cutoff = min(2.0 * cutoff, max_cutoff)
+    order = np.argsort(d, kind="stable")
+    return i[order], j[order], d[order], D[order]
 
 
-def validate_arrays(arrays: dict, source: str, min_distance_A: float) -> None:
-    """Raise :class:`DataError` naming ``source`` and the first problem found."""
+def scan_configurations(arrays: dict, min_distance_A: float, n_pairs: int = SIGN_CHECK_PAIRS):
+    """One neighbour-list pass over every configuration.
+
+    Returns ``(min_dist, score)``: the shortest interatomic distance of each configuration (A; inf when no
+    pair lies within the search radius), and its closest-pair repulsion score (eV/A): the sum over the
+    ``n_pairs`` shortest pairs (i, j) of (F_j - F_i) . (r_j - r_i) / (2 |r_j - r_i|), i.e. how strongly
+    the stored forces push each closest pair apart (> 0: repel, < 0: attract; 0 without pairs).
+    """
+    Z, R, cell, F = (np.asarray(arrays[k]) for k in ("Z", "R", "cell", "F"))
+    counts = (Z != 0).sum(axis=1)
+    min_dist = np.full(len(Z), np.inf)
+    score = np.zeros(len(Z))
+    for c in range(len(Z)):
+        k = counts[c]
+        i, j, d, D = _closest_pairs(Z[c, :k], R[c, :k], cell[c], min_distance_A + 0.5, n_pairs)
+        if len(d):
+            min_dist[c] = d[0]
+            i, j, d, D = i[:n_pairs], j[:n_pairs], d[:n_pairs], D[:n_pairs]
+            f = F[c, :k]
+            score[c] = float(np.sum(np.einsum("pk,pk->p", f[j] - f[i], D) / (2.0 * d)))
+    return min_dist, score
+
+
+def force_sign_summary(score: np.ndarray, forces: np.ndarray | None = None) -> dict:
+    """The dataset-level verdict of the force-sign check from per-configuration scores.
+
+    A configuration votes *repel* (score > tol) or *attract* (score < -tol), else it abstains; tol is
+    1e-6 of the dataset's largest force component. The dataset *attracts* when significantly more
+    configurations attract than repel (one-sided sign test, p < ``SIGN_CHECK_ALPHA``), *repels* in the
+    mirrored case, and is *inconclusive* otherwise (too few votes, or forces unrelated to the geometry).
+    """
+    from scipy.stats import binomtest
+
+    score = np.asarray(score, dtype=float)
+    fmax = float(np.abs(forces).max()) if forces is not None and np.size(forces) else 0.0
+    tol = 1e-6 * fmax + 1e-12
+    n_rep, n_att = int((score > tol).sum()), int((score < -tol).sum())
+    n = n_rep + n_att
+    p_att = binomtest(n_att, n, 0.5, alternative="greater").pvalue if n else 1.0
+    p_rep = binomtest(n_rep, n, 0.5, alternative="greater").pvalue if n else 1.0
+    verdict = "attract" if p_att < SIGN_CHECK_ALPHA else "repel" if p_rep < SIGN_CHECK_ALPHA else "inconclusive"
+    return {"verdict": verdict, "n_repel": n_rep, "n_attract": n_att, "n_abstain": int(len(score) - n),
+            "p_value_attract": float(p_att), "p_value_repel": float(p_rep),
+            "median_score_eV_A": float(np.median(score)) if len(score) else None,
+            "pairs_per_configuration": SIGN_CHECK_PAIRS, "alpha": SIGN_CHECK_ALPHA}
+
+
+def _wrong_sign_message(source: str, summary: dict, forces_are: str | None) -> str:
+    if forces_are is None:
+        hint = ("the force array looks like the energy gradient +dE/dR; the workflow needs forces -dE/dR")
+    else:
+        other = "gradients" if forces_are == "forces" else "forces"
+        hint = (f"it was read with data.forces_are: {forces_are}; the file most likely holds {other} "
+                f"(set data.forces_are: {other})")
+    return (f"{source}: the forces point the wrong way: the closest atom pairs attract in "
+            f"{summary['n_attract']} configurations and repel in {summary['n_repel']} (sign test "
+            f"p = {summary['p_value_attract']:.2g}); {hint}")
+
+
+def validate_arrays(arrays: dict, source: str, min_distance_A: float, close_contacts: str = "error",
+                    forces_are: str | None = None, where: list[str] | None = None) -> dict:
+    """Raise :class:`DataError` naming ``source`` and the first problem found.
+
+    Checks, in order: required arrays and their shapes, NaN/inf, species, empty configurations, singular
+    cells, close contacts (two atoms closer than ``min_distance_A``), and the sign of the forces (the
+    closest pairs of each configuration must on balance repel, see :func:`force_sign_summary`).
+
+    :param close_contacts: ``error``: a close contact stops here, naming the configuration; ``drop`` /
+        ``keep``: close contacts are only reported (the caller drops or keeps them). The force-sign check
+        runs on the configurations without close contacts.
+    :param forces_are: the convention the force array was read with (for the message only).
+    :param where: per configuration, where it came from (file, group, frame), for messages.
+    :returns: ``{"close_contacts": [{"index", "min_distance_A", "where"}...], "force_sign": summary}``.
+    """
+    if close_contacts not in CLOSE_CONTACT_POLICIES:
+        raise ValueError(f"close_contacts must be one of {CLOSE_CONTACT_POLICIES}, not {close_contacts!r}")
     missing = [k for k in REQUIRED if k not in arrays]
     if missing:
         raise DataError(f"{source}: missing arrays {missing} (need {list(REQUIRED)})")
@@ -100,20 +194,50 @@ def validate_arrays(arrays: dict, source: str, min_distance_A: float) -> None:
         k = counts[i]
         if not (Z[i, :k] != 0).all():
             raise DataError(f"{source}: configuration {i}: padding (species 0) before real atoms")
-        d = _min_image_min_distance(Z[i, :k], R[i, :k], cell[i], cutoff=min_distance_A + 0.5)
-        if d < min_distance_A:
-            raise DataError(f"{source}: configuration {i} has atoms {d:.3f} A apart, closer than "
-                            f"data.min_distance_A = {min_distance_A} A")
+    min_dist, score = scan_configurations(arrays, min_distance_A)
+    close = [{"index": int(i), "min_distance_A": round(float(min_dist[i]), 4),
+              "where": where[i] if where else None} for i in np.nonzero(min_dist < min_distance_A)[0]]
+    if close and close_contacts == "error":
+        c = close[0]
+        at = f" ({c['where']})" if c["where"] else ""
+        raise DataError(f"{source}: configuration {c['index']}{at} has atoms {c['min_distance_A']:.3f} A apart, "
+                        f"closer than data.min_distance_A = {min_distance_A} A ({len(close)} such configurations; "
+                        f"data.close_contacts: drop or keep accepts them)")
+    ok = np.ones(n, dtype=bool)
+    ok[[c["index"] for c in close]] = False
+    summary = force_sign_summary(score[ok], F[ok])
+    if summary["verdict"] == "attract":
+        raise DataError(_wrong_sign_message(source, summary, forces_are))
+    return {"close_contacts": close, "force_sign": summary}
+
+
+def select_configurations(arrays: dict, keep) -> dict:
+    """The dataset restricted to the configurations ``keep`` (indices or a boolean mask), re-padded to its
+    largest remaining configuration."""
+    keep = np.asarray(keep)
+    out = {k: np.asarray(v)[keep] for k, v in arrays.items()}
+    if len(out["E"]) == 0:
+        raise DataError("no configurations left")
+    nmax = int(out["n_atoms"].max()) if "n_atoms" in out else out["Z"].shape[1]
+    for k in ("Z", "R", "F", "ref_atom_E"):
+        if k in out:
+            out[k] = out[k][:, :nmax]
+    return out
 
 
 def save_dataset(arrays: dict, path: str | Path, provenance: dict) -> None:
-    """Write ``dataset.npz`` (atomically) and ``provenance.json`` beside it."""
+    """Write ``dataset.npz`` (atomically) and ``provenance.json`` beside it (with counts, species and the
+    force-sign check, see :func:`force_sign_summary`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.stem + ".tmp.npz")
     np.savez_compressed(tmp, **arrays)
     tmp.replace(path)
     prov = dict(provenance)
+    if prov.get("source") == "emt":  # the generator stores ASE's get_forces(): forces, -dE/dR
+        prov.setdefault("forces_are", "forces")
+    if "force_sign_check" not in prov:  # readers record theirs; for generated data it is taken here
+        prov["force_sign_check"] = force_sign_summary(scan_configurations(arrays, 0.0)[1], arrays["F"])
     prov.update({
         "n_configs": int(len(arrays["E"])),
         "n_atoms_min": int(arrays["n_atoms"].min()),

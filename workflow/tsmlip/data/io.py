@@ -1,8 +1,14 @@
 """User-supplied data: the real ANI-Al HDF5 files (pyanitools layout) and extended-XYZ files.
 
 Both are converted to the workflow's dataset.npz (eV, Angstrom) and validated on load: missing keys,
-shape mismatches, NaN/inf, unknown species, atoms closer than ``data.min_distance_A`` and empty sets each
-give one clear error naming the file and the problem.
+shape mismatches, NaN/inf, unknown species, empty sets and forces of the wrong sign each give one clear
+error naming the file and the problem; atoms closer than ``data.min_distance_A`` stop the import, or are
+dropped or kept and listed in the provenance (``data.close_contacts``).
+
+Force convention (``data.forces_are``): the ANI-Al files store the energy *gradient* +dE/dR under
+``force`` (hippynn's ``examples/ani_aluminum_example.py`` and the paper authors' distillation script fit
+that array with ``GradientNode(..., sign=+1)``), so by default it is negated on load for ``ani_h5``;
+extended-XYZ forces are forces (ASE's convention). See docs/data.md.
 """
 from __future__ import annotations
 
@@ -12,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .dataset import DataError, pad_configurations, save_dataset, validate_arrays, versions
+from .dataset import (CLOSE_CONTACT_POLICIES, FORCE_CONVENTIONS, DataError, pad_configurations, save_dataset,
+                      select_configurations, validate_arrays, versions)
 
 ANI_KEYS = ("coordinates", "species", "cell", "energy", "force")
 
@@ -32,11 +39,34 @@ def _species_numbers(raw, source: str) -> np.ndarray:
     return np.array(out, dtype=np.int64).reshape(raw.shape)
 
 
-def read_ani_h5(directory: str | Path, energy_shift_eV_per_atom: float) -> list[dict]:
+#: default convention of the stored force array per source (docs/data.md)
+DEFAULT_FORCES_ARE = {"ani_h5": "gradients", "extxyz": "forces", "emt": "forces"}
+#: default close-contact policy per source (docs/data.md)
+DEFAULT_CLOSE_CONTACTS = {"ani_h5": "keep", "extxyz": "error", "emt": "error"}
+
+
+def resolve_source_defaults(source: str, forces_are: str | None = None, close_contacts: str | None = None
+                            ) -> tuple[str, str, str, str]:
+    """``(forces_are, how_chosen, close_contacts, how_chosen)``: the given settings, or the source's
+    defaults when None (how_chosen: ``config`` or ``default for <source>``)."""
+    if source not in DEFAULT_FORCES_ARE:
+        raise DataError(f"unknown data source {source!r}")
+    fa = (forces_are, "config") if forces_are else (DEFAULT_FORCES_ARE[source], f"default for {source}")
+    cc = (close_contacts, "config") if close_contacts else (DEFAULT_CLOSE_CONTACTS[source], f"default for {source}")
+    if fa[0] not in FORCE_CONVENTIONS:
+        raise DataError(f"data.forces_are must be one of {FORCE_CONVENTIONS}, not {fa[0]!r}")
+    if cc[0] not in CLOSE_CONTACT_POLICIES:
+        raise DataError(f"data.close_contacts must be one of {CLOSE_CONTACT_POLICIES}, not {cc[0]!r}")
+    return fa[0], fa[1], cc[0], cc[1]
+
+
+def read_ani_h5(directory: str | Path, energy_shift_eV_per_atom: float, forces_are: str = "gradients") -> list[dict]:
     """Every ``*.h5`` below ``directory`` in the pyanitools layout: groups holding ``coordinates``
     (n, N, 3), ``species`` (N,), ``cell`` (n, 3, 3), ``energy`` (n,) Hartree, ``force`` (n, N, 3)
     Hartree/Angstrom. Energies and forces are converted to eV and eV/Angstrom, and
-    ``energy_shift_eV_per_atom`` x N is added to energies (as hippynn's ANI-Al example does)."""
+    ``energy_shift_eV_per_atom`` x N is added to energies (as hippynn's ANI-Al example does).
+    ``forces_are``: what the ``force`` array holds; ``gradients`` (+dE/dR, the ANI-Al files) are negated
+    into forces."""
     import h5py
     from ase import units
 
@@ -45,6 +75,7 @@ def read_ani_h5(directory: str | Path, energy_shift_eV_per_atom: float) -> list[
     if not files or not files[0].exists():
         raise DataError(f"{directory}: no .h5 files found")
     hartree = units.Hartree / units.eV
+    sign = _force_sign(forces_are)
     configs: list[dict] = []
     for f in files:
         groups = []
@@ -70,14 +101,21 @@ def read_ani_h5(directory: str | Path, energy_shift_eV_per_atom: float) -> list[
                 for i in range(n):
                     configs.append({"Z": Z, "R": R[i], "cell": cell[i],
                                     "E": E[i] * hartree + energy_shift_eV_per_atom * len(Z),
-                                    "F": F[i] * hartree, "source": src})
+                                    "F": sign * F[i] * hartree, "where": f"{src}[{i}]"})
     if not configs:
         raise DataError(f"{directory}: the dataset is empty")
     return configs
 
 
-def read_extxyz(path: str | Path) -> list[dict]:
-    """An extended-XYZ file (energy and forces in eV, eV/Angstrom), read with ASE."""
+def _force_sign(forces_are: str) -> float:
+    if forces_are not in FORCE_CONVENTIONS:
+        raise DataError(f"data.forces_are must be one of {FORCE_CONVENTIONS}, not {forces_are!r}")
+    return 1.0 if forces_are == "forces" else -1.0
+
+
+def read_extxyz(path: str | Path, forces_are: str = "forces") -> list[dict]:
+    """An extended-XYZ file (energy and forces in eV, eV/Angstrom), read with ASE. ``forces_are``: what
+    the file's force column holds (``gradients`` are negated into forces)."""
     import ase.io
 
     path = Path(path)
@@ -89,6 +127,7 @@ def read_extxyz(path: str | Path) -> list[dict]:
         raise DataError(f"{path}: cannot be read as extended XYZ ({type(e).__name__}: {e})") from e
     if not frames:
         raise DataError(f"{path}: the dataset is empty")
+    sign = _force_sign(forces_are)
     configs = []
     for i, at in enumerate(frames):
         try:
@@ -98,40 +137,114 @@ def read_extxyz(path: str | Path) -> list[dict]:
             raise DataError(f"{path}: frame {i} has no energy/forces ({e})") from e
         if not at.pbc.all() or at.cell.rank < 3:
             raise DataError(f"{path}: frame {i} is not periodic in 3D (the workflow needs periodic cells)")
-        c = {"Z": at.numbers.copy(), "R": at.positions.copy(), "cell": at.cell.array.copy(), "E": float(E), "F": F}
+        c = {"Z": at.numbers.copy(), "R": at.positions.copy(), "cell": at.cell.array.copy(), "E": float(E),
+             "F": sign * F, "where": f"{path} frame {i}"}
         if "energies" in at.arrays:
             c["ref_atom_E"] = at.arrays["energies"].copy()
         configs.append(c)
     return configs
 
 
-def prepare(source: str, path: str, min_distance_A: float, energy_shift: float = 0.0):
+def check_single_element(arrays: dict, source: str, required_by: list[str] | None) -> None:
+    """Stop a multi-element dataset early when stages that simulate one element (MD cost, RDF) will run
+    with their element left to the data (``required_by``: those config keys, e.g. ``md.element``)."""
+    from ase.data import chemical_symbols
+
+    species = sorted(int(z) for z in np.unique(arrays["Z"]) if z != 0)
+    if len(species) > 1 and required_by:
+        names = ", ".join(chemical_symbols[z] for z in species)
+        raise DataError(
+            f"{source}: the data hold {len(species)} elements ({names}); the MD cost and RDF stages simulate "
+            f"single-element systems only and take their element from single-element data. Set "
+            f"{' and '.join(required_by)} to one of {names} (a pure crystal / liquid of that element with the "
+            f"multi-element model), or turn the stage off (md.enabled: false); training alone works on "
+            f"multi-element data")
+
+
+def prepare(source: str, path: str, min_distance_A: float, energy_shift: float = 0.0,
+            forces_are: str | None = None, close_contacts: str | None = None,
+            single_element_for: list[str] | None = None) -> tuple[dict, dict]:
+    """Read, convert and validate ``path``; returns ``(arrays, provenance)``.
+
+    ``forces_are`` / ``close_contacts`` None: the source's defaults (:data:`DEFAULT_FORCES_ARE`,
+    :data:`DEFAULT_CLOSE_CONTACTS`). The provenance records the convention, the close contacts (count,
+    indices as read, the policy) and the force-sign check.
+    """
+    forces_are, fa_how, close_contacts, cc_how = resolve_source_defaults(source, forces_are, close_contacts)
     if source == "ani_h5":
-        configs = read_ani_h5(path, energy_shift)
+        configs = read_ani_h5(path, energy_shift, forces_are)
     elif source == "extxyz":
-        configs = read_extxyz(path)
+        configs = read_extxyz(path, forces_are)
     else:
         raise DataError(f"unknown data source {source!r}")
     arrays = pad_configurations(configs)
-    validate_arrays(arrays, str(path), min_distance_A)
-    return arrays
+    where = [c.get("where") for c in configs]
+    report = validate_arrays(arrays, str(path), min_distance_A, close_contacts=close_contacts,
+                             forces_are=forces_are, where=where)
+    close = report["close_contacts"]
+    n_read = len(arrays["E"])
+    if close and close_contacts == "drop":
+        dropped = {c["index"] for c in close}
+        if len(dropped) == n_read:
+            raise DataError(f"{path}: every configuration has atoms closer than data.min_distance_A = "
+                            f"{min_distance_A} A; nothing left after data.close_contacts: drop")
+        arrays = select_configurations(arrays, [i for i in range(n_read) if i not in dropped])
+    check_single_element(arrays, str(path), single_element_for)
+    provenance = {
+        "forces_are": forces_are,
+        "forces_are_chosen_by": fa_how,
+        "force_sign_applied_on_load": -1 if forces_are == "gradients" else 1,
+        "force_sign_check": report["force_sign"],
+        "close_contacts": {
+            "policy": close_contacts,
+            "policy_chosen_by": cc_how,
+            "min_distance_A": min_distance_A,
+            "n_configs_read": n_read,
+            "count": len(close),
+            "indices": [c["index"] for c in close],
+            "dropped": close_contacts == "drop" and bool(close),
+            "configurations": close,
+        },
+    }
+    return arrays, provenance
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="tsmlip prepare-dataset", description=__doc__)
+    p = argparse.ArgumentParser(prog="tsmlip prepare-dataset", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--source", required=True, choices=["ani_h5", "extxyz"])
     p.add_argument("--path", required=True)
     p.add_argument("--min-distance", type=float, default=1.6)
     p.add_argument("--ani-energy-shift", type=float, default=72.0)
+    p.add_argument("--forces-are", choices=FORCE_CONVENTIONS, default=None,
+                   help="what the file's force array holds (default: gradients for ani_h5, forces for extxyz)")
+    p.add_argument("--close-contacts", choices=CLOSE_CONTACT_POLICIES, default=None,
+                   help="configurations with atoms closer than --min-distance: error, drop or keep "
+                        "(default: keep for ani_h5, error for extxyz)")
+    p.add_argument("--single-element-for", nargs="*", default=[], metavar="KEY",
+                   help="config keys (e.g. md.element rdf.element) of stages that need single-element data "
+                        "because they are left to the data: a multi-element dataset stops here")
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
     try:
-        arrays = prepare(a.source, a.path, a.min_distance, a.ani_energy_shift)
+        arrays, prov = prepare(a.source, a.path, a.min_distance, a.ani_energy_shift, a.forces_are,
+                               a.close_contacts, a.single_element_for)
     except DataError as e:
         print(f"tsmlip prepare-dataset: error: {e}", file=sys.stderr)
         return 1
     save_dataset(arrays, a.out, {"source": a.source, "path": str(Path(a.path).resolve()),
                                  "ani_energy_shift_eV_per_atom": a.ani_energy_shift if a.source == "ani_h5" else None,
-                                 "versions": versions()})
+                                 **prov, "versions": versions()})
+    cc, fs = prov["close_contacts"], prov["force_sign_check"]
+    print(f"[prepare] forces_are={prov['forces_are']} ({prov['forces_are_chosen_by']}); force-sign check: "
+          f"{fs['verdict']} (closest pairs repel in {fs['n_repel']}, attract in {fs['n_attract']} configurations)",
+          file=sys.stderr)
+    if fs["verdict"] != "repel":
+        print("[prepare] WARNING: the force-sign check is inconclusive (too few configurations, or forces "
+              "unrelated to the geometry); check data.forces_are by hand", file=sys.stderr)
+    if cc["count"]:
+        print(f"[prepare] {cc['count']} of {cc['n_configs_read']} configurations have atoms closer than "
+              f"{cc['min_distance_A']} A: {'dropped' if cc['dropped'] else 'kept'} "
+              f"(data.close_contacts: {cc['policy']}); indices in provenance.json", file=sys.stderr)
     print(f"[prepare] wrote {len(arrays['E'])} configurations to {a.out}", file=sys.stderr)
     return 0

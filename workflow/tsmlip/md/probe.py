@@ -1,6 +1,6 @@
 """The most atoms whose MD step fits in a device's memory, and memory per atom (paper Figs 2B and 5B).
 
-The fcc aluminum supercell of :mod:`.system` grows geometrically from ``md.probe.start_atoms`` (factor
+The crystal supercell of :mod:`.system` (the model's element) grows geometrically from ``md.probe.start_atoms`` (factor
 ``growth_factor``) until one MD step (energy + forces at t = 0, then one velocity-Verlet step, with engine
 ``md.probe.engine``) runs out of memory; the largest size that fitted and the smallest that failed are then
 bisected until they differ by ``resolution`` (a fraction of the fitting size when below 1, else atoms).
@@ -41,11 +41,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..elements import ElementError
 from .common import (FAKE_OOM_ENV, add_config_args, fake_oom_atoms, log, md_config, out_of_memory_error,
                      setup_device, write_json)
 from .engines import ENGINES, PRIME_ATOMS, kernel_implementation, make_engine, prime_engine
 from .hardware import device_memory_bytes, device_name, hardware_info, nvml_memory_used
-from .system import md_system
+from .system import md_system, resolve_md_config
 
 MB = 1 << 20
 #: a CPU child whose resident memory exceeds its parent's (the worker's) by this many budgets is killed
@@ -78,14 +79,17 @@ HOST_FRACTION = 0.8
 
 
 def ase_host_bytes(n_atoms: int, model_path, md_cfg: dict) -> float:
-    """Rough peak host memory of the ``ase`` engine's neighbour list for ``n_atoms`` fcc atoms (bytes).
+    """Rough peak host memory of the ``ase`` engine's neighbour list for ``n_atoms`` atoms of the crystal
+    (bytes).
 
     HippynnCalculator asks ASE for pairs within cut-off + 2 skins.
     """
+    from ..elements import unit_cell
     from ..model import read_model_payload
 
     radius = read_model_payload(model_path)["network_cfg"]["dist_hard_max"] + 2 * md_cfg["skin_A"]
-    density = 4.0 / md_cfg["lattice_constant_A"] ** 3
+    unit = unit_cell(md_cfg)
+    density = len(unit) / unit.get_volume()
     return n_atoms * density * 4.0 / 3.0 * math.pi * radius ** 3 * ASE_NL_BYTES_PER_PAIR
 
 
@@ -360,7 +364,11 @@ def memory_slope(sizes: list[dict]) -> tuple[float | None, float | None]:
 
 def probe_max_atoms(model_path, md_cfg: dict, device: torch.device, model_id: str | None = None,
                     fake_oom_above: int | None = None) -> dict:
-    """Run the probe; returns the ``max_atoms.json`` record."""
+    """Run the probe; returns the ``max_atoms.json`` record. The element is checked against the model's
+    species before any MD (:func:`tsmlip.md.system.resolve_md_config`)."""
+    from ..elements import model_species
+
+    md_cfg = resolve_md_config(md_cfg, model_species(model_path), trained_on=f"the model {model_path}")
     pc = md_cfg["probe"]
     fake = fake_oom_atoms(fake_oom_above)
     trial = (CudaTrial if device.type == "cuda" else CpuTrial)(model_path, md_cfg, device, fake)
@@ -380,6 +388,9 @@ def probe_max_atoms(model_path, md_cfg: dict, device: torch.device, model_id: st
         "device": device.type,
         "device_name": device_name(device),
         "engine": pc["engine"],
+        "element": md_cfg["element"],
+        "crystal_structure": md_cfg["crystal_structure"],
+        "lattice_constant_A": md_cfg["lattice_constant_A"],
         "max_atoms": max_atoms,
         "memory_budget_bytes": trial.budget,
         "budget_kind": ("cpu_peak_rss_increase" if device.type == "cpu"
@@ -419,8 +430,12 @@ def main(argv: list[str] | None = None) -> int:
     from ..model import read_model_payload
 
     read_model_payload(args.model)  # a file that is not a model: one clear error here, not from the CPU worker
-    record = probe_max_atoms(args.model, md, device, args.model_id or model_id_from_path(args.model),
-                             fake_oom_above=args.fake_oom_above)
+    try:
+        record = probe_max_atoms(args.model, md, device, args.model_id or model_id_from_path(args.model),
+                                 fake_oom_above=args.fake_oom_above)
+    except ElementError as e:
+        log(f"tsmlip max-atoms: error: {e}")
+        return 2
     write_json(args.out, record)
     per_atom = record["memory_per_atom_bytes"]
     log(f"[max-atoms] max {record['max_atoms']} atoms, {per_atom / 1024 if per_atom else float('nan'):.1f} KiB/atom "

@@ -1,4 +1,8 @@
-"""The MD test system: a thermalised fcc aluminum supercell of (close to) a requested number of atoms.
+"""The MD test system: a thermalised crystal supercell of a requested number of atoms.
+
+The element is the model's (``md.element``, or the single element the model was trained on), the crystal
+ASE's reference structure and lattice constant of that element unless ``md.crystal_structure`` /
+``md.lattice_constant_A`` are set (:mod:`tsmlip.elements`); for the default data, fcc aluminum, a = 4.05 A.
 
 Units: lengths in Angstrom, temperature in K, ASE's internal velocity unit on the ``Atoms`` object.
 """
@@ -30,20 +34,43 @@ def supercell_repeats(n_cells: int, max_aspect: float = 1.5) -> tuple[int, int, 
     return best[1]
 
 
-def fcc_supercell(n_atoms: int, lattice_constant_A: float, seed: int = 0, symbol: str = "Al"):
-    """An orthorhombic fcc supercell of exactly ``n_atoms`` atoms.
+def _repeats_for_lengths(n_cells: int, lengths, max_aspect: float = 1.5) -> tuple[int, int, int]:
+    """Repeats of an orthorhombic cell with edges ``lengths``: the fewest cells ``>= n_cells`` among the
+    supercells whose longest / shortest edge is at most ``max_aspect`` (if any), then the most cubic."""
+    lengths = np.asarray(lengths, dtype=float)
+    best = None
+    top = int(math.ceil(n_cells ** (1 / 3) * lengths.max() / lengths.min())) + 1
+    for r1 in range(1, top + 1):
+        for r2 in range(1, top + 1):
+            r3 = max(1, -(-n_cells // (r1 * r2)))
+            edges = lengths * (r1, r2, r3)
+            aspect = edges.max() / edges.min()
+            key = (aspect > max_aspect, r1 * r2 * r3, aspect)
+            if best is None or key < best[0]:
+                best = (key, (r1, r2, r3))
+    return best[1]
 
-    The smallest near-cubic supercell of the cubic 4-atom cell with at least ``n_atoms`` atoms is built;
-    surplus atoms are removed at random (seeded), i.e. a few vacancies when ``n_atoms`` is not 4*a*b*c.
-    Returns an ``ase.Atoms`` with periodic boundaries; ``atoms.info`` holds ``supercell`` and ``vacancies``.
+
+def crystal_supercell(n_atoms: int, crystal: dict, seed: int = 0):
+    """A supercell of exactly ``n_atoms`` atoms of the crystal ``crystal`` (``element``,
+    ``crystal_structure``, ``lattice_constant_A``, ``c_over_a``; see :func:`tsmlip.elements.crystal_settings`).
+
+    The smallest near-cubic supercell of the conventional cell (cubic; orthorhombic for hcp) with at least
+    ``n_atoms`` atoms is built (near-cubic in length); surplus atoms are removed at
+    random (seeded), i.e. a few vacancies when ``n_atoms`` is not a whole number of cells. Returns an
+    ``ase.Atoms`` with periodic boundaries; ``atoms.info`` holds ``supercell`` and ``vacancies``.
     """
-    from ase.build import bulk
+    from ..elements import unit_cell
 
     n_atoms = int(n_atoms)
     if n_atoms < 1:
         raise ValueError(f"n_atoms must be positive (got {n_atoms})")
-    reps = supercell_repeats(-(-n_atoms // 4))
-    atoms = bulk(symbol, "fcc", a=lattice_constant_A, cubic=True).repeat(reps)
+    unit = unit_cell(crystal)
+    n_cells = -(-n_atoms // len(unit))
+    lengths = unit.cell.lengths()
+    reps = (supercell_repeats(n_cells) if np.allclose(lengths, lengths[0])
+            else _repeats_for_lengths(n_cells, lengths))
+    atoms = unit.repeat(reps)
     surplus = len(atoms) - n_atoms
     if surplus:
         rng = np.random.default_rng(seed)
@@ -52,6 +79,12 @@ def fcc_supercell(n_atoms: int, lattice_constant_A: float, seed: int = 0, symbol
     atoms.info["supercell"] = list(reps)
     atoms.info["vacancies"] = int(surplus)
     return atoms
+
+
+def fcc_supercell(n_atoms: int, lattice_constant_A: float, seed: int = 0, symbol: str = "Al"):
+    """An orthorhombic fcc supercell of exactly ``n_atoms`` atoms (:func:`crystal_supercell` for fcc)."""
+    return crystal_supercell(n_atoms, {"element": symbol, "crystal_structure": "fcc",
+                                       "lattice_constant_A": lattice_constant_A, "c_over_a": None}, seed=seed)
 
 
 def thermalize(atoms, temperature_K: float, seed: int = 0):
@@ -67,8 +100,28 @@ def thermalize(atoms, temperature_K: float, seed: int = 0):
     return atoms
 
 
+def resolve_md_config(md_cfg: dict, species, trained_on: str = "the model") -> dict:
+    """A copy of the ``md:`` section with the system fixed: ``element`` (``md.element``, or the single element
+    of ``species``, the model's), ``crystal_structure``, ``lattice_constant_A`` and ``c_over_a`` (ASE's
+    reference data where null). Raises :class:`tsmlip.elements.ElementError` before any MD when the model
+    cannot simulate the element."""
+    from ..elements import crystal_settings, resolve_element
+
+    out = dict(md_cfg)
+    sym = resolve_element(md_cfg.get("element"), species, "md.element", trained_on)
+    crystal = crystal_settings(sym, md_cfg.get("crystal_structure"), md_cfg.get("lattice_constant_A"), key="md")
+    out.update(element=sym, crystal_structure=crystal["crystal_structure"],
+               lattice_constant_A=crystal["lattice_constant_A"], c_over_a=crystal["c_over_a"],
+               crystal_source=crystal["source"])
+    return out
+
+
 def md_system(n_atoms: int, md_cfg: dict, seed: int | None = None):
-    """The thermalised test system of the ``md:`` config section (lattice constant, temperature, seed)."""
+    """The thermalised test system of a resolved ``md:`` config section (:func:`resolve_md_config`: element,
+    crystal, lattice constant; temperature, seed)."""
+    if not md_cfg.get("element") or not md_cfg.get("crystal_structure") or not md_cfg.get("lattice_constant_A"):
+        raise ValueError("the md settings name no element / crystal: resolve them with resolve_md_config "
+                         "(from the model's species) first")
     seed = int(md_cfg.get("seed", 0) if seed is None else seed)
-    atoms = fcc_supercell(n_atoms, md_cfg["lattice_constant_A"], seed=seed)
+    atoms = crystal_supercell(n_atoms, md_cfg, seed=seed)
     return thermalize(atoms, md_cfg["temperature_K"], seed=seed)

@@ -1,8 +1,9 @@
 """MD cost: wall time per MD step per atom of an NVE velocity-Verlet run (paper sec. 3.1/3.4, Figs 2A, 5A).
 
-A thermalised fcc aluminum supercell (``md.timing.n_atoms`` atoms, lattice constant
-``md.lattice_constant_A``, Maxwell-Boltzmann velocities at ``md.temperature_K`` with zero total momentum) is
-integrated with one engine (``ase`` or ``torch``, see :mod:`.engines`). ``warmup_steps`` untimed steps
+A thermalised crystal supercell of the model's element (``md.timing.n_atoms`` atoms; element, structure and
+lattice constant from ``md.element`` / ``md.crystal_structure`` / ``md.lattice_constant_A`` or, where null, the
+model's single species and ASE's reference data: fcc Al, 4.05 A for the default data; Maxwell-Boltzmann
+velocities at ``md.temperature_K`` with zero total momentum) is integrated with one engine (``ase`` or ``torch``, see :mod:`.engines`). ``warmup_steps`` untimed steps
 come first (neighbour lists, allocator, caches), then ``repeats`` timed blocks of ``steps`` steps; the
 median block gives ``us_per_atom_step`` (microseconds per step per atom). The total energy is read at the
 start, after the warm-up and after every block; its least-squares slope is the energy drift (eV per atom per
@@ -22,10 +23,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..elements import ElementError
 from .common import add_config_args, finite_or_none, log, md_config, setup_device, write_json
 from .engines import ENGINES, kernel_implementation, make_engine, prime_engine
 from .hardware import device_name, hardware_info
-from .system import md_system
+from .system import md_system, resolve_md_config
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -41,7 +43,13 @@ def energy_drift(times_ps, energies_eV, n_atoms: int) -> float:
 
 def time_md(model_path: str | Path, engine: str, md_cfg: dict, device: torch.device,
             model_id: str | None = None, dtype: str = "float32") -> dict:
-    """Time ``engine`` on the model at ``model_path``; returns the ``md_timing_<engine>.json`` record."""
+    """Time ``engine`` on the model at ``model_path``; returns the ``md_timing_<engine>.json`` record.
+
+    The system's element is checked against the model's species before any MD
+    (:func:`tsmlip.md.system.resolve_md_config`; :class:`tsmlip.elements.ElementError`)."""
+    from ..elements import model_species
+
+    md_cfg = resolve_md_config(md_cfg, model_species(model_path), trained_on=f"the model {model_path}")
     tc = md_cfg["timing"]
     n_atoms, steps, warmup, repeats = (int(tc[k]) for k in ("n_atoms", "steps", "warmup_steps", "repeats"))
     dt_fs = float(tc["timestep_fs"])
@@ -113,7 +121,10 @@ def time_md(model_path: str | Path, engine: str, md_cfg: dict, device: torch.dev
         "wall_s": time.perf_counter() - wall0,
         "supercell": atoms.info["supercell"],
         "vacancies": atoms.info["vacancies"],
+        "element": md_cfg["element"],
+        "crystal_structure": md_cfg["crystal_structure"],
         "lattice_constant_A": float(md_cfg["lattice_constant_A"]),
+        "crystal_source": md_cfg["crystal_source"],
         "skin_A": float(md_cfg["skin_A"]),
         "pair_finder": pair_finder if engine == "torch" else "ase.neighborlist",
         "dtype": dtype,
@@ -148,8 +159,12 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     md = md_config(args.config_json, args.config)
     device = setup_device(md, args.device)
-    record = time_md(args.model, args.engine, md, device, args.model_id or model_id_from_path(args.model),
-                     dtype=args.dtype)
+    try:
+        record = time_md(args.model, args.engine, md, device, args.model_id or model_id_from_path(args.model),
+                         dtype=args.dtype)
+    except ElementError as e:
+        log(f"tsmlip md-timing: error: {e}")
+        return 2
     write_json(args.out, record)
     log(f"[md-timing] {record['us_per_atom_step']:.3f} us/atom/step, {record['ns_per_day']:.4f} ns/day, "
         f"drift {record['energy_drift_eV_per_atom_per_ps']} eV/atom/ps, stable={record['stable']} -> {args.out}")
