@@ -33,7 +33,7 @@ def test_emt_generation_is_deterministic_and_varied(tiny_cfg, tiny_data):
         np.testing.assert_array_equal(x["R"], y["R"])
     _, _, arr = tiny_data
     assert len(np.unique(arr["n_atoms"])) > 1           # vacancies vary the atom count
-    assert len(np.unique(arr["T_K"])) == len(tiny_cfg["data"]["emt"]["temperatures_K"])
+    assert len(np.unique(arr["T_K"])) >= 3                # crystals, liquids and hot contacts at several T
     assert len(np.unique(np.round(np.linalg.det(arr["cell"]), 3))) > 1  # strained cells
 
 
