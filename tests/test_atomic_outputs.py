@@ -87,7 +87,7 @@ def test_writer_killed_mid_write_leaves_no_partial_file(tmp_path, previous):
 # ---------------------------------------------------------------------------------- killed MD jobs
 def _rdf_settings(**kw):
     s = dict(load_config(ROOT / "config" / "test.yaml")["rdf"])
-    s.update(supercell=[2, 2, 2], r_max_A=4.0, n_bins=40, melt_steps=0, equilibration_steps=0,
+    s.update(element="Al", supercell=[2, 2, 2], r_max_A=4.0, n_bins=40, melt_steps=0, equilibration_steps=0,
              production_steps=10 ** 7, sample_interval=5, progress_every=5)
     s.update(kw)
     return s
