@@ -10,6 +10,10 @@ import pandas as pd
 import pytest
 
 from tsmlip import aggregate, claims
+from tsmlip.config import load_config
+
+#: the default configuration's aggregate section
+AGG = load_config()["aggregate"]
 
 #: synthetic sweep: arch -> (n_weights, us per atom step, memory per atom in bytes, control test force RMSE)
 ARCHS = {
@@ -49,7 +53,8 @@ def _curve(final: float, tau: float) -> pd.DataFrame:
 
 
 def _model(root: Path, kind: str, arch: str, seed: int, force: float, energy: float, energy_pa: float,
-           tau: float, weights: dict, n_weights: int, atom_rmse=None, md=None, rdf=None) -> None:
+           tau: float, weights: dict, n_weights: int, atom_rmse=None, md=None, rdf=None,
+           convergence: dict | None = None) -> None:
     d = root / "models" / kind / arch / f"seed{seed}"
     split = {"n_configs": 10, "energy_rmse_eV": energy, "energy_per_atom_rmse_eV": energy_pa,
              "force_rmse_eV_A": force, "force_mae_eV_A": 0.8 * force, "atom_energy_rmse_eV": atom_rmse,
@@ -60,6 +65,8 @@ def _model(root: Path, kind: str, arch: str, seed: int, force: float, energy: fl
         "seed": seed, "n_weights": n_weights, "epochs": EPOCHS, "best_epoch": EPOCHS, "wall_time_s": 2.0 * EPOCHS,
         "device": "cpu", "loss_weights": weights, "teacher_labels": None if kind in ("teacher", "control") else "teacher/mean",
         "splits": {"train": dict(split, force_rmse_eV_A=0.9 * force), "valid": split, "test": split},
+        "convergence": convergence or {"stopped_by": "patience", "best_epoch": EPOCHS - 5, "epochs": EPOCHS,
+                                       "late_window_epochs": 6, "late_relative_improvement": 0.0},
     })
     _curve(force, tau).to_csv(d / "curve.csv", index=False)
     if md is not None:
@@ -70,7 +77,8 @@ def _model(root: Path, kind: str, arch: str, seed: int, force: float, energy: fl
             "energy_drift_eV_per_atom_per_ps": 1e-5, "stable": True})
         _write_json(d / "max_atoms.json", {
             "model_id": f"{kind}/{arch}/seed{seed}", "device": "cpu", "device_name": "Test CPU", "max_atoms": int(1e9 // mem),
-            "memory_budget_bytes": 1e9, "memory_per_atom_bytes": mem, "memory_per_atom_slope_bytes": mem, "sizes": [100, 200]})
+            "memory_budget_bytes": 1e9, "memory_per_atom_bytes": mem, "memory_per_atom_slope_bytes": mem,
+            "first_failure_atoms": int(1.2 * (1e9 // mem)), "capped": False, "sizes": [100, 200]})
     if rdf is not None:
         _write_json(d / "rdf_error.json", {"model_id": f"{kind}/{arch}/seed{seed}", "error_vs_teacher": rdf,
                                             "error_vs_reference": rdf + 0.1, "definition": "integral |g - g_teacher| dr (A)",
@@ -107,7 +115,7 @@ def write_synthetic_run(root: Path, md: bool = True, rdf: bool = True) -> Path:
 
 def build(root: Path, factor: float = 2.0):
     found = aggregate.collect_files(models_dir=root / "models")
-    return aggregate.build_tables(found, factor)
+    return aggregate.build_tables(found, factor, AGG["convergence_max_late_improvement"])
 
 
 @pytest.fixture(scope="module")
@@ -255,11 +263,13 @@ def test_cli_writes_tables(run, tmp_path):
     out = tmp_path / "tables"
     assert aggregate.main(["--models-dir", str(root / "models"), "--model-ids", "teacher/w12-s8-l2/seed0",
                            "student/w4-s4-l1/seed1", "--optional", "rdf_error.json", "--learning-speed-factor", "2",
+                           "--convergence-max-late-improvement", "0.02",
                            "--out-models", str(tmp_path / "two.csv"), "--out-summary", str(tmp_path / "s.csv"),
                            "--out-curves", str(tmp_path / "c.csv")]) == 0
     two = pd.read_csv(tmp_path / "two.csv")
     assert len(two) == 2 and "rdf_error_vs_teacher" in two and "max_atoms" not in two
     assert aggregate.main(["--models-dir", str(root / "models"), "--learning-speed-factor", "2",
+                           "--convergence-max-late-improvement", "0.02",
                            "--out-models", str(out / "models.csv"), "--out-summary", str(out / "summary.csv"),
                            "--out-curves", str(out / "curves.csv"), "--out-models-html", str(out / "models.html"),
                            "--out-summary-html", str(out / "summary.html")]) == 0
@@ -269,6 +279,47 @@ def test_cli_writes_tables(run, tmp_path):
                                       "--out-md", str(out / "ba.md"), "--out-html", str(out / "ba.html")]) == 0
     md = (out / "ba.md").read_text()
     assert "0.09 ± 0.001" in md and "-10.0%" in md
+
+
+# ------------------------------------------------------------------------------------------------ convergence
+
+
+def test_convergence_columns(tmp_path):
+    """The training's convergence block -> stopped_by, best_epoch, late_relative_improvement, converged."""
+    def met(block):
+        return {"best_epoch": 7, **({"convergence": block} if block is not None else {})}
+
+    thr = AGG["convergence_max_late_improvement"]
+    patience = aggregate.convergence(met({"stopped_by": "patience", "best_epoch": 9, "late_relative_improvement": 0.3}), thr)
+    assert patience == {"stopped_by": "patience", "best_epoch": 9, "late_relative_improvement": 0.3, "converged": True}
+    flat = aggregate.convergence(met({"stopped_by": "max_epochs", "best_epoch": 29, "late_relative_improvement": thr / 2}), thr)
+    assert flat["converged"] is True
+    still = aggregate.convergence(met({"stopped_by": "max_epochs", "best_epoch": 30, "late_relative_improvement": 0.1}), thr)
+    assert still["converged"] is False and still["stopped_by"] == "max_epochs"
+    none = aggregate.convergence(met(None), thr)
+    assert none["stopped_by"] == "unknown" and none["converged"] is False and none["best_epoch"] == 7
+    assert math.isnan(none["late_relative_improvement"])
+
+
+def test_models_table_carries_convergence(tmp_path):
+    root = write_synthetic_run(tmp_path, md=False, rdf=False)
+    d = root / "models" / "control" / "w4-s4-l1" / "seed2"
+    m = json.loads((d / "metrics.json").read_text())
+    m["convergence"] = {"stopped_by": "max_epochs", "best_epoch": EPOCHS, "epochs": EPOCHS, "late_window_epochs": 6,
+                        "late_relative_improvement": 0.05}
+    (d / "metrics.json").write_text(json.dumps(m))
+    d = root / "models" / "student" / "w4-s4-l1" / "seed2"
+    m = json.loads((d / "metrics.json").read_text())
+    del m["convergence"]  # an older metrics.json: tolerated, not converged
+    (d / "metrics.json").write_text(json.dumps(m))
+    models, _ = build(root)
+    assert {"stopped_by", "best_epoch", "late_relative_improvement", "converged"} <= set(models.columns)
+    by = models.set_index("model_id")
+    assert not by.loc["control/w4-s4-l1/seed2", "converged"]
+    assert by.loc["control/w4-s4-l1/seed2", "late_relative_improvement"] == pytest.approx(0.05)
+    assert by.loc["student/w4-s4-l1/seed2", "stopped_by"] == "unknown"
+    assert not by.loc["student/w4-s4-l1/seed2", "converged"]
+    assert by["converged"].sum() == len(models) - 2
 
 
 # ------------------------------------------------------------------------------------------------ claims

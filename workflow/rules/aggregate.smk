@@ -53,6 +53,7 @@ rule aggregate:
         ids=" ".join(str(m) for m in AGG_MODEL_IDS),
         optional=" ".join(sorted({os.path.basename(f) for f in AGG_ANALYSIS_FILES})),
         factor=AGG["learning_speed_factor"],
+        max_late=AGG["convergence_max_late_improvement"],
     log:
         res("logs", "aggregate", "aggregate.log"),
     benchmark:
@@ -65,7 +66,8 @@ rule aggregate:
         CONDA_ENV
     shell:
         "tsmlip aggregate --models-dir {params.models_dir} --model-ids {params.ids} --optional {params.optional}"
-        " --learning-speed-factor {params.factor} --out-models {output.models} --out-summary {output.summary}"
+        " --learning-speed-factor {params.factor} --convergence-max-late-improvement {params.max_late}"
+        " --out-models {output.models} --out-summary {output.summary}"
         " --out-curves {output.curves} --out-models-html {output.models_html}"
         " --out-summary-html {output.summary_html} > {log} 2>&1"
 
