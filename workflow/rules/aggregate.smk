@@ -85,6 +85,14 @@ rule claims:
             category="Tables",
             labels={"table": "claims", "shows": "the paper's claims tested on this run, with verdicts"},
         ),
+        headline_csv=os.path.join(TABLES, "headline.csv"),
+        headline_md=os.path.join(TABLES, "headline.md"),
+        headline_html=report(
+            os.path.join(TABLES, "headline.html"),
+            caption="../report/headline.rst",
+            category="Tables",
+            labels={"table": "headline", "shows": "best student vs the teacher and its control: speed, memory, accuracy"},
+        ),
     params:
         cfg=AGG_JSON,
         labels=lambda wildcards, input: f"--labels {input.labels}" if input.labels else "",
@@ -100,7 +108,9 @@ rule claims:
         CONDA_ENV
     shell:
         "tsmlip claims --models {input.models} {params.labels} --config-json {params.cfg:q}"
-        " --out-csv {output.csv} --out-md {output.md} --out-html {output.html} > {log} 2>&1"
+        " --out-csv {output.csv} --out-md {output.md} --out-html {output.html}"
+        " --out-headline-csv {output.headline_csv} --out-headline-md {output.headline_md}"
+        " --out-headline-html {output.headline_html} > {log} 2>&1"
 
 
 rule born_again_table:
