@@ -296,11 +296,13 @@ def correlation(x, y, confidence: float, power: float, name: str) -> Test:
         res = stats.pearsonr(x, y)
         ci = res.confidence_interval(confidence)
     r, p = float(res.statistic), float(res.pvalue)
-    det = NAN
+    det, note = NAN, ""
     if n > 3:
         det = float(np.tanh((stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)) / math.sqrt(n - 3)))
+    else:
+        note = "three points: too few for a detectable r (Fisher z needs four)"
     return Test(name, effect=r, n=n, df=n - 2, ci_level=confidence, ci_low=float(ci.low), ci_high=float(ci.high),
-                p_value=p, detectable=det, verdict=directional_verdict(p, r, 0.0, alpha))
+                p_value=p, detectable=det, verdict=directional_verdict(p, r, 0.0, alpha), note=note)
 
 
 def slope(x, y, confidence: float, power: float, name: str) -> Test:
