@@ -10,6 +10,10 @@ import pandas as pd
 import pytest
 
 from tsmlip import aggregate, claims
+from tsmlip.config import load_config
+
+#: the default configuration's aggregate section (the claims' settings live in config/ only)
+AGG = load_config()["aggregate"]
 
 #: synthetic sweep: arch -> (n_weights, us per atom step, memory per atom in bytes, control test force RMSE)
 ARCHS = {
@@ -49,7 +53,8 @@ def _curve(final: float, tau: float) -> pd.DataFrame:
 
 
 def _model(root: Path, kind: str, arch: str, seed: int, force: float, energy: float, energy_pa: float,
-           tau: float, weights: dict, n_weights: int, atom_rmse=None, md=None, rdf=None) -> None:
+           tau: float, weights: dict, n_weights: int, atom_rmse=None, md=None, rdf=None,
+           convergence: dict | None = None) -> None:
     d = root / "models" / kind / arch / f"seed{seed}"
     split = {"n_configs": 10, "energy_rmse_eV": energy, "energy_per_atom_rmse_eV": energy_pa,
              "force_rmse_eV_A": force, "force_mae_eV_A": 0.8 * force, "atom_energy_rmse_eV": atom_rmse,
@@ -60,6 +65,8 @@ def _model(root: Path, kind: str, arch: str, seed: int, force: float, energy: fl
         "seed": seed, "n_weights": n_weights, "epochs": EPOCHS, "best_epoch": EPOCHS, "wall_time_s": 2.0 * EPOCHS,
         "device": "cpu", "loss_weights": weights, "teacher_labels": None if kind in ("teacher", "control") else "teacher/mean",
         "splits": {"train": dict(split, force_rmse_eV_A=0.9 * force), "valid": split, "test": split},
+        "convergence": convergence or {"stopped_by": "patience", "best_epoch": EPOCHS - 5, "epochs": EPOCHS,
+                                       "late_window_epochs": 6, "late_relative_improvement": 0.0},
     })
     _curve(force, tau).to_csv(d / "curve.csv", index=False)
     if md is not None:
@@ -70,7 +77,8 @@ def _model(root: Path, kind: str, arch: str, seed: int, force: float, energy: fl
             "energy_drift_eV_per_atom_per_ps": 1e-5, "stable": True})
         _write_json(d / "max_atoms.json", {
             "model_id": f"{kind}/{arch}/seed{seed}", "device": "cpu", "device_name": "Test CPU", "max_atoms": int(1e9 // mem),
-            "memory_budget_bytes": 1e9, "memory_per_atom_bytes": mem, "memory_per_atom_slope_bytes": mem, "sizes": [100, 200]})
+            "memory_budget_bytes": 1e9, "memory_per_atom_bytes": mem, "memory_per_atom_slope_bytes": mem,
+            "first_failure_atoms": int(1.2 * (1e9 // mem)), "capped": False, "sizes": [100, 200]})
     if rdf is not None:
         _write_json(d / "rdf_error.json", {"model_id": f"{kind}/{arch}/seed{seed}", "error_vs_teacher": rdf,
                                             "error_vs_reference": rdf + 0.1, "definition": "integral |g - g_teacher| dr (A)",
@@ -94,7 +102,7 @@ def write_synthetic_run(root: Path, md: bool = True, rdf: bool = True) -> Path:
             _model(root, "control_fw", arch, seed, fc * 1.05 * (1 + 0.5 * WIGGLE[seed]), 0.5, e_pa, 6.0,
                    W["control_fw"], nw, atom_rmse=0.05, md=cost, rdf=0.4 * fc if rdf else None)
             _model(root, "student", arch, seed, 0.8 * fc * (1 + 0.5 * WIGGLE[seed]), 0.5, e_pa * (1 + ENERGY_SIGN[seed]),
-                   3.0, W["student"], nw, atom_rmse=0.01, md=cost, rdf=0.2 * fc if rdf else None)
+                   3.0, W["student"], nw, atom_rmse=0.01, md=cost, rdf=0.2 * fc * (1 + 2 * WIGGLE[seed]) if rdf else None)
     for kind in ("born_again", "born_again_static"):
         for seed, f, e in zip(SEEDS, BA_FORCE[kind], BA_ENERGY[kind]):
             _model(root, kind, TEACHER, seed, f, e, e / 100, 2.0, W[kind], 20_000, atom_rmse=0.01,
@@ -107,7 +115,7 @@ def write_synthetic_run(root: Path, md: bool = True, rdf: bool = True) -> Path:
 
 def build(root: Path, factor: float = 2.0):
     found = aggregate.collect_files(models_dir=root / "models")
-    return aggregate.build_tables(found, factor)
+    return aggregate.build_tables(found, factor, AGG["convergence_max_late_improvement"])
 
 
 @pytest.fixture(scope="module")
@@ -208,8 +216,10 @@ def test_missing_md_and_rdf_give_nan_free_table(tmp_path):
     models, _ = build(root)
     assert not any(c.startswith("md_") or c.startswith("rdf_") for c in models.columns)
     assert "memory_per_atom_bytes" not in models
-    table = claims.all_claims(models, None)
+    table = claims.all_claims(models, None, AGG)
     assert not (table["section"] == "Pareto dominance").any()
+    assert not table["section"].isin(["speed and scalability", "cost vs the teacher"]).any()
+    assert not table["claim"].str.contains("RDF").any()
 
 
 def test_collect_files_explicit_list(run):
@@ -255,11 +265,13 @@ def test_cli_writes_tables(run, tmp_path):
     out = tmp_path / "tables"
     assert aggregate.main(["--models-dir", str(root / "models"), "--model-ids", "teacher/w12-s8-l2/seed0",
                            "student/w4-s4-l1/seed1", "--optional", "rdf_error.json", "--learning-speed-factor", "2",
+                           "--convergence-max-late-improvement", "0.02",
                            "--out-models", str(tmp_path / "two.csv"), "--out-summary", str(tmp_path / "s.csv"),
                            "--out-curves", str(tmp_path / "c.csv")]) == 0
     two = pd.read_csv(tmp_path / "two.csv")
     assert len(two) == 2 and "rdf_error_vs_teacher" in two and "max_atoms" not in two
     assert aggregate.main(["--models-dir", str(root / "models"), "--learning-speed-factor", "2",
+                           "--convergence-max-late-improvement", "0.02",
                            "--out-models", str(out / "models.csv"), "--out-summary", str(out / "summary.csv"),
                            "--out-curves", str(out / "curves.csv"), "--out-models-html", str(out / "models.html"),
                            "--out-summary-html", str(out / "summary.html")]) == 0
@@ -291,65 +303,119 @@ def test_born_again_table_shows_the_published_numbers(run, tmp_path):
     assert "paper: test force RMSE (eV/A)" in md and "0.083 ± 0.003" in md and "0.37 ± 0.02" in md
     assert "ANI-Al" in md and "this run's data: emt" in md
 
+
+# ------------------------------------------------------------------------------------------------ convergence
+
+
+def test_convergence_columns(tmp_path):
+    """The training's convergence block -> stopped_by, best_epoch, late_relative_improvement, converged."""
+    def met(block):
+        return {"best_epoch": 7, **({"convergence": block} if block is not None else {})}
+
+    thr = AGG["convergence_max_late_improvement"]
+    patience = aggregate.convergence(met({"stopped_by": "patience", "best_epoch": 9, "late_relative_improvement": 0.3}), thr)
+    assert patience == {"stopped_by": "patience", "best_epoch": 9, "late_relative_improvement": 0.3, "converged": True}
+    flat = aggregate.convergence(met({"stopped_by": "max_epochs", "best_epoch": 29, "late_relative_improvement": thr / 2}), thr)
+    assert flat["converged"] is True
+    still = aggregate.convergence(met({"stopped_by": "max_epochs", "best_epoch": 30, "late_relative_improvement": 0.1}), thr)
+    assert still["converged"] is False and still["stopped_by"] == "max_epochs"
+    none = aggregate.convergence(met(None), thr)
+    assert none["stopped_by"] == "unknown" and none["converged"] is False and none["best_epoch"] == 7
+    assert math.isnan(none["late_relative_improvement"])
+
+
+def test_models_table_carries_convergence(tmp_path):
+    root = write_synthetic_run(tmp_path, md=False, rdf=False)
+    d = root / "models" / "control" / "w4-s4-l1" / "seed2"
+    m = json.loads((d / "metrics.json").read_text())
+    m["convergence"] = {"stopped_by": "max_epochs", "best_epoch": EPOCHS, "epochs": EPOCHS, "late_window_epochs": 6,
+                        "late_relative_improvement": 0.05}
+    (d / "metrics.json").write_text(json.dumps(m))
+    d = root / "models" / "student" / "w4-s4-l1" / "seed2"
+    m = json.loads((d / "metrics.json").read_text())
+    del m["convergence"]  # an older metrics.json: tolerated, not converged
+    (d / "metrics.json").write_text(json.dumps(m))
+    models, _ = build(root)
+    assert {"stopped_by", "best_epoch", "late_relative_improvement", "converged"} <= set(models.columns)
+    by = models.set_index("model_id")
+    assert not by.loc["control/w4-s4-l1/seed2", "converged"]
+    assert by.loc["control/w4-s4-l1/seed2", "late_relative_improvement"] == pytest.approx(0.05)
+    assert by.loc["student/w4-s4-l1/seed2", "stopped_by"] == "unknown"
+    assert not by.loc["student/w4-s4-l1/seed2", "converged"]
+    assert by["converged"].sum() == len(models) - 2
+    # every claim comparing one of them is undecided, and says which model
+    table = claims.all_claims(models, None, AGG)
+    force = table[table["claim"] == "students have lower force RMSE than controls (w4-s4-l1)"].iloc[0]
+    assert force["verdict"] == claims.UNDECIDED and force["verdict_if_converged"] == claims.HOLDS
+    assert not force["all_converged"] and force["n_unconverged"] == 2
+    assert "control/w4-s4-l1/seed2 (max_epochs, late improvement 5.0%)" in force["detail"]
+    assert "student/w4-s4-l1/seed2 (unknown)" in force["detail"]
+    other = table[table["claim"] == "students have lower force RMSE than controls (w8-s4-l1)"].iloc[0]
+    assert other["verdict"] == claims.HOLDS and other["all_converged"]
+
+
 # ------------------------------------------------------------------------------------------------ claims
-
-
-def test_verdict_rule():
-    assert claims.verdict(0.01, 0.2) == claims.HOLDS
-    assert claims.verdict(-0.2, -0.01) == claims.FAILS
-    assert claims.verdict(-0.01, 0.2) == claims.INCONCLUSIVE
-    assert claims.verdict(math.nan, math.nan) == claims.INCONCLUSIVE
-    assert claims.verdict(0.01, 0.2, min_effect=0.05) == claims.INCONCLUSIVE
-
-
-def test_paired_effect_known_values():
-    eff = claims.paired_effect([1.0, 2.0, 4.0], [0.9, 1.6, 3.6])  # relative diffs 0.1, 0.2, 0.1
-    assert eff.effect == pytest.approx(0.4 / 3)
-    assert eff.spread == pytest.approx(np.std([0.1, 0.2, 0.1], ddof=1))
-    half = 4.302652729911275 * eff.spread / math.sqrt(3)  # t(0.975, 2)
-    assert (eff.ci_low, eff.ci_high) == pytest.approx((eff.effect - half, eff.effect + half))
-    one = claims.paired_effect([1.0], [0.5])
-    assert one.n == 1 and math.isnan(one.ci_low)
-
-
-def test_unpaired_effect_one_sided_reference():
-    eff = claims.unpaired_effect([0.1], [0.09, 0.091, 0.089])
-    assert eff.effect == pytest.approx(0.1)
-    assert eff.ci_low > 0
-    both_single = claims.unpaired_effect([0.1], [0.09])
-    assert both_single.effect == pytest.approx(0.1) and math.isnan(both_single.ci_low)
 
 
 def test_claims_verdicts(run):
     root, models, _ = run
     labels = json.loads((root / "labels" / "atom_energies.json").read_text())
-    table = claims.all_claims(models, labels, {"learning_speed_factor": 2.0})
+    table = claims.all_claims(models, labels, AGG)
+    assert table["all_converged"].all()
     v = {c: table[table["claim"] == c]["verdict"].tolist() for c in table["claim"].unique()}
     get = lambda prefix: [x for c, vs in v.items() if c.startswith(prefix) for x in vs]  # noqa: E731
 
     assert get("students Pareto-dominate controls") == ["holds", "holds"]  # time (ase), memory
     pareto = table[table["section"] == "Pareto dominance"].iloc[0]
     assert pareto["n"] == 3 and pareto["effect"] == pytest.approx(0.2, abs=0.02)
-    assert v["students have lower force RMSE than controls (all architectures)"] == ["holds"]
-    for arch in ARCHS:  # 3 seeds per architecture, a tight 20 % effect
-        assert v[f"students have lower force RMSE than controls ({arch})"] == ["holds"]
-    assert v["students have lower energy-per-atom RMSE than controls (all architectures)"] == ["inconclusive"]
+    pooled = table[table["claim"] == "students have lower force RMSE than controls (all architectures)"].iloc[0]
+    assert pooled["verdict"] == "holds" and pooled["n"] == len(SEEDS) and pooled["unit_of_n"] == "seeds"
+    for arch in ARCHS:  # 3 seeds per architecture, a tight 20 % effect: survives Holm over 3 architectures
+        row = table[table["claim"] == f"students have lower force RMSE than controls ({arch})"].iloc[0]
+        assert row["verdict"] == "holds" and row["p_adjusted"] >= row["p_value"]
+    energy = table[table["claim"].str.startswith("students' energy-per-atom RMSE differs only minimally")].iloc[0]
+    assert energy["verdict"] == "holds" and energy["test"].startswith("TOST ±10%")  # +-5 % around zero
+    assert energy["ci_level"] == pytest.approx(1 - 2 * (1 - AGG["confidence"]))
+    rdf = table[table["claim"].str.startswith("students' RDF error is lower than controls'")]
+    assert set(rdf["metric"]) == {claims.METRIC_NAMES[claims.RDF_TEACHER], claims.METRIC_NAMES[claims.RDF_REFERENCE]}
+    teacher_rdf = rdf[(rdf["metric"] == claims.METRIC_NAMES[claims.RDF_TEACHER]) & rdf["claim"].str.contains("all arch")]
+    assert teacher_rdf.iloc[0]["verdict"] == "holds" and teacher_rdf.iloc[0]["effect"] == pytest.approx(0.5, abs=0.02)
+    tracks = table[table["claim"] == "force RMSE tracks the RDF error"].iloc[0]
+    assert tracks["n"] == 9 and tracks["effect"] > 0.9 and tracks["verdict"] == "holds"
     speed = table[table["claim"] == "students learn faster than controls"].iloc[0]
-    assert speed["verdict"] == "holds" and speed["n"] == 6  # w4 pairs: neither reaches the threshold
+    assert speed["verdict"] == "holds" and speed["n"] == len(SEEDS)  # w4 pairs: neither reaches the threshold
     assert "3 pairs where neither" in speed["detail"]
+    scaling = table[table["section"] == "speed and scalability"].set_index("claim")
+    assert set(scaling["verdict"]) == {"holds"} and len(scaling) == 2  # MD time (ase) and memory, on 'Test CPU'
+    cost = table[table["section"] == "cost vs the teacher"].set_index("claim")
+    time_row = cost.loc["the best student runs MD faster than the teacher (MD time per step per atom (ase), Test CPU)"]
+    assert time_row["verdict"] == "holds" and time_row["effect"] == pytest.approx(0.5, abs=0.01)  # 4 vs 8 us
+    assert "2 x faster" in time_row["detail"]
+    mem = cost.loc["the best student needs less memory per atom than the teacher (Test CPU)"]
+    assert mem["verdict"] == "holds" and mem["effect"] == pytest.approx(0.5)
+    assert mem["test"].startswith("probe bracket")
     ablation = table[table["section"] == "ablation"]
     atom = ablation[ablation["claim"].str.startswith("atom-energy") & (ablation["metric"].str.contains("force"))].iloc[0]
     assert atom["verdict"] == "holds" and atom["effect"] == pytest.approx(1 - 0.8 / 1.05, abs=0.01)
     assert "w_A=100" in atom["comparison"] and "w_A=0" in atom["comparison"]
     fw = ablation[ablation["claim"].str.startswith("force-weight") & (ablation["metric"].str.contains("force"))].iloc[0]
     assert fw["verdict"] == "does not hold" and fw["effect"] == pytest.approx(-0.05, abs=0.01)
-    ba = table[table["section"] == "Born-Again"].set_index(["claim", "metric"])["verdict"]
-    assert ba[("the scheduled Born-Again student beats the teacher", claims.METRIC_NAMES[claims.FORCE])] == "holds"
-    assert ba[("the scheduled Born-Again student beats the teacher", claims.METRIC_NAMES[claims.ENERGY])] == "holds"
-    assert ba[("the static Born-Again student beats the teacher", claims.METRIC_NAMES[claims.FORCE])] == "inconclusive"
+    ba = table[table["section"] == "Born-Again"].set_index(["claim", "metric"])
+    one = ba.loc[("the scheduled Born-Again student beats the teacher", claims.METRIC_NAMES[claims.FORCE])]
+    assert one["verdict"] == "inconclusive" and "one teacher seed" in one["detail"]  # one teacher: no interval
+    assert math.isnan(one["ci_low"]) and np.isfinite(one["detectable_effect"])
+    static = ba.loc[("the static Born-Again student is comparable to the teacher (within ±10%)",
+                     claims.METRIC_NAMES[claims.FORCE])]
+    assert static["verdict"] == "inconclusive" and static["test"].startswith("TOST")
+    schedule = ba.loc[("the loss schedule beats static weights (all architectures)", claims.METRIC_NAMES[claims.FORCE])]
+    assert schedule["verdict"] == "holds"  # 0.09 vs 0.10 eV/A, paired by seed
     know = table[table["section"] == "quality of the knowledge"].set_index("claim")
     assert know.iloc[0]["verdict"] == "holds" and know.iloc[0]["effect"] == pytest.approx(0.6)
-    assert know.loc["students reproduce the teacher's atom energies better than controls", "verdict"] == "holds"
+    assert know.loc["students reproduce the teacher's atom energies better than controls (all architectures)",
+                    "verdict"] == "holds"
+    # every inconclusive row says how large an effect it could have seen
+    inconclusive = table[table["verdict"] == "inconclusive"]
+    assert len(inconclusive) and inconclusive["detectable_effect"].notna().all()
 
 
 def test_pareto_claim_fails_when_a_control_is_better(run):
@@ -357,24 +423,45 @@ def test_pareto_claim_fails_when_a_control_is_better(run):
     worse = models.copy()
     cheap = (worse["kind"] == "student") & (worse["arch"] == "w4-s4-l1")
     worse.loc[cheap, "test_force_rmse_eV_A"] *= 2.0  # the cheapest students now lose to the cheapest controls
-    row = claims.pareto_claim(worse, "memory_per_atom_bytes", "memory per atom", claims.DEFAULTS)
+    row = claims.pareto_claim(worse, "memory_per_atom_bytes", "memory per atom", AGG)
     assert row.verdict == "does not hold"
     assert "control w4-s4-l1 vs student w4-s4-l1" in row.detail
 
 
 def test_claims_without_labels_and_cli(run, tmp_path):
     root, models, _ = run
-    table = claims.all_claims(models, None)
+    table = claims.all_claims(models, None, AGG)
     know = table[table["section"] == "quality of the knowledge"].iloc[0]
     assert know["verdict"] == "inconclusive" and "no reference" in know["detail"]
     models.to_csv(tmp_path / "models.csv", index=False)
+    cfg = json.dumps({**AGG, "confidence": 0.9, "unrelated": 1})
+    out = {k: str(tmp_path / f"{k}") for k in ("c.csv", "c.md", "c.html", "h.csv", "h.md", "h.html")}
     assert claims.main(["--models", str(tmp_path / "models.csv"), "--labels", str(root / "labels" / "atom_energies.json"),
-                        "--config-json", '{"confidence": 0.9, "unrelated": 1}', "--out-csv", str(tmp_path / "c.csv"),
-                        "--out-md", str(tmp_path / "c.md"), "--out-html", str(tmp_path / "c.html")]) == 0
+                        "--config-json", cfg, "--out-csv", out["c.csv"], "--out-md", out["c.md"],
+                        "--out-html", out["c.html"], "--out-headline-csv", out["h.csv"],
+                        "--out-headline-md", out["h.md"], "--out-headline-html", out["h.html"]]) == 0
     md = (tmp_path / "c.md").read_text()
-    assert "90% Student-t" in md and "## Ablation" in md and "**holds**" in md
+    assert "at 90% confidence" in md and "**holds**" in md and "| ablation |" in md
+    assert sum(line.startswith("|---") for line in md.splitlines()) == 1  # one table
     assert 'class="holds"' in (tmp_path / "c.html").read_text()
     assert len(pd.read_csv(tmp_path / "c.csv")) == len(table)
+    head = pd.read_csv(tmp_path / "h.csv")
+    assert set(head["device"]) == {"Test CPU"} and set(head["best_student"]) == {"w16-s4-l1"}
+    assert "2.00x faster" in (tmp_path / "h.md").read_text()
+    with pytest.raises(ValueError, match="equivalence_margin"):
+        claims.main(["--models", str(tmp_path / "models.csv"), "--config-json", '{"confidence": 0.9}',
+                     "--out-csv", out["c.csv"], "--out-md", out["c.md"]])
+
+
+def test_headline_table(run):
+    _, models, _ = run
+    head = claims.headline_table(models).set_index("quantity")
+    assert head.loc["MD time per step per atom (ase)", "vs_teacher"] == pytest.approx(2.0, rel=0.01)  # 8 / 4 us
+    assert head.loc["MD time per step per atom (ase)", "vs_control"] == pytest.approx(1.0)
+    assert head.loc["memory per atom", "vs_teacher"] == pytest.approx(0.5)  # 40 kB vs 80 kB
+    force = head.loc["test force RMSE"]
+    assert force["student"] == pytest.approx(0.8 * 0.15, rel=0.01) and force["teacher"] == pytest.approx(0.10)
+    assert force["vs_teacher"] == pytest.approx(0.2, rel=0.05) and force["vs_control"] == pytest.approx(-0.2, abs=0.01)
 
 
 def test_learning_speed_claim_counts_epoch_zero_and_censoring():
@@ -384,7 +471,7 @@ def test_learning_speed_claim_counts_epoch_zero_and_censoring():
             rows.append({"kind": kind, "arch": "w4-s4-l1", "seed": seed, "epochs": 10,
                          "epochs_to_threshold": math.nan if ep is None else ep,
                          "threshold_force_rmse_eV_A": 0.2, "learning_speed_factor": 2.0})
-    row = claims.learning_speed_claim(pd.DataFrame(rows), claims.DEFAULTS)
+    row = claims.learning_speed_claim(pd.DataFrame(rows), AGG)
     # pairs (epochs + 1): (1, 1), (10, 5), (12, 4) [control never: 10 + 1 + 1]; seed 4 dropped
     assert row.n == 3
     assert row.effect == pytest.approx(np.mean([0.0, 0.5, 8 / 12]))
@@ -397,6 +484,39 @@ def test_pareto_claim_uses_the_architecture_cost(run):
     noisy = models.copy()
     sel = noisy["kind"] == "student"
     noisy.loc[sel, "md_ase_us_per_atom_step"] *= 1.5  # timing noise: students measured 50 % slower
-    row = claims.pareto_claim(noisy, "md_ase_us_per_atom_step", "MD time", claims.DEFAULTS)
+    row = claims.pareto_claim(noisy, "md_ase_us_per_atom_step", "MD time", AGG)
     assert row.verdict == "holds" and row.n == 3
     assert "control w4-s4-l1 vs student w4-s4-l1" in row.detail
+
+
+def test_rdf_rows_undecided_when_a_liquid_is_not_clean(run, tmp_path):
+    """A liquid that never melted (or collapsed) under any compared model or under the teacher leaves every RDF
+    row undecided (the statistics stay in verdict_if_converged); force rows are untouched; the seed noise floor
+    is stated on every RDF row."""
+    root, models, _ = run
+    clean = claims.all_claims(models.assign(rdf_stable=True, rdf_clean=True), None, AGG, rdf_noise_floor_A=0.043)
+    rdf = clean[clean["metric"].str.contains("RDF error")]
+    assert len(rdf) >= 3 and (rdf["verdict"] != claims.UNDECIDED_LIQUID).all()
+    assert rdf["detail"].str.contains("seed noise floor of the RDF error 0.043 A").all()
+    assert not clean[~clean["metric"].str.contains("RDF error")]["detail"].str.contains("noise floor").any()
+
+    frozen = models.assign(rdf_stable=True, rdf_clean=True, rdf_melt_indicator=0.5)
+    stuck = frozen["model_id"] == "control/w8-s4-l1/seed2"
+    frozen.loc[stuck, ["rdf_clean", "rdf_melt_indicator"]] = [False, 0.02]
+    table = claims.all_claims(frozen, None, AGG).set_index(["claim", "metric"])
+    teacher_metric = claims.METRIC_NAMES[claims.RDF_TEACHER]
+    row = table.loc[("students' RDF error is lower than controls' (w8-s4-l1)", teacher_metric)]
+    assert row["verdict"] == claims.UNDECIDED_LIQUID and row["verdict_if_converged"] != claims.UNDECIDED_LIQUID
+    assert "control/w8-s4-l1/seed2 (did not melt, melt indicator 0.02)" in row["detail"]
+    other = table.loc[("students' RDF error is lower than controls' (w4-s4-l1)", teacher_metric)]
+    assert other["verdict"] == "holds"  # its liquids are all clean
+    tracks = table.loc[("force RMSE tracks the RDF error", slice(None))].iloc[0]
+    assert tracks["verdict"] == claims.UNDECIDED_LIQUID
+    force = table.loc[("students have lower force RMSE than controls (w8-s4-l1)", claims.METRIC_NAMES[claims.FORCE])]
+    assert force["verdict"] == "holds"
+
+    collapsed_teacher = models.assign(rdf_stable=models["kind"] != "teacher")  # the reference g(r) itself
+    table = claims.all_claims(collapsed_teacher, None, AGG)
+    rdf = table[table["metric"].str.contains("RDF error")]
+    assert (rdf["verdict"] == claims.UNDECIDED_LIQUID).all()
+    assert rdf["detail"].str.contains(rf"teacher/{TEACHER}/seed0 \(collapsed or blew up\)").all()

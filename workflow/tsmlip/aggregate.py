@@ -15,6 +15,13 @@ Learning speed: a model has learned "enough" once its validation force RMSE fall
 ``factor x`` the teacher's best validation force RMSE (mean over teacher seeds); ``epochs_to_threshold``
 is the curve's ``epoch`` value at the first such epoch and ``wall_time_to_threshold_s`` the training wall
 time then. Both are NaN when the threshold is never reached.
+
+Convergence (``metrics.json``'s ``convergence`` block, written by training): ``stopped_by`` (``patience`` or
+``max_epochs``; ``unknown`` when the block is missing), ``best_epoch``, ``late_relative_improvement`` (how
+much the best validation force RMSE still improved over the last 20 % of the epochs, relative) and
+``converged``: stopped by patience, or improved by less than ``convergence_max_late_improvement`` (config
+``aggregate``) late in training. A model without the block counts as not converged. The claims table never
+decides a claim on a model that did not converge.
 """
 from __future__ import annotations
 
@@ -45,6 +52,7 @@ SPLIT_METRICS = (
 MD_KEYS = (
     "n_atoms",
     "us_per_atom_step",
+    "us_per_atom_step_all",  # one value per timed block (JSON list): the claims' replicate timings
     "steps_per_s",
     "ns_per_day",
     "energy_drift_eV_per_atom_per_ps",
@@ -52,15 +60,22 @@ MD_KEYS = (
     "device",
     "device_name",
 )
-MAX_ATOMS_KEYS = (
-    "max_atoms",
-    "memory_budget_bytes",
-    "memory_per_atom_bytes",
-    "memory_per_atom_slope_bytes",
-    "device",
-    "device_name",
-)
-RDF_KEYS = ("error_vs_teacher", "error_vs_reference", "first_peak_r_A", "first_peak_g", "stable", "definition")
+#: max_atoms.json key -> models.csv column (the bisection brackets the limit: max_atoms fits, first_failure
+#: does not; a capped probe never failed)
+MAX_ATOMS_KEYS = {
+    "max_atoms": "max_atoms",
+    "first_failure_atoms": "max_atoms_first_failure",
+    "capped": "max_atoms_capped",
+    "memory_budget_bytes": "memory_budget_bytes",
+    "memory_per_atom_bytes": "memory_per_atom_bytes",
+    "memory_per_atom_slope_bytes": "memory_per_atom_slope_bytes",
+    "device": "max_atoms_device",
+    "device_name": "max_atoms_device_name",
+}
+#: convergence columns of models.csv (see the module docstring)
+CONVERGENCE_COLUMNS = ("stopped_by", "best_epoch", "late_relative_improvement", "converged")
+RDF_KEYS = ("error_vs_teacher", "error_vs_reference", "first_peak_r_A", "first_peak_g", "stable", "melted", "clean",
+            "melt_indicator", "min_pair_distance_A", "definition")
 #: identifying columns of a model row; the rest are measurements
 ID_COLUMNS = ("model_id", "kind", "arch", "width", "n_sensitivities", "n_atom_layers", "seed")
 GROUP_COLUMNS = ("kind", "arch", "width", "n_sensitivities", "n_atom_layers")
@@ -183,7 +198,26 @@ def analysis_files(targets, models_dir: str | Path) -> list[str]:
     return sorted(out)
 
 
-def model_row(model_id: str, files: dict) -> dict:
+def convergence(met: dict, max_late_improvement: float) -> dict:
+    """``stopped_by``, ``best_epoch``, ``late_relative_improvement``, ``converged`` from a ``metrics.json``.
+
+    Converged: stopped by patience, or the best validation force RMSE improved by less than
+    ``max_late_improvement`` (relative) over the last part of training. Without a ``convergence`` block:
+    ``stopped_by`` is ``unknown`` and the model does not count as converged.
+    """
+    block = met.get("convergence")
+    if not isinstance(block, dict):
+        return {"stopped_by": "unknown", "best_epoch": met.get("best_epoch"),
+                "late_relative_improvement": math.nan, "converged": False}
+    stopped = str(block.get("stopped_by") or "unknown")
+    late = block.get("late_relative_improvement")
+    late = float(late) if _is_number(late) else math.nan
+    best = block.get("best_epoch", met.get("best_epoch"))
+    converged = stopped == "patience" or (np.isfinite(late) and late < max_late_improvement)
+    return {"stopped_by": stopped, "best_epoch": best, "late_relative_improvement": late, "converged": bool(converged)}
+
+
+def model_row(model_id: str, files: dict, max_late_improvement: float) -> dict:
     """One row of ``models.csv`` from one model's files (see the module docstring for the columns)."""
     mid = ModelId.parse(model_id)
     row: dict = {
@@ -200,6 +234,7 @@ def model_row(model_id: str, files: dict) -> dict:
     met = _read_json(files["metrics.json"])
     for key in ("n_weights", "epochs", "best_epoch", "wall_time_s", "device", "teacher_labels"):
         row[key] = met.get(key)
+    row.update(convergence(met, max_late_improvement))
     weights = met.get("loss_weights") or {}
     for w in ("w_E", "w_F", "w_A"):  # scheduled (Born-Again) weights are not single numbers: NaN
         row[w] = weights.get(w) if _is_number(weights.get(w)) else math.nan
@@ -214,8 +249,8 @@ def model_row(model_id: str, files: dict) -> dict:
             row[f"md_{engine}_{key}"] = md.get(key, math.nan)
     if "max_atoms.json" in files:
         ma = _read_json(files["max_atoms.json"])
-        for key in MAX_ATOMS_KEYS:
-            row[key if key.startswith(("max_", "memory_")) else f"max_atoms_{key}"] = ma.get(key, math.nan)
+        for key, col in MAX_ATOMS_KEYS.items():
+            row[col] = ma.get(key, math.nan)
     if "rdf_error.json" in files:
         rdf = _read_json(files["rdf_error.json"])
         for key in RDF_KEYS:
@@ -240,12 +275,13 @@ def share_cost_within_architecture(models: pd.DataFrame) -> pd.DataFrame:
     return models
 
 
-def build_tables(found: dict[str, dict], learning_speed_factor: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+def build_tables(found: dict[str, dict], learning_speed_factor: float,
+                 convergence_max_late_improvement: float) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(models table, stacked curves) from :func:`collect_files`' result."""
     rows, curves = [], []
     n = len(found)
     for i, (mid, files) in enumerate(sorted(found.items()), 1):
-        row = model_row(mid, files)
+        row = model_row(mid, files, convergence_max_late_improvement)
         curve = read_curve(files["curve.csv"]) if "curve.csv" in files else None
         if curve is not None:
             row["curve_best_valid_force_rmse_eV_A"] = float(curve["valid_force_rmse_eV_A"].min())
@@ -381,10 +417,11 @@ _HTML_STYLE = (
     "table{border-collapse:collapse}th,td{border:1px solid #ccc;padding:2px 6px;text-align:left;vertical-align:top}"
     "th{background:#eee;position:sticky;top:0}td.num{text-align:right;white-space:nowrap}"
     "tr:nth-child(even){background:#fafafa}td.holds{background:#d9f2d9}td.does-not-hold{background:#f8d7d7}"
-    "td.inconclusive{background:#fff3cd}"
+    "td.inconclusive{background:#fff3cd}td.undecided{background:#e2e3e5}"
 )
 _NUMBER_RE = re.compile(r"^(-|[+-]?[0-9.]+(e[+-]?[0-9]+)?%?( ± .*)?|\[.*\])$")
-VERDICT_CLASSES = {"holds": "holds", "does not hold": "does-not-hold", "inconclusive": "inconclusive"}
+VERDICT_CLASSES = {"holds": "holds", "does not hold": "does-not-hold", "inconclusive": "inconclusive",
+                   "undecided (unconverged)": "undecided"}
 
 
 def write_html_table(df: pd.DataFrame, path: str | Path, title: str, notes: str = "", nowrap: bool = False) -> None:
@@ -429,6 +466,9 @@ def main(argv: list[str] | None = None) -> int:
                          "max_atoms.json rdf_error.json")
     ap.add_argument("--learning-speed-factor", type=float, required=True,
                     help="threshold = factor x the teacher's best validation force RMSE")
+    ap.add_argument("--convergence-max-late-improvement", type=float, required=True,
+                    help="a model stopped by max_epochs counts as converged when its best validation force RMSE "
+                         "improved by less than this (relative) over its last 20%% of epochs")
     ap.add_argument("--out-models", required=True)
     ap.add_argument("--out-summary", required=True)
     ap.add_argument("--out-curves", required=True)
@@ -438,21 +478,24 @@ def main(argv: list[str] | None = None) -> int:
 
     files = model_files(args.models_dir, args.model_ids, args.optional) if args.model_ids else None
     found = collect_files(files, args.models_dir)
-    models, curves = build_tables(found, args.learning_speed_factor)
+    models, curves = build_tables(found, args.learning_speed_factor, args.convergence_max_late_improvement)
     summary = summarize(models)
     _write_csv(models, args.out_models)
     _write_csv(summary, args.out_summary)
     _write_csv(curves, args.out_curves)
     thr = models["threshold_force_rmse_eV_A"].iloc[0]
+    n_conv = int(models["converged"].sum())
     note = (
         f"<p>Units are in the column names. Learning-speed threshold: {fmt(thr)} eV/A "
-        f"({args.learning_speed_factor:g} x the teacher's best validation force RMSE). Missing values: '-'.</p>"
+        f"({args.learning_speed_factor:g} x the teacher's best validation force RMSE). Converged: {n_conv} of "
+        f"{len(models)} models (stopped by patience, or best validation force RMSE improved by less than "
+        f"{100 * args.convergence_max_late_improvement:g}% over the last 20% of epochs). Missing values: '-'.</p>"
     )
     if args.out_models_html:
         write_html_table(models, args.out_models_html, "Every trained model", note, nowrap=True)
     if args.out_summary_html:
         write_html_table(summary, args.out_summary_html, "Mean and standard deviation over seeds", note, nowrap=True)
-    print(f"[aggregate] {len(models)} models, {len(summary)} (kind, architecture) groups, "
+    print(f"[aggregate] {len(models)} models ({n_conv} converged), {len(summary)} (kind, architecture) groups, "
           f"{len(curves)} curve rows -> {args.out_models}", file=sys.stderr, flush=True)
     return 0
 

@@ -1,0 +1,219 @@
+"""The claims engine's statistics on synthetic tables whose truth is known (no training: seconds)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from tsmlip import claim_stats as cs
+from tsmlip import claims
+from tsmlip.config import load_config
+
+AGG = load_config()["aggregate"]
+FORCE = claims.FORCE
+
+
+def sweep(effect: float, noise: float, n_seeds: int = 4, archs=("w8-s4-l1",), seed_shift=None, rng_seed: int = 0,
+          converged=True) -> pd.DataFrame:
+    """Controls and students of ``archs`` x ``n_seeds``: the student's force RMSE is ``(1 - effect)`` times its
+    control's, times ``1 + N(0, noise)``; ``seed_shift[seed]`` adds an effect shared by every architecture of
+    that seed (correlation within a seed)."""
+    rng = np.random.default_rng(rng_seed)
+    rows = []
+    for arch in archs:
+        for seed in range(1, n_seeds + 1):
+            control = 0.2 * (1 + 0.02 * rng.standard_normal())
+            shift = seed_shift[seed] if seed_shift else 0.0
+            student = control * (1 - effect - shift) * (1 + noise * rng.standard_normal())
+            for kind, value in (("control", control), ("student", student)):
+                rows.append({"model_id": f"{kind}/{arch}/seed{seed}", "kind": kind, "arch": arch, "seed": seed,
+                             FORCE: value, "converged": converged})
+    return pd.DataFrame(rows)
+
+
+def pooled(models: pd.DataFrame, **kw) -> claims.Claim:
+    return claims.paired_claims(models, "s", "students have lower force RMSE", "force", "control", "student", FORCE,
+                                AGG, **kw)[0]
+
+
+# ------------------------------------------------------------------------------------------------ the rule
+
+
+def test_real_ten_percent_effect_with_four_seeds_holds():
+    row = pooled(sweep(0.10, 0.01))
+    assert row.n == 4 and row.unit_of_n == "seeds"
+    assert row.verdict == claims.HOLDS
+    assert row.ci_low < 0.10 < row.ci_high and row.ci_low > 0
+    assert row.detectable_effect < 0.10  # this run could see a 10 % effect
+
+
+def test_zero_effect_with_noise_is_inconclusive_and_says_what_it_could_detect():
+    row = pooled(sweep(0.0, 0.05, rng_seed=3))
+    assert row.verdict == claims.INCONCLUSIVE
+    assert row.ci_low < 0 < row.ci_high
+    assert row.detectable_effect > abs(row.effect) and row.detectable_effect > 0.05
+    # more seeds, same noise: a smaller detectable effect
+    more = pooled(sweep(0.0, 0.05, n_seeds=12, rng_seed=3))
+    assert more.detectable_effect < row.detectable_effect
+
+
+def test_detectable_effect_has_the_configured_power():
+    se, df, alpha, power = 0.02, 3, 0.05, 0.8
+    d = cs.detectable_shift(se, df, alpha, power)
+    tc = stats.t.ppf(1 - alpha / 2, df)
+    assert stats.nct.sf(tc, df, d / se) + stats.nct.cdf(-tc, df, d / se) == pytest.approx(power, abs=1e-6)
+    # many degrees of freedom: the normal approximation (z_0.975 + z_0.8) * se
+    assert cs.detectable_shift(se, 10_000, alpha, power) == pytest.approx(2.8016 * se, rel=1e-3)
+    assert math.isnan(cs.detectable_shift(se, 0, alpha, power))
+
+
+def test_equivalent_pair_passes_and_thirty_percent_fails_the_equivalence_test():
+    same = pooled(sweep(0.0, 0.01), equivalence=True)
+    assert same.verdict == claims.HOLDS and same.test.startswith("TOST")
+    assert -AGG["equivalence_margin"] < same.ci_low and same.ci_high < AGG["equivalence_margin"]
+    assert same.ci_level == pytest.approx(1 - 2 * (1 - AGG["confidence"]))
+    far = pooled(sweep(0.30, 0.01), equivalence=True)
+    assert far.verdict == claims.FAILS and far.ci_low > AGG["equivalence_margin"]
+    # unpaired (Born-Again vs several teacher seeds)
+    teacher = [0.100, 0.101, 0.099, 0.1005]
+    assert cs.equivalence_two_sample(teacher, [0.1002, 0.0995, 0.1003], 0.1, 0.95, 0.8, "t").verdict == cs.HOLDS
+    assert cs.equivalence_two_sample(teacher, [0.070, 0.071, 0.069], 0.1, 0.95, 0.8, "t").verdict == cs.FAILS
+    noisy = cs.equivalence_two_sample(teacher, [0.08, 0.12, 0.10], 0.1, 0.95, 0.8, "t")
+    assert noisy.verdict == cs.INCONCLUSIVE and noisy.detectable > 0.1
+
+
+def test_holm_adjusts_a_family():
+    assert cs.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert cs.holm([0.5]) == pytest.approx([0.5])
+    adj = cs.holm([0.02, math.nan, 0.01])
+    assert adj[0] == pytest.approx(0.02) and math.isnan(adj[1]) and adj[2] == pytest.approx(0.02)
+
+
+def test_holm_turns_a_borderline_family_member_inconclusive():
+    borderline = [0.05, 0.08, 0.01, 0.06]  # one architecture's relative differences, four seeds
+    alone = cs.one_sample(borderline, 0.0, 0.95, 0.8, "t")
+    assert alone.verdict == cs.HOLDS and 0.0167 < alone.p_value < 0.05
+    rows = []
+    d = {"w8-s4-l1": borderline, "w16-s4-l1": [0.04, -0.03, 0.01, -0.02], "w24-s4-l1": [-0.02, 0.03, 0.0, 0.01]}
+    for arch, values in d.items():
+        for seed, v in enumerate(values, start=1):
+            rows += [{"model_id": f"control/{arch}/seed{seed}", "kind": "control", "arch": arch, "seed": seed,
+                      FORCE: 1.0, "converged": True},
+                     {"model_id": f"student/{arch}/seed{seed}", "kind": "student", "arch": arch, "seed": seed,
+                      FORCE: 1.0 - v, "converged": True}]
+    out = claims.paired_claims(pd.DataFrame(rows), "s", "students better", "force", "control", "student", FORCE, AGG,
+                               per_arch=True)
+    member = [r for r in out if r.claim.endswith("(w8-s4-l1)")][0]
+    assert member.p_value == pytest.approx(alone.p_value)
+    assert member.p_adjusted == pytest.approx(3 * alone.p_value)
+    assert member.verdict == claims.INCONCLUSIVE
+    assert member.ci_level == pytest.approx(1 - 0.05 / 3) and member.ci_low < 0 < member.ci_high
+
+
+def test_per_seed_pooling_is_wider_than_treating_pairs_as_independent():
+    archs = ("w4-s4-l1", "w8-s4-l1", "w16-s4-l1", "w24-s4-l1", "w32-s4-l1")
+    shift = {1: 0.06, 2: -0.05, 3: 0.02, 4: -0.03}  # a seed's effect, shared by its architectures
+    models = sweep(0.10, 0.005, archs=archs, seed_shift=shift)
+    row = pooled(models)
+    p = claims.pairs(models, "control", "student", FORCE)
+    naive = stats.ttest_1samp(p["d"], 0.0).confidence_interval(AGG["confidence"])
+    assert row.n == 4 and len(p) == 20
+    assert row.ci_high - row.ci_low > 2 * (naive.high - naive.low)
+    assert row.effect == pytest.approx(p["d"].mean())  # balanced: the same point estimate
+
+
+def test_born_again_uses_the_teacher_seeds_spread():
+    def table(teacher_forces, ba_forces):
+        rows = [{"model_id": f"teacher/w12-s8-l2/seed{i}", "kind": "teacher", "arch": "w12-s8-l2", "seed": i,
+                 FORCE: f, claims.ENERGY: 10 * f, "converged": True} for i, f in enumerate(teacher_forces)]
+        rows += [{"model_id": f"born_again/w12-s8-l2/seed{i}", "kind": "born_again", "arch": "w12-s8-l2", "seed": i,
+                  FORCE: f, claims.ENERGY: 10 * f, "converged": True} for i, f in enumerate(ba_forces, start=1)]
+        out = claims.born_again_claims(pd.DataFrame(rows), AGG)
+        return [r for r in out if r.metric == claims.METRIC_NAMES[FORCE]][0]
+
+    ba = (0.090, 0.091, 0.089)
+    tight = table((0.100, 0.101, 0.099), ba)
+    assert tight.verdict == claims.HOLDS and tight.effect == pytest.approx(0.1) and tight.n == 3
+    loose = table((0.07, 0.13, 0.10), ba)  # same mean, wide teacher spread: cannot tell
+    assert loose.verdict == claims.INCONCLUSIVE and loose.ci_high - loose.ci_low > tight.ci_high - tight.ci_low
+    single = table((0.100,), ba)
+    assert single.verdict == claims.INCONCLUSIVE and math.isnan(single.ci_low)
+    assert "one teacher seed" in single.detail and "no interval" in single.detail
+    assert np.isfinite(single.detectable_effect)
+
+
+def test_a_row_with_an_unconverged_model_is_never_decided():
+    models = sweep(0.10, 0.01)
+    assert pooled(models).verdict == claims.HOLDS
+    models.loc[models["model_id"] == "student/w8-s4-l1/seed2", ["converged", "stopped_by"]] = [False, "max_epochs"]
+    models["late_relative_improvement"] = 0.0
+    models.loc[models["model_id"] == "student/w8-s4-l1/seed2", "late_relative_improvement"] = 0.07
+    table = claims.all_claims(models, None, AGG)
+    force = table[table["claim"] == "students have lower force RMSE than controls (all architectures)"].iloc[0]
+    assert force["verdict"] == claims.UNDECIDED and force["verdict_if_converged"] == claims.HOLDS
+    assert not force["all_converged"] and force["n_unconverged"] == 1
+    assert "student/w8-s4-l1/seed2 (max_epochs, late improvement 7.0%)" in force["detail"]
+    # whatever a row's statistics say, a row with an unconverged model is undecided
+    assert (table.loc[table["n_unconverged"] > 0, "verdict"] == claims.UNDECIDED).all()
+    assert (table.loc[table["all_converged"], "verdict"] != claims.UNDECIDED).all()
+    # a table without convergence information counts every model as unconverged
+    bare = claims.all_claims(sweep(0.10, 0.01).drop(columns="converged"), None, AGG).set_index("claim")
+    assert bare.loc["students have lower force RMSE than controls (all architectures)", "n_unconverged"] == 8
+    assert set(bare.loc[bare["n_unconverged"] > 0, "verdict"]) == {claims.UNDECIDED}
+
+
+# ------------------------------------------------------------------------------------------------ cost rows
+
+
+def cost_table(blocks: bool = True) -> pd.DataFrame:
+    """One model timed per architecture (md.per_architecture), blocks in md_ase_us_per_atom_step_all."""
+    spec = {"w4-s4-l1": (500, 1.0, 0.30), "w8-s4-l1": (1500, 2.0, 0.20), "w12-s8-l2": (20_000, 8.0, 0.10)}
+    rows = []
+    for arch, (nw, us, force) in spec.items():
+        kinds = ("teacher",) if arch == "w12-s8-l2" else ("control", "student")
+        for kind in kinds:
+            for seed in (1, 2):
+                mid = f"{kind}/{arch}/seed{seed}"
+                rows.append({
+                    "model_id": mid, "kind": kind, "arch": arch, "seed": seed, "n_weights": nw, "converged": True,
+                    FORCE: force * (0.8 if kind == "student" else 1.0) * (1 + 0.01 * seed),
+                    "md_ase_us_per_atom_step": us,
+                    "md_ase_us_per_atom_step_all": f"[{us * 0.99}, {us}, {us * 1.01}]" if blocks else math.nan,
+                    "md_ase_device_name": "Test GPU",
+                    # measured on the first teacher / student; the others carry its values
+                    # (aggregate.share_cost_within_architecture)
+                    "md_measured_on": f"{'teacher' if kind == 'teacher' else 'student'}/{arch}/seed1",
+                })
+    return pd.DataFrame(rows)
+
+
+def test_cost_vs_teacher_uses_the_timed_blocks_when_each_architecture_was_timed_once():
+    table = cost_table()
+    rows = claims.cost_vs_teacher_claims(table, AGG)
+    assert len(rows) == 1
+    row = rows[0]
+    assert "w8-s4-l1" in row.comparison and "Test GPU" in row.claim  # the best student: 0.16 eV/A
+    assert row.unit_of_n == "timed blocks of one run" and "3 teacher, 3 student" in row.test
+    assert row.verdict == claims.HOLDS and row.effect == pytest.approx(0.75, abs=0.01)  # 2 us vs 8 us
+    assert "4 x faster" in row.detail and "run-to-run variation" in row.detail
+    without = claims.cost_vs_teacher_claims(cost_table(blocks=False), AGG)[0]
+    assert without.verdict == claims.INCONCLUSIVE and "no interval" in without.detail
+
+
+def test_scaling_slope_over_architectures():
+    rows = claims.scaling_claims(cost_table(), AGG)
+    assert len(rows) == 1 and rows[0].n == 3 and rows[0].unit_of_n == "architectures"
+    expected = stats.linregress(np.log([500, 1500, 20_000]), np.log([1.0, 2.0, 8.0])).slope
+    assert rows[0].effect == pytest.approx(expected)
+
+
+def test_correlation_row_and_its_detectable_r():
+    x = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
+    t = cs.correlation(x, 2 * x + 0.01 * np.array([1, -1, 1, -1, 1, -1]), 0.95, 0.8, "r")
+    assert t.verdict == cs.HOLDS and t.effect > 0.99 and t.ci_low > 0.9
+    assert 0 < t.detectable < 1
+    flat = cs.correlation(x, [1, 3, 2, 2, 3, 1], 0.95, 0.8, "r")
+    assert flat.verdict == cs.INCONCLUSIVE and flat.ci_low < 0 < flat.ci_high
