@@ -135,7 +135,7 @@ def test_killed_md_timing_job_leaves_no_output(tmp_path):
     out_dir.mkdir()
     timing_cfg = json.dumps({"timing": {"warmup_steps": 0, "repeats": 1, "steps": 10 ** 7}})
     _kill_after_progress([sys.executable, "-m", "tsmlip.cli", "md-timing", "--model", str(model), "--engine",
-                          "torch", "--device", "cpu", "--config", str(ROOT / "config" / "test.yaml"),
+                          "torch", "--device", "cpu", "--config", str(ROOT / "config" / "config.yaml"), str(ROOT / "config" / "test.yaml"),
                           "--config-json", timing_cfg, "--out", str(out_dir / "md_timing_torch.json")],
                          "[md-timing] ")
     assert _leftovers(out_dir) == []

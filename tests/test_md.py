@@ -82,9 +82,10 @@ def test_md_refuses_an_element_the_model_was_not_trained_on(tmp_path, tiny_cfg, 
         timing.time_md(model_path, "torch", dict(tiny_cfg["md"], element="Cu"), torch.device("cpu"))
     out = tmp_path / "t.json"
     assert timing.main(["--model", str(model_path), "--engine", "ase", "--out", str(out), "--config-json",
-                        json.dumps({"element": "Cu"})]) == 2 and not out.exists()
+                        json.dumps(dict(tiny_cfg["md"], element="Cu"))]) == 2 and not out.exists()
     assert probe.main(["--model", str(model_path), "--out", str(out), "--config-json",
-                       json.dumps({"element": "Cu"})]) == 2 and not out.exists()
+                       json.dumps(dict(tiny_cfg["md"], element="Cu"))]) == 2 and not out.exists()
+    assert timing.main(["--model", str(model_path), "--engine", "ase", "--out", str(out)]) == 2  # no settings
     alloy = tmp_path / "alloy.pt"
     save_model(build_model(Arch(4, 4, 1), tiny_cfg["network"], seed=0, species=(13, 29)), alloy)
     with pytest.raises(ElementError, match="single-element systems only: set md.element to one of Al, Cu"):
@@ -168,7 +169,7 @@ def test_torch_engine_reuses_pairs_within_the_skin(model_path, md_cfg):
 def test_md_timing_cli(tmp_path, model_path, md_cfg, engine):
     out = tmp_path / f"md_timing_{engine}.json"
     assert timing.main(["--model", str(model_path), "--engine", engine, "--out", str(out),
-                        "--model-id", "student/w8-s6-l1/seed0", "--config", str(ROOT / "config" / "test.yaml")]) == 0
+                        "--model-id", "student/w8-s6-l1/seed0", "--config", str(ROOT / "config" / "config.yaml"), str(ROOT / "config" / "test.yaml")]) == 0
     rec = json.loads(out.read_text())
     assert TIMING_KEYS <= set(rec)
     tc = md_cfg["timing"]
@@ -243,7 +244,7 @@ def test_cpu_probe_with_injected_oom(tmp_path, model_path, md_cfg):
     out = tmp_path / "max_atoms.json"
     cfg = json.dumps({"probe": {"start_atoms": 16, "growth_factor": 4.0, "resolution": 0.1,
                                 "cpu_memory_budget_MB": 400}})
-    assert probe.main(["--model", str(model_path), "--out", str(out), "--config", str(ROOT / "config" / "test.yaml"),
+    assert probe.main(["--model", str(model_path), "--out", str(out), "--config", str(ROOT / "config" / "config.yaml"), str(ROOT / "config" / "test.yaml"),
                        "--config-json", cfg, "--fake-oom-above", "100"]) == 0
     rec = json.loads(out.read_text())
     assert PROBE_KEYS <= set(rec) and rec["device"] == "cpu"

@@ -161,7 +161,7 @@ def test_crafted_pickle_is_refused_and_runs_nothing(tiny_cfg, tmp_path, capsys):
         assert not marker.exists()
     # the command-line steps say so in one line (no traceback) and run nothing either
     rc = cli.main(["max-atoms", "--model", str(tmp_path / "evil.pt"), "--out", str(tmp_path / "max_atoms.json"),
-                   "--device", "cpu", "--config", str(ROOT / "config" / "test.yaml")])
+                   "--device", "cpu", "--config", str(ROOT / "config" / "config.yaml"), str(ROOT / "config" / "test.yaml")])
     err = capsys.readouterr().err
     assert rc == 1 and err.startswith("tsmlip max-atoms: error: ") and "evil.pt is not a tsmlip model" in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1

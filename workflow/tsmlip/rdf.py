@@ -377,13 +377,21 @@ def _write_json(path: str | Path, obj: dict) -> None:
     atomic_write_json(path, obj, indent=2)
 
 
-def _settings(config_json: str | None) -> dict:
-    """The ``rdf:`` section of config/config.yaml, updated with the keys given as JSON."""
-    from .config import load_config
+#: the rdf: keys a run reads (element and density_g_cm3 may be null: derived from the model or the data)
+REQUIRED_SETTINGS = ("blowup_temperature_K", "collapse_distance_A", "density_g_cm3", "device", "element",
+                     "equilibration_steps", "friction_per_fs", "liquid_density_ratio", "melt_min_msd_ratio",
+                     "melt_steps", "melt_temperature_K", "n_bins", "peak_fit_halfwidth_A", "production_steps",
+                     "progress_every", "r_max_A", "rattle_A", "sample_interval", "seed", "skin_A", "supercell",
+                     "temperature_K", "timestep_fs", "torch_threads")
 
-    s = dict(load_config()["rdf"])
-    if config_json:
-        s.update(json.loads(config_json))
+
+def _settings(config_json: str) -> dict:
+    """The ``rdf:`` section exactly as the caller passes it (the rule passes the whole section as JSON)."""
+    s = json.loads(config_json)
+    missing = [k for k in REQUIRED_SETTINGS if k not in s]
+    if missing:
+        raise ValueError(f"--config-json lacks the rdf: keys {', '.join(missing)} (pass the whole rdf: section of "
+                         f"the config, as the workflow's rules do)")
     return s
 
 
@@ -397,8 +405,8 @@ def main_md(argv: list[str] | None = None) -> int:
     who.add_argument("--model", help="model.pt of a trained model")
     who.add_argument("--reference", choices=["emt"], help="run the reference potential instead")
     p.add_argument("--model-id", default=None, help="name written into the JSON (default: the path)")
-    p.add_argument("--config-json", default=None,
-                   help="rdf: config keys as JSON (default: the rdf section of config/config.yaml)")
+    p.add_argument("--config-json", required=True,
+                   help="the rdf: section of the config as JSON (the rule passes it; see config/config.yaml)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch_threads)")
     p.add_argument("--data-provenance", default=None,
                    help="with --reference: the dataset's provenance.json (its species name the element "
@@ -406,7 +414,11 @@ def main_md(argv: list[str] | None = None) -> int:
     p.add_argument("--out-csv", required=True, help="g(r) output, columns r_A,g")
     p.add_argument("--out-json", required=True, help="run information and first peak")
     a = p.parse_args(argv)
-    s = _settings(a.config_json)
+    try:
+        s = _settings(a.config_json)
+    except ValueError as e:
+        print(f"tsmlip rdf-md: error: {e}", file=sys.stderr, flush=True)
+        return 2
     from .elements import ElementError, model_species
 
     try:

@@ -423,7 +423,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fake-oom-above", type=int, help=f"sizes above this fail as out of memory ({FAKE_OOM_ENV})")
     add_config_args(p)
     args = p.parse_args(argv)
-    md = md_config(args.config_json, args.config)
+    try:
+        md = md_config(args.config_json, args.config)
+    except ValueError as e:
+        log(f"tsmlip max-atoms: error: {e}")
+        return 2
     if args.engine:
         md["probe"]["engine"] = args.engine
     device = setup_device(md, args.device)

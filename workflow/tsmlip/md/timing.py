@@ -157,7 +157,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
     add_config_args(p)
     args = p.parse_args(argv)
-    md = md_config(args.config_json, args.config)
+    try:
+        md = md_config(args.config_json, args.config)
+    except ValueError as e:
+        log(f"tsmlip md-timing: error: {e}")
+        return 2
     device = setup_device(md, args.device)
     try:
         record = time_md(args.model, args.engine, md, device, args.model_id or model_id_from_path(args.model),
