@@ -356,15 +356,6 @@ def _start_snakemake(args: list[str], cwd: Path, env: dict, name: str) -> tuple[
     return proc, out
 
 
-def _checkpoint_epoch(path: Path) -> int | None:
-    import torch
-
-    try:
-        return int(torch.load(path, map_location="cpu", weights_only=True)["state"]["epoch"])
-    except Exception:  # not there yet, or caught mid-replace
-        return None
-
-
 def _job_state(jobid: str) -> str:
     out = subprocess.run(["squeue", "-h", "-t", "all", "-j", jobid, "-o", "%T %r"],
                          capture_output=True, text=True, timeout=30)
@@ -385,17 +376,22 @@ def _wait(pred, timeout: float, what: str, proc: subprocess.Popen | None = None,
     raise AssertionError(f"timed out or snakemake exited waiting for {what}:\n{_tail(text, 80)}")
 
 
-def _train_job_after_checkpoint(proc, out: Path, ckpt: Path, teacher: str) -> tuple[str, int]:
-    """The SLURM job id of the teacher's training once it has written its first checkpoint (and the
-    checkpoint's epoch)."""
+def _train_job_between_checkpoints(proc, out: Path, ckpt: Path, model_log: Path, teacher: str,
+                                   every: int, past: int) -> tuple[str, int]:
+    """The SLURM job id of the teacher's training once it has written a checkpoint and then finished
+    `past` (< every) more epochs, i.e. in the middle between two checkpoints (and the last logged epoch)."""
     def submitted():
         for _smk, jid, logfile in SUBMITTED_RE.findall(out.read_text()):
             if "/rule_train_teacher/" in logfile:
                 return jid
         return None
 
+    def between():
+        epochs = _epochs(model_log.read_text()) if ckpt.exists() else []  # written by rename: whole
+        return epochs[-1] if epochs and epochs[-1] % every == past else None
+
     jobid = _wait(submitted, 900, "the train_teacher submission", proc, out, every=0.5)
-    epoch = _wait(lambda: _checkpoint_epoch(ckpt), 900, f"a checkpoint of {teacher}", proc, out)
+    epoch = _wait(between, 900, f"{teacher} {past} epoch(s) past a checkpoint", proc, out, every=0.01)
     return jobid, epoch
 
 
@@ -420,7 +416,7 @@ def _uninterrupted(train_cmd: str, tmp: Path, env: dict) -> tuple[dict, list[dic
     argv = shlex.split(train_cmd.split(" > ", 1)[0])
     opts = dict(zip(argv[2::2], argv[3::2]))
     data_hash = tuple(hashlib.sha256(Path(opts[k]).read_bytes()).hexdigest() for k in ("--dataset", "--split"))
-    key = (tuple(a for a in argv if a not in (opts["--out-dir"], opts["--checkpoint-dir"])), data_hash)
+    key = (opts["--model-id"], opts["--settings"], opts.get("--labels"), data_hash)  # not the other paths
     if key not in _REFERENCE:
         ref = tmp / "uninterrupted"
         opts["--out-dir"], opts["--checkpoint-dir"] = str(ref / "model"), str(ref / "checkpoint")
@@ -498,7 +494,7 @@ def _check_resumed(log_text: str, reached: int, every: int, max_epochs: int) -> 
 
 @pytest.mark.slurm
 def test_scancel_mid_training_resumes_from_checkpoint(slurm_cluster, tmp_path):
-    """`scancel` of the teacher's training job after its first checkpoint: Snakemake reports the job
+    """`scancel` of the teacher's training job one epoch past a checkpoint: Snakemake reports the job
     CANCELLED and stops with an error (the CI profile has no `retries`); rerunning the same command
     resubmits the job, which resumes from the checkpoint, loses at most `checkpoint_every` epochs and
     ends with the metrics.json and curve.csv of an uninterrupted `tsmlip train` of the same model and
@@ -510,11 +506,11 @@ def test_scancel_mid_training_resumes_from_checkpoint(slurm_cluster, tmp_path):
     env, _ = _snakemake_env(tmp_path)
     args, teacher, results = _fault_setup(tmp_path)
     ckpt = results / "checkpoints" / teacher / "checkpoint.pt"
-    model_log = results / "logs" / "train" / f"{teacher.rsplit('/', 1)[0]}" / f"{teacher.rsplit('/', 1)[1]}.log"
+    model_log = results / "logs" / "train" / f"{teacher}.log"  # the rule's log: `tsmlip train` output
 
     proc, out = _start_snakemake(args, tmp_path, env, "snakemake_cancelled.out")
     try:
-        jobid, ck_epoch = _train_job_after_checkpoint(proc, out, ckpt, teacher)
+        jobid, seen = _train_job_between_checkpoints(proc, out, ckpt, model_log, teacher, every, past=1)
         subprocess.run(["scancel", jobid], check=True, timeout=30)
         t_cancel = time.monotonic()
         assert proc.wait(timeout=600) != 0, _tail(out.read_text())
@@ -536,7 +532,7 @@ def test_scancel_mid_training_resumes_from_checkpoint(slurm_cluster, tmp_path):
     assert _scontrol_job(second[0])["JobState"] == "COMPLETED"
     k = _check_resumed(model_log.read_text(), reached, every, max_epochs)
     worst = _compare_with_uninterrupted(results, teacher, _uninterrupted(_train_command(first, teacher), tmp_path, env))
-    print(f"scancel: first checkpoint seen at epoch {ck_epoch}, job {jobid} cancelled after epoch {reached}, "
+    print(f"scancel: sent after epoch {seen} was logged, job {jobid} cancelled after epoch {reached}, "
           f"rerun (job {second[0]}, {rerun.wall_s:.0f}s) resumed at epoch {k}: {reached - k} epoch(s) lost "
           f"(checkpoint_every={every}); largest metric difference to an uninterrupted run {worst:.3g}; "
           f"{time.monotonic() - t_cancel:.0f}s from scancel to the end; test {time.monotonic() - t_test:.0f}s")
@@ -544,7 +540,7 @@ def test_scancel_mid_training_resumes_from_checkpoint(slurm_cluster, tmp_path):
 
 @pytest.mark.slurm
 def test_requeue_mid_training_resumes_from_checkpoint(slurm_cluster, tmp_path):
-    """`scontrol requeue` of the teacher's training job after its first checkpoint. SLURM kills the job
+    """`scontrol requeue` of the teacher's training job two epochs past a checkpoint. SLURM kills the job
     and puts it back in the queue under the same job id (Restarts=1); the plugin reads PENDING/RUNNING as
     "still active", so the running Snakemake just keeps waiting -- no error, no resubmission, no
     `slurm-requeue: true` needed (that option only adds `sbatch --requeue`, for clusters whose
@@ -561,11 +557,11 @@ def test_requeue_mid_training_resumes_from_checkpoint(slurm_cluster, tmp_path):
     env, _ = _snakemake_env(tmp_path)
     args, teacher, results = _fault_setup(tmp_path)
     ckpt = results / "checkpoints" / teacher / "checkpoint.pt"
-    model_log = results / "logs" / "train" / f"{teacher.rsplit('/', 1)[0]}" / f"{teacher.rsplit('/', 1)[1]}.log"
+    model_log = results / "logs" / "train" / f"{teacher}.log"  # the rule's log: `tsmlip train` output
 
     proc, out = _start_snakemake(args, tmp_path, env, "snakemake_requeued.out")
     try:
-        jobid, ck_epoch = _train_job_after_checkpoint(proc, out, ckpt, teacher)
+        jobid, seen = _train_job_between_checkpoints(proc, out, ckpt, model_log, teacher, every, past=2)
         subprocess.run(["scontrol", "requeue", jobid], check=True, timeout=30)
         t_requeue = time.monotonic()
         state = _wait(lambda: (s := _job_state(jobid)).startswith("PENDING") and s, 120,
@@ -589,7 +585,7 @@ def test_requeue_mid_training_resumes_from_checkpoint(slurm_cluster, tmp_path):
     assert job["JobState"] == "COMPLETED" and job["Restarts"] == "1", job
     k = _check_resumed(model_log.read_text(), reached, every, max_epochs)
     worst = _compare_with_uninterrupted(results, teacher, _uninterrupted(_train_command(log, teacher), tmp_path, env))
-    print(f"requeue: first checkpoint seen at epoch {ck_epoch}, job {jobid} requeued after epoch {reached} "
+    print(f"requeue: sent after epoch {seen} was logged, job {jobid} requeued after epoch {reached} "
           f"(held until {held.get('StartTime')}, released), resumed at epoch {k}: {reached - k} epoch(s) lost "
           f"(checkpoint_every={every}); largest metric difference to an uninterrupted run {worst:.3g}; "
           f"{time.monotonic() - t_requeue:.0f}s from requeue to the end; test {time.monotonic() - t_test:.0f}s")
