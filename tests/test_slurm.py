@@ -311,8 +311,8 @@ def test_real_workflow_on_slurm(slurm_cluster, tmp_path):
 
 
 # --------------------------------------------------------------------------- faults on the cluster
-# A training job of the real workflow (tiny config), cancelled or requeued by SLURM after its first
-# checkpoint. The overlay makes the teacher's training long enough to catch mid-way (120 epochs of
+# A training job of the real workflow (tiny config), cancelled or requeued by SLURM between two
+# checkpoints. The overlay makes the teacher's training long enough to catch mid-way (120 epochs of
 # ~0.1 s) and checkpoints every 3 epochs, so the "at most checkpoint_every epochs lost" bound is not
 # trivially 1. Only the teacher's metrics.json is asked for (generate_dataset, split, train_teacher):
 # the rest of the DAG proves nothing more here.
@@ -419,8 +419,9 @@ def _uninterrupted(train_cmd: str, tmp: Path, env: dict) -> tuple[dict, list[dic
 
     argv = shlex.split(train_cmd.split(" > ", 1)[0])
     opts = dict(zip(argv[2::2], argv[3::2]))
-    data_hash = tuple(hashlib.sha256(Path(opts[k]).read_bytes()).hexdigest() for k in ("--dataset", "--split"))
-    key = (opts["--model-id"], opts["--settings"], opts.get("--labels"), data_hash)  # not the other paths
+    data = tuple(hashlib.sha256(Path(opts[k]).read_bytes()).hexdigest() if k in opts else None
+                 for k in ("--dataset", "--split", "--labels"))
+    key = (opts["--model-id"], opts["--settings"], data)  # the inputs' contents, not their paths
     if key not in _REFERENCE:
         ref = tmp / "uninterrupted"
         opts["--out-dir"], opts["--checkpoint-dir"] = str(ref / "model"), str(ref / "checkpoint")
