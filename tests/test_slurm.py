@@ -20,6 +20,10 @@ Evidence collected per job:
   * the job's environment (toy workflow): CUDA_VISIBLE_DEVICES set by SLURM in a GPU job
     (different devices for GPU jobs that overlap in time) and torch falling back to the
     CPU through tsmlip.model.resolve_device("auto").
+
+Faults (README "Faults survived"): the teacher's training job of the real workflow is cancelled
+(`scancel`) or requeued (`scontrol requeue`) between two checkpoints; the rerun resumes from the
+checkpoint, loses at most `checkpoint_every` epochs and ends with the metrics of an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -304,6 +308,292 @@ def test_real_workflow_on_slurm(slurm_cluster, tmp_path):
     assert plan.returncode == 0, _tail(plan.stdout + plan.stderr)
     assert "Nothing to be done" in plan.stdout + plan.stderr, _tail(plan.stdout + plan.stderr)
     assert any((tmp_path / "results").rglob("model.pt"))
+
+
+# --------------------------------------------------------------------------- faults on the cluster
+# A training job of the real workflow (tiny config), cancelled or requeued by SLURM between two
+# checkpoints. The overlay makes the teacher's training long enough to catch mid-way (120 epochs of
+# ~0.1 s) and checkpoints every 3 epochs, so the "at most checkpoint_every epochs lost" bound is not
+# trivially 1. Only the teacher's metrics.json is asked for (generate_dataset, split, train_teacher):
+# the rest of the DAG proves nothing more here.
+FAULT_OVERLAY = {"training": {"max_epochs": 120, "checkpoint_every": 3}}
+EPOCH_RE = re.compile(r"\] epoch\s+(\d+)\s+lr ")
+RESUMED_RE = re.compile(r"resuming from checkpoint at epoch (\d+)")
+SHELL_RE = re.compile(r"^Shell command: (tsmlip train --model-id (\S+) .*)$", re.M)
+#: metrics.json keys that may differ between an interrupted and an uninterrupted run
+NOT_COMPARED = {"wall_time_s", "teacher_labels"}
+#: curve.csv columns that may differ (timings)
+CURVE_TIMINGS = {"epoch_time_s", "wall_time_s"}
+#: the tolerance of the comparison with an uninterrupted run (measured difference: 0, bit-identical)
+REL_TOL, ABS_TOL = 1e-6, 1e-9
+_REFERENCE: dict[tuple, tuple[dict, list[dict]]] = {}  # uninterrupted runs, shared by the fault tests
+
+
+def _fault_setup(tmp: Path) -> tuple[list[str], str, Path]:
+    """snakemake arguments for the teacher of config/test.yaml + FAULT_OVERLAY in `tmp`; its model id and
+    results dir."""
+    import json
+
+    from tsmlip.config import load_config, teacher_ids
+
+    test_cfg = REPO / "config" / "test.yaml"
+    overlay = tmp / "fault_overlay.yaml"
+    overlay.write_text(json.dumps(FAULT_OVERLAY) + "\n")  # JSON is YAML
+    teacher = str(teacher_ids(load_config(test_cfg, overlay))[0])
+    results = tmp / "results"
+    args = [
+        "--workflow-profile", str(CI_PROFILE),
+        "--snakefile", str(REPO / "Snakefile"),
+        "--configfile", str(REPO / "config" / "config.yaml"), str(test_cfg), str(overlay),
+        "--config", f"results_dir={results}",
+        "--", str(results / "models" / teacher / "metrics.json"),
+    ]
+    return args, teacher, results
+
+
+def _start_snakemake(args: list[str], cwd: Path, env: dict, name: str) -> tuple[subprocess.Popen, Path]:
+    out = cwd / name
+    fh = open(out, "w")
+    proc = subprocess.Popen([sys.executable, "-m", "snakemake", *args], cwd=cwd, env=env,
+                            stdout=fh, stderr=subprocess.STDOUT, text=True)
+    fh.close()  # the child has its own copy
+    return proc, out
+
+
+def _job_state(jobid: str) -> str:
+    out = subprocess.run(["squeue", "-h", "-t", "all", "-j", jobid, "-o", "%T %r"],
+                         capture_output=True, text=True, timeout=30)
+    return out.stdout.strip()
+
+
+def _wait(pred, timeout: float, what: str, proc: subprocess.Popen | None = None, out: Path | None = None,
+          every: float = 0.05):
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        value = pred()
+        if value:
+            return value
+        if proc is not None and proc.poll() is not None:
+            break
+        time.sleep(every)
+    text = out.read_text() if out is not None and out.exists() else ""
+    raise AssertionError(f"timed out or snakemake exited waiting for {what}:\n{_tail(text, 80)}")
+
+
+def _train_job_between_checkpoints(proc, out: Path, ckpt: Path, model_log: Path, teacher: str,
+                                   every: int, past: int) -> tuple[str, int]:
+    """The SLURM job id of the teacher's training once it has written a checkpoint and then finished
+    `past` (< every) more epochs, i.e. in the middle between two checkpoints (and the last logged epoch)."""
+    def submitted():
+        for _smk, jid, logfile in SUBMITTED_RE.findall(out.read_text()):
+            if "/rule_train_teacher/" in logfile:
+                return jid
+        return None
+
+    def between():
+        epochs = _epochs(model_log.read_text()) if ckpt.exists() else []  # written by rename: whole
+        return epochs[-1] if epochs and epochs[-1] % every == past else None
+
+    jobid = _wait(submitted, 900, "the train_teacher submission", proc, out, every=0.5)
+    epoch = _wait(between, 900, f"{teacher} {past} epoch(s) past a checkpoint", proc, out, every=0.01)
+    return jobid, epoch
+
+
+def _epochs(log_text: str) -> list[int]:
+    return [int(e) for e in EPOCH_RE.findall(log_text)]
+
+
+def _train_command(snakemake_out: str, teacher: str) -> str:
+    cmds = [m.group(1) for m in SHELL_RE.finditer(snakemake_out) if m.group(2) == teacher]
+    assert cmds, "no `tsmlip train` shell command for the teacher in the snakemake output"
+    return cmds[0]
+
+
+def _uninterrupted(train_cmd: str, tmp: Path, env: dict) -> tuple[dict, list[dict]]:
+    """metrics.json and curve.csv of the same model trained in one go with `tsmlip train` (the rule's own
+    command, other output and checkpoint dirs): the run the interrupted one must reproduce."""
+    import csv
+    import hashlib
+    import json
+    import shlex
+
+    argv = shlex.split(train_cmd.split(" > ", 1)[0])
+    opts = dict(zip(argv[2::2], argv[3::2]))
+    data = tuple(hashlib.sha256(Path(opts[k]).read_bytes()).hexdigest() if k in opts else None
+                 for k in ("--dataset", "--split", "--labels"))
+    key = (opts["--model-id"], opts["--settings"], data)  # the inputs' contents, not their paths
+    if key not in _REFERENCE:
+        ref = tmp / "uninterrupted"
+        opts["--out-dir"], opts["--checkpoint-dir"] = str(ref / "model"), str(ref / "checkpoint")
+        cmd = [shutil.which("tsmlip", path=env["PATH"]) or "tsmlip", "train"]
+        for k, v in opts.items():
+            cmd += [k, v]
+        t0 = time.monotonic()
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+        assert proc.returncode == 0, _tail(proc.stdout + proc.stderr)
+        print(f"uninterrupted reference run (tsmlip train): {time.monotonic() - t0:.1f}s")
+        with open(ref / "model" / "curve.csv") as fh:
+            _REFERENCE[key] = (json.loads((ref / "model" / "metrics.json").read_text()), list(csv.DictReader(fh)))
+    return _REFERENCE[key]
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _close(a, b) -> tuple[bool, float]:
+    """Equal strings/ints/None, or floats within REL_TOL/ABS_TOL (NaN == NaN); and |a - b|."""
+    import math
+
+    if isinstance(a, str) or isinstance(b, str) or a is None or b is None or isinstance(a, list):
+        return a == b, 0.0
+    a, b = float(a), float(b)
+    if math.isnan(a) or math.isnan(b):
+        return math.isnan(a) and math.isnan(b), 0.0
+    return math.isclose(a, b, rel_tol=REL_TOL, abs_tol=ABS_TOL), abs(a - b)
+
+
+def _compare_with_uninterrupted(results: Path, teacher: str, reference: tuple[dict, list[dict]]) -> float:
+    """metrics.json and curve.csv (timings aside) of the interrupted run equal the uninterrupted run's within
+    REL_TOL/ABS_TOL; returns the largest absolute difference found."""
+    import csv
+    import json
+
+    ref_metrics, ref_curve = reference
+    got = _flat(json.loads((results / "models" / teacher / "metrics.json").read_text()))
+    want = _flat(ref_metrics)
+    assert set(got) == set(want), set(got) ^ set(want)
+    worst = 0.0
+    for k in sorted(set(want) - NOT_COMPARED):
+        ok, diff = _close(got[k], want[k])
+        assert ok, f"metrics.json {k}: resumed {got[k]!r}, uninterrupted {want[k]!r}"
+        worst = max(worst, diff)
+    with open(results / "models" / teacher / "curve.csv") as fh:
+        curve = list(csv.DictReader(fh))
+    assert [r["epoch"] for r in curve] == [r["epoch"] for r in ref_curve]
+    for row, ref in zip(curve, ref_curve):
+        for col in set(ref) - CURVE_TIMINGS:
+            ok, diff = _close(row[col], ref[col])
+            assert ok, f"curve.csv epoch {row['epoch']} {col}: resumed {row[col]}, uninterrupted {ref[col]}"
+            worst = max(worst, diff)
+    return worst
+
+
+def _check_resumed(log_text: str, reached: int, every: int, max_epochs: int) -> int:
+    """The rerun resumed from the last checkpoint before `reached` and went on from there."""
+    resumed = [int(k) for k in RESUMED_RE.findall(log_text)]
+    assert len(resumed) == 1, "the rerun did not resume from the checkpoint:\n" + _tail(log_text)
+    k = resumed[0]
+    assert k % every == 0 and k <= reached, (k, reached, every)
+    assert reached - k <= every, f"lost {reached - k} epochs (> checkpoint_every={every})"
+    run = _epochs(log_text)  # nothing run twice, nothing skipped (patience may end it before max_epochs)
+    assert run and run == list(range(k + 1, run[-1] + 1)) and run[-1] <= max_epochs, _tail(log_text)
+    return k
+
+
+@pytest.mark.slurm
+def test_scancel_mid_training_resumes_from_checkpoint(slurm_cluster, tmp_path):
+    """`scancel` of the teacher's training job one epoch past a checkpoint: Snakemake reports the job
+    CANCELLED and stops with an error (the CI profile has no `retries`); rerunning the same command
+    resubmits the job, which resumes from the checkpoint, loses at most `checkpoint_every` epochs and
+    ends with the metrics.json and curve.csv of an uninterrupted `tsmlip train` of the same model and
+    seed. The comparison allows REL_TOL/ABS_TOL but the measured difference is 0: on one CPU thread a
+    resumed run is bit-identical (model, optimizer, scheduler, patience state, the torch and data-order
+    RNG states are all in the checkpoint); only the timings (wall_time_s, curve timings) differ."""
+    t_test = time.monotonic()
+    every, max_epochs = FAULT_OVERLAY["training"]["checkpoint_every"], FAULT_OVERLAY["training"]["max_epochs"]
+    env, _ = _snakemake_env(tmp_path)
+    args, teacher, results = _fault_setup(tmp_path)
+    ckpt = results / "checkpoints" / teacher / "checkpoint.pt"
+    model_log = results / "logs" / "train" / f"{teacher}.log"  # the rule's log: `tsmlip train` output
+
+    proc, out = _start_snakemake(args, tmp_path, env, "snakemake_cancelled.out")
+    try:
+        jobid, seen = _train_job_between_checkpoints(proc, out, ckpt, model_log, teacher, every, past=1)
+        subprocess.run(["scancel", jobid], check=True, timeout=30)
+        t_cancel = time.monotonic()
+        assert proc.wait(timeout=600) != 0, _tail(out.read_text())
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    first = out.read_text()
+    assert f"SLURM-job '{jobid}' failed, SLURM status is: 'CANCELLED'" in first, _tail(first)
+    _wait(lambda: _job_state(jobid).startswith("CANCELLED"), 120, f"job {jobid} to end")
+    assert not (results / "models" / teacher / "metrics.json").exists()
+    reached = max(_epochs(model_log.read_text()))  # the last epoch the cancelled job finished
+    assert reached < max_epochs, "training ended before it was cancelled"
+
+    rerun = _run_snakemake(args, cwd=tmp_path, env=env, timeout=900)
+    log = rerun.stdout + rerun.stderr
+    assert rerun.returncode == 0, _tail(log, 120)
+    second = [j for _s, j, f in SUBMITTED_RE.findall(log) if "/rule_train_teacher/" in f]
+    assert len(second) == 1 and second[0] != jobid, second
+    assert _scontrol_job(second[0])["JobState"] == "COMPLETED"
+    k = _check_resumed(model_log.read_text(), reached, every, max_epochs)
+    worst = _compare_with_uninterrupted(results, teacher, _uninterrupted(_train_command(first, teacher), tmp_path, env))
+    print(f"scancel: sent after epoch {seen} was logged, job {jobid} cancelled after epoch {reached}, "
+          f"rerun (job {second[0]}, {rerun.wall_s:.0f}s) resumed at epoch {k}: {reached - k} epoch(s) lost "
+          f"(checkpoint_every={every}); largest metric difference to an uninterrupted run {worst:.3g}; "
+          f"{time.monotonic() - t_cancel:.0f}s from scancel to the end; test {time.monotonic() - t_test:.0f}s")
+
+
+@pytest.mark.slurm
+def test_requeue_mid_training_resumes_from_checkpoint(slurm_cluster, tmp_path):
+    """`scontrol requeue` of the teacher's training job two epochs past a checkpoint. SLURM kills the job
+    and puts it back in the queue under the same job id (Restarts=1); the plugin reads PENDING/RUNNING as
+    "still active", so the running Snakemake just keeps waiting -- no error, no resubmission, no
+    `slurm-requeue: true` needed (that option only adds `sbatch --requeue`, for clusters whose
+    JobRequeue=0; `scontrol requeue` works on any batch job not submitted with --no-requeue). The job
+    runs again from the top, `tsmlip train` resumes from the checkpoint (at most `checkpoint_every`
+    epochs lost) and the model equals an uninterrupted run, as after scancel.
+
+    SLURM holds a requeued job back for about two minutes (Reason=BeginTime; 122 s measured on the CI
+    cluster) before it may start again; the test reads the killed job's log in that window (the rerun
+    overwrites it, and the SLURM log too: open-mode truncate) and then releases the job with
+    `scontrol update StartTime=now` to save those two minutes of CI time."""
+    t_test = time.monotonic()
+    every, max_epochs = FAULT_OVERLAY["training"]["checkpoint_every"], FAULT_OVERLAY["training"]["max_epochs"]
+    env, _ = _snakemake_env(tmp_path)
+    args, teacher, results = _fault_setup(tmp_path)
+    ckpt = results / "checkpoints" / teacher / "checkpoint.pt"
+    model_log = results / "logs" / "train" / f"{teacher}.log"  # the rule's log: `tsmlip train` output
+
+    proc, out = _start_snakemake(args, tmp_path, env, "snakemake_requeued.out")
+    try:
+        jobid, seen = _train_job_between_checkpoints(proc, out, ckpt, model_log, teacher, every, past=2)
+        subprocess.run(["scontrol", "requeue", jobid], check=True, timeout=30)
+        t_requeue = time.monotonic()
+        state = _wait(lambda: (s := _job_state(jobid)).startswith("PENDING") and s, 120,
+                      f"job {jobid} back in the queue", proc, out)
+        assert state == "PENDING BeginTime", state
+        assert "resuming" not in model_log.read_text(), "the requeued job started before its log was read"
+        reached = max(_epochs(model_log.read_text()))  # the last epoch the killed run finished
+        assert reached < max_epochs, "training ended before it was requeued"
+        assert not (results / "models" / teacher / "metrics.json").exists()
+        held = _scontrol_job(jobid)
+        subprocess.run(["scontrol", "update", f"JobId={jobid}", "StartTime=now"], check=True, timeout=30)
+        rc = proc.wait(timeout=900)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    log = out.read_text()
+    assert rc == 0, _tail(log, 120)
+    submitted = [j for _s, j, f in SUBMITTED_RE.findall(log) if "/rule_train_teacher/" in f]
+    assert submitted == [jobid], submitted  # Snakemake did not notice: the same job finished
+    job = _scontrol_job(jobid)
+    assert job["JobState"] == "COMPLETED" and job["Restarts"] == "1", job
+    k = _check_resumed(model_log.read_text(), reached, every, max_epochs)
+    worst = _compare_with_uninterrupted(results, teacher, _uninterrupted(_train_command(log, teacher), tmp_path, env))
+    print(f"requeue: sent after epoch {seen} was logged, job {jobid} requeued after epoch {reached} "
+          f"(held until {held.get('StartTime')}, released), resumed at epoch {k}: {reached - k} epoch(s) lost "
+          f"(checkpoint_every={every}); largest metric difference to an uninterrupted run {worst:.3g}; "
+          f"{time.monotonic() - t_requeue:.0f}s from requeue to the end; test {time.monotonic() - t_test:.0f}s")
 
 
 def _plan(profile: Path, extra_env: dict | None = None, configfile: str = "config/test.yaml") -> str:
