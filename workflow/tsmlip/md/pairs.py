@@ -92,6 +92,26 @@ def cell_list_pairs(cutoff: float, coords: torch.Tensor, cell: torch.Tensor, chu
     return pf, ps, offsets
 
 
+_VESIN_LISTS: dict = {}
+
+
+def vesin_pairs(cutoff: float, coords: torch.Tensor, cell: torch.Tensor):
+    """All ordered pairs within ``cutoff`` from vesin-torch's ``NeighborList`` (a maintained C++ cell list,
+    CPU and CUDA; float64 internally), in the convention of :func:`cell_list_pairs`. CPU threads: torch's."""
+    from vesin_torch import NeighborList
+
+    threads = torch.get_num_threads() if coords.device.type == "cpu" else 0
+    key = (float(cutoff), threads)
+    nl = _VESIN_LISTS.get(key)
+    if nl is None:
+        nl = _VESIN_LISTS[key] = NeighborList(cutoff=float(cutoff), full_list=True, n_threads=threads)
+    with torch.no_grad():
+        i, j, shifts = nl.compute(points=coords.detach(), box=cell.detach().to(coords.dtype), periodic=True,
+                                  quantities="ijS")
+    # vesin: r_j - r_i + S @ box; hippynn: r[first] - r[second] + offsets @ cell
+    return i.to(torch.int64), j.to(torch.int64), -shifts.to(torch.int64)
+
+
 def _moved_beyond_skin(memory, coordinates, cells) -> bool:
     """hippynn's PairMemory test with the displacement taken per atom."""
     if coordinates.shape[0] != 1 or memory.positions is None or memory.skin == 0:
@@ -107,6 +127,13 @@ class CellListNeighbors(dispatch_layers._DispatchNeighbors):
 
     def compute_one(self, positions, cell):
         return cell_list_pairs(self.dist_hard_max, positions, cell)
+
+
+class VesinNeighbors(dispatch_layers._DispatchNeighbors):
+    """System-by-system pairs from vesin-torch (:func:`vesin_pairs`)."""
+
+    def compute_one(self, positions, cell):
+        return vesin_pairs(self.dist_hard_max, positions, cell)
 
 
 class KDTreeOrCellListNeighbors(dispatch_layers._DispatchNeighbors):
@@ -131,6 +158,11 @@ class KDTreePairsMemoryModule(dispatch_layers.KDTreePairsMemory):
     recalculation_needed = _moved_beyond_skin
 
 
+class VesinPairsMemoryModule(dispatch_layers.KDTreePairsMemory):
+    _pair_indexer_class = VesinNeighbors
+    recalculation_needed = _moved_beyond_skin
+
+
 class PeriodicPairsMemoryModule(periodic_layers.PeriodicPairIndexerMemory):
     recalculation_needed = _moved_beyond_skin
 
@@ -148,6 +180,12 @@ class KDTreePairs(pair_nodes.KDTreePairsMemory):
     _auto_module_class = KDTreePairsMemoryModule
 
 
+class VesinPairs(pair_nodes.KDTreePairsMemory):
+    """Graph node: vesin-torch's cell list (CPU or CUDA, any cell) with a Verlet skin (per-atom test)."""
+
+    _auto_module_class = VesinPairsMemoryModule
+
+
 class PeriodicPairs(pair_nodes.PeriodicPairIndexerMemory):
     """Graph node: hippynn's all-pairs torch search (on the device, O(N^2)) with a Verlet skin."""
 
@@ -155,7 +193,8 @@ class PeriodicPairs(pair_nodes.PeriodicPairIndexerMemory):
 
 
 #: ``md.pair_finder`` names -> node classes (each takes ``dist_hard_max`` and ``skin``)
-PAIR_FINDERS = {"cell_list": CellListPairsMemory, "kdtree": KDTreePairs, "periodic": PeriodicPairs}
+PAIR_FINDERS = {"vesin": VesinPairs, "cell_list": CellListPairsMemory, "kdtree": KDTreePairs,
+                "periodic": PeriodicPairs}
 
 
 def pair_finder_class(name: str):
