@@ -15,6 +15,12 @@ Units: distances Angstrom, energies eV, time fs, temperature K, density g/cm^3. 
 (fcc at the configured liquid density, rattled) and all random numbers (velocities, Langevin noise)
 come from ``seed``, so every model starts from the identical state and differences are the potential's.
 
+The MD itself (systems, engines, Langevin, pair finders, hippynn's kernels) is :mod:`tsmlip.md`'s, the same
+layer that times the models: ``rdf.engine`` picks the ``ase`` or ``torch`` engine for the models (the
+reference potential always runs on ``ase``), and every ``rdf_md.json`` records the engine, pair finder and
+kernels used. This module keeps the liquid's stages and checks (blow-up, collapse, melt), g(r), peaks and
+errors.
+
 Sub-commands: ``tsmlip rdf-md`` (MD + g(r) of one model or of the reference) and ``tsmlip rdf-error``.
 """
 from __future__ import annotations
@@ -31,7 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .io_utils import atomic_write_json, atomic_write_text
+from .io_utils import atomic_write_text
+from .md.system import initial_liquid_cell, liquid_lattice_constant, liquid_system, number_density  # noqa: F401
 
 #: the exact definition written into every rdf_error.json
 ERROR_DEFINITION = (
@@ -48,20 +55,6 @@ class RdfCutoffError(ValueError):
 # ----------------------------------------------------------------------------------------------------
 # structure and g(r)
 # ----------------------------------------------------------------------------------------------------
-def number_density(density_g_cm3: float, element: str = "Al") -> float:
-    """Atoms per cubic Angstrom of a one-element system of mass density ``density_g_cm3``."""
-    from ase.data import atomic_masses, atomic_numbers
-    from ase.units import _amu
-
-    mass_g = atomic_masses[atomic_numbers[element]] * _amu * 1e3
-    return density_g_cm3 / mass_g * 1e-24
-
-
-def liquid_lattice_constant(settings: dict) -> float:
-    """Edge (A) of the cubic 4-atom fcc cell at the liquid's number density."""
-    return (4.0 / number_density(settings["density_g_cm3"], settings["element"])) ** (1.0 / 3.0)
-
-
 def resolve_liquid(settings: dict, species, trained_on: str = "the model") -> dict:
     """A copy of the ``rdf:`` settings with the liquid fixed: ``element`` (``rdf.element``, or the single
     element of ``species``), ``density_g_cm3`` (configured, or ASE's reference solid density x
@@ -80,19 +73,6 @@ def resolve_liquid(settings: dict, species, trained_on: str = "the model") -> di
     s["supercell_configured"] = list(settings["supercell"])
     s["supercell"] = [max(int(n), need) for n in settings["supercell"]]
     return s
-
-
-def initial_liquid_cell(settings: dict):
-    """fcc supercell (cubic 4-atom cells repeated ``supercell``) of ``element`` scaled to ``density_g_cm3``
-    (resolved settings, :func:`resolve_liquid`), atoms displaced by a seeded Gaussian of ``rattle_A``
-    (breaks the lattice symmetry)."""
-    from ase.build import bulk
-
-    a = liquid_lattice_constant(settings)
-    atoms = bulk(settings["element"], "fcc", a=a, cubic=True).repeat(tuple(settings["supercell"]))
-    if settings["rattle_A"] > 0:
-        atoms.rattle(stdev=settings["rattle_A"], seed=int(settings["seed"]))
-    return atoms
 
 
 def cell_heights(cell) -> np.ndarray:
@@ -212,6 +192,8 @@ class LiquidRun:
     msd_A2: dict = field(default_factory=dict)
     #: closest pair distance (A) over the production frames
     min_pair_distance_A: float = math.nan
+    #: the MD engine that ran it (:mod:`tsmlip.md.engines`)
+    engine: str = "ase"
 
 
 def nearest_neighbour_distance(density_g_cm3: float, element: str = "Al") -> float:
@@ -235,10 +217,16 @@ class _Blowup(RuntimeError):
     pass
 
 
-def run_liquid_md(calc, settings: dict, log=None) -> LiquidRun:
-    """NVT Langevin MD of the liquid (``settings`` = the ``rdf:`` config section): optional melt at
+def run_liquid_md(calc, settings: dict, log=None, *, model=None, engine: str = "ase", device="cpu",
+                  pair_finder: str = "cell_list") -> LiquidRun:
+    """NVT Langevin MD of the liquid (``settings`` = the resolved ``rdf:`` config section): optional melt at
     ``melt_temperature_K``, equilibration and production at ``temperature_K``; a frame is kept every
     ``sample_interval`` production steps.
+
+    The potential is the ASE calculator ``calc`` (``ase`` engine; the reference potential), or, with
+    ``calc`` None, the trained ``model`` (a model.pt) on ``engine`` (``ase`` or ``torch``, see
+    :mod:`tsmlip.md.engines`; ``pair_finder`` for the torch engine) on ``device``. The start
+    (:func:`tsmlip.md.system.liquid_system`) and every random number come from ``seed``.
 
     The run stops early (``stable`` False) when positions or forces stop being finite or the
     instantaneous temperature exceeds ``blowup_temperature_K``; the frames kept so far are returned.
@@ -246,37 +234,29 @@ def run_liquid_md(calc, settings: dict, log=None) -> LiquidRun:
     goes on: the collapsed structure shows in g(r) and its error). A progress line goes to ``log``
     (default stderr) every ``progress_every`` steps.
     """
-    from ase import units
-    from ase.constraints import FixCom
-    from ase.md.langevin import Langevin
-    from ase.md.velocitydistribution import Stationary
     from ase.neighborlist import neighbor_list
 
-    try:
-        from ase.md.velocitydistribution import thermalize_momenta  # ASE >= 3.29
-    except ImportError:  # older ASE
-        from ase.md.velocitydistribution import MaxwellBoltzmannDistribution as thermalize_momenta
+    from .md.engines import Langevin, make_engine
 
     s = settings
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
-    atoms = initial_liquid_cell(s)
-    check_cutoff(atoms.cell, s["r_max_A"])
-    rng = np.random.default_rng(int(s["seed"]))
     stages = [("melt", float(s["melt_temperature_K"]), int(s["melt_steps"])),
               ("equilibrate", float(s["temperature_K"]), int(s["equilibration_steps"])),
               ("production", float(s["temperature_K"]), int(s["production_steps"]))]
     stages = [st for st in stages if st[2] > 0]
     if not stages or stages[-1][0] != "production":
         raise ValueError("rdf.production_steps must be at least 1")
-    thermalize_momenta(atoms, temperature_K=stages[0][1], rng=rng)
-    Stationary(atoms)
-    atoms.set_constraint(FixCom())
-    atoms.calc = calc
-    dyn = Langevin(atoms, timestep=s["timestep_fs"] * units.fs, temperature_K=stages[0][1],
-                   friction=s["friction_per_fs"] / units.fs, fixcm=False, rng=rng)
+    rng = np.random.default_rng(int(s["seed"]))
+    atoms = liquid_system(s, stages[0][1], rng)
+    check_cutoff(atoms.cell, s["r_max_A"])
+    thermostat = Langevin(temperature_K=stages[0][1], friction_per_fs=float(s["friction_per_fs"]), rng=rng,
+                          fix_com=True)
+    if calc is not None:
+        engine = "ase"
+    eng = make_engine(engine, model, atoms, device, float(s["timestep_fs"]), skin_A=float(s["skin_A"]),
+                      pair_finder=pair_finder, dtype=None, thermostat=thermostat, calc=calc)
 
     interval, every = int(s["sample_interval"]), int(s["progress_every"])
-    stage_start = {}  # stage -> positions at its start (unwrapped: ASE's MD never wraps; FixCom holds the centre)
     msd: dict[str, float] = {}
     closest = [math.inf]
     collapse = float(s["collapse_distance_A"])
@@ -286,12 +266,10 @@ def run_liquid_md(calc, settings: dict, log=None) -> LiquidRun:
     t0 = time.perf_counter()
 
     def observe():
-        done = dyn.nsteps
-        if done == 0:  # ASE also calls observers before the first step
-            return
+        done = eng.nsteps
         step = done - state["start"]
-        temp = atoms.get_temperature()
-        if not (np.all(np.isfinite(atoms.positions)) and np.all(np.isfinite(atoms.get_forces()))):
+        temp = eng.temperature()
+        if not (np.all(np.isfinite(eng.positions())) and np.all(np.isfinite(eng.forces()))):
             raise _Blowup(f"non-finite positions or forces at {state['stage']} step {step}")
         if not temp < s["blowup_temperature_K"]:
             raise _Blowup(f"temperature {temp:.0f} K above blowup_temperature_K at "
@@ -299,9 +277,7 @@ def run_liquid_md(calc, settings: dict, log=None) -> LiquidRun:
         if state["stage"] == "production":
             temps.append(temp)
             if step % interval == 0:
-                frame = atoms.copy()
-                frame.calc = None
-                frame.set_constraint()
+                frame = eng.snapshot()
                 frames.append(frame)
                 d = neighbor_list("d", frame, max(collapse, 3.0))
                 if len(d):
@@ -311,19 +287,18 @@ def run_liquid_md(calc, settings: dict, log=None) -> LiquidRun:
         if done % every == 0 or done == total:
             el = time.perf_counter() - t0
             log(f"[rdf-md] step {done}/{total} ({state['stage']}) T={temp:7.1f} K "
-                f"Epot/atom={atoms.get_potential_energy() / len(atoms):.4f} eV frames={len(frames)} "
+                f"Epot/atom={eng.potential_energy() / len(atoms):.4f} eV frames={len(frames)} "
                 f"{el:.1f}s ({1e3 * el / done:.1f} ms/step)")
 
-    dyn.attach(observe, interval=1)
     stable, message = True, ""
     try:
         for name, temp_K, n_steps in stages:
-            state["stage"], state["start"] = name, dyn.nsteps
-            stage_start[name] = atoms.positions.copy()
-            dyn.set_temperature(temperature_K=temp_K)
+            state["stage"], state["start"] = name, eng.nsteps
+            start = eng.positions()  # unwrapped (neither engine wraps; FixCom holds the centre)
+            eng.set_temperature(temp_K)
             log(f"[rdf-md] {name}: {n_steps} steps at {temp_K:g} K")
-            dyn.run(n_steps)
-            msd[name] = float(np.mean(np.sum((atoms.positions - stage_start[name]) ** 2, axis=1)))
+            eng.run(n_steps, observe)
+            msd[name] = float(np.mean(np.sum((eng.positions() - start) ** 2, axis=1)))
     except _Blowup as exc:
         stable, message = False, str(exc)
         log(f"[rdf-md] UNSTABLE: {message}; {len(frames)} production frames kept")
@@ -335,11 +310,11 @@ def run_liquid_md(calc, settings: dict, log=None) -> LiquidRun:
         log(f"[rdf-md] UNSTABLE: {message}")
     wall = time.perf_counter() - t0
     return LiquidRun(frames=frames, n_atoms=len(atoms), cell=np.array(atoms.cell), stable=stable,
-                     steps_done=int(dyn.nsteps), wall_time_s=wall,
-                     simulated_time_fs=dyn.nsteps * s["timestep_fs"],
+                     steps_done=int(eng.nsteps), wall_time_s=wall,
+                     simulated_time_fs=eng.nsteps * s["timestep_fs"],
                      mean_temperature_K=float(np.mean(temps)) if temps else math.nan,
                      message=message, stages=[list(st) for st in stages], msd_A2=msd,
-                     min_pair_distance_A=closest[0])
+                     min_pair_distance_A=closest[0], engine=eng.name)
 
 
 def reference_calculator(source: str):
@@ -369,12 +344,16 @@ def read_curve(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _finite_or_none(x):
-    return float(x) if x is not None and math.isfinite(float(x)) else None
+    from .md.common import finite_or_none
+
+    return finite_or_none(x)
 
 
 def _write_json(path: str | Path, obj: dict) -> None:
     """Atomic JSON write (NaN/inf refused: store them as null)."""
-    atomic_write_json(path, obj, indent=2)
+    from .md.common import write_json
+
+    write_json(path, obj, indent=2)
 
 
 #: the rdf: keys a run reads (element and density_g_cm3 may be null: derived from the model or the data)
@@ -383,6 +362,8 @@ REQUIRED_SETTINGS = ("blowup_temperature_K", "collapse_distance_A", "density_g_c
                      "melt_steps", "melt_temperature_K", "n_bins", "peak_fit_halfwidth_A", "production_steps",
                      "progress_every", "r_max_A", "rattle_A", "sample_interval", "seed", "skin_A", "supercell",
                      "temperature_K", "timestep_fs", "torch_threads")
+#: rdf: keys with a default when the caller's section predates them
+OPTIONAL_SETTINGS = {"engine": "ase", "kernels": "auto", "pair_finder": {"cpu": "kdtree", "cuda": "cell_list"}}
 
 
 def _settings(config_json: str) -> dict:
@@ -392,7 +373,7 @@ def _settings(config_json: str) -> dict:
     if missing:
         raise ValueError(f"--config-json lacks the rdf: keys {', '.join(missing)} (pass the whole rdf: section of "
                          f"the config, as the workflow's rules do)")
-    return s
+    return {**OPTIONAL_SETTINGS, **s}
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -408,6 +389,8 @@ def main_md(argv: list[str] | None = None) -> int:
     p.add_argument("--config-json", required=True,
                    help="the rdf: section of the config as JSON (the rule passes it; see config/config.yaml)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch_threads)")
+    p.add_argument("--engine", choices=["ase", "torch"], default=None,
+                   help="MD engine of a model (default: rdf.engine; the reference always runs on ase)")
     p.add_argument("--data-provenance", default=None,
                    help="with --reference: the dataset's provenance.json (its species name the element "
                         "when rdf.element is null)")
@@ -438,22 +421,28 @@ def main_md(argv: list[str] | None = None) -> int:
 
     # hippynn warns at every step with a pair below its sensitivity range; the collapse check reports it
     warnings.filterwarnings("ignore", message="Provided distances are underneath sensitivity range")
+    engine, kernels, pair_finder, calc, model = "ase", None, None, None, None
     if a.reference:
         calc = reference_calculator(a.reference)
         device, name = f"cpu (ASE {a.reference.upper()}, numpy)", f"reference:{a.reference}"
+        dev = "cpu"
     else:
         import torch
 
-        from .calculator import load_calculator
+        from .md.engines import set_kernels
         from .model import device_description, resolve_device
 
         torch.set_num_threads(int(a.threads or s["torch_threads"]))
         dev = resolve_device(s["device"])
-        calc = load_calculator(a.model, dev, skin=s["skin_A"])
+        engine, model = a.engine or s["engine"], a.model
+        pair_finder = s["pair_finder"][dev.type] if engine == "torch" else None
+        kernels = set_kernels(s["kernels"], dev)
         device, name = device_description(dev), a.model_id or a.model
-    print(f"[rdf-md] {name} on {device}", file=sys.stderr, flush=True)
+    print(f"[rdf-md] {name} on {device}, engine {engine}"
+          + (f" (pairs: {pair_finder})" if pair_finder else "") + (f", hippynn kernels {kernels}" if kernels else ""),
+          file=sys.stderr, flush=True)
 
-    run = run_liquid_md(calc, s)
+    run = run_liquid_md(calc, s, model=model, engine=engine, device=dev, pair_finder=pair_finder or "cell_list")
     t = time.perf_counter()
     r, g = rdf_of_frames(run.frames, s["r_max_A"], s["n_bins"])
     rdf_time = time.perf_counter() - t
@@ -501,6 +490,9 @@ def main_md(argv: list[str] | None = None) -> int:
         "ms_per_step": round(1e3 * run.wall_time_s / max(run.steps_done, 1), 3),
         "rdf_wall_time_s": round(rdf_time, 3),
         "device": device,
+        "engine": run.engine,
+        "pair_finder": pair_finder if run.engine == "torch" else ("ase.neighborlist" if model else None),
+        "hippynn_kernels": kernels,
         "seed": int(s["seed"]),
         "settings": s,
     }

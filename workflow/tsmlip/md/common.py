@@ -65,13 +65,13 @@ def out_of_memory_error(device: torch.device, n_atoms: int, limit: int) -> Excep
 
 
 def finite_or_none(x):
-    return float(x) if x is not None and math.isfinite(x) else None
+    return float(x) if x is not None and math.isfinite(float(x)) else None
 
 
-def write_json(path: str | Path, payload: dict) -> None:
+def write_json(path: str | Path, payload: dict, indent: int = 1) -> None:
     """Atomic JSON write (:func:`tsmlip.io_utils.atomic_write_json`): a killed job leaves no partial file.
     NaN/inf are refused: store them as null (:func:`finite_or_none`)."""
-    atomic_write_json(path, payload, indent=1)
+    atomic_write_json(path, payload, indent=indent)
 
 
 #: set True to silence :func:`log` (e.g. a benchmark printing its own table)

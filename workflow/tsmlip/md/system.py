@@ -1,6 +1,7 @@
-"""The MD test system: a thermalised crystal supercell of a requested number of atoms.
+"""The MD systems: the thermalised crystal supercell of a requested number of atoms (timing, the memory
+probe) and the liquid's starting structure (the RDF liquid, :func:`liquid_system`).
 
-The element is the model's (``md.element``, or the single element the model was trained on), the crystal
+The crystal's element is the model's (``md.element``, or the single element the model was trained on), the crystal
 ASE's reference structure and lattice constant of that element unless ``md.crystal_structure`` /
 ``md.lattice_constant_A`` are set (:mod:`tsmlip.elements`); for the default data, fcc aluminum, a = 4.05 A.
 
@@ -87,11 +88,13 @@ def fcc_supercell(n_atoms: int, lattice_constant_A: float, seed: int = 0, symbol
                                        "lattice_constant_A": lattice_constant_A, "c_over_a": None}, seed=seed)
 
 
-def thermalize(atoms, temperature_K: float, seed: int = 0):
-    """Maxwell-Boltzmann velocities at ``temperature_K`` with zero total momentum (in place)."""
+def thermalize(atoms, temperature_K: float, seed: int = 0, rng=None):
+    """Maxwell-Boltzmann velocities at ``temperature_K`` with zero total momentum (in place), drawn from
+    ``rng`` (a numpy Generator, which the caller may go on using, e.g. for Langevin noise) or a fresh
+    generator seeded with ``seed``."""
     from ase.md import velocitydistribution as vd
 
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(seed) if rng is None else rng
     if hasattr(vd, "thermalize_momenta"):  # ASE >= 3.29
         vd.thermalize_momenta(atoms, temperature_K, rng=rng)
     else:
@@ -125,3 +128,44 @@ def md_system(n_atoms: int, md_cfg: dict, seed: int | None = None):
     seed = int(md_cfg.get("seed", 0) if seed is None else seed)
     atoms = crystal_supercell(n_atoms, md_cfg, seed=seed)
     return thermalize(atoms, md_cfg["temperature_K"], seed=seed)
+
+
+# ------------------------------------------------------------------------------------------- liquid
+def number_density(density_g_cm3: float, element: str = "Al") -> float:
+    """Atoms per cubic Angstrom of a one-element system of mass density ``density_g_cm3``."""
+    from ase.data import atomic_masses, atomic_numbers
+    from ase.units import _amu
+
+    mass_g = atomic_masses[atomic_numbers[element]] * _amu * 1e3
+    return density_g_cm3 / mass_g * 1e-24
+
+
+def liquid_lattice_constant(settings: dict) -> float:
+    """Edge (A) of the cubic 4-atom fcc cell at the liquid's number density (``element``,
+    ``density_g_cm3``)."""
+    return (4.0 / number_density(settings["density_g_cm3"], settings["element"])) ** (1.0 / 3.0)
+
+
+def initial_liquid_cell(settings: dict):
+    """fcc supercell (cubic 4-atom cells repeated ``supercell``) of ``element`` scaled to ``density_g_cm3``
+    (resolved ``rdf:`` settings, :func:`tsmlip.rdf.resolve_liquid`), atoms displaced by a Gaussian of
+    ``rattle_A`` seeded with ``seed`` (breaks the lattice symmetry)."""
+    from ase.build import bulk
+
+    a = liquid_lattice_constant(settings)
+    atoms = bulk(settings["element"], "fcc", a=a, cubic=True).repeat(tuple(settings["supercell"]))
+    if settings["rattle_A"] > 0:
+        atoms.rattle(stdev=settings["rattle_A"], seed=int(settings["seed"]))
+    return atoms
+
+
+def liquid_system(settings: dict, temperature_K: float, rng):
+    """The liquid's starting state: :func:`initial_liquid_cell`, Maxwell-Boltzmann velocities at
+    ``temperature_K`` from ``rng`` with zero total momentum, and ASE's ``FixCom`` constraint (the Langevin
+    run holds the centre of mass; the engines honour it). ``rng`` then goes on to the Langevin noise."""
+    from ase.constraints import FixCom
+
+    atoms = initial_liquid_cell(settings)
+    thermalize(atoms, temperature_K, rng=rng)
+    atoms.set_constraint(FixCom())
+    return atoms
