@@ -14,9 +14,9 @@ from conftest import ROOT
 from tsmlip.config import Arch, deep_merge
 from tsmlip.md import probe, timing
 from tsmlip.md.common import FAKE_OOM_ENV, fake_oom_atoms
-from tsmlip.md.engines import make_engine
+from tsmlip.md.engines import Langevin, kernel_implementation, make_engine, set_kernels
 from tsmlip.md.hardware import hardware_info
-from tsmlip.md.pairs import cell_list_pairs
+from tsmlip.md.pairs import cell_list_pairs, vesin_pairs
 from tsmlip.elements import ElementError
 from tsmlip.md.system import crystal_supercell, fcc_supercell, md_system, resolve_md_config, supercell_repeats
 
@@ -121,7 +121,8 @@ def _pair_set(pf, ps, off):
     (np.diag([14.0, 4.0, 30.0]), 60),                                     # thinner than the cut-off
     (np.array([[5.0, 0, 0], [2.0, 5.0, 0], [1.0, 1.0, 40.0]]), 80),       # thin and triclinic
 ])
-def test_cell_list_pairs_match_dense_search(cell, n):
+@pytest.mark.parametrize("finder", ["cell_list", "vesin"])
+def test_pair_finders_match_dense_search(cell, n, finder):
     from hippynn.layers.pairs.dispatch import neighbor_list_torch
 
     rng = np.random.default_rng(0)
@@ -129,7 +130,10 @@ def test_cell_list_pairs_match_dense_search(cell, n):
     # positions partly outside the cell: the finder must wrap them and return offsets for the raw positions
     coords = torch.as_tensor(rng.uniform(-0.3, 1.3, size=(n, 3)) @ cell, dtype=torch.float64)
     cutoff = 6.5
-    got = cell_list_pairs(cutoff, coords, cell_t, chunk=5000)  # small chunks exercise the loop
+    if finder == "cell_list":
+        got = cell_list_pairs(cutoff, coords, cell_t, chunk=5000)  # small chunks exercise the loop
+    else:
+        got = vesin_pairs(cutoff, coords, cell_t)
     ref = neighbor_list_torch(cutoff, coords, cell_t)
     assert _pair_set(*got) == _pair_set(*ref)
     pf, ps, off = got
@@ -142,7 +146,8 @@ def test_cell_list_pairs_match_dense_search(cell, n):
 def test_engines_follow_the_same_trajectory(model_path, md_cfg, dtype, tol):
     atoms = md_system(256, md_cfg)
     runs = {}
-    for name, finder in (("ase", None), ("torch", "kdtree"), ("torch", "cell_list"), ("torch", "periodic")):
+    for name, finder in (("ase", None), ("torch", "kdtree"), ("torch", "cell_list"), ("torch", "periodic"),
+                         ("torch", "vesin")):
         eng = make_engine(name, model_path, atoms, "cpu", 1.0, skin_A=md_cfg["skin_A"],
                           pair_finder=finder or "cell_list", dtype=dtype)
         e0 = eng.energies()
@@ -154,6 +159,51 @@ def test_engines_follow_the_same_trajectory(model_path, md_cfg, dtype, tol):
         assert np.abs(pos - ref_pos).max() < tol, key
         assert np.abs(vel - ref_vel).max() < tol, key
         assert np.allclose(e0, ref_e0, atol=1e3 * tol) and np.allclose(e1, ref_e1, atol=1e3 * tol), key
+
+
+def test_langevin_engines_follow_the_same_trajectory(model_path):
+    """NVT Langevin with FixCom: ASE's integrator and the torch engine's copy draw the same noise from one
+    seed; in float64 they stay on one trajectory, across a change of the target temperature."""
+    from ase.constraints import FixCom
+
+    from tsmlip.md.system import liquid_system
+    from tsmlip.rdf import resolve_liquid
+
+    s = resolve_liquid({"element": None, "density_g_cm3": None, "liquid_density_ratio": 0.85, "supercell": [3, 3, 3],
+                        "r_max_A": 5.0, "rattle_A": 0.05, "seed": 3}, [13])
+    runs = {}
+    for name, finder in (("ase", None), ("torch", "vesin"), ("torch", "kdtree")):
+        rng = np.random.default_rng(5)
+        atoms = liquid_system(s, 1500.0, rng)
+        assert any(isinstance(c, FixCom) for c in atoms.constraints)
+        eng = make_engine(name, model_path, atoms, "cpu", 2.0, pair_finder=finder or "vesin", dtype=torch.float64,
+                          thermostat=Langevin(1500.0, 0.01, rng))
+        temps = []
+        eng.run(6, lambda: temps.append(eng.temperature()))
+        eng.set_temperature(600.0)
+        eng.run(4)
+        runs[(name, finder)] = (eng.positions(), eng.velocities(), temps, eng.potential_energy(), eng.nsteps,
+                                eng.snapshot())
+    ref = runs[("ase", None)]
+    assert ref[4] == 10 and len(ref[2]) == 6
+    masses = ref[5].get_masses()
+    for key, (pos, vel, temps, epot, nsteps, frame) in runs.items():
+        assert np.abs(pos - ref[0]).max() < 1e-9 and np.abs(vel - ref[1]).max() < 1e-9, key
+        assert np.allclose(temps, ref[2], rtol=1e-9) and epot == pytest.approx(ref[3], abs=1e-8), key
+        assert nsteps == 10 and np.allclose(frame.positions, pos) and not frame.constraints
+        assert np.abs(masses @ vel).max() < 1e-9  # FixCom: no net momentum
+
+
+def test_kernels_per_device():
+    """auto = plain pytorch on the CPU; implementation names pass through; unknown names fail."""
+    try:
+        assert set_kernels("auto", "cpu") == "pytorch" == kernel_implementation()
+        assert set_kernels(None, torch.device("cpu")) == "pytorch"
+        assert set_kernels("sparse", "cpu") == "sparse" == kernel_implementation()
+        with pytest.raises(ValueError, match="unknown hippynn kernels"):
+            set_kernels("fastest", "cpu")
+    finally:
+        set_kernels("pytorch", "cpu")
 
 
 def test_torch_engine_reuses_pairs_within_the_skin(model_path, md_cfg):
@@ -183,6 +233,7 @@ def test_md_timing_cli(tmp_path, model_path, md_cfg, engine):
     assert rec["stable"] is True
     assert abs(rec["energy_drift_eV_per_atom_per_ps"]) < 0.1  # a few fs of a random-weight model at 1 fs
     assert rec["hardware"]["device"] == "cpu" and rec["hardware"]["cpu"]["torch_threads"] == tc["torch_threads"]
+    assert rec["hippynn_kernels"] == "pytorch" and rec["hippynn_kernels_setting"] == "auto"
 
 
 def test_energy_drift_and_unstable_flag(model_path, md_cfg):
@@ -248,6 +299,7 @@ def test_cpu_probe_with_injected_oom(tmp_path, model_path, md_cfg):
                        "--config-json", cfg, "--fake-oom-above", "100"]) == 0
     rec = json.loads(out.read_text())
     assert PROBE_KEYS <= set(rec) and rec["device"] == "cpu"
+    assert rec["hippynn_kernels"] == "pytorch" and rec["hippynn_kernels_setting"] == "auto"
     assert all(SIZE_KEYS <= set(row) for row in rec["sizes"])
     budget = 400 * 2**20
     assert rec["memory_budget_bytes"] == budget

@@ -5,8 +5,10 @@ each has a command-line entry in :mod:`tsmlip.cli`. Units: eV, Angstrom, fs unle
 """
 import os as _os
 
-# Numba custom kernels make CPU MD slower and print a warning at import; keep hippynn on plain torch
-# unless the user asked otherwise.
+# hippynn's import-time kernel choice: plain torch (training and labelling use it, on every device) unless
+# the user asked otherwise; "auto" would warn at import where no custom kernels are installed. The MD
+# commands choose per device at run time (md.kernels / rdf.kernels, tsmlip.md.engines.set_kernels: pytorch
+# on the CPU, where numba's kernels are 10x slower, hippynn's recommended ones on CUDA).
 _os.environ.setdefault("HIPPYNN_USE_CUSTOM_KERNELS", "False")
 _os.environ.setdefault("HIPPYNN_PROGRESS", "none")
 

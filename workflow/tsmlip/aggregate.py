@@ -59,6 +59,7 @@ MD_KEYS = (
     "stable",
     "device",
     "device_name",
+    "hippynn_kernels",
 )
 #: max_atoms.json key -> models.csv column (the bisection brackets the limit: max_atoms fits, first_failure
 #: does not; a capped probe never failed)
@@ -71,6 +72,7 @@ MAX_ATOMS_KEYS = {
     "memory_per_atom_slope_bytes": "memory_per_atom_slope_bytes",
     "device": "max_atoms_device",
     "device_name": "max_atoms_device_name",
+    "hippynn_kernels": "max_atoms_hippynn_kernels",
 }
 #: convergence columns of models.csv (see the module docstring)
 CONVERGENCE_COLUMNS = ("stopped_by", "best_epoch", "late_relative_improvement", "converged")

@@ -296,7 +296,9 @@ def _finish_cost_axis(ax, has_data: bool, ylabel: str, legend_title: str, what: 
 
 def scaling(models: pd.DataFrame) -> plt.Figure:
     """Fig. 5: MD time per step per atom (A, per engine) and the maximum number of atoms (B) vs the number
-    of weights, one point per architecture (every kind of it pooled: cost does not depend on training)."""
+    of weights, one point per architecture (every kind of it pooled: cost does not depend on training).
+    The legends name the device and hippynn's message-passing kernels the numbers were measured with
+    (``hippynn_kernels`` of the JSON: memory per atom depends on them)."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.5), layout="constrained")
     ax = axes[0]
     engines = md_engines(models)
@@ -304,8 +306,9 @@ def scaling(models: pd.DataFrame) -> plt.Figure:
         col = f"md_{engine}_us_per_atom_step"
         arch = _per_arch(models, col)
         dev = _device_names(models, f"md_{engine}_device_name")
+        kernels = _device_names(models, f"md_{engine}_hippynn_kernels")
         ax.errorbar(arch["n_weights"], arch["mean"], yerr=arch["std"], fmt=f"{marker}-", capsize=2,
-                    label=f"{engine}" + (f" on {dev}" if dev else ""))
+                    label=f"{engine}" + (f" on {dev}" if dev else "") + (f", {kernels} kernels" if kernels else ""))
         _auto_log(ax, arch["mean"], "y")
     _finish_cost_axis(ax, bool(engines), "MD time per step per atom (µs)", "MD engine", "MD timings", "(A) speed")
     ax = axes[1]
@@ -313,7 +316,9 @@ def scaling(models: pd.DataFrame) -> plt.Figure:
     if has_max:
         arch = _per_arch(models, "max_atoms")
         dev = _device_names(models, "max_atoms_device_name")
-        ax.plot(arch["n_weights"], arch["mean"], "o-", color="dimgrey", label=dev or "this device")
+        kernels = _device_names(models, "max_atoms_hippynn_kernels")
+        ax.plot(arch["n_weights"], arch["mean"], "o-", color="dimgrey",
+                label=(dev or "this device") + (f", {kernels} kernels" if kernels else ""))
         _auto_log(ax, arch["mean"], "y")
     _finish_cost_axis(ax, has_max, "maximum number of atoms", "device", "maximum-atoms measurements", "(B) memory")
     fig.suptitle("Cost of large-scale MD vs model capacity (one point per architecture, every kind of it pooled)",

@@ -44,7 +44,7 @@ import torch
 from ..elements import ElementError
 from .common import (FAKE_OOM_ENV, add_config_args, fake_oom_atoms, log, md_config, out_of_memory_error,
                      setup_device, write_json)
-from .engines import ENGINES, PRIME_ATOMS, kernel_implementation, make_engine, prime_engine
+from .engines import ENGINES, PRIME_ATOMS, kernel_implementation, make_engine, prime_engine, set_kernels
 from .hardware import device_memory_bytes, device_name, hardware_info, nvml_memory_used
 from .system import md_system, resolve_md_config
 
@@ -242,6 +242,7 @@ def worker_main() -> None:
         torch.set_num_threads(1)
         job = json.loads(sys.stdin.readline())
         model_path, md_cfg, fake, budget = (job[k] for k in ("model_path", "md_cfg", "fake_oom_above", "budget"))
+        set_kernels(md_cfg.get("kernels", "auto"), "cpu")
         _prime(model_path, md_cfg, torch.device("cpu"))
         gc.collect()
         reply({"ready": True})
@@ -371,8 +372,9 @@ def probe_max_atoms(model_path, md_cfg: dict, device: torch.device, model_id: st
     md_cfg = resolve_md_config(md_cfg, model_species(model_path), trained_on=f"the model {model_path}")
     pc = md_cfg["probe"]
     fake = fake_oom_atoms(fake_oom_above)
+    set_kernels(md_cfg.get("kernels", "auto"), device)
     trial = (CudaTrial if device.type == "cuda" else CpuTrial)(model_path, md_cfg, device, fake)
-    log(f"[max-atoms] {model_id or model_path}: engine={pc['engine']} device={device} "
+    log(f"[max-atoms] {model_id or model_path}: engine={pc['engine']} device={device} kernels={kernel_implementation()} "
         f"budget {trial.budget / MB:.0f} MB" + (f", injected OOM above {fake} atoms" if fake else ""))
     t0 = time.perf_counter()
     try:
@@ -406,6 +408,7 @@ def probe_max_atoms(model_path, md_cfg: dict, device: torch.device, model_id: st
         "fake_oom_above": fake,
         "sizes": found["sizes"],
         "hippynn_kernels": kernel_implementation(),
+        "hippynn_kernels_setting": md_cfg.get("kernels", "auto"),
         "wall_s": time.perf_counter() - t0,
         "model_path": str(model_path),
         "hardware": hardware_info(device),

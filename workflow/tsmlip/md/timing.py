@@ -25,7 +25,7 @@ import torch
 
 from ..elements import ElementError
 from .common import add_config_args, finite_or_none, log, md_config, setup_device, write_json
-from .engines import ENGINES, kernel_implementation, make_engine, prime_engine
+from .engines import ENGINES, kernel_implementation, make_engine, prime_engine, set_kernels
 from .hardware import device_name, hardware_info
 from .system import md_system, resolve_md_config
 
@@ -54,6 +54,7 @@ def time_md(model_path: str | Path, engine: str, md_cfg: dict, device: torch.dev
     n_atoms, steps, warmup, repeats = (int(tc[k]) for k in ("n_atoms", "steps", "warmup_steps", "repeats"))
     dt_fs = float(tc["timestep_fs"])
     pair_finder = md_cfg["pair_finder"][device.type]
+    set_kernels(md_cfg.get("kernels", "auto"), device)
     atoms = md_system(n_atoms, md_cfg)
 
     wall0 = time.perf_counter()
@@ -66,6 +67,7 @@ def time_md(model_path: str | Path, engine: str, md_cfg: dict, device: torch.dev
     setup_s = time.perf_counter() - t_setup
     trace_t, trace_e = [0.0], [sum(eng.energies())]
     log(f"[md-timing] {model_id or model_path} engine={engine} device={device} n_atoms={n_atoms} "
+        f"kernels={kernel_implementation()} "
         f"priming {prime_s:.1f} s, setup {setup_s:.2f} s, E0 = {trace_e[0]:.6f} eV")
     done = 0
     if warmup:
@@ -129,6 +131,7 @@ def time_md(model_path: str | Path, engine: str, md_cfg: dict, device: torch.dev
         "pair_finder": pair_finder if engine == "torch" else "ase.neighborlist",
         "dtype": dtype,
         "hippynn_kernels": kernel_implementation(),
+        "hippynn_kernels_setting": md_cfg.get("kernels", "auto"),
         "torch_threads": torch.get_num_threads() if device.type == "cpu" else None,
         "model_path": str(model_path),
         "hardware": hardware_info(device),
