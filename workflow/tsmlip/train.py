@@ -33,7 +33,7 @@ import torch
 from .config import DISTILLED_KINDS, ModelId
 from .data import load_dataset, load_split
 from .data.split import SPLITS, dataset_fingerprint
-from .io_utils import atomic_torch_save
+from .io_utils import atomic_open, atomic_torch_save, atomic_write_text
 from .label import LabelError, load_labels
 from .losses import build_loss_terms, combine, error_loss, schedule_for
 from .model import (DB_ATOM_ENERGIES, DB_CELL, DB_ENERGY, DB_ENERGY_PER_ATOM, DB_FORCES, DB_POSITIONS,
@@ -79,10 +79,6 @@ def _n_images(arrays: dict, cutoff: float) -> int:
     heights = np.stack([vol / np.linalg.norm(np.cross(cells[:, (i + 1) % 3], cells[:, (i + 2) % 3]), axis=1)
                         for i in range(3)], axis=1)
     return int(math.ceil(cutoff / heights.min())) + 1
-
-
-def _atomic_save(obj, path: Path) -> None:
-    atomic_torch_save(obj, path)
 
 
 def _read_checkpoint(path: Path, model_id) -> dict | None:
@@ -274,7 +270,7 @@ def train(model_id: ModelId, cfg: dict, dataset_path, split_path, out_dir, check
             state["epoch"] = epoch
             state["finished"] = not keep_going
             ck_state = dict(state, elapsed_s=elapsed)
-            _atomic_save({"fingerprint": fingerprint, "model": model.state_dict(),
+            atomic_torch_save({"fingerprint": fingerprint, "model": model.state_dict(),
                           "controller": controller.state_dict(), "torch_rng": torch.random.get_rng_state(),
                           "db_rng": db.random_state.get_state(), "state": ck_state}, ckpt_path)
             state["elapsed_s"], t_start = elapsed, now
@@ -288,7 +284,7 @@ def train(model_id: ModelId, cfg: dict, dataset_path, split_path, out_dir, check
     convergence = convergence_summary(state["curve"], stopped_early=epoch < max_epochs,
                                       best_epoch=state["best_epoch"], max_epochs=max_epochs)
     save_model(graph, out_dir / "model.pt", **meta)
-    with open(out_dir / "curve.csv", "w", newline="") as fh:
+    with atomic_open(out_dir / "curve.csv", "w", newline="") as fh:
         wr = csv.DictWriter(fh, fieldnames=CURVE_COLUMNS)
         wr.writeheader()
         wr.writerows(state["curve"])
@@ -310,8 +306,7 @@ def train(model_id: ModelId, cfg: dict, dataset_path, split_path, out_dir, check
         "splits": splits,
         "untrained": state.get("untrained"),
     }
-    with open(out_dir / "metrics.json", "w") as fh:
-        json.dump(metrics, fh, indent=2)
+    atomic_write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2))
     t = splits["test"]
     log(f"[{model_id}] stopped by {convergence['stopped_by']} after {epoch} epochs (best {state['best_epoch']}); "
         f"validation force RMSE improved {100 * convergence['late_relative_improvement']:.1f}% over the last "
