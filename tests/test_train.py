@@ -60,7 +60,7 @@ def test_trained_model_and_checkpoint_load_with_weights_only(teacher):
     assert payload["format"] == MODEL_FORMAT
     assert payload["meta"] == {"model_id": "teacher/w12-s8-l2/seed0", "best_epoch": metrics["best_epoch"],
                                "epochs": 8}
-    assert load_model(d / "model" / "model.pt").extra["meta"]["model_id"] == "teacher/w12-s8-l2/seed0"
+    assert load_model(d / "model" / "model.pt").arch.tag == "w12-s8-l2"
     ck = torch.load(d / "ckpt" / "checkpoint.pt", weights_only=True)
     assert ck["state"]["epoch"] == 8 and ck["state"]["finished"] is True
     assert {"model", "controller", "torch_rng", "db_rng", "fingerprint"} <= set(ck)

@@ -215,7 +215,3 @@ def all_model_ids(cfg: dict) -> list[ModelId]:
 
 def results_dir(cfg: dict) -> Path:
     return Path(cfg.get("results_dir", "results"))
-
-
-def model_dir(cfg: dict, model_id: ModelId | str) -> Path:
-    return results_dir(cfg) / "models" / str(model_id)

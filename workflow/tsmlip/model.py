@@ -16,7 +16,7 @@ from __future__ import annotations
 import pickle
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -56,7 +56,6 @@ class ModelGraph:
     henergy: object
     forces: object
     energy_per_atom: object
-    extra: dict = field(default_factory=dict)
 
     @property
     def energy(self):
@@ -254,8 +253,6 @@ def load_model(path: str | Path, device: str | torch.device | None = "cpu") -> M
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise ModelFileError(f"{path}: broken tsmlip model file, its weights do not fit its architecture "
                              f"({type(exc).__name__}: {_first_sentence(str(exc))})") from None
-    graph.extra["meta"] = payload.get("meta", {})
-    graph.extra["path"] = str(path)
     if device is not None:
         graph.network.torch_module.to(device)
         graph.henergy.torch_module.to(device)

@@ -35,7 +35,7 @@ from .data import load_dataset, load_split
 from .data.split import SPLITS, dataset_fingerprint
 from .io_utils import atomic_open, atomic_torch_save, atomic_write_text
 from .label import LabelError, load_labels
-from .losses import build_loss_terms, combine, error_loss, schedule_for
+from .losses import TERMS, build_loss_terms, combine, error_loss, schedule_for
 from .model import (DB_ATOM_ENERGIES, DB_CELL, DB_ENERGY, DB_ENERGY_PER_ATOM, DB_FORCES, DB_POSITIONS,
                     DB_SPECIES, build_model, count_weights, device_description, load_model, resolve_device,
                     _to_cpu, save_model)
@@ -159,7 +159,7 @@ def train(model_id: ModelId, cfg: dict, dataset_path, split_path, out_dir, check
             training_modules, db_info = assemble()
             db.inputs, db.targets = db_info["inputs"], db_info["targets"]
     model, _, evaluator = training_modules
-    term_names = [t for t in ("E", "F", "A", "L2", "R") if t in terms]
+    term_names = [t for t in TERMS if t in terms]
     term_module = GraphModule(training_modules.loss.input_nodes, [terms[t] for t in term_names])
     model.to(device)
     term_module.to(device)

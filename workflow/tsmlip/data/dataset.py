@@ -15,7 +15,6 @@ import numpy as np
 from ..io_utils import atomic_open, atomic_write_text
 
 REQUIRED = ("Z", "R", "cell", "E", "F")
-OPTIONAL = ("ref_atom_E", "T_K")
 
 
 class DataError(ValueError):
