@@ -219,4 +219,4 @@ def all_model_ids(cfg: dict) -> list[ModelId]:
 
 
 def results_dir(cfg: dict) -> Path:
-    return Path(cfg.get("results_dir", "results"))
+    return Path(cfg["results_dir"])

@@ -83,12 +83,13 @@ def network_kwargs(arch: Arch, network_cfg: dict, species=(ALUMINUM,)) -> dict:
         "dist_hard_max": network_cfg["dist_hard_max"],
         "sensitivity_type": network_cfg["sensitivity_type"],
         "resnet": network_cfg["resnet"],
-        "cusp_reg": network_cfg.get("cusp_reg", 1e-6),
+        "cusp_reg": network_cfg["cusp_reg"],
     }
 
 
 def build_model(arch: Arch, network_cfg: dict, seed: int | None = None, species=(ALUMINUM,)) -> ModelGraph:
-    """Build the hippynn graph of one HIPNN model.
+    """Build the hippynn graph of one HIPNN model from the validated ``network:`` config section
+    (``network_cfg``; the schema's defaults filled in).
 
     With ``seed`` given, the weights are initialised from ``torch.manual_seed(seed)`` right before the
     network is built, so a student, its control(s) and any other model of the same architecture and
@@ -96,7 +97,7 @@ def build_model(arch: Arch, network_cfg: dict, seed: int | None = None, species=
     """
     from hippynn.graphs import inputs, networks, physics, targets
 
-    if network_cfg.get("l_max", 1) != 1:
+    if network_cfg["l_max"] != 1:
         raise ValueError("only l_max = 1 (HipnnVec) is implemented, as in the paper")
     species_node = inputs.SpeciesNode(db_name=DB_SPECIES)
     positions = inputs.PositionsNode(db_name=DB_POSITIONS)
