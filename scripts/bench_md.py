@@ -26,7 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "workflow"))
 
-PAPER_CONFIG = ROOT / "config" / "paper.yaml"
+BASE_CONFIG = ROOT / "config" / "config.yaml"
+PAPER_CONFIG = ROOT / "config" / "paper.yaml"  # an overlay on BASE_CONFIG
 
 
 def paper_archs() -> dict:
@@ -34,7 +35,7 @@ def paper_archs() -> dict:
     smallest student of its sweep."""
     from tsmlip.config import Arch, load_config, teacher_arch
 
-    paper = load_config(PAPER_CONFIG)
+    paper = load_config(BASE_CONFIG, PAPER_CONFIG)
     sw = paper["sweep"]
     smallest = Arch(min(sw["width"]), min(sw["n_sensitivities"]), min(sw["n_atom_layers"]))
     return {"teacher": teacher_arch(paper), "student": smallest}
@@ -46,7 +47,7 @@ def default_sizes(device_type: str) -> list[int]:
         return [256, 500]
     from tsmlip.config import load_config
 
-    return [500, 4000, int(load_config(PAPER_CONFIG)["md"]["timing"]["n_atoms"])]
+    return [500, 4000, int(load_config(BASE_CONFIG, PAPER_CONFIG)["md"]["timing"]["n_atoms"])]
 
 
 def random_model(arch, network_cfg, path):
@@ -102,7 +103,7 @@ def main(argv=None) -> int:
 
     common.QUIET = not args.verbose
 
-    cfg = load_config(*args.config)
+    cfg = load_config(BASE_CONFIG, *args.config)
     md = cfg["md"]
     for key, value in (("steps", args.steps), ("warmup_steps", args.warmup), ("repeats", args.repeats),
                        ("torch_threads", args.threads)):

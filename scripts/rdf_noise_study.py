@@ -9,7 +9,7 @@ stage, solid density, 300 K) shows the melt indicator of a system that did not m
     python scripts/rdf_noise_study.py --sizes 4,4,4:300 5,5,5:1500 --seeds 3
 
 Each size is ``supercell:production_steps``; other settings come from the ``rdf:`` section of the
-config files named with --config (default config/config.yaml). Prints a table; nothing is written.
+config: config/config.yaml with the overlays named with --config. Prints a table; nothing is written.
 """
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow"))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "workflow"))
 
 
 def main() -> int:
@@ -37,7 +38,8 @@ def main() -> int:
     p.add_argument("--n-bins", type=int, default=None, help="override rdf.n_bins")
     p.add_argument("--crystal", action="store_true", help="also run the crystal control")
     a = p.parse_args()
-    base = resolve_liquid(dict(load_config(*a.config)["rdf"]), [13], trained_on="EMT aluminum")
+    rdf_cfg = load_config(ROOT / "config" / "config.yaml", *a.config)["rdf"]
+    base = resolve_liquid(dict(rdf_cfg), [13], trained_on="EMT aluminum")
     quiet = lambda msg: None  # noqa: E731
     rows = []
     for size in a.sizes:

@@ -8,6 +8,9 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+#: the workflow's default config and the tiny overlay of the tests (the package reads only what it is named)
+BASE_CONFIG = ROOT / "config" / "config.yaml"
+TEST_CONFIG = ROOT / "config" / "test.yaml"
 sys.path.insert(0, str(ROOT / "workflow"))
 os.environ.setdefault("HIPPYNN_USE_CUSTOM_KERNELS", "False")
 
@@ -20,7 +23,7 @@ torch.set_num_threads(1)
 def tiny_cfg():
     from tsmlip.config import load_config
 
-    return load_config(ROOT / "config" / "test.yaml")
+    return load_config(BASE_CONFIG, TEST_CONFIG)
 
 
 @pytest.fixture(scope="session")

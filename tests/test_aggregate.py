@@ -9,11 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import BASE_CONFIG
 from tsmlip import aggregate, claims
 from tsmlip.config import load_config
 
 #: the default configuration's aggregate section (the claims' settings live in config/ only)
-AGG = load_config()["aggregate"]
+AGG = load_config(BASE_CONFIG)["aggregate"]
 
 #: synthetic sweep: arch -> (n_weights, us per atom step, memory per atom in bytes, control test force RMSE)
 ARCHS = {
@@ -289,7 +290,7 @@ def test_born_again_table_shows_the_published_numbers(run, tmp_path):
     from tsmlip.config import load_config
 
     root, models, _ = run
-    ref = load_config()["paper_reference"]
+    ref = load_config(BASE_CONFIG)["paper_reference"]
     t = aggregate.born_again_table(models, ref["born_again"]).set_index("kind")
     assert t.loc["born_again", "paper_test_force_rmse_eV_A_mean"] == 0.083
     assert t.loc["born_again", "paper_test_force_rmse_eV_A_std"] == 0.003

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from conftest import BASE_CONFIG, ROOT, TEST_CONFIG
 from tsmlip.config import Arch, load_config
 from tsmlip.io_utils import atomic_open, atomic_torch_save, atomic_write_json, atomic_write_text
 
@@ -87,7 +87,7 @@ def test_writer_killed_mid_write_leaves_no_partial_file(tmp_path, previous):
 
 # ---------------------------------------------------------------------------------- killed MD jobs
 def _rdf_settings(**kw):
-    s = dict(load_config(ROOT / "config" / "test.yaml")["rdf"])
+    s = dict(load_config(BASE_CONFIG, TEST_CONFIG)["rdf"])
     s.update(element="Al", supercell=[2, 2, 2], r_max_A=4.0, n_bins=40, melt_steps=0, equilibration_steps=0,
              production_steps=10 ** 7, sample_interval=5, progress_every=5)
     s.update(kw)
@@ -131,7 +131,7 @@ def test_killed_md_timing_job_leaves_no_output(tmp_path):
     from tsmlip.model import build_model, save_model
 
     model = tmp_path / "model.pt"
-    save_model(build_model(Arch(6, 6, 1), load_config(ROOT / "config" / "test.yaml")["network"], seed=0), model)
+    save_model(build_model(Arch(6, 6, 1), load_config(BASE_CONFIG, TEST_CONFIG)["network"], seed=0), model)
     out_dir = tmp_path / "md"
     out_dir.mkdir()
     timing_cfg = json.dumps({"timing": {"warmup_steps": 0, "repeats": 1, "steps": 10 ** 7}})

@@ -10,9 +10,10 @@ from scipy import stats
 
 from tsmlip import claim_stats as cs
 from tsmlip import claims
+from conftest import BASE_CONFIG
 from tsmlip.config import load_config
 
-AGG = load_config()["aggregate"]
+AGG = load_config(BASE_CONFIG)["aggregate"]
 FORCE = claims.FORCE
 
 

@@ -4,23 +4,20 @@
   temperatures, and close contacts inside the configured distance range;
 - the melt indicator (production-stage MSD / d_nn^2) separates a crystal from a liquid.
 """
-from pathlib import Path
 
 import numpy as np
 import pytest
 from ase.calculators.emt import EMT
 
+from conftest import BASE_CONFIG, TEST_CONFIG
 from tsmlip import rdf
 from tsmlip.config import load_config
 from tsmlip.data import emt
 from tsmlip.data.coverage import coverage_summary, per_config
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
 @pytest.fixture(scope="module")
 def generated():
-    cfg = load_config(ROOT / "config" / "test.yaml")["data"]["emt"]
+    cfg = load_config(BASE_CONFIG, TEST_CONFIG)["data"]["emt"]
     cfg = dict(cfg, n_configs=16, mix={"crystal": 1, "strained": 1, "liquid": 1, "close_contact": 1},
                snapshots_per_trajectory=2)
     configs, summary = emt.generate(cfg, progress=False)
@@ -73,7 +70,7 @@ def test_push_close_contacts_exact_distance():
 
 
 def _settings(**kw):
-    s = dict(load_config(ROOT / "config" / "test.yaml")["rdf"])
+    s = dict(load_config(BASE_CONFIG, TEST_CONFIG)["rdf"])
     s.update(element="Al", density_g_cm3=2.3, supercell=[2, 2, 2], r_max_A=4.0, n_bins=40, melt_steps=0, equilibration_steps=20,
              production_steps=150, sample_interval=50, progress_every=1000)
     s.update(kw)
@@ -89,7 +86,7 @@ def test_melt_indicator_separates_crystal_from_liquid():
                                                 temperature_K=1500.0), log=lambda m: None)
     m_crystal = rdf.melt_indicator(crystal.msd_A2["production"], d_solid)
     m_liquid = rdf.melt_indicator(liquid.msd_A2["production"], rdf.nearest_neighbour_distance(2.3))
-    threshold = load_config()["rdf"]["melt_min_msd_ratio"]
+    threshold = load_config(BASE_CONFIG)["rdf"]["melt_min_msd_ratio"]
     assert m_crystal < threshold / 3 < threshold < m_liquid, (m_crystal, m_liquid)
     assert set(liquid.msd_A2) == {"melt", "equilibrate", "production"}
     assert 1.5 < liquid.min_pair_distance_A < 2.6

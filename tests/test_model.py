@@ -115,8 +115,8 @@ def test_every_model_kind_loads_with_weights_only(tiny_cfg, rattled_al, tmp_path
         assert payload["format"] == MODEL_FORMAT and payload["meta"]["model_id"] == str(mid)
         assert payload["arch"] == {"width": mid.arch.width, "n_sensitivities": mid.arch.n_sensitivities,
                                    "n_atom_layers": mid.arch.n_atom_layers}
+        assert payload["meta"] == {"model_id": str(mid), "best_epoch": 3, "epochs": 5}
         again = load_model(path)
-        assert again.extra["meta"] == {"model_id": str(mid), "best_epoch": 3, "epochs": 5}
         np.testing.assert_allclose(predict(again, arrays_of([rattled_al]))["E"],
                                    predict(g, arrays_of([rattled_al]))["E"], rtol=1e-6)
 

@@ -25,7 +25,7 @@ FCC_SHELLS = [np.sqrt(n / 2.0) for n in (1, 2, 3, 4, 5)]
 
 @pytest.fixture(scope="module")
 def test_cfg():
-    return load_config(ROOT / "config" / "test.yaml")
+    return load_config(ROOT / "config" / "config.yaml", ROOT / "config" / "test.yaml")
 
 
 def _tiny_settings(test_cfg, **kw):

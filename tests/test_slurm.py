@@ -339,7 +339,7 @@ def _fault_setup(tmp: Path) -> tuple[list[str], str, Path]:
     test_cfg = REPO / "config" / "test.yaml"
     overlay = tmp / "fault_overlay.yaml"
     overlay.write_text(json.dumps(FAULT_OVERLAY) + "\n")  # JSON is YAML
-    teacher = str(teacher_ids(load_config(test_cfg, overlay))[0])
+    teacher = str(teacher_ids(load_config(REPO / "config" / "config.yaml", test_cfg, overlay))[0])
     results = tmp / "results"
     args = [
         "--workflow-profile", str(CI_PROFILE),

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import BASE_CONFIG
 from tsmlip.config import ConfigError, ModelId, load_config, validate
 from tsmlip.label import LabelError, label, load_labels
 from tsmlip.losses import BornAgainSchedule, LossWeights, build_loss_terms, combine
@@ -60,7 +61,7 @@ def test_trained_model_and_checkpoint_load_with_weights_only(teacher):
     assert payload["format"] == MODEL_FORMAT
     assert payload["meta"] == {"model_id": "teacher/w12-s8-l2/seed0", "best_epoch": metrics["best_epoch"],
                                "epochs": 8}
-    assert load_model(d / "model" / "model.pt").extra["meta"]["model_id"] == "teacher/w12-s8-l2/seed0"
+    assert load_model(d / "model" / "model.pt").arch.tag == "w12-s8-l2"
     ck = torch.load(d / "ckpt" / "checkpoint.pt", weights_only=True)
     assert ck["state"]["epoch"] == 8 and ck["state"]["finished"] is True
     assert {"model", "controller", "torch_rng", "db_rng", "fingerprint"} <= set(ck)
@@ -150,7 +151,7 @@ def test_atom_energy_term_ignores_padding(tiny_cfg, tiny_data):
 
 
 def test_born_again_schedule_table1():
-    cfg = load_config()
+    cfg = load_config(BASE_CONFIG)
     rows = cfg["born_again"]["schedule"]
     step = BornAgainSchedule(rows, 1e-4, 0.01, epoch_scale=1.0, interpolation="step")
     assert step(1).as_dict() == {"w_E": 0.0, "w_F": 75.0, "w_A": 200.0, "w_L2": 1e-4, "w_R": 0.01}
@@ -164,8 +165,13 @@ def test_born_again_schedule_table1():
         BornAgainSchedule(rows, 0, 0, epoch_scale=0.001)
 
 
+def test_load_config_reads_only_the_files_it_is_named():
+    with pytest.raises(TypeError, match="name the config files"):
+        load_config()
+
+
 def test_config_errors_name_the_key():
-    cfg = load_config()
+    cfg = load_config(BASE_CONFIG)
     bad = json.loads(json.dumps(cfg))
     bad["training"]["batch_size"] = "sixteen"
     with pytest.raises(ConfigError, match="training.batch_size"):

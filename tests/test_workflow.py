@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import run_snakemake
+from conftest import BASE_CONFIG, ROOT, TEST_CONFIG, run_snakemake
 from tsmlip.config import all_model_ids, load_config
 
 
@@ -20,7 +20,7 @@ def test_dry_run_and_lint_default_config():
 def test_paper_config_plans_the_whole_sweep():
     out = run_snakemake("-n", "--configfile", "config/paper.yaml")
     assert out.returncode == 0, out.stderr[-3000:]
-    cfg = load_config("config/paper.yaml")
+    cfg = load_config(BASE_CONFIG, ROOT / "config" / "paper.yaml")
     n_models = len(all_model_ids(cfg))
     assert n_models >= 150
     table = out.stdout[out.stdout.index("Job stats"):]
@@ -40,7 +40,7 @@ def test_bad_config_fails_before_any_job(tmp_path):
 
 def test_end_to_end_tiny(e2e_run):
     results, out = e2e_run
-    cfg = load_config("config/test.yaml")
+    cfg = load_config(BASE_CONFIG, TEST_CONFIG)
     for mid in all_model_ids(cfg):
         d = results / "models" / str(mid)
         m = json.loads((d / "metrics.json").read_text())
@@ -78,7 +78,7 @@ def test_end_to_end_copper_extxyz(e2e_copper_run):
     """A non-aluminum dataset through every rule: the MD and RDF stages take copper from the data.
     As long as the aluminum run above (the same DAG without the reference run): `pytest -m slow`."""
     results, out = e2e_copper_run
-    cfg = load_config("config/test.yaml")
+    cfg = load_config(BASE_CONFIG, TEST_CONFIG)
     prov = json.loads((results / "data" / "provenance.json").read_text())
     assert prov["species"] == [29] and prov["forces_are"] == "forces"
     assert prov["force_sign_check"]["verdict"] == "repel"

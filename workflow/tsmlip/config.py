@@ -13,9 +13,10 @@ from pathlib import Path
 
 import yaml
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
-SCHEMA_PATH = CONFIG_DIR / "schema.yaml"
-DEFAULT_CONFIG = CONFIG_DIR / "config.yaml"
+#: the configuration's schema (types, allowed values, defaults), which :func:`validate` checks against. The
+#: package reads no configuration file of its own: a step gets its settings from its caller (a rule passes
+#: the sections it needs; :func:`load_config` reads only the files it is named).
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
 
 #: kinds of trained model; "teacher" is trained on ground truth only, the others read atom-energy labels
 KINDS = ("teacher", "student", "control", "control_fw", "born_again", "born_again_static")
@@ -156,10 +157,14 @@ def deep_merge(base: dict, overlay: dict) -> dict:
     return out
 
 
-def load_config(*overlays: str | Path, base: str | Path | None = DEFAULT_CONFIG) -> dict:
-    """The default config (config/config.yaml) with each overlay file merged on top, validated."""
+def load_config(*paths: str | Path) -> dict:
+    """The config files ``paths`` merged in order, validated (schema defaults filled in): the first is the base
+    (e.g. config/config.yaml), each later one an overlay merged on top, as Snakemake merges ``--configfile``
+    over the Snakefile's ``configfile:``. Nothing is read that the caller did not name."""
+    if not paths:
+        raise TypeError("load_config: name the config files (the base first, then any overlays)")
     cfg: dict = {}
-    for path in ([base] if base else []) + list(overlays):
+    for path in paths:
         with open(path) as fh:
             cfg = deep_merge(cfg, yaml.safe_load(fh) or {})
     return validate(cfg)
@@ -214,8 +219,4 @@ def all_model_ids(cfg: dict) -> list[ModelId]:
 
 
 def results_dir(cfg: dict) -> Path:
-    return Path(cfg.get("results_dir", "results"))
-
-
-def model_dir(cfg: dict, model_id: ModelId | str) -> Path:
-    return results_dir(cfg) / "models" / str(model_id)
+    return Path(cfg["results_dir"])

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .data import load_dataset
+from .io_utils import atomic_open, atomic_write_text
 from .model import device_description, load_model, resolve_device
 from .metrics import atom_energy_agreement
 from .predict import predict
@@ -67,10 +68,8 @@ def label(teacher_paths: list[str], dataset_path: str, out: str, tolerance: floa
     E_teacher = np.mean([p["E"] for p in preds], axis=0)
     # float32 rounding of a sum over up to ~250 atoms of ~eV terms: a few 1e-5 eV
     max_dev = check_sums(atom_E, E_teacher, arrays["Z"], tolerance, "teacher predictions")
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(out).with_name(Path(out).stem + ".tmp.npz")
-    np.savez_compressed(tmp, atom_E=atom_E, E_teacher=E_teacher, sum_tolerance_eV=tolerance)
-    tmp.replace(out)
+    with atomic_open(out, "wb") as fh:
+        np.savez_compressed(fh, atom_E=atom_E, E_teacher=E_teacher, sum_tolerance_eV=tolerance)
     mask = arrays["Z"] != 0
     info = {
         "teachers": [str(p) for p in teacher_paths], "choice": choice,
@@ -82,8 +81,7 @@ def label(teacher_paths: list[str], dataset_path: str, out: str, tolerance: floa
         "device": device_description(dev),
         "vs_reference": atom_energy_agreement(atom_E, arrays["ref_atom_E"], mask) if "ref_atom_E" in arrays else None,
     }
-    with open(Path(out).with_suffix(".json"), "w") as fh:
-        json.dump(info, fh, indent=2)
+    atomic_write_text(Path(out).with_suffix(".json"), json.dumps(info, indent=2))
     return info
 
 

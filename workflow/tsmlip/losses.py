@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-#: the error terms, in the order the loss module returns them
+#: the loss terms, in the order the training loop evaluates them (A only where the model is distilled)
 TERMS = ("E", "F", "A", "L2", "R")
 
 

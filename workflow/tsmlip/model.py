@@ -16,7 +16,7 @@ from __future__ import annotations
 import pickle
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -56,7 +56,6 @@ class ModelGraph:
     henergy: object
     forces: object
     energy_per_atom: object
-    extra: dict = field(default_factory=dict)
 
     @property
     def energy(self):
@@ -84,12 +83,13 @@ def network_kwargs(arch: Arch, network_cfg: dict, species=(ALUMINUM,)) -> dict:
         "dist_hard_max": network_cfg["dist_hard_max"],
         "sensitivity_type": network_cfg["sensitivity_type"],
         "resnet": network_cfg["resnet"],
-        "cusp_reg": network_cfg.get("cusp_reg", 1e-6),
+        "cusp_reg": network_cfg["cusp_reg"],
     }
 
 
 def build_model(arch: Arch, network_cfg: dict, seed: int | None = None, species=(ALUMINUM,)) -> ModelGraph:
-    """Build the hippynn graph of one HIPNN model.
+    """Build the hippynn graph of one HIPNN model from the validated ``network:`` config section
+    (``network_cfg``; the schema's defaults filled in).
 
     With ``seed`` given, the weights are initialised from ``torch.manual_seed(seed)`` right before the
     network is built, so a student, its control(s) and any other model of the same architecture and
@@ -97,7 +97,7 @@ def build_model(arch: Arch, network_cfg: dict, seed: int | None = None, species=
     """
     from hippynn.graphs import inputs, networks, physics, targets
 
-    if network_cfg.get("l_max", 1) != 1:
+    if network_cfg["l_max"] != 1:
         raise ValueError("only l_max = 1 (HipnnVec) is implemented, as in the paper")
     species_node = inputs.SpeciesNode(db_name=DB_SPECIES)
     positions = inputs.PositionsNode(db_name=DB_POSITIONS)
@@ -254,8 +254,6 @@ def load_model(path: str | Path, device: str | torch.device | None = "cpu") -> M
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise ModelFileError(f"{path}: broken tsmlip model file, its weights do not fit its architecture "
                              f"({type(exc).__name__}: {_first_sentence(str(exc))})") from None
-    graph.extra["meta"] = payload.get("meta", {})
-    graph.extra["path"] = str(path)
     if device is not None:
         graph.network.torch_module.to(device)
         graph.henergy.torch_module.to(device)

@@ -25,6 +25,7 @@ import math
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,9 +34,9 @@ import torch
 from .config import DISTILLED_KINDS, ModelId
 from .data import load_dataset, load_split
 from .data.split import SPLITS, dataset_fingerprint
-from .io_utils import atomic_torch_save
+from .io_utils import atomic_open, atomic_torch_save, atomic_write_text
 from .label import LabelError, load_labels
-from .losses import build_loss_terms, combine, error_loss, schedule_for
+from .losses import TERMS, build_loss_terms, combine, error_loss, schedule_for
 from .model import (DB_ATOM_ENERGIES, DB_CELL, DB_ENERGY, DB_ENERGY_PER_ATOM, DB_FORCES, DB_POSITIONS,
                     DB_SPECIES, build_model, count_weights, device_description, load_model, resolve_device,
                     _to_cpu, save_model)
@@ -81,10 +82,6 @@ def _n_images(arrays: dict, cutoff: float) -> int:
     return int(math.ceil(cutoff / heights.min())) + 1
 
 
-def _atomic_save(obj, path: Path) -> None:
-    atomic_torch_save(obj, path)
-
-
 def _read_checkpoint(path: Path, model_id) -> dict | None:
     """A checkpoint, read with ``weights_only=True`` like a shared model file: it holds only tensors and plain
     data (model/optimizer state, the controller's ints/floats/strs, torch RNG states as byte tensors:
@@ -111,14 +108,14 @@ def _fingerprint(model_id: ModelId, cfg: dict, dataset_path, labels_path) -> str
 
 def train(model_id: ModelId, cfg: dict, dataset_path, split_path, out_dir, checkpoint_dir,
           labels_path=None) -> dict:
-    """Train one model; returns its metrics dict (also written to ``out_dir/metrics.json``)."""
-    from hippynn.experiment import assemble_for_training
-    from hippynn.experiment.assembly import precompute_pairs
-    from hippynn.experiment.controllers import PatienceController
-    from hippynn.graphs import GraphModule
-    from hippynn.pretraining import hierarchical_energy_initialization
-    from hippynn.databases import Database
+    """Train one model; returns its metrics dict (also written to ``out_dir/metrics.json``).
 
+    The steps, in order (the order matters: the model's weights, the database's shuffling and the
+    checkpoint's RNG states all draw on torch's global generator): read the data (:func:`_load_data`), build
+    the model, its losses and the hippynn database (:func:`_assemble`), the optimizer and its controllers
+    (:func:`_optimizer`), resume from a checkpoint (:func:`_resume`), score the untrained model
+    (:func:`_score_untrained`), the epoch loop (:func:`_epoch_loop`), and write the outputs (:func:`_finish`).
+    """
     tr = cfg["training"]
     t_start = time.time()
     out_dir, checkpoint_dir = Path(out_dir), Path(checkpoint_dir)
@@ -128,6 +125,55 @@ def train(model_id: ModelId, cfg: dict, dataset_path, split_path, out_dir, check
         torch.set_num_threads(int(tr["torch_threads"]))
     torch.set_default_dtype(torch.float32)
 
+    data = _load_data(model_id, dataset_path, split_path, labels_path)
+    run = _assemble(model_id, cfg, data, device)
+    optimizer, controller, max_epochs = _optimizer(model_id, cfg, run.model)
+    ckpt = _Checkpoint(checkpoint_dir / "checkpoint.pt", _fingerprint(model_id, cfg, dataset_path, labels_path))
+    state = _resume(model_id, ckpt, run, controller)
+    split = data.split
+    log(f"[{model_id}] {run.n_weights} trainable weights, device {device_description(device)}, "
+        f"{len(split['train'])}/{len(split['valid'])}/{len(split['test'])} train/valid/test configs, "
+        f"max {max_epochs} epochs, patience {tr['termination_patience']}, "
+        f"final loss weights {run.schedule.final.as_dict()}")
+    if state["epoch"] == 0 and not state["curve"]:
+        _score_untrained(model_id, run, optimizer, state, tr)
+    epoch, t_start = _epoch_loop(model_id, run, optimizer, controller, max_epochs, state, ckpt, tr, t_start)
+    return _finish(model_id, cfg, data, run, state, epoch, max_epochs, out_dir, labels_path, t_start)
+
+
+@dataclass
+class _Data:
+    """What one training reads: the dataset arrays, the split, the teacher's labels (None without)."""
+
+    arrays: dict
+    split: dict
+    labels: np.ndarray | None
+    distilled: bool  # the loss has an atom-energy term
+
+
+@dataclass
+class _Run:
+    """The assembled model: graph, loss terms and schedule, hippynn's training modules and database."""
+
+    device: torch.device
+    graph: object  # tsmlip.model.ModelGraph
+    schedule: object  # losses.StaticSchedule or losses.BornAgainSchedule
+    model: torch.nn.Module  # inputs -> outputs (hippynn GraphModule)
+    evaluator: object  # hippynn Evaluator of the validation metrics
+    db: object  # hippynn Database
+    term_names: list  # the loss terms, in TERMS order
+    term_module: torch.nn.Module  # (outputs, targets) -> the loss terms' values
+    n_in: int  # how many of a batch's tensors are model inputs (the rest are targets)
+    n_weights: int
+
+
+@dataclass
+class _Checkpoint:
+    path: Path
+    fingerprint: str  # the settings, data and labels it was made with (see _fingerprint)
+
+
+def _load_data(model_id: ModelId, dataset_path, split_path, labels_path) -> _Data:
     distilled = model_id.kind in DISTILLED_KINDS
     if distilled and labels_path is None:
         raise TrainingError(f"{model_id}: a {model_id.kind} model needs the teacher's atom-energy labels")
@@ -139,23 +185,35 @@ def train(model_id: ModelId, cfg: dict, dataset_path, split_path, out_dir, check
             labels = load_labels(labels_path, arrays)
         except LabelError as e:
             raise TrainingError(str(e)) from None
-    species = sorted(int(z) for z in np.unique(arrays["Z"]) if z != 0)
+    return _Data(arrays, split, labels, distilled)
 
-    # --- model, loss, database -------------------------------------------------------------------
+
+def _assemble(model_id: ModelId, cfg: dict, data: _Data, device: torch.device) -> _Run:
+    """The model graph (weights seeded by the model's seed), its loss terms, hippynn's training modules and
+    database (energy offsets initialised from the training data, pairs pre-computed), on ``device``."""
+    from hippynn.databases import Database
+    from hippynn.experiment import assemble_for_training
+    from hippynn.experiment.assembly import precompute_pairs
+    from hippynn.graphs import GraphModule
+    from hippynn.pretraining import hierarchical_energy_initialization
+
+    tr = cfg["training"]
+    arrays = data.arrays
+    species = sorted(int(z) for z in np.unique(arrays["Z"]) if z != 0)
     graph = build_model(model_id.arch, cfg["network"], seed=model_id.seed, species=species)
-    terms, metric_nodes = build_loss_terms(graph, with_atom_energies=distilled)
+    terms, metric_nodes = build_loss_terms(graph, with_atom_energies=data.distilled)
     schedule = schedule_for(model_id.kind, cfg)
-    static_loss = combine(schedule.final, terms)  # defines what the model must output; weights applied below
+    static_loss = combine(schedule.final, terms)  # defines what the model must output; weights applied per epoch
 
     def assemble():
         return assemble_for_training(static_loss, metric_nodes)
 
     with _quiet():
         training_modules, db_info = assemble()
-        db = Database(hippynn_arrays(arrays, labels if distilled else None), inputs=db_info["inputs"],
+        db = Database(hippynn_arrays(arrays, data.labels if data.distilled else None), inputs=db_info["inputs"],
                       targets=db_info["targets"], seed=model_id.seed, quiet=True)
         for name in ("test", "valid", "train"):
-            db.make_explicit_split(name, torch.as_tensor(split[name]))
+            db.make_explicit_split(name, torch.as_tensor(data.split[name]))
         hierarchical_energy_initialization(graph.henergy, db, trainable_after=False, decay_factor=1e-2)
         if tr["precompute_pairs"]:
             precompute_pairs(training_modules.model, db, batch_size=tr["eval_batch_size"], device=device,
@@ -163,16 +221,23 @@ def train(model_id: ModelId, cfg: dict, dataset_path, split_path, out_dir, check
             training_modules, db_info = assemble()
             db.inputs, db.targets = db_info["inputs"], db_info["targets"]
     model, _, evaluator = training_modules
-    term_names = [t for t in ("E", "F", "A", "L2", "R") if t in terms]
+    term_names = [t for t in TERMS if t in terms]
     term_module = GraphModule(training_modules.loss.input_nodes, [terms[t] for t in term_names])
     model.to(device)
     term_module.to(device)
     evaluator.model_device = device
     if device.type == "cuda":
         db.send_to_device(device)
-    n_in = len(db_info["inputs"])
-    n_weights = count_weights(graph)
+    return _Run(device, graph, schedule, model, evaluator, db, term_names, term_module, len(db_info["inputs"]),
+                count_weights(graph))
 
+
+def _optimizer(model_id: ModelId, cfg: dict, model: torch.nn.Module):
+    """(optimizer, controller, max_epochs): Adam, hippynn's ``PatienceController`` with a ``ReduceLROnPlateau``
+    scheduler, and the epoch limit (``born_again.max_epochs`` for a Born-Again model, if set)."""
+    from hippynn.experiment.controllers import PatienceController
+
+    tr = cfg["training"]
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=tr["learning_rate"])
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=tr["lr_factor"],
@@ -183,88 +248,102 @@ def train(model_id: ModelId, cfg: dict, dataset_path, split_path, out_dir, check
                                     stopping_key="stop_metric", eval_batch_size=tr["eval_batch_size"],
                                     fraction_train_eval=tr["train_eval_fraction"],
                                     termination_patience=tr["termination_patience"], quiet=True)
+    return optimizer, controller, max_epochs
 
-    # --- resume ------------------------------------------------------------------------------------
-    ckpt_path = checkpoint_dir / "checkpoint.pt"
-    fingerprint = _fingerprint(model_id, cfg, dataset_path, labels_path)
+
+def _resume(model_id: ModelId, ckpt: _Checkpoint, run: _Run, controller) -> dict:
+    """The training state: from the checkpoint when there is one made with the same fingerprint (model,
+    controller and RNG states restored), else a fresh one."""
     state = {"epoch": 0, "best_metric": math.inf, "best_epoch": 0, "best_state": None, "curve": [],
              "elapsed_s": 0.0, "phase": 0}
-    if ckpt_path.exists() and (ck := _read_checkpoint(ckpt_path, model_id)) is not None:
-        if ck.get("fingerprint") == fingerprint:
-            model.load_state_dict(ck["model"])
+    if ckpt.path.exists() and (ck := _read_checkpoint(ckpt.path, model_id)) is not None:
+        if ck.get("fingerprint") == ckpt.fingerprint:
+            run.model.load_state_dict(ck["model"])
             controller.load_state_dict(ck["controller"])
             torch.random.set_rng_state(ck["torch_rng"])
-            db.random_state.set_state(ck["db_rng"])
+            run.db.random_state.set_state(ck["db_rng"])
             state = ck["state"]
-            log(f"[{model_id}] resuming from checkpoint at epoch {state['epoch']} ({ckpt_path})")
+            log(f"[{model_id}] resuming from checkpoint at epoch {state['epoch']} ({ckpt.path})")
         else:
-            log(f"[{model_id}] ignoring checkpoint {ckpt_path}: made with other settings or data")
+            log(f"[{model_id}] ignoring checkpoint {ckpt.path}: made with other settings or data")
+    return state
 
-    log(f"[{model_id}] {n_weights} trainable weights, device {device_description(device)}, "
-        f"{len(split['train'])}/{len(split['valid'])}/{len(split['test'])} train/valid/test configs, "
-        f"max {max_epochs} epochs, patience {tr['termination_patience']}, "
-        f"final loss weights {schedule.final.as_dict()}")
 
-    # --- epoch 0: the model as training starts it (after the energy-offset initialisation) -----------
-    if state["epoch"] == 0 and not state["curve"]:
-        model.eval()
-        with _quiet():
-            ev = {name: evaluator.evaluate(db.make_generator(name, "eval", tr["eval_batch_size"]), name, 0)
-                  for name in SPLITS}
-        state["untrained"] = {name: {k: ev[name][k] for k in ("energy_rmse_eV", "energy_per_atom_rmse_eV",
-                                                               "force_rmse_eV_A", "force_mae_eV_A")}
-                              for name in SPLITS}
-        w0 = schedule(1)
-        state["curve"].append(_curve_row(0, optimizer, w0, float("nan"), ev["train"], ev["valid"],
-                                         error_loss(schedule.final, ev["valid"]), 0.0, 0.0))
-        log(f"[{model_id}] epoch    0  (untrained) force RMSE train {ev['train']['force_rmse_eV_A']:.4f} "
-            f"valid {ev['valid']['force_rmse_eV_A']:.4f} eV/A")
+def _score_untrained(model_id: ModelId, run: _Run, optimizer, state: dict, tr: dict) -> None:
+    """Epoch 0: the model as training starts it (after the energy-offset initialisation), recorded in
+    ``state["untrained"]`` and as the curve's first row."""
+    run.model.eval()
+    with _quiet():
+        ev = {name: run.evaluator.evaluate(run.db.make_generator(name, "eval", tr["eval_batch_size"]), name, 0)
+              for name in SPLITS}
+    state["untrained"] = {name: {k: ev[name][k] for k in ("energy_rmse_eV", "energy_per_atom_rmse_eV",
+                                                           "force_rmse_eV_A", "force_mae_eV_A")}
+                          for name in SPLITS}
+    w0 = run.schedule(1)
+    state["curve"].append(_curve_row(0, optimizer, w0, float("nan"), ev["train"], ev["valid"],
+                                     error_loss(run.schedule.final, ev["valid"]), 0.0, 0.0))
+    log(f"[{model_id}] epoch    0  (untrained) force RMSE train {ev['train']['force_rmse_eV_A']:.4f} "
+        f"valid {ev['valid']['force_rmse_eV_A']:.4f} eV/A")
 
-    # --- epoch loop --------------------------------------------------------------------------------
+
+def _train_one_epoch(model_id: ModelId, run: _Run, optimizer, batch_size: int, w, epoch: int,
+                     ckpt: _Checkpoint) -> float:
+    """One pass over the training split with loss weights ``w``; the mean batch loss. A loss that is not
+    finite stops training (:class:`TrainingError` naming the epoch and batch)."""
+    run.model.train()
+    loss_sum, n_batches = 0.0, 0
+    for b, batch in enumerate(run.db.make_generator("train", "train", batch_size=batch_size)):
+        batch = [x.to(run.device, non_blocking=True) for x in batch]
+        outputs = run.model(*batch[:run.n_in])
+        values = dict(zip(run.term_names, run.term_module(*outputs, *batch[run.n_in:])))
+        loss = combine(w, values)
+        if not torch.isfinite(loss):
+            bad = {k: float(v) for k, v in values.items()}
+            raise TrainingError(f"{model_id}: loss became {loss.item()} at epoch {epoch}, batch {b} "
+                                f"(terms {bad}); last good checkpoint: {ckpt.path}")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        loss_sum += loss.item()
+        n_batches += 1
+    return loss_sum / max(n_batches, 1)
+
+
+def _epoch_loop(model_id: ModelId, run: _Run, optimizer, controller, max_epochs: int, state: dict,
+                ckpt: _Checkpoint, tr: dict, t_start: float) -> tuple[int, float]:
+    """Train epoch by epoch from ``state`` until the controller or ``max_epochs`` stops it, keeping the best
+    weights (per schedule phase) and the curve in ``state`` and writing a checkpoint every
+    ``checkpoint_every`` epochs and at the end. Returns (last epoch, start of the time not yet in
+    ``state["elapsed_s"]``)."""
     epoch = state["epoch"]
     keep_going = epoch < max_epochs and not state.get("finished", False)
     while keep_going:
         epoch += 1
         t_epoch = time.time()
-        w = schedule(epoch)
-        phase = schedule.phase(epoch)
+        w = run.schedule(epoch)
+        phase = run.schedule.phase(epoch)
         if phase != state["phase"]:
             # Born-Again: a new row of the schedule -> pick the best model within the new phase
             state["phase"], state["best_metric"] = phase, math.inf
             log(f"[{model_id}] epoch {epoch}: loss weights now {w.as_dict()}")
-        model.train()
-        loss_sum, n_batches = 0.0, 0
-        for b, batch in enumerate(db.make_generator("train", "train", batch_size=controller.batch_size)):
-            batch = [x.to(device, non_blocking=True) for x in batch]
-            outputs = model(*batch[:n_in])
-            values = dict(zip(term_names, term_module(*outputs, *batch[n_in:])))
-            loss = combine(w, values)
-            if not torch.isfinite(loss):
-                bad = {k: float(v) for k, v in values.items()}
-                raise TrainingError(f"{model_id}: loss became {loss.item()} at epoch {epoch}, batch {b} "
-                                    f"(terms {bad}); last good checkpoint: {ckpt_path}")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.item()
-            n_batches += 1
-        model.eval()
+        train_loss = _train_one_epoch(model_id, run, optimizer, controller.batch_size, w, epoch, ckpt)
+        run.model.eval()
         with _quiet():
-            ev_train = evaluator.evaluate(db.make_generator("train", "eval", tr["eval_batch_size"],
-                                                            subsample=tr["train_eval_fraction"]), "train", epoch)
-            ev_valid = evaluator.evaluate(db.make_generator("valid", "eval", tr["eval_batch_size"]), "valid", epoch)
-        stop_metric = error_loss(schedule.final, ev_valid)
+            ev_train = run.evaluator.evaluate(run.db.make_generator("train", "eval", tr["eval_batch_size"],
+                                                                    subsample=tr["train_eval_fraction"]),
+                                              "train", epoch)
+            ev_valid = run.evaluator.evaluate(run.db.make_generator("valid", "eval", tr["eval_batch_size"]),
+                                              "valid", epoch)
+        stop_metric = error_loss(run.schedule.final, ev_valid)
         if not math.isfinite(stop_metric):
             raise TrainingError(f"{model_id}: validation loss became {stop_metric} at epoch {epoch}")
         better = stop_metric < state["best_metric"]
         if better:
-            state.update(best_metric=stop_metric, best_epoch=epoch,
-                         best_state=_to_cpu(model.state_dict()))
+            state.update(best_metric=stop_metric, best_epoch=epoch, best_state=_to_cpu(run.model.state_dict()))
         keep_going = controller.push_epoch(epoch, better, stop_metric, _print=lambda *a: None)
         now = time.time()
         elapsed = state["elapsed_s"] + (now - t_start)
-        row = _curve_row(epoch, optimizer, w, loss_sum / max(n_batches, 1), ev_train, ev_valid, stop_metric,
-                         now - t_epoch, elapsed)
+        row = _curve_row(epoch, optimizer, w, train_loss, ev_train, ev_valid, stop_metric, now - t_epoch, elapsed)
         state["curve"].append(row)
         log(f"[{model_id}] epoch {epoch:4d}  lr {row['lr']:.2e}  loss {row['train_loss']:.4g}  "
             f"force RMSE train {row['train_force_rmse_eV_A']:.4f} valid {row['valid_force_rmse_eV_A']:.4f} eV/A  "
@@ -273,45 +352,53 @@ def train(model_id: ModelId, cfg: dict, dataset_path, split_path, out_dir, check
         if not keep_going or epoch % tr["checkpoint_every"] == 0:
             state["epoch"] = epoch
             state["finished"] = not keep_going
-            ck_state = dict(state, elapsed_s=elapsed)
-            _atomic_save({"fingerprint": fingerprint, "model": model.state_dict(),
-                          "controller": controller.state_dict(), "torch_rng": torch.random.get_rng_state(),
-                          "db_rng": db.random_state.get_state(), "state": ck_state}, ckpt_path)
+            _save_checkpoint(ckpt, run, controller, dict(state, elapsed_s=elapsed))
             state["elapsed_s"], t_start = elapsed, now
+    return epoch, t_start
 
-    # --- best model, final metrics -----------------------------------------------------------------
+
+def _save_checkpoint(ckpt: _Checkpoint, run: _Run, controller, state: dict) -> None:
+    atomic_torch_save({"fingerprint": ckpt.fingerprint, "model": run.model.state_dict(),
+                       "controller": controller.state_dict(), "torch_rng": torch.random.get_rng_state(),
+                       "db_rng": run.db.random_state.get_state(), "state": state}, ckpt.path)
+
+
+def _finish(model_id: ModelId, cfg: dict, data: _Data, run: _Run, state: dict, epoch: int, max_epochs: int,
+            out_dir: Path, labels_path, t_start: float) -> dict:
+    """Write the best weights (``model.pt``), the curve (``curve.csv``) and the metrics of the saved model
+    on every split (``metrics.json``); returns the metrics."""
     if state["best_state"] is None:
         raise TrainingError(f"{model_id}: no epoch was trained (max_epochs={max_epochs})")
-    model.load_state_dict(state["best_state"])
+    tr, device = cfg["training"], run.device
+    run.model.load_state_dict(state["best_state"])
     wall = state["elapsed_s"] + (time.time() - t_start)
     meta = {"model_id": str(model_id), "best_epoch": state["best_epoch"], "epochs": epoch}
     convergence = convergence_summary(state["curve"], stopped_early=epoch < max_epochs,
                                       best_epoch=state["best_epoch"], max_epochs=max_epochs)
-    save_model(graph, out_dir / "model.pt", **meta)
-    with open(out_dir / "curve.csv", "w", newline="") as fh:
+    save_model(run.graph, out_dir / "model.pt", **meta)
+    with atomic_open(out_dir / "curve.csv", "w", newline="") as fh:
         wr = csv.DictWriter(fh, fieldnames=CURVE_COLUMNS)
         wr.writeheader()
         wr.writerows(state["curve"])
     final = load_model(out_dir / "model.pt", device=device)  # scores exactly what was saved
     splits = {}
     for name in SPLITS:
-        pred = predict(final, arrays, split[name], device=device, batch_size=tr["eval_batch_size"])
-        splits[name] = error_metrics(pred, arrays, split[name], labels)
+        pred = predict(final, data.arrays, data.split[name], device=device, batch_size=tr["eval_batch_size"])
+        splits[name] = error_metrics(pred, data.arrays, data.split[name], data.labels)
     metrics = {
         "model_id": str(model_id), "kind": model_id.kind, "width": model_id.arch.width,
         "n_sensitivities": model_id.arch.n_sensitivities, "n_atom_layers": model_id.arch.n_atom_layers,
-        "seed": model_id.seed, "n_weights": n_weights, "epochs": epoch, "best_epoch": state["best_epoch"],
+        "seed": model_id.seed, "n_weights": run.n_weights, "epochs": epoch, "best_epoch": state["best_epoch"],
         "wall_time_s": wall, "device": device_description(device),
         "convergence": convergence,
-        "loss_weights": schedule.final.as_dict(),
+        "loss_weights": run.schedule.final.as_dict(),
         "loss_schedule": None if model_id.kind != "born_again" else cfg["born_again"],
         "teacher_labels": str(labels_path) if labels_path else None,
-        "atom_energy_labels_in_loss": distilled,
+        "atom_energy_labels_in_loss": data.distilled,
         "splits": splits,
         "untrained": state.get("untrained"),
     }
-    with open(out_dir / "metrics.json", "w") as fh:
-        json.dump(metrics, fh, indent=2)
+    atomic_write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2))
     t = splits["test"]
     log(f"[{model_id}] stopped by {convergence['stopped_by']} after {epoch} epochs (best {state['best_epoch']}); "
         f"validation force RMSE improved {100 * convergence['late_relative_improvement']:.1f}% over the last "

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io_utils import atomic_open, atomic_write_text
+
 REQUIRED = ("Z", "R", "cell", "E", "F")
-OPTIONAL = ("ref_atom_E", "T_K")
 
 
 class DataError(ValueError):
@@ -226,13 +227,11 @@ def select_configurations(arrays: dict, keep) -> dict:
 
 
 def save_dataset(arrays: dict, path: str | Path, provenance: dict) -> None:
-    """Write ``dataset.npz`` (atomically) and ``provenance.json`` beside it (with counts, species and the
-    force-sign check, see :func:`force_sign_summary`)."""
+    """Write ``dataset.npz`` and ``provenance.json`` beside it, each atomically (the provenance with counts,
+    species and the force-sign check, see :func:`force_sign_summary`)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    tmp.replace(path)
+    with atomic_open(path, "wb") as fh:
+        np.savez_compressed(fh, **arrays)
     prov = dict(provenance)
     if prov.get("source") == "emt":  # the generator stores ASE's get_forces(): forces, -dE/dR
         prov.setdefault("forces_are", "forces")
@@ -246,8 +245,7 @@ def save_dataset(arrays: dict, path: str | Path, provenance: dict) -> None:
         "units": {"energy": "eV", "length": "Angstrom", "forces": "eV/Angstrom"},
         "has_reference_atom_energies": "ref_atom_E" in arrays,
     })
-    with open(path.with_name("provenance.json"), "w") as fh:
-        json.dump(prov, fh, indent=2)
+    atomic_write_text(path.with_name("provenance.json"), json.dumps(prov, indent=2))
 
 
 def load_dataset(path: str | Path) -> dict[str, np.ndarray]:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io_utils import atomic_open, atomic_write_text
 from .dataset import DataError, load_dataset
 
 SPLITS = ("train", "valid", "test")
@@ -58,9 +59,10 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     n = len(load_dataset(a.dataset)["E"])
     split = make_split(n, a.valid_fraction, a.test_fraction, a.seed)
-    np.savez(a.out, **split)
+    with atomic_open(a.out, "wb") as fh:
+        np.savez(fh, **split)
     info = {k: int(len(v)) for k, v in split.items()}
     info.update({"seed": a.seed, "dataset_sha256_16": dataset_fingerprint(a.dataset)})
-    Path(a.out).with_suffix(".json").write_text(json.dumps(info, indent=2))
+    atomic_write_text(Path(a.out).with_suffix(".json"), json.dumps(info, indent=2))
     print(f"[split] {info}")
     return 0

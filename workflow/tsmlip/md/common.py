@@ -25,7 +25,7 @@ def md_config(config_json: str | None = None, config_files: list[str] | None = N
     if not config_files and not config_json:
         raise ValueError("no md settings: pass the md: section as --config-json (as the workflow's rules do) "
                          "or name the config files with --config config/config.yaml [overlay.yaml ...]")
-    md = load_config(*config_files[1:], base=config_files[0])["md"] if config_files else {}
+    md = load_config(*config_files)["md"] if config_files else {}
     if config_json:
         md = deep_merge(md, json.loads(config_json))
     return md
