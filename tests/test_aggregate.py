@@ -244,13 +244,6 @@ def test_model_files_reads_optional_files_where_present(run):
         aggregate.model_files(root / "models", ["student/w4-s4-l1/seed9"])
 
 
-def test_analysis_files_from_targets():
-    targets = ["r/models/student/w4-s4-l1/seed1/md_timing_ase.json", "r/models/student/w4-s4-l1/seed1/model.pt",
-               "r/models/control/w4-s4-l1/seed1/max_atoms.json", "r/models/teacher/w8-s4-l1/seed0/rdf_error.json",
-               "r/reference/rdf_peak.json", "other/models/student/w4-s4-l1/seed1/max_atoms.json"]
-    assert aggregate.analysis_files(targets, "r/models") == sorted([targets[0], targets[2], targets[3]])
-
-
 def test_born_again_table(run):
     _, models, _ = run
     t = aggregate.born_again_table(models).set_index("kind")

@@ -84,5 +84,3 @@ rule split:
         "tsmlip split --dataset {input} --valid-fraction {params.sp[valid_fraction]}"
         " --test-fraction {params.sp[test_fraction]} --seed {params.sp[seed]} --out {output.split} > {log} 2>&1"
 
-
-TARGETS.extend([DATASET, SPLIT])

@@ -23,5 +23,3 @@ rule label_atom_energies:
         "tsmlip label --teacher {input.teachers} --choice {params.choice} --dataset {input.data}"
         " --tolerance {params.tol} --device cpu --out {output.labels} > {log} 2>&1"
 
-
-TARGETS.append(LABELS)

@@ -8,8 +8,6 @@ import json
 
 RDF_CFG = config["rdf"]
 RDF_CFG_JSON = json.dumps(RDF_CFG, sort_keys=True)
-#: the embedded data come from a potential that can run MD itself; external data (ANI-Al) have none
-RDF_REFERENCE = config["data"]["source"] == "emt"
 RDF_TEACHERS = tsconfig.teacher_ids(config)
 
 
@@ -80,6 +78,7 @@ rule rdf_error:
         reference=lambda wildcards, input: (
             f"--reference-rdf {input.reference}" if RDF_REFERENCE else ""
         ),
+    localrule: True
     threads: 1
     resources:
         mem_mb=500,
@@ -92,16 +91,11 @@ rule rdf_error:
         " --out {output} > {log} 2>&1"
 
 
-TARGETS.extend(model_file(m, "rdf_error.json") for m in tsconfig.all_model_ids(config))
-if RDF_REFERENCE:
-    TARGETS.append(res("reference", "rdf_peak.json"))
-
-
 # the dataset's coverage (closest pairs, densities, temperatures) against every liquid run
 rule figure_coverage:
     input:
         data=DATASET,
-        runs=[model_file(m, "rdf_md.json") for m in tsconfig.all_model_ids(config)]
+        runs=[model_file(m, "rdf_md.json") for m in MODEL_IDS]
         + ([res("reference", "rdf_peak.json")] if RDF_REFERENCE else []),
     output:
         pdf=res("figures", "coverage.pdf"),
@@ -115,6 +109,7 @@ rule figure_coverage:
         dpi=config["aggregate"]["dpi"],
     log:
         res("logs", "figures", "coverage.log"),
+    localrule: True
     threads: 1
     resources:
         mem_mb=1500,
@@ -124,9 +119,6 @@ rule figure_coverage:
     shell:
         "tsmlip plot-coverage --dataset {input.data} --rdf-info {input.runs} --pdf {output.pdf}"
         " --png {output.png} --dpi {params.dpi} > {log} 2>&1"
-
-
-TARGETS.append(res("figures", "coverage.pdf"))
 
 
 # The seed noise floor of the RDF error: the first teacher runs the same liquid again with
@@ -164,11 +156,12 @@ rule rdf_noise_floor:
         info=rules.rdf_md_noise_seed.output.info,
         teacher=model_file(NOISE_TEACHER, "rdf.csv"),
     output:
-        res("rdf_noise", "noise_floor.json"),
+        RDF_NOISE_FLOOR,
     log:
         res("logs", "rdf_noise_floor.log"),
     params:
         teacher_id=str(NOISE_TEACHER),
+    localrule: True
     threads: 1
     resources:
         mem_mb=500,
@@ -178,6 +171,3 @@ rule rdf_noise_floor:
     shell:
         "tsmlip rdf-error --model-id noise_floor --rdf {input.rdf} --info {input.info}"
         " --teacher-rdf {input.teacher} --teacher-ids {params.teacher_id} --out {output} > {log} 2>&1"
-
-
-TARGETS.append(res("rdf_noise", "noise_floor.json"))

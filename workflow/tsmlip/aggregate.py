@@ -185,19 +185,6 @@ def collect_files(files=None, models_dir: str | Path | None = None) -> dict[str,
     return found
 
 
-def analysis_files(targets, models_dir: str | Path) -> list[str]:
-    """The per-model MD/RDF files (``md_timing_<engine>.json``, ``max_atoms.json``, ``rdf_error.json``) among
-    ``targets`` (paths), sorted; the workflow asks which of them its stages produce."""
-    root = Path(models_dir)
-    out = set()
-    for t in targets:
-        p = Path(t)
-        if p.name in ANALYSIS_FILES or MD_TIMING_RE.match(p.name):
-            if root in p.parents:
-                out.add(str(t))
-    return sorted(out)
-
-
 def convergence(met: dict, max_late_improvement: float) -> dict:
     """``stopped_by``, ``best_epoch``, ``late_relative_improvement``, ``converged`` from a ``metrics.json``.
 
