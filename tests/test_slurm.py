@@ -41,13 +41,13 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SLURM_SCRIPTS = REPO / "tests" / "slurm"
-CI_PROFILE = REPO / "workflow" / "profiles" / "slurm-ci"
-SITE_PROFILE = REPO / "workflow" / "profiles" / "slurm"
-DEFAULT_PROFILE = REPO / "workflow" / "profiles" / "default"
+CI_PROFILE = REPO / "profiles" / "slurm-ci"
+SITE_PROFILE = REPO / "profiles" / "slurm"
+DEFAULT_PROFILE = REPO / "profiles" / "default"
 STATE = Path(os.environ.get("TSMLIP_SLURM_STATE", "/var/lib/tsmlip-slurm"))
 DAEMONS = ("munged", "slurmctld", "slurmd")
 
-# rules that must be submitted with --gpus=1 (workflow/profiles/slurm*/config.yaml)
+# rules that must be submitted with --gpus=1 (profiles/slurm*/config.yaml)
 GPU_RULES = {
     "train",
     "md_timing",
