@@ -14,6 +14,8 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
+
+
 wildcard_constraints:
     kind=KINDS_RE,
     arch=ARCH_RE,
@@ -32,6 +34,6 @@ include: "workflow/rules/aggregate.smk"
 # are defined: they run inside the main Snakemake process, not as cluster jobs.
 rule all:
     default_target: True
-    localrule: True
     input:
         all_targets(),
+    localrule: True

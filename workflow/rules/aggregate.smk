@@ -10,13 +10,14 @@ AGG = config.get("aggregate", {})
 AGG_JSON = json.dumps(AGG, sort_keys=True)
 FIGURES_DIR = res("figures")
 #: the teacher's labels (with their check against the reference's atom energies) exist when some model reads them
-CLAIMS_LABELS = [res("labels", "atom_energies.json")] if any(m.kind in tsconfig.DISTILLED_KINDS for m in MODEL_IDS) else []
+CLAIMS_LABELS = (
+    [res("labels", "atom_energies.json")] if any(m.kind in tsconfig.DISTILLED_KINDS for m in MODEL_IDS) else []
+)
 
 
 rule aggregate:
     input:
-        files=[model_file(m, name) for m in MODEL_IDS for name in ("metrics.json", "curve.csv")]
-        + analysis_files(),
+        files=[model_file(m, name) for m in MODEL_IDS for name in ("metrics.json", "curve.csv")] + analysis_files(),
     output:
         models=os.path.join(TABLES, "models.csv"),
         summary=os.path.join(TABLES, "summary.csv"),
@@ -33,20 +34,20 @@ rule aggregate:
             category="Tables",
             labels={"table": "summary", "shows": "mean and std over seeds per kind and architecture"},
         ),
-    params:
-        factor=AGG["learning_speed_factor"],
-        max_late=AGG["convergence_max_late_improvement"],
     log:
         res("logs", "aggregate", "aggregate.log"),
     benchmark:
         res("benchmarks", "aggregate", "aggregate.tsv")
     localrule: True
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=2000,
         runtime=15,
-    conda:
-        CONDA_ENV
+    params:
+        factor=AGG["learning_speed_factor"],
+        max_late=AGG["convergence_max_late_improvement"],
     shell:
         "tsmlip aggregate --files {input.files}"
         " --learning-speed-factor {params.factor} --convergence-max-late-improvement {params.max_late}"
@@ -75,22 +76,25 @@ rule claims:
             os.path.join(TABLES, "headline.html"),
             caption="../report/headline.rst",
             category="Tables",
-            labels={"table": "headline", "shows": "best student vs the teacher and its control: speed, memory, accuracy"},
+            labels={
+                "table": "headline",
+                "shows": "best student vs the teacher and its control: speed, memory, accuracy",
+            },
         ),
-    params:
-        cfg=AGG_JSON,
-        labels=lambda wildcards, input: f"--labels {input.labels}" if input.labels else "",
     log:
         res("logs", "aggregate", "claims.log"),
     benchmark:
         res("benchmarks", "aggregate", "claims.tsv")
     localrule: True
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=1000,
         runtime=5,
-    conda:
-        CONDA_ENV
+    params:
+        cfg=AGG_JSON,
+        labels=lambda wildcards, input: f"--labels {input.labels}" if input.labels else "",
     shell:
         "tsmlip claims --models {input.models} {params.labels} --rdf-noise-floor {input.noise_floor} --config-json {params.cfg:q}"
         " --out-csv {output.csv} --out-md {output.md} --out-html {output.html}"
@@ -110,21 +114,21 @@ rule born_again_table:
             category="Tables",
             labels={"table": "born_again", "shows": "teacher vs Born-Again students (Sec. 3.5)"},
         ),
-    params:
-        # the published numbers live once, in config (paper_reference)
-        paper=json.dumps(config.get("paper_reference", {}), sort_keys=True),
-        data_source=config["data"]["source"],
     log:
         res("logs", "aggregate", "born_again_table.log"),
     benchmark:
         res("benchmarks", "aggregate", "born_again_table.tsv")
     localrule: True
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=1000,
         runtime=5,
-    conda:
-        CONDA_ENV
+    params:
+        # the published numbers live once, in config (paper_reference)
+        paper=json.dumps(config.get("paper_reference", {}), sort_keys=True),
+        data_source=config["data"]["source"],
     shell:
         "tsmlip born-again-table --models {input.models} --out-csv {output.csv} --out-md {output.md}"
         " --out-html {output.html} --paper-reference {params.paper:q} --data-source {params.data_source}"
@@ -143,22 +147,22 @@ rule figure:
             category="Figures",
             labels=lambda wildcards: FIGURES[wildcards.figure]["labels"],
         ),
-    wildcard_constraints:
-        figure="|".join(FIGURES),
-    params:
-        options=figure_options,
-        dpi=AGG["dpi"],
     log:
         res("logs", "figures", "{figure}.log"),
     benchmark:
         res("benchmarks", "figures", "{figure}.tsv")
+    wildcard_constraints:
+        figure="|".join(FIGURES),
     localrule: True
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=1500,
         runtime=5,
-    conda:
-        CONDA_ENV
+    params:
+        options=figure_options,
+        dpi=AGG["dpi"],
     shell:
         "tsmlip plot {wildcards.figure} {params.options} --pdf {output.pdf} --png {output.png}"
         " --dpi {params.dpi} > {log} 2>&1"

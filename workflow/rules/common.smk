@@ -221,11 +221,4 @@ def aggregate_targets():
 
 def all_targets():
     """The files the default target (`all`) builds, stage by stage."""
-    return (
-        data_targets()
-        + train_targets()
-        + label_targets()
-        + md_files()
-        + rdf_targets()
-        + aggregate_targets()
-    )
+    return data_targets() + train_targets() + label_targets() + md_files() + rdf_targets() + aggregate_targets()

@@ -25,15 +25,15 @@ rule md_timing:
         model_job_file("benchmarks", "md_timing", "_{engine}")
     wildcard_constraints:
         engine="ase|torch",
-    params:
-        **MD_PARAMS,
-    threads: MD_CFG["timing"]["torch_threads"]
-    resources:
-        mem_mb=MD_CFG["timing"]["mem_mb"],
-        runtime=MD_CFG["timing"]["runtime_min"],
-        **MD_DEVICE,
     conda:
         CONDA_ENV
+    threads: MD_CFG["timing"]["torch_threads"]
+    resources:
+        **MD_DEVICE,
+        mem_mb=MD_CFG["timing"]["mem_mb"],
+        runtime=MD_CFG["timing"]["runtime_min"],
+    params:
+        **MD_PARAMS,
     shell:
         "tsmlip md-timing --model {input.model} --engine {wildcards.engine} --model-id {params.model_id}"
         " --config-json {params.cfg:q} --out {output} > {log} 2>&1"
@@ -48,16 +48,16 @@ rule max_atoms:
         model_job_file("logs", "max_atoms"),
     benchmark:
         model_job_file("benchmarks", "max_atoms")
-    params:
-        **MD_PARAMS,
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
+        **MD_DEVICE,
         # CPU: the probe's children may reach about 2 budgets before they are stopped
         mem_mb=int(2 * MD_CFG["probe"]["cpu_memory_budget_MB"]) + 2000,
         runtime=MD_CFG["probe"]["runtime_min"],
-        **MD_DEVICE,
-    conda:
-        CONDA_ENV
+    params:
+        **MD_PARAMS,
     shell:
         "tsmlip max-atoms --model {input.model} --model-id {params.model_id} --config-json {params.cfg:q}"
         " --out {output} > {log} 2>&1"

@@ -9,22 +9,22 @@ rule train:
         model=res("models", "{kind}", "{arch}", "seed{seed}", "model.pt"),
         metrics=res("models", "{kind}", "{arch}", "seed{seed}", "metrics.json"),
         curve=res("models", "{kind}", "{arch}", "seed{seed}", "curve.csv"),
-    params:
-        settings=train_settings,
-        labels=train_labels_arg,
-        out_dir=lambda w: res("models", w.kind, w.arch, f"seed{w.seed}"),
-        ckpt_dir=lambda w: res("checkpoints", w.kind, w.arch, f"seed{w.seed}"),
     log:
         res("logs", "train", "{kind}", "{arch}", "seed{seed}.log"),
     benchmark:
         res("benchmarks", "train", "{kind}", "{arch}", "seed{seed}.tsv")
+    conda:
+        CONDA_ENV
     threads: config["training"]["torch_threads"]
     resources:
         gpu=GPU_JOB,
         mem_mb=4000,
         runtime=720,
-    conda:
-        CONDA_ENV
+    params:
+        settings=train_settings,
+        labels=train_labels_arg,
+        out_dir=lambda w: res("models", w.kind, w.arch, f"seed{w.seed}"),
+        ckpt_dir=lambda w: res("checkpoints", w.kind, w.arch, f"seed{w.seed}"),
     shell:
         "tsmlip train --model-id {wildcards.kind}/{wildcards.arch}/seed{wildcards.seed}"
         " --settings '{params.settings}' --dataset {input.data} --split {input.split} {params.labels}"
