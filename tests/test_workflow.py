@@ -80,7 +80,7 @@ def test_end_to_end_tiny(e2e_run):
     pdf = results / "figures" / "capacity.pdf"
     kept = pdf.rename(pdf.with_suffix(".kept"))
     try:
-        one = run_snakemake("-n", "--configfile", "config/test.yaml", "--config", f"results_dir={results}", str(pdf))
+        one = run_snakemake("-n", str(pdf), "--configfile", "config/test.yaml", "--config", f"results_dir={results}")
     finally:
         kept.rename(pdf)
     assert one.returncode == 0, one.stdout[-3000:] + one.stderr[-3000:]
