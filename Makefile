@@ -1,6 +1,7 @@
 # Two commands on a fresh machine (see README.md):
 #   make run    install (a venv in .venv with the pinned packages) and run the whole workflow
 #   make test   install and run the test suite
+# Snakemake finds the workstation profile profiles/default/ by itself (run from the repository root).
 PYTHON ?= python3
 VENV   ?= .venv
 CORES  ?= all
@@ -18,13 +19,13 @@ $(VENV)/.installed: $(BIN)/activate envs/requirements.txt pyproject.toml
 	touch $@
 
 run: $(VENV)/.installed
-	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --cores $(CORES) --workflow-profile workflow/profiles/default
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --cores $(CORES)
 
 dry-run: $(VENV)/.installed
-	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake -n --workflow-profile workflow/profiles/default
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake -n
 
 report: $(VENV)/.installed
-	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --report report.html --workflow-profile workflow/profiles/default
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --report report.html
 
 test: $(VENV)/.installed
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest

@@ -245,13 +245,6 @@ def test_model_files_reads_optional_files_where_present(run):
         aggregate.model_files(root / "models", ["student/w4-s4-l1/seed9"])
 
 
-def test_analysis_files_from_targets():
-    targets = ["r/models/student/w4-s4-l1/seed1/md_timing_ase.json", "r/models/student/w4-s4-l1/seed1/model.pt",
-               "r/models/control/w4-s4-l1/seed1/max_atoms.json", "r/models/teacher/w8-s4-l1/seed0/rdf_error.json",
-               "r/reference/rdf_peak.json", "other/models/student/w4-s4-l1/seed1/max_atoms.json"]
-    assert aggregate.analysis_files(targets, "r/models") == sorted([targets[0], targets[2], targets[3]])
-
-
 def test_born_again_table(run):
     _, models, _ = run
     t = aggregate.born_again_table(models).set_index("kind")
@@ -271,6 +264,21 @@ def test_cli_writes_tables(run, tmp_path):
                            "--out-curves", str(tmp_path / "c.csv")]) == 0
     two = pd.read_csv(tmp_path / "two.csv")
     assert len(two) == 2 and "rdf_error_vs_teacher" in two and "max_atoms" not in two
+    # the workflow's way: exactly the files named (the teacher's rdf_error.json, on disk, is not read)
+    files = [root / "models" / m / name for m in ("teacher/w12-s8-l2/seed0", "student/w4-s4-l1/seed1")
+             for name in ("metrics.json", "curve.csv")] + [root / "models/student/w4-s4-l1/seed1/rdf_error.json"]
+    assert (root / "models/teacher/w12-s8-l2/seed0/rdf_error.json").is_file()
+    assert aggregate.main(["--files", *map(str, files), "--learning-speed-factor", "2",
+                           "--convergence-max-late-improvement", "0.02",
+                           "--out-models", str(tmp_path / "named.csv"), "--out-summary", str(tmp_path / "s2.csv"),
+                           "--out-curves", str(tmp_path / "c2.csv")]) == 0
+    named = pd.read_csv(tmp_path / "named.csv").set_index("model_id")
+    assert np.isnan(named.loc["teacher/w12-s8-l2/seed0", "rdf_error_vs_teacher"])
+    assert np.isfinite(named.loc["student/w4-s4-l1/seed1", "rdf_error_vs_teacher"])
+    with pytest.raises(SystemExit):
+        aggregate.main(["--files", str(files[0]), "--models-dir", str(root / "models"), "--learning-speed-factor",
+                        "2", "--convergence-max-late-improvement", "0.02", "--out-models", "m", "--out-summary",
+                        "s", "--out-curves", "c"])
     assert aggregate.main(["--models-dir", str(root / "models"), "--learning-speed-factor", "2",
                            "--convergence-max-late-improvement", "0.02",
                            "--out-models", str(out / "models.csv"), "--out-summary", str(out / "summary.csv"),

@@ -187,7 +187,7 @@ def test_snakemake_reruns_a_job_killed_with_it(tmp_path):
     assert not alive
     assert not (tmp_path / "out" / "rdf.csv").exists() and not (tmp_path / "out" / "rdf_md.json").exists()
 
-    # Snakemake's lock outlives a SIGKILL: the documented `--unlock` (workflow/profiles/README.md) comes first
+    # Snakemake's lock outlives a SIGKILL: the documented `--unlock` (profiles/README.md) comes first
     unlock = subprocess.run(snakemake + ["--unlock"], cwd=tmp_path, env=_env(), capture_output=True, text=True,
                             timeout=120)
     assert unlock.returncode == 0, unlock.stdout + unlock.stderr

@@ -305,7 +305,7 @@ def test_rule_graph(tmp_path, source, test_cfg):
         f'include: "{ROOT / "workflow" / "rules" / "common.smk"}"\n'
         f'include: "{ROOT / "workflow" / "rules" / "data.smk"}"\n'
         f'include: "{ROOT / "workflow" / "rules" / "rdf.smk"}"\n'
-        "rule all:\n    input: TARGETS\n")
+        "rule all:\n    input: rdf_targets()\n")
     out = subprocess.run(
         [shutil.which("snakemake"), "-n", "-s", str(snakefile), "-d", str(tmp_path),
          "--configfile", str(ROOT / "config" / "test.yaml"), str(overlay)],

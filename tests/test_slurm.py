@@ -41,18 +41,15 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SLURM_SCRIPTS = REPO / "tests" / "slurm"
-CI_PROFILE = REPO / "workflow" / "profiles" / "slurm-ci"
-SITE_PROFILE = REPO / "workflow" / "profiles" / "slurm"
-DEFAULT_PROFILE = REPO / "workflow" / "profiles" / "default"
+CI_PROFILE = REPO / "profiles" / "slurm-ci"
+SITE_PROFILE = REPO / "profiles" / "slurm"
+DEFAULT_PROFILE = REPO / "profiles" / "default"
 STATE = Path(os.environ.get("TSMLIP_SLURM_STATE", "/var/lib/tsmlip-slurm"))
 DAEMONS = ("munged", "slurmctld", "slurmd")
 
-# rules that must be submitted with --gpus=1 (workflow/profiles/slurm*/config.yaml)
+# rules that must be submitted with --gpus=1 (profiles/slurm*/config.yaml)
 GPU_RULES = {
-    "train_teacher",
-    "train_student",
-    "train_control",
-    "train_born_again",
+    "train",
     "md_timing",
     "max_atoms",
     "rdf_md",
@@ -227,7 +224,7 @@ TOY_SNAKEFILE = textwrap.dedent(
         output: "results/data.txt"
         shell: "echo slurm_job=$SLURM_JOB_ID cuda_visible_devices=${{CUDA_VISIBLE_DEVICES:-unset}} > {output}"
 
-    rule train_teacher:
+    rule train:
         input: "results/data.txt"
         output: "results/teacher.txt"
         threads: 1
@@ -258,21 +255,21 @@ def test_toy_workflow_on_slurm(slurm_cluster, tmp_path):
     print(f"toy workflow on SLURM: {proc.wall_s:.1f}s")
     assert proc.returncode == 0, _tail(log)
     by_rule = _check_slurm_evidence(log, calls, gpu_rules=GPU_RULES | {"declared_gpu"})
-    assert set(by_rule) == {"generate_dataset", "train_teacher", "declared_gpu"}, by_rule
+    assert set(by_rule) == {"generate_dataset", "train", "declared_gpu"}, by_rule
 
     cpu = (tmp_path / "results" / "data.txt").read_text()
     gpu = (tmp_path / "results" / "teacher.txt").read_text()
     declared = (tmp_path / "results" / "declared.txt").read_text()
     assert f"slurm_job={by_rule['generate_dataset'][0]} " in cpu
     assert "cuda_visible_devices=unset" in cpu
-    m_gpu = re.search(rf"slurm_job={by_rule['train_teacher'][0]} cuda_visible_devices=(\d)\b", gpu)
+    m_gpu = re.search(rf"slurm_job={by_rule['train'][0]} cuda_visible_devices=(\d)\b", gpu)
     m_decl = re.search(rf"slurm_job={by_rule['declared_gpu'][0]} cuda_visible_devices=(\d)\b", declared)
     assert m_gpu and m_decl, (gpu, declared)  # SLURM gave each GPU job a device
     assert "device=cpu" in gpu  # a fake GPU is no CUDA device: resolve_device("auto") -> CPU
     # two GPU jobs that ran at the same time had different GPUs
-    t = {r: _scontrol_job(by_rule[r][0]) for r in ("train_teacher", "declared_gpu")}
-    overlap = (t["train_teacher"]["StartTime"] < t["declared_gpu"]["EndTime"]
-               and t["declared_gpu"]["StartTime"] < t["train_teacher"]["EndTime"])
+    t = {r: _scontrol_job(by_rule[r][0]) for r in ("train", "declared_gpu")}
+    overlap = (t["train"]["StartTime"] < t["declared_gpu"]["EndTime"]
+               and t["declared_gpu"]["StartTime"] < t["train"]["EndTime"])
     if overlap:
         assert m_gpu.group(1) != m_decl.group(1), (t, gpu, declared)
 
@@ -300,7 +297,9 @@ def test_real_workflow_on_slurm(slurm_cluster, tmp_path):
     print(f"real workflow (config/test.yaml) on SLURM: {proc.wall_s:.1f}s")
     assert proc.returncode == 0, _tail(log, 120)
     by_rule = _check_slurm_evidence(log, calls)
-    assert "train_teacher" in by_rule and "train_student" in by_rule, sorted(by_rule)
+    from tsmlip.config import all_model_ids, load_config
+
+    assert len(by_rule.get("train", [])) == len(all_model_ids(load_config(REPO / "config" / "test.yaml"))), sorted(by_rule)
     assert GPU_RULES & set(by_rule), sorted(by_rule)
 
     # every output exists: a second plan finds nothing to do
@@ -314,7 +313,7 @@ def test_real_workflow_on_slurm(slurm_cluster, tmp_path):
 # A training job of the real workflow (tiny config), cancelled or requeued by SLURM between two
 # checkpoints. The overlay makes the teacher's training long enough to catch mid-way (120 epochs of
 # ~0.1 s) and checkpoints every 3 epochs, so the "at most checkpoint_every epochs lost" bound is not
-# trivially 1. Only the teacher's metrics.json is asked for (generate_dataset, split, train_teacher):
+# trivially 1. Only the teacher's metrics.json is asked for (generate_dataset, split, train):
 # the rest of the DAG proves nothing more here.
 FAULT_OVERLAY = {"training": {"max_epochs": 120, "checkpoint_every": 3}}
 EPOCH_RE = re.compile(r"\] epoch\s+(\d+)\s+lr ")
@@ -386,7 +385,7 @@ def _train_job_between_checkpoints(proc, out: Path, ckpt: Path, model_log: Path,
     `past` (< every) more epochs, i.e. in the middle between two checkpoints (and the last logged epoch)."""
     def submitted():
         for _smk, jid, logfile in SUBMITTED_RE.findall(out.read_text()):
-            if "/rule_train_teacher/" in logfile:
+            if "/rule_train/" in logfile:
                 return jid
         return None
 
@@ -394,7 +393,7 @@ def _train_job_between_checkpoints(proc, out: Path, ckpt: Path, model_log: Path,
         epochs = _epochs(model_log.read_text()) if ckpt.exists() else []  # written by rename: whole
         return epochs[-1] if epochs and epochs[-1] % every == past else None
 
-    jobid = _wait(submitted, 900, "the train_teacher submission", proc, out, every=0.5)
+    jobid = _wait(submitted, 900, "the teacher's train submission", proc, out, every=0.5)
     epoch = _wait(between, 900, f"{teacher} {past} epoch(s) past a checkpoint", proc, out, every=0.01)
     return jobid, epoch
 
@@ -532,7 +531,7 @@ def test_scancel_mid_training_resumes_from_checkpoint(slurm_cluster, tmp_path):
     rerun = _run_snakemake(args, cwd=tmp_path, env=env, timeout=900)
     log = rerun.stdout + rerun.stderr
     assert rerun.returncode == 0, _tail(log, 120)
-    second = [j for _s, j, f in SUBMITTED_RE.findall(log) if "/rule_train_teacher/" in f]
+    second = [j for _s, j, f in SUBMITTED_RE.findall(log) if "/rule_train/" in f]
     assert len(second) == 1 and second[0] != jobid, second
     assert _scontrol_job(second[0])["JobState"] == "COMPLETED"
     k = _check_resumed(model_log.read_text(), reached, every, max_epochs)
@@ -584,7 +583,7 @@ def test_requeue_mid_training_resumes_from_checkpoint(slurm_cluster, tmp_path):
             proc.kill()
     log = out.read_text()
     assert rc == 0, _tail(log, 120)
-    submitted = [j for _s, j, f in SUBMITTED_RE.findall(log) if "/rule_train_teacher/" in f]
+    submitted = [j for _s, j, f in SUBMITTED_RE.findall(log) if "/rule_train/" in f]
     assert submitted == [jobid], submitted  # Snakemake did not notice: the same job finished
     job = _scontrol_job(jobid)
     assert job["JobState"] == "COMPLETED" and job["Restarts"] == "1", job
@@ -656,7 +655,7 @@ def test_profiles_plan():
         _plan(SITE_PROFILE, {"TSMLIP_SLURM_ACCOUNT": "acct1", "TSMLIP_SLURM_PARTITION": "cpuq",
                              "TSMLIP_SLURM_GPU_PARTITION": "gpuq", "TSMLIP_SLURM_GPU_MODEL": "a100"})
     )
-    assert "train_teacher" in site and "split" in site, sorted(site)
+    assert "train" in site and "split" in site, sorted(site)
     for rule, line in site.items():
         assert "slurm_account=acct1" in line, (rule, line)
         if rule in GPU_RULES:

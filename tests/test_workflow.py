@@ -1,6 +1,10 @@
 """The Snakemake workflow: planning, lint, and end-to-end runs of the whole DAG on the tiny config (embedded
 EMT aluminum; EMT copper read from an extended-XYZ file)."""
 import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,8 +17,22 @@ from tsmlip.config import all_model_ids, load_config
 def test_dry_run_and_lint_default_config():
     out = run_snakemake("-n")
     assert out.returncode == 0, out.stderr[-3000:]
+    # a plain `snakemake` from the repository root takes the workstation profile (md_device=1, gpu=1)
+    assert "Using workflow specific profile profiles/default for setting default command line arguments" in out.stderr
     lint = run_snakemake("--lint")
     assert lint.returncode == 0, lint.stdout[-3000:] + lint.stderr[-3000:]
+    assert "Congratulations, your workflow is in a good condition!" in lint.stdout + lint.stderr
+
+
+def test_snakefmt_check():
+    """The Snakefile and every rule file are as `snakefmt` (pinned in envs/requirements.txt) writes them."""
+    snakefmt = shutil.which("snakefmt", path=str(Path(sys.executable).parent)) or shutil.which("snakefmt")
+    if snakefmt is None:
+        pytest.skip("snakefmt is not installed (pip install -r envs/requirements.txt)")
+    files = ["Snakefile", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "workflow" / "rules").glob("*.smk"))]
+    out = subprocess.run([snakefmt, "--check", "--diff", *files], cwd=ROOT, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, "run `snakefmt Snakefile workflow/rules`:\n" + out.stdout[-3000:] + out.stderr[-3000:]
 
 
 def test_paper_config_plans_the_whole_sweep():
@@ -26,8 +44,7 @@ def test_paper_config_plans_the_whole_sweep():
     table = out.stdout[out.stdout.index("Job stats"):]
     counts = {l.split()[0]: int(l.split()[1]) for l in table.splitlines()[3:] if len(l.split()) == 2
               and l.split()[1].isdigit()}
-    trained = sum(v for k, v in counts.items() if k.startswith("train_"))
-    assert trained == n_models
+    assert counts["train"] == n_models
 
 
 def test_bad_config_fails_before_any_job(tmp_path):
@@ -59,6 +76,18 @@ def test_end_to_end_tiny(e2e_run):
     assert s["valid_force_rmse_eV_A"].iloc[0] == pytest.approx(c["valid_force_rmse_eV_A"].iloc[0], rel=1e-6)
     again = run_snakemake("-n", "--configfile", "config/test.yaml", "--config", f"results_dir={results}")
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+    # one figure gone: asking for it plans that figure's job alone (the tables are up to date)
+    pdf = results / "figures" / "capacity.pdf"
+    kept = pdf.rename(pdf.with_suffix(".kept"))
+    try:
+        one = run_snakemake("-n", str(pdf), "--configfile", "config/test.yaml", "--config", f"results_dir={results}")
+    finally:
+        kept.rename(pdf)
+    assert one.returncode == 0, one.stdout[-3000:] + one.stderr[-3000:]
+    table = one.stdout[one.stdout.index("Job stats"):].split("\n\n")[0]
+    counts = {l.split()[0]: int(l.split()[1]) for l in table.splitlines()[3:] if len(l.split()) == 2}
+    assert counts == {"figure": 1, "total": 1}, table
+    assert "wildcards: figure=capacity" in one.stdout
 
 
 def test_ani_h5_config_plans_the_whole_dag(tmp_path):
@@ -67,7 +96,7 @@ def test_ani_h5_config_plans_the_whole_dag(tmp_path):
     overlay.write_text(f"data: {{source: ani_h5, path: {tmp_path / 'ani-al'}}}\nresults_dir: {tmp_path / 'r'}\n")
     out = run_snakemake("-n", "--configfile", str(overlay))
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    for rule in ("prepare_dataset", "split", "train_teacher", "label_atom_energies", "md_timing", "max_atoms",
+    for rule in ("prepare_dataset", "split", "train", "label_atom_energies", "md_timing", "max_atoms",
                  "rdf_md", "rdf_error", "aggregate", "claims", "born_again_table"):
         assert rule in out.stdout, rule
     assert "rdf_reference" not in out.stdout and "generate_dataset" not in out.stdout

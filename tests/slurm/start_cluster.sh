@@ -24,7 +24,7 @@
 # most of the test workflow's jobs are GPU rules (one GPU would run them one by one).
 #
 # No accounting (no slurmdbd): use the plugin's squeue status command (see
-# workflow/profiles/slurm-ci/config.yaml); MinJobAge=3600 keeps finished jobs visible
+# profiles/slurm-ci/config.yaml); MinJobAge=3600 keeps finished jobs visible
 # to squeue / scontrol long enough.
 #
 # Only local addresses are used (127.0.0.1, ports 6817/6818).

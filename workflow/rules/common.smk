@@ -1,5 +1,6 @@
 # Shared helpers (config validation, model ids, paths) for the rule files of each stage.
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -60,33 +61,70 @@ def _local_gpus():
 #: cores. Cluster profiles set it per rule (profiles/slurm asks SLURM for one GPU per such job).
 GPU_JOB = 1 if _local_gpus() > 0 else 0
 
-#: resource hints for a cluster; the SLURM profile may override them per rule
-TRAIN_RESOURCES = dict(gpu=GPU_JOB, mem_mb=4000, runtime=720)
+
+def train_inputs(wildcards):
+    """The teacher learns from the data alone; every other kind also reads the teacher's atom energies
+    (controls only to report the atom-energy error, never in their loss)."""
+    inputs = dict(data=DATASET, split=SPLIT)
+    if wildcards.kind != "teacher":
+        inputs["labels"] = LABELS
+    return inputs
 
 
-def train_shell(with_labels):
-    labels = "--labels {input.labels} " if with_labels else ""
-    return (
-        "tsmlip train --model-id {wildcards.kind}/{wildcards.arch}/seed{wildcards.seed}"
-        " --settings '{params.settings}' --dataset {input.data} --split {input.split} "
-        f"{labels}--out-dir {{params.out_dir}} --checkpoint-dir {{params.ckpt_dir}} > {{log}} 2>&1"
-    )
+def train_labels_arg(wildcards, input):
+    return f"--labels {input.labels}" if "labels" in input.keys() else ""
 
 
-def model_outputs():
-    return dict(
-        model=res("models", "{kind}", "{arch}", "seed{seed}", "model.pt"),
-        metrics=res("models", "{kind}", "{arch}", "seed{seed}", "metrics.json"),
-        curve=res("models", "{kind}", "{arch}", "seed{seed}", "curve.csv"),
-    )
+# --- MD cost (md.smk) ------------------------------------------------------------------------------
+def model_job_file(folder, step, suffix=""):
+    """logs/<step>/<kind>/<arch>/seed<seed><suffix>.log, or benchmarks/.../...tsv, of a per-model job."""
+    ext = {"logs": "log", "benchmarks": "tsv"}[folder]
+    return res(folder, step, "{kind}", "{arch}", f"seed{{seed}}{suffix}.{ext}")
 
 
-TRAIN_PARAMS = dict(
-    settings=train_settings,
-    out_dir=lambda w: res("models", w.kind, w.arch, f"seed{w.seed}"),
-    ckpt_dir=lambda w: res("checkpoints", w.kind, w.arch, f"seed{w.seed}"),
-)
+# --- figures (aggregate.smk: the `figure` rule; `tsmlip plot <figure>`) ------------------------------
+TABLES = res("tables")
+#: each figure's tables (the `tsmlip plot` option of each) and its labels in the report
+FIGURES = {
+    "pareto_time": dict(
+        tables=("models",),
+        labels={"figure": "Fig. 2A", "shows": "test force RMSE vs MD time per step per atom (Pareto fronts)"},
+    ),
+    "pareto_memory": dict(
+        tables=("models",),
+        labels={"figure": "Fig. 2B", "shows": "test force RMSE vs memory per atom (Pareto fronts)"},
+    ),
+    "capacity": dict(
+        tables=("models",),
+        labels={"figure": "Fig. 3", "shows": "force, energy and RDF errors vs number of weights"},
+    ),
+    "learning_curves": dict(
+        tables=("models", "curves"),
+        labels={"figure": "Fig. 4", "shows": "training and validation force RMSE vs epoch"},
+    ),
+    "scaling": dict(
+        tables=("models",),
+        labels={"figure": "Fig. 5", "shows": "MD time per step per atom and maximum atoms vs number of weights"},
+    ),
+    "born_again": dict(
+        tables=("born_again",),
+        labels={"figure": "Sec. 3.5", "shows": "teacher vs Born-Again students (bar plot)"},
+    ),
+}
 
+
+def figure_tables(wildcards):
+    """The tables one figure reads, by `tsmlip plot` option: models.csv, curves.csv, born_again.csv."""
+    return {name: os.path.join(TABLES, f"{name}.csv") for name in FIGURES[wildcards.figure]["tables"]}
+
+
+def figure_options(wildcards, input):
+    """`--models <csv>` etc. for the figure's tables; learning_curves also takes the architecture."""
+    opts = [f"--{name.replace('_', '-')} {path}" for name, path in input.items()]
+    if wildcards.figure == "learning_curves":
+        arch = config["aggregate"]["curves_arch"] or tsconfig.Arch.from_dict(config["sweep"]["base"]).tag
+        opts.append(f"--arch {arch}")
+    return " ".join(opts)
 
 
 # --- labels (label.smk) -----------------------------------------------------------------------------
@@ -98,9 +136,89 @@ def label_teachers(wildcards=None):
     return [model_file(m, "model.pt") for m in ids]
 
 
-#: every stage appends the files that the default target (`all`) must build
-TARGETS = []
+# --- targets of `rule all` -------------------------------------------------------------------------
+# Every stage's final files, computed from the configuration alone (never from what exists on disk).
+MODEL_IDS = tsconfig.all_model_ids(config)
+#: the embedded data come from a potential that can run MD itself; external data (ANI-Al) have none
+RDF_REFERENCE = config["data"]["source"] == "emt"
+#: the seed noise floor of the RDF error (rdf.smk), stated on the RDF rows of the claims table
+RDF_NOISE_FLOOR = res("rdf_noise", "noise_floor.json")
+
+
+def md_models():
+    """The models whose MD cost is measured (md.smk). Cost depends only on the architecture: with
+    md.per_architecture one model per architecture (the first of teacher, student, control, ... in the
+    config's order) and the tables share it."""
+    if not config["md"]["enabled"]:
+        return []
+    if config["md"].get("per_architecture", False):
+        return list({m.arch: m for m in reversed(MODEL_IDS)}.values())
+    return list(MODEL_IDS)
+
+
+def md_files():
+    """md_timing_<engine>.json and max_atoms.json of each measured model."""
+    files = []
+    for m in md_models():
+        files += [model_file(m, f"md_timing_{engine}.json") for engine in config["md"]["engines"]]
+        files.append(model_file(m, "max_atoms.json"))
+    return files
+
+
+def analysis_files():
+    """The per-model MD/RDF files that `aggregate` reads besides metrics.json and curve.csv, sorted."""
+    return sorted(md_files() + [model_file(m, "rdf_error.json") for m in MODEL_IDS])
+
+
+def data_targets():
+    return [DATASET, SPLIT]
+
+
+def train_targets():
+    return [model_file(m, "metrics.json") for m in MODEL_IDS]
+
+
+def label_targets():
+    return [LABELS]
+
+
+def rdf_targets():
+    return (
+        [model_file(m, "rdf_error.json") for m in MODEL_IDS]
+        + ([res("reference", "rdf_peak.json")] if RDF_REFERENCE else [])
+        + [res("figures", "coverage.pdf"), RDF_NOISE_FLOOR]
+    )
+
+
+def figure_names():
+    """The figures of this run (aggregate.smk): a figure whose data the configuration does not produce
+    is not a target (a stage that is off, e.g. md.enabled: false, leaves its columns NaN)."""
+    kinds = {m.kind for m in MODEL_IDS}
+    timing = bool(md_models()) and bool(config["md"]["engines"])
+    max_atoms = bool(md_models())
+    sweep = bool(kinds & {"student", "control", "control_fw"})
+    return (
+        (["pareto_time"] if timing and sweep else [])
+        + (["pareto_memory"] if max_atoms and sweep else [])
+        + (["capacity", "learning_curves"] if sweep else [])
+        + (["scaling"] if timing or max_atoms else [])
+        + (["born_again"] if has_born_again() else [])
+    )
+
+
+def has_born_again():
+    return any(m.kind.startswith("born_again") for m in MODEL_IDS)
+
+
+def aggregate_targets():
+    """Figures and tables; called by `rule all` (the Snakefile's last rule), after aggregate.smk."""
+    figures = [res("figures", f"{name}.{ext}") for name in figure_names() for ext in ("pdf", "png")]
+    tables = list(rules.aggregate.output) + list(rules.claims.output)
+    if has_born_again():
+        tables += list(rules.born_again_table.output)
+    return figures + tables
 
 
 def all_targets():
-    return TARGETS
+    """The files the default target (`all`) builds, stage by stage."""
+    return data_targets() + train_targets() + label_targets() + md_files() + rdf_targets() + aggregate_targets()

@@ -1,14 +1,17 @@
 # MD cost of every model (Figs 2 and 5): time per MD step per atom, and the most atoms one device holds.
 # md_timing: models/<id>/model.pt -> models/<id>/md_timing_<engine>.json   (one job per model and engine)
 # max_atoms: models/<id>/model.pt -> models/<id>/max_atoms.json
+# Which models are measured (md.enabled, md.per_architecture): common.smk, md_models().
 # Timings are only fair one job at a time on a device: every rule here asks for `md_device=1`; run with
 #   snakemake --resources md_device=1 gpu=1 ...   (the default profile sets both)
 import json
 
 MD_CFG = config["md"]
-MD_CFG_JSON = json.dumps(MD_CFG, sort_keys=True)
-MD_ENGINES = MD_CFG["engines"]
 MD_ID = "{kind}/{arch}/seed{seed}"
+#: what both rules pass to `tsmlip`: the model's id and the md section
+MD_PARAMS = dict(model_id=MD_ID, cfg=json.dumps(MD_CFG, sort_keys=True))
+#: both rules hold the device alone (md_device) and, where this machine has one, the GPU
+MD_DEVICE = dict(gpu=GPU_JOB, md_device=1)
 
 
 rule md_timing:
@@ -17,22 +20,20 @@ rule md_timing:
     output:
         model_file(MD_ID, "md_timing_{engine}.json"),
     log:
-        res("logs", "md_timing", "{kind}", "{arch}", "seed{seed}_{engine}.log"),
+        model_job_file("logs", "md_timing", "_{engine}"),
     benchmark:
-        res("benchmarks", "md_timing", "{kind}", "{arch}", "seed{seed}_{engine}.tsv")
+        model_job_file("benchmarks", "md_timing", "_{engine}")
     wildcard_constraints:
         engine="ase|torch",
-    params:
-        model_id=MD_ID,
-        cfg=MD_CFG_JSON,
-    threads: MD_CFG["timing"]["torch_threads"]
-    resources:
-        mem_mb=MD_CFG["timing"]["mem_mb"],
-        runtime=MD_CFG["timing"]["runtime_min"],
-        gpu=GPU_JOB,
-        md_device=1,
     conda:
         CONDA_ENV
+    threads: MD_CFG["timing"]["torch_threads"]
+    resources:
+        **MD_DEVICE,
+        mem_mb=MD_CFG["timing"]["mem_mb"],
+        runtime=MD_CFG["timing"]["runtime_min"],
+    params:
+        **MD_PARAMS,
     shell:
         "tsmlip md-timing --model {input.model} --engine {wildcards.engine} --model-id {params.model_id}"
         " --config-json {params.cfg:q} --out {output} > {log} 2>&1"
@@ -44,33 +45,19 @@ rule max_atoms:
     output:
         model_file(MD_ID, "max_atoms.json"),
     log:
-        res("logs", "max_atoms", "{kind}", "{arch}", "seed{seed}.log"),
+        model_job_file("logs", "max_atoms"),
     benchmark:
-        res("benchmarks", "max_atoms", "{kind}", "{arch}", "seed{seed}.tsv")
-    params:
-        model_id=MD_ID,
-        cfg=MD_CFG_JSON,
+        model_job_file("benchmarks", "max_atoms")
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
+        **MD_DEVICE,
         # CPU: the probe's children may reach about 2 budgets before they are stopped
         mem_mb=int(2 * MD_CFG["probe"]["cpu_memory_budget_MB"]) + 2000,
         runtime=MD_CFG["probe"]["runtime_min"],
-        gpu=GPU_JOB,
-        md_device=1,
-    conda:
-        CONDA_ENV
+    params:
+        **MD_PARAMS,
     shell:
         "tsmlip max-atoms --model {input.model} --model-id {params.model_id} --config-json {params.cfg:q}"
         " --out {output} > {log} 2>&1"
-
-
-# Cost depends only on the architecture: with md.per_architecture one model per architecture is
-# measured (the first of teacher, student, control, ... in the config's order) and the tables share it.
-MD_MODELS = tsconfig.all_model_ids(config)
-if MD_CFG.get("per_architecture", False):
-    MD_MODELS = list({m.arch: m for m in reversed(MD_MODELS)}.values())
-
-if MD_CFG["enabled"]:
-    for _mid in MD_MODELS:
-        TARGETS.extend(model_file(_mid, f"md_timing_{engine}.json") for engine in MD_ENGINES)
-        TARGETS.append(model_file(_mid, "max_atoms.json"))

@@ -8,8 +8,6 @@ import json
 
 RDF_CFG = config["rdf"]
 RDF_CFG_JSON = json.dumps(RDF_CFG, sort_keys=True)
-#: the embedded data come from a potential that can run MD itself; external data (ANI-Al) have none
-RDF_REFERENCE = config["data"]["source"] == "emt"
 RDF_TEACHERS = tsconfig.teacher_ids(config)
 
 
@@ -23,16 +21,16 @@ rule rdf_md:
         res("logs", "rdf_md", "{kind}", "{arch}", "seed{seed}.log"),
     benchmark:
         res("benchmarks", "rdf_md", "{kind}", "{arch}", "seed{seed}.tsv")
-    params:
-        model_id="{kind}/{arch}/seed{seed}",
-        cfg=RDF_CFG_JSON,
+    conda:
+        CONDA_ENV
     threads: RDF_CFG["torch_threads"]
     resources:
         mem_mb=RDF_CFG["mem_mb"],
         runtime=RDF_CFG["runtime_min"],
         gpu=GPU_JOB,
-    conda:
-        CONDA_ENV
+    params:
+        model_id="{kind}/{arch}/seed{seed}",
+        cfg=RDF_CFG_JSON,
     shell:
         "tsmlip rdf-md --model {input.model} --model-id {params.model_id} --config-json {params.cfg:q}"
         " --threads {threads} --out-csv {output.rdf} --out-json {output.info} > {log} 2>&1"
@@ -48,15 +46,15 @@ rule rdf_reference:
         res("logs", "rdf_reference.log"),
     benchmark:
         res("benchmarks", "rdf_reference.tsv")
-    params:
-        source=config["data"]["source"],
-        cfg=RDF_CFG_JSON,
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=RDF_CFG["mem_mb"],
         runtime=RDF_CFG["runtime_min"],
-    conda:
-        CONDA_ENV
+    params:
+        source=config["data"]["source"],
+        cfg=RDF_CFG_JSON,
     shell:
         "tsmlip rdf-md --reference {params.source} --config-json {params.cfg:q}"
         " --data-provenance {input.provenance} --out-csv {output.rdf} --out-json {output.peak} > {log} 2>&1"
@@ -74,34 +72,28 @@ rule rdf_error:
         res("logs", "rdf_error", "{kind}", "{arch}", "seed{seed}.log"),
     benchmark:
         res("benchmarks", "rdf_error", "{kind}", "{arch}", "seed{seed}.tsv")
-    params:
-        model_id="{kind}/{arch}/seed{seed}",
-        teacher_ids=" ".join(str(t) for t in RDF_TEACHERS),
-        reference=lambda wildcards, input: (
-            f"--reference-rdf {input.reference}" if RDF_REFERENCE else ""
-        ),
+    localrule: True
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=500,
         runtime=5,
-    conda:
-        CONDA_ENV
+    params:
+        model_id="{kind}/{arch}/seed{seed}",
+        teacher_ids=" ".join(str(t) for t in RDF_TEACHERS),
+        reference=lambda wildcards, input: (f"--reference-rdf {input.reference}" if RDF_REFERENCE else ""),
     shell:
         "tsmlip rdf-error --model-id {params.model_id} --rdf {input.rdf} --info {input.info}"
         " --teacher-rdf {input.teachers} --teacher-ids {params.teacher_ids} {params.reference}"
         " --out {output} > {log} 2>&1"
 
 
-TARGETS.extend(model_file(m, "rdf_error.json") for m in tsconfig.all_model_ids(config))
-if RDF_REFERENCE:
-    TARGETS.append(res("reference", "rdf_peak.json"))
-
-
 # the dataset's coverage (closest pairs, densities, temperatures) against every liquid run
 rule figure_coverage:
     input:
         data=DATASET,
-        runs=[model_file(m, "rdf_md.json") for m in tsconfig.all_model_ids(config)]
+        runs=[model_file(m, "rdf_md.json") for m in MODEL_IDS]
         + ([res("reference", "rdf_peak.json")] if RDF_REFERENCE else []),
     output:
         pdf=res("figures", "coverage.pdf"),
@@ -111,22 +103,20 @@ rule figure_coverage:
             category="Figures",
             labels={"figure": "coverage", "shows": "training data vs the liquid-RDF runs"},
         ),
-    params:
-        dpi=config["aggregate"]["dpi"],
     log:
         res("logs", "figures", "coverage.log"),
+    localrule: True
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=1500,
         runtime=5,
-    conda:
-        CONDA_ENV
+    params:
+        dpi=config["aggregate"]["dpi"],
     shell:
         "tsmlip plot-coverage --dataset {input.data} --rdf-info {input.runs} --pdf {output.pdf}"
         " --png {output.png} --dpi {params.dpi} > {log} 2>&1"
-
-
-TARGETS.append(res("figures", "coverage.pdf"))
 
 
 # The seed noise floor of the RDF error: the first teacher runs the same liquid again with
@@ -143,16 +133,16 @@ rule rdf_md_noise_seed:
         info=res("rdf_noise", "rdf_md.json"),
     log:
         res("logs", "rdf_md_noise_seed.log"),
-    params:
-        model_id=f"{NOISE_TEACHER} (seed {RDF_CFG['noise_seed']})",
-        cfg=json.dumps(dict(RDF_CFG, seed=RDF_CFG["noise_seed"]), sort_keys=True),
+    conda:
+        CONDA_ENV
     threads: RDF_CFG["torch_threads"]
     resources:
         mem_mb=RDF_CFG["mem_mb"],
         runtime=RDF_CFG["runtime_min"],
         gpu=GPU_JOB,
-    conda:
-        CONDA_ENV
+    params:
+        model_id=f"{NOISE_TEACHER} (seed {RDF_CFG['noise_seed']})",
+        cfg=json.dumps(dict(RDF_CFG, seed=RDF_CFG["noise_seed"]), sort_keys=True),
     shell:
         "tsmlip rdf-md --model {input.model} --model-id {params.model_id:q} --config-json {params.cfg:q}"
         " --threads {threads} --out-csv {output.rdf} --out-json {output.info} > {log} 2>&1"
@@ -164,20 +154,18 @@ rule rdf_noise_floor:
         info=rules.rdf_md_noise_seed.output.info,
         teacher=model_file(NOISE_TEACHER, "rdf.csv"),
     output:
-        res("rdf_noise", "noise_floor.json"),
+        RDF_NOISE_FLOOR,
     log:
         res("logs", "rdf_noise_floor.log"),
-    params:
-        teacher_id=str(NOISE_TEACHER),
+    localrule: True
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=500,
         runtime=5,
-    conda:
-        CONDA_ENV
+    params:
+        teacher_id=str(NOISE_TEACHER),
     shell:
         "tsmlip rdf-error --model-id noise_floor --rdf {input.rdf} --info {input.info}"
         " --teacher-rdf {input.teacher} --teacher-ids {params.teacher_id} --out {output} > {log} 2>&1"
-
-
-TARGETS.append(res("rdf_noise", "noise_floor.json"))

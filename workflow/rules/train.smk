@@ -1,101 +1,31 @@
 # Training: the teacher(s), then students / controls / control_fw over the sweep, and Born-Again.
-# One rule per kind so the DAG reads like the paper; they all call `tsmlip train`.
+# One rule for every kind (`tsmlip train`); the teacher reads no labels (common.smk: train_inputs).
 # Checkpoints live under results/checkpoints/ (not a rule output, so Snakemake keeps them when a job
 # dies); a rerun resumes from them.
-rule train_teacher:
+rule train:
     input:
-        data=DATASET,
-        split=SPLIT,
+        unpack(train_inputs),
     output:
-        **model_outputs(),
-    wildcard_constraints:
-        kind="teacher",
-    params:
-        **TRAIN_PARAMS,
+        model=res("models", "{kind}", "{arch}", "seed{seed}", "model.pt"),
+        metrics=res("models", "{kind}", "{arch}", "seed{seed}", "metrics.json"),
+        curve=res("models", "{kind}", "{arch}", "seed{seed}", "curve.csv"),
     log:
         res("logs", "train", "{kind}", "{arch}", "seed{seed}.log"),
     benchmark:
         res("benchmarks", "train", "{kind}", "{arch}", "seed{seed}.tsv")
-    threads: config["training"]["torch_threads"]
-    resources:
-        **TRAIN_RESOURCES,
     conda:
         CONDA_ENV
-    shell:
-        train_shell(with_labels=False)
-
-
-rule train_student:
-    input:
-        data=DATASET,
-        split=SPLIT,
-        labels=LABELS,
-    output:
-        **model_outputs(),
-    wildcard_constraints:
-        kind="student",
+    threads: config["training"]["torch_threads"]
+    resources:
+        gpu=GPU_JOB,
+        mem_mb=4000,
+        runtime=720,
     params:
-        **TRAIN_PARAMS,
-    log:
-        res("logs", "train", "{kind}", "{arch}", "seed{seed}.log"),
-    benchmark:
-        res("benchmarks", "train", "{kind}", "{arch}", "seed{seed}.tsv")
-    threads: config["training"]["torch_threads"]
-    resources:
-        **TRAIN_RESOURCES,
-    conda:
-        CONDA_ENV
+        settings=train_settings,
+        labels=train_labels_arg,
+        out_dir=lambda w: res("models", w.kind, w.arch, f"seed{w.seed}"),
+        ckpt_dir=lambda w: res("checkpoints", w.kind, w.arch, f"seed{w.seed}"),
     shell:
-        train_shell(with_labels=True)
-
-
-# Controls never see the labels in their loss; they read them only to report the atom-energy error.
-rule train_control:
-    input:
-        data=DATASET,
-        split=SPLIT,
-        labels=LABELS,
-    output:
-        **model_outputs(),
-    wildcard_constraints:
-        kind="control|control_fw",
-    params:
-        **TRAIN_PARAMS,
-    log:
-        res("logs", "train", "{kind}", "{arch}", "seed{seed}.log"),
-    benchmark:
-        res("benchmarks", "train", "{kind}", "{arch}", "seed{seed}.tsv")
-    threads: config["training"]["torch_threads"]
-    resources:
-        **TRAIN_RESOURCES,
-    conda:
-        CONDA_ENV
-    shell:
-        train_shell(with_labels=True)
-
-
-rule train_born_again:
-    input:
-        data=DATASET,
-        split=SPLIT,
-        labels=LABELS,
-    output:
-        **model_outputs(),
-    wildcard_constraints:
-        kind="born_again|born_again_static",
-    params:
-        **TRAIN_PARAMS,
-    log:
-        res("logs", "train", "{kind}", "{arch}", "seed{seed}.log"),
-    benchmark:
-        res("benchmarks", "train", "{kind}", "{arch}", "seed{seed}.tsv")
-    threads: config["training"]["torch_threads"]
-    resources:
-        **TRAIN_RESOURCES,
-    conda:
-        CONDA_ENV
-    shell:
-        train_shell(with_labels=True)
-
-
-TARGETS.extend(model_file(m, "metrics.json") for m in tsconfig.all_model_ids(config))
+        "tsmlip train --model-id {wildcards.kind}/{wildcards.arch}/seed{wildcards.seed}"
+        " --settings '{params.settings}' --dataset {input.data} --split {input.split} {params.labels}"
+        " --out-dir {params.out_dir} --checkpoint-dir {params.ckpt_dir} > {log} 2>&1"

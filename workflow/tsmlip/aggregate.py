@@ -187,19 +187,6 @@ def collect_files(files=None, models_dir: str | Path | None = None) -> dict[str,
     return found
 
 
-def analysis_files(targets, models_dir: str | Path) -> list[str]:
-    """The per-model MD/RDF files (``md_timing_<engine>.json``, ``max_atoms.json``, ``rdf_error.json``) among
-    ``targets`` (paths), sorted; the workflow asks which of them its stages produce."""
-    root = Path(models_dir)
-    out = set()
-    for t in targets:
-        p = Path(t)
-        if p.name in ANALYSIS_FILES or MD_TIMING_RE.match(p.name):
-            if root in p.parents:
-                out.add(str(t))
-    return sorted(out)
-
-
 def convergence(met: dict, max_late_improvement: float) -> dict:
     """``stopped_by``, ``best_epoch``, ``late_relative_improvement``, ``converged`` from a ``metrics.json``.
 
@@ -460,7 +447,11 @@ def _write_csv(df: pd.DataFrame, path: str | Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     """``tsmlip aggregate``: per-model files -> models.csv, summary.csv, curves.csv (+ HTML views)."""
     ap = argparse.ArgumentParser(prog="tsmlip aggregate", description=main.__doc__)
-    ap.add_argument("--models-dir", required=True, help="<results>/models")
+    ap.add_argument("--files", nargs="+", default=None,
+                    help="exactly the per-model files to read (metrics.json and curve.csv of every model, and any "
+                         "md_timing_<engine>.json, max_atoms.json, rdf_error.json), in models/<kind>/<arch>/seed<N>/; "
+                         "the workflow's way: nothing else is looked for on disk")
+    ap.add_argument("--models-dir", default=None, help="<results>/models (without --files)")
     ap.add_argument("--model-ids", nargs="+", default=None,
                     help="models to read (default: every model directory found under --models-dir)")
     ap.add_argument("--optional", nargs="*", default=[],
@@ -477,8 +468,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out-models-html", default=None)
     ap.add_argument("--out-summary-html", default=None)
     args = ap.parse_args(argv)
+    if (args.files is None) == (args.models_dir is None):
+        ap.error("give either --files or --models-dir")
+    if args.files is not None and (args.model_ids or args.optional):
+        ap.error("--model-ids and --optional go with --models-dir, not --files")
 
-    files = model_files(args.models_dir, args.model_ids, args.optional) if args.model_ids else None
+    if args.files is not None:
+        files = args.files
+    else:
+        files = model_files(args.models_dir, args.model_ids, args.optional) if args.model_ids else None
     found = collect_files(files, args.models_dir)
     models, curves = build_tables(found, args.learning_speed_factor, args.convergence_max_late_improvement)
     summary = summarize(models)
