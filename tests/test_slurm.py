@@ -299,7 +299,7 @@ def test_real_workflow_on_slurm(slurm_cluster, tmp_path):
     by_rule = _check_slurm_evidence(log, calls)
     from tsmlip.config import all_model_ids, load_config
 
-    assert len(by_rule.get("train", [])) == len(all_model_ids(load_config(REPO / "config" / "test.yaml"))), sorted(by_rule)
+    assert len(by_rule.get("train", [])) == len(all_model_ids(load_config(REPO / "config" / "config.yaml", REPO / "config" / "test.yaml"))), sorted(by_rule)
     assert GPU_RULES & set(by_rule), sorted(by_rule)
 
     # every output exists: a second plan finds nothing to do
