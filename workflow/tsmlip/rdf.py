@@ -37,8 +37,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .io_utils import atomic_write_text
-from .md.system import initial_liquid_cell, liquid_lattice_constant, liquid_system, number_density  # noqa: F401
+from .io_utils import atomic_write_json, atomic_write_text
+from .md.common import finite_or_none
+from .md.system import initial_liquid_cell, liquid_lattice_constant, liquid_system, number_density
 
 #: the exact definition written into every rdf_error.json
 ERROR_DEFINITION = (
@@ -343,27 +344,12 @@ def read_curve(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     return np.atleast_1d(data["r_A"]).astype(float), np.atleast_1d(data["g"]).astype(float)
 
 
-def _finite_or_none(x):
-    from .md.common import finite_or_none
-
-    return finite_or_none(x)
-
-
-def _write_json(path: str | Path, obj: dict) -> None:
-    """Atomic JSON write (NaN/inf refused: store them as null)."""
-    from .md.common import write_json
-
-    write_json(path, obj, indent=2)
-
-
 #: the rdf: keys a run reads (element and density_g_cm3 may be null: derived from the model or the data)
 REQUIRED_SETTINGS = ("blowup_temperature_K", "collapse_distance_A", "density_g_cm3", "device", "element",
                      "equilibration_steps", "friction_per_fs", "liquid_density_ratio", "melt_min_msd_ratio",
                      "melt_steps", "melt_temperature_K", "n_bins", "peak_fit_halfwidth_A", "production_steps",
                      "progress_every", "r_max_A", "rattle_A", "sample_interval", "seed", "skin_A", "supercell",
-                     "temperature_K", "timestep_fs", "torch_threads")
-#: rdf: keys with a default when the caller's section predates them
-OPTIONAL_SETTINGS = {"engine": "ase", "kernels": "auto", "pair_finder": {"cpu": "kdtree", "cuda": "cell_list"}}
+                     "temperature_K", "timestep_fs", "torch_threads", "engine", "kernels", "pair_finder")
 
 
 def _settings(config_json: str) -> dict:
@@ -373,7 +359,7 @@ def _settings(config_json: str) -> dict:
     if missing:
         raise ValueError(f"--config-json lacks the rdf: keys {', '.join(missing)} (pass the whole rdf: section of "
                          f"the config, as the workflow's rules do)")
-    return {**OPTIONAL_SETTINGS, **s}
+    return s
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -461,18 +447,18 @@ def main_md(argv: list[str] | None = None) -> int:
         "melted": melted,
         "clean": bool(run.stable and melted),
         "message": run.message,
-        "melt_indicator": _finite_or_none(melt),
+        "melt_indicator": finite_or_none(melt),
         "melt_indicator_definition": "production-stage mean-square displacement / d_nn^2 (fcc nearest-neighbour "
                                      "distance at the run's density); melted when >= rdf.melt_min_msd_ratio",
         "msd_A2": {k: round(v, 5) for k, v in run.msd_A2.items()},
         "nn_distance_A": round(d_nn, 5),
-        "min_pair_distance_A": _finite_or_none(run.min_pair_distance_A),
-        "first_peak_r_A": _finite_or_none(r_peak),
-        "first_peak_g": _finite_or_none(g_peak),
+        "min_pair_distance_A": finite_or_none(run.min_pair_distance_A),
+        "first_peak_r_A": finite_or_none(r_peak),
+        "first_peak_g": finite_or_none(g_peak),
         "n_frames": len(run.frames),
         "n_atoms": run.n_atoms,
         "temperature_K": float(s["temperature_K"]),
-        "mean_production_temperature_K": _finite_or_none(run.mean_temperature_K),
+        "mean_production_temperature_K": finite_or_none(run.mean_temperature_K),
         "element": s["element"],
         "density_g_cm3": float(s["density_g_cm3"]),
         "density_source": s["density_source"],
@@ -496,7 +482,7 @@ def main_md(argv: list[str] | None = None) -> int:
         "seed": int(s["seed"]),
         "settings": s,
     }
-    _write_json(a.out_json, info)
+    atomic_write_json(a.out_json, info, indent=2)
     print(f"[rdf-md] done: {len(run.frames)} frames, first peak r={r_peak:.3f} A g={g_peak:.3f}, "
           f"MD {run.wall_time_s:.1f}s, stable={run.stable}, melt indicator {melt:.3f} (melted={melted}), "
           f"closest pair {run.min_pair_distance_A:.3f} A", file=sys.stderr, flush=True)
@@ -539,10 +525,10 @@ def main_error(argv: list[str] | None = None) -> int:
     if a.reference_rdf:
         r_ref, g_ref = read_curve(a.reference_rdf)
         _check_grid(r, r_ref, f"{a.rdf} vs {a.reference_rdf}")
-        err_ref = _finite_or_none(rdf_error(r, g, g_ref))
+        err_ref = finite_or_none(rdf_error(r, g, g_ref))
     out = {
         "model_id": a.model_id,
-        "error_vs_teacher": _finite_or_none(rdf_error(r, g, g_t)),
+        "error_vs_teacher": finite_or_none(rdf_error(r, g, g_t)),
         "error_vs_reference": err_ref,
         "definition": ERROR_DEFINITION,
         "teacher_ids": list(a.teacher_ids),
@@ -558,7 +544,7 @@ def main_error(argv: list[str] | None = None) -> int:
         "melt_indicator": info.get("melt_indicator"),
         "min_pair_distance_A": info.get("min_pair_distance_A"),
     }
-    _write_json(a.out, out)
+    atomic_write_json(a.out, out, indent=2)
     print(f"[rdf-error] {a.model_id}: vs teacher {out['error_vs_teacher']}, "
           f"vs reference {out['error_vs_reference']}", file=sys.stderr, flush=True)
     return 0

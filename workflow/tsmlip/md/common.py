@@ -68,10 +68,10 @@ def finite_or_none(x):
     return float(x) if x is not None and math.isfinite(float(x)) else None
 
 
-def write_json(path: str | Path, payload: dict, indent: int = 1) -> None:
+def write_json(path: str | Path, payload: dict) -> None:
     """Atomic JSON write (:func:`tsmlip.io_utils.atomic_write_json`): a killed job leaves no partial file.
     NaN/inf are refused: store them as null (:func:`finite_or_none`)."""
-    atomic_write_json(path, payload, indent=indent)
+    atomic_write_json(path, payload, indent=1)
 
 
 #: set True to silence :func:`log` (e.g. a benchmark printing its own table)

@@ -242,7 +242,7 @@ def worker_main() -> None:
         torch.set_num_threads(1)
         job = json.loads(sys.stdin.readline())
         model_path, md_cfg, fake, budget = (job[k] for k in ("model_path", "md_cfg", "fake_oom_above", "budget"))
-        set_kernels(md_cfg.get("kernels", "auto"), "cpu")
+        set_kernels(md_cfg["kernels"], "cpu")
         _prime(model_path, md_cfg, torch.device("cpu"))
         gc.collect()
         reply({"ready": True})
@@ -372,7 +372,7 @@ def probe_max_atoms(model_path, md_cfg: dict, device: torch.device, model_id: st
     md_cfg = resolve_md_config(md_cfg, model_species(model_path), trained_on=f"the model {model_path}")
     pc = md_cfg["probe"]
     fake = fake_oom_atoms(fake_oom_above)
-    set_kernels(md_cfg.get("kernels", "auto"), device)
+    set_kernels(md_cfg["kernels"], device)
     trial = (CudaTrial if device.type == "cuda" else CpuTrial)(model_path, md_cfg, device, fake)
     log(f"[max-atoms] {model_id or model_path}: engine={pc['engine']} device={device} kernels={kernel_implementation()} "
         f"budget {trial.budget / MB:.0f} MB" + (f", injected OOM above {fake} atoms" if fake else ""))
@@ -408,7 +408,7 @@ def probe_max_atoms(model_path, md_cfg: dict, device: torch.device, model_id: st
         "fake_oom_above": fake,
         "sizes": found["sizes"],
         "hippynn_kernels": kernel_implementation(),
-        "hippynn_kernels_setting": md_cfg.get("kernels", "auto"),
+        "hippynn_kernels_setting": md_cfg["kernels"],
         "wall_s": time.perf_counter() - t0,
         "model_path": str(model_path),
         "hardware": hardware_info(device),

@@ -54,7 +54,7 @@ def time_md(model_path: str | Path, engine: str, md_cfg: dict, device: torch.dev
     n_atoms, steps, warmup, repeats = (int(tc[k]) for k in ("n_atoms", "steps", "warmup_steps", "repeats"))
     dt_fs = float(tc["timestep_fs"])
     pair_finder = md_cfg["pair_finder"][device.type]
-    set_kernels(md_cfg.get("kernels", "auto"), device)
+    set_kernels(md_cfg["kernels"], device)
     atoms = md_system(n_atoms, md_cfg)
 
     wall0 = time.perf_counter()
@@ -131,7 +131,7 @@ def time_md(model_path: str | Path, engine: str, md_cfg: dict, device: torch.dev
         "pair_finder": pair_finder if engine == "torch" else "ase.neighborlist",
         "dtype": dtype,
         "hippynn_kernels": kernel_implementation(),
-        "hippynn_kernels_setting": md_cfg.get("kernels", "auto"),
+        "hippynn_kernels_setting": md_cfg["kernels"],
         "torch_threads": torch.get_num_threads() if device.type == "cpu" else None,
         "model_path": str(model_path),
         "hardware": hardware_info(device),
