@@ -151,7 +151,7 @@ def md_models():
     config's order) and the tables share it."""
     if not config["md"]["enabled"]:
         return []
-    if config["md"].get("per_architecture", False):
+    if config["md"]["per_architecture"]:
         return list({m.arch: m for m in reversed(MODEL_IDS)}.values())
     return list(MODEL_IDS)
 
