@@ -64,7 +64,8 @@ def e2e_run(tmp_path_factory):
 
 def write_emt_copper_xyz(path, n_configs=24, seed=3):
     """A tiny non-aluminum dataset: fcc copper (3x3x2 cubic cells, a few vacancies, +-3% strain) from
-    Langevin MD with ASE's EMT at 300 and 1500 K, written as extended XYZ (energies eV, forces eV/A)."""
+    Langevin MD with ASE's EMT at 300 and 1500 K, written as extended XYZ (energies eV, forces eV/A, and EMT's
+    per-atom energies as an `energies` column)."""
     import ase.io
     from ase import units
     from ase.build import bulk
@@ -87,7 +88,8 @@ def write_emt_copper_xyz(path, n_configs=24, seed=3):
         for _ in range(4):
             dyn.run(10)
             snap = atoms.copy()
-            snap.calc = SinglePointCalculator(snap, energy=atoms.get_potential_energy(), forces=atoms.get_forces())
+            snap.calc = SinglePointCalculator(snap, energy=atoms.get_potential_energy(), forces=atoms.get_forces(),
+                                              energies=atoms.get_potential_energies())  # per atom: student_oracle
             frames.append(snap)
         traj += 1
     ase.io.write(path, frames[:n_configs], format="extxyz")

@@ -582,7 +582,8 @@ def test_requeue_mid_training_resumes_from_checkpoint(slurm_cluster, tmp_path):
         if proc.poll() is None:
             proc.kill()
     log = out.read_text()
-    assert rc == 0, _tail(log, 120)
+    assert rc == 0, (_tail(log, 120) + "\n--- the rule's log (tsmlip train) ---\n"
+                     + (_tail(model_log.read_text(), 60) if model_log.exists() else "(missing)"))
     submitted = [j for _s, j, f in SUBMITTED_RE.findall(log) if "/rule_train/" in f]
     assert submitted == [jobid], submitted  # Snakemake did not notice: the same job finished
     job = _scontrol_job(jobid)

@@ -34,6 +34,10 @@ CONDA_ENV = "../../envs/tsmlip.yaml"
 DATASET = res("data", "dataset.npz")
 SPLIT = res("data", "split.npz")
 LABELS = res("labels", "atom_energies.npz")
+#: beyond the paper (docs/beyond.md): the reference's own atom energies (student_oracle) and the ground truth
+#: plus teacher-generated configurations with their split and labels (student_synthetic)
+ORACLE_LABELS = res("labels", "oracle_atom_energies.npz")
+SYNTHETIC = {name: res("synthetic", f"{name}.npz") for name in ("dataset", "split", "atom_energies")}
 
 
 # --- training (train.smk) ---------------------------------------------------------------------------
@@ -64,11 +68,13 @@ GPU_JOB = 1 if _local_gpus() > 0 else 0
 
 def train_inputs(wildcards):
     """The teacher learns from the data alone; every other kind also reads the teacher's atom energies
-    (controls only to report the atom-energy error, never in their loss)."""
-    inputs = dict(data=DATASET, split=SPLIT)
-    if wildcards.kind != "teacher":
-        inputs["labels"] = LABELS
-    return inputs
+    (controls only to report the atom-energy error, never in their loss); student_oracle reads the reference's
+    own, student_synthetic the ground truth plus teacher-generated configurations (training split only)."""
+    if wildcards.kind == "teacher":
+        return dict(data=DATASET, split=SPLIT)
+    if wildcards.kind == "student_synthetic":
+        return dict(data=SYNTHETIC["dataset"], split=SYNTHETIC["split"], labels=SYNTHETIC["atom_energies"])
+    return dict(data=DATASET, split=SPLIT, labels=ORACLE_LABELS if wildcards.kind == "student_oracle" else LABELS)
 
 
 def train_labels_arg(wildcards, input):
@@ -179,7 +185,12 @@ def train_targets():
 
 
 def label_targets():
-    return [LABELS]
+    kinds = config["sweep"]["kinds"]
+    return (
+        [LABELS]
+        + ([ORACLE_LABELS] if "student_oracle" in kinds else [])
+        + ([SYNTHETIC["dataset"]] if "student_synthetic" in kinds else [])
+    )
 
 
 def rdf_targets():

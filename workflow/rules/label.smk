@@ -1,4 +1,5 @@
-# The teacher's atom energies for every configuration (all splits): the students' extra targets.
+# The teacher's atom energies for every configuration (all splits): the students' extra targets; and the
+# labels and data of the two kinds beyond the paper (docs/beyond.md).
 rule label_atom_energies:
     input:
         teachers=label_teachers,
@@ -22,3 +23,64 @@ rule label_atom_energies:
     shell:
         "tsmlip label --teacher {input.teachers} --choice {params.choice} --dataset {input.data}"
         " --tolerance {params.tol} --device cpu --out {output.labels} > {log} 2>&1"
+
+
+# student_oracle: the reference potential's own per-atom energies (config.validate refuses data without them)
+rule label_oracle:
+    input:
+        data=DATASET,
+    output:
+        labels=ORACLE_LABELS,
+        info=res("labels", "oracle_atom_energies.json"),
+    log:
+        res("logs", "label_oracle.log"),
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        tol=config["labels"]["sum_tolerance_eV"],
+    shell:
+        "tsmlip label-oracle --dataset {input.data} --tolerance {params.tol} --out {output.labels} > {log} 2>&1"
+
+
+# student_synthetic: configurations from the teacher's own MD, labelled by the teacher(s), appended to the
+# ground truth (training split only)
+rule synthesize:
+    input:
+        teachers=label_teachers,
+        data=DATASET,
+        split=SPLIT,
+        labels=LABELS,
+    output:
+        **SYNTHETIC,
+        info=res("synthetic", "synthetic.json"),
+        provenance=res("synthetic", "provenance.json"),
+    log:
+        res("logs", "synthesize.log"),
+    benchmark:
+        res("benchmarks", "synthesize.tsv")
+    conda:
+        CONDA_ENV
+    threads: config["rdf"]["torch_threads"]
+    resources:
+        gpu=GPU_JOB,
+        mem_mb=4000,
+        runtime=lambda w: config["synthetic"]["runtime_min"],
+    params:
+        settings=lambda w: json.dumps(
+            dict(
+                config["synthetic"],
+                min_distance_A=config["data"]["min_distance_A"],
+                blowup_temperature_K=config["rdf"]["blowup_temperature_K"],
+            )
+        ),
+        tol=config["labels"]["sum_tolerance_eV"],
+        device=config["rdf"]["device"],
+        out_dir=res("synthetic"),
+    shell:
+        "tsmlip synthesize --teacher {input.teachers} --dataset {input.data} --split {input.split}"
+        " --labels {input.labels} --config-json '{params.settings}' --tolerance {params.tol}"
+        " --device {params.device} --threads {threads} --out-dir {params.out_dir} > {log} 2>&1"

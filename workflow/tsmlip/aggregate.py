@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .config import ModelId
+from .config import KINDS, ModelId
 from .metrics import atom_energy_agreement  # noqa: F401  (re-exported: the tables use it)
 
 SPLITS = ("train", "valid", "test")
@@ -294,7 +294,7 @@ def build_tables(found: dict[str, dict], learning_speed_factor: float,
     models = share_cost_within_architecture(pd.DataFrame([r for r, _ in rows]))
     first = [c for c in ID_COLUMNS if c in models] + ["n_weights"]
     models = models[first + [c for c in models.columns if c not in first]]
-    kinds_order = {k: i for i, k in enumerate(("teacher", "student", "control", "control_fw", "born_again", "born_again_static"))}
+    kinds_order = {k: i for i, k in enumerate(KINDS)}
     models = models.sort_values(
         ["kind", "width", "n_sensitivities", "n_atom_layers", "seed"], key=lambda s: s.map(kinds_order) if s.name == "kind" else s
     ).reset_index(drop=True)

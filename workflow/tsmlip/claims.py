@@ -80,6 +80,7 @@ PAPER = {
     "ba_schedule": "with a loss scheduler the student can surpass the teacher (3.5)",
     "ablation": "(not in the paper: this run's ablation)",
     "knowledge": "(not in the paper: this run's check of the transferred knowledge)",
+    "beyond": "(not in the paper: opt-in kinds student_oracle / student_synthetic, docs/beyond.md)",
 }
 
 
@@ -606,6 +607,30 @@ def ablation_claims(models: pd.DataFrame, cfg: dict) -> list[Claim]:
     return rows
 
 
+#: beyond the paper (docs/beyond.md): (baseline kind, claimed kind, claim, metrics)
+BEYOND = (
+    ("student", "student_oracle", "oracle atom energies lower the error below the teacher's atom energies",
+     (FORCE, ENERGY_PER_ATOM)),
+    ("control_fw", "student_oracle", "atom energies can help at all: the oracle student beats control_fw",
+     (FORCE, ENERGY_PER_ATOM)),
+    ("student", "student_synthetic", "teacher-generated configurations lower the student's error",
+     (FORCE, ENERGY_PER_ATOM, RDF_TEACHER)),
+    ("control_fw", "student_synthetic", "the synthetic student beats control_fw", (FORCE, ENERGY_PER_ATOM)),
+)
+
+
+def beyond_claims(models: pd.DataFrame, cfg: dict) -> list[Claim]:
+    """Rows of the opt-in kinds: oracle vs teacher labels, synthetic vs plain student, both vs control_fw."""
+    kinds = set(models["kind"])
+    rows = []
+    for baseline, claimed, claim, metrics in BEYOND:
+        if {baseline, claimed} <= kinds:
+            for metric in metrics:
+                if metric in models and models[metric].notna().any():
+                    rows += paired_claims(models, "beyond the paper", claim, "beyond", baseline, claimed, metric, cfg)
+    return rows
+
+
 # ------------------------------------------------------------------------------------------------------ convergence
 
 
@@ -715,6 +740,7 @@ def all_claims(models: pd.DataFrame, labels: dict | None, cfg: dict, rdf_noise_f
     rows += cost_vs_teacher_claims(models, cfg)
     rows += ablation_claims(models, cfg)
     rows += born_again_claims(models, cfg)
+    rows += beyond_claims(models, cfg)
     if "student" in kinds:
         rows += knowledge_claims(models, labels, cfg)
     rows = [gate_liquid(gate_convergence(r, models), models, rdf_noise_floor_A) for r in rows]

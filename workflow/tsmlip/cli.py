@@ -15,6 +15,8 @@ COMMANDS = {
     "split": "tsmlip.data.split:main",
     "train": "tsmlip.train:main",
     "label": "tsmlip.label:main",
+    "label-oracle": "tsmlip.label:main_oracle",
+    "synthesize": "tsmlip.synthetic:main",
     "md-timing": "tsmlip.md.timing:main",
     "max-atoms": "tsmlip.md.probe:main",
     "rdf-md": "tsmlip.rdf:main_md",

@@ -18,10 +18,18 @@ import yaml
 #: the sections it needs; :func:`load_config` reads only the files it is named).
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
 
-#: kinds of trained model; "teacher" is trained on ground truth only, the others read atom-energy labels
-KINDS = ("teacher", "student", "control", "control_fw", "born_again", "born_again_static")
-#: kinds whose loss has an atom-energy term (and therefore need the teacher's labels)
-DISTILLED_KINDS = ("student", "born_again", "born_again_static")
+#: kinds of trained model; "teacher" is trained on ground truth only, the others read atom-energy labels.
+#: student_oracle and student_synthetic go beyond the paper (opt-in through ``sweep.kinds``): the student's
+#: loss with the reference potential's own atom energies as targets, and the student's loss on the ground
+#: truth plus configurations from the teacher's own MD labelled by the teacher(s) (docs/beyond.md).
+KINDS = ("teacher", "student", "control", "control_fw", "born_again", "born_again_static",
+         "student_oracle", "student_synthetic")
+#: kinds whose loss has an atom-energy term (and therefore need atom-energy labels)
+DISTILLED_KINDS = ("student", "born_again", "born_again_static", "student_oracle", "student_synthetic")
+#: kinds trained with another kind's loss weights (``training.loss_weights``): the beyond-the-paper students
+#: differ from the student only in where their atom energies (oracle) or extra configurations (synthetic)
+#: come from, so each comparison with the student isolates that one change
+LOSS_WEIGHTS_OF = {"student_oracle": "student", "student_synthetic": "student"}
 
 _ARCH_RE = re.compile(r"^w(\d+)-s(\d+)-l(\d+)$")
 
@@ -140,9 +148,34 @@ def _cross_check(cfg: dict) -> None:
         if max_ep < sched.final_epoch:
             raise ConfigError(f"config key 'born_again.max_epochs': {max_ep} ends before the schedule's "
                               f"last row (epoch {sched.final_epoch})")
+    if "student_oracle" in cfg["sweep"]["kinds"] and not has_reference_atom_energies(cfg["data"]):
+        raise ConfigError("config key 'sweep.kinds': student_oracle learns the reference's own per-atom energies, "
+                          f"which data.source {src!r} does not carry (the embedded EMT data do; an extended XYZ "
+                          "file does when its frames hold an 'energies' per-atom array); remove student_oracle")
+    if "student_synthetic" in cfg["sweep"]["kinds"] and "synthetic" not in cfg:
+        raise ConfigError("config key 'synthetic': required when sweep.kinds has student_synthetic")
     lab = cfg["labels"]["teacher"]
     if lab != "mean" and int(lab) not in cfg["teacher"]["seeds"]:
         raise ConfigError(f"config key 'labels.teacher': seed {lab} is not in teacher.seeds")
+
+
+def has_reference_atom_energies(data_cfg: dict) -> bool:
+    """Whether the configured data carry the reference potential's per-atom energies (``ref_atom_E``): the
+    embedded EMT set always, an extended XYZ file when its first frame has an ``energies`` array (as ASE
+    writes a calculator's per-atom energies), ANI-Al never (DFT has no unique per-atom energies)."""
+    if data_cfg["source"] == "emt":
+        return True
+    if data_cfg["source"] == "extxyz":
+        from ase.io import read
+
+        try:
+            first = read(data_cfg["path"], index=0, format="extxyz")
+        except Exception:  # a missing or unreadable file: the data stage reports it
+            return True
+        from .data.io import per_atom_energies
+
+        return per_atom_energies(first) is not None
+    return False
 
 
 def deep_merge(base: dict, overlay: dict) -> dict:

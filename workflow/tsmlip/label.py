@@ -85,6 +85,41 @@ def label(teacher_paths: list[str], dataset_path: str, out: str, tolerance: floa
     return info
 
 
+def oracle_labels(dataset_path: str, out: str, tolerance: float) -> dict:
+    """The reference potential's own per-atom energies as labels (kind ``student_oracle``, docs/beyond.md):
+    the best atom energies any teacher could hand on, summing to the reference totals the models fit."""
+    arrays = load_dataset(dataset_path)
+    if "ref_atom_E" not in arrays:
+        raise LabelError(f"{dataset_path}: the dataset carries no reference per-atom energies (ref_atom_E), so "
+                         "student_oracle cannot be trained on it; remove it from sweep.kinds")
+    mask = arrays["Z"] != 0
+    atom_E = np.where(mask, arrays["ref_atom_E"], 0.0)
+    max_dev = check_sums(atom_E, arrays["E"], arrays["Z"], tolerance, f"{dataset_path} (reference atom energies)")
+    with atomic_open(out, "wb") as fh:
+        np.savez_compressed(fh, atom_E=atom_E, E_teacher=arrays["E"], sum_tolerance_eV=tolerance)
+    info = {"source": "the reference potential's per-atom energies (dataset ref_atom_E): oracle labels",
+            "n_configs": int(len(atom_E)), "n_atoms": int(mask.sum()), "max_sum_deviation_eV": max_dev,
+            "sum_tolerance_eV": tolerance, "atom_energy_mean_eV": float(atom_E[mask].mean()),
+            "atom_energy_std_eV": float(atom_E[mask].std())}
+    atomic_write_text(Path(out).with_suffix(".json"), json.dumps(info, indent=2))
+    return info
+
+
+def main_oracle(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="tsmlip label-oracle", description=oracle_labels.__doc__)
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--tolerance", type=float, required=True, help="allowed |sum(eps) - E| per configuration (eV)")
+    p.add_argument("--out", required=True)
+    a = p.parse_args(argv)
+    try:
+        info = oracle_labels(a.dataset, a.out, a.tolerance)
+    except LabelError as e:
+        print(f"tsmlip label-oracle: error: {e}", file=sys.stderr)
+        return 1
+    print(json.dumps(info, indent=2))
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="tsmlip label", description=__doc__)
     p.add_argument("--teacher", nargs="+", required=True, help="teacher model.pt file(s)")

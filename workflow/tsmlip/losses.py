@@ -35,7 +35,9 @@ def weights_for(kind: str, training_cfg: dict) -> LossWeights:
     """Static weights of a model kind, from ``training.loss_weights`` (w_L2, w_R shared by all)."""
     if kind == "born_again":
         raise ValueError("born_again weights follow a schedule: use BornAgainSchedule")
-    w = training_cfg["loss_weights"][kind]
+    from .config import LOSS_WEIGHTS_OF
+
+    w = training_cfg["loss_weights"][LOSS_WEIGHTS_OF.get(kind, kind)]
     return LossWeights(float(w["w_E"]), float(w["w_F"]), float(w["w_A"]),
                        float(training_cfg["w_L2"]), float(training_cfg["w_R"]))
 

@@ -36,8 +36,11 @@ KIND_STYLE = {
     "control_fw": ("#2ca02c", "^", "control, student's force weight (ablation)"),
     "born_again": ("#9467bd", "D", "Born-Again, scheduled weights"),
     "born_again_static": ("#8c564b", "v", "Born-Again, static weights"),
+    "student_oracle": ("#ff7f0e", "P", "student on the reference's own atom energies (oracle)"),
+    "student_synthetic": ("#17becf", "X", "student + teacher-generated configurations"),
 }
-SWEEP_KINDS = ("student", "control", "control_fw")
+#: kinds of the width / sensitivity / layer sweep (the last two only when the config turns them on)
+SWEEP_KINDS = ("student", "control", "control_fw", "student_oracle", "student_synthetic")
 FORCE_LABEL = "test force RMSE (eV/Å)"
 #: data spanning more than this ratio get a logarithmic axis
 LOG_SPAN = 10.0

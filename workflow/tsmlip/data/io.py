@@ -139,10 +139,22 @@ def read_extxyz(path: str | Path, forces_are: str = "forces") -> list[dict]:
             raise DataError(f"{path}: frame {i} is not periodic in 3D (the workflow needs periodic cells)")
         c = {"Z": at.numbers.copy(), "R": at.positions.copy(), "cell": at.cell.array.copy(), "E": float(E),
              "F": sign * F, "where": f"{path} frame {i}"}
-        if "energies" in at.arrays:
-            c["ref_atom_E"] = at.arrays["energies"].copy()
+        atom_E = per_atom_energies(at)
+        if atom_E is not None:
+            c["ref_atom_E"] = atom_E
         configs.append(c)
     return configs
+
+
+def per_atom_energies(atoms) -> np.ndarray | None:
+    """The reference's per-atom energies of an extended-XYZ frame (an ``energies`` column), or None. ASE's
+    reader puts a calculator's per-atom properties into ``atoms.calc.results``, other columns into
+    ``atoms.arrays``."""
+    results = atoms.calc.results if atoms.calc is not None else {}
+    for where in (results, atoms.arrays):
+        if "energies" in where:
+            return np.asarray(where["energies"], dtype=float).copy()
+    return None
 
 
 def check_single_element(arrays: dict, source: str, required_by: list[str] | None) -> None:
