@@ -116,6 +116,9 @@ def test_synthetic_training_set(e2e_run):
     np.testing.assert_allclose(pred["F"], syn["F"][new], rtol=0, atol=1e-4)
     np.testing.assert_allclose(pred["atom_E"], labels[new], rtol=0, atol=1e-4)
     assert info["teacher_spread"]["n_teachers"] == 1
+    # on the embedded EMT data the teacher labels' own error is measured against the reference
+    assert info["labels_vs_reference"]["reference"] == "emt"
+    assert 0 < info["labels_vs_reference"]["force_rmse_eV_A"] < 10
     # the configurations come from the configured states (temperatures recorded per configuration)
     temps = {s["temperature_K"] for s in cfg["synthetic"]["states"]}
     assert set(syn["T_K"][new]) <= temps
@@ -166,3 +169,33 @@ def test_beyond_claims_decide_a_known_effect():
     assert none[key].verdict != "holds"
     # no synthetic models: no synthetic rows
     assert not any("synthetic" in c for c, _ in rows)
+
+
+def test_synthesize_with_a_teacher_ensemble(tiny_cfg, tiny_data, tmp_path):
+    """Two teachers: trajectories take turns on them, every synthetic configuration gets their mean energies,
+    forces and atom energies, and the spread between them is recorded."""
+    from tsmlip.config import Arch
+    from tsmlip.label import label
+    from tsmlip.model import build_model, load_model, save_model
+    from tsmlip.predict import predict
+    from tsmlip.synthetic import synthesize
+
+    dataset, split, _ = tiny_data
+    teachers = []
+    for seed in (0, 1):  # untrained: different weights, so their predictions differ
+        teachers.append(str(tmp_path / f"teacher{seed}.pt"))
+        save_model(build_model(Arch(6, 6, 1), tiny_cfg["network"], seed=seed), teachers[-1])
+    label(teachers, str(dataset), str(tmp_path / "labels.npz"), 1e-3, "mean", device="cpu")
+    cfg = dict(tiny_cfg["synthetic"], n_configs=4, supercell=[2, 2, 2], equilibration_steps=2, melt_steps=0,
+               steps_between_snapshots=2, snapshots_per_trajectory=1, states=[{"temperature_K": 300, "density_ratio": 1.0}],
+               min_distance_A=tiny_cfg["data"]["min_distance_A"], blowup_temperature_K=10000)
+    info = synthesize(teachers, dataset, split, tmp_path / "labels.npz", cfg, tmp_path / "syn", 1e-3, "cpu")
+    assert [t["teacher"] for t in info["trajectories"]] == teachers * 2
+    assert info["teacher_spread"]["n_teachers"] == 2 and info["teacher_spread"]["force_std_eV_A_rms"] > 0
+    syn = np.load(tmp_path / "syn/dataset.npz")
+    rows = np.arange(info["n_ground_truth"], info["n_ground_truth"] + info["n_synthetic"])
+    preds = [predict(load_model(t), {k: syn[k] for k in syn.files}, rows) for t in teachers]
+    np.testing.assert_allclose(syn["E"][rows], (preds[0]["E"] + preds[1]["E"]) / 2, atol=1e-4)
+    np.testing.assert_allclose(syn["F"][rows], (preds[0]["F"] + preds[1]["F"]) / 2, atol=1e-5)
+    atom_E = np.load(tmp_path / "syn/atom_energies.npz")["atom_E"][rows]
+    np.testing.assert_allclose(atom_E, (preds[0]["atom_E"] + preds[1]["atom_E"]) / 2, atol=1e-5)

@@ -79,8 +79,9 @@ rule synthesize:
         ),
         tol=config["labels"]["sum_tolerance_eV"],
         device=config["rdf"]["device"],
+        reference="--reference emt" if RDF_REFERENCE else "",
         out_dir=res("synthetic"),
     shell:
         "tsmlip synthesize --teacher {input.teachers} --dataset {input.data} --split {input.split}"
         " --labels {input.labels} --config-json '{params.settings}' --tolerance {params.tol}"
-        " --device {params.device} --threads {threads} --out-dir {params.out_dir} > {log} 2>&1"
+        " --device {params.device} --threads {threads} {params.reference} --out-dir {params.out_dir} > {log} 2>&1"

@@ -157,6 +157,25 @@ def teacher_labels(teacher_paths: list[str], arrays: dict, device, batch_size: i
                        "force_std_eV_A_max": float(f_std.max())}}
 
 
+def label_error(frames, labels: dict, source: str) -> dict | None:
+    """How far the teacher's labels of the synthetic configurations are from the reference potential
+    (embedded EMT data only: a check a real dataset cannot afford): energy-per-atom and force RMSE."""
+    from .rdf import reference_calculator
+
+    calc = reference_calculator(source)
+    if calc is None:
+        return None
+    dE, dF = [], []
+    for i, f in enumerate(frames):
+        atoms = f.copy()
+        atoms.calc = calc
+        dE.append((labels["E"][i] - atoms.get_potential_energy()) / len(atoms))
+        dF.append(labels["F"][i, :len(atoms)] - atoms.get_forces())
+    dF = np.concatenate(dF)
+    return {"reference": source, "energy_per_atom_rmse_eV": float(np.sqrt(np.mean(np.square(dE)))),
+            "force_rmse_eV_A": float(np.sqrt(np.mean(dF ** 2)))}
+
+
 def concatenate(a: dict, b: dict) -> dict:
     """Two datasets' arrays, ``a``'s configurations first, padded to the larger of the two; keys in only one
     of them (e.g. ``ref_atom_E``) are left out."""
@@ -174,9 +193,10 @@ def concatenate(a: dict, b: dict) -> dict:
 
 
 def synthesize(teacher_paths, dataset_path, split_path, labels_path, cfg: dict, out_dir, tolerance: float,
-               device="auto") -> dict:
+               device="auto", reference: str | None = None) -> dict:
     """Generate and label the synthetic configurations; write the training set of ``student_synthetic``
-    (``dataset.npz``, ``split.npz``, ``atom_energies.npz`` and ``synthetic.json`` in ``out_dir``)."""
+    (``dataset.npz``, ``split.npz``, ``atom_energies.npz`` and ``synthetic.json`` in ``out_dir``).
+    ``reference``: the data's reference potential (``emt``), to record the teacher labels' error on them."""
     from .elements import resolve_element
 
     dev = resolve_device(device)
@@ -202,6 +222,7 @@ def synthesize(teacher_paths, dataset_path, split_path, labels_path, cfg: dict, 
     lab = teacher_labels(teacher_paths, syn, dev)
     syn["E"], syn["F"] = lab["E"], lab["F"]
     check_sums(lab["atom_E"], lab["E"], syn["Z"], tolerance, "synthetic configurations (teacher labels)")
+    vs_reference = label_error(frames, lab, reference) if reference else None
 
     n_gt, n_syn = len(data["E"]), len(syn["E"])
     merged = concatenate(data, syn)
@@ -210,7 +231,7 @@ def synthesize(teacher_paths, dataset_path, split_path, labels_path, cfg: dict, 
     merged_labels = concatenate({"atom_E": labels, "E": E_label}, {"atom_E": lab["atom_E"], "E": lab["E"]})
     info = {"element": element, "teachers": [str(p) for p in teacher_paths], "n_ground_truth": n_gt,
             "n_synthetic": n_syn, "synthetic_indices": [n_gt, n_gt + n_syn], "trajectories": records,
-            "teacher_spread": lab["spread"], "settings": cfg, "device": device_description(dev),
+            "teacher_spread": lab["spread"], "labels_vs_reference": vs_reference, "settings": cfg, "device": device_description(dev),
             "wall_time_s": time.perf_counter() - t0,
             "train/valid/test": [len(merged_split[s]) for s in SPLITS],
             "synthetic_energy_per_atom_eV": {
@@ -225,7 +246,8 @@ def synthesize(teacher_paths, dataset_path, split_path, labels_path, cfg: dict, 
                             sum_tolerance_eV=tolerance)
     atomic_write_text(out_dir / "synthetic.json", json.dumps(info, indent=2, default=float))
     log(f"{n_syn} synthetic + {n_gt} ground-truth configurations; training split {len(split['train'])} -> "
-        f"{len(merged_split['train'])}; teacher spread {lab['spread']}; {info['wall_time_s']:.0f} s")
+        f"{len(merged_split['train'])}; teacher spread {lab['spread']}; labels vs the reference {vs_reference}; "
+        f"{info['wall_time_s']:.0f} s")
     return info
 
 
@@ -241,6 +263,8 @@ def main(argv=None) -> int:
     p.add_argument("--tolerance", type=float, required=True, help="allowed |sum(eps) - E| per configuration (eV)")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--reference", default=None, help="the data's reference potential (emt): record the teacher "
+                   "labels' error on the synthetic configurations")
     p.add_argument("--out-dir", required=True)
     a = p.parse_args(argv)
     import torch
@@ -248,7 +272,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(a.threads)
     try:
         synthesize(a.teacher, a.dataset, a.split, a.labels, json.loads(a.config_json), a.out_dir, a.tolerance,
-                   a.device)
+                   a.device, a.reference)
     except (SyntheticError, ValueError) as e:
         print(f"tsmlip synthesize: error: {e}", file=sys.stderr)
         return 1
