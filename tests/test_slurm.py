@@ -54,6 +54,7 @@ GPU_RULES = {
     "max_atoms",
     "rdf_md",
     "rdf_md_noise_seed",
+    "synthesize",
 }
 
 SUBMITTED_RE = re.compile(
