@@ -114,7 +114,7 @@ def trajectory(model_path, element: str, state: dict, cfg: dict, rng, device, n_
 
 def generate(teacher_paths: list[str], element: str, cfg: dict, device="cpu") -> tuple[list, list[dict]]:
     """The synthetic configurations (``ase.Atoms``, no labels yet) and one record per trajectory.
-    Trajectories cycle over ``cfg['states']`` and over the teachers."""
+    Trajectories cycle over ``cfg['states']``; each round over the states is driven by the next teacher."""
     rng = np.random.default_rng(int(cfg["seed"]))
     per = int(cfg["snapshots_per_trajectory"])
     n_traj = -(-int(cfg["n_configs"]) // per)
@@ -122,7 +122,8 @@ def generate(teacher_paths: list[str], element: str, cfg: dict, device="cpu") ->
     t0 = time.perf_counter()
     for k in range(n_traj):
         state = cfg["states"][k % len(cfg["states"])]
-        teacher = teacher_paths[k % len(teacher_paths)]
+        # one teacher per round over the states, rounds rotating over the teachers: every state meets every teacher
+        teacher = teacher_paths[(k // len(cfg["states"])) % len(teacher_paths)]
         want = min(per, int(cfg["n_configs"]) - len(frames))
         if want <= 0:
             break
