@@ -80,7 +80,7 @@ rule synthesize:
         tol=config["labels"]["sum_tolerance_eV"],
         device=config["rdf"]["device"],
         reference="--reference emt" if RDF_REFERENCE else "",
-        out_dir=res("synthetic"),
+        out_dir=lambda w, output: os.path.dirname(output.dataset),
     shell:
         "tsmlip synthesize --teacher {input.teachers} --dataset {input.data} --split {input.split}"
         " --labels {input.labels} --config-json '{params.settings}' --tolerance {params.tol}"
