@@ -56,16 +56,33 @@ def load_labels(path: str | Path, dataset: dict, tolerance: float | None = None)
     return atom_E
 
 
+def ensemble_predictions(teacher_paths: list[str], arrays: dict, device, batch_size: int = 16, tag: str = "label"
+                         ) -> dict:
+    """Energies, forces and atom energies of every configuration of ``arrays``, averaged over the teachers
+    (one teacher: its own), with their spread: the standard deviation over the teachers of the energy per
+    atom and of the force vectors (zero for one teacher)."""
+    preds = []
+    for p in teacher_paths:
+        print(f"[{tag}] predicting {len(arrays['E'])} configurations with {p}", file=sys.stderr, flush=True)
+        preds.append(predict(load_model(p, device=device), arrays, device=device, batch_size=batch_size))
+    stack = {k: np.stack([p[k] for p in preds]) for k in ("E", "F", "atom_E")}
+    mask = arrays["Z"] != 0
+    e_std = stack["E"].std(axis=0) / mask.sum(axis=1)
+    f_std = np.sqrt((stack["F"].std(axis=0) ** 2).sum(axis=-1))[mask]
+    return {"E": stack["E"].mean(axis=0), "F": stack["F"].mean(axis=0), "atom_E": stack["atom_E"].mean(axis=0),
+            "spread": {"n_teachers": len(preds),
+                       "energy_per_atom_std_meV_mean": float(1e3 * e_std.mean()),
+                       "energy_per_atom_std_meV_max": float(1e3 * e_std.max()),
+                       "force_std_eV_A_rms": float(np.sqrt(np.mean(f_std ** 2))),
+                       "force_std_eV_A_max": float(f_std.max())}}
+
+
 def label(teacher_paths: list[str], dataset_path: str, out: str, tolerance: float, choice: str,
           device="auto", batch_size: int = 16) -> dict:
     dev = resolve_device(device)
     arrays = load_dataset(dataset_path)
-    preds = []
-    for p in teacher_paths:
-        print(f"[label] predicting atom energies of {len(arrays['E'])} configurations with {p}", file=sys.stderr, flush=True)
-        preds.append(predict(load_model(p, device=dev), arrays, device=dev, batch_size=batch_size))
-    atom_E = np.mean([p["atom_E"] for p in preds], axis=0)
-    E_teacher = np.mean([p["E"] for p in preds], axis=0)
+    ens = ensemble_predictions(teacher_paths, arrays, dev, batch_size, tag="label")
+    atom_E, E_teacher = ens["atom_E"], ens["E"]
     # float32 rounding of a sum over up to ~250 atoms of ~eV terms: a few 1e-5 eV
     max_dev = check_sums(atom_E, E_teacher, arrays["Z"], tolerance, "teacher predictions")
     with atomic_open(out, "wb") as fh:

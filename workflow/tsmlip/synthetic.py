@@ -28,9 +28,8 @@ from .data import load_dataset, load_split
 from .data.dataset import pad_configurations, save_dataset
 from .data.split import SPLITS
 from .io_utils import atomic_open, atomic_write_text
-from .label import check_sums, load_labels
-from .model import device_description, load_model, resolve_device
-from .predict import predict
+from .label import check_sums, ensemble_predictions, load_labels
+from .model import device_description, resolve_device
 
 
 class SyntheticError(ValueError):
@@ -140,24 +139,6 @@ def generate(teacher_paths: list[str], element: str, cfg: dict, device="cpu") ->
     return frames, records
 
 
-def teacher_labels(teacher_paths: list[str], arrays: dict, device, batch_size: int = 16) -> dict:
-    """Ensemble-mean energies, forces and atom energies of ``arrays`` over the teachers, with the spread
-    (standard deviation over teachers; zero for one teacher)."""
-    preds = [predict(load_model(p, device=device), arrays, device=device, batch_size=batch_size)
-             for p in teacher_paths]
-    stack = {k: np.stack([p[k] for p in preds]) for k in ("E", "F", "atom_E")}
-    n_atoms = (arrays["Z"] != 0).sum(axis=1)
-    mask = arrays["Z"] != 0
-    e_std = stack["E"].std(axis=0) / n_atoms
-    f_std = np.sqrt((stack["F"].std(axis=0) ** 2).sum(axis=-1))[mask] if len(preds) > 1 else np.zeros(mask.sum())
-    return {"E": stack["E"].mean(axis=0), "F": stack["F"].mean(axis=0), "atom_E": stack["atom_E"].mean(axis=0),
-            "spread": {"n_teachers": len(preds),
-                       "energy_per_atom_std_meV_mean": float(1e3 * e_std.mean()),
-                       "energy_per_atom_std_meV_max": float(1e3 * e_std.max()),
-                       "force_std_eV_A_rms": float(np.sqrt(np.mean(f_std ** 2))),
-                       "force_std_eV_A_max": float(f_std.max())}}
-
-
 def label_error(frames, labels: dict, source: str) -> dict | None:
     """How far the teacher's labels of the synthetic configurations are from the reference potential
     (embedded EMT data only: a check a real dataset cannot afford): energy-per-atom and force RMSE."""
@@ -220,7 +201,7 @@ def synthesize(teacher_paths, dataset_path, split_path, labels_path, cfg: dict, 
     configs = [{"Z": f.numbers, "R": f.positions, "cell": np.array(f.cell), "E": 0.0,
                 "F": np.zeros((len(f), 3)), "T_K": f.info["T_K"]} for f in frames]
     syn = pad_configurations(configs)
-    lab = teacher_labels(teacher_paths, syn, dev)
+    lab = ensemble_predictions(teacher_paths, syn, dev, tag="synthesize")
     syn["E"], syn["F"] = lab["E"], lab["F"]
     check_sums(lab["atom_E"], lab["E"], syn["Z"], tolerance, "synthetic configurations (teacher labels)")
     vs_reference = label_error(frames, lab, reference) if reference else None
