@@ -234,3 +234,56 @@ def test_killed_training_resumes_from_checkpoint(tiny_cfg, tiny_data, tmp_path):
     assert epochs_run_now and epochs_run_now[0] == k + 1  # nothing repeated from zero
     curve = [int(r["epoch"]) for r in read_curve(tmp_path / "m" / "curve.csv")]
     assert curve == list(range(0, len(curve)))
+
+
+def test_split_batches_equal_hippynn_generator(tiny_cfg, tiny_data):
+    """The training batches (tsmlip.batches) hold exactly hippynn's make_generator tensors, pair cache included,
+    already coalesced."""
+    from tsmlip import train as T
+
+    ds, sp, _ = tiny_data
+    mid = ModelId.parse("control/w6-s6-l1/seed1")
+    data = T._load_data(mid, ds, sp, None)
+    run = T._assemble(mid, settings(tiny_cfg), data, torch.device("cpu"))
+    for split in ("train", "valid", "test"):
+        old = list(run.db.make_generator(split, "eval", 3))
+        new = list(run.batches[split].batches(3))
+        assert len(old) == len(new)
+        for a, b in zip(old, new):
+            assert len(a) == len(b)
+            for x, y in zip(a, b):
+                if x.is_sparse:
+                    assert y.is_coalesced() and x.shape == y.shape
+                    x = x.coalesce()
+                    assert torch.equal(x.indices(), y.indices()) and torch.equal(x.values(), y.values())
+                else:
+                    assert torch.equal(x, y)
+    shuffled = [b[0] for b in run.batches["train"].batches(3, shuffle=True)]
+    assert sum(len(b) for b in shuffled) == len(data.split["train"])
+
+
+def test_pair_cache_gives_the_same_model(tiny_cfg, tiny_data, tmp_path, capsys):
+    """A model trained with the shared pair cache (first job computes, second loads) equals one trained without."""
+    ds, sp, _ = tiny_data
+    mid = ModelId.parse("control/w6-s6-l1/seed1")
+    s = settings(tiny_cfg, max_epochs=3)
+    ref = train(mid, s, ds, sp, tmp_path / "ref", tmp_path / "ref_ck")
+    first = train(mid, s, ds, sp, tmp_path / "a", tmp_path / "a_ck", pair_cache_dir=tmp_path / "pairs")
+    assert len(list((tmp_path / "pairs").glob("pairs-*.pt"))) == 1
+    second = train(mid, s, ds, sp, tmp_path / "b", tmp_path / "b_ck", pair_cache_dir=tmp_path / "pairs")
+    for m in (first, second):
+        for split in ("train", "valid", "test"):
+            assert m["splits"][split]["force_rmse_eV_A"] == ref["splits"][split]["force_rmse_eV_A"]
+
+
+def test_patience_counts_only_progress_beyond_the_threshold(tiny_cfg, tiny_data, tmp_path):
+    """With an improvement threshold no tiny improvement resets the patience: training stops by the rule."""
+    ds, sp, _ = tiny_data
+    mid = ModelId.parse("control/w6-s6-l1/seed1")
+    m = train(mid, settings(tiny_cfg, max_epochs=200, learning_rate=1e-6, improvement_threshold=0.5,
+                            lr_patience=1, termination_patience=3), ds, sp, tmp_path / "m", tmp_path / "c")
+    # lr 1e-6 barely moves the model: after epoch 1 no epoch improves by 50 %, so hippynn's controller stops it
+    # when the patience (3) has run out: epoch 1 + 3 + 1; the best weights still follow any improvement
+    assert m["convergence"]["stopped_by"] == "patience"
+    assert m["epochs"] == 5
+    assert m["best_epoch"] > 1

@@ -25,7 +25,10 @@ rule train:
         labels=train_labels_arg,
         out_dir=lambda w: res("models", w.kind, w.arch, f"seed{w.seed}"),
         ckpt_dir=lambda w: res("checkpoints", w.kind, w.arch, f"seed{w.seed}"),
+        # the pre-computed pairs, shared by every model (keyed by dataset, split and cut-off: never stale)
+        pair_cache=res("checkpoints", "_pairs"),
     shell:
         "tsmlip train --model-id {wildcards.kind}/{wildcards.arch}/seed{wildcards.seed}"
         " --settings '{params.settings}' --dataset {input.data} --split {input.split} {params.labels}"
-        " --out-dir {params.out_dir} --checkpoint-dir {params.ckpt_dir} > {log} 2>&1"
+        " --out-dir {params.out_dir} --checkpoint-dir {params.ckpt_dir} --pair-cache-dir {params.pair_cache}"
+        " > {log} 2>&1"

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .batches import SplitBatches
 from .config import DISTILLED_KINDS, ModelId
 from .data import load_dataset, load_split
 from .data.split import SPLITS, dataset_fingerprint
@@ -107,7 +108,7 @@ def _fingerprint(model_id: ModelId, cfg: dict, dataset_path, labels_path) -> str
 
 
 def train(model_id: ModelId, cfg: dict, dataset_path, split_path, out_dir, checkpoint_dir,
-          labels_path=None) -> dict:
+          labels_path=None, pair_cache_dir=None) -> dict:
     """Train one model; returns its metrics dict (also written to ``out_dir/metrics.json``).
 
     The steps, in order (the order matters: the model's weights, the database's shuffling and the
@@ -123,10 +124,13 @@ def train(model_id: ModelId, cfg: dict, dataset_path, split_path, out_dir, check
     device = resolve_device(tr["device"])
     if device.type == "cpu":
         torch.set_num_threads(int(tr["torch_threads"]))
+        # the sensitivities' tails underflow into subnormal floats, which a CPU multiplies 10-100x slower than
+        # normal ones; flushing them to zero changes no result beyond float32 rounding (docs/default_experiment.md)
+        torch.set_flush_denormal(True)
     torch.set_default_dtype(torch.float32)
 
     data = _load_data(model_id, dataset_path, split_path, labels_path)
-    run = _assemble(model_id, cfg, data, device)
+    run = _assemble(model_id, cfg, data, device, pair_cache_dir)
     optimizer, controller, max_epochs = _optimizer(model_id, cfg, run.model)
     ckpt = _Checkpoint(checkpoint_dir / "checkpoint.pt", _fingerprint(model_id, cfg, dataset_path, labels_path))
     state = _resume(model_id, ckpt, run, controller)
@@ -149,6 +153,7 @@ class _Data:
     split: dict
     labels: np.ndarray | None
     distilled: bool  # the loss has an atom-energy term
+    fingerprint: str = ""  # content of the dataset and split files (keys the pair cache)
 
 
 @dataclass
@@ -161,6 +166,7 @@ class _Run:
     model: torch.nn.Module  # inputs -> outputs (hippynn GraphModule)
     evaluator: object  # hippynn Evaluator of the validation metrics
     db: object  # hippynn Database
+    batches: dict  # split name -> SplitBatches (the database's arrays, batched without per-sample indexing)
     term_names: list  # the loss terms, in TERMS order
     term_module: torch.nn.Module  # (outputs, targets) -> the loss terms' values
     n_in: int  # how many of a batch's tensors are model inputs (the rest are targets)
@@ -185,15 +191,15 @@ def _load_data(model_id: ModelId, dataset_path, split_path, labels_path) -> _Dat
             labels = load_labels(labels_path, arrays)
         except LabelError as e:
             raise TrainingError(str(e)) from None
-    return _Data(arrays, split, labels, distilled)
+    fingerprint = f"{dataset_fingerprint(dataset_path)}-{dataset_fingerprint(split_path)}"
+    return _Data(arrays, split, labels, distilled, fingerprint)
 
 
-def _assemble(model_id: ModelId, cfg: dict, data: _Data, device: torch.device) -> _Run:
+def _assemble(model_id: ModelId, cfg: dict, data: _Data, device: torch.device, pair_cache_dir=None) -> _Run:
     """The model graph (weights seeded by the model's seed), its loss terms, hippynn's training modules and
     database (energy offsets initialised from the training data, pairs pre-computed), on ``device``."""
     from hippynn.databases import Database
     from hippynn.experiment import assemble_for_training
-    from hippynn.experiment.assembly import precompute_pairs
     from hippynn.graphs import GraphModule
     from hippynn.pretraining import hierarchical_energy_initialization
 
@@ -216,8 +222,7 @@ def _assemble(model_id: ModelId, cfg: dict, data: _Data, device: torch.device) -
             db.make_explicit_split(name, torch.as_tensor(data.split[name]))
         hierarchical_energy_initialization(graph.henergy, db, trainable_after=False, decay_factor=1e-2)
         if tr["precompute_pairs"]:
-            precompute_pairs(training_modules.model, db, batch_size=tr["eval_batch_size"], device=device,
-                             n_images=_n_images(arrays, cfg["network"]["dist_hard_max"]))
+            _precompute_pairs(training_modules.model, db, data, cfg, device, pair_cache_dir)
             training_modules, db_info = assemble()
             db.inputs, db.targets = db_info["inputs"], db_info["targets"]
     model, _, evaluator = training_modules
@@ -228,8 +233,44 @@ def _assemble(model_id: ModelId, cfg: dict, data: _Data, device: torch.device) -
     evaluator.model_device = device
     if device.type == "cuda":
         db.send_to_device(device)
-    return _Run(device, graph, schedule, model, evaluator, db, term_names, term_module, len(db_info["inputs"]),
-                count_weights(graph))
+    batches = {name: SplitBatches(db, name) for name in SPLITS}
+    return _Run(device, graph, schedule, model, evaluator, db, batches, term_names, term_module,
+                len(db_info["inputs"]), count_weights(graph))
+
+
+def _precompute_pairs(model, db, data: _Data, cfg: dict, device, cache_dir) -> None:
+    """hippynn's pair pre-computation (``precompute_pairs``: the pairs of every configuration within the hard
+    cut-off, stored in the database; the model graph then reads them instead of searching), with the result
+    kept in ``cache_dir`` (when given) under a key of everything it depends on: the dataset's and split's
+    content, the cut-off, the periodic images and hippynn's version. Every model of a run reads the same
+    dataset and split, so only the first job pays for the search (about 9 s on one CPU core for the default
+    data); the others load it. The cache is written atomically; a damaged file is recomputed."""
+    import hippynn
+    from hippynn.experiment.assembly import _PAIRCACHE_DB_NAME, precompute_pairs
+
+    cutoff = float(cfg["network"]["dist_hard_max"])
+    n_images = _n_images(data.arrays, cutoff)
+    path = None
+    if cache_dir is not None:
+        key = hashlib.sha256(json.dumps([data.fingerprint, cutoff, n_images, hippynn.__version__]).encode())
+        path = Path(cache_dir) / f"pairs-{key.hexdigest()[:16]}.pt"
+    cached = None
+    if path is not None and path.exists():
+        try:
+            cached = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # damaged (e.g. a disk filled up mid-write elsewhere): recompute it
+            log(f"ignoring pair cache {path} ({type(exc).__name__}); recomputing")
+    if cached is not None and set(cached) == set(db.splits):
+        class _NoSplits:  # precompute_pairs rewires the graph and computes pairs for each split: here none
+            splits = {}
+        precompute_pairs(model, _NoSplits(), device=device, n_images=n_images)
+        for name, cache in cached.items():
+            db.splits[name][_PAIRCACHE_DB_NAME] = cache.to(device)
+        return
+    precompute_pairs(model, db, batch_size=cfg["training"]["eval_batch_size"], device=device, n_images=n_images)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_torch_save({name: split[_PAIRCACHE_DB_NAME].cpu() for name, split in db.splits.items()}, path)
 
 
 def _optimizer(model_id: ModelId, cfg: dict, model: torch.nn.Module):
@@ -241,7 +282,9 @@ def _optimizer(model_id: ModelId, cfg: dict, model: torch.nn.Module):
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=tr["learning_rate"])
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=tr["lr_factor"],
-                                                           patience=tr["lr_patience"])
+                                                           patience=tr["lr_patience"],
+                                                           threshold=tr["improvement_threshold"],
+                                                           threshold_mode="rel")
     max_epochs = int(cfg["born_again"].get("max_epochs", tr["max_epochs"])) if model_id.kind == "born_again" \
         else int(tr["max_epochs"])
     controller = PatienceController(optimizer, scheduler, batch_size=tr["batch_size"], max_epochs=max_epochs,
@@ -274,7 +317,7 @@ def _score_untrained(model_id: ModelId, run: _Run, optimizer, state: dict, tr: d
     ``state["untrained"]`` and as the curve's first row."""
     run.model.eval()
     with _quiet():
-        ev = {name: run.evaluator.evaluate(run.db.make_generator(name, "eval", tr["eval_batch_size"]), name, 0)
+        ev = {name: run.evaluator.evaluate(run.batches[name].batches(tr["eval_batch_size"]), name, 0)
               for name in SPLITS}
     state["untrained"] = {name: {k: ev[name][k] for k in ("energy_rmse_eV", "energy_per_atom_rmse_eV",
                                                            "force_rmse_eV_A", "force_mae_eV_A")}
@@ -292,7 +335,7 @@ def _train_one_epoch(model_id: ModelId, run: _Run, optimizer, batch_size: int, w
     finite stops training (:class:`TrainingError` naming the epoch and batch)."""
     run.model.train()
     loss_sum, n_batches = 0.0, 0
-    for b, batch in enumerate(run.db.make_generator("train", "train", batch_size=batch_size)):
+    for b, batch in enumerate(run.batches["train"].batches(batch_size, shuffle=True)):
         batch = [x.to(run.device, non_blocking=True) for x in batch]
         outputs = run.model(*batch[:run.n_in])
         values = dict(zip(run.term_names, run.term_module(*outputs, *batch[run.n_in:])))
@@ -324,23 +367,22 @@ def _epoch_loop(model_id: ModelId, run: _Run, optimizer, controller, max_epochs:
         phase = run.schedule.phase(epoch)
         if phase != state["phase"]:
             # Born-Again: a new row of the schedule -> pick the best model within the new phase
-            state["phase"], state["best_metric"] = phase, math.inf
+            state["phase"], state["best_metric"], state["progress_metric"] = phase, math.inf, math.inf
             log(f"[{model_id}] epoch {epoch}: loss weights now {w.as_dict()}")
         train_loss = _train_one_epoch(model_id, run, optimizer, controller.batch_size, w, epoch, ckpt)
-        run.model.eval()
-        with _quiet():
-            ev_train = run.evaluator.evaluate(run.db.make_generator("train", "eval", tr["eval_batch_size"],
-                                                                    subsample=tr["train_eval_fraction"]),
-                                              "train", epoch)
-            ev_valid = run.evaluator.evaluate(run.db.make_generator("valid", "eval", tr["eval_batch_size"]),
-                                              "valid", epoch)
+        ev_train, ev_valid = _evaluate_epoch(run, tr, epoch)
         stop_metric = error_loss(run.schedule.final, ev_valid)
         if not math.isfinite(stop_metric):
             raise TrainingError(f"{model_id}: validation loss became {stop_metric} at epoch {epoch}")
         better = stop_metric < state["best_metric"]
         if better:
             state.update(best_metric=stop_metric, best_epoch=epoch, best_state=_to_cpu(run.model.state_dict()))
-        keep_going = controller.push_epoch(epoch, better, stop_metric, _print=lambda *a: None)
+        # progress for the patience: an improvement by more than improvement_threshold (relative) over the best
+        # metric that counted as progress (small-batch noise alone never resets it)
+        progress = stop_metric < state.get("progress_metric", math.inf) * (1 - tr["improvement_threshold"])
+        if progress:
+            state["progress_metric"] = stop_metric
+        keep_going = controller.push_epoch(epoch, progress, stop_metric, _print=lambda *a: None)
         now = time.time()
         elapsed = state["elapsed_s"] + (now - t_start)
         row = _curve_row(epoch, optimizer, w, train_loss, ev_train, ev_valid, stop_metric, now - t_epoch, elapsed)
@@ -355,6 +397,21 @@ def _epoch_loop(model_id: ModelId, run: _Run, optimizer, controller, max_epochs:
             _save_checkpoint(ckpt, run, controller, dict(state, elapsed_s=elapsed))
             state["elapsed_s"], t_start = elapsed, now
     return epoch, t_start
+
+
+def _evaluate_epoch(run: _Run, tr: dict, epoch: int) -> tuple[dict, dict]:
+    """The metrics after an epoch: the validation split (the stopping metric) every epoch; a random
+    ``train_eval_fraction`` of the training split every ``train_eval_every`` epochs (the learning curve's train
+    columns; NaN in between)."""
+    run.model.eval()
+    with _quiet():
+        ev_valid = run.evaluator.evaluate(run.batches["valid"].batches(tr["eval_batch_size"]), "valid", epoch)
+        if epoch % tr["train_eval_every"] == 0:
+            ev_train = run.evaluator.evaluate(run.batches["train"].batches(
+                tr["eval_batch_size"], subsample=tr["train_eval_fraction"]), "train", epoch)
+        else:
+            ev_train = {k: math.nan for k in ev_valid}
+    return ev_train, ev_valid
 
 
 def _save_checkpoint(ckpt: _Checkpoint, run: _Run, controller, state: dict) -> None:
@@ -469,10 +526,13 @@ def main(argv=None) -> int:
     p.add_argument("--labels", default=None, help="teacher atom-energy labels (students; others: evaluation)")
     p.add_argument("--out-dir", required=True)
     p.add_argument("--checkpoint-dir", required=True)
+    p.add_argument("--pair-cache-dir", default=None,
+                   help="keep the pre-computed pairs here, keyed by dataset, split and cut-off (shared by all models)")
     a = p.parse_args(argv)
     cfg = settings_from_arg(a.settings)
     try:
-        train(ModelId.parse(a.model_id), cfg, a.dataset, a.split, a.out_dir, a.checkpoint_dir, a.labels)
+        train(ModelId.parse(a.model_id), cfg, a.dataset, a.split, a.out_dir, a.checkpoint_dir, a.labels,
+              a.pair_cache_dir)
     except TrainingError as e:
         print(f"tsmlip train: error: {e}", file=sys.stderr)
         return 1
