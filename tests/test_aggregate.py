@@ -86,8 +86,37 @@ def _model(root: Path, kind: str, arch: str, seed: int, force: float, energy: fl
                                             "first_peak_r_A": 2.8, "first_peak_g": 3.0})
 
 
-def write_synthetic_run(root: Path, md: bool = True, rdf: bool = True) -> Path:
-    """Per-model files of a synthetic run under ``root`` (``root/models/...``, ``root/labels/...``)."""
+#: the budget check of the synthetic run: seed 1 of every kind at the smallest and largest architecture, the
+#: teacher and the Born-Again seed 1, each trained again with every budget doubled: 1 % lower test errors
+BUDGET_CHECKED = (
+    [f"teacher/{TEACHER}/seed0", f"born_again/{TEACHER}/seed1", f"born_again_static/{TEACHER}/seed1"]
+    + [f"{kind}/{arch}/seed1" for kind in ("control", "control_fw", "student") for arch in ("w4-s4-l1", "w16-s4-l1")]
+)
+BUDGET_CHANGE = -0.01
+
+
+def write_budget_check(root: Path, model_id: str, change: float, stopped_by: str = "patience") -> Path:
+    """``root/budget_check/<id>/metrics.json``: the model's own metrics.json with every test error times
+    ``1 + change`` and twice the epochs."""
+    met = json.loads((root / "models" / model_id / "metrics.json").read_text())
+    test = met["splits"]["test"]
+    for key in ("energy_rmse_eV", "energy_per_atom_rmse_eV", "force_rmse_eV_A", "atom_energy_rmse_eV"):
+        if test.get(key) is not None:
+            test[key] *= 1 + change
+    met["epochs"] = 2 * EPOCHS
+    met["convergence"] = dict(met["convergence"], stopped_by=stopped_by, epochs=2 * EPOCHS)
+    path = root / "budget_check" / model_id / "metrics.json"
+    _write_json(path, met)
+    return path
+
+
+def budget_check_files(root: Path) -> list[Path]:
+    return sorted((root / "budget_check").rglob("metrics.json"))
+
+
+def write_synthetic_run(root: Path, md: bool = True, rdf: bool = True, budget_check: bool = True) -> Path:
+    """Per-model files of a synthetic run under ``root`` (``root/models/...``, ``root/labels/...``, and with
+    ``budget_check`` the checks of :data:`BUDGET_CHECKED` in ``root/budget_check/...``)."""
     W = {"teacher": {"w_E": 1, "w_F": 10, "w_A": 0}, "control": {"w_E": 1, "w_F": 10, "w_A": 0},
          "control_fw": {"w_E": 1, "w_F": 30, "w_A": 0}, "student": {"w_E": 1, "w_F": 30, "w_A": 100},
          "born_again_static": {"w_E": 1, "w_F": 30, "w_A": 100}, "born_again": {"schedule": "table 1"}}
@@ -111,12 +140,15 @@ def write_synthetic_run(root: Path, md: bool = True, rdf: bool = True) -> Path:
     _write_json(root / "labels" / "atom_energies.json", {
         "teacher": "teacher/w12-s8-l2/seed0",
         "vs_reference": {"rmse_eV": 0.02, "pearson_r": 0.9, "offset_eV": 0.1, "ref_std_eV": 0.05}})
+    if budget_check:
+        for mid in BUDGET_CHECKED:
+            write_budget_check(root, mid, BUDGET_CHANGE)
     return root
 
 
 def build(root: Path, factor: float = 2.0):
     found = aggregate.collect_files(models_dir=root / "models")
-    return aggregate.build_tables(found, factor, AGG["convergence_max_late_improvement"])
+    return aggregate.build_tables(found, factor, aggregate.read_budget_checks(budget_check_files(root)))
 
 
 @pytest.fixture(scope="module")
@@ -259,7 +291,6 @@ def test_cli_writes_tables(run, tmp_path):
     out = tmp_path / "tables"
     assert aggregate.main(["--models-dir", str(root / "models"), "--model-ids", "teacher/w12-s8-l2/seed0",
                            "student/w4-s4-l1/seed1", "--optional", "rdf_error.json", "--learning-speed-factor", "2",
-                           "--convergence-max-late-improvement", "0.02",
                            "--out-models", str(tmp_path / "two.csv"), "--out-summary", str(tmp_path / "s.csv"),
                            "--out-curves", str(tmp_path / "c.csv")]) == 0
     two = pd.read_csv(tmp_path / "two.csv")
@@ -269,7 +300,6 @@ def test_cli_writes_tables(run, tmp_path):
              for name in ("metrics.json", "curve.csv")] + [root / "models/student/w4-s4-l1/seed1/rdf_error.json"]
     assert (root / "models/teacher/w12-s8-l2/seed0/rdf_error.json").is_file()
     assert aggregate.main(["--files", *map(str, files), "--learning-speed-factor", "2",
-                           "--convergence-max-late-improvement", "0.02",
                            "--out-models", str(tmp_path / "named.csv"), "--out-summary", str(tmp_path / "s2.csv"),
                            "--out-curves", str(tmp_path / "c2.csv")]) == 0
     named = pd.read_csv(tmp_path / "named.csv").set_index("model_id")
@@ -277,14 +307,16 @@ def test_cli_writes_tables(run, tmp_path):
     assert np.isfinite(named.loc["student/w4-s4-l1/seed1", "rdf_error_vs_teacher"])
     with pytest.raises(SystemExit):
         aggregate.main(["--files", str(files[0]), "--models-dir", str(root / "models"), "--learning-speed-factor",
-                        "2", "--convergence-max-late-improvement", "0.02", "--out-models", "m", "--out-summary",
-                        "s", "--out-curves", "c"])
+                        "2", "--out-models", "m", "--out-summary", "s", "--out-curves", "c"])
     assert aggregate.main(["--models-dir", str(root / "models"), "--learning-speed-factor", "2",
-                           "--convergence-max-late-improvement", "0.02",
+                           "--budget-check-files", *map(str, budget_check_files(root)),
                            "--out-models", str(out / "models.csv"), "--out-summary", str(out / "summary.csv"),
                            "--out-curves", str(out / "curves.csv"), "--out-models-html", str(out / "models.html"),
                            "--out-summary-html", str(out / "summary.html")]) == 0
-    assert len(pd.read_csv(out / "models.csv")) == 1 + 27 + 6
+    written = pd.read_csv(out / "models.csv").set_index("model_id")
+    assert len(written) == 1 + 27 + 6
+    assert written["budget_check_test_force_rmse_eV_A"].notna().sum() == len(BUDGET_CHECKED)
+    assert written.loc[f"teacher/{TEACHER}/seed0", "budget_check_relative_change"] == pytest.approx(BUDGET_CHANGE)
     assert "<table" in (out / "models.html").read_text()
     assert aggregate.born_again_main(["--models", str(out / "models.csv"), "--out-csv", str(out / "ba.csv"),
                                       "--out-md", str(out / "ba.md"), "--out-html", str(out / "ba.html")]) == 0
@@ -321,14 +353,14 @@ def test_convergence_columns(tmp_path):
     def met(block):
         return {"best_epoch": 7, **({"convergence": block} if block is not None else {})}
 
-    thr = AGG["convergence_max_late_improvement"]
-    patience = aggregate.convergence(met({"stopped_by": "patience", "best_epoch": 9, "late_relative_improvement": 0.3}), thr)
+    patience = aggregate.convergence(met({"stopped_by": "patience", "best_epoch": 9, "late_relative_improvement": 0.3}))
     assert patience == {"stopped_by": "patience", "best_epoch": 9, "late_relative_improvement": 0.3, "converged": True}
-    flat = aggregate.convergence(met({"stopped_by": "max_epochs", "best_epoch": 29, "late_relative_improvement": thr / 2}), thr)
-    assert flat["converged"] is True
-    still = aggregate.convergence(met({"stopped_by": "max_epochs", "best_epoch": 30, "late_relative_improvement": 0.1}), thr)
+    # the epoch cap is never convergence, however flat the end of the curve (the late improvement: information)
+    flat = aggregate.convergence(met({"stopped_by": "max_epochs", "best_epoch": 29, "late_relative_improvement": 0.001}))
+    assert flat["converged"] is False and flat["late_relative_improvement"] == 0.001
+    still = aggregate.convergence(met({"stopped_by": "max_epochs", "best_epoch": 30, "late_relative_improvement": 0.1}))
     assert still["converged"] is False and still["stopped_by"] == "max_epochs"
-    none = aggregate.convergence(met(None), thr)
+    none = aggregate.convergence(met(None))
     assert none["stopped_by"] == "unknown" and none["converged"] is False and none["best_epoch"] == 7
     assert math.isnan(none["late_relative_improvement"])
 

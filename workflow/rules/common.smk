@@ -176,6 +176,17 @@ def analysis_files():
     return sorted(md_files() + [model_file(m, "rdf_error.json") for m in MODEL_IDS])
 
 
+def budget_check_metrics():
+    """metrics.json of every budget-check model (a model trained again from scratch with every budget
+    doubled, <results>/budget_check/<id>/), which `aggregate` reads into the budget_check_* columns of
+    models.csv. Placeholder until the training side's rules exist: the ids listed in
+    training.budget_check.models, none without that section."""
+    check = config["training"].get("budget_check")
+    if not check:
+        return []
+    return [res("budget_check", str(tsconfig.ModelId.parse(str(m))), "metrics.json") for m in check.get("models", [])]
+
+
 def data_targets():
     return [DATASET, SPLIT]
 
