@@ -561,3 +561,67 @@ def test_rdf_rows_undecided_when_a_liquid_is_not_clean(run, tmp_path):
     rdf = table[table["metric"].str.contains("RDF error")]
     assert (rdf["verdict"] == claims.UNDECIDED_LIQUID).all()
     assert rdf["detail"].str.contains(rf"teacher/{TEACHER}/seed0 \(collapsed or blew up\)").all()
+
+
+# ------------------------------------------------------------------------------------------------ budget check
+
+
+def test_budget_check_columns(run):
+    root, models, _ = run
+    by = models.set_index("model_id")
+    for col in aggregate.BUDGET_CHECK_COLUMNS:
+        assert col in by
+    checked = by.loc["control/w4-s4-l1/seed1"]
+    assert checked["budget_check_test_force_rmse_eV_A"] == pytest.approx(0.99 * checked["test_force_rmse_eV_A"])
+    assert checked["budget_check_test_energy_per_atom_rmse_eV"] == pytest.approx(
+        0.99 * checked["test_energy_per_atom_rmse_eV"])
+    assert checked["budget_check_relative_change"] == pytest.approx(BUDGET_CHANGE)
+    assert checked["budget_check_stopped_by"] == "patience" and checked["budget_check_epochs"] == 2 * EPOCHS
+    unchecked = by.loc["control/w8-s4-l1/seed1"]
+    assert math.isnan(unchecked["budget_check_test_force_rmse_eV_A"])
+    assert math.isnan(unchecked["budget_check_relative_change"]) and pd.isna(unchecked["budget_check_stopped_by"])
+    assert by["budget_check_relative_change"].notna().sum() == len(BUDGET_CHECKED)
+    # a check of a model that was not trained, or a file that is not a metrics.json, is an error
+    found = aggregate.collect_files(models_dir=root / "models")
+    with pytest.raises(ValueError, match="student/w4-s4-l1/seed9"):
+        aggregate.build_tables(found, 2.0, {"student/w4-s4-l1/seed9": {}})
+    with pytest.raises(ValueError, match="metrics.json"):
+        aggregate.read_budget_checks([root / "models" / "student/w4-s4-l1/seed1" / "curve.csv"])
+    # no check at all: every column there, NaN
+    bare, _ = aggregate.build_tables(found, 2.0)
+    assert bare["budget_check_test_force_rmse_eV_A"].isna().all() and "budget_check_stopped_by" in bare
+
+
+def test_claims_undecided_when_a_budget_check_file_moves_the_error(tmp_path):
+    """From the files: the w4 control trained again with every budget doubled is 10 % better, so every row
+    comparing controls at w4 (and the pooled rows) is undecided; w16's rows, whose own checks passed, stay."""
+    root = write_synthetic_run(tmp_path, md=False, rdf=False)
+    write_budget_check(root, "control/w4-s4-l1/seed1", -0.10)
+    models, _ = build(root)
+    table = claims.all_claims(models, None, AGG).set_index("claim")
+    force = "students have lower force RMSE than controls"
+    assert table.loc[f"{force} (all architectures)", "verdict"] == claims.UNDECIDED_BUDGET_MOVED
+    assert table.loc[f"{force} (w4-s4-l1)", "verdict"] == claims.UNDECIDED_BUDGET_MOVED
+    assert table.loc[f"{force} (w4-s4-l1)", "verdict_if_converged"] == claims.HOLDS
+    assert "control/w4-s4-l1/seed1 by -10.0%" in table.loc[f"{force} (w4-s4-l1)", "detail"]
+    assert table.loc[f"{force} (w16-s4-l1)", "verdict"] == claims.HOLDS
+    # the Born-Again rows compare other kinds: their own checks passed
+    assert table.loc["the loss schedule beats static weights (all architectures)", "verdict"].tolist() == ["holds"] * 2
+
+
+def test_html_colours_every_verdict(tmp_path):
+    from tsmlip import claim_stats as cs
+
+    assert set(cs.VERDICTS) >= {cs.HOLDS, cs.FAILS, cs.INCONCLUSIVE, cs.INDISTINGUISHABLE, cs.UNDECIDED,
+                                cs.UNDECIDED_LIQUID, cs.UNDECIDED_NO_BUDGET_CHECK, cs.UNDECIDED_BUDGET_MOVED,
+                                cs.UNDECIDED_BUDGET_FLIPPED}
+    verdicts = list(cs.VERDICTS) + ["undecided (a gate added later)"]
+    aggregate.write_html_table(pd.DataFrame({"verdict": verdicts}), tmp_path / "v.html", "verdicts")
+    page = (tmp_path / "v.html").read_text()
+    for v in verdicts:
+        cls = aggregate.verdict_css_class(v)
+        assert cls and f'<td class="{cls}">{v}</td>' in page
+        assert f"td.{cls}{{background:" in page  # the class has a colour
+    assert aggregate.verdict_css_class("undecided (liquid not clean)") == "undecided"
+    assert aggregate.VERDICT_CLASSES[cs.UNDECIDED_LIQUID] == "undecided"
+    assert aggregate.verdict_css_class("0.5") is None
