@@ -120,8 +120,12 @@ FIGURES = {
 
 
 def figure_tables(wildcards):
-    """The tables one figure reads, by `tsmlip plot` option: models.csv, curves.csv, born_again.csv."""
-    return {name: os.path.join(TABLES, f"{name}.csv") for name in FIGURES[wildcards.figure]["tables"]}
+    """The tables one figure reads, by `tsmlip plot` option: models.csv, curves.csv, born_again.csv; the
+    capacity figure also the seed noise floor of the RDF error (drawn as a band on its RDF panel)."""
+    tables = {name: os.path.join(TABLES, f"{name}.csv") for name in FIGURES[wildcards.figure]["tables"]}
+    if wildcards.figure == "capacity":
+        tables["rdf_noise_floor"] = RDF_NOISE_FLOOR
+    return tables
 
 
 def figure_options(wildcards, input):
