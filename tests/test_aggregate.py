@@ -356,7 +356,8 @@ def test_convergence_columns(tmp_path):
     patience = aggregate.convergence(met({"stopped_by": "patience", "best_epoch": 9, "late_relative_improvement": 0.3}))
     assert patience == {"stopped_by": "patience", "best_epoch": 9, "late_relative_improvement": 0.3, "converged": True}
     # the epoch cap is never convergence, however flat the end of the curve (the late improvement: information)
-    flat = aggregate.convergence(met({"stopped_by": "max_epochs", "best_epoch": 29, "late_relative_improvement": 0.001}))
+    flat = aggregate.convergence(met({"stopped_by": "max_epochs", "best_epoch": 29,
+                                      "late_relative_improvement": 0.001}))
     assert flat["converged"] is False and flat["late_relative_improvement"] == 0.001
     still = aggregate.convergence(met({"stopped_by": "max_epochs", "best_epoch": 30, "late_relative_improvement": 0.1}))
     assert still["converged"] is False and still["stopped_by"] == "max_epochs"

@@ -556,7 +556,8 @@ def main(argv: list[str] | None = None) -> int:
         write_html_table(models, args.out_models_html, "Every trained model", note, nowrap=True)
     if args.out_summary_html:
         write_html_table(summary, args.out_summary_html, "Mean and standard deviation over seeds", note, nowrap=True)
-    print(f"[aggregate] {len(models)} models ({n_conv} converged, {n_checked} budget-checked), {len(summary)} (kind, architecture) groups, "
+    print(f"[aggregate] {len(models)} models ({n_conv} converged, {n_checked} budget-checked), {len(summary)} "
+          f"(kind, architecture) groups, "
           f"{len(curves)} curve rows -> {args.out_models}", file=sys.stderr, flush=True)
     return 0
 
