@@ -86,8 +86,37 @@ def _model(root: Path, kind: str, arch: str, seed: int, force: float, energy: fl
                                             "first_peak_r_A": 2.8, "first_peak_g": 3.0})
 
 
-def write_synthetic_run(root: Path, md: bool = True, rdf: bool = True) -> Path:
-    """Per-model files of a synthetic run under ``root`` (``root/models/...``, ``root/labels/...``)."""
+#: the budget check of the synthetic run: seed 1 of every kind at the smallest and largest architecture, the
+#: teacher and the Born-Again seed 1, each trained again with every budget doubled: 1 % lower test errors
+BUDGET_CHECKED = (
+    [f"teacher/{TEACHER}/seed0", f"born_again/{TEACHER}/seed1", f"born_again_static/{TEACHER}/seed1"]
+    + [f"{kind}/{arch}/seed1" for kind in ("control", "control_fw", "student") for arch in ("w4-s4-l1", "w16-s4-l1")]
+)
+BUDGET_CHANGE = -0.01
+
+
+def write_budget_check(root: Path, model_id: str, change: float, stopped_by: str = "patience") -> Path:
+    """``root/budget_check/<id>/metrics.json``: the model's own metrics.json with every test error times
+    ``1 + change`` and twice the epochs."""
+    met = json.loads((root / "models" / model_id / "metrics.json").read_text())
+    test = met["splits"]["test"]
+    for key in ("energy_rmse_eV", "energy_per_atom_rmse_eV", "force_rmse_eV_A", "atom_energy_rmse_eV"):
+        if test.get(key) is not None:
+            test[key] *= 1 + change
+    met["epochs"] = 2 * EPOCHS
+    met["convergence"] = dict(met["convergence"], stopped_by=stopped_by, epochs=2 * EPOCHS)
+    path = root / "budget_check" / model_id / "metrics.json"
+    _write_json(path, met)
+    return path
+
+
+def budget_check_files(root: Path) -> list[Path]:
+    return sorted((root / "budget_check").rglob("metrics.json"))
+
+
+def write_synthetic_run(root: Path, md: bool = True, rdf: bool = True, budget_check: bool = True) -> Path:
+    """Per-model files of a synthetic run under ``root`` (``root/models/...``, ``root/labels/...``, and with
+    ``budget_check`` the checks of :data:`BUDGET_CHECKED` in ``root/budget_check/...``)."""
     W = {"teacher": {"w_E": 1, "w_F": 10, "w_A": 0}, "control": {"w_E": 1, "w_F": 10, "w_A": 0},
          "control_fw": {"w_E": 1, "w_F": 30, "w_A": 0}, "student": {"w_E": 1, "w_F": 30, "w_A": 100},
          "born_again_static": {"w_E": 1, "w_F": 30, "w_A": 100}, "born_again": {"schedule": "table 1"}}
@@ -111,12 +140,15 @@ def write_synthetic_run(root: Path, md: bool = True, rdf: bool = True) -> Path:
     _write_json(root / "labels" / "atom_energies.json", {
         "teacher": "teacher/w12-s8-l2/seed0",
         "vs_reference": {"rmse_eV": 0.02, "pearson_r": 0.9, "offset_eV": 0.1, "ref_std_eV": 0.05}})
+    if budget_check:
+        for mid in BUDGET_CHECKED:
+            write_budget_check(root, mid, BUDGET_CHANGE)
     return root
 
 
 def build(root: Path, factor: float = 2.0):
     found = aggregate.collect_files(models_dir=root / "models")
-    return aggregate.build_tables(found, factor, AGG["convergence_max_late_improvement"])
+    return aggregate.build_tables(found, factor, aggregate.read_budget_checks(budget_check_files(root)))
 
 
 @pytest.fixture(scope="module")
@@ -259,7 +291,6 @@ def test_cli_writes_tables(run, tmp_path):
     out = tmp_path / "tables"
     assert aggregate.main(["--models-dir", str(root / "models"), "--model-ids", "teacher/w12-s8-l2/seed0",
                            "student/w4-s4-l1/seed1", "--optional", "rdf_error.json", "--learning-speed-factor", "2",
-                           "--convergence-max-late-improvement", "0.02",
                            "--out-models", str(tmp_path / "two.csv"), "--out-summary", str(tmp_path / "s.csv"),
                            "--out-curves", str(tmp_path / "c.csv")]) == 0
     two = pd.read_csv(tmp_path / "two.csv")
@@ -269,7 +300,6 @@ def test_cli_writes_tables(run, tmp_path):
              for name in ("metrics.json", "curve.csv")] + [root / "models/student/w4-s4-l1/seed1/rdf_error.json"]
     assert (root / "models/teacher/w12-s8-l2/seed0/rdf_error.json").is_file()
     assert aggregate.main(["--files", *map(str, files), "--learning-speed-factor", "2",
-                           "--convergence-max-late-improvement", "0.02",
                            "--out-models", str(tmp_path / "named.csv"), "--out-summary", str(tmp_path / "s2.csv"),
                            "--out-curves", str(tmp_path / "c2.csv")]) == 0
     named = pd.read_csv(tmp_path / "named.csv").set_index("model_id")
@@ -277,14 +307,16 @@ def test_cli_writes_tables(run, tmp_path):
     assert np.isfinite(named.loc["student/w4-s4-l1/seed1", "rdf_error_vs_teacher"])
     with pytest.raises(SystemExit):
         aggregate.main(["--files", str(files[0]), "--models-dir", str(root / "models"), "--learning-speed-factor",
-                        "2", "--convergence-max-late-improvement", "0.02", "--out-models", "m", "--out-summary",
-                        "s", "--out-curves", "c"])
+                        "2", "--out-models", "m", "--out-summary", "s", "--out-curves", "c"])
     assert aggregate.main(["--models-dir", str(root / "models"), "--learning-speed-factor", "2",
-                           "--convergence-max-late-improvement", "0.02",
+                           "--budget-check-files", *map(str, budget_check_files(root)),
                            "--out-models", str(out / "models.csv"), "--out-summary", str(out / "summary.csv"),
                            "--out-curves", str(out / "curves.csv"), "--out-models-html", str(out / "models.html"),
                            "--out-summary-html", str(out / "summary.html")]) == 0
-    assert len(pd.read_csv(out / "models.csv")) == 1 + 27 + 6
+    written = pd.read_csv(out / "models.csv").set_index("model_id")
+    assert len(written) == 1 + 27 + 6
+    assert written["budget_check_test_force_rmse_eV_A"].notna().sum() == len(BUDGET_CHECKED)
+    assert written.loc[f"teacher/{TEACHER}/seed0", "budget_check_relative_change"] == pytest.approx(BUDGET_CHANGE)
     assert "<table" in (out / "models.html").read_text()
     assert aggregate.born_again_main(["--models", str(out / "models.csv"), "--out-csv", str(out / "ba.csv"),
                                       "--out-md", str(out / "ba.md"), "--out-html", str(out / "ba.html")]) == 0
@@ -321,14 +353,15 @@ def test_convergence_columns(tmp_path):
     def met(block):
         return {"best_epoch": 7, **({"convergence": block} if block is not None else {})}
 
-    thr = AGG["convergence_max_late_improvement"]
-    patience = aggregate.convergence(met({"stopped_by": "patience", "best_epoch": 9, "late_relative_improvement": 0.3}), thr)
+    patience = aggregate.convergence(met({"stopped_by": "patience", "best_epoch": 9, "late_relative_improvement": 0.3}))
     assert patience == {"stopped_by": "patience", "best_epoch": 9, "late_relative_improvement": 0.3, "converged": True}
-    flat = aggregate.convergence(met({"stopped_by": "max_epochs", "best_epoch": 29, "late_relative_improvement": thr / 2}), thr)
-    assert flat["converged"] is True
-    still = aggregate.convergence(met({"stopped_by": "max_epochs", "best_epoch": 30, "late_relative_improvement": 0.1}), thr)
+    # the epoch cap is never convergence, however flat the end of the curve (the late improvement: information)
+    flat = aggregate.convergence(met({"stopped_by": "max_epochs", "best_epoch": 29,
+                                      "late_relative_improvement": 0.001}))
+    assert flat["converged"] is False and flat["late_relative_improvement"] == 0.001
+    still = aggregate.convergence(met({"stopped_by": "max_epochs", "best_epoch": 30, "late_relative_improvement": 0.1}))
     assert still["converged"] is False and still["stopped_by"] == "max_epochs"
-    none = aggregate.convergence(met(None), thr)
+    none = aggregate.convergence(met(None))
     assert none["stopped_by"] == "unknown" and none["converged"] is False and none["best_epoch"] == 7
     assert math.isnan(none["late_relative_improvement"])
 
@@ -529,3 +562,67 @@ def test_rdf_rows_undecided_when_a_liquid_is_not_clean(run, tmp_path):
     rdf = table[table["metric"].str.contains("RDF error")]
     assert (rdf["verdict"] == claims.UNDECIDED_LIQUID).all()
     assert rdf["detail"].str.contains(rf"teacher/{TEACHER}/seed0 \(collapsed or blew up\)").all()
+
+
+# ------------------------------------------------------------------------------------------------ budget check
+
+
+def test_budget_check_columns(run):
+    root, models, _ = run
+    by = models.set_index("model_id")
+    for col in aggregate.BUDGET_CHECK_COLUMNS:
+        assert col in by
+    checked = by.loc["control/w4-s4-l1/seed1"]
+    assert checked["budget_check_test_force_rmse_eV_A"] == pytest.approx(0.99 * checked["test_force_rmse_eV_A"])
+    assert checked["budget_check_test_energy_per_atom_rmse_eV"] == pytest.approx(
+        0.99 * checked["test_energy_per_atom_rmse_eV"])
+    assert checked["budget_check_relative_change"] == pytest.approx(BUDGET_CHANGE)
+    assert checked["budget_check_stopped_by"] == "patience" and checked["budget_check_epochs"] == 2 * EPOCHS
+    unchecked = by.loc["control/w8-s4-l1/seed1"]
+    assert math.isnan(unchecked["budget_check_test_force_rmse_eV_A"])
+    assert math.isnan(unchecked["budget_check_relative_change"]) and pd.isna(unchecked["budget_check_stopped_by"])
+    assert by["budget_check_relative_change"].notna().sum() == len(BUDGET_CHECKED)
+    # a check of a model that was not trained, or a file that is not a metrics.json, is an error
+    found = aggregate.collect_files(models_dir=root / "models")
+    with pytest.raises(ValueError, match="student/w4-s4-l1/seed9"):
+        aggregate.build_tables(found, 2.0, {"student/w4-s4-l1/seed9": {}})
+    with pytest.raises(ValueError, match="metrics.json"):
+        aggregate.read_budget_checks([root / "models" / "student/w4-s4-l1/seed1" / "curve.csv"])
+    # no check at all: every column there, NaN
+    bare, _ = aggregate.build_tables(found, 2.0)
+    assert bare["budget_check_test_force_rmse_eV_A"].isna().all() and "budget_check_stopped_by" in bare
+
+
+def test_claims_undecided_when_a_budget_check_file_moves_the_error(tmp_path):
+    """From the files: the w4 control trained again with every budget doubled is 10 % better, so every row
+    comparing controls at w4 (and the pooled rows) is undecided; w16's rows, whose own checks passed, stay."""
+    root = write_synthetic_run(tmp_path, md=False, rdf=False)
+    write_budget_check(root, "control/w4-s4-l1/seed1", -0.10)
+    models, _ = build(root)
+    table = claims.all_claims(models, None, AGG).set_index("claim")
+    force = "students have lower force RMSE than controls"
+    assert table.loc[f"{force} (all architectures)", "verdict"] == claims.UNDECIDED_BUDGET_MOVED
+    assert table.loc[f"{force} (w4-s4-l1)", "verdict"] == claims.UNDECIDED_BUDGET_MOVED
+    assert table.loc[f"{force} (w4-s4-l1)", "verdict_if_converged"] == claims.HOLDS
+    assert "control/w4-s4-l1/seed1 by -10.0%" in table.loc[f"{force} (w4-s4-l1)", "detail"]
+    assert table.loc[f"{force} (w16-s4-l1)", "verdict"] == claims.HOLDS
+    # the Born-Again rows compare other kinds: their own checks passed
+    assert table.loc["the loss schedule beats static weights (all architectures)", "verdict"].tolist() == ["holds"] * 2
+
+
+def test_html_colours_every_verdict(tmp_path):
+    from tsmlip import claim_stats as cs
+
+    assert set(cs.VERDICTS) >= {cs.HOLDS, cs.FAILS, cs.INCONCLUSIVE, cs.INDISTINGUISHABLE, cs.UNDECIDED,
+                                cs.UNDECIDED_LIQUID, cs.UNDECIDED_NO_BUDGET_CHECK, cs.UNDECIDED_BUDGET_MOVED,
+                                cs.UNDECIDED_BUDGET_FLIPPED}
+    verdicts = list(cs.VERDICTS) + ["undecided (a gate added later)"]
+    aggregate.write_html_table(pd.DataFrame({"verdict": verdicts}), tmp_path / "v.html", "verdicts")
+    page = (tmp_path / "v.html").read_text()
+    for v in verdicts:
+        cls = aggregate.verdict_css_class(v)
+        assert cls and f'<td class="{cls}">{v}</td>' in page
+        assert f"td.{cls}{{background:" in page  # the class has a colour
+    assert aggregate.verdict_css_class("undecided (liquid not clean)") == "undecided"
+    assert aggregate.VERDICT_CLASSES[cs.UNDECIDED_LIQUID] == "undecided"
+    assert aggregate.verdict_css_class("0.5") is None

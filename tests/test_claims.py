@@ -31,8 +31,21 @@ def sweep(effect: float, noise: float, n_seeds: int = 4, archs=("w8-s4-l1",), se
             student = control * (1 - effect - shift) * (1 + noise * rng.standard_normal())
             for kind, value in (("control", control), ("student", student)):
                 rows.append({"model_id": f"{kind}/{arch}/seed{seed}", "kind": kind, "arch": arch, "seed": seed,
-                             FORCE: value, "converged": converged})
+                             FORCE: value, "converged": converged,
+                             "stopped_by": "patience" if converged else "max_epochs"})
     return pd.DataFrame(rows)
+
+
+def budget_check(models: pd.DataFrame, changes: dict, stopped_by: str = "patience") -> pd.DataFrame:
+    """``models`` with the budget-check columns of aggregate.add_budget_checks: ``changes[model_id]`` is the
+    relative change of that model's test force RMSE at the doubled budget."""
+    out = models.copy()
+    base = out[FORCE].astype(float)
+    change = out["model_id"].map(changes).astype(float)
+    out[f"budget_check_{FORCE}"] = base * (1 + change)
+    out["budget_check_relative_change"] = change
+    out["budget_check_stopped_by"] = np.where(change.notna(), stopped_by, None)
+    return out
 
 
 def pooled(models: pd.DataFrame, **kw) -> claims.Claim:
@@ -161,7 +174,7 @@ def test_a_row_with_an_unconverged_model_is_never_decided():
     assert (table.loc[table["n_unconverged"] > 0, "verdict"] == claims.UNDECIDED).all()
     assert (table.loc[table["all_converged"], "verdict"] != claims.UNDECIDED).all()
     # a table without convergence information counts every model as unconverged
-    bare = claims.all_claims(sweep(0.10, 0.01).drop(columns="converged"), None, AGG).set_index("claim")
+    bare = claims.all_claims(sweep(0.10, 0.01).drop(columns="stopped_by"), None, AGG).set_index("claim")
     assert bare.loc["students have lower force RMSE than controls (all architectures)", "n_unconverged"] == 8
     assert set(bare.loc[bare["n_unconverged"] > 0, "verdict"]) == {claims.UNDECIDED}
 
@@ -218,3 +231,154 @@ def test_correlation_row_and_its_detectable_r():
     assert 0 < t.detectable < 1
     flat = cs.correlation(x, [1, 3, 2, 2, 3, 1], 0.95, 0.8, "r")
     assert flat.verdict == cs.INCONCLUSIVE and flat.ci_low < 0 < flat.ci_high
+
+
+# ------------------------------------------------------------------------------------------------ the gates
+
+POOLED = "students have lower force RMSE than controls (all architectures)"
+ARCHS2 = ("w4-s4-l1", "w16-s4-l1")
+
+
+def gated(models: pd.DataFrame, floor=None) -> pd.DataFrame:
+    return claims.all_claims(models, None, AGG, rdf_noise_floor_A=floor).set_index("claim")
+
+
+def test_a_row_all_of_whose_models_stopped_by_patience_with_a_passing_budget_check_is_decided():
+    models = budget_check(sweep(0.10, 0.01, archs=ARCHS2), {"student/w4-s4-l1/seed1": -0.02,
+                                                            "control/w4-s4-l1/seed1": 0.03,
+                                                            "control/w16-s4-l1/seed1": -0.04})
+    table = gated(models)
+    row = table.loc[POOLED]
+    assert row["verdict"] == claims.HOLDS == row["verdict_if_converged"] == row["verdict_with_budget_check"]
+    assert row["all_converged"] and row["n_budget_checked"] == 3
+    assert row["budget_check_max_abs_change"] == pytest.approx(0.04)
+    assert "budget check passed: 3 models, largest change 4.0% (limit ±5%)" in row["detail"]
+    # a per-architecture row takes its own architecture's checks
+    assert table.loc["students have lower force RMSE than controls (w16-s4-l1)", "n_budget_checked"] == 1
+    force = table[table["metric"] == claims.METRIC_NAMES[FORCE]]
+    assert len(force) == 3 and (force["verdict"] == claims.HOLDS).all()
+
+
+def test_a_row_with_a_max_epochs_model_is_undecided_even_with_a_passing_budget_check():
+    models = budget_check(sweep(0.10, 0.01), {"student/w8-s4-l1/seed1": -0.01, "control/w8-s4-l1/seed1": -0.01})
+    capped = models["model_id"] == "control/w8-s4-l1/seed3"
+    models.loc[capped, ["stopped_by", "converged"]] = ["max_epochs", True]  # the gate reads stopped_by
+    row = gated(models).loc[POOLED]
+    assert row["verdict"] == claims.UNDECIDED and row["verdict_if_converged"] == claims.HOLDS
+    assert row["n_unconverged"] == 1 and "not converged: control/w8-s4-l1/seed3 (max_epochs)" in row["detail"]
+
+
+def test_a_budget_check_that_moves_the_error_more_than_the_limit_leaves_the_row_undecided():
+    limit = AGG["budget_check_max_relative_change"]
+    assert limit == pytest.approx(0.05)
+    # both members of a pair 8 % better at the doubled budget: the relative differences, so the verdict, stay
+    models = budget_check(sweep(0.10, 0.01, archs=ARCHS2), {"student/w4-s4-l1/seed1": -0.08,
+                                                            "control/w4-s4-l1/seed1": -0.08,
+                                                            "control/w16-s4-l1/seed1": 0.01})
+    table = gated(models)
+    row = table.loc[POOLED]
+    assert row["verdict"] == claims.UNDECIDED_BUDGET_MOVED
+    assert row["verdict_if_converged"] == row["verdict_with_budget_check"] == claims.HOLDS  # no flip: the move alone
+    assert "budget check moved the test force RMSE of control/w4-s4-l1/seed1 by -8.0%, student/w4-s4-l1/seed1 " \
+           "by -8.0% (limit ±5%)" in row["detail"]
+    # the architecture whose check moved is undecided; the other one's own check passed
+    w4 = table.loc["students have lower force RMSE than controls (w4-s4-l1)"]
+    assert w4["verdict"] == claims.UNDECIDED_BUDGET_MOVED
+    assert table.loc["students have lower force RMSE than controls (w16-s4-l1)", "verdict"] == claims.HOLDS
+    # exactly at the limit is not below it
+    at = budget_check(sweep(0.10, 0.01), {"student/w8-s4-l1/seed1": limit})
+    assert gated(at).loc[POOLED, "verdict"] == claims.UNDECIDED_BUDGET_MOVED
+
+
+def test_a_budget_check_that_flips_the_verdict_leaves_the_row_undecided():
+    """A borderline row (p just under 0.05): one student 4.5 % worse at the doubled budget, inside the 5 % limit,
+    turns it inconclusive."""
+    d = {1: 0.05, 2: 0.08, 3: 0.01, 4: 0.06}
+    rows = []
+    for seed, v in d.items():
+        rows += [{"model_id": f"control/w8-s4-l1/seed{seed}", "kind": "control", "arch": "w8-s4-l1", "seed": seed,
+                  FORCE: 1.0, "stopped_by": "patience"},
+                 {"model_id": f"student/w8-s4-l1/seed{seed}", "kind": "student", "arch": "w8-s4-l1", "seed": seed,
+                  FORCE: 1.0 - v, "stopped_by": "patience"}]
+    models = pd.DataFrame(rows)
+    passing = gated(budget_check(models, {"student/w8-s4-l1/seed1": 0.001, "control/w8-s4-l1/seed1": 0.0}))
+    assert passing.loc[POOLED, "verdict"] == claims.HOLDS
+    flipped = gated(budget_check(models, {"student/w8-s4-l1/seed1": 0.045, "control/w8-s4-l1/seed1": 0.0}))
+    row = flipped.loc[POOLED]
+    assert row["budget_check_max_abs_change"] == pytest.approx(0.045)  # inside the limit
+    assert row["verdict"] == claims.UNDECIDED_BUDGET_FLIPPED and row["verdict_if_converged"] == claims.HOLDS
+    assert row["verdict_with_budget_check"] == claims.INCONCLUSIVE
+    assert "budget check flipped the verdict: holds -> inconclusive" in row["detail"]
+
+
+def test_a_row_whose_kinds_have_no_budget_check_is_undecided():
+    models = sweep(0.10, 0.01)
+    force = gated(models)
+    force = force[force["metric"] == claims.METRIC_NAMES[FORCE]]
+    assert len(force) and (force["verdict"] == claims.UNDECIDED_NO_BUDGET_CHECK).all()
+    row = gated(models).loc[POOLED]
+    assert row["verdict_if_converged"] == claims.HOLDS and "no budget check of control, student" in row["detail"]
+    # one of the two kinds checked: decided, and the detail says which kind was not
+    one = gated(budget_check(models, {"student/w8-s4-l1/seed1": 0.01})).loc[POOLED]
+    assert one["verdict"] == claims.HOLDS and "no budget check of control" in one["detail"]
+    # a per-architecture row without a check of its architecture takes its kinds' checks elsewhere
+    three = budget_check(sweep(0.10, 0.01, archs=("w4-s4-l1", "w8-s4-l1", "w16-s4-l1")),
+                         {"student/w4-s4-l1/seed1": 0.01, "student/w16-s4-l1/seed1": 0.09})
+    middle = gated(three).loc["students have lower force RMSE than controls (w8-s4-l1)"]
+    assert middle["verdict"] == claims.UNDECIDED_BUDGET_MOVED and middle["n_budget_checked"] == 2
+    assert "no budget check of w8-s4-l1: the checks of its kinds at w16-s4-l1, w4-s4-l1 count" in middle["detail"]
+
+
+# ------------------------------------------------------------------------------------------------ RDF noise floor
+
+RDF = claims.RDF_TEACHER
+
+
+def rdf_pairs(diff_A: float, noise_A: float, n_seeds: int = 4, archs=("w8-s4-l1",), rng_seed: int = 0) -> pd.DataFrame:
+    """Controls and students whose RDF errors differ by ``diff_A`` (control - student, A) plus N(0, noise_A) per
+    pair; control errors about 0.10 A; every model converged, seed 1 budget-checked (no change)."""
+    rng = np.random.default_rng(rng_seed)
+    rows = []
+    for arch in archs:
+        for seed in range(1, n_seeds + 1):
+            control = 0.10 * (1 + 0.05 * rng.standard_normal())
+            student = control - diff_A - noise_A * rng.standard_normal()
+            for kind, value in (("control", control), ("student", student)):
+                rows.append({"model_id": f"{kind}/{arch}/seed{seed}", "kind": kind, "arch": arch, "seed": seed,
+                             FORCE: 0.2, RDF: value, "stopped_by": "patience"})
+    models = pd.DataFrame(rows)
+    return budget_check(models, {f"{k}/{a}/seed1": 0.0 for k in ("control", "student") for a in archs})
+
+
+def rdf_row(models: pd.DataFrame, floor) -> claims.Claim:
+    return claims.rdf_claims(models, AGG, floor)[0]
+
+
+def test_rdf_differences_inside_the_noise_floor_are_indistinguishable():
+    """A true difference of 2 mA, tight over seeds (the paired t alone says holds), against a floor of 20 mA."""
+    models = rdf_pairs(0.002, 0.0005)
+    assert rdf_row(models, None).verdict == claims.HOLDS  # without the floor: resolved by the t test alone
+    row = rdf_row(models, 0.020)
+    assert row.verdict == cs.INDISTINGUISHABLE == claims.INDISTINGUISHABLE
+    assert "inside the seed noise floor ±0.02 A" in row.detail and "RDF-error difference +0.002" in row.detail
+    eq = claims.noise_floor_test(claims.pairs(models, "control", "student", RDF), 0.020, AGG)
+    assert eq.verdict == cs.HOLDS and -0.020 < eq.ci_low < eq.ci_high < 0.020
+    # the gates leave it as it is (converged, budget check passed); the tables show it
+    table = gated(models, floor=0.020)
+    rdf = table[table["metric"] == claims.METRIC_NAMES[RDF]]
+    assert (rdf["verdict"] == claims.INDISTINGUISHABLE).all() and len(rdf) == 1
+    # a worse student inside the floor is indistinguishable too, never "does not hold"
+    assert rdf_row(rdf_pairs(-0.002, 0.0005), 0.020).verdict == claims.INDISTINGUISHABLE
+
+
+def test_rdf_differences_outside_the_noise_floor_keep_the_paired_test():
+    """A 50 mA difference against a 20 mA floor: the paired t decides (holds; reversed: does not hold)."""
+    row = rdf_row(rdf_pairs(0.050, 0.002), 0.020)
+    assert row.verdict == claims.HOLDS and "not shown inside the seed noise floor" in row.detail
+    assert rdf_row(rdf_pairs(-0.050, 0.002), 0.020).verdict == claims.FAILS
+    # noise as large as the floor: neither inside it nor resolved
+    noisy = rdf_row(rdf_pairs(0.0, 0.030, rng_seed=1), 0.020)
+    assert noisy.verdict == claims.INCONCLUSIVE
+    # per-architecture rows are held against the floor too
+    per_arch = claims.rdf_claims(rdf_pairs(0.002, 0.0005, archs=("w4-s4-l1", "w8-s4-l1")), AGG, 0.020)
+    assert len(per_arch) == 3 and {r.verdict for r in per_arch} == {claims.INDISTINGUISHABLE}

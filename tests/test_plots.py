@@ -58,6 +58,30 @@ def test_capacity_panels_follow_the_data(tables):
     assert len([a for a in plots.make_figure("capacity", no_rdf).axes if a.get_xlabel()]) == 2
 
 
+def _rdf_axis(fig):
+    return [a for a in fig.axes if a.get_ylabel().startswith("RDF error")][0]
+
+
+def test_capacity_rdf_panel_draws_the_noise_floor_and_not_the_teacher(tables):
+    """The teacher's g(r) is the reference (its RDF error 0 against itself): no teacher point on the RDF panel,
+    the seed noise floor drawn as a band from zero up to it."""
+    models, _, _ = tables
+    ax = _rdf_axis(plots.make_figure("capacity", models, rdf_noise_floor_A=0.03))
+    teacher = plots.KIND_STYLE["teacher"][2]
+    assert teacher not in [h.get_label() for h in ax.get_legend_handles_labels()[0]]
+    assert all(ln.get_marker() != "*" for ln in ax.get_lines())
+    assert "reference" in ax.get_title(loc="left")
+    bands = [p for p in ax.patches if "noise floor" in p.get_label()]
+    assert len(bands) == 1
+    ys = bands[0].get_patch_transform().transform(bands[0].get_path().vertices)[:, 1]  # data units
+    assert max(ys) == pytest.approx(0.03) and min(ys) <= 0.03 / 2
+    assert ax.get_ylim()[1] >= 0.03
+    # the force panel still shows the teacher; without a floor there is no band
+    force = [a for a in plots.make_figure("capacity", models).axes if a.get_ylabel() == plots.FORCE_LABEL][0]
+    assert any(ln.get_marker() == "*" for ln in force.get_lines())
+    assert not [p for p in _rdf_axis(plots.make_figure("capacity", models)).patches if "noise floor" in p.get_label()]
+
+
 def test_learning_curves_mean_and_threshold(tables):
     models, curves, _ = tables
     fig = plots.make_figure("learning_curves", models, curves, arch="w8-s4-l1")
@@ -92,10 +116,13 @@ def test_cli_writes_pdf_and_png(tables, tmp_path):
     models.to_csv(tmp_path / "models.csv", index=False)
     curves.to_csv(tmp_path / "curves.csv", index=False)
     ba.to_csv(tmp_path / "ba.csv", index=False)
+    floor = tmp_path / "noise_floor.json"
+    floor.write_text('{"error_vs_teacher": 0.03}')
     for name in plots.FIGURES:
         args = [name, "--pdf", str(tmp_path / f"{name}.pdf"), "--png", str(tmp_path / f"{name}.png"), "--dpi", "60"]
         args += ["--born-again", str(tmp_path / "ba.csv")] if name == "born_again" else ["--models", str(tmp_path / "models.csv")]
         args += ["--curves", str(tmp_path / "curves.csv")] if name == "learning_curves" else []
+        args += ["--rdf-noise-floor", str(floor)] if name == "capacity" else []
         assert plots.main(args) == 0
         assert (tmp_path / f"{name}.pdf").read_bytes()[:4] == b"%PDF"
         assert (tmp_path / f"{name}.png").read_bytes()[:4] == b"\x89PNG"

@@ -18,6 +18,7 @@ CLAIMS_LABELS = (
 rule aggregate:
     input:
         files=[model_file(m, name) for m in MODEL_IDS for name in ("metrics.json", "curve.csv")] + analysis_files(),
+        budget_check=budget_check_metrics(),
     output:
         models=os.path.join(TABLES, "models.csv"),
         summary=os.path.join(TABLES, "summary.csv"),
@@ -47,10 +48,12 @@ rule aggregate:
         runtime=15,
     params:
         factor=AGG["learning_speed_factor"],
-        max_late=AGG["convergence_max_late_improvement"],
+        budget_check=lambda wildcards, input: (
+            f"--budget-check-files {' '.join(input.budget_check)}" if input.budget_check else ""
+        ),
     shell:
-        "tsmlip aggregate --files {input.files}"
-        " --learning-speed-factor {params.factor} --convergence-max-late-improvement {params.max_late}"
+        "tsmlip aggregate --files {input.files} {params.budget_check}"
+        " --learning-speed-factor {params.factor}"
         " --out-models {output.models} --out-summary {output.summary}"
         " --out-curves {output.curves} --out-models-html {output.models_html}"
         " --out-summary-html {output.summary_html} > {log} 2>&1"

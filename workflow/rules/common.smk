@@ -120,8 +120,12 @@ FIGURES = {
 
 
 def figure_tables(wildcards):
-    """The tables one figure reads, by `tsmlip plot` option: models.csv, curves.csv, born_again.csv."""
-    return {name: os.path.join(TABLES, f"{name}.csv") for name in FIGURES[wildcards.figure]["tables"]}
+    """The tables one figure reads, by `tsmlip plot` option: models.csv, curves.csv, born_again.csv; the
+    capacity figure also the seed noise floor of the RDF error (drawn as a band on its RDF panel)."""
+    tables = {name: os.path.join(TABLES, f"{name}.csv") for name in FIGURES[wildcards.figure]["tables"]}
+    if wildcards.figure == "capacity":
+        tables["rdf_noise_floor"] = RDF_NOISE_FLOOR
+    return tables
 
 
 def figure_options(wildcards, input):
@@ -174,6 +178,17 @@ def md_files():
 def analysis_files():
     """The per-model MD/RDF files that `aggregate` reads besides metrics.json and curve.csv, sorted."""
     return sorted(md_files() + [model_file(m, "rdf_error.json") for m in MODEL_IDS])
+
+
+def budget_check_metrics():
+    """metrics.json of every budget-check model (a model trained again from scratch with every budget
+    doubled, <results>/budget_check/<id>/), which `aggregate` reads into the budget_check_* columns of
+    models.csv. Placeholder until the training side's rules exist: the ids listed in
+    training.budget_check.models, none without that section."""
+    check = config["training"].get("budget_check")
+    if not check:
+        return []
+    return [res("budget_check", str(tsconfig.ModelId.parse(str(m))), "metrics.json") for m in check.get("models", [])]
 
 
 def data_targets():

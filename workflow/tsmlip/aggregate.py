@@ -18,10 +18,16 @@ time then. Both are NaN when the threshold is never reached.
 
 Convergence (``metrics.json``'s ``convergence`` block, written by training): ``stopped_by`` (``patience`` or
 ``max_epochs``; ``unknown`` when the block is missing), ``best_epoch``, ``late_relative_improvement`` (how
-much the best validation force RMSE still improved over the last 20 % of the epochs, relative) and
-``converged``: stopped by patience, or improved by less than ``convergence_max_late_improvement`` (config
-``aggregate``) late in training. A model without the block counts as not converged. The claims table never
-decides a claim on a model that did not converge.
+much the best validation force RMSE still improved over the last 20 % of the epochs, relative; information
+only) and ``converged``: stopped by the stopping rule (``stopped_by == "patience"``), not by the epoch cap.
+A model without the block counts as not converged. The claims table never decides a claim on a model that
+did not converge.
+
+Budget check (``--budget-check-files``): some models are trained a second time from scratch with every
+budget doubled (``<results>/budget_check/<id>/metrics.json``). Each such model's row gets
+``budget_check_<metric>`` (its test errors at the doubled budget, :data:`BUDGET_CHECK_METRICS`),
+``budget_check_relative_change`` = (doubled - base) / base of the test force RMSE, ``budget_check_stopped_by``
+and ``budget_check_epochs``; NaN for a model that was not checked. The claims gate on them.
 """
 from __future__ import annotations
 
@@ -36,6 +42,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .claim_stats import VERDICTS, verdict_css_class
 from .config import KINDS, ModelId
 from .metrics import atom_energy_agreement  # noqa: F401  (re-exported: the tables use it)
 
@@ -76,6 +83,15 @@ MAX_ATOMS_KEYS = {
 }
 #: convergence columns of models.csv (see the module docstring)
 CONVERGENCE_COLUMNS = ("stopped_by", "best_epoch", "late_relative_improvement", "converged")
+#: what training writes when the stopping rule (not the epoch cap) ended training
+STOPPED_BY_RULE = "patience"
+#: models.csv test errors a budget-check model reports, as ``budget_check_<metric>``
+BUDGET_CHECK_METRICS = ("test_force_rmse_eV_A", "test_energy_rmse_eV", "test_energy_per_atom_rmse_eV",
+                        "test_atom_energy_rmse_eV")
+#: the error whose relative change decides the budget check
+BUDGET_CHECK_ERROR = "test_force_rmse_eV_A"
+BUDGET_CHECK_COLUMNS = (*(f"budget_check_{m}" for m in BUDGET_CHECK_METRICS), "budget_check_relative_change",
+                        "budget_check_stopped_by", "budget_check_epochs")
 RDF_KEYS = ("error_vs_teacher", "error_vs_reference", "first_peak_r_A", "first_peak_g", "stable", "melted", "clean",
             "melt_indicator", "min_pair_distance_A", "definition")
 #: identifying columns of a model row; the rest are measurements
@@ -187,12 +203,12 @@ def collect_files(files=None, models_dir: str | Path | None = None) -> dict[str,
     return found
 
 
-def convergence(met: dict, max_late_improvement: float) -> dict:
+def convergence(met: dict) -> dict:
     """``stopped_by``, ``best_epoch``, ``late_relative_improvement``, ``converged`` from a ``metrics.json``.
 
-    Converged: stopped by patience, or the best validation force RMSE improved by less than
-    ``max_late_improvement`` (relative) over the last part of training. Without a ``convergence`` block:
-    ``stopped_by`` is ``unknown`` and the model does not count as converged.
+    Converged: stopped by the stopping rule (``stopped_by == "patience"``), not by the epoch cap; the late
+    improvement is information only. Without a ``convergence`` block: ``stopped_by`` is ``unknown`` and the
+    model does not count as converged.
     """
     block = met.get("convergence")
     if not isinstance(block, dict):
@@ -202,11 +218,11 @@ def convergence(met: dict, max_late_improvement: float) -> dict:
     late = block.get("late_relative_improvement")
     late = float(late) if _is_number(late) else math.nan
     best = block.get("best_epoch", met.get("best_epoch"))
-    converged = stopped == "patience" or (np.isfinite(late) and late < max_late_improvement)
+    converged = stopped == STOPPED_BY_RULE
     return {"stopped_by": stopped, "best_epoch": best, "late_relative_improvement": late, "converged": bool(converged)}
 
 
-def model_row(model_id: str, files: dict, max_late_improvement: float) -> dict:
+def model_row(model_id: str, files: dict) -> dict:
     """One row of ``models.csv`` from one model's files (see the module docstring for the columns)."""
     mid = ModelId.parse(model_id)
     row: dict = {
@@ -223,7 +239,7 @@ def model_row(model_id: str, files: dict, max_late_improvement: float) -> dict:
     met = _read_json(files["metrics.json"])
     for key in ("n_weights", "epochs", "best_epoch", "wall_time_s", "device", "teacher_labels"):
         row[key] = met.get(key)
-    row.update(convergence(met, max_late_improvement))
+    row.update(convergence(met))
     weights = met.get("loss_weights") or {}
     for w in ("w_E", "w_F", "w_A"):  # scheduled (Born-Again) weights are not single numbers: NaN
         row[w] = weights.get(w) if _is_number(weights.get(w)) else math.nan
@@ -264,13 +280,56 @@ def share_cost_within_architecture(models: pd.DataFrame) -> pd.DataFrame:
     return models
 
 
+def read_budget_checks(files) -> dict[str, dict]:
+    """The budget-check models' results, by model id, from their ``metrics.json`` files (each in
+    ``<dir>/<kind>/<arch>/seed<N>/``): ``{id: {"budget_check_<metric>": ..., "budget_check_stopped_by": ...,
+    "budget_check_epochs": ...}}``."""
+    out: dict[str, dict] = {}
+    for p in sorted(Path(f) for f in files or ()):
+        if p.name != "metrics.json":
+            raise ValueError(f"{p}: a budget check is read from its metrics.json")
+        try:
+            mid = str(ModelId.parse("/".join(p.parent.parts[-3:])))
+        except ValueError as err:
+            raise ValueError(f"{p}: not in a model directory <dir>/<kind>/<arch>/seed<N> ({err})") from None
+        met = _read_json(p)
+        test = (met.get("splits") or {}).get("test") or {}
+        entry = {}
+        for metric in BUDGET_CHECK_METRICS:
+            v = test.get(metric[len("test_"):])
+            entry[f"budget_check_{metric}"] = float(v) if _is_number(v) else math.nan
+        entry["budget_check_stopped_by"] = convergence(met)["stopped_by"]
+        entry["budget_check_epochs"] = met.get("epochs", math.nan)
+        out[mid] = entry
+    return out
+
+
+def add_budget_checks(models: pd.DataFrame, checks: dict[str, dict]) -> pd.DataFrame:
+    """The budget-check columns (:data:`BUDGET_CHECK_COLUMNS`) of ``models``: each checked model's errors at
+    the doubled budget and ``budget_check_relative_change`` = (doubled - base) / base of its test force RMSE;
+    NaN for the models not checked. A check of a model that is not in the table is an error."""
+    unknown = sorted(set(checks) - set(models["model_id"].astype(str)))
+    if unknown:
+        raise ValueError(f"budget check of models not in the table: {', '.join(unknown)}")
+    models = models.copy()
+    ids = models["model_id"].astype(str)
+    for col in BUDGET_CHECK_COLUMNS:
+        values = [checks.get(m, {}).get(col, math.nan) for m in ids]
+        models[col] = pd.Series(values, index=models.index, dtype=object if col.endswith("stopped_by") else float)
+    base = models[BUDGET_CHECK_ERROR].astype(float) if BUDGET_CHECK_ERROR in models else math.nan
+    checked = models[f"budget_check_{BUDGET_CHECK_ERROR}"].astype(float)
+    models["budget_check_relative_change"] = ((checked - base) / base).where(base != 0)
+    return models
+
+
 def build_tables(found: dict[str, dict], learning_speed_factor: float,
-                 convergence_max_late_improvement: float) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(models table, stacked curves) from :func:`collect_files`' result."""
+                 budget_checks: dict[str, dict] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(models table, stacked curves) from :func:`collect_files`' result; ``budget_checks`` from
+    :func:`read_budget_checks` (none: every budget-check column NaN)."""
     rows, curves = [], []
     n = len(found)
     for i, (mid, files) in enumerate(sorted(found.items()), 1):
-        row = model_row(mid, files, convergence_max_late_improvement)
+        row = model_row(mid, files)
         curve = read_curve(files["curve.csv"]) if "curve.csv" in files else None
         if curve is not None:
             row["curve_best_valid_force_rmse_eV_A"] = float(curve["valid_force_rmse_eV_A"].min())
@@ -292,6 +351,7 @@ def build_tables(found: dict[str, dict], learning_speed_factor: float,
         row["threshold_force_rmse_eV_A"] = threshold
         row["epochs_to_threshold"], row["wall_time_to_threshold_s"] = learning_speed(curve, threshold)
     models = share_cost_within_architecture(pd.DataFrame([r for r, _ in rows]))
+    models = add_budget_checks(models, budget_checks or {})
     first = [c for c in ID_COLUMNS if c in models] + ["n_weights"]
     models = models[first + [c for c in models.columns if c not in first]]
     kinds_order = {k: i for i, k in enumerate(KINDS)}
@@ -406,11 +466,11 @@ _HTML_STYLE = (
     "table{border-collapse:collapse}th,td{border:1px solid #ccc;padding:2px 6px;text-align:left;vertical-align:top}"
     "th{background:#eee;position:sticky;top:0}td.num{text-align:right;white-space:nowrap}"
     "tr:nth-child(even){background:#fafafa}td.holds{background:#d9f2d9}td.does-not-hold{background:#f8d7d7}"
-    "td.inconclusive{background:#fff3cd}td.undecided{background:#e2e3e5}"
+    "td.inconclusive{background:#fff3cd}td.indistinguishable{background:#d6e9f8}td.undecided{background:#e2e3e5}"
 )
 _NUMBER_RE = re.compile(r"^(-|[+-]?[0-9.]+(e[+-]?[0-9]+)?%?( ± .*)?|\[.*\])$")
-VERDICT_CLASSES = {"holds": "holds", "does not hold": "does-not-hold", "inconclusive": "inconclusive",
-                   "undecided (unconverged)": "undecided"}
+#: the CSS class of every verdict of the claims table (claim_stats.VERDICTS), from the verdict constants
+VERDICT_CLASSES = {v: verdict_css_class(v) for v in VERDICTS}
 
 
 def write_html_table(df: pd.DataFrame, path: str | Path, title: str, notes: str = "", nowrap: bool = False) -> None:
@@ -421,7 +481,7 @@ def write_html_table(df: pd.DataFrame, path: str | Path, title: str, notes: str 
     """
     def cell(v) -> str:
         text = fmt(v)
-        cls = VERDICT_CLASSES.get(text) or ("num" if _NUMBER_RE.match(text) else "")
+        cls = verdict_css_class(text) or ("num" if _NUMBER_RE.match(text) else "")
         return f'<td class="{cls}">{html.escape(text)}</td>' if cls else f"<td>{html.escape(text)}</td>"
 
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
@@ -459,9 +519,9 @@ def main(argv: list[str] | None = None) -> int:
                          "max_atoms.json rdf_error.json")
     ap.add_argument("--learning-speed-factor", type=float, required=True,
                     help="threshold = factor x the teacher's best validation force RMSE")
-    ap.add_argument("--convergence-max-late-improvement", type=float, required=True,
-                    help="a model stopped by max_epochs counts as converged when its best validation force RMSE "
-                         "improved by less than this (relative) over its last 20%% of epochs")
+    ap.add_argument("--budget-check-files", nargs="*", default=[],
+                    help="metrics.json of every budget-check model (trained again with every budget doubled), in "
+                         "<dir>/<kind>/<arch>/seed<N>/: each adds the budget_check_* columns to its model's row")
     ap.add_argument("--out-models", required=True)
     ap.add_argument("--out-summary", required=True)
     ap.add_argument("--out-curves", required=True)
@@ -478,24 +538,26 @@ def main(argv: list[str] | None = None) -> int:
     else:
         files = model_files(args.models_dir, args.model_ids, args.optional) if args.model_ids else None
     found = collect_files(files, args.models_dir)
-    models, curves = build_tables(found, args.learning_speed_factor, args.convergence_max_late_improvement)
+    models, curves = build_tables(found, args.learning_speed_factor, read_budget_checks(args.budget_check_files))
     summary = summarize(models)
     _write_csv(models, args.out_models)
     _write_csv(summary, args.out_summary)
     _write_csv(curves, args.out_curves)
     thr = models["threshold_force_rmse_eV_A"].iloc[0]
     n_conv = int(models["converged"].sum())
+    n_checked = int(models["budget_check_test_force_rmse_eV_A"].notna().sum())
     note = (
         f"<p>Units are in the column names. Learning-speed threshold: {fmt(thr)} eV/A "
         f"({args.learning_speed_factor:g} x the teacher's best validation force RMSE). Converged: {n_conv} of "
-        f"{len(models)} models (stopped by patience, or best validation force RMSE improved by less than "
-        f"{100 * args.convergence_max_late_improvement:g}% over the last 20% of epochs). Missing values: '-'.</p>"
+        f"{len(models)} models (stopped by the stopping rule, not the epoch cap). Budget check (trained again "
+        f"with every budget doubled): {n_checked} models, columns budget_check_*. Missing values: '-'.</p>"
     )
     if args.out_models_html:
         write_html_table(models, args.out_models_html, "Every trained model", note, nowrap=True)
     if args.out_summary_html:
         write_html_table(summary, args.out_summary_html, "Mean and standard deviation over seeds", note, nowrap=True)
-    print(f"[aggregate] {len(models)} models ({n_conv} converged), {len(summary)} (kind, architecture) groups, "
+    print(f"[aggregate] {len(models)} models ({n_conv} converged, {n_checked} budget-checked), {len(summary)} "
+          f"(kind, architecture) groups, "
           f"{len(curves)} curve rows -> {args.out_models}", file=sys.stderr, flush=True)
     return 0
 

@@ -21,9 +21,17 @@ test from ``scipy.stats`` (see :mod:`tsmlip.claim_stats`):
   once) and on log memory per atom (probed models; with one probe per architecture, the probe's bisection
   bracket).
 
+- **RDF rows against the seed noise floor**: the models' RDF-error differences (absolute, A; seed = unit) are
+  tested for equivalence within the floor (TOST, margin = the floor); inside it the row is *indistinguishable
+  at this resolution*, never holds or does not hold; otherwise the paired t decides.
+
 Verdicts: *holds* / *does not hold* when the test rejects at ``1 - aggregate.confidence`` in that direction
-(for equivalence: inside / outside the margin), else *inconclusive*; a row comparing any model that did not
-converge (``converged`` in models.csv) is *undecided (unconverged)* whatever its statistics say. Every row
+(for equivalence: inside / outside the margin), else *inconclusive*. The gates (:func:`gate`) then decide
+whether the statistics may speak: a row is *undecided (...)* when a model it compares stopped at the epoch cap
+instead of by the stopping rule (``stopped_by`` in models.csv), when its kinds have no budget-checked model,
+when a budget check of its kinds and architectures moved the test force RMSE by
+``aggregate.budget_check_max_relative_change`` or more, when the doubled-budget errors flip its verdict, or
+(RDF rows) when a liquid is not clean. ``verdict_if_converged`` keeps what the statistics say. Every row
 carries the **detectable effect**: the smallest true effect this run would have found with probability
 ``aggregate.power``.
 """
@@ -41,8 +49,10 @@ import numpy as np
 import pandas as pd
 
 from . import claim_stats as cs
-from .aggregate import fmt, markdown_table, pareto_front, write_html_table
-from .claim_stats import FAILS, HOLDS, INCONCLUSIVE, UNDECIDED, UNDECIDED_LIQUID, Test
+from .aggregate import (BUDGET_CHECK_ERROR, BUDGET_CHECK_METRICS, STOPPED_BY_RULE, fmt, markdown_table, pareto_front,
+                        write_html_table)
+from .claim_stats import (FAILS, HOLDS, INCONCLUSIVE, INDISTINGUISHABLE, UNDECIDED, UNDECIDED_BUDGET_FLIPPED,
+                          UNDECIDED_BUDGET_MOVED, UNDECIDED_LIQUID, UNDECIDED_NO_BUDGET_CHECK, Test)
 
 FORCE, ENERGY_PER_ATOM, ENERGY = "test_force_rmse_eV_A", "test_energy_per_atom_rmse_eV", "test_energy_rmse_eV"
 RDF_TEACHER, RDF_REFERENCE = "rdf_error_vs_teacher", "rdf_error_vs_reference"
@@ -58,7 +68,8 @@ METRIC_NAMES = {
 }
 #: config keys (section ``aggregate``) the claims read; the rule passes the section as JSON
 CONFIG_KEYS = ("confidence", "min_relative_effect", "equivalence_margin", "power", "pareto_cost_tolerance",
-               "learning_speed_factor")
+               "learning_speed_factor", "budget_check_max_relative_change")
+RDF_METRICS = (RDF_TEACHER, RDF_REFERENCE)
 SEED_UNIT = "seeds"
 RELATIVE = "relative improvement (baseline - claimed) / baseline"
 SWEEP_KINDS = ("student", "control", "control_fw")
@@ -110,6 +121,11 @@ class Claim:
     verdict: str
     all_converged: bool = True
     n_unconverged: int = 0
+    #: budget-checked models that decided this row, the largest |relative change| of their test force RMSE, and
+    #: the statistics' verdict with their doubled-budget errors in place of the base ones
+    n_budget_checked: int = 0
+    budget_check_max_abs_change: float = math.nan
+    verdict_with_budget_check: str = ""
     comparison: str = ""
     detail: str = ""
     compared: list = field(default_factory=list, repr=False)
@@ -179,12 +195,42 @@ def _pooled_detail(p: pd.DataFrame) -> str:
             f"per-architecture relative differences")
 
 
+def noise_floor_test(p: pd.DataFrame, floor_A: float, cfg: dict) -> Test:
+    """Are the RDF-error differences of the pairs ``p`` (:func:`pairs`) inside the seed noise floor? TOST on
+    each seed's mean absolute difference ``baseline - claimed`` (A; seed = unit) with the margin ``floor_A``."""
+    diff = (p["baseline"] - p["claimed"]).groupby(p["seed"]).mean()
+    return cs.equivalence_one_sample(diff, floor_A, cfg["confidence"], cfg["power"],
+                                     f"TOST ±{floor_A:.3g} A (seed noise floor), seed = unit")
+
+
+def apply_noise_floor(t: Test, p: pd.DataFrame, floor_A: float | None, cfg: dict) -> Test:
+    """An RDF row's verdict against the seed noise floor: when the TOST of :func:`noise_floor_test` puts the
+    differences inside the floor, the row is *indistinguishable at this resolution* (never holds or does not
+    hold); otherwise ``t``'s verdict stands. The note gives the absolute difference and the TOST."""
+    if floor_A is None or not (np.isfinite(floor_A) and floor_A > 0) or p.empty:
+        return t
+    eq = noise_floor_test(p, floor_A, cfg)
+    inside = eq.verdict == HOLDS
+    ci = (f", {100 * eq.ci_level:.3g}% interval [{eq.ci_low:+.3g}, {eq.ci_high:+.3g}] A"
+          if np.isfinite(eq.ci_low) else f" ({eq.note})" if eq.note else "")
+    tost = f"TOST p = {eq.p_value:.2g}" if np.isfinite(eq.p_value) else "no TOST"
+    note = (f"RDF-error difference {eq.effect:+.3g} A{ci}: "
+            f"{'inside' if inside else 'not shown inside'} the seed noise floor ±{floor_A:.3g} A ({tost})")
+    t.note = f"{t.note}; {note}" if t.note else note
+    if inside:
+        t.verdict = INDISTINGUISHABLE
+    return t
+
+
 def paired_claims(models, section, claim, paper, baseline_kind, claimed_kind, metric, cfg, per_arch=False,
-                  equivalence=False, extra_detail="") -> list[Claim]:
+                  equivalence=False, extra_detail="", noise_floor_A: float | None = None) -> list[Claim]:
     """A pooled row (seed = unit) and, with ``per_arch``, one Holm-corrected row per architecture.
 
     ``equivalence``: the pooled row is a TOST with margin ``cfg['equivalence_margin']`` instead.
+    ``noise_floor_A`` (RDF metrics): each row is first tested against the seed noise floor
+    (:func:`apply_noise_floor`).
     """
+    floor = noise_floor_A if metric in RDF_METRICS else None
     if metric not in models:
         return []
     comparison = (f"{_weights_text(models, claimed_kind)} vs {_weights_text(models, baseline_kind)}, paired by "
@@ -199,6 +245,7 @@ def paired_claims(models, section, claim, paper, baseline_kind, claimed_kind, me
         label = f"{claim} (within ±{100 * m:g}%, all architectures)"
     else:
         t = cs.one_sample(seeds, cfg["min_relative_effect"], conf, power, "paired t, seed = unit")
+        t = apply_noise_floor(t, p, floor, cfg)
         label = f"{claim} (all architectures)"
     out = [make_claim(section, label, paper, metric, t, comparison, detail, baseline_mean=p["baseline"].mean(),
                       claimed_mean=p["claimed"].mean(), compared=_pair_ids(p))]
@@ -207,6 +254,7 @@ def paired_claims(models, section, claim, paper, baseline_kind, claimed_kind, me
         tests = [cs.one_sample(part["d"], cfg["min_relative_effect"], conf, power, "paired t per architecture, Holm")
                  for _, part in parts]
         cs.apply_holm(tests, cfg["min_relative_effect"], conf, power)
+        tests = [apply_noise_floor(t, part, floor, cfg) for (_, part), t in zip(parts, tests)]
         for (arch, part), t in zip(parts, tests):
             out.append(make_claim(section, f"{claim} ({arch})", paper, metric, t, comparison,
                                   f"seeds {', '.join(str(s) for s in sorted(part['seed']))}",
@@ -215,15 +263,15 @@ def paired_claims(models, section, claim, paper, baseline_kind, claimed_kind, me
     return out
 
 
-def rdf_claims(models: pd.DataFrame, cfg: dict) -> list[Claim]:
+def rdf_claims(models: pd.DataFrame, cfg: dict, noise_floor_A: float | None = None) -> list[Claim]:
     """Fig. 3C: students' RDF error lower than their controls' (vs the teacher's g(r), the paper's; and vs the
-    reference potential's where the data set has one)."""
+    reference potential's where the data set has one), decided against the seed noise floor."""
     out = []
-    for metric in (RDF_TEACHER, RDF_REFERENCE):
+    for metric in RDF_METRICS:
         if metric not in models or not models[metric].notna().any():
             continue
         out += paired_claims(models, "accuracy at equal weights", "students' RDF error is lower than controls'", "rdf",
-                             "control", "student", metric, cfg, per_arch=True)
+                             "control", "student", metric, cfg, per_arch=True, noise_floor_A=noise_floor_A)
     return out
 
 
@@ -620,31 +668,44 @@ BEYOND = (
 )
 
 
-def beyond_claims(models: pd.DataFrame, cfg: dict) -> list[Claim]:
-    """Rows of the opt-in kinds: oracle vs teacher labels, synthetic vs plain student, both vs control_fw."""
+def beyond_claims(models: pd.DataFrame, cfg: dict, noise_floor_A: float | None = None) -> list[Claim]:
+    """Rows of the opt-in kinds: oracle vs teacher labels, synthetic vs plain student, both vs control_fw (RDF
+    rows against the seed noise floor)."""
     kinds = set(models["kind"])
     rows = []
     for baseline, claimed, claim, metrics in BEYOND:
         if {baseline, claimed} <= kinds:
             for metric in metrics:
                 if metric in models and models[metric].notna().any():
-                    rows += paired_claims(models, "beyond the paper", claim, "beyond", baseline, claimed, metric, cfg)
+                    rows += paired_claims(models, "beyond the paper", claim, "beyond", baseline, claimed, metric, cfg,
+                                          noise_floor_A=noise_floor_A)
     return rows
 
 
-# ------------------------------------------------------------------------------------------------------ convergence
+# ------------------------------------------------------------------------------------------------------ gates
 
 
-def gate_convergence(claim: Claim, models: pd.DataFrame, max_listed: int = 8) -> Claim:
-    """A row comparing any model that did not converge is never decided: its verdict becomes
-    *undecided (unconverged)* (``verdict_if_converged`` keeps what the statistics say) and the detail names
-    those models. A table without a ``converged`` column counts every model as unconverged."""
-    ids = set(claim.compared)
-    sub = models[models["model_id"].astype(str).isin(ids)] if "model_id" in models else models.iloc[0:0]
-    if "converged" in sub:
-        ok = sub["converged"].astype(str).str.lower().isin(["true", "1", "1.0"])
-    else:
-        ok = pd.Series(False, index=sub.index)
+def _listed(items: list[str], max_listed: int) -> str:
+    more = f" and {len(items) - max_listed} more" if len(items) > max_listed else ""
+    return ", ".join(items[:max_listed]) + more
+
+
+def _add_detail(claim: Claim, note: str) -> None:
+    claim.detail = f"{claim.detail}; {note}" if claim.detail else note
+
+
+def _compared(claim: Claim, models: pd.DataFrame) -> pd.DataFrame:
+    if "model_id" not in models:
+        return models.iloc[0:0]
+    return models[models["model_id"].astype(str).isin(set(claim.compared))]
+
+
+def check_convergence(claim: Claim, models: pd.DataFrame, max_listed: int = 8) -> bool:
+    """Did every model the row compares stop by the stopping rule (``stopped_by == "patience"``), not the
+    epoch cap? Sets ``all_converged`` / ``n_unconverged`` and names the others in the detail (with their late
+    improvement, for information). A table without ``stopped_by`` counts every model as unconverged."""
+    sub = _compared(claim, models)
+    ok = sub["stopped_by"].astype(str) == STOPPED_BY_RULE if "stopped_by" in sub else pd.Series(False, index=sub.index)
     bad = sub[~ok]
     claim.n_unconverged = int(len(bad))
     claim.all_converged = bool(len(bad) == 0)
@@ -655,31 +716,102 @@ def gate_convergence(claim: Claim, models: pd.DataFrame, max_listed: int = 8) ->
             late = f", late improvement {100 * float(late):.1f}%" if late is not None and np.isfinite(float(late)) else ""
             return f"{r['model_id']} ({stopped if isinstance(stopped, str) else 'unknown'}{late})"
 
-        listed = [why(r) for _, r in bad.head(max_listed).iterrows()]
-        more = f" and {len(bad) - max_listed} more" if len(bad) > max_listed else ""
-        note = f"not converged: {', '.join(listed)}{more}"
-        claim.detail = f"{claim.detail}; {note}" if claim.detail else note
-        claim.verdict = UNDECIDED
-    return claim
+        _add_detail(claim, f"not converged: {_listed([why(r) for _, r in bad.iterrows()], max_listed)}")
+    return claim.all_converged
+
+
+def budget_checks(models: pd.DataFrame) -> pd.DataFrame:
+    """The models that were trained again with every budget doubled (a finite ``budget_check_<error>``)."""
+    col = f"budget_check_{BUDGET_CHECK_ERROR}"
+    if col not in models:
+        return models.iloc[0:0]
+    return models[models[col].astype(float).notna()]
+
+
+def with_budget_check_values(models: pd.DataFrame) -> pd.DataFrame | None:
+    """``models`` with each budget-checked model's doubled-budget test errors in place of its own (None when no
+    model was checked): the table the statistics are recomputed on to see whether a verdict flips."""
+    if budget_checks(models).empty:
+        return None
+    out = models.copy()
+    for metric in BUDGET_CHECK_METRICS:
+        col = f"budget_check_{metric}"
+        if metric in out and col in out:
+            checked = out[col].astype(float)
+            out[metric] = checked.where(checked.notna(), out[metric].astype(float))
+    return out
+
+
+def check_budget(claim: Claim, models: pd.DataFrame, cfg: dict, verdict_with_budget: str | None,
+                 max_listed: int = 8) -> str | None:
+    """The budget check of the row's kinds and architectures; None when it passed, else the undecided verdict.
+
+    The checks that count are the budget-checked models of a kind the row compares and of an architecture it
+    compares (so a per-architecture row takes its architecture's checks, a pooled row all of them); where no
+    check has the row's architecture, the checks of its kinds at every architecture. It fails when any of them
+    moved the test force RMSE by ``budget_check_max_relative_change`` or more (relative, either way), or when
+    the row's statistics recomputed with the doubled-budget errors (``verdict_with_budget``) give another
+    verdict; a row none of whose kinds has a budget-checked model is undecided (no budget check)."""
+    sub = _compared(claim, models)
+    if sub.empty:
+        return None
+    limit = cfg["budget_check_max_relative_change"]
+    kinds, archs = set(sub["kind"]), set(sub["arch"])
+    checks = budget_checks(models)
+    of_kinds = checks[checks["kind"].isin(kinds)]
+    if of_kinds.empty:
+        _add_detail(claim, f"no budget check of {', '.join(sorted(kinds))}")
+        return UNDECIDED_NO_BUDGET_CHECK
+    used = of_kinds[of_kinds["arch"].isin(archs)]
+    if used.empty:
+        used = of_kinds
+        _add_detail(claim, f"no budget check of {', '.join(sorted(archs))}: the checks of its kinds at "
+                           f"{', '.join(sorted(set(used['arch'])))} count")
+    unchecked = sorted(kinds - set(of_kinds["kind"]))
+    change = used["budget_check_relative_change"].astype(float)
+    claim.n_budget_checked = int(len(used))
+    claim.budget_check_max_abs_change = float(change.abs().max()) if change.notna().any() else math.nan
+    moved = used[~(change.abs() < limit)]  # a change that cannot be computed does not pass either
+    failed = None
+    if len(moved):
+        listed = [f"{r['model_id']} by {_pct(r['budget_check_relative_change'])}" for _, r in moved.iterrows()]
+        _add_detail(claim, f"budget check moved the test force RMSE of {_listed(listed, max_listed)} (limit "
+                           f"±{100 * limit:g}%)")
+        failed = UNDECIDED_BUDGET_MOVED
+    else:
+        _add_detail(claim, f"budget check passed: {_plural(len(used), 'model')}, largest change "
+                           f"{_pct(claim.budget_check_max_abs_change, sign=False)} (limit ±{100 * limit:g}%)")
+    late = used[used["budget_check_stopped_by"].astype(str) != STOPPED_BY_RULE] \
+        if "budget_check_stopped_by" in used else used.iloc[0:0]
+    if len(late):
+        _add_detail(claim, f"budget-check models stopped at their epoch cap (their change is a lower bound): "
+                           f"{_listed(list(late['model_id'].astype(str)), max_listed)}")
+    if unchecked:
+        _add_detail(claim, f"no budget check of {', '.join(unchecked)}")
+    claim.verdict_with_budget_check = verdict_with_budget or ""
+    if verdict_with_budget is not None and verdict_with_budget != claim.verdict_if_converged:
+        _add_detail(claim, f"budget check flipped the verdict: {claim.verdict_if_converged} -> "
+                           f"{verdict_with_budget or 'no row'} with the doubled-budget errors")
+        failed = failed or UNDECIDED_BUDGET_FLIPPED
+    return failed
 
 
 def _false(col: pd.Series) -> pd.Series:
     return col.astype(str).str.lower().isin(["false", "0", "0.0"])
 
 
-def gate_liquid(claim: Claim, models: pd.DataFrame, noise_floor_A: float | None = None, max_listed: int = 8) -> Claim:
-    """A row on the liquid-RDF error is only decided when every liquid it rests on is clean: each compared
-    model's run and the teacher runs whose g(r) is the reference stayed finite (``rdf_stable``) and melted
-    (``rdf_clean``; runs before the melt indicator existed count by ``rdf_stable`` alone). Otherwise the
-    verdict is *undecided (liquid not clean)* and the detail names the runs. The seed noise floor of the RDF
-    error (two teacher runs differing only in the MD seed), when known, is stated in the detail."""
-    if not any(METRIC_NAMES[m] in claim.metric for m in (RDF_TEACHER, RDF_REFERENCE)):
-        return claim
+def check_liquid(claim: Claim, models: pd.DataFrame, noise_floor_A: float | None = None, max_listed: int = 8) -> bool:
+    """A row on the liquid-RDF error rests on clean liquids only: each compared model's run and the teacher
+    runs whose g(r) is the reference stayed finite (``rdf_stable``) and melted (``rdf_clean``; runs before the
+    melt indicator existed count by ``rdf_stable`` alone); the detail names the others. The seed noise floor
+    of the RDF error (two teacher runs differing only in the MD seed), when known, is stated in the detail.
+    True for a clean row and for every row not on the RDF error."""
+    if not any(METRIC_NAMES[m] in claim.metric for m in RDF_METRICS):
+        return True
     if noise_floor_A is not None and np.isfinite(noise_floor_A):
-        note = f"seed noise floor of the RDF error {noise_floor_A:.3g} A"
-        claim.detail = f"{claim.detail}; {note}" if claim.detail else note
+        _add_detail(claim, f"seed noise floor of the RDF error {noise_floor_A:.3g} A")
     if "model_id" not in models:
-        return claim
+        return True
     ids = set(claim.compared) | set(models.loc[models["kind"] == "teacher", "model_id"].astype(str))
     sub = models[models["model_id"].astype(str).isin(ids)]
     bad = pd.Series(False, index=sub.index)
@@ -695,12 +827,26 @@ def gate_liquid(claim: Claim, models: pd.DataFrame, noise_floor_A: float | None 
             mi = f", melt indicator {float(mi):.2f}" if mi is not None and np.isfinite(float(mi)) else ""
             return f"{r['model_id']} (did not melt{mi})"
 
-        listed = [why(r) for _, r in bad.head(max_listed).iterrows()]
-        more = f" and {len(bad) - max_listed} more" if len(bad) > max_listed else ""
-        note = f"liquid not clean: {', '.join(listed)}{more}"
-        claim.detail = f"{claim.detail}; {note}" if claim.detail else note
-        if claim.verdict != UNDECIDED:
-            claim.verdict = UNDECIDED_LIQUID
+        _add_detail(claim, f"liquid not clean: {_listed([why(r) for _, r in bad.iterrows()], max_listed)}")
+    return not len(bad)
+
+
+def gate(claim: Claim, models: pd.DataFrame, cfg: dict, noise_floor_A: float | None = None,
+         verdict_with_budget: str | None = None) -> Claim:
+    """Whether the row's statistics may speak: its verdict becomes the first failed check's *undecided (...)*
+    verdict (unconverged, no budget check, budget check moved the error, budget check flipped the verdict,
+    liquid not clean; every failure is named in the detail), else stays the statistics' verdict
+    (``verdict_if_converged``). ``verdict_with_budget``: the row's verdict recomputed on
+    :func:`with_budget_check_values` (None: no model was budget-checked)."""
+    converged = check_convergence(claim, models)
+    budget = check_budget(claim, models, cfg, verdict_with_budget)
+    clean = check_liquid(claim, models, noise_floor_A)
+    if not converged:
+        claim.verdict = UNDECIDED
+    elif budget is not None:
+        claim.verdict = budget
+    elif not clean:
+        claim.verdict = UNDECIDED_LIQUID
     return claim
 
 
@@ -716,11 +862,9 @@ def check_config(cfg: dict | None) -> dict:
     return cfg
 
 
-def all_claims(models: pd.DataFrame, labels: dict | None, cfg: dict, rdf_noise_floor_A: float | None = None
-               ) -> pd.DataFrame:
-    """Every claim row computable from ``models`` (and the labels' check results), as a DataFrame.
-    ``rdf_noise_floor_A``: the RDF error between two teacher liquids that differ only in seed."""
-    cfg = check_config(cfg)
+def statistical_claims(models: pd.DataFrame, labels: dict | None, cfg: dict, rdf_noise_floor_A: float | None = None
+                       ) -> list[Claim]:
+    """Every claim row computable from ``models``, with the statistics' verdicts (no gate applied)."""
     kinds = set(models["kind"])
     rows: list[Claim] = []
     if {"student", "control"} <= kinds:
@@ -731,7 +875,7 @@ def all_claims(models: pd.DataFrame, labels: dict | None, cfg: dict, rdf_noise_f
         rows += paired_claims(models, "accuracy at equal weights", "students' energy-per-atom RMSE differs only "
                               "minimally from controls'", "energy", "control", "student", ENERGY_PER_ATOM, cfg,
                               equivalence=True)
-        rows += rdf_claims(models, cfg)
+        rows += rdf_claims(models, cfg, rdf_noise_floor_A)
         tracks = tracks_claim(models, cfg)
         if tracks is not None:
             rows.append(tracks)
@@ -741,10 +885,36 @@ def all_claims(models: pd.DataFrame, labels: dict | None, cfg: dict, rdf_noise_f
     rows += cost_vs_teacher_claims(models, cfg)
     rows += ablation_claims(models, cfg)
     rows += born_again_claims(models, cfg)
-    rows += beyond_claims(models, cfg)
+    rows += beyond_claims(models, cfg, rdf_noise_floor_A)
     if "student" in kinds:
         rows += knowledge_claims(models, labels, cfg)
-    rows = [gate_liquid(gate_convergence(r, models), models, rdf_noise_floor_A) for r in rows]
+    return rows
+
+
+def _row_keys(rows: list[Claim]) -> list[tuple]:
+    """(section, claim, metric, occurrence) of each row: what matches a row across two computations."""
+    seen: dict[tuple, int] = {}
+    keys = []
+    for r in rows:
+        k = (r.section, r.claim, r.metric)
+        seen[k] = seen.get(k, -1) + 1
+        keys.append((*k, seen[k]))
+    return keys
+
+
+def all_claims(models: pd.DataFrame, labels: dict | None, cfg: dict, rdf_noise_floor_A: float | None = None
+               ) -> pd.DataFrame:
+    """Every claim row computable from ``models`` (and the labels' check results), gated (:func:`gate`), as a
+    DataFrame. ``rdf_noise_floor_A``: the RDF error between two teacher liquids that differ only in seed."""
+    cfg = check_config(cfg)
+    rows = statistical_claims(models, labels, cfg, rdf_noise_floor_A)
+    checked = with_budget_check_values(models)
+    with_budget: dict[tuple, str] | None = None
+    if checked is not None:
+        again = statistical_claims(checked, labels, cfg, rdf_noise_floor_A)
+        with_budget = {k: r.verdict for k, r in zip(_row_keys(again), again)}
+    rows = [gate(r, models, cfg, rdf_noise_floor_A, None if with_budget is None else with_budget.get(k, ""))
+            for k, r in zip(_row_keys(rows), rows)]
     return pd.DataFrame([{k: v for k, v in asdict(r).items() if k != "compared"} for r in rows], columns=COLUMNS)
 
 
@@ -853,11 +1023,22 @@ def verdict_rule_text(cfg: dict) -> list[str]:
         f"interval lies inside the margin, *does not hold* when it lies outside. Rows per architecture are "
         f"corrected for testing several architectures at once (Holm), so their intervals are wider. Born-Again "
         f"students are compared with the teacher's own seed-to-seed spread; with one teacher seed there is no "
-        f"interval. A row that compares any model that did not converge is *undecided (unconverged)*: fix the "
-        f"training first (the detail names the models). A row on the liquid's RDF error whose liquid runs (the "
-        f"compared models' or the teacher's) collapsed, blew up or never melted is *undecided (liquid not "
-        f"clean)*; its detail also gives the seed noise floor of the RDF error, the error between two teacher "
-        f"liquids that differ only in seed, below which RDF errors are not resolved.",
+        f"interval. A row on the liquid's RDF error is first held against the seed noise floor, the RDF error "
+        f"between two teacher liquids that differ only in seed, below which RDF errors are not resolved: when "
+        f"two one-sided tests put the models' RDF-error differences (in A, seed = unit) inside ±the floor, the "
+        f"row is *{INDISTINGUISHABLE}*, never holds or does not hold; otherwise the paired t decides.",
+        f"**When a row is decided.** Only when training is shown to have converged. (1) Every model the row "
+        f"compares stopped by the stopping rule, not at the epoch cap; otherwise *{UNDECIDED}* (the detail names "
+        f"the models). (2) Some models were trained again from scratch with every budget doubled (learning-rate "
+        f"patience, termination patience, epoch cap): the budget check. The checks that count for a row are "
+        f"those of the kinds and architectures it compares (a per-architecture row: its architecture; where "
+        f"none has it, its kinds' checks at every architecture). The row is *{UNDECIDED_NO_BUDGET_CHECK}* when "
+        f"none of its kinds was checked, *{UNDECIDED_BUDGET_MOVED}* when a check moved the test force RMSE by "
+        f"{100 * cfg['budget_check_max_relative_change']:g}% or more, and *{UNDECIDED_BUDGET_FLIPPED}* when its "
+        f"statistics, recomputed with the doubled-budget errors in place of the checked models' own, give "
+        f"another verdict. (3) A row on the liquid's RDF error whose liquid runs (the compared models' or the "
+        f"teacher's) collapsed, blew up or never melted is *{UNDECIDED_LIQUID}*. An undecided row keeps what "
+        f"its statistics say in verdict_if_converged: fix the training (or the liquid) first.",
         f"**Detectable effect.** The smallest true effect this run would have found {100 * cfg['power']:g}% of the "
         f"time with its n and spread (for equivalence rows: the smallest margin it could have confirmed if there "
         f"were no difference at all). An inconclusive row whose detectable effect is far larger than the effect "
@@ -867,6 +1048,15 @@ def verdict_rule_text(cfg: dict) -> list[str]:
         f"again, it finds the same limit), so there is no spread to test; its bisection bounds each limit, and "
         f"the row holds when those bounds leave no doubt.",
     ]
+
+
+def _budget_text(n, max_change, verdict) -> str:
+    """The budget-check cell: how many checked models decided the row, their largest change, and the verdict
+    with their doubled-budget errors."""
+    if not n or not np.isfinite(float(n)) or int(n) == 0:
+        return "none"
+    v = verdict if isinstance(verdict, str) and verdict else "-"
+    return f"{int(n)} models, max change {_pct(max_change, sign=False)}; verdict then: {v}"
 
 
 def human_table(claims: pd.DataFrame) -> pd.DataFrame:
@@ -896,6 +1086,9 @@ def human_table(claims: pd.DataFrame) -> pd.DataFrame:
                        for u, x in zip(claims["unit"], claims["detectable_effect"])],
         "verdict": claims["verdict"],
         "converged": ["yes" if a else f"no ({n})" for a, n in zip(claims["all_converged"], claims["n_unconverged"])],
+        "budget check": [_budget_text(n, x, v) for n, x, v in zip(claims["n_budget_checked"],
+                                                                  claims["budget_check_max_abs_change"],
+                                                                  claims["verdict_with_budget_check"])],
         "comparison / detail": [f"{c}. {d}".strip(". ") for c, d in zip(claims["comparison"], claims["detail"])],
     })
 

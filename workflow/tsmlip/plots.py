@@ -4,7 +4,9 @@
 
 - ``pareto_time`` (Fig. 2A): test force RMSE vs MD time per step per atom (one panel per MD engine);
 - ``pareto_memory`` (Fig. 2B): test force RMSE vs memory per atom;
-- ``capacity`` (Fig. 3): test force RMSE, energy RMSE per atom and RDF error vs the number of weights;
+- ``capacity`` (Fig. 3): test force RMSE, energy RMSE per atom and RDF error vs the number of weights (the RDF
+  panel with the seed noise floor as a band, ``--rdf-noise-floor``; the teacher, whose g(r) is the reference, is
+  not a point of it);
 - ``learning_curves`` (Fig. 4): train and validation force RMSE vs epoch, one architecture;
 - ``scaling`` (Fig. 5): MD time per step per atom and the maximum number of atoms vs the number of weights;
 - ``born_again`` (Section 3.5): teacher vs static and scheduled Born-Again students.
@@ -15,6 +17,7 @@ minimised) is drawn as a step line through the non-dominated means of each kind.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -206,19 +209,43 @@ def pareto_memory(models: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def capacity(models: pd.DataFrame) -> plt.Figure:
-    """Fig. 3: test force RMSE, energy RMSE per atom (meV) and RDF error vs the number of weights."""
+RDF_TEACHER = "rdf_error_vs_teacher"
+
+
+def noise_floor_band(ax, floor_A: float | None) -> None:
+    """The seed noise floor of the RDF error (two teacher liquids differing only in the MD seed) as a band from
+    zero to the floor: an RDF error or difference inside it is not resolved. Call after the axis scale is set;
+    the axis is widened to show the band."""
+    if floor_A is None or not (np.isfinite(floor_A) and floor_A > 0):
+        return
+    lo, hi = ax.get_ylim()
+    bottom = min(lo, floor_A / 2) if ax.get_yscale() == "log" else min(lo, 0.0)
+    ax.axhspan(bottom, floor_A, color="grey", alpha=0.2, lw=0, zorder=1,
+               label=f"seed noise floor of the RDF error ({floor_A:.3g} Å): not resolved below")
+    ax.set_ylim(bottom, max(hi, 1.1 * floor_A))
+
+
+def capacity(models: pd.DataFrame, rdf_noise_floor_A: float | None = None) -> plt.Figure:
+    """Fig. 3: test force RMSE, energy RMSE per atom (meV) and RDF error vs the number of weights.
+
+    The RDF panel (error vs the teacher's g(r)) draws the seed noise floor as a band; the teacher is not a
+    point of it (its g(r) is the reference, so its error against itself says nothing)."""
     panels = [("test_force_rmse_eV_A", FORCE_LABEL, 1.0, ""),
               ("test_energy_per_atom_rmse_eV", "test energy RMSE per atom (meV/atom)", 1e3, "")]
-    if "rdf_error_vs_teacher" in models and models["rdf_error_vs_teacher"].notna().any():
+    if RDF_TEACHER in models and models[RDF_TEACHER].notna().any():
         # the full definition is in models.csv (rdf_definition) and in the figure's report caption
-        panels.append(("rdf_error_vs_teacher", "RDF error vs the teacher, Σ|Δg(r)|·dr (Å)", 1.0, ""))
+        panels.append((RDF_TEACHER, "RDF error vs the teacher, Σ|Δg(r)|·dr (Å)", 1.0,
+                       "the teacher's g(r) is the reference"))
     fig, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels), 4.6), squeeze=False, layout="constrained")
     stats = group_stats(models, [p[0] for p in panels], kinds=SWEEP_KINDS + ("teacher",))
     for ax, (col, label, scale, note), letter in zip(axes[0], panels, "ABC"):
-        _errorbar_kinds(ax, stats, "n_weights", col, yscale=scale, dodge=True)
+        rdf = col == RDF_TEACHER
+        shown = stats[stats["kind"] != "teacher"] if rdf else stats
+        _errorbar_kinds(ax, shown, "n_weights", col, yscale=scale, dodge=True)
         ax.set_xscale("log")
-        _auto_log(ax, stats[col] * scale, "y")
+        _auto_log(ax, shown[col] * scale, "y")
+        if rdf:
+            noise_floor_band(ax, rdf_noise_floor_A)
         _readable_log_ticks(ax, "x")
         _readable_log_ticks(ax, "y")
         ax.set_xlabel("number of weights")
@@ -366,8 +393,11 @@ def save(fig: plt.Figure, pdf: str | Path, png: str | Path, dpi: int = 150) -> N
 
 
 def make_figure(name: str, models: pd.DataFrame | None = None, curves: pd.DataFrame | None = None,
-                born_again_table: pd.DataFrame | None = None, arch: str | None = None) -> plt.Figure:
+                born_again_table: pd.DataFrame | None = None, arch: str | None = None,
+                rdf_noise_floor_A: float | None = None) -> plt.Figure:
     setup_style()
+    if name == "capacity":
+        return capacity(models, rdf_noise_floor_A)
     if name == "learning_curves":
         return learning_curves(models, curves, arch)
     if name == "born_again":
@@ -385,6 +415,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--curves", help="tables/curves.csv (learning_curves)")
     ap.add_argument("--born-again", help="tables/born_again.csv (born_again)")
     ap.add_argument("--arch", default=None, help="learning_curves: architecture tag, e.g. w16-s10-l2")
+    ap.add_argument("--rdf-noise-floor", default=None,
+                    help="capacity: rdf_noise/noise_floor.json (its error_vs_teacher is drawn as a band)")
     ap.add_argument("--pdf", required=True)
     ap.add_argument("--png", required=True)
     ap.add_argument("--dpi", type=int, default=150)
@@ -395,7 +427,11 @@ def main(argv: list[str] | None = None) -> int:
         if not getattr(args, key):
             ap.error(f"figure {args.figure} needs --{key.replace('_', '-')}")
     read = lambda p: pd.read_csv(p) if p else None  # noqa: E731
-    fig = make_figure(args.figure, read(args.models), read(args.curves), read(args.born_again), args.arch)
+    floor = None
+    if args.rdf_noise_floor:
+        floor = json.loads(Path(args.rdf_noise_floor).read_text()).get("error_vs_teacher")
+        floor = float(floor) if floor is not None else None
+    fig = make_figure(args.figure, read(args.models), read(args.curves), read(args.born_again), args.arch, floor)
     save(fig, args.pdf, args.png, args.dpi)
     print(f"[plot] {args.figure} -> {args.pdf}, {args.png}", file=sys.stderr, flush=True)
     return 0
