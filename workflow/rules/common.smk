@@ -180,15 +180,21 @@ def analysis_files():
     return sorted(md_files() + [model_file(m, "rdf_error.json") for m in MODEL_IDS])
 
 
+BUDGET_CHECK_IDS = tsconfig.budget_check_ids(config)
+
+
 def budget_check_metrics():
-    """metrics.json of every budget-check model (a model trained again from scratch with every budget
-    doubled, <results>/budget_check/<id>/), which `aggregate` reads into the budget_check_* columns of
-    models.csv. Placeholder until the training side's rules exist: the ids listed in
-    training.budget_check.models, none without that section."""
-    check = config["training"].get("budget_check")
-    if not check:
-        return []
-    return [res("budget_check", str(tsconfig.ModelId.parse(str(m))), "metrics.json") for m in check.get("models", [])]
+    """metrics.json of every budget-check model (trained again from scratch with every budget times
+    budget_check.scale, <results>/budget_check/<id>/, train.smk), which `aggregate` reads into the
+    budget_check_* columns of models.csv."""
+    return [res("budget_check", str(m), "metrics.json") for m in BUDGET_CHECK_IDS]
+
+
+def budget_check_settings(wildcards=None):
+    """train_settings with the budgets of a budget-check model (patiences and epoch cap times the scale)."""
+    s = {k: config[k] for k in ("network", "training", "born_again")}
+    s["training"] = tsconfig.budget_check_training(config["training"], config["budget_check"]["scale"])
+    return json.dumps(s)
 
 
 def data_targets():
@@ -196,7 +202,7 @@ def data_targets():
 
 
 def train_targets():
-    return [model_file(m, "metrics.json") for m in MODEL_IDS]
+    return [model_file(m, "metrics.json") for m in MODEL_IDS] + budget_check_metrics()
 
 
 def label_targets():

@@ -32,3 +32,36 @@ rule train:
         " --settings '{params.settings}' --dataset {input.data} --split {input.split} {params.labels}"
         " --out-dir {params.out_dir} --checkpoint-dir {params.ckpt_dir} --pair-cache-dir {params.pair_cache}"
         " > {log} 2>&1"
+
+
+# Convergence checked, not trusted: the models of budget_check: trained again from scratch with both patiences and
+# the epoch cap times budget_check.scale (same data, labels, seed and initial weights as the model they check).
+rule train_budget_check:
+    input:
+        unpack(train_inputs),
+    output:
+        model=res("budget_check", "{kind}", "{arch}", "seed{seed}", "model.pt"),
+        metrics=res("budget_check", "{kind}", "{arch}", "seed{seed}", "metrics.json"),
+        curve=res("budget_check", "{kind}", "{arch}", "seed{seed}", "curve.csv"),
+    log:
+        res("logs", "train_budget_check", "{kind}", "{arch}", "seed{seed}.log"),
+    benchmark:
+        res("benchmarks", "train_budget_check", "{kind}", "{arch}", "seed{seed}.tsv")
+    conda:
+        CONDA_ENV
+    threads: config["training"]["torch_threads"]
+    resources:
+        gpu=GPU_JOB,
+        mem_mb=4000,
+        runtime=1440,
+    params:
+        settings=budget_check_settings,
+        labels=train_labels_arg,
+        out_dir=lambda w: res("budget_check", w.kind, w.arch, f"seed{w.seed}"),
+        ckpt_dir=lambda w: res("checkpoints", "budget_check", w.kind, w.arch, f"seed{w.seed}"),
+        pair_cache=res("checkpoints", "_pairs"),
+    shell:
+        "tsmlip train --model-id {wildcards.kind}/{wildcards.arch}/seed{wildcards.seed}"
+        " --settings '{params.settings}' --dataset {input.data} --split {input.split} {params.labels}"
+        " --out-dir {params.out_dir} --checkpoint-dir {params.ckpt_dir} --pair-cache-dir {params.pair_cache}"
+        " > {log} 2>&1"

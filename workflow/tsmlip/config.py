@@ -247,6 +247,34 @@ def born_again_ids(cfg: dict) -> list[ModelId]:
     return [ModelId(k, arch, int(s)) for k in kinds for s in ba["seeds"]]
 
 
+def weight_estimate(arch: Arch) -> int:
+    """A HIPNN's weight count up to lower-order terms: interaction (sensitivities x width^2) and atom layers
+    (width^2 each); orders architectures by size without building them."""
+    return arch.width ** 2 * (arch.n_sensitivities + arch.n_atom_layers)
+
+
+def budget_check_ids(cfg: dict) -> list[ModelId]:
+    """The models trained a second time with every budget doubled (``budget_check:``): the teacher (its first
+    seed) and each checked sweep kind at the smallest and the largest sweep architecture (by
+    :func:`weight_estimate`), with ``budget_check.seed``."""
+    bc = cfg["budget_check"]
+    kinds = list(bc["kinds"])
+    ids = [teacher_ids(cfg)[0]] if "teacher" in kinds else []
+    archs = sorted(sweep_archs(cfg), key=lambda a: (weight_estimate(a), a))
+    extremes = list(dict.fromkeys([archs[0], archs[-1]])) if archs else []
+    ids += [ModelId(kind, arch, int(bc["seed"])) for kind in kinds if kind != "teacher"
+            and kind in cfg["sweep"]["kinds"] for arch in extremes]
+    return ids
+
+
+def budget_check_training(training: dict, scale: float) -> dict:
+    """The ``training:`` section of a budget-check model: both patiences and the epoch cap times ``scale``."""
+    out = dict(training)
+    for k in ("lr_patience", "termination_patience", "max_epochs"):
+        out[k] = int(round(training[k] * scale))
+    return out
+
+
 def all_model_ids(cfg: dict) -> list[ModelId]:
     return teacher_ids(cfg) + sweep_ids(cfg) + born_again_ids(cfg)
 
