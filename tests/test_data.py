@@ -110,7 +110,7 @@ def test_ani_h5_nan_and_close_atoms(tmp_path):
 
 def test_empty_inputs(tmp_path):
     (tmp_path / "empty").mkdir()
-    with pytest.raises(DataError, match="no .h5 files"):
+    with pytest.raises(DataError, match="no .h5 / .hdf5 files"):
         read_ani_h5(tmp_path / "empty", 0.0)
     (tmp_path / "e.xyz").write_text("")
     with pytest.raises(DataError, match="empty"):

@@ -1,6 +1,7 @@
 # Shared helpers (config validation, model ids, paths) for the rule files of each stage.
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -15,6 +16,10 @@ from tsmlip import config as tsconfig
 tsconfig.validate(config)  # cross-field checks the JSON schema cannot express
 
 RESULTS = tsconfig.results_dir(config)
+#: a stamp of the package's code (sha256 over workflow/tsmlip/**/*.py), computed once per planning and put
+#: into every rule's params: after a change to the code that computes a result, Snakemake's params rerun
+#: trigger reruns it (README: "Forcing a retrain")
+CODE_VERSION = tsconfig.code_version()
 KINDS_RE = "|".join(tsconfig.KINDS)
 ARCH_RE = r"w\d+-s\d+-l\d+"
 
@@ -78,7 +83,7 @@ def train_inputs(wildcards):
 
 
 def train_labels_arg(wildcards, input):
-    return f"--labels {input.labels}" if "labels" in input.keys() else ""
+    return f"--labels {shlex.quote(input.labels)}" if "labels" in input.keys() else ""
 
 
 # --- MD cost (md.smk) ------------------------------------------------------------------------------
@@ -126,10 +131,10 @@ def figure_tables(wildcards):
 
 def figure_options(wildcards, input):
     """`--models <csv>` etc. for the figure's tables; learning_curves also takes the architecture."""
-    opts = [f"--{name.replace('_', '-')} {path}" for name, path in input.items()]
+    opts = [f"--{name.replace('_', '-')} {shlex.quote(path)}" for name, path in input.items()]
     if wildcards.figure == "learning_curves":
         arch = config["aggregate"]["curves_arch"] or tsconfig.Arch.from_dict(config["sweep"]["base"]).tag
-        opts.append(f"--arch {arch}")
+        opts.append(f"--arch {shlex.quote(arch)}")
     return " ".join(opts)
 
 

@@ -21,11 +21,12 @@ rule train:
         mem_mb=4000,
         runtime=720,
     params:
+        code=CODE_VERSION,
         settings=train_settings,
         labels=train_labels_arg,
         out_dir=lambda w: res("models", w.kind, w.arch, f"seed{w.seed}"),
         ckpt_dir=lambda w: res("checkpoints", w.kind, w.arch, f"seed{w.seed}"),
     shell:
         "tsmlip train --model-id {wildcards.kind}/{wildcards.arch}/seed{wildcards.seed}"
-        " --settings '{params.settings}' --dataset {input.data} --split {input.split} {params.labels}"
-        " --out-dir {params.out_dir} --checkpoint-dir {params.ckpt_dir} > {log} 2>&1"
+        " --settings {params.settings:q} --dataset {input.data:q} --split {input.split:q} {params.labels}"
+        " --out-dir {params.out_dir:q} --checkpoint-dir {params.ckpt_dir:q} > {log:q} 2>&1"

@@ -22,6 +22,33 @@ from .dataset import (CLOSE_CONTACT_POLICIES, FORCE_CONVENTIONS, DataError, pad_
                       select_configurations, validate_arrays, versions)
 
 ANI_KEYS = ("coordinates", "species", "cell", "energy", "force")
+#: the HDF5 file names read from an ANI-Al folder
+ANI_SUFFIXES = (".h5", ".hdf5")
+
+
+def source_files(source: str, path: str | Path | None) -> list[Path]:
+    """The files a data source reads, sorted: every ``*.h5`` / ``*.hdf5`` below an ``ani_h5`` folder (or the
+    one file named), the extended-XYZ file itself; none for ``emt``. The data rule lists them as its input
+    and their checksums in its params, so an edit or a swap of any of them reruns the data stage."""
+    if source == "emt" or not path:
+        return []
+    path = Path(path)
+    if source == "ani_h5" and path.is_dir():
+        return sorted(f for f in path.rglob("*") if f.suffix.lower() in ANI_SUFFIXES and f.is_file())
+    return [path]
+
+
+def source_checksums(source: str, path: str | Path | None) -> list[dict]:
+    """``[{"path", "sha256", "bytes"}]`` of every source file (:func:`source_files`; paths relative to an
+    ``ani_h5`` folder, else the file's name); a missing file has ``sha256`` None."""
+    from ..io_utils import sha256_file
+
+    out = []
+    for f in source_files(source, path):
+        rel = f.relative_to(path).as_posix() if Path(path).is_dir() else f.name
+        ok = f.is_file()
+        out.append({"path": rel, "sha256": sha256_file(f) if ok else None, "bytes": f.stat().st_size if ok else None})
+    return out
 
 
 def _species_numbers(raw, source: str) -> np.ndarray:
@@ -61,7 +88,7 @@ def resolve_source_defaults(source: str, forces_are: str | None = None, close_co
 
 
 def read_ani_h5(directory: str | Path, energy_shift_eV_per_atom: float, forces_are: str = "gradients") -> list[dict]:
-    """Every ``*.h5`` below ``directory`` in the pyanitools layout: groups holding ``coordinates``
+    """Every ``*.h5`` and ``*.hdf5`` below ``directory`` in the pyanitools layout: groups holding ``coordinates``
     (n, N, 3), ``species`` (N,), ``cell`` (n, 3, 3), ``energy`` (n,) Hartree, ``force`` (n, N, 3)
     Hartree/Angstrom. Energies and forces are converted to eV and eV/Angstrom, and
     ``energy_shift_eV_per_atom`` x N is added to energies (as hippynn's ANI-Al example does).
@@ -71,9 +98,9 @@ def read_ani_h5(directory: str | Path, energy_shift_eV_per_atom: float, forces_a
     from ase import units
 
     directory = Path(directory)
-    files = sorted(directory.rglob("*.h5")) if directory.is_dir() else [directory]
+    files = source_files("ani_h5", directory)
     if not files or not files[0].exists():
-        raise DataError(f"{directory}: no .h5 files found")
+        raise DataError(f"{directory}: no .h5 / .hdf5 files found")
     hartree = units.Hartree / units.eV
     sign = _force_sign(forces_are)
     configs: list[dict] = []
@@ -203,6 +230,7 @@ def prepare(source: str, path: str, min_distance_A: float, energy_shift: float =
         arrays = select_configurations(arrays, [i for i in range(n_read) if i not in dropped])
     check_single_element(arrays, str(path), single_element_for)
     provenance = {
+        "sources": source_checksums(source, path),
         "forces_are": forces_are,
         "forces_are_chosen_by": fa_how,
         "force_sign_applied_on_load": -1 if forces_are == "gradients" else 1,
