@@ -69,10 +69,13 @@ else:
                 f"--close-contacts {config['data']['close_contacts']}" if config["data"].get("close_contacts") else ""
             ),
             single_element=" ".join(SINGLE_ELEMENT_FOR),
+            duplicates=config["data"]["duplicates"],
+            checks="" if config["data"]["checks"] else "--no-checks",
         shell:
             "tsmlip prepare-dataset --source {params.source:q} --path {params.path:q} --min-distance {params.min_distance}"
             " --ani-energy-shift {params.shift} {params.forces_are} {params.close_contacts}"
-            " --single-element-for {params.single_element} --out {output.data:q} 2>&1 | tee {log:q} >&2"
+            " --single-element-for {params.single_element} --duplicates {params.duplicates} {params.checks}"
+            " --out {output.data:q} 2>&1 | tee {log:q} >&2"
 
 
 rule split:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..io_utils import atomic_open, atomic_write_text
-from .dataset import DataError, load_dataset
+from .dataset import DataError, duplicates_message, find_duplicates, load_dataset
 
 SPLITS = ("train", "valid", "test")
 
@@ -94,7 +94,11 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
     try:
-        n = len(load_dataset(a.dataset)["E"])
+        arrays = load_dataset(a.dataset)
+        dups = find_duplicates(arrays)
+        if dups:  # the data stage refuses or drops them; a dataset made elsewhere could still hold some
+            raise DataError(duplicates_message(a.dataset, dups) + ": twins must never straddle splits")
+        n = len(arrays["E"])
         split = make_split(n, a.valid_fraction, a.test_fraction, a.seed)
         if a.train_eval_fraction is not None:
             check_train_eval_fraction(len(split["train"]), a.train_eval_fraction)
