@@ -165,6 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         log(f"tsmlip md-timing: error: {e}")
         return 2
+    from ..model import check_model_id
+
+    check_model_id(args.model, args.model_id or model_id_from_path(args.model))  # the file is the model of the id it is timed as
     device = setup_device(md, args.device)
     try:
         record = time_md(args.model, args.engine, md, device, args.model_id or model_id_from_path(args.model),
