@@ -71,6 +71,25 @@ def _local_gpus():
 GPU_JOB = 1 if _local_gpus() > 0 else 0
 
 
+# A device setting that names no device here stops a run whose jobs run on this machine before any job
+# (a cluster job checks its own device when it starts and stops with one message).
+onstart:
+    if workflow.local_exec:
+        tsconfig.check_devices(config, _local_gpus())
+
+
+# Data read from files: their number is known once the data stage has run (provenance.json); a split that
+# leaves no training configuration, or a train_eval_fraction that evaluates none, is refused here, and the
+# split step refuses them the first time.
+if config["data"]["source"] != "emt" and RESULTS.joinpath("data", "provenance.json").is_file():
+    try:
+        _n_read = json.loads(RESULTS.joinpath("data", "provenance.json").read_text())["n_configs"]
+    except (ValueError, KeyError):
+        _n_read = None
+    if _n_read:
+        tsconfig.check_split_sizes(config, int(_n_read), "data/provenance.json n_configs")
+
+
 def train_inputs(wildcards):
     """The teacher learns from the data alone; every other kind also reads the teacher's atom energies
     (controls only to report the atom-energy error, never in their loss); student_oracle reads the reference's

@@ -302,14 +302,29 @@ def load_model(path: str | Path, device: str | torch.device | None = "cpu") -> M
     return graph
 
 
+class DeviceError(RuntimeError):
+    """A device setting that names no device on the machine the step runs on (one message, no traceback)."""
+
+
 def resolve_device(spec: str | None = "auto") -> torch.device:
     """``auto`` -> CUDA when torch sees a GPU, else CPU (a SLURM job given a GPU that torch cannot use
-    falls back to the CPU)."""
+    falls back to the CPU). :class:`DeviceError` for a device this machine does not have."""
+    import platform
+
     if spec in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(spec)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {spec!r} requested but torch sees no CUDA device")
+    try:
+        dev = torch.device(spec)
+    except (RuntimeError, ValueError):
+        raise DeviceError(f"device {spec!r} is not a device name (auto, cpu, cuda or cuda:<n>)") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError(f"device {spec!r} requested (training.device / md.device / rdf.device) but torch "
+                              f"sees no CUDA device on {platform.node()}; use auto or cpu, or run the job on a "
+                              f"GPU node")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise DeviceError(f"device {spec!r} requested but {platform.node()} has "
+                              f"{torch.cuda.device_count()} CUDA device(s)")
     return dev
 
 
