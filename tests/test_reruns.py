@@ -121,3 +121,22 @@ def test_split_step_refuses_a_train_eval_fraction_that_evaluates_nothing(tiny_da
                      "--train-eval-fraction", "0.01", "--out", str(tmp_path / "s.npz")])
     err = capsys.readouterr().err
     assert rc == 1 and "training.train_eval_fraction" in err and "Traceback" not in err
+
+
+def test_one_atom_periodic_cells_train_without_nan(tiny_cfg, tmp_path):
+    """Forces of a 1-atom periodic cell are exactly 0 (data and model): the RMSE's gradient stays finite."""
+    from ase.build import bulk
+    from ase.calculators.emt import EMT
+
+    from tsmlip.data.dataset import pad_configurations, save_dataset
+
+    configs = []
+    for i in range(12):
+        at = bulk("Al", "fcc", a=4.05 * (0.97 + 0.005 * i))  # the 1-atom primitive cell
+        at.calc = EMT()
+        configs.append({"Z": at.numbers, "R": at.positions, "cell": at.cell.array, "E": at.get_potential_energy(),
+                        "F": np.zeros((1, 3))})  # exactly 0 by symmetry
+    save_dataset(pad_configurations(configs), tmp_path / "one.npz", {"source": "test"})
+    split = _split_file(tmp_path / "split.npz", 12, 1)
+    m = train(MID, settings(tiny_cfg, max_epochs=2), tmp_path / "one.npz", split, tmp_path / "m", tmp_path / "c")
+    assert np.isfinite(m["splits"]["train"]["energy_rmse_eV"])
