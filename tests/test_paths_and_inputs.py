@@ -99,3 +99,19 @@ def test_data_stage_follows_its_files_by_content(tmp_path):
     swapped = run_snakemake("-n", str(split), *args)
     assert swapped.returncode == 0, swapped.stderr[-3000:]
     assert "rule prepare_dataset" in swapped.stdout, swapped.stdout[-3000:]
+
+
+def test_ani_folder_is_expanded_to_its_files_in_the_plan(tmp_path):
+    """The data rule's input is each *.h5 / *.hdf5 file of an ANI-Al folder (not the folder, whose mtime an
+    edit inside it leaves alone)."""
+    d = tmp_path / "ani al"
+    (d / "sub").mkdir(parents=True)
+    for name in ("a.h5", "sub/b.hdf5", "notes.txt"):
+        (d / name).write_bytes(b"x")
+    overlay = tmp_path / "ani.yaml"
+    overlay.write_text(json.dumps({"data": {"source": "ani_h5", "path": str(d)}, "results_dir": str(tmp_path / "r")}))
+    out = run_snakemake("-n", str(tmp_path / "r" / "data" / "dataset.npz"), "--configfile", str(overlay))
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    block = out.stdout[out.stdout.index("rule prepare_dataset"):]
+    inputs = block.split("input: ", 1)[1].splitlines()[0]
+    assert inputs == f"{d / 'a.h5'}, {d / 'sub' / 'b.hdf5'}", inputs
