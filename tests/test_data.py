@@ -110,7 +110,7 @@ def test_ani_h5_nan_and_close_atoms(tmp_path):
 
 def test_empty_inputs(tmp_path):
     (tmp_path / "empty").mkdir()
-    with pytest.raises(DataError, match="no .h5 files"):
+    with pytest.raises(DataError, match="no .h5 / .hdf5 files"):
         read_ani_h5(tmp_path / "empty", 0.0)
     (tmp_path / "e.xyz").write_text("")
     with pytest.raises(DataError, match="empty"):
@@ -318,3 +318,125 @@ def test_emt_provenance_records_the_convention(tiny_data):
     path, _, _ = tiny_data
     prov = json.loads((path.parent / "provenance.json").read_text())
     assert prov["forces_are"] == "forces" and prov["force_sign_check"]["verdict"] == "repel"
+
+
+# --- issue 23: inputs by content, duplicates, species that are not elements, unit mistakes --------------------
+
+def _frames(configs, e_scale=1.0, f_scale=1.0, energy=None):
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    out = []
+    for at, E, F in configs:
+        at = at.copy()
+        at.calc = SinglePointCalculator(at, energy=(E if energy is None else energy(at, E)) * e_scale,
+                                        forces=F * f_scale)
+        out.append(at)
+    return out
+
+
+def test_ani_folder_reads_h5_and_hdf5_and_records_checksums(tmp_path):
+    import hashlib
+
+    configs = _emt_configs(n=8)
+    d = tmp_path / "ani"
+    d.mkdir()
+    _gradient_h5(d / "a.h5", configs[:4])
+    _gradient_h5(d / "b.hdf5", configs[4:])
+    arrays, prov = prepare("ani_h5", str(d), 1.6, 72.0)
+    assert len(arrays["E"]) == 8
+    assert [s["path"] for s in prov["sources"]] == ["a.h5", "b.hdf5"]
+    assert prov["sources"][1]["sha256"] == hashlib.sha256((d / "b.hdf5").read_bytes()).hexdigest()
+
+
+def test_duplicates_error_or_drop_with_count(tmp_path):
+    import json
+
+    from tsmlip.data.io import main as prepare_main
+
+    configs = _emt_configs(n=6)
+    twin = configs[1][0].copy()
+    order = np.random.default_rng(0).permutation(len(twin))  # the same configuration, atoms reordered
+    twin = twin[order]
+    frames = _frames(configs) + _frames([(twin, configs[1][1], configs[1][2][order])]) + _frames(configs[2:3])
+    f = _xyz(tmp_path / "twice.xyz", frames)
+    with pytest.raises(DataError, match=r"configuration 6 .*repeats configuration 1") as e:
+        prepare("extxyz", str(f), 1.6)
+    assert "2 such duplicates" in str(e.value) and "data.duplicates: drop" in str(e.value)
+    arrays, prov = prepare("extxyz", str(f), 1.6, duplicates="drop")
+    assert len(arrays["E"]) == 6 and prov["duplicates"]["count"] == 2 and prov["duplicates"]["dropped"] == [6, 7]
+    out = tmp_path / "o" / "dataset.npz"
+    assert prepare_main(["--source", "extxyz", "--path", str(f), "--duplicates", "drop", "--out", str(out)]) == 0
+    prov = json.loads((out.parent / "provenance.json").read_text())
+    assert prov["n_configs"] == 6 and prov["duplicates"]["pairs"][0] == {"index": 6, "repeats": 1}
+    # a near duplicate (every atom moved by 1e-4 A) counts too; a rattled configuration does not
+    near = configs[0][0].copy()
+    near.positions += 1e-4
+    far = configs[0][0].copy()
+    far.rattle(0.01, seed=9)
+    from tsmlip.data.dataset import find_duplicates
+    arr = pad_configurations([{"Z": a.numbers, "R": a.positions, "cell": a.cell.array, "E": 0.0,
+                               "F": np.zeros((len(a), 3))} for a in (configs[0][0], near, far)])
+    assert find_duplicates(arr) == [(1, 0)]
+
+
+def test_species_that_are_not_elements_are_refused(tmp_path):
+    configs = _emt_configs(n=2)
+    frames = _frames(configs)
+    frames[1].numbers[-1] = 0  # ASE writes and reads it as 'X'
+    with pytest.raises(DataError, match=r"frame 1 atom 31 has species 'X', not a chemical element"):
+        prepare("extxyz", str(_xyz(tmp_path / "x.xyz", frames)), 1.6)
+    with pytest.raises(DataError, match="'X' is not a chemical element"):
+        prepare("ani_h5", str(_ani_file(tmp_path / "x.h5", species=np.array([b"Al"] * 31 + [b"X"]))), 1.6)
+
+
+@pytest.mark.parametrize("mistake, message", [
+    ("kcal", "eV/atom; likely: energies in kcal/mol instead of eV"),
+    ("forces7.5", r"7.5 eV/A, above the plausible 5.0 eV/A; likely: forces in kcal/mol/A instead of eV/A"),
+    ("forces_kcal", "forces in kcal/mol/A instead of eV/A"),
+    ("zero_forces", "every force on Al atoms is exactly 0"),
+])
+def test_unit_mistakes_in_extxyz_are_named(tmp_path, mistake, message):
+    configs = _emt_configs(n=8)
+    # EMT energies are ~0 eV/atom; give them a DFT-like cohesive offset of -3.6 eV/atom
+    energy = (lambda at, E: E - 3.6 * len(at))
+    frames = {"kcal": lambda: _frames(configs, e_scale=KCAL, energy=energy),
+              "forces7.5": lambda: _frames(configs, f_scale=7.5 / _mean_force(configs)),
+              "forces_kcal": lambda: _frames(configs, f_scale=KCAL),
+              "zero_forces": lambda: _frames(configs, f_scale=0.0)}[mistake]()
+    f = _xyz(tmp_path / f"{mistake}.xyz", frames)
+    with pytest.raises(DataError, match=message) as e:
+        prepare("extxyz", str(f), 1.6)
+    assert f"{mistake}.xyz" in str(e.value) and ("data.checks: false" in str(e.value))
+    if mistake != "zero_forces":  # the sign check needs forces
+        _, prov = prepare("extxyz", str(f), 1.6, checks=False)  # exotic data: the switch
+        assert prov["plausibility"]["checked"] is False
+
+
+KCAL = 23.0605
+
+
+def _mean_force(configs):
+    return float(np.mean([np.linalg.norm(F, axis=1).mean() for _, _, F in configs]))
+
+
+def test_unit_mistakes_in_ani_h5_are_named(tmp_path):
+    configs = _emt_configs(n=8)
+    at = configs[0][0]
+    n = len(at)
+    # eV stored where the layout expects Hartree (DFT-like -75.6 eV/atom before the 72 eV/atom shift)
+    ev = _gradient_h5(tmp_path / "ev.h5", configs)
+    with h5py.File(ev, "r+") as h5:
+        g = h5["Al/group_0"]
+        g["energy"][...] = np.asarray(g["energy"]) * units.Hartree
+    with pytest.raises(DataError, match="energies in eV stored where the ANI-Al layout expects Hartree"):
+        prepare("ani_h5", str(ev), 1.6, 72.0)
+    # a per-atom energy stored as the total
+    per_atom = _gradient_h5(tmp_path / "per_atom.h5", configs)
+    with h5py.File(per_atom, "r+") as h5:
+        g = h5["Al/group_0"]
+        g["energy"][...] = np.asarray(g["energy"]) / n
+    with pytest.raises(DataError, match="per-atom energies stored as the totals"):
+        prepare("ani_h5", str(per_atom), 1.6, 72.0)
+    # the right file passes and records the numbers
+    _, prov = prepare("ani_h5", str(_gradient_h5(tmp_path / "ok.h5", configs)), 1.6, 72.0)
+    assert prov["plausibility"]["checked"] and abs(prov["plausibility"]["median_energy_per_atom_eV"]) < 1

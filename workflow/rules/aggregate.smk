@@ -47,16 +47,19 @@ rule aggregate:
         mem_mb=2000,
         runtime=15,
     params:
+        code=CODE_VERSION,
         factor=AGG["learning_speed_factor"],
         budget_check=lambda wildcards, input: (
-            f"--budget-check-files {' '.join(input.budget_check)}" if input.budget_check else ""
+            f"--budget-check-files {' '.join(shlex.quote(f) for f in input.budget_check)}"
+            if input.budget_check
+            else ""
         ),
     shell:
-        "tsmlip aggregate --files {input.files} {params.budget_check}"
+        "tsmlip aggregate --files {input.files:q} {params.budget_check}"
         " --learning-speed-factor {params.factor}"
-        " --out-models {output.models} --out-summary {output.summary}"
-        " --out-curves {output.curves} --out-models-html {output.models_html}"
-        " --out-summary-html {output.summary_html} > {log} 2>&1"
+        " --out-models {output.models:q} --out-summary {output.summary:q}"
+        " --out-curves {output.curves:q} --out-models-html {output.models_html:q}"
+        " --out-summary-html {output.summary_html:q} > {log:q} 2>&1"
 
 
 rule claims:
@@ -96,13 +99,14 @@ rule claims:
         mem_mb=1000,
         runtime=5,
     params:
+        code=CODE_VERSION,
         cfg=AGG_JSON,
-        labels=lambda wildcards, input: f"--labels {input.labels}" if input.labels else "",
+        labels=lambda wildcards, input: f"--labels {shlex.quote(input.labels[0])}" if input.labels else "",
     shell:
-        "tsmlip claims --models {input.models} {params.labels} --rdf-noise-floor {input.noise_floor} --config-json {params.cfg:q}"
-        " --out-csv {output.csv} --out-md {output.md} --out-html {output.html}"
-        " --out-headline-csv {output.headline_csv} --out-headline-md {output.headline_md}"
-        " --out-headline-html {output.headline_html} > {log} 2>&1"
+        "tsmlip claims --models {input.models:q} {params.labels} --rdf-noise-floor {input.noise_floor:q} --config-json {params.cfg:q}"
+        " --out-csv {output.csv:q} --out-md {output.md:q} --out-html {output.html:q}"
+        " --out-headline-csv {output.headline_csv:q} --out-headline-md {output.headline_md:q}"
+        " --out-headline-html {output.headline_html:q} > {log:q} 2>&1"
 
 
 rule born_again_table:
@@ -129,13 +133,14 @@ rule born_again_table:
         mem_mb=1000,
         runtime=5,
     params:
+        code=CODE_VERSION,
         # the published numbers live once, in config (paper_reference)
         paper=json.dumps(config.get("paper_reference", {}), sort_keys=True),
         data_source=config["data"]["source"],
     shell:
-        "tsmlip born-again-table --models {input.models} --out-csv {output.csv} --out-md {output.md}"
-        " --out-html {output.html} --paper-reference {params.paper:q} --data-source {params.data_source}"
-        " > {log} 2>&1"
+        "tsmlip born-again-table --models {input.models:q} --out-csv {output.csv:q} --out-md {output.md:q}"
+        " --out-html {output.html:q} --paper-reference {params.paper:q} --data-source {params.data_source:q}"
+        " > {log:q} 2>&1"
 
 
 # ---- figures: one job each of the `figure` rule; `tsmlip plot <name>` ----
@@ -164,8 +169,9 @@ rule figure:
         mem_mb=1500,
         runtime=5,
     params:
+        code=CODE_VERSION,
         options=figure_options,
         dpi=AGG["dpi"],
     shell:
-        "tsmlip plot {wildcards.figure} {params.options} --pdf {output.pdf} --png {output.png}"
-        " --dpi {params.dpi} > {log} 2>&1"
+        "tsmlip plot {wildcards.figure:q} {params.options} --pdf {output.pdf:q} --png {output.png:q}"
+        " --dpi {params.dpi} > {log:q} 2>&1"

@@ -1,6 +1,7 @@
 # Shared helpers (config validation, model ids, paths) for the rule files of each stage.
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -15,6 +16,10 @@ from tsmlip import config as tsconfig
 tsconfig.validate(config)  # cross-field checks the JSON schema cannot express
 
 RESULTS = tsconfig.results_dir(config)
+#: a stamp of the package's code (sha256 over workflow/tsmlip/**/*.py), computed once per planning and put
+#: into every rule's params: after a change to the code that computes a result, Snakemake's params rerun
+#: trigger reruns it (README: "Forcing a retrain")
+CODE_VERSION = tsconfig.code_version()
 KINDS_RE = "|".join(tsconfig.KINDS)
 ARCH_RE = r"w\d+-s\d+-l\d+"
 
@@ -66,6 +71,25 @@ def _local_gpus():
 GPU_JOB = 1 if _local_gpus() > 0 else 0
 
 
+# A device setting that names no device here stops a run whose jobs run on this machine before any job
+# (a cluster job checks its own device when it starts and stops with one message).
+onstart:
+    if workflow.local_exec:
+        tsconfig.check_devices(config, _local_gpus())
+
+
+# Data read from files: their number is known once the data stage has run (provenance.json); a split that
+# leaves no training configuration, or a train_eval_fraction that evaluates none, is refused here, and the
+# split step refuses them the first time.
+if config["data"]["source"] != "emt" and RESULTS.joinpath("data", "provenance.json").is_file():
+    try:
+        _n_read = json.loads(RESULTS.joinpath("data", "provenance.json").read_text())["n_configs"]
+    except (ValueError, KeyError):
+        _n_read = None
+    if _n_read:
+        tsconfig.check_split_sizes(config, int(_n_read), "data/provenance.json n_configs")
+
+
 def train_inputs(wildcards):
     """The teacher learns from the data alone; every other kind also reads the teacher's atom energies
     (controls only to report the atom-energy error, never in their loss); student_oracle reads the reference's
@@ -78,7 +102,7 @@ def train_inputs(wildcards):
 
 
 def train_labels_arg(wildcards, input):
-    return f"--labels {input.labels}" if "labels" in input.keys() else ""
+    return f"--labels {shlex.quote(input.labels)}" if "labels" in input.keys() else ""
 
 
 # --- MD cost (md.smk) ------------------------------------------------------------------------------
@@ -130,10 +154,10 @@ def figure_tables(wildcards):
 
 def figure_options(wildcards, input):
     """`--models <csv>` etc. for the figure's tables; learning_curves also takes the architecture."""
-    opts = [f"--{name.replace('_', '-')} {path}" for name, path in input.items()]
+    opts = [f"--{name.replace('_', '-')} {shlex.quote(path)}" for name, path in input.items()]
     if wildcards.figure == "learning_curves":
         arch = config["aggregate"]["curves_arch"] or tsconfig.Arch.from_dict(config["sweep"]["base"]).tag
-        opts.append(f"--arch {arch}")
+        opts.append(f"--arch {shlex.quote(arch)}")
     return " ".join(opts)
 
 

@@ -1,5 +1,6 @@
 # Data stage: the dataset (generated with EMT, or converted from ANI-Al HDF5 / extended XYZ) and the
-# one train/valid/test split that every model reads.
+# one train/valid/test split that every model reads. Their messages (warnings included) go to the log and
+# to the console (stderr).
 if config["data"]["source"] == "emt":
 
     rule generate_dataset:
@@ -17,11 +18,12 @@ if config["data"]["source"] == "emt":
             mem_mb=2000,
             runtime=60,
         params:
+            code=CODE_VERSION,
             emt=json.dumps(config["data"]["emt"]),
             min_distance=config["data"]["min_distance_A"],
         shell:
-            "tsmlip generate-dataset --config-json '{params.emt}' --min-distance {params.min_distance}"
-            " --out {output.data} > {log} 2>&1"
+            "tsmlip generate-dataset --config-json {params.emt:q} --min-distance {params.min_distance}"
+            " --out {output.data:q} 2>&1 | tee {log:q} >&2"
 
 else:
     # stages that simulate one element and leave it to the data: a multi-element file stops at import
@@ -31,9 +33,16 @@ else:
         if on and config[sec].get("element") is None
     ]
 
+    from tsmlip.data.io import source_checksums, source_files
+
+    # the source's files (an ani_h5 folder expanded to its *.h5 / *.hdf5) and their sha256: an edit or a swap
+    # of any of them reruns this rule (params trigger), whatever the files' or the folder's mtimes say
+    DATA_FILES = [str(f) for f in source_files(config["data"]["source"], config["data"]["path"])]
+    DATA_SOURCES = source_checksums(config["data"]["source"], config["data"]["path"])
+
     rule prepare_dataset:
         input:
-            config["data"]["path"],
+            DATA_FILES,
         output:
             data=DATASET,
             provenance=res("data", "provenance.json"),
@@ -48,7 +57,10 @@ else:
             mem_mb=8000,
             runtime=60,
         params:
+            code=CODE_VERSION,
             source=config["data"]["source"],
+            path=config["data"]["path"],
+            sources=json.dumps(DATA_SOURCES, sort_keys=True),
             min_distance=config["data"]["min_distance_A"],
             shift=config["data"]["ani_energy_shift_eV_per_atom"],
             # null = the source's default (io.DEFAULT_FORCES_ARE / DEFAULT_CLOSE_CONTACTS, docs/data.md)
@@ -57,10 +69,13 @@ else:
                 f"--close-contacts {config['data']['close_contacts']}" if config["data"].get("close_contacts") else ""
             ),
             single_element=" ".join(SINGLE_ELEMENT_FOR),
+            duplicates=config["data"]["duplicates"],
+            checks="" if config["data"]["checks"] else "--no-checks",
         shell:
-            "tsmlip prepare-dataset --source {params.source} --path {input} --min-distance {params.min_distance}"
+            "tsmlip prepare-dataset --source {params.source:q} --path {params.path:q} --min-distance {params.min_distance}"
             " --ani-energy-shift {params.shift} {params.forces_are} {params.close_contacts}"
-            " --single-element-for {params.single_element} --out {output.data} > {log} 2>&1"
+            " --single-element-for {params.single_element} --duplicates {params.duplicates} {params.checks}"
+            " --out {output.data:q} 2>&1 | tee {log:q} >&2"
 
 
 rule split:
@@ -78,7 +93,10 @@ rule split:
         mem_mb=2000,
         runtime=10,
     params:
+        code=CODE_VERSION,
         sp=config["split"],
+        train_eval=config["training"]["train_eval_fraction"],
     shell:
-        "tsmlip split --dataset {input} --valid-fraction {params.sp[valid_fraction]}"
-        " --test-fraction {params.sp[test_fraction]} --seed {params.sp[seed]} --out {output.split} > {log} 2>&1"
+        "tsmlip split --dataset {input:q} --valid-fraction {params.sp[valid_fraction]}"
+        " --test-fraction {params.sp[test_fraction]} --seed {params.sp[seed]} --train-eval-fraction {params.train_eval}"
+        " --out {output.split:q} 2>&1 | tee {log:q} >&2"

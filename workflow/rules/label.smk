@@ -18,11 +18,12 @@ rule label_atom_energies:
         mem_mb=4000,
         runtime=60,
     params:
+        code=CODE_VERSION,
         choice=config["labels"]["teacher"],
         tol=config["labels"]["sum_tolerance_eV"],
     shell:
-        "tsmlip label --teacher {input.teachers} --choice {params.choice} --dataset {input.data}"
-        " --tolerance {params.tol} --device cpu --out {output.labels} > {log} 2>&1"
+        "tsmlip label --teacher {input.teachers:q} --choice {params.choice:q} --dataset {input.data:q}"
+        " --tolerance {params.tol} --device cpu --out {output.labels:q} > {log:q} 2>&1"
 
 
 # student_oracle: the reference potential's own per-atom energies (config.validate refuses data without them)
@@ -41,9 +42,10 @@ rule label_oracle:
         mem_mb=2000,
         runtime=10,
     params:
+        code=CODE_VERSION,
         tol=config["labels"]["sum_tolerance_eV"],
     shell:
-        "tsmlip label-oracle --dataset {input.data} --tolerance {params.tol} --out {output.labels} > {log} 2>&1"
+        "tsmlip label-oracle --dataset {input.data:q} --tolerance {params.tol} --out {output.labels:q} > {log:q} 2>&1"
 
 
 # student_synthetic: configurations from the teacher's own MD, labelled by the teacher(s), appended to the
@@ -70,6 +72,7 @@ rule synthesize:
         mem_mb=4000,
         runtime=lambda w: config["synthetic"]["runtime_min"],
     params:
+        code=CODE_VERSION,
         settings=lambda w: json.dumps(
             dict(
                 config["synthetic"],
@@ -82,6 +85,6 @@ rule synthesize:
         reference="--reference emt" if RDF_REFERENCE else "",
         out_dir=lambda w, output: os.path.dirname(output.dataset),
     shell:
-        "tsmlip synthesize --teacher {input.teachers} --dataset {input.data} --split {input.split}"
-        " --labels {input.labels} --config-json '{params.settings}' --tolerance {params.tol}"
-        " --device {params.device} --threads {threads} {params.reference} --out-dir {params.out_dir} > {log} 2>&1"
+        "tsmlip synthesize --teacher {input.teachers:q} --dataset {input.data:q} --split {input.split:q}"
+        " --labels {input.labels:q} --config-json {params.settings:q} --tolerance {params.tol}"
+        " --device {params.device:q} --threads {threads} {params.reference} --out-dir {params.out_dir:q} > {log:q} 2>&1"

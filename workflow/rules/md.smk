@@ -9,7 +9,7 @@ import json
 MD_CFG = config["md"]
 MD_ID = "{kind}/{arch}/seed{seed}"
 #: what both rules pass to `tsmlip`: the model's id and the md section
-MD_PARAMS = dict(model_id=MD_ID, cfg=json.dumps(MD_CFG, sort_keys=True))
+MD_PARAMS = dict(model_id=MD_ID, cfg=json.dumps(MD_CFG, sort_keys=True), code=CODE_VERSION)
 #: both rules hold the device alone (md_device) and, where this machine has one, the GPU
 MD_DEVICE = dict(gpu=GPU_JOB, md_device=1)
 
@@ -35,8 +35,8 @@ rule md_timing:
     params:
         **MD_PARAMS,
     shell:
-        "tsmlip md-timing --model {input.model} --engine {wildcards.engine} --model-id {params.model_id}"
-        " --config-json {params.cfg:q} --out {output} > {log} 2>&1"
+        "tsmlip md-timing --model {input.model:q} --engine {wildcards.engine} --model-id {params.model_id:q}"
+        " --config-json {params.cfg:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule max_atoms:
@@ -59,5 +59,5 @@ rule max_atoms:
     params:
         **MD_PARAMS,
     shell:
-        "tsmlip max-atoms --model {input.model} --model-id {params.model_id} --config-json {params.cfg:q}"
-        " --out {output} > {log} 2>&1"
+        "tsmlip max-atoms --model {input.model:q} --model-id {params.model_id:q} --config-json {params.cfg:q}"
+        " --out {output:q} > {log:q} 2>&1"

@@ -29,11 +29,12 @@ rule rdf_md:
         runtime=RDF_CFG["runtime_min"],
         gpu=GPU_JOB,
     params:
+        code=CODE_VERSION,
         model_id="{kind}/{arch}/seed{seed}",
         cfg=RDF_CFG_JSON,
     shell:
-        "tsmlip rdf-md --model {input.model} --model-id {params.model_id} --config-json {params.cfg:q}"
-        " --threads {threads} --out-csv {output.rdf} --out-json {output.info} > {log} 2>&1"
+        "tsmlip rdf-md --model {input.model:q} --model-id {params.model_id:q} --config-json {params.cfg:q}"
+        " --threads {threads} --out-csv {output.rdf:q} --out-json {output.info:q} > {log:q} 2>&1"
 
 
 rule rdf_reference:
@@ -53,11 +54,12 @@ rule rdf_reference:
         mem_mb=RDF_CFG["mem_mb"],
         runtime=RDF_CFG["runtime_min"],
     params:
+        code=CODE_VERSION,
         source=config["data"]["source"],
         cfg=RDF_CFG_JSON,
     shell:
-        "tsmlip rdf-md --reference {params.source} --config-json {params.cfg:q}"
-        " --data-provenance {input.provenance} --out-csv {output.rdf} --out-json {output.peak} > {log} 2>&1"
+        "tsmlip rdf-md --reference {params.source:q} --config-json {params.cfg:q}"
+        " --data-provenance {input.provenance:q} --out-csv {output.rdf:q} --out-json {output.peak:q} > {log:q} 2>&1"
 
 
 rule rdf_error:
@@ -80,13 +82,16 @@ rule rdf_error:
         mem_mb=500,
         runtime=5,
     params:
+        code=CODE_VERSION,
         model_id="{kind}/{arch}/seed{seed}",
         teacher_ids=" ".join(str(t) for t in RDF_TEACHERS),
-        reference=lambda wildcards, input: (f"--reference-rdf {input.reference}" if RDF_REFERENCE else ""),
+        reference=lambda wildcards, input: (
+            f"--reference-rdf {shlex.quote(input.reference[0])}" if RDF_REFERENCE else ""
+        ),
     shell:
-        "tsmlip rdf-error --model-id {params.model_id} --rdf {input.rdf} --info {input.info}"
-        " --teacher-rdf {input.teachers} --teacher-ids {params.teacher_ids} {params.reference}"
-        " --out {output} > {log} 2>&1"
+        "tsmlip rdf-error --model-id {params.model_id:q} --rdf {input.rdf:q} --info {input.info:q}"
+        " --teacher-rdf {input.teachers:q} --teacher-ids {params.teacher_ids} {params.reference}"
+        " --out {output:q} > {log:q} 2>&1"
 
 
 # the dataset's coverage (closest pairs, densities, temperatures) against every liquid run
@@ -113,10 +118,11 @@ rule figure_coverage:
         mem_mb=1500,
         runtime=5,
     params:
+        code=CODE_VERSION,
         dpi=config["aggregate"]["dpi"],
     shell:
-        "tsmlip plot-coverage --dataset {input.data} --rdf-info {input.runs} --pdf {output.pdf}"
-        " --png {output.png} --dpi {params.dpi} > {log} 2>&1"
+        "tsmlip plot-coverage --dataset {input.data:q} --rdf-info {input.runs:q} --pdf {output.pdf:q}"
+        " --png {output.png:q} --dpi {params.dpi} > {log:q} 2>&1"
 
 
 # The seed noise floor of the RDF error: the first teacher runs the same liquid again with
@@ -141,11 +147,12 @@ rule rdf_md_noise_seed:
         runtime=RDF_CFG["runtime_min"],
         gpu=GPU_JOB,
     params:
+        code=CODE_VERSION,
         model_id=f"{NOISE_TEACHER} (seed {RDF_CFG['noise_seed']})",
         cfg=json.dumps(dict(RDF_CFG, seed=RDF_CFG["noise_seed"]), sort_keys=True),
     shell:
-        "tsmlip rdf-md --model {input.model} --model-id {params.model_id:q} --config-json {params.cfg:q}"
-        " --threads {threads} --out-csv {output.rdf} --out-json {output.info} > {log} 2>&1"
+        "tsmlip rdf-md --model {input.model:q} --model-id {params.model_id:q} --config-json {params.cfg:q}"
+        " --threads {threads} --out-csv {output.rdf:q} --out-json {output.info:q} > {log:q} 2>&1"
 
 
 rule rdf_noise_floor:
@@ -165,7 +172,8 @@ rule rdf_noise_floor:
         mem_mb=500,
         runtime=5,
     params:
+        code=CODE_VERSION,
         teacher_id=str(NOISE_TEACHER),
     shell:
-        "tsmlip rdf-error --model-id noise_floor --rdf {input.rdf} --info {input.info}"
-        " --teacher-rdf {input.teacher} --teacher-ids {params.teacher_id} --out {output} > {log} 2>&1"
+        "tsmlip rdf-error --model-id noise_floor --rdf {input.rdf:q} --info {input.info:q}"
+        " --teacher-rdf {input.teacher:q} --teacher-ids {params.teacher_id:q} --out {output:q} > {log:q} 2>&1"

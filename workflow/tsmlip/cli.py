@@ -43,12 +43,23 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(getattr(importlib.import_module(mod), func)(rest) or 0)
     except Exception as exc:
-        # a model file that is not one of ours (or not safe to load): one line, not a traceback
-        model = sys.modules.get("tsmlip.model")  # only a step that imported it can raise its error
-        if model is not None and isinstance(exc, model.ModelFileError):
+        # a model file that is not one of ours (or not the model of its id), a device this machine lacks, input
+        # data or a setting that cannot be used: one line naming the file or key, not a traceback
+        if isinstance(exc, _one_line_errors()):
             print(f"tsmlip {name}: error: {exc}", file=sys.stderr)
             return 1
         raise
+
+
+def _one_line_errors() -> tuple:
+    """The error classes a step reports in one line (only those of modules the step imported)."""
+    found = []
+    for mod, cls in (("tsmlip.model", "ModelFileError"), ("tsmlip.model", "DeviceError"),
+                     ("tsmlip.data.dataset", "DataError"), ("tsmlip.config", "ConfigError")):
+        m = sys.modules.get(mod)
+        if m is not None and hasattr(m, cls):
+            found.append(getattr(m, cls))
+    return tuple(found)
 
 
 if __name__ == "__main__":

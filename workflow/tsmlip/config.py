@@ -157,6 +157,74 @@ def _cross_check(cfg: dict) -> None:
     lab = cfg["labels"]["teacher"]
     if lab != "mean" and int(lab) not in cfg["teacher"]["seeds"]:
         raise ConfigError(f"config key 'labels.teacher': seed {lab} is not in teacher.seeds")
+    if src == "emt":  # the size of the data is known before they exist
+        check_split_sizes(cfg, int(cfg["data"]["emt"]["n_configs"]), "data.emt.n_configs")
+    _check_timing_size(cfg)
+
+
+def split_sizes(n: int, valid_fraction: float, test_fraction: float) -> dict[str, int]:
+    """The sizes :func:`tsmlip.data.split.make_split` gives ``n`` configurations."""
+    n_test = max(1, int(round(test_fraction * n)))
+    n_valid = max(1, int(round(valid_fraction * n)))
+    return {"train": n - n_test - n_valid, "valid": n_valid, "test": n_test}
+
+
+def check_split_sizes(cfg: dict, n_configs: int, n_from: str) -> None:
+    """:class:`ConfigError` naming the key when the split of ``n_configs`` configurations (``n_from``: where the
+    number comes from) leaves no training configuration, or when ``training.train_eval_fraction`` of the
+    training split is no configuration (hippynn evaluates ``int(n_train * fraction)`` each epoch)."""
+    sp = cfg["split"]
+    sizes = split_sizes(n_configs, sp["valid_fraction"], sp["test_fraction"])
+    if sizes["train"] < 1:
+        raise ConfigError(f"config key 'split.valid_fraction' / 'split.test_fraction': {n_configs} configurations "
+                          f"({n_from}) leave none for training after {sizes['valid']} validation and "
+                          f"{sizes['test']} test configurations")
+    f = cfg["training"]["train_eval_fraction"]
+    if int(sizes["train"] * f) < 1:
+        raise ConfigError(f"config key 'training.train_eval_fraction': {f} of the {sizes['train']} training "
+                          f"configurations ({n_from}: {n_configs}) is none; need at least 1/{sizes['train']} = "
+                          f"{1 / sizes['train']:.3g}")
+
+
+#: atoms in the conventional cell the MD cost stage builds (tsmlip.elements.unit_cell; hcp: orthorhombic)
+ATOMS_PER_CELL = {"fcc": 4, "bcc": 2, "hcp": 4, "diamond": 8, "sc": 1}
+
+
+def _check_timing_size(cfg: dict) -> None:
+    """``md.timing.n_atoms`` must hold one cell of the crystal timed, where the crystal is known when the run
+    is planned (``md.crystal_structure``, the reference state of ``md.element``, or aluminum for the embedded
+    EMT data); else the step checks it (:func:`tsmlip.md.timing.check_timing_size`)."""
+    md = cfg.get("md") or {}
+    if not md.get("enabled", False):
+        return
+    struct = md.get("crystal_structure")
+    el = md.get("element") or ("Al" if cfg["data"]["source"] == "emt" else None)
+    if struct is None and el is not None:
+        from ase.data import atomic_numbers, reference_states
+
+        struct = (reference_states[atomic_numbers[el]] or {}).get("symmetry")
+    per_cell = ATOMS_PER_CELL.get(struct)
+    n = int(md["timing"]["n_atoms"])
+    if per_cell and n < per_cell:
+        raise ConfigError(f"config key 'md.timing.n_atoms': {n} atoms is less than one {struct} cell "
+                          f"({per_cell} atoms) of the crystal timed; time at least {per_cell}")
+
+
+#: the config keys that name a device
+DEVICE_KEYS = (("training", "device"), ("md", "device"), ("rdf", "device"))
+
+
+def check_devices(cfg: dict, n_gpus: int) -> None:
+    """:class:`ConfigError` naming the key when a device setting names a CUDA device this machine does not have
+    (``n_gpus`` CUDA devices). Called when the jobs run on the planning machine; a cluster job checks its own
+    device when it starts (:func:`tsmlip.model.resolve_device`) and stops with one message."""
+    for sec, key in DEVICE_KEYS:
+        dev = str((cfg.get(sec) or {}).get(key, "auto"))
+        if dev.startswith("cuda"):
+            index = int(dev.split(":")[1]) if ":" in dev else 0
+            if index >= n_gpus:
+                raise ConfigError(f"config key '{sec}.{key}': {dev!r} names no device on this machine "
+                                  f"({n_gpus} CUDA devices); use auto or cpu, or run the jobs on a GPU cluster")
 
 
 def has_reference_atom_energies(data_cfg: dict) -> bool:
@@ -277,6 +345,28 @@ def budget_check_training(training: dict, scale: float) -> dict:
 
 def all_model_ids(cfg: dict) -> list[ModelId]:
     return teacher_ids(cfg) + sweep_ids(cfg) + born_again_ids(cfg)
+
+
+#: the package whose code computes every result (the code stamp, :func:`code_version`)
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def code_version(package_dir: str | Path = PACKAGE_DIR) -> str:
+    """A stamp of the package's code: the sha256 (first 16 hex digits) over the relative path and bytes of
+    every ``.py`` file below ``package_dir``, in sorted order. Each rule carries it in its ``params:``, so a
+    change to the code (a bug fix, a constant of the convergence rule or of a data check) reruns the rules
+    whose results it computes, through Snakemake's params rerun trigger. Comments count too: a change to
+    any file reruns everything (conservative: a result never outlives the code that made it)."""
+    import hashlib
+
+    package_dir = Path(package_dir)
+    h = hashlib.sha256()
+    for f in sorted(package_dir.rglob("*.py")):
+        if "__pycache__" in f.parts:
+            continue
+        h.update(f.relative_to(package_dir).as_posix().encode() + b"\0")
+        h.update(f.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
 
 
 def results_dir(cfg: dict) -> Path:

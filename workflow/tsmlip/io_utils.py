@@ -63,3 +63,14 @@ def atomic_torch_save(obj, path: str | Path) -> None:
 
     with atomic_open(path, "wb") as fh:
         torch.save(obj, fh)
+
+
+def sha256_file(path: str | Path) -> str:
+    """The sha256 hex digest of a file's bytes (read in 1 MiB chunks)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -146,6 +146,10 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="auto")
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
+    from .model import check_model_id, model_id_from_path
+
+    for t in a.teacher:  # each file is the teacher its path names
+        check_model_id(t, model_id_from_path(t), kind="teacher")
     try:
         info = label(a.teacher, a.dataset, a.out, a.tolerance, a.choice, a.device)
     except LabelError as e:

@@ -110,6 +110,10 @@ def schedule_for(kind: str, cfg: dict):
     return StaticSchedule(weights_for(kind, tr))
 
 
+#: added to each mean squared error under the square root (eV^2, eV^2/A^2): see build_loss_terms
+RMSE_FLOOR = 1e-30
+
+
 def build_loss_terms(graph, with_atom_energies: bool) -> tuple[dict, dict]:
     """hippynn nodes for each loss term and for the validation metrics.
 
@@ -119,7 +123,10 @@ def build_loss_terms(graph, with_atom_energies: bool) -> tuple[dict, dict]:
     from hippynn.graphs import loss
 
     def err(node):  # L_err = RMSE + MAE (eq. 3)
-        rmse = loss.MSELoss.of_node(node) ** (1 / 2)
+        # the floor keeps the RMSE's gradient finite when a batch's error is exactly 0 (forces of 1-atom
+        # periodic cells are 0 by symmetry, in the data and in the model): sqrt'(0) is infinite, times a zero
+        # error gradient gives NaN. Below float32 resolution for any nonzero MSE, so values are unchanged.
+        rmse = (loss.MSELoss.of_node(node) + RMSE_FLOOR) ** (1 / 2)
         mae = loss.MAELoss.of_node(node)
         return rmse + mae, rmse, mae
 

@@ -238,6 +238,48 @@ def read_model_payload(path: str | Path) -> dict:
     return payload
 
 
+def model_id_from_path(path: str | Path) -> str | None:
+    """``<kind>/<arch>/seed<N>`` from ``.../models/<kind>/<arch>/seed<N>/model.pt``, else None."""
+    from .config import ConfigError, ModelId
+
+    try:
+        return str(ModelId.parse("/".join(Path(path).resolve().parent.parts[-3:])))
+    except ConfigError:
+        return None
+
+
+def check_model_id(path: str | Path, model_id: str | None = None, kind: str | None = None,
+                   payload: dict | None = None) -> dict:
+    """The model file's payload, after checking that it is the model the step was given: its architecture
+    (``arch``) and, when recorded, its id (``meta.model_id``: kind, architecture, seed) must match ``model_id``
+    (a ``<kind>/<arch>/seed<N>`` id, optionally followed by a note such as ``(seed 1201)``; other names are
+    not checked), and its kind must be ``kind`` when given. :class:`ModelFileError` naming the file
+    otherwise (e.g. a teacher's ``model.pt`` copied into a student's folder)."""
+    from .config import ConfigError, ModelId
+
+    payload = payload if payload is not None else read_model_payload(path)
+    stored_arch = Arch.from_dict(payload["arch"])
+    stored_id = (payload.get("meta") or {}).get("model_id")
+    expected = None
+    if model_id:
+        try:
+            expected = ModelId.parse(str(model_id).split()[0])
+        except ConfigError:
+            expected = None
+    problems = []
+    if expected is not None and stored_arch != expected.arch:
+        problems.append(f"its architecture is {stored_arch.tag}, not {expected.arch.tag}")
+    if expected is not None and stored_id and str(stored_id) != str(expected):
+        problems.append(f"it was trained as {stored_id}")
+    if kind is not None and stored_id and str(stored_id).split("/")[0] != kind:
+        problems.append(f"it is a {str(stored_id).split('/')[0]} model, not a {kind}")
+    if problems:
+        raise ModelFileError(f"{path} does not match the model it is read as ({expected or kind}): "
+                             f"{'; '.join(problems)}. Put the right file there or retrain it "
+                             f"(snakemake --forcerun train)")
+    return payload
+
+
 def load_model(path: str | Path, device: str | torch.device | None = "cpu") -> ModelGraph:
     """Rebuild a saved model's graph and load its weights (modules moved to ``device``).
 
@@ -260,14 +302,29 @@ def load_model(path: str | Path, device: str | torch.device | None = "cpu") -> M
     return graph
 
 
+class DeviceError(RuntimeError):
+    """A device setting that names no device on the machine the step runs on (one message, no traceback)."""
+
+
 def resolve_device(spec: str | None = "auto") -> torch.device:
     """``auto`` -> CUDA when torch sees a GPU, else CPU (a SLURM job given a GPU that torch cannot use
-    falls back to the CPU)."""
+    falls back to the CPU). :class:`DeviceError` for a device this machine does not have."""
+    import platform
+
     if spec in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(spec)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {spec!r} requested but torch sees no CUDA device")
+    try:
+        dev = torch.device(spec)
+    except (RuntimeError, ValueError):
+        raise DeviceError(f"device {spec!r} is not a device name (auto, cpu, cuda or cuda:<n>)") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError(f"device {spec!r} requested (training.device / md.device / rdf.device) but torch "
+                              f"sees no CUDA device on {platform.node()}; use auto or cpu, or run the job on a "
+                              f"GPU node")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise DeviceError(f"device {spec!r} requested but {platform.node()} has "
+                              f"{torch.cuda.device_count()} CUDA device(s)")
     return dev
 
 

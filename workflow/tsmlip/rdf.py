@@ -395,6 +395,9 @@ def main_md(argv: list[str] | None = None) -> int:
             species = json.loads(Path(a.data_provenance).read_text())["species"] if a.data_provenance else None
             s = resolve_liquid(s, species, trained_on=f"the data ({a.data_provenance or 'no --data-provenance'})")
         else:
+            from .model import check_model_id
+
+            check_model_id(a.model, a.model_id)  # the file is the model of the id its g(r) is recorded as
             s = resolve_liquid(s, model_species(a.model), trained_on=f"the model {a.model}")
     except ElementError as e:
         print(f"tsmlip rdf-md: error: {e}", file=sys.stderr, flush=True)

@@ -251,6 +251,10 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     import torch
 
+    from .model import check_model_id, model_id_from_path
+
+    for t in a.teacher:  # each file is the teacher its path names
+        check_model_id(t, model_id_from_path(t), kind="teacher")
     torch.set_num_threads(a.threads)
     try:
         synthesize(a.teacher, a.dataset, a.split, a.labels, json.loads(a.config_json), a.out_dir, a.tolerance,

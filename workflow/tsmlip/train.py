@@ -34,7 +34,7 @@ import torch
 from .batches import SplitBatches
 from .config import DISTILLED_KINDS, ModelId
 from .data import load_dataset, load_split
-from .data.split import SPLITS, dataset_fingerprint
+from .data.split import SPLITS, dataset_fingerprint, split_fingerprint
 from .io_utils import atomic_open, atomic_torch_save, atomic_write_text
 from .label import LabelError, load_labels
 from .losses import TERMS, build_loss_terms, combine, error_loss, schedule_for
@@ -96,13 +96,18 @@ def _read_checkpoint(path: Path, model_id) -> dict | None:
     return ck if isinstance(ck, dict) else None
 
 
-def _fingerprint(model_id: ModelId, cfg: dict, dataset_path, labels_path) -> str:
-    """What a checkpoint must match to be resumed: the model, its settings, the data and labels."""
+def _fingerprint(model_id: ModelId, cfg: dict, dataset_path, labels_path, split_path=None) -> str:
+    """What a checkpoint must match to be resumed: the model, its settings, the data, the split and the labels.
+
+    The split enters by its content (the train/valid/test index arrays, hence also the valid/test fractions
+    and the split seed), not by its file's bytes: a split rewritten with the same indices resumes, any other
+    split starts over (a checkpoint of a model trained on other configurations would leak test data)."""
     # where and how fast it runs does not change the experiment: a preempted job may resume elsewhere
     training = {k: v for k, v in cfg["training"].items() if k not in ("device", "torch_threads", "checkpoint_every")}
     relevant = {"id": str(model_id), "network": cfg["network"], "training": training,
                 "born_again": cfg["born_again"] if model_id.kind == "born_again" else None,
                 "data": dataset_fingerprint(dataset_path),
+                "split": split_fingerprint(split_path) if split_path is not None else None,
                 "labels": dataset_fingerprint(labels_path) if labels_path else None}
     return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -132,7 +137,7 @@ def train(model_id: ModelId, cfg: dict, dataset_path, split_path, out_dir, check
     data = _load_data(model_id, dataset_path, split_path, labels_path)
     run = _assemble(model_id, cfg, data, device, pair_cache_dir)
     optimizer, controller, max_epochs = _optimizer(model_id, cfg, run.model)
-    ckpt = _Checkpoint(checkpoint_dir / "checkpoint.pt", _fingerprint(model_id, cfg, dataset_path, labels_path))
+    ckpt = _Checkpoint(checkpoint_dir / "checkpoint.pt", _fingerprint(model_id, cfg, dataset_path, labels_path, split_path))
     state = _resume(model_id, ckpt, run, controller)
     split = data.split
     log(f"[{model_id}] {run.n_weights} trainable weights, device {device_description(device)}, "
@@ -295,21 +300,43 @@ def _optimizer(model_id: ModelId, cfg: dict, model: torch.nn.Module):
 
 
 def _resume(model_id: ModelId, ckpt: _Checkpoint, run: _Run, controller) -> dict:
-    """The training state: from the checkpoint when there is one made with the same fingerprint (model,
-    controller and RNG states restored), else a fresh one."""
+    """The training state: from the checkpoint when there is an unfinished one made with the same fingerprint
+    (model, controller and RNG states restored), else a fresh one.
+
+    A *finished* checkpoint is never resumed: this step runs only when Snakemake (or a person) asks for the
+    model to be trained, e.g. ``--forcerun train`` or a changed code stamp, and handing back the old model
+    would ignore that request; training starts from scratch (logged) and overwrites the checkpoint. The
+    checkpoint folder must be writable (checked here, before any epoch is spent)."""
     state = {"epoch": 0, "best_metric": math.inf, "best_epoch": 0, "best_state": None, "curve": [],
              "elapsed_s": 0.0, "phase": 0}
+    _check_writable(model_id, ckpt.path.parent)
     if ckpt.path.exists() and (ck := _read_checkpoint(ckpt.path, model_id)) is not None:
-        if ck.get("fingerprint") == ckpt.fingerprint:
+        if ck.get("fingerprint") != ckpt.fingerprint:
+            log(f"[{model_id}] ignoring checkpoint {ckpt.path}: made with other settings, data or split")
+        elif (ck.get("state") or {}).get("finished", False):
+            log(f"[{model_id}] checkpoint {ckpt.path} is of a finished training: retraining from scratch "
+                f"(a finished checkpoint never stands in for a requested retrain)")
+        else:
             run.model.load_state_dict(ck["model"])
             controller.load_state_dict(ck["controller"])
             torch.random.set_rng_state(ck["torch_rng"])
             run.db.random_state.set_state(ck["db_rng"])
             state = ck["state"]
             log(f"[{model_id}] resuming from checkpoint at epoch {state['epoch']} ({ckpt.path})")
-        else:
-            log(f"[{model_id}] ignoring checkpoint {ckpt.path}: made with other settings or data")
     return state
+
+
+def _check_writable(model_id: ModelId, folder: Path) -> None:
+    """:class:`TrainingError` naming ``folder`` when checkpoints cannot be written there."""
+    import tempfile
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test."):
+            pass
+    except OSError as e:
+        raise TrainingError(f"{model_id}: cannot write checkpoints to {folder} ({e.strerror or e}); "
+                            f"make the folder writable or remove it") from None
 
 
 def _score_untrained(model_id: ModelId, run: _Run, optimizer, state: dict, tr: dict) -> None:

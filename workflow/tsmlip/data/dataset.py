@@ -212,6 +212,163 @@ def validate_arrays(arrays: dict, source: str, min_distance_A: float, close_cont
     return {"close_contacts": close, "force_sign": summary}
 
 
+#: duplicate-configuration policies (``data.duplicates``)
+DUPLICATE_POLICIES = ("error", "drop")
+#: two configurations are duplicates when they have the same species, cells within this and every atom
+#: within this of its twin (minimum image; in the stored order or after sorting the atoms), in Angstrom
+DUPLICATE_TOL_A = 1e-3
+
+
+def _canonical_order(Z: np.ndarray, frac: np.ndarray) -> np.ndarray:
+    """Atom order by species, then by wrapped fractional coordinates (rounded to 1e-4)."""
+    f = np.round(np.mod(frac, 1.0), 4) % 1.0
+    return np.lexsort((f[:, 2], f[:, 1], f[:, 0], Z))
+
+
+def find_duplicates(arrays: dict, tol_A: float = DUPLICATE_TOL_A) -> list[tuple[int, int]]:
+    """``[(j, i), ...]``: configuration ``j`` repeats the earlier configuration ``i`` (exactly or within
+    ``tol_A``: same species, cell vectors within ``tol_A``, every atom within ``tol_A`` of its twin under the
+    minimum image, with the atoms in the stored order or in a canonical order, so a reordered copy counts).
+    Each later copy is listed once, against its first occurrence."""
+    Z, R, cell = (np.asarray(arrays[k]) for k in ("Z", "R", "cell"))
+    counts = (Z != 0).sum(axis=1)
+    groups: dict[tuple, list[int]] = {}
+    for c in range(len(Z)):
+        groups.setdefault((int(counts[c]), tuple(sorted(Z[c, :counts[c]].tolist()))), []).append(c)
+    dups = []
+    for (k, _), members in groups.items():
+        if len(members) < 2:
+            continue
+        m = np.array(members)
+        C = cell[m]
+        inv = np.linalg.inv(C)
+        frac = np.einsum("mak,mkl->mal", R[m, :k], inv)
+        order = np.stack([_canonical_order(Z[c, :k], frac[a]) for a, c in enumerate(m)])
+        canon = np.take_along_axis(frac, order[..., None], axis=1)
+        z_canon = np.take_along_axis(Z[m, :k], order, axis=1)
+        taken = np.zeros(len(m), dtype=bool)
+        for a in range(len(m) - 1):
+            if taken[a]:
+                continue
+            rest = np.arange(a + 1, len(m))
+            rest = rest[~taken[rest] & (np.abs(C[rest] - C[a]).max(axis=(1, 2)) < tol_A)]
+            if not len(rest):
+                continue
+            hit = np.zeros(len(rest), dtype=bool)
+            for pos, same_z in ((frac, (Z[m[rest], :k] == Z[m[a], :k]).all(axis=1)),
+                                (canon, (z_canon[rest] == z_canon[a]).all(axis=1))):
+                d = pos[rest] - pos[a]
+                d -= np.round(d)
+                dist = np.linalg.norm(np.einsum("mak,kl->mal", d, C[a]), axis=2).max(axis=1)
+                hit |= same_z & (dist < tol_A)
+            for b in rest[hit]:
+                taken[b] = True
+                dups.append((int(m[b]), int(m[a])))
+    return sorted(dups)
+
+
+def duplicates_message(source: str, dups: list[tuple[int, int]], where: list[str] | None = None) -> str:
+    j, i = dups[0]
+    at = (lambda c: f" ({where[c]})" if where and where[c] else "")
+    return (f"{source}: configuration {j}{at(j)} repeats configuration {i}{at(i)} (every atom within "
+            f"{DUPLICATE_TOL_A} A); {len(dups)} such duplicates. A duplicate can put a twin of a test "
+            f"configuration into training: remove them, or set data.duplicates: drop (later copies dropped "
+            f"before the split, counted in provenance.json)")
+
+
+#: plausible ranges (``data.checks``): the median energy per atom over the dataset (eV/atom) and the mean
+#: force magnitude of each element (eV/A). Cohesive energies lie within 0-9 eV/atom and DFT codes with
+#: pseudopotentials give total energies of a few to ~15 eV/atom below zero; the ANI-Al shift makes its
+#: energies ~0 eV/atom. Mean forces of hot, compressed or liquid data stay near or below ~2 eV/A.
+ENERGY_PER_ATOM_RANGE_EV = (-20.0, 5.0)
+MEAN_FORCE_MAX_EV_A = 5.0
+KCAL_PER_MOL_EV = 23.0605  # 1 eV = 23.0605 kcal/mol
+KJ_PER_MOL_EV = 96.4853
+HARTREE_EV = 27.211386
+
+
+#: typical magnitudes the generic unit guesses are ranked by (closest in log scale first)
+TYPICAL_ENERGY_PER_ATOM_EV = 3.0
+TYPICAL_MEAN_FORCE_EV_A = 0.5
+#: generic unit mistakes: (what, factor the stored values are too large by)
+_GENERIC_UNITS = (("kcal/mol", KCAL_PER_MOL_EV), ("kJ/mol", KJ_PER_MOL_EV), ("meV", 1000.0))
+
+
+def _ranked(value: float, ok, typical: float, what: str) -> list[str]:
+    cands = [(abs(np.log(max(abs(value / f), 1e-12) / typical)), unit) for unit, f in _GENERIC_UNITS
+             if ok(value / f)]
+    return [f"{what} in {unit}{'/A' if what == 'forces' else ''} instead of eV{'/A' if what == 'forces' else ''}"
+            for _, unit in sorted(cands)[:2]]
+
+
+def _energy_guesses(e: float, source_kind: str | None, shift: float) -> list[str]:
+    lo, hi = ENERGY_PER_ATOM_RANGE_EV
+    ok = (lambda x: lo <= x <= hi)
+    out = []
+    if source_kind == "ani_h5":
+        if abs(e - shift) < 0.1 * max(abs(shift), 1.0) and shift:
+            out.append(f"per-atom energies stored as the totals (the energy per atom is close to "
+                       f"data.ani_energy_shift_eV_per_atom = {shift})")
+        elif ok((e - shift) / HARTREE_EV + shift):
+            out.append(f"energies in eV stored where the ANI-Al layout expects Hartree (the reader multiplied them "
+                       f"by {HARTREE_EV:.2f})")
+    out += _ranked(e, ok, TYPICAL_ENERGY_PER_ATOM_EV, "energies")
+    return out or ["total energies of an all-electron code, or a missing or wrong reference shift"]
+
+
+def _force_guesses(f: float, source_kind: str | None) -> list[str]:
+    ok = (lambda x: 0 < x <= MEAN_FORCE_MAX_EV_A)
+    out = []
+    if source_kind == "ani_h5" and ok(f / HARTREE_EV):
+        out.append(f"forces in eV/A stored where the ANI-Al layout expects Hartree/A (multiplied by {HARTREE_EV:.2f})")
+    out += _ranked(f, ok, TYPICAL_MEAN_FORCE_EV_A, "forces")
+    return out or ["forces of broken configurations, or another unit"]
+
+
+def plausibility(arrays: dict, source: str, source_kind: str | None = None, shift: float = 0.0,
+                 check: bool = True) -> dict:
+    """The dataset's median energy per atom and mean force magnitude per element; with ``check``, a
+    :class:`DataError` naming the likely unit mistake when one lies outside the plausible ranges
+    (:data:`ENERGY_PER_ATOM_RANGE_EV`, :data:`MEAN_FORCE_MAX_EV_A`), or when every force of an element in
+    configurations of more than one atom is exactly zero (a file without forces). ``data.checks: false``
+    (``check=False``) only records the numbers, for exotic data."""
+    from ase.data import chemical_symbols
+
+    Z, E, F = (np.asarray(arrays[k]) for k in ("Z", "E", "F"))
+    counts = (Z != 0).sum(axis=1)
+    e = float(np.median(E / counts))
+    fnorm = np.linalg.norm(F, axis=2)
+    multi = (counts > 1)[:, None] & (Z != 0)
+    per_element = {}
+    for z in sorted(int(v) for v in np.unique(Z) if v != 0):
+        sel = Z == z
+        per_element[chemical_symbols[z]] = {"mean_force_eV_A": float(fnorm[sel].mean()),
+                                            "in_multi_atom_configs": int((sel & multi).sum()),
+                                            "mean_force_multi_atom_eV_A": float(fnorm[sel & multi].mean())
+                                            if (sel & multi).any() else None}
+    summary = {"checked": bool(check), "median_energy_per_atom_eV": e,
+               "energy_per_atom_range_eV": list(ENERGY_PER_ATOM_RANGE_EV),
+               "mean_force_max_eV_A": MEAN_FORCE_MAX_EV_A, "per_element": per_element}
+    if not check:
+        return summary
+    lo, hi = ENERGY_PER_ATOM_RANGE_EV
+    if not lo <= e <= hi:
+        raise DataError(f"{source}: the median energy per atom is {e:.4g} eV/atom, outside the plausible range "
+                        f"[{lo}, {hi}] eV/atom; likely: {'; or '.join(_energy_guesses(e, source_kind, shift))}. "
+                        f"Fix the data's units, or set data.checks: false for exotic data")
+    for sym, d in per_element.items():
+        m = d["mean_force_eV_A"]
+        if m > MEAN_FORCE_MAX_EV_A:
+            raise DataError(f"{source}: the mean force on {sym} atoms is {m:.4g} eV/A, above the plausible "
+                            f"{MEAN_FORCE_MAX_EV_A} eV/A; likely: {'; or '.join(_force_guesses(m, source_kind))}. "
+                            f"Fix the data's units, or set data.checks: false for exotic data")
+        if d["in_multi_atom_configs"] and d["mean_force_multi_atom_eV_A"] == 0.0:
+            raise DataError(f"{source}: every force on {sym} atoms is exactly 0 (in configurations of more than "
+                            f"one atom): the data hold no forces (an array filled with zeros?). Fix the data, "
+                            f"or set data.checks: false")
+    return summary
+
+
 def select_configurations(arrays: dict, keep) -> dict:
     """The dataset restricted to the configurations ``keep`` (indices or a boolean mask), re-padded to its
     largest remaining configuration."""

@@ -18,10 +18,38 @@ from pathlib import Path
 
 import numpy as np
 
-from .dataset import (CLOSE_CONTACT_POLICIES, FORCE_CONVENTIONS, DataError, pad_configurations, save_dataset,
+from .dataset import (CLOSE_CONTACT_POLICIES, DUPLICATE_POLICIES, DUPLICATE_TOL_A, FORCE_CONVENTIONS, DataError,
+                      duplicates_message, find_duplicates, pad_configurations, plausibility, save_dataset,
                       select_configurations, validate_arrays, versions)
 
 ANI_KEYS = ("coordinates", "species", "cell", "energy", "force")
+#: the HDF5 file names read from an ANI-Al folder
+ANI_SUFFIXES = (".h5", ".hdf5")
+
+
+def source_files(source: str, path: str | Path | None) -> list[Path]:
+    """The files a data source reads, sorted: every ``*.h5`` / ``*.hdf5`` below an ``ani_h5`` folder (or the
+    one file named), the extended-XYZ file itself; none for ``emt``. The data rule lists them as its input
+    and their checksums in its params, so an edit or a swap of any of them reruns the data stage."""
+    if source == "emt" or not path:
+        return []
+    path = Path(path)
+    if source == "ani_h5" and path.is_dir():
+        return sorted(f for f in path.rglob("*") if f.suffix.lower() in ANI_SUFFIXES and f.is_file())
+    return [path]
+
+
+def source_checksums(source: str, path: str | Path | None) -> list[dict]:
+    """``[{"path", "sha256", "bytes"}]`` of every source file (:func:`source_files`; paths relative to an
+    ``ani_h5`` folder, else the file's name); a missing file has ``sha256`` None."""
+    from ..io_utils import sha256_file
+
+    out = []
+    for f in source_files(source, path):
+        rel = f.relative_to(path).as_posix() if Path(path).is_dir() else f.name
+        ok = f.is_file()
+        out.append({"path": rel, "sha256": sha256_file(f) if ok else None, "bytes": f.stat().st_size if ok else None})
+    return out
 
 
 def _species_numbers(raw, source: str) -> np.ndarray:
@@ -29,12 +57,18 @@ def _species_numbers(raw, source: str) -> np.ndarray:
 
     raw = np.asarray(raw)
     if raw.dtype.kind in "iu":
+        if (raw <= 0).any():
+            raise DataError(f"{source}: species number {int(raw[raw <= 0][0])} is not a chemical element "
+                            f"(0 is the dataset's padding)")
         return raw.astype(np.int64)
     out = []
     for s in raw.reshape(-1):
         sym = s.decode() if isinstance(s, bytes) else str(s)
         if sym not in atomic_numbers:
             raise DataError(f"{source}: unknown species {sym!r}")
+        if atomic_numbers[sym] == 0:
+            raise DataError(f"{source}: species {sym!r} is not a chemical element (ASE reads it as atomic "
+                            f"number 0, the dataset's padding: the atom would vanish while the energy counts it)")
         out.append(atomic_numbers[sym])
     return np.array(out, dtype=np.int64).reshape(raw.shape)
 
@@ -61,7 +95,7 @@ def resolve_source_defaults(source: str, forces_are: str | None = None, close_co
 
 
 def read_ani_h5(directory: str | Path, energy_shift_eV_per_atom: float, forces_are: str = "gradients") -> list[dict]:
-    """Every ``*.h5`` below ``directory`` in the pyanitools layout: groups holding ``coordinates``
+    """Every ``*.h5`` and ``*.hdf5`` below ``directory`` in the pyanitools layout: groups holding ``coordinates``
     (n, N, 3), ``species`` (N,), ``cell`` (n, 3, 3), ``energy`` (n,) Hartree, ``force`` (n, N, 3)
     Hartree/Angstrom. Energies and forces are converted to eV and eV/Angstrom, and
     ``energy_shift_eV_per_atom`` x N is added to energies (as hippynn's ANI-Al example does).
@@ -71,9 +105,9 @@ def read_ani_h5(directory: str | Path, energy_shift_eV_per_atom: float, forces_a
     from ase import units
 
     directory = Path(directory)
-    files = sorted(directory.rglob("*.h5")) if directory.is_dir() else [directory]
+    files = source_files("ani_h5", directory)
     if not files or not files[0].exists():
-        raise DataError(f"{directory}: no .h5 files found")
+        raise DataError(f"{directory}: no .h5 / .hdf5 files found")
     hartree = units.Hartree / units.eV
     sign = _force_sign(forces_are)
     configs: list[dict] = []
@@ -137,6 +171,11 @@ def read_extxyz(path: str | Path, forces_are: str = "forces") -> list[dict]:
             raise DataError(f"{path}: frame {i} has no energy/forces ({e})") from e
         if not at.pbc.all() or at.cell.rank < 3:
             raise DataError(f"{path}: frame {i} is not periodic in 3D (the workflow needs periodic cells)")
+        if (at.numbers <= 0).any():
+            bad = int(np.argmax(at.numbers <= 0))
+            raise DataError(f"{path}: frame {i} atom {bad} has species {at.get_chemical_symbols()[bad]!r}, not a "
+                            f"chemical element (ASE reads it as atomic number 0, the dataset's padding: the atom "
+                            f"would vanish while the energy still counts it)")
         c = {"Z": at.numbers.copy(), "R": at.positions.copy(), "cell": at.cell.array.copy(), "E": float(E),
              "F": sign * F, "where": f"{path} frame {i}"}
         atom_E = per_atom_energies(at)
@@ -175,12 +214,17 @@ def check_single_element(arrays: dict, source: str, required_by: list[str] | Non
 
 def prepare(source: str, path: str, min_distance_A: float, energy_shift: float = 0.0,
             forces_are: str | None = None, close_contacts: str | None = None,
-            single_element_for: list[str] | None = None) -> tuple[dict, dict]:
+            single_element_for: list[str] | None = None, duplicates: str = "error",
+            checks: bool = True) -> tuple[dict, dict]:
     """Read, convert and validate ``path``; returns ``(arrays, provenance)``.
 
     ``forces_are`` / ``close_contacts`` None: the source's defaults (:data:`DEFAULT_FORCES_ARE`,
-    :data:`DEFAULT_CLOSE_CONTACTS`). The provenance records the convention, the close contacts (count,
-    indices as read, the policy) and the force-sign check.
+    :data:`DEFAULT_CLOSE_CONTACTS`). ``duplicates``: ``error`` stops at a configuration that repeats another
+    (exactly or within :data:`~tsmlip.data.dataset.DUPLICATE_TOL_A`), ``drop`` drops the later copies before
+    the split (so twins never straddle splits). ``checks``: the plausibility ranges of the energy per atom and
+    the mean force per element (:func:`~tsmlip.data.dataset.plausibility`; off for exotic data). The
+    provenance records the source files' sha256, the convention, the close contacts (count, indices as read,
+    the policy), the duplicates, the plausibility numbers and the force-sign check.
     """
     forces_are, fa_how, close_contacts, cc_how = resolve_source_defaults(source, forces_are, close_contacts)
     if source == "ani_h5":
@@ -195,14 +239,24 @@ def prepare(source: str, path: str, min_distance_A: float, energy_shift: float =
                              forces_are=forces_are, where=where)
     close = report["close_contacts"]
     n_read = len(arrays["E"])
+    plausible = plausibility(arrays, str(path), source, energy_shift, check=checks)
+    if duplicates not in DUPLICATE_POLICIES:
+        raise DataError(f"data.duplicates must be one of {DUPLICATE_POLICIES}, not {duplicates!r}")
+    dups = find_duplicates(arrays)
+    if dups and duplicates == "error":
+        raise DataError(duplicates_message(str(path), dups, where))
+    dropped = {j for j, _ in dups}
     if close and close_contacts == "drop":
-        dropped = {c["index"] for c in close}
+        dropped |= {c["index"] for c in close}
+    if dropped:
         if len(dropped) == n_read:
             raise DataError(f"{path}: every configuration has atoms closer than data.min_distance_A = "
-                            f"{min_distance_A} A; nothing left after data.close_contacts: drop")
+                            f"{min_distance_A} A or repeats another; nothing left after data.close_contacts / "
+                            f"data.duplicates: drop")
         arrays = select_configurations(arrays, [i for i in range(n_read) if i not in dropped])
     check_single_element(arrays, str(path), single_element_for)
     provenance = {
+        "sources": source_checksums(source, path),
         "forces_are": forces_are,
         "forces_are_chosen_by": fa_how,
         "force_sign_applied_on_load": -1 if forces_are == "gradients" else 1,
@@ -217,6 +271,14 @@ def prepare(source: str, path: str, min_distance_A: float, energy_shift: float =
             "dropped": close_contacts == "drop" and bool(close),
             "configurations": close,
         },
+        "duplicates": {
+            "policy": duplicates,
+            "tolerance_A": DUPLICATE_TOL_A,
+            "count": len(dups),
+            "dropped": [j for j, _ in dups],
+            "pairs": [{"index": j, "repeats": i} for j, i in dups],
+        },
+        "plausibility": plausible,
     }
     return arrays, provenance
 
@@ -236,11 +298,15 @@ def main(argv=None) -> int:
     p.add_argument("--single-element-for", nargs="*", default=[], metavar="KEY",
                    help="config keys (e.g. md.element rdf.element) of stages that need single-element data "
                         "because they are left to the data: a multi-element dataset stops here")
+    p.add_argument("--duplicates", choices=DUPLICATE_POLICIES, default="error",
+                   help="configurations that repeat another: error (stop) or drop (later copies, counted)")
+    p.add_argument("--no-checks", action="store_true",
+                   help="skip the plausibility ranges of energy per atom and mean force (data.checks: false)")
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
     try:
         arrays, prov = prepare(a.source, a.path, a.min_distance, a.ani_energy_shift, a.forces_are,
-                               a.close_contacts, a.single_element_for)
+                               a.close_contacts, a.single_element_for, a.duplicates, not a.no_checks)
     except DataError as e:
         print(f"tsmlip prepare-dataset: error: {e}", file=sys.stderr)
         return 1
@@ -258,5 +324,12 @@ def main(argv=None) -> int:
         print(f"[prepare] {cc['count']} of {cc['n_configs_read']} configurations have atoms closer than "
               f"{cc['min_distance_A']} A: {'dropped' if cc['dropped'] else 'kept'} "
               f"(data.close_contacts: {cc['policy']}); indices in provenance.json", file=sys.stderr)
+    dup = prov["duplicates"]
+    if dup["count"]:
+        print(f"[prepare] WARNING: {dup['count']} configurations repeat another (within {dup['tolerance_A']} A): "
+              f"dropped (data.duplicates: drop); indices in provenance.json", file=sys.stderr)
+    if not prov["plausibility"]["checked"]:
+        print("[prepare] WARNING: plausibility checks of energies and forces are off (data.checks: false)",
+              file=sys.stderr)
     print(f"[prepare] wrote {len(arrays['E'])} configurations to {a.out}", file=sys.stderr)
     return 0

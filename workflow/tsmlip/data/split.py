@@ -9,12 +9,13 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from ..io_utils import atomic_open, atomic_write_text
-from .dataset import DataError, load_dataset
+from .dataset import DataError, duplicates_message, find_duplicates, load_dataset
 
 SPLITS = ("train", "valid", "test")
 
@@ -24,15 +25,29 @@ def make_split(n: int, valid_fraction: float, test_fraction: float, seed: int) -
     n_valid = max(1, int(round(valid_fraction * n)))
     if n - n_test - n_valid < 1:
         raise DataError(f"{n} configurations are too few for valid/test fractions "
-                        f"{valid_fraction}/{test_fraction}")
+                        f"{valid_fraction}/{test_fraction} (config keys 'split.valid_fraction', "
+                        f"'split.test_fraction'): no configuration left for training")
     perm = np.random.default_rng(seed).permutation(n)
     return {"test": np.sort(perm[:n_test]), "valid": np.sort(perm[n_test:n_test + n_valid]),
             "train": np.sort(perm[n_test + n_valid:])}
 
 
 def load_split(path: str | Path, n_configs: int | None = None) -> dict[str, np.ndarray]:
-    with np.load(path) as z:
-        split = {k: z[k] for k in SPLITS}
+    """The split's index arrays; :class:`DataError` naming ``path`` when it is not a split file."""
+    path = Path(path)
+    if not path.is_file():
+        what = "a directory" if path.is_dir() else "missing"
+        raise DataError(f"{path}: the split file is {what}; delete it and rerun the split rule")
+    try:
+        with np.load(path) as z:
+            missing = [k for k in SPLITS if k not in z.files]
+            if missing:
+                raise DataError(f"{path}: not a split file (no {', '.join(missing)} array)")
+            split = {k: z[k] for k in SPLITS}
+    except (OSError, ValueError, EOFError) as e:
+        if isinstance(e, DataError):
+            raise
+        raise DataError(f"{path}: not a split file ({type(e).__name__}: {e})") from None
     all_idx = np.concatenate([split[k] for k in SPLITS])
     if len(np.unique(all_idx)) != len(all_idx):
         raise DataError(f"{path}: the splits overlap")
@@ -49,16 +64,47 @@ def dataset_fingerprint(path: str | Path) -> str:
     return h.hexdigest()[:16]
 
 
+def split_fingerprint(path: str | Path) -> str:
+    """The split by content: a hash of its train/valid/test index arrays (not of the npz bytes, which hold
+    time stamps), so the same split written again has the same fingerprint and any other split another."""
+    split = load_split(path)
+    h = hashlib.sha256()
+    for k in SPLITS:
+        h.update(k.encode())
+        h.update(np.ascontiguousarray(split[k], dtype=np.int64).tobytes())
+    return h.hexdigest()[:16]
+
+
+def check_train_eval_fraction(n_train: int, fraction: float) -> None:
+    """:class:`DataError` when ``training.train_eval_fraction`` of ``n_train`` configurations evaluates none
+    (hippynn takes ``int(n_train * fraction)`` of them each epoch)."""
+    if int(n_train * fraction) < 1:
+        raise DataError(f"config key 'training.train_eval_fraction': {fraction} of the {n_train} training "
+                        f"configurations is none (need at least 1/{n_train} = {1 / n_train:.3g})")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="tsmlip split", description=__doc__)
     p.add_argument("--dataset", required=True)
     p.add_argument("--valid-fraction", type=float, required=True)
     p.add_argument("--test-fraction", type=float, required=True)
     p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--train-eval-fraction", type=float, default=None,
+                   help="training.train_eval_fraction: refused when it leaves no training configuration to evaluate")
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
-    n = len(load_dataset(a.dataset)["E"])
-    split = make_split(n, a.valid_fraction, a.test_fraction, a.seed)
+    try:
+        arrays = load_dataset(a.dataset)
+        dups = find_duplicates(arrays)
+        if dups:  # the data stage refuses or drops them; a dataset made elsewhere could still hold some
+            raise DataError(duplicates_message(a.dataset, dups) + ": twins must never straddle splits")
+        n = len(arrays["E"])
+        split = make_split(n, a.valid_fraction, a.test_fraction, a.seed)
+        if a.train_eval_fraction is not None:
+            check_train_eval_fraction(len(split["train"]), a.train_eval_fraction)
+    except DataError as e:
+        print(f"tsmlip split: error: {e}", file=sys.stderr)
+        return 1
     with atomic_open(a.out, "wb") as fh:
         np.savez(fh, **split)
     info = {k: int(len(v)) for k, v in split.items()}

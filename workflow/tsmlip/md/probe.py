@@ -434,9 +434,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.engine:
         md["probe"]["engine"] = args.engine
     device = setup_device(md, args.device)
-    from ..model import read_model_payload
+    from ..model import check_model_id
 
-    read_model_payload(args.model)  # a file that is not a model: one clear error here, not from the CPU worker
+    # a file that is not a model, or not the model of the id: one clear error here, not from the CPU worker
+    check_model_id(args.model, args.model_id or model_id_from_path(args.model))
     try:
         record = probe_max_atoms(args.model, md, device, args.model_id or model_id_from_path(args.model),
                                  fake_oom_above=args.fake_oom_above)

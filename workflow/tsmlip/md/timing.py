@@ -53,6 +53,7 @@ def time_md(model_path: str | Path, engine: str, md_cfg: dict, device: torch.dev
     tc = md_cfg["timing"]
     n_atoms, steps, warmup, repeats = (int(tc[k]) for k in ("n_atoms", "steps", "warmup_steps", "repeats"))
     dt_fs = float(tc["timestep_fs"])
+    check_timing_size(n_atoms, md_cfg)
     pair_finder = md_cfg["pair_finder"][device.type]
     set_kernels(md_cfg["kernels"], device)
     atoms = md_system(n_atoms, md_cfg)
@@ -141,6 +142,17 @@ def time_md(model_path: str | Path, engine: str, md_cfg: dict, device: torch.dev
     return record
 
 
+def check_timing_size(n_atoms: int, md_cfg: dict, key: str = "md.timing.n_atoms") -> None:
+    """:class:`~tsmlip.elements.ElementError` naming ``key`` when ``n_atoms`` is smaller than one conventional
+    cell of the resolved crystal (a 1-atom "crystal" would be timed and recorded as valid)."""
+    from ..elements import ElementError, unit_cell
+
+    per_cell = len(unit_cell(md_cfg))
+    if n_atoms < per_cell:
+        raise ElementError(f"config key '{key}': {n_atoms} atoms is less than one {md_cfg['crystal_structure']} "
+                           f"cell of {md_cfg['element']} ({per_cell} atoms); time at least {per_cell}")
+
+
 def model_id_from_path(path: str | Path) -> str | None:
     """``<kind>/<arch>/seed<N>`` from ``.../models/<kind>/<arch>/seed<N>/model.pt``, else None."""
     from ..config import ConfigError, ModelId
@@ -165,6 +177,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         log(f"tsmlip md-timing: error: {e}")
         return 2
+    from ..model import check_model_id
+
+    check_model_id(args.model, args.model_id or model_id_from_path(args.model))  # the file is the model of the id it is timed as
     device = setup_device(md, args.device)
     try:
         record = time_md(args.model, args.engine, md, device, args.model_id or model_id_from_path(args.model),

@@ -1,0 +1,89 @@
+"""Config values that would crash a step are refused when the run is planned, each with one message naming
+the key (issue 23, item 7 and "Weaker"): an empty training evaluation, a split without training
+configurations, a device this machine lacks, a timing system smaller than one cell."""
+import json
+
+import pytest
+import torch
+
+from conftest import BASE_CONFIG, TEST_CONFIG, run_snakemake
+from tsmlip.config import ConfigError, check_devices, check_split_sizes, deep_merge, load_config, validate
+
+
+def _cfg(**overlay):
+    base = load_config(BASE_CONFIG, TEST_CONFIG)
+    return deep_merge(base, overlay)
+
+
+@pytest.mark.parametrize("overlay, key", [
+    ({"training": {"train_eval_fraction": 0.01}}, "training.train_eval_fraction"),
+    ({"data": {"emt": {"n_configs": 2}}}, "split.valid_fraction"),
+    ({"md": {"timing": {"n_atoms": 1}}}, "md.timing.n_atoms"),
+    ({"md": {"timing": {"n_atoms": 4}, "element": "Si"}}, "md.timing.n_atoms"),  # diamond: 8 atoms a cell
+    ({"training": {"device": "gpu0"}}, "training.device"),
+    ({"rdf": {"device": "cuda:x"}}, "rdf.device"),
+])
+def test_crashing_values_are_refused_naming_the_key(overlay, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        validate(_cfg(**overlay))
+
+
+def test_valid_sizes_pass_and_file_counts_are_checked():
+    cfg = validate(_cfg(md={"timing": {"n_atoms": 4}}))  # one fcc cell of aluminum is enough
+    check_split_sizes(cfg, 24, "n")
+    with pytest.raises(ConfigError, match="training.train_eval_fraction.*provenance"):
+        check_split_sizes(dict(cfg, training=dict(cfg["training"], train_eval_fraction=0.05)), 12,
+                          "data/provenance.json n_configs")
+    with pytest.raises(ConfigError, match="leave none for training"):
+        check_split_sizes(cfg, 1, "n")
+
+
+def test_cuda_device_without_cuda():
+    cfg = validate(_cfg(training={"device": "cuda"}))  # a cluster run may plan it on a login node
+    check_devices(cfg, 1)
+    with pytest.raises(ConfigError, match="'training.device': 'cuda' names no device on this machine"):
+        check_devices(cfg, 0)
+    with pytest.raises(ConfigError, match="'md.device': 'cuda:1'"):
+        check_devices(validate(_cfg(md={"device": "cuda:1"})), 1)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_local_run_with_cuda_on_a_cpu_machine_stops_before_any_job(tmp_path):
+    out = run_snakemake("--cores", "1", "--configfile", "config/test.yaml", "--config",
+                        f"results_dir={tmp_path / 'r'}", "training={'device': 'cuda'}")
+    text = out.stdout + out.stderr
+    assert out.returncode != 0 and "'training.device': 'cuda' names no device on this machine" in text, text[-3000:]
+    assert not (tmp_path / "r" / "data").exists()  # no job ran
+    plan = run_snakemake("-n", "--configfile", "config/test.yaml", "--config", f"results_dir={tmp_path / 'r'}",
+                         "training={'device': 'cuda'}")
+    assert plan.returncode == 0, plan.stderr[-2000:]  # planning alone (e.g. for a cluster) is fine
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_a_job_given_cuda_on_a_cpu_machine_stops_with_one_message(tiny_cfg, tiny_data, tmp_path, capsys):
+    from tsmlip.cli import main as cli
+
+    ds, sp, _ = tiny_data
+    s = {k: json.loads(json.dumps(tiny_cfg[k])) for k in ("network", "training", "born_again")}
+    s["training"]["device"] = "cuda"
+    rc = cli(["train", "--model-id", "control/w6-s6-l1/seed1", "--settings", json.dumps(s), "--dataset", str(ds),
+              "--split", str(sp), "--out-dir", str(tmp_path / "m"), "--checkpoint-dir", str(tmp_path / "c")])
+    err = capsys.readouterr().err
+    assert rc == 1 and "tsmlip train: error: device 'cuda' requested" in err and "Traceback" not in err
+
+
+def test_timing_step_refuses_less_than_one_cell():
+    from tsmlip.elements import ElementError
+    from tsmlip.md.timing import check_timing_size
+
+    check_timing_size(4, {"element": "Al", "crystal_structure": "fcc", "lattice_constant_A": 4.05})
+    with pytest.raises(ElementError, match="md.timing.n_atoms.*less than one fcc cell of Cu"):
+        check_timing_size(1, {"element": "Cu", "crystal_structure": "fcc", "lattice_constant_A": 3.61})
+
+
+def test_every_shipped_config_passes():
+    from conftest import ROOT
+
+    for overlay in sorted((ROOT / "config").glob("*.yaml")):
+        if overlay.name not in ("config.yaml", "schema.yaml"):
+            load_config(BASE_CONFIG, overlay)

@@ -1,0 +1,117 @@
+"""Paths are quoted in every shell command, every rule carries the package's code stamp, and the data stage
+is tied to its source files by content (issue 23, items 2-4)."""
+import hashlib
+import json
+import os
+import re
+import shlex
+import shutil
+
+import pytest
+
+from conftest import ROOT, run_snakemake, write_emt_copper_xyz
+from tsmlip.config import code_version
+
+#: a results folder whose name has a space and a non-ASCII character
+ODD = "ré sults"
+
+
+def _shell_commands(text):
+    return [l.split("Shell command: ", 1)[1] for l in text.splitlines() if l.startswith("Shell command: tsmlip ")]
+
+
+def _assert_quoted(cmds, *paths):
+    """Every word of every command that holds a piece of one of ``paths`` holds the whole path."""
+    assert cmds
+    for cmd in cmds:
+        words = shlex.split(cmd)
+        for w in words:
+            for p in paths:
+                if "ré" in w and p.split(os.sep)[-1].split(" ")[0] in w:
+                    assert p in w, (w, cmd)
+
+
+def test_every_shell_command_quotes_its_paths(tmp_path):
+    results = str(tmp_path / "probe" / ODD)
+    out = run_snakemake("-n", "--printshellcmds", "--configfile", "config/test.yaml", "--config",
+                        f"results_dir={results}")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    cmds = _shell_commands(out.stdout)
+    steps = {shlex.split(c)[1] for c in cmds}
+    assert {"generate-dataset", "split", "train", "label", "label-oracle", "synthesize", "md-timing", "max-atoms",
+            "rdf-md", "rdf-error", "plot-coverage", "aggregate", "claims", "born-again-table", "plot"} <= steps
+    _assert_quoted(cmds, results)
+    # every command's output paths are single words under the results folder
+    for cmd in cmds:
+        words = shlex.split(cmd)
+        for flag in ("--out", "--out-dir", "--checkpoint-dir", "--pdf", "--out-csv"):
+            if flag in words:
+                assert words[words.index(flag) + 1].startswith(results), cmd
+        log = words[words.index(">") + 1] if ">" in words else words[words.index("tee") + 1]
+        assert log.startswith(results), cmd
+
+
+def test_every_rule_carries_the_code_stamp():
+    """A change to the package's code reruns what it computes: every rule has the stamp in its params."""
+    for f in sorted((ROOT / "workflow" / "rules").glob("*.smk")):
+        text = f.read_text()
+        blocks = re.split(r"^\s*rule (\w+):\n", text, flags=re.M)
+        for name, body in zip(blocks[1::2], blocks[2::2]):
+            body = body.split("\nrule ")[0]
+            assert "code=CODE_VERSION" in body or "**MD_PARAMS" in body, f"{f.name}: rule {name}"
+    assert "code=CODE_VERSION" in (ROOT / "workflow" / "rules" / "md.smk").read_text()
+
+
+def test_code_version_follows_the_package(tmp_path):
+    pkg = tmp_path / "tsmlip"
+    shutil.copytree(ROOT / "workflow" / "tsmlip", pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    v = code_version(pkg)
+    assert v == code_version(ROOT / "workflow" / "tsmlip") and re.fullmatch(r"[0-9a-f]{16}", v)
+    (pkg / "train.py").write_text((pkg / "train.py").read_text().replace("LATE_FRACTION = 0.2", "LATE_FRACTION = 0.3"))
+    assert code_version(pkg) != v
+
+
+def test_data_stage_follows_its_files_by_content(tmp_path):
+    """A real tiny data stage in folders with a space and a non-ASCII character: it runs; the provenance
+    records the source's sha256; a swapped file with an older mtime reruns the data stage; the step's
+    messages reach the console."""
+    data_dir = tmp_path / "dáta dir"
+    data_dir.mkdir()
+    xyz = write_emt_copper_xyz(data_dir / "cu frames.xyz", n_configs=12)
+    results = tmp_path / ODD
+    overlay = tmp_path / "files.yaml"
+    overlay.write_text(json.dumps({"results_dir": str(results), "data": {"source": "extxyz", "path": str(xyz)},
+                                   "split": {"valid_fraction": 0.2, "test_fraction": 0.2}}))
+    split = results / "data" / "split.npz"
+    args = ("--configfile", "config/test.yaml", str(overlay))
+    out = run_snakemake("--cores", "1", str(split), *args)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "[prepare] forces_are=forces" in out.stderr  # the step's messages reach the console
+    prov = json.loads((results / "data" / "provenance.json").read_text())
+    assert prov["sources"] == [{"path": "cu frames.xyz", "bytes": xyz.stat().st_size,
+                                "sha256": hashlib.sha256(xyz.read_bytes()).hexdigest()}]
+    again = run_snakemake("-n", str(split), *args)
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+    # other data under the same name, with an older mtime than the dataset: the mtime trigger misses it
+    old = os.stat(xyz)
+    write_emt_copper_xyz(xyz, n_configs=12, seed=4)
+    os.utime(xyz, ns=(old.st_atime_ns, old.st_mtime_ns))
+    swapped = run_snakemake("-n", str(split), *args)
+    assert swapped.returncode == 0, swapped.stderr[-3000:]
+    assert "rule prepare_dataset" in swapped.stdout, swapped.stdout[-3000:]
+
+
+def test_ani_folder_is_expanded_to_its_files_in_the_plan(tmp_path):
+    """The data rule's input is each *.h5 / *.hdf5 file of an ANI-Al folder (not the folder, whose mtime an
+    edit inside it leaves alone)."""
+    d = tmp_path / "ani al"
+    (d / "sub").mkdir(parents=True)
+    for name in ("a.h5", "sub/b.hdf5", "notes.txt"):
+        (d / name).write_bytes(b"x")
+    overlay = tmp_path / "ani.yaml"
+    overlay.write_text(json.dumps({"data": {"source": "ani_h5", "path": str(d)}, "results_dir": str(tmp_path / "r")}))
+    out = run_snakemake("-n", str(tmp_path / "r" / "data" / "dataset.npz"), "--configfile", str(overlay))
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    block = out.stdout[out.stdout.index("rule prepare_dataset"):]
+    inputs = block.split("input: ", 1)[1].splitlines()[0]
+    assert inputs == f"{d / 'a.h5'}, {d / 'sub' / 'b.hdf5'}", inputs
