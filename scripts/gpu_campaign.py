@@ -5,8 +5,8 @@ Prepare (here, with the project's environment) and run (on the GPU machine: torc
 network, no other package of the project's pins)::
 
     make gpu-wheels
-    pip install --no-deps --target /tmp/site gpu_wheels/*.whl && \\
-        PYTHONPATH=/tmp/site:workflow python scripts/gpu_campaign.py --out $OUT/gpu_campaign
+    python3 -m pip install --no-deps --target /tmp/site gpu_wheels/*.whl && \\
+        PYTHONPATH=/tmp/site:workflow python3 scripts/gpu_campaign.py --out $OUT/gpu_campaign
 
 CPU smoke run (seconds): ``python scripts/gpu_campaign.py --smoke --out /tmp/campaign``. Everything else:
 ``--help`` and docs/md.md ("GPU campaign").

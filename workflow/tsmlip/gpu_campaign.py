@@ -33,8 +33,8 @@ prepare step writes (``--write-config-snapshot``). Prepare here, run on the GPU 
 campaign")::
 
     make gpu-wheels      # pip download --no-deps hippynn ase -> gpu_wheels/ + gpu_wheels/campaign_config.json
-    pip install --no-deps --target /tmp/site gpu_wheels/*.whl && \\
-        PYTHONPATH=/tmp/site:workflow python scripts/gpu_campaign.py --out $OUT/gpu_campaign
+    python3 -m pip install --no-deps --target /tmp/site gpu_wheels/*.whl && \\
+        PYTHONPATH=/tmp/site:workflow python3 scripts/gpu_campaign.py --out $OUT/gpu_campaign
 
 ``--smoke``: tiny models and systems on the CPU (well under a minute; ``tests/test_gpu_campaign.py``): every
 section and field, MD and the probe for two of the roles (:data:`SMOKE_ROLES`), ``"smoke": true``.
@@ -151,8 +151,8 @@ def settings(default_cfg: dict, paper_cfg: dict, smoke: bool, args) -> dict:
         "md_steps": 10, "md_warmup": 3, "md_repeats": 3,
         "md_limit_s": {"ase": {big: 60.0, SMALL_SIZE: 15.0}, "torch": {big: 25.0, SMALL_SIZE: 12.0}},
         "n_configs": 90, "train_s": 6.0, "train_reserve_s": 8.0, "throughput_batches": [8, 64], "throughput_steps": 20,
-        "probe": {"start_atoms": 16000, "growth_factor": 2.0, "resolution": 0.1, "max_atoms_cap": 20_000_000},
-        "probe_limit_s": 20.0, "throughput_limit_s": 15.0, "cap_GB": float(default_cfg["paper_reference"]["md_cost"]["gpu_memory_GB"]),
+        "probe": {"start_atoms": 16000, "growth_factor": 2.0, "resolution": 0.15, "max_atoms_cap": 20_000_000},
+        "probe_limit_s": 15.0, "throughput_limit_s": 15.0, "cap_GB": float(default_cfg["paper_reference"]["md_cost"]["gpu_memory_GB"]),
         "fake_oom_above": None, "roles": list(ROLES),
     }
     if smoke:
@@ -162,7 +162,7 @@ def settings(default_cfg: dict, paper_cfg: dict, smoke: bool, args) -> dict:
                  probe={"start_atoms": 32, "growth_factor": 2.0, "resolution": 1.0, "max_atoms_cap": 4096},
                  probe_limit_s=SMOKE_LIMIT_S, throughput_limit_s=SMOKE_LIMIT_S, fake_oom_above=200,
                  roles=list(SMOKE_ROLES))
-    for key in ("md_steps", "md_warmup", "md_repeats", "n_configs", "train_s"):
+    for key in ("md_steps", "md_warmup", "md_repeats", "n_configs", "train_s", "probe_limit_s"):
         if getattr(args, key, None) is not None:
             s[key] = getattr(args, key)
     if getattr(args, "md_sizes", None):
@@ -728,6 +728,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--md-repeats", type=int, help="timed blocks, median reported (default 3)")
     p.add_argument("--n-configs", type=int, help="EMT configurations generated (default 90)")
     p.add_argument("--train-s", type=float, help="training seconds per model (default 6)")
+    p.add_argument("--probe-limit-s", type=float, help="time limit of one max-atoms probe in s (default 15)")
     p.add_argument("--config-snapshot", help="settings from this JSON (default: config/*.yaml, or "
                                              "gpu_wheels/campaign_config.json without PyYAML)")
     p.add_argument("--write-config-snapshot", metavar="PATH", help="write the settings snapshot and exit")
