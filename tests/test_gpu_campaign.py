@@ -117,3 +117,23 @@ def test_configs_travel_as_a_snapshot(tmp_path):
 def test_gpu_budgets_fit_eight_minutes():
     assert gc.GPU_TOTAL_S <= 8 * 60 - 20  # ~20 s of imports and start-up
     assert gc.md_order([48000, 4000])[:2] == [("paper_teacher", 48000, "ase"), ("paper_teacher", 48000, "torch")]
+
+
+def test_terminated_run_leaves_partial_json_and_table(tmp_path):
+    """A SIGTERM (an outer time limit) ends the run with the JSON partial and the table written."""
+    import signal
+
+    proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "gpu_campaign.py"), "--smoke", "--out",
+                             str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    path = tmp_path / "gpu_campaign.json"
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < 120:
+        if path.exists() and json.loads(path.read_text()).get("device"):
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    doc = json.loads(path.read_text())
+    assert proc.returncode == 128 + signal.SIGTERM, out[-2000:]
+    assert doc["partial"] is True and doc["finished"] is False
+    assert "## GPU campaign" in (tmp_path / "gpu_campaign.md").read_text()
