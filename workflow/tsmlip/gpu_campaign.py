@@ -518,13 +518,17 @@ MD_FIELDS = ("us_per_atom_step", "us_per_atom_step_all", "steps_per_s", "ns_per_
              "supercell", "vacancies", "timed_out")
 
 
+#: the first pair measured at the paper's size (its headline ratio), before any other size
+HEADLINE_ROLES = ("paper_teacher", "paper_student_small")
+
+
 def md_order(sizes: list[int], roles=ROLES) -> list[tuple]:
-    """(role, n_atoms, engine) in priority order: the paper's models at the first (paper's) size, then every
-    model at the other sizes, then the default config's models at the first size."""
+    """(role, n_atoms, engine) in priority order: the paper's teacher and smallest student at the first (the
+    paper's) size, then every model at the other sizes, then the other models at the first size."""
     big, rest = sizes[0], sizes[1:]
-    paper = [r for r in roles if r.startswith("paper")]
-    default = [r for r in roles if not r.startswith("paper")]
-    order = [(r, big) for r in paper] + [(r, n) for n in rest for r in roles] + [(r, big) for r in default]
+    first = [r for r in roles if r in HEADLINE_ROLES]
+    order = [(r, big) for r in first] + [(r, n) for n in rest for r in roles]
+    order += [(r, big) for r in roles if r not in HEADLINE_ROLES]
     return [(r, n, e) for r, n in order for e in ("ase", "torch")]
 
 
