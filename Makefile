@@ -1,13 +1,14 @@
 # Two commands on a fresh machine (see README.md):
 #   make run    install (a venv in .venv with the pinned packages) and run the whole workflow
 #   make test   install and run the test suite
+#   make gpu-wheels   what scripts/gpu_campaign.py needs on a GPU machine without network (docs/md.md)
 # Snakemake finds the workstation profile profiles/default/ by itself (run from the repository root).
 PYTHON ?= python3
 VENV   ?= .venv
 CORES  ?= all
 BIN     = $(VENV)/bin
 
-.PHONY: run test test-slow test-slurm dry-run report clean-venv
+.PHONY: run test test-slow test-slurm dry-run report clean-venv gpu-wheels
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +36,16 @@ test-slow: $(VENV)/.installed
 
 test-slurm: $(VENV)/.installed
 	PATH=$(abspath $(BIN)):$$PATH bash tests/slurm/run_ci.sh
+
+# The GPU campaign's luggage (docs/md.md, "GPU campaign"): the pinned hippynn and ase as pure-Python wheels
+# and a JSON snapshot of config/config.yaml + config/paper.yaml (the GPU machine has no PyYAML).
+GPU_WHEELS ?= gpu_wheels
+gpu-wheels: $(VENV)/.installed
+	rm -rf $(GPU_WHEELS)
+	$(BIN)/pip download --no-deps --only-binary=:all: -d $(GPU_WHEELS) \
+		$$(grep -E '^(hippynn|ase)==' envs/requirements.txt)
+	$(BIN)/python scripts/gpu_campaign.py --write-config-snapshot $(GPU_WHEELS)/campaign_config.json
+	@du -sh $(GPU_WHEELS)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -11,8 +11,6 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 #: the configuration's schema (types, allowed values, defaults), which :func:`validate` checks against. The
 #: package reads no configuration file of its own: a step gets its settings from its caller (a rule passes
 #: the sections it needs; :func:`load_config` reads only the files it is named).
@@ -84,6 +82,8 @@ class ModelId:
 
 
 def load_schema() -> dict:
+    import yaml  # here, not at import: the MD layer and scripts/gpu_campaign.py run without PyYAML
+
     with open(SCHEMA_PATH) as fh:
         return yaml.safe_load(fh)
 
@@ -264,6 +264,8 @@ def load_config(*paths: str | Path) -> dict:
     over the Snakefile's ``configfile:``. Nothing is read that the caller did not name."""
     if not paths:
         raise TypeError("load_config: name the config files (the base first, then any overlays)")
+    import yaml
+
     cfg: dict = {}
     for path in paths:
         with open(path) as fh:

@@ -363,20 +363,31 @@ def _train_one_epoch(model_id: ModelId, run: _Run, optimizer, batch_size: int, w
     run.model.train()
     loss_sum, n_batches = 0.0, 0
     for b, batch in enumerate(run.batches["train"].batches(batch_size, shuffle=True)):
-        batch = [x.to(run.device, non_blocking=True) for x in batch]
-        outputs = run.model(*batch[:run.n_in])
-        values = dict(zip(run.term_names, run.term_module(*outputs, *batch[run.n_in:])))
-        loss = combine(w, values)
+        loss, values = train_step(run, optimizer, batch, w)
         if not torch.isfinite(loss):
             bad = {k: float(v) for k, v in values.items()}
+            where = (f"last good checkpoint: {ckpt.path}" if ckpt.path.exists()
+                     else "no checkpoint was written yet")
             raise TrainingError(f"{model_id}: loss became {loss.item()} at epoch {epoch}, batch {b} "
-                                f"(terms {bad}); last good checkpoint: {ckpt.path}")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+                                f"(terms {bad}); {where}")
         loss_sum += loss.item()
         n_batches += 1
     return loss_sum / max(n_batches, 1)
+
+
+def train_step(run: _Run, optimizer, batch, w):
+    """One optimiser step on ``batch`` (a database batch: inputs then targets) with loss weights ``w``;
+    returns (loss, the loss terms' values). A loss that is not finite is returned before any update."""
+    batch = [x.to(run.device, non_blocking=True) for x in batch]
+    outputs = run.model(*batch[:run.n_in])
+    values = dict(zip(run.term_names, run.term_module(*outputs, *batch[run.n_in:])))
+    loss = combine(w, values)
+    if not torch.isfinite(loss):
+        return loss, values
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss, values
 
 
 def _epoch_loop(model_id: ModelId, run: _Run, optimizer, controller, max_epochs: int, state: dict,

@@ -20,6 +20,37 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def _host_memory() -> tuple[int | None, int | None]:
+    """(total, available) host memory in bytes: psutil where installed, else ``os.sysconf`` (Linux), else
+    None (the GPU campaign runs where psutil may be missing)."""
+    try:
+        import psutil
+
+        vm = psutil.virtual_memory()
+        return int(vm.total), int(vm.available)
+    except ImportError:
+        pass
+    try:
+        page = os.sysconf("SC_PAGE_SIZE")
+        return int(os.sysconf("SC_PHYS_PAGES") * page), int(os.sysconf("SC_AVPHYS_PAGES") * page)
+    except (ValueError, OSError, AttributeError):
+        return None, None
+
+
+def host_memory_available() -> int | None:
+    """Host memory available now (bytes), None where unknown."""
+    return _host_memory()[1]
+
+
+def _physical_cores() -> int | None:
+    try:
+        import psutil
+
+        return psutil.cpu_count(logical=False)
+    except ImportError:
+        return None
+
+
 def _nvml_handle(pynvml, device: torch.device):
     """The NVML handle of a torch CUDA device (by UUID, as CUDA_VISIBLE_DEVICES may renumber devices)."""
     props = torch.cuda.get_device_properties(device)
@@ -89,7 +120,6 @@ def hardware_info(device: torch.device | str | None = None) -> dict:
     from importlib.metadata import PackageNotFoundError, version
 
     import numpy
-    import psutil
 
     def pkg_version(name: str) -> str:
         try:
@@ -104,9 +134,9 @@ def hardware_info(device: torch.device | str | None = None) -> dict:
         "cpu": {
             "model": cpu_model(),
             "logical_cores": os.cpu_count(),
-            "physical_cores": psutil.cpu_count(logical=False),
+            "physical_cores": _physical_cores(),
             "torch_threads": torch.get_num_threads(),
-            "memory_bytes": int(psutil.virtual_memory().total),
+            "memory_bytes": _host_memory()[0],
         },
         "python": sys.version.split()[0],
         "platform": platform.platform(),
@@ -134,6 +164,4 @@ def device_memory_bytes(device: torch.device | str) -> int:
     device = torch.device(device)
     if device.type == "cuda":
         return int(torch.cuda.get_device_properties(device).total_memory)
-    import psutil
-
-    return int(psutil.virtual_memory().total)
+    return int(_host_memory()[0])

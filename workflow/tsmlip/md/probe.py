@@ -45,7 +45,7 @@ from ..elements import ElementError
 from .common import (FAKE_OOM_ENV, add_config_args, fake_oom_atoms, log, md_config, out_of_memory_error,
                      setup_device, write_json)
 from .engines import ENGINES, PRIME_ATOMS, kernel_implementation, make_engine, prime_engine, set_kernels
-from .hardware import device_memory_bytes, device_name, hardware_info, nvml_memory_used
+from .hardware import device_memory_bytes, device_name, hardware_info, host_memory_available, nvml_memory_used
 from .system import md_system, resolve_md_config
 
 MB = 1 << 20
@@ -113,10 +113,8 @@ class CudaTrial:
         t0 = time.perf_counter()
         row = {"n_atoms": int(n_atoms), "ok": False, "peak_bytes": None, "nvml_used_bytes": None}
         if self.md_cfg["probe"]["engine"] == "ase":
-            import psutil
-
-            need, avail = ase_host_bytes(n_atoms, self.model_path, self.md_cfg), psutil.virtual_memory().available
-            if need > HOST_FRACTION * avail:  # do not let the kernel's OOM killer end the whole probe
+            need, avail = ase_host_bytes(n_atoms, self.model_path, self.md_cfg), host_memory_available()
+            if avail is not None and need > HOST_FRACTION * avail:  # do not let the kernel's OOM killer end the whole probe
                 row.update(reason=f"host memory: ASE neighbour list needs ~{need / 2**30:.1f} GiB, "
                                   f"{avail / 2**30:.1f} GiB available", host_limited=True,
                            seconds=time.perf_counter() - t0)
@@ -134,6 +132,29 @@ class CudaTrial:
             del eng
             gc.collect()
             torch.cuda.empty_cache()
+        row["seconds"] = time.perf_counter() - t0
+        return row
+
+
+class InProcessTrial:
+    """One size in this process on any device, without a memory measurement (``peak_bytes`` None): out of
+    memory only by a real ``MemoryError`` / CUDA OOM or the injected limit (``fake_oom_above``). For dry runs
+    of code around the probe (the GPU campaign's CPU smoke mode); :class:`CudaTrial` and :class:`CpuTrial`
+    measure."""
+
+    def __init__(self, model_path, md_cfg, device, fake_oom_above=None):
+        self.model_path, self.md_cfg, self.device, self.fake = model_path, md_cfg, device, fake_oom_above
+        self.budget = int(md_cfg["probe"]["cpu_memory_budget_MB"] * MB)
+        _prime(model_path, md_cfg, device)
+
+    def __call__(self, n_atoms: int) -> dict:
+        t0 = time.perf_counter()
+        row = {"n_atoms": int(n_atoms), "ok": False, "peak_bytes": None, "nvml_used_bytes": None}
+        try:
+            md_step(self.model_path, n_atoms, self.md_cfg, self.device, self.fake)
+            row["ok"] = True
+        except (torch.cuda.OutOfMemoryError, MemoryError) as exc:
+            row["reason"] = _short(exc)
         row["seconds"] = time.perf_counter() - t0
         return row
 
@@ -319,12 +340,19 @@ def _close_enough(lo: int, hi: int, resolution: float) -> bool:
     return hi - lo <= max(1.0, tol)
 
 
-def search_max_atoms(trial, start: int, growth: float, resolution: float, cap: int, progress=log) -> dict:
+def search_max_atoms(trial, start: int, growth: float, resolution: float, cap: int, progress=log,
+                     deadline: float | None = None) -> dict:
     """Geometric growth from ``start`` until ``trial(n)["ok"]`` is False (or ``cap``), then bisection.
 
-    :return: ``{"max_atoms", "first_failure_atoms" (None if never failed), "capped", "sizes"}``
+    ``deadline`` (a ``time.perf_counter()`` value): no new size is tried after it; the search then stops with
+    what it has (``timed_out: true``; ``max_atoms`` is the largest size that fitted so far, a lower bound).
+
+    :return: ``{"max_atoms", "first_failure_atoms" (None if never failed), "capped", "timed_out", "sizes"}``
     """
     sizes: list[dict] = []
+
+    def late() -> bool:
+        return deadline is not None and time.perf_counter() >= deadline
 
     def attempt(n):
         row = trial(int(n))
@@ -335,7 +363,11 @@ def search_max_atoms(trial, start: int, growth: float, resolution: float, cap: i
         return row["ok"]
 
     lo, hi, n = 0, None, min(int(start), int(cap))
+    timed_out = False
     while True:
+        if late():
+            timed_out = True
+            break
         if attempt(n):
             lo = n
             if n >= cap:
@@ -344,13 +376,19 @@ def search_max_atoms(trial, start: int, growth: float, resolution: float, cap: i
         else:
             hi = n
             break
-    while hi is not None and not _close_enough(lo, hi, resolution):
+    while not timed_out and hi is not None and not _close_enough(lo, hi, resolution):
+        if late():
+            timed_out = True
+            break
         mid = (lo + hi) // 2
         if attempt(mid):
             lo = mid
         else:
             hi = mid
-    return {"max_atoms": lo, "first_failure_atoms": hi, "capped": hi is None, "sizes": sizes}
+    if timed_out:
+        progress(f"[max-atoms] time limit reached after {len(sizes)} sizes: max atoms >= {lo}")
+    return {"max_atoms": lo, "first_failure_atoms": hi, "capped": hi is None and not timed_out,
+            "timed_out": timed_out, "sizes": sizes}
 
 
 def memory_slope(sizes: list[dict]) -> tuple[float | None, float | None]:
@@ -364,22 +402,25 @@ def memory_slope(sizes: list[dict]) -> tuple[float | None, float | None]:
 
 
 def probe_max_atoms(model_path, md_cfg: dict, device: torch.device, model_id: str | None = None,
-                    fake_oom_above: int | None = None) -> dict:
+                    fake_oom_above: int | None = None, deadline: float | None = None, trial_class=None) -> dict:
     """Run the probe; returns the ``max_atoms.json`` record. The element is checked against the model's
-    species before any MD (:func:`tsmlip.md.system.resolve_md_config`)."""
+    species before any MD (:func:`tsmlip.md.system.resolve_md_config`). ``deadline``: see
+    :func:`search_max_atoms` (the record's ``timed_out``). ``trial_class``: how one size is tried (default
+    :class:`CudaTrial` on CUDA, :class:`CpuTrial` on the CPU; :class:`InProcessTrial` for dry runs)."""
     from ..elements import model_species
 
     md_cfg = resolve_md_config(md_cfg, model_species(model_path), trained_on=f"the model {model_path}")
     pc = md_cfg["probe"]
     fake = fake_oom_atoms(fake_oom_above)
     set_kernels(md_cfg["kernels"], device)
-    trial = (CudaTrial if device.type == "cuda" else CpuTrial)(model_path, md_cfg, device, fake)
+    trial_class = trial_class or (CudaTrial if device.type == "cuda" else CpuTrial)
+    trial = trial_class(model_path, md_cfg, device, fake)
     log(f"[max-atoms] {model_id or model_path}: engine={pc['engine']} device={device} kernels={kernel_implementation()} "
         f"budget {trial.budget / MB:.0f} MB" + (f", injected OOM above {fake} atoms" if fake else ""))
     t0 = time.perf_counter()
     try:
         found = search_max_atoms(trial, pc["start_atoms"], pc["growth_factor"], pc["resolution"],
-                                 pc["max_atoms_cap"])
+                                 pc["max_atoms_cap"], deadline=deadline)
     finally:
         if hasattr(trial, "close"):
             trial.close()
@@ -395,7 +436,8 @@ def probe_max_atoms(model_path, md_cfg: dict, device: torch.device, model_id: st
         "lattice_constant_A": md_cfg["lattice_constant_A"],
         "max_atoms": max_atoms,
         "memory_budget_bytes": trial.budget,
-        "budget_kind": ("cpu_peak_rss_increase" if device.type == "cpu"
+        "budget_kind": ("none (dry run)" if trial_class is InProcessTrial
+                        else "cpu_peak_rss_increase" if device.type == "cpu"
                         else "gpu_fraction" if pc.get("gpu_memory_budget_MB") else "gpu_total"),
         "memory_per_atom_bytes": trial.budget / max_atoms if max_atoms else None,
         "memory_per_atom_slope_bytes": slope,
@@ -403,6 +445,7 @@ def probe_max_atoms(model_path, md_cfg: dict, device: torch.device, model_id: st
         "first_failure_atoms": found["first_failure_atoms"],
         "host_limited": any(r.get("host_limited") for r in found["sizes"]),
         "capped": found["capped"],
+        "timed_out": found["timed_out"],
         "max_atoms_cap": int(pc["max_atoms_cap"]),
         "resolution": pc["resolution"],
         "fake_oom_above": fake,

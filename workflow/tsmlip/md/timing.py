@@ -42,11 +42,13 @@ def energy_drift(times_ps, energies_eV, n_atoms: int) -> float:
 
 
 def time_md(model_path: str | Path, engine: str, md_cfg: dict, device: torch.device,
-            model_id: str | None = None, dtype: str = "float32") -> dict:
+            model_id: str | None = None, dtype: str = "float32", deadline: float | None = None) -> dict:
     """Time ``engine`` on the model at ``model_path``; returns the ``md_timing_<engine>.json`` record.
 
     The system's element is checked against the model's species before any MD
-    (:func:`tsmlip.md.system.resolve_md_config`; :class:`tsmlip.elements.ElementError`)."""
+    (:func:`tsmlip.md.system.resolve_md_config`; :class:`tsmlip.elements.ElementError`). ``deadline`` (a
+    ``time.perf_counter()`` value): no timed block starts after it once one is done; the record then has
+    fewer blocks (``repeats_done`` < ``repeats``, ``timed_out: true``)."""
     from ..elements import model_species
 
     md_cfg = resolve_md_config(md_cfg, model_species(model_path), trained_on=f"the model {model_path}")
@@ -78,7 +80,12 @@ def time_md(model_path: str | Path, engine: str, md_cfg: dict, device: torch.dev
         trace_e.append(sum(eng.energies()))
 
     block_s = []
+    timed_out = False
     for r in range(repeats):
+        if block_s and deadline is not None and time.perf_counter() >= deadline:
+            timed_out = True
+            log(f"[md-timing] time limit reached after {len(block_s)} of {repeats} blocks")
+            break
         eng.synchronize()
         t0 = time.perf_counter()
         eng.run(steps)
@@ -107,6 +114,8 @@ def time_md(model_path: str | Path, engine: str, md_cfg: dict, device: torch.dev
         "n_steps": steps,
         "warmup_steps": warmup,
         "repeats": repeats,
+        "repeats_done": len(block_s),
+        "timed_out": timed_out,
         "timestep_fs": dt_fs,
         "temperature_K": float(md_cfg["temperature_K"]),
         "us_per_atom_step": median_us,

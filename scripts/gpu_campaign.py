@@ -1,0 +1,22 @@
+#!/usr/bin/env python
+"""The paper's GPU cost figures in one call of at most 8 minutes on one GPU (tsmlip.gpu_campaign).
+
+Prepare (here, with the project's environment) and run (on the GPU machine: torch, numpy, scipy, h5py; no
+network, no other package of the project's pins)::
+
+    make gpu-wheels
+    python3 -m pip install --no-deps --target /tmp/site gpu_wheels/*.whl && \\
+        PYTHONPATH=/tmp/site:workflow python3 scripts/gpu_campaign.py --out $OUT/gpu_campaign
+
+CPU smoke run (seconds): ``python scripts/gpu_campaign.py --smoke --out /tmp/campaign``. Everything else:
+``--help`` and docs/md.md ("GPU campaign").
+"""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow"))
+
+from tsmlip.gpu_campaign import main  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(main())
