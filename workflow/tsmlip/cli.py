@@ -16,6 +16,7 @@ COMMANDS = {
     "train": "tsmlip.train:main",
     "label": "tsmlip.label:main",
     "label-oracle": "tsmlip.label:main_oracle",
+    "label-calculator": "tsmlip.foundation:main",
     "synthesize": "tsmlip.synthetic:main",
     "md-timing": "tsmlip.md.timing:main",
     "max-atoms": "tsmlip.md.probe:main",
