@@ -32,11 +32,23 @@ def model_file(model_id, name):
 CONDA_ENV = "../../envs/tsmlip.yaml"
 
 DATASET = res("data", "dataset.npz")
+#: a calculator as the teacher (foundation.calculator, docs/foundation.md): the data stage writes the geometries'
+#: dataset under data/source/, and `label_calculator` relabels it into DATASET (E, F, ref_atom_E: the calculator's)
+FOUNDATION = config["foundation"]["calculator"] is not None
+SOURCE_DATASET = res("data", "source", "dataset.npz") if FOUNDATION else DATASET
 SPLIT = res("data", "split.npz")
 LABELS = res("labels", "atom_energies.npz")
 #: beyond the paper (docs/beyond.md): the reference's own atom energies (student_oracle) and the ground truth
 #: plus teacher-generated configurations with their split and labels (student_synthetic)
 ORACLE_LABELS = res("labels", "oracle_atom_energies.npz")
+#: the calculator's atom energies: the students' labels (foundation.students_learn: calculator), or, for the
+#: two-step distillation (students_learn: teacher: the HIPNN teacher learns the calculator's E/F and labels the
+#: students), a file of their own
+CALCULATOR_LABELS = (
+    LABELS if config["foundation"]["students_learn"] == "calculator" else res("labels", "calculator_atom_energies.npz")
+)
+#: whether the HIPNN teacher(s) write LABELS (rule label_atom_energies): always, unless the calculator labels the students
+HIPNN_LABELS = not FOUNDATION or CALCULATOR_LABELS != LABELS
 SYNTHETIC = {name: res("synthetic", f"{name}.npz") for name in ("dataset", "split", "atom_energies")}
 
 
@@ -146,7 +158,7 @@ def label_teachers(wildcards=None):
 # Every stage's final files, computed from the configuration alone (never from what exists on disk).
 MODEL_IDS = tsconfig.all_model_ids(config)
 #: the embedded data come from a potential that can run MD itself; external data (ANI-Al) have none
-RDF_REFERENCE = config["data"]["source"] == "emt"
+RDF_REFERENCE = config["data"]["source"] == "emt" and not FOUNDATION  # with a calculator, EMT is not the reference
 #: the seed noise floor of the RDF error (rdf.smk), stated on the RDF rows of the claims table
 RDF_NOISE_FLOOR = res("rdf_noise", "noise_floor.json")
 
@@ -188,6 +200,7 @@ def label_targets():
     kinds = config["sweep"]["kinds"]
     return (
         [LABELS]
+        + ([CALCULATOR_LABELS] if FOUNDATION else [])
         + ([ORACLE_LABELS] if "student_oracle" in kinds else [])
         + ([SYNTHETIC["dataset"]] if "student_synthetic" in kinds else [])
     )

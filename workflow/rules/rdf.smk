@@ -7,7 +7,8 @@
 import json
 
 RDF_CFG = config["rdf"]
-RDF_CFG_JSON = json.dumps(RDF_CFG, sort_keys=True)
+# the MD reads every rdf: key but the comparison with experiment (a change there reruns rdf_error only)
+RDF_CFG_JSON = json.dumps({k: v for k, v in RDF_CFG.items() if k != "experiment"}, sort_keys=True)
 RDF_TEACHERS = tsconfig.teacher_ids(config)
 
 
@@ -83,10 +84,16 @@ rule rdf_error:
         model_id="{kind}/{arch}/seed{seed}",
         teacher_ids=" ".join(str(t) for t in RDF_TEACHERS),
         reference=lambda wildcards, input: (f"--reference-rdf {input.reference}" if RDF_REFERENCE else ""),
+        experiment=(
+            f"--experiment --experiment-max-gap-K {RDF_CFG['experiment']['max_temperature_gap_K']}"
+            f" --peak-halfwidth {RDF_CFG['peak_fit_halfwidth_A']}"
+            if RDF_CFG["experiment"]["enabled"]
+            else ""
+        ),
     shell:
         "tsmlip rdf-error --model-id {params.model_id} --rdf {input.rdf} --info {input.info}"
         " --teacher-rdf {input.teachers} --teacher-ids {params.teacher_ids} {params.reference}"
-        " --out {output} > {log} 2>&1"
+        " {params.experiment} --out {output} > {log} 2>&1"
 
 
 # the dataset's coverage (closest pairs, densities, temperatures) against every liquid run
@@ -142,7 +149,7 @@ rule rdf_md_noise_seed:
         gpu=GPU_JOB,
     params:
         model_id=f"{NOISE_TEACHER} (seed {RDF_CFG['noise_seed']})",
-        cfg=json.dumps(dict(RDF_CFG, seed=RDF_CFG["noise_seed"]), sort_keys=True),
+        cfg=json.dumps(dict(json.loads(RDF_CFG_JSON), seed=RDF_CFG["noise_seed"]), sort_keys=True),
     shell:
         "tsmlip rdf-md --model {input.model} --model-id {params.model_id:q} --config-json {params.cfg:q}"
         " --threads {threads} --out-csv {output.rdf} --out-json {output.info} > {log} 2>&1"

@@ -77,7 +77,10 @@ MAX_ATOMS_KEYS = {
 #: convergence columns of models.csv (see the module docstring)
 CONVERGENCE_COLUMNS = ("stopped_by", "best_epoch", "late_relative_improvement", "converged")
 RDF_KEYS = ("error_vs_teacher", "error_vs_reference", "first_peak_r_A", "first_peak_g", "stable", "melted", "clean",
-            "melt_indicator", "min_pair_distance_A", "definition")
+            "melt_indicator", "min_pair_distance_A", "definition",
+            # rdf.experiment (docs/foundation.md); absent (NaN) when the comparison is off
+            "error_vs_experiment", "experiment_temperature_K", "experiment_first_peak_r_A", "experiment_first_peak_g",
+            "first_peak_r_shift_vs_experiment_A", "first_peak_g_diff_vs_experiment")
 #: identifying columns of a model row; the rest are measurements
 ID_COLUMNS = ("model_id", "kind", "arch", "width", "n_sensitivities", "n_atom_layers", "seed")
 GROUP_COLUMNS = ("kind", "arch", "width", "n_sensitivities", "n_atom_layers")
