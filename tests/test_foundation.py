@@ -202,3 +202,79 @@ def test_tiny_student_trains_on_chgnet_labels(chgnet_labelled, tiny_cfg, tmp_pat
                     labels_path=out_l)
     assert (tmp_path / "m" / "model.pt").exists()
     assert np.isfinite(metrics["splits"]["test"]["force_rmse_eV_A"])
+
+
+# --- the calculator's own cost and the foundation rows of the claims and headline tables ------------------
+def test_calculator_cost_by_the_models_protocol(tiny_cfg, tmp_path):
+    from tsmlip.md.calculator_cost import calculator_cost
+
+    cost = {"n_atoms": 32, "steps": 2, "warmup_steps": 1, "repeats": 2, "memory_sizes": [32, 108]}
+    rec = calculator_cost("emt", tiny_cfg["md"], cost, [13], "cpu")
+    assert rec["n_atoms"] == 32 and rec["us_per_atom_step"] > 0 and len(rec["us_per_atom_step_all"]) == 2
+    assert [r["n_atoms"] for r in rec["memory_sizes"]] == [32, 108] and all(r["ok"] for r in rec["memory_sizes"])
+    assert rec["memory_per_atom_slope_bytes"] is not None
+    assert "smaller than the models'" in rec["protocol"] and rec["calculator"]["name"] == "emt"
+
+
+def _models_table():
+    import pandas as pd
+
+    rows = [{"model_id": "teacher/w12-s8-l2/seed0", "kind": "teacher", "arch": "w12-s8-l2", "seed": 0,
+             "test_force_rmse_eV_A": 0.05, "rdf_error_vs_experiment": 0.50, "rdf_stable": True, "rdf_clean": True,
+             "md_ase_us_per_atom_step": 100.0, "memory_per_atom_slope_bytes": 4000.0, "converged": True}]
+    for seed, err in zip((1, 2, 3), (0.51, 0.49, 0.52)):
+        rows.append({"model_id": f"student/w6-s6-l1/seed{seed}", "kind": "student", "arch": "w6-s6-l1",
+                     "seed": seed, "test_force_rmse_eV_A": 0.06, "rdf_error_vs_experiment": err, "rdf_stable": True,
+                     "rdf_clean": True, "md_ase_us_per_atom_step": 25.0, "memory_per_atom_slope_bytes": 1000.0,
+                     "converged": True})
+    return pd.DataFrame(rows)
+
+
+def test_foundation_claim_decided_against_the_noise_floor(tiny_cfg):
+    from tsmlip.claims import foundation_claims
+
+    models, agg = _models_table(), tiny_cfg["aggregate"]
+    (row,) = foundation_claims(models, agg, noise_floor_A=0.2, calculator="chgnet")
+    assert "students of chgnet (student) reproduce the experimental liquid structure" in row.claim
+    assert row.verdict == "holds" and row.effect == pytest.approx(0.2 - (0.5067 - 0.50), abs=1e-3)
+    (far,) = foundation_claims(models.assign(rdf_error_vs_experiment=[0.1, 0.9, 0.95, 0.92]), agg, 0.2)
+    assert far.verdict == "does not hold"
+    (none,) = foundation_claims(models, agg, None)
+    assert none.verdict == "inconclusive" and "noise floor" in none.detail
+
+
+def test_foundation_headline_ratios():
+    from tsmlip.claims import foundation_headline, headline_human
+
+    cost = {"calculator": {"name": "chgnet"}, "device": "cpu", "n_atoms": 32, "models_n_atoms": 256,
+            "us_per_atom_step": 30000.0, "memory_per_atom_slope_bytes": 2.0e6,
+            "memory_sizes": [{"n_atoms": 32}, {"n_atoms": 108}]}
+    head = foundation_headline(_models_table(), cost)
+    assert head["vs_foundation"].tolist() == pytest.approx([1200.0, 1000.0 / 2.0e6])
+    human = headline_human(head.assign(teacher=float("nan"), control=float("nan"), vs_teacher=float("nan"),
+                                       vs_control=float("nan")))
+    assert human["student vs foundation model"].iloc[0] == "1200.00x faster"
+
+
+def test_snakemake_label_calculator_rule_then_a_student(tmp_path):
+    """The new rule through Snakemake (tiny: 12 EMT-sampled geometries labelled by CHGNet, or by the emt shortcut
+    where the optional group is not installed), then one student trained on its labels (about 1.5 min)."""
+    import importlib.util
+
+    from conftest import run_snakemake
+
+    calculator = "chgnet" if importlib.util.find_spec("chgnet") else "emt"
+
+    res = tmp_path / "results"
+    target = res / "models" / "student" / "w6-s6-l1" / "seed1" / "metrics.json"
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text(json.dumps({"results_dir": str(res), "data": {"emt": {"n_configs": 12}},
+                                   "foundation": {"calculator": calculator, "device": "cpu"}}))
+    out = run_snakemake("--cores", "1", "--configfile", "config/test.yaml", "config/foundation.yaml", str(overlay),
+                        "--", str(target), timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    prov = json.loads((res / "data" / "provenance.json").read_text())
+    assert prov["labelled_by"]["name"] == calculator and (res / "data" / "source" / "dataset.npz").exists()
+    assert json.loads((res / "labels" / "atom_energies.json").read_text())["choice"] == "calculator"
+    assert not (res / "scratch" / "label_calculator").exists()
+    assert json.loads(target.read_text())["splits"]["test"]["force_rmse_eV_A"] > 0

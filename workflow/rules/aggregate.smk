@@ -61,6 +61,7 @@ rule claims:
         models=rules.aggregate.output.models,
         labels=CLAIMS_LABELS,
         noise_floor=RDF_NOISE_FLOOR,
+        foundation_cost=[FOUNDATION_COST] if FOUNDATION_COST_ON else [],
     output:
         csv=os.path.join(TABLES, "claims.csv"),
         md=os.path.join(TABLES, "claims.md"),
@@ -95,8 +96,13 @@ rule claims:
     params:
         cfg=AGG_JSON,
         labels=lambda wildcards, input: f"--labels {input.labels}" if input.labels else "",
+        foundation=lambda wildcards, input: (
+            (f"--foundation-cost {input.foundation_cost} " if input.foundation_cost else "")
+            + (f"--foundation-name {tsconfig.calculator_name(config)}" if FOUNDATION else "")
+        ),
     shell:
         "tsmlip claims --models {input.models} {params.labels} --rdf-noise-floor {input.noise_floor} --config-json {params.cfg:q}"
+        " {params.foundation}"
         " --out-csv {output.csv} --out-md {output.md} --out-html {output.html}"
         " --out-headline-csv {output.headline_csv} --out-headline-md {output.headline_md}"
         " --out-headline-html {output.headline_html} > {log} 2>&1"

@@ -47,6 +47,9 @@ ORACLE_LABELS = res("labels", "oracle_atom_energies.npz")
 CALCULATOR_LABELS = (
     LABELS if config["foundation"]["students_learn"] == "calculator" else res("labels", "calculator_atom_energies.npz")
 )
+#: the calculator's own MD cost (md.smk: calculator_cost), read by the claims' headline table
+FOUNDATION_COST = res("foundation", "cost.json")
+FOUNDATION_COST_ON = FOUNDATION and config["foundation"]["cost"]["enabled"]
 #: whether the HIPNN teacher(s) write LABELS (rule label_atom_energies): always, unless the calculator labels the students
 HIPNN_LABELS = not FOUNDATION or CALCULATOR_LABELS != LABELS
 SYNTHETIC = {name: res("synthetic", f"{name}.npz") for name in ("dataset", "split", "atom_energies")}
@@ -245,4 +248,12 @@ def aggregate_targets():
 
 def all_targets():
     """The files the default target (`all`) builds, stage by stage."""
-    return data_targets() + train_targets() + label_targets() + md_files() + rdf_targets() + aggregate_targets()
+    return (
+        data_targets()
+        + train_targets()
+        + label_targets()
+        + md_files()
+        + ([FOUNDATION_COST] if FOUNDATION_COST_ON else [])
+        + rdf_targets()
+        + aggregate_targets()
+    )

@@ -19,6 +19,7 @@ COMMANDS = {
     "label-calculator": "tsmlip.foundation:main",
     "synthesize": "tsmlip.synthetic:main",
     "md-timing": "tsmlip.md.timing:main",
+    "calculator-cost": "tsmlip.md.calculator_cost:main",
     "max-atoms": "tsmlip.md.probe:main",
     "rdf-md": "tsmlip.rdf:main_md",
     "rdf-error": "tsmlip.rdf:main_error",

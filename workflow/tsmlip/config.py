@@ -180,6 +180,14 @@ def _check_calculator(spec) -> None:
         raise ConfigError(f"config key 'foundation.calculator': calculator '{name}': cannot import {module!r}{hint}")
 
 
+def calculator_name(cfg: dict) -> str | None:
+    """The teacher calculator's display name (``foundation.calculator``), None when there is none."""
+    spec = (cfg.get("foundation") or {}).get("calculator")
+    if spec is None or isinstance(spec, str):
+        return spec
+    return str(spec.get("name") or spec["factory"])
+
+
 def has_reference_atom_energies(data_cfg: dict) -> bool:
     """Whether the configured data carry the reference potential's per-atom energies (``ref_atom_E``): the
     embedded EMT set always, an extended XYZ file when its first frame has an ``energies`` array (as ASE

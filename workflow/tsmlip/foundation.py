@@ -391,7 +391,7 @@ def main(argv=None) -> int:
     p.add_argument("--out-labels", required=True)
     a = p.parse_args(argv)
     spec = a.calculator
-    if spec.lstrip().startswith("{"):
+    if spec.lstrip().startswith(("{", '"')):  # the rule passes foundation.calculator as JSON
         spec = json.loads(spec)
     if a.threads:
         import torch
