@@ -1,5 +1,6 @@
 """A calculator as the teacher (tsmlip.foundation, docs/foundation.md): labels, refusals, resumable chunks,
 the generic factory form, CHGNet labelling a handful of configurations and a tiny student trained on them."""
+import importlib.util
 import json
 import time
 
@@ -278,3 +279,21 @@ def test_snakemake_label_calculator_rule_then_a_student(tmp_path):
     assert json.loads((res / "labels" / "atom_energies.json").read_text())["choice"] == "calculator"
     assert not (res / "scratch" / "label_calculator").exists()
     assert json.loads(target.read_text())["splits"]["test"]["force_rmse_eV_A"] > 0
+
+
+def test_config_refuses_a_calculator_that_cannot_be_imported(tmp_path):
+    from conftest import BASE_CONFIG, ROOT
+    from tsmlip.config import ConfigError, calculator_name, load_config
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(json.dumps({"foundation": {"calculator": {"factory": "no_such_package.calc:Calc"}}}))
+    with pytest.raises(ConfigError, match="foundation.calculator.*no_such_package"):
+        load_config(BASE_CONFIG, bad)
+    emt = tmp_path / "emt.yaml"
+    emt.write_text(json.dumps({"foundation": {"calculator": {"factory": "ase.calculators.emt:EMT", "name": "EMT"}}}))
+    cfg = load_config(BASE_CONFIG, emt)
+    assert calculator_name(cfg) == "EMT" and cfg["foundation"]["students_learn"] == "calculator"
+    assert load_config(BASE_CONFIG)["foundation"]["calculator"] is None
+    if importlib.util.find_spec("chgnet"):
+        cfg = load_config(BASE_CONFIG, ROOT / "config" / "foundation.yaml")
+        assert cfg["foundation"]["calculator"] == "chgnet" and cfg["rdf"]["experiment"]["enabled"]

@@ -50,7 +50,7 @@ CALCULATOR_LABELS = (
 #: the calculator's own MD cost (md.smk: calculator_cost), read by the claims' headline table
 FOUNDATION_COST = res("foundation", "cost.json")
 FOUNDATION_COST_ON = FOUNDATION and config["foundation"]["cost"]["enabled"]
-#: whether the HIPNN teacher(s) write LABELS (rule label_atom_energies): always, unless the calculator labels the students
+#: whether the HIPNN teacher(s) write LABELS (label.smk, label_atom_energies); always, unless the calculator labels them
 HIPNN_LABELS = not FOUNDATION or CALCULATOR_LABELS != LABELS
 SYNTHETIC = {name: res("synthetic", f"{name}.npz") for name in ("dataset", "split", "atom_energies")}
 
