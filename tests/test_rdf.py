@@ -407,3 +407,20 @@ def test_packaged_experimental_curves_are_found_through_the_package():
         assert pr == pytest.approx(r0, abs=0.05) and pg == pytest.approx(g0, abs=0.05)
     readme = resources.files("tsmlip.reference_data").joinpath("liquid_al_gr_experiment", "README.md").read_text()
     assert "BSD-3-Clause" in readme and "lanl/hippynn" in readme
+
+
+def test_rdf_md_with_the_teacher_calculator_equals_the_reference_run(tmp_path, test_cfg):
+    """rdf-md --calculator (foundation.liquid) runs the same MD as --reference: with the emt shortcut, the
+    same g(r) to the bit."""
+    cfg_json = json.dumps(dict(_tiny_settings(test_cfg), element=None, density_g_cm3=None, device="cpu"))
+    prov = tmp_path / "provenance.json"
+    prov.write_text(json.dumps({"species": [13]}))
+    run = [sys.executable, "-m", "tsmlip.cli", "rdf-md", "--config-json", cfg_json, "--data-provenance", str(prov)]
+    for who, out in ((["--reference", "emt"], "reference"), (["--calculator", '"emt"'], "calculator")):
+        subprocess.run(run + who + ["--out-csv", str(tmp_path / f"{out}.csv"), "--out-json",
+                                    str(tmp_path / f"{out}.json")], check=True, capture_output=True, text=True,
+                       timeout=300)
+    np.testing.assert_array_equal(rdf.read_curve(tmp_path / "reference.csv")[1],
+                                  rdf.read_curve(tmp_path / "calculator.csv")[1])
+    info = json.loads((tmp_path / "calculator.json").read_text())
+    assert info["model_id"] == "calculator:emt" and info["calculator"]["package"] == "ase"

@@ -162,6 +162,12 @@ def label_teachers(wildcards=None):
 MODEL_IDS = tsconfig.all_model_ids(config)
 #: the embedded data come from a potential that can run MD itself; external data (ANI-Al) have none
 RDF_REFERENCE = config["data"]["source"] == "emt" and not FOUNDATION  # with a calculator, EMT is not the reference
+#: the teacher calculator's own liquid (foundation.liquid; slow: GPU nodes), then the reference of error_vs_reference
+CALCULATOR_LIQUID = FOUNDATION and config["foundation"]["liquid"]
+#: the g(r) that error_vs_reference is taken against: EMT's (embedded data) or the teacher calculator's
+REFERENCE_RDF = (
+    res("foundation", "rdf.csv") if CALCULATOR_LIQUID else res("reference", "rdf.csv") if RDF_REFERENCE else None
+)
 #: the seed noise floor of the RDF error (rdf.smk), stated on the RDF rows of the claims table
 RDF_NOISE_FLOOR = res("rdf_noise", "noise_floor.json")
 
@@ -213,6 +219,7 @@ def rdf_targets():
     return (
         [model_file(m, "rdf_error.json") for m in MODEL_IDS]
         + ([res("reference", "rdf_peak.json")] if RDF_REFERENCE else [])
+        + ([res("foundation", "rdf_md.json")] if CALCULATOR_LIQUID else [])
         + [res("figures", "coverage.pdf"), RDF_NOISE_FLOOR]
     )
 

@@ -66,7 +66,7 @@ rule rdf_error:
         rdf=model_file("{kind}/{arch}/seed{seed}", "rdf.csv"),
         info=model_file("{kind}/{arch}/seed{seed}", "rdf_md.json"),
         teachers=[model_file(t, "rdf.csv") for t in RDF_TEACHERS],
-        reference=[res("reference", "rdf.csv")] if RDF_REFERENCE else [],
+        reference=[REFERENCE_RDF] if REFERENCE_RDF else [],
     output:
         model_file("{kind}/{arch}/seed{seed}", "rdf_error.json"),
     log:
@@ -83,7 +83,7 @@ rule rdf_error:
     params:
         model_id="{kind}/{arch}/seed{seed}",
         teacher_ids=" ".join(str(t) for t in RDF_TEACHERS),
-        reference=lambda wildcards, input: (f"--reference-rdf {input.reference}" if RDF_REFERENCE else ""),
+        reference=lambda wildcards, input: (f"--reference-rdf {input.reference}" if REFERENCE_RDF else ""),
         experiment=(
             f"--experiment --experiment-max-gap-K {RDF_CFG['experiment']['max_temperature_gap_K']}"
             f" --peak-halfwidth {RDF_CFG['peak_fit_halfwidth_A']}"
@@ -94,6 +94,37 @@ rule rdf_error:
         "tsmlip rdf-error --model-id {params.model_id} --rdf {input.rdf} --info {input.info}"
         " --teacher-rdf {input.teachers} --teacher-ids {params.teacher_ids} {params.reference}"
         " {params.experiment} --out {output} > {log} 2>&1"
+
+
+# The teacher calculator's own liquid (foundation.liquid, docs/foundation.md): the same MD as the models' with the
+# calculator on foundation.device; its g(r) is then the reference of every error_vs_reference. Slow on a CPU
+# (CHGNet: hours for the default liquid): meant for GPU nodes.
+if CALCULATOR_LIQUID:
+
+    rule rdf_calculator:
+        input:
+            provenance=res("data", "provenance.json"),
+        output:
+            rdf=res("foundation", "rdf.csv"),
+            info=res("foundation", "rdf_md.json"),
+        log:
+            res("logs", "rdf_calculator.log"),
+        benchmark:
+            res("benchmarks", "rdf_calculator.tsv")
+        conda:
+            CONDA_ENV
+        threads: config["foundation"]["torch_threads"]
+        resources:
+            gpu=lambda w: GPU_JOB if config["foundation"]["device"] != "cpu" else 0,
+            mem_mb=config["foundation"]["mem_mb"],
+            runtime=config["foundation"]["liquid_runtime_min"],
+        params:
+            calculator=json.dumps(config["foundation"]["calculator"]),
+            cfg=json.dumps(dict(json.loads(RDF_CFG_JSON), device=config["foundation"]["device"]), sort_keys=True),
+        shell:
+            "tsmlip rdf-md --calculator {params.calculator:q} --config-json {params.cfg:q}"
+            " --data-provenance {input.provenance} --threads {threads}"
+            " --out-csv {output.rdf} --out-json {output.info} > {log} 2>&1"
 
 
 # the dataset's coverage (closest pairs, densities, temperatures) against every liquid run

@@ -444,6 +444,8 @@ def main_md(argv: list[str] | None = None) -> int:
     who = p.add_mutually_exclusive_group(required=True)
     who.add_argument("--model", help="model.pt of a trained model")
     who.add_argument("--reference", choices=["emt"], help="run the reference potential instead")
+    who.add_argument("--calculator", help="run the teacher calculator instead (foundation.calculator as JSON: "
+                                          "chgnet, emt or {factory, kwargs}; docs/foundation.md)")
     p.add_argument("--model-id", default=None, help="name written into the JSON (default: the path)")
     p.add_argument("--config-json", required=True,
                    help="the rdf: section of the config as JSON (the rule passes it; see config/config.yaml)")
@@ -464,7 +466,7 @@ def main_md(argv: list[str] | None = None) -> int:
     from .elements import ElementError, model_species
 
     try:
-        if a.reference:
+        if a.reference or a.calculator:
             species = json.loads(Path(a.data_provenance).read_text())["species"] if a.data_provenance else None
             s = resolve_liquid(s, species, trained_on=f"the data ({a.data_provenance or 'no --data-provenance'})")
         else:
@@ -480,11 +482,26 @@ def main_md(argv: list[str] | None = None) -> int:
 
     # hippynn warns at every step with a pair below its sensitivity range; the collapse check reports it
     warnings.filterwarnings("ignore", message="Provided distances are underneath sensitivity range")
-    engine, kernels, pair_finder, calc, model = "ase", None, None, None, None
+    engine, kernels, pair_finder, calc, model, cinfo = "ase", None, None, None, None, None
     if a.reference:
         calc = reference_calculator(a.reference)
         device, name = f"cpu (ASE {a.reference.upper()}, numpy)", f"reference:{a.reference}"
         dev = "cpu"
+    elif a.calculator:
+        from .foundation import CalculatorError, make_calculator
+
+        spec = json.loads(a.calculator) if a.calculator.lstrip().startswith(("{", '"')) else a.calculator
+        if a.threads:
+            import torch
+
+            torch.set_num_threads(int(a.threads))
+        try:
+            calc, cinfo = make_calculator(spec, s["device"])
+        except CalculatorError as e:
+            print(f"tsmlip rdf-md: error: {e}", file=sys.stderr, flush=True)
+            return 2
+        dev = cinfo["device"]
+        device, name = f"{dev} ({cinfo['name']} {cinfo.get('version')})", a.model_id or f"calculator:{cinfo['name']}"
     else:
         import torch
 
@@ -551,6 +568,7 @@ def main_md(argv: list[str] | None = None) -> int:
         "device": device,
         "engine": run.engine,
         "pair_finder": pair_finder if run.engine == "torch" else ("ase.neighborlist" if model else None),
+        "calculator": cinfo if a.calculator else None,
         "hippynn_kernels": kernels,
         "seed": int(s["seed"]),
         "settings": s,
