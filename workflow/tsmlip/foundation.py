@@ -374,6 +374,10 @@ def label_dataset(spec, dataset_path: str, out_dataset: str, out_labels: str, to
     atomic_write_text(Path(out_labels).with_suffix(".json"), json.dumps(summary, indent=2))
     if scratch:
         shutil.rmtree(scratch, ignore_errors=True)
+        try:  # its parent too, when nothing else is in it
+            Path(scratch).parent.rmdir()
+        except OSError:
+            pass
     return summary
 
 
