@@ -900,7 +900,13 @@ def headline_human(table: pd.DataFrame) -> pd.DataFrame:
     })
     if "foundation" in table:  # rows against the teacher calculator itself (foundation_headline)
         out["foundation model"] = table["foundation"].map(fmt)
-        out["student vs foundation model"] = [ratio(v, m) for v, m in zip(table["vs_foundation"], table["meaning"])]
+        def versus(v, meaning):  # ratios of 1,000x and of 1/1,000: three significant digits
+            if not np.isfinite(v):
+                return "-"
+            text = f"{v:,.0f}" if v >= 100 else f"{v:.3g}"
+            return f"{text}x faster" if meaning.startswith("speed") else f"{text}x the memory"
+
+        out["student vs foundation model"] = [versus(v, m) for v, m in zip(table["vs_foundation"], table["meaning"])]
     return out
 
 
