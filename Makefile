@@ -1,6 +1,7 @@
 # Two commands on a fresh machine (see README.md):
 #   make run    install (a venv in .venv with the pinned packages) and run the whole workflow
-#   make test   install and run the test suite
+#   make test   install and run the test suite (with the optional group `foundation`: CHGNet, envs/foundation.txt)
+#   make foundation   only install that optional group into the venv (docs/foundation.md)
 #   make gpu-wheels   what scripts/gpu_campaign.py needs on a GPU machine without network (docs/md.md)
 # Snakemake finds the workstation profile profiles/default/ by itself (run from the repository root).
 PYTHON ?= python3
@@ -8,7 +9,7 @@ VENV   ?= .venv
 CORES  ?= all
 BIN     = $(VENV)/bin
 
-.PHONY: run test test-slow test-slurm dry-run report clean-venv gpu-wheels
+.PHONY: run test test-slow test-slurm dry-run report clean-venv gpu-wheels foundation
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +19,20 @@ $(VENV)/.installed: $(BIN)/activate envs/requirements.txt pyproject.toml
 	$(BIN)/pip install -r envs/requirements.txt
 	$(BIN)/pip install --no-deps -e .
 	touch $@
+
+# the optional group `foundation` (CHGNet as the teacher): the exact set, without dependency resolution so that
+# torch stays the pinned one; then nvidia-ml-py again (chgnet's nvidia-ml-py3 ships an old pynvml.py)
+NVML_PIN = $(shell grep '^nvidia-ml-py==' envs/requirements.txt)
+
+$(VENV)/.foundation: $(VENV)/.installed envs/foundation.txt
+	$(BIN)/pip install --no-deps -r envs/foundation.txt
+	$(BIN)/pip install --no-deps --force-reinstall $(NVML_PIN)
+	touch $@
+
+foundation: $(VENV)/.foundation
+
+# the test suite runs the CHGNet tests too (they skip where chgnet is missing)
+test: $(VENV)/.foundation
 
 run: $(VENV)/.installed
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --cores $(CORES)

@@ -371,3 +371,56 @@ def test_torch_engine_liquid_cli_records_engine(tmp_path, test_cfg, tiny_model):
     assert rdf.main_md(["--model", str(tiny_model), "--config-json", json.dumps(cfg), "--engine", "ase",
                         "--out-csv", str(tmp_path / "a.csv"), "--out-json", str(tmp_path / "a.json")]) == 0
     assert json.loads((tmp_path / "a.json").read_text())["engine"] == "ase"
+
+
+# --- rdf.experiment: the comparison with the measured liquid-Al g(r) (docs/foundation.md) -----------------
+def test_experiment_error_on_a_synthetic_curve_is_known():
+    from tsmlip.rdf import compare_with_experiment, r_grid
+
+    r_e = np.arange(0, 10.0001, 0.05)
+    g_e = np.where(r_e > 2.0, 1.0 + 1.5 * np.exp(-((r_e - 2.8) / 0.6) ** 2), 0.0)
+    curves = {943.0: (r_e, g_e + 5.0), 1198.0: (r_e, g_e), 1323.0: (r_e, g_e - 5.0)}
+    r = r_grid(6.0, 60)  # the model's grid: bin centres 0.05, 0.15, ..., 5.95
+    g = np.interp(r, r_e, g_e) + 0.1  # off by 0.1 everywhere: error 0.1 x 6 A
+    out = compare_with_experiment(r, g, 1200.0, curves=curves, max_gap_K=150)
+    assert out["experiment_temperature_K"] == 1198.0  # the nearest temperature
+    assert out["error_vs_experiment"] == pytest.approx(0.6, abs=1e-9)
+    assert out["first_peak_r_shift_vs_experiment_A"] == pytest.approx(0.0, abs=0.02)
+    assert out["first_peak_g_diff_vs_experiment"] == pytest.approx(0.1, abs=0.02)
+    far = compare_with_experiment(r, g, 2000.0, curves=curves, max_gap_K=150)
+    assert far["error_vs_experiment"] is None and "more than" in far["experiment_note"]
+    assert compare_with_experiment(r, g, 1200.0, element="Cu")["error_vs_experiment"] is None
+
+
+def test_packaged_experimental_curves_are_found_through_the_package():
+    from importlib import resources
+
+    from tsmlip.rdf import experimental_curves, first_peak, read_experiment
+
+    curves = experimental_curves("Al")
+    assert sorted(curves) == [943.0, 1023.0, 1123.0, 1198.0, 1323.0]
+    for t, (r0, g0) in {943.0: (2.80, 2.83), 1198.0: (2.75, 2.51), 1323.0: (2.75, 2.22)}.items():
+        r, g = read_experiment(curves[t])  # the data's README: first peaks
+        assert len(r) == 201 and r[1] - r[0] == pytest.approx(0.05)
+        assert r[np.argmax(g)] == pytest.approx(r0, abs=1e-6) and g.max() == pytest.approx(g0, abs=0.01)
+        pr, pg = first_peak(r, g, 0.2)  # the parabola through the top bins, as for the models
+        assert pr == pytest.approx(r0, abs=0.05) and pg == pytest.approx(g0, abs=0.05)
+    readme = resources.files("tsmlip.reference_data").joinpath("liquid_al_gr_experiment", "README.md").read_text()
+    assert "BSD-3-Clause" in readme and "lanl/hippynn" in readme
+
+
+def test_rdf_md_with_the_teacher_calculator_equals_the_reference_run(tmp_path, test_cfg):
+    """rdf-md --calculator (foundation.liquid) runs the same MD as --reference: with the emt shortcut, the
+    same g(r) to the bit."""
+    cfg_json = json.dumps(dict(_tiny_settings(test_cfg), element=None, density_g_cm3=None, device="cpu"))
+    prov = tmp_path / "provenance.json"
+    prov.write_text(json.dumps({"species": [13]}))
+    run = [sys.executable, "-m", "tsmlip.cli", "rdf-md", "--config-json", cfg_json, "--data-provenance", str(prov)]
+    for who, out in ((["--reference", "emt"], "reference"), (["--calculator", '"emt"'], "calculator")):
+        subprocess.run(run + who + ["--out-csv", str(tmp_path / f"{out}.csv"), "--out-json",
+                                    str(tmp_path / f"{out}.json")], check=True, capture_output=True, text=True,
+                       timeout=300)
+    np.testing.assert_array_equal(rdf.read_curve(tmp_path / "reference.csv")[1],
+                                  rdf.read_curve(tmp_path / "calculator.csv")[1])
+    info = json.loads((tmp_path / "calculator.json").read_text())
+    assert info["model_id"] == "calculator:emt" and info["calculator"]["package"] == "ase"

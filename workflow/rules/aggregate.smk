@@ -67,6 +67,7 @@ rule claims:
         models=rules.aggregate.output.models,
         labels=CLAIMS_LABELS,
         noise_floor=RDF_NOISE_FLOOR,
+        foundation_cost=[FOUNDATION_COST] if FOUNDATION_COST_ON else [],
     output:
         csv=os.path.join(TABLES, "claims.csv"),
         md=os.path.join(TABLES, "claims.md"),
@@ -102,8 +103,13 @@ rule claims:
         code=CODE_VERSION,
         cfg=AGG_JSON,
         labels=lambda wildcards, input: f"--labels {shlex.quote(input.labels[0])}" if input.labels else "",
+        foundation=lambda wildcards, input: (
+            (f"--foundation-cost {shlex.quote(input.foundation_cost[0])} " if input.foundation_cost else "")
+            + (f"--foundation-name {shlex.quote(tsconfig.calculator_name(config))}" if FOUNDATION else "")
+        ),
     shell:
         "tsmlip claims --models {input.models:q} {params.labels} --rdf-noise-floor {input.noise_floor:q} --config-json {params.cfg:q}"
+        " {params.foundation}"
         " --out-csv {output.csv:q} --out-md {output.md:q} --out-html {output.html:q}"
         " --out-headline-csv {output.headline_csv:q} --out-headline-md {output.headline_md:q}"
         " --out-headline-html {output.headline_html:q} > {log:q} 2>&1"

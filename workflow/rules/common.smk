@@ -37,11 +37,26 @@ def model_file(model_id, name):
 CONDA_ENV = "../../envs/tsmlip.yaml"
 
 DATASET = res("data", "dataset.npz")
+#: a calculator as the teacher (foundation.calculator, docs/foundation.md): the data stage writes the geometries'
+#: dataset under data/source/, and `label_calculator` relabels it into DATASET (E, F, ref_atom_E: the calculator's)
+FOUNDATION = config["foundation"]["calculator"] is not None
+SOURCE_DATASET = res("data", "source", "dataset.npz") if FOUNDATION else DATASET
 SPLIT = res("data", "split.npz")
 LABELS = res("labels", "atom_energies.npz")
 #: beyond the paper (docs/beyond.md): the reference's own atom energies (student_oracle) and the ground truth
 #: plus teacher-generated configurations with their split and labels (student_synthetic)
 ORACLE_LABELS = res("labels", "oracle_atom_energies.npz")
+#: the calculator's atom energies: the students' labels (foundation.students_learn: calculator), or, for the
+#: two-step distillation (students_learn: teacher: the HIPNN teacher learns the calculator's E/F and labels the
+#: students), a file of their own
+CALCULATOR_LABELS = (
+    LABELS if config["foundation"]["students_learn"] == "calculator" else res("labels", "calculator_atom_energies.npz")
+)
+#: the calculator's own MD cost (md.smk: calculator_cost), read by the claims' headline table
+FOUNDATION_COST = res("foundation", "cost.json")
+FOUNDATION_COST_ON = FOUNDATION and config["foundation"]["cost"]["enabled"]
+#: whether the HIPNN teacher(s) write LABELS (label.smk, label_atom_energies); always, unless the calculator labels them
+HIPNN_LABELS = not FOUNDATION or CALCULATOR_LABELS != LABELS
 SYNTHETIC = {name: res("synthetic", f"{name}.npz") for name in ("dataset", "split", "atom_energies")}
 
 
@@ -174,7 +189,13 @@ def label_teachers(wildcards=None):
 # Every stage's final files, computed from the configuration alone (never from what exists on disk).
 MODEL_IDS = tsconfig.all_model_ids(config)
 #: the embedded data come from a potential that can run MD itself; external data (ANI-Al) have none
-RDF_REFERENCE = config["data"]["source"] == "emt"
+RDF_REFERENCE = config["data"]["source"] == "emt" and not FOUNDATION  # with a calculator, EMT is not the reference
+#: the teacher calculator's own liquid (foundation.liquid; slow: GPU nodes), then the reference of error_vs_reference
+CALCULATOR_LIQUID = FOUNDATION and config["foundation"]["liquid"]
+#: the g(r) that error_vs_reference is taken against: EMT's (embedded data) or the teacher calculator's
+REFERENCE_RDF = (
+    res("foundation", "rdf.csv") if CALCULATOR_LIQUID else res("reference", "rdf.csv") if RDF_REFERENCE else None
+)
 #: the seed noise floor of the RDF error (rdf.smk), stated on the RDF rows of the claims table
 RDF_NOISE_FLOOR = res("rdf_noise", "noise_floor.json")
 
@@ -233,6 +254,7 @@ def label_targets():
     kinds = config["sweep"]["kinds"]
     return (
         [LABELS]
+        + ([CALCULATOR_LABELS] if FOUNDATION else [])
         + ([ORACLE_LABELS] if "student_oracle" in kinds else [])
         + ([SYNTHETIC["dataset"]] if "student_synthetic" in kinds else [])
     )
@@ -242,6 +264,7 @@ def rdf_targets():
     return (
         [model_file(m, "rdf_error.json") for m in MODEL_IDS]
         + ([res("reference", "rdf_peak.json")] if RDF_REFERENCE else [])
+        + ([res("foundation", "rdf_md.json")] if CALCULATOR_LIQUID else [])
         + [res("figures", "coverage.pdf"), RDF_NOISE_FLOOR]
     )
 
@@ -277,4 +300,12 @@ def aggregate_targets():
 
 def all_targets():
     """The files the default target (`all`) builds, stage by stage."""
-    return data_targets() + train_targets() + label_targets() + md_files() + rdf_targets() + aggregate_targets()
+    return (
+        data_targets()
+        + train_targets()
+        + label_targets()
+        + md_files()
+        + ([FOUNDATION_COST] if FOUNDATION_COST_ON else [])
+        + rdf_targets()
+        + aggregate_targets()
+    )

@@ -5,8 +5,8 @@ if config["data"]["source"] == "emt":
 
     rule generate_dataset:
         output:
-            data=DATASET,
-            provenance=res("data", "provenance.json"),
+            data=SOURCE_DATASET,
+            provenance=os.path.join(os.path.dirname(SOURCE_DATASET), "provenance.json"),
         log:
             res("logs", "generate_dataset.log"),
         benchmark:
@@ -44,8 +44,8 @@ else:
         input:
             DATA_FILES,
         output:
-            data=DATASET,
-            provenance=res("data", "provenance.json"),
+            data=SOURCE_DATASET,
+            provenance=os.path.join(os.path.dirname(SOURCE_DATASET), "provenance.json"),
         log:
             res("logs", "prepare_dataset.log"),
         benchmark:

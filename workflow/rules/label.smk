@@ -1,29 +1,69 @@
 # The teacher's atom energies for every configuration (all splits): the students' extra targets; and the
 # labels and data of the two kinds beyond the paper (docs/beyond.md).
-rule label_atom_energies:
-    input:
-        teachers=label_teachers,
-        data=DATASET,
-    output:
-        labels=LABELS,
-        info=res("labels", "atom_energies.json"),
-    log:
-        res("logs", "label_atom_energies.log"),
-    benchmark:
-        res("benchmarks", "label_atom_energies.tsv")
-    conda:
-        CONDA_ENV
-    threads: config["training"]["torch_threads"]
-    resources:
-        mem_mb=4000,
-        runtime=60,
-    params:
-        code=CODE_VERSION,
-        choice=config["labels"]["teacher"],
-        tol=config["labels"]["sum_tolerance_eV"],
-    shell:
-        "tsmlip label --teacher {input.teachers:q} --choice {params.choice:q} --dataset {input.data:q}"
-        " --tolerance {params.tol} --device cpu --out {output.labels:q} > {log:q} 2>&1"
+# A calculator as the teacher (foundation.calculator, docs/foundation.md): the data stage's geometries relabelled
+# with its energies, forces and per-atom energies (dataset.npz, which every later rule reads) and its atom energies
+# as labels; resumable in chunks under scratch/, the outputs written only when every configuration is labelled.
+if FOUNDATION:
+
+    rule label_calculator:
+        input:
+            data=SOURCE_DATASET,
+        output:
+            data=DATASET,
+            provenance=res("data", "provenance.json"),
+            labels=CALCULATOR_LABELS,
+            info=CALCULATOR_LABELS.replace(".npz", ".json"),
+        log:
+            res("logs", "label_calculator.log"),
+        benchmark:
+            res("benchmarks", "label_calculator.tsv")
+        conda:
+            CONDA_ENV
+        threads: config["foundation"]["torch_threads"]
+        resources:
+            gpu=lambda w: GPU_JOB if config["foundation"]["device"] != "cpu" else 0,
+            mem_mb=config["foundation"]["mem_mb"],
+            runtime=config["foundation"]["runtime_min"],
+        params:
+            code=CODE_VERSION,
+            calculator=json.dumps(config["foundation"]["calculator"]),
+            tol=config["labels"]["sum_tolerance_eV"],
+            device=config["foundation"]["device"],
+            chunk=config["foundation"]["chunk_size"],
+            scratch=res("scratch", "label_calculator"),
+        shell:
+            "tsmlip label-calculator --calculator {params.calculator:q} --dataset {input.data:q}"
+            " --tolerance {params.tol} --device {params.device:q} --chunk-size {params.chunk} --threads {threads}"
+            " --scratch {params.scratch:q} --out-dataset {output.data:q} --out-labels {output.labels:q} > {log:q} 2>&1"
+
+
+# the HIPNN teacher(s) label the students, unless the calculator does (foundation.students_learn: calculator)
+if HIPNN_LABELS:
+
+    rule label_atom_energies:
+        input:
+            teachers=label_teachers,
+            data=DATASET,
+        output:
+            labels=LABELS,
+            info=res("labels", "atom_energies.json"),
+        log:
+            res("logs", "label_atom_energies.log"),
+        benchmark:
+            res("benchmarks", "label_atom_energies.tsv")
+        conda:
+            CONDA_ENV
+        threads: config["training"]["torch_threads"]
+        resources:
+            mem_mb=4000,
+            runtime=60,
+        params:
+            code=CODE_VERSION,
+            choice=config["labels"]["teacher"],
+            tol=config["labels"]["sum_tolerance_eV"],
+        shell:
+            "tsmlip label --teacher {input.teachers:q} --choice {params.choice:q} --dataset {input.data:q}"
+            " --tolerance {params.tol} --device cpu --out {output.labels:q} > {log:q} 2>&1"
 
 
 # student_oracle: the reference potential's own per-atom energies (config.validate refuses data without them)

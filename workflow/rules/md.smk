@@ -61,3 +61,36 @@ rule max_atoms:
     shell:
         "tsmlip max-atoms --model {input.model:q} --model-id {params.model_id:q} --config-json {params.cfg:q}"
         " --out {output:q} > {log:q} 2>&1"
+
+
+# The teacher calculator's own MD cost (foundation.cost, docs/foundation.md): time per atom-step and memory per
+# atom by the models' protocol on a smaller system; the headline table's student-vs-foundation ratios.
+if FOUNDATION and config["foundation"]["cost"]["enabled"]:
+
+    rule calculator_cost:
+        input:
+            provenance=res("data", "provenance.json"),
+        output:
+            FOUNDATION_COST,
+        log:
+            res("logs", "calculator_cost.log"),
+        benchmark:
+            res("benchmarks", "calculator_cost.tsv")
+        conda:
+            CONDA_ENV
+        threads: config["foundation"]["torch_threads"]
+        resources:
+            gpu=lambda w: GPU_JOB if config["foundation"]["device"] != "cpu" else 0,
+            md_device=1,
+            mem_mb=config["foundation"]["mem_mb"],
+            runtime=config["foundation"]["cost"]["runtime_min"],
+        params:
+            code=CODE_VERSION,
+            calculator=json.dumps(config["foundation"]["calculator"]),
+            md=json.dumps(config["md"]),
+            cost=json.dumps(config["foundation"]["cost"]),
+            device=config["foundation"]["device"],
+        shell:
+            "tsmlip calculator-cost --calculator {params.calculator:q} --species-from {input.provenance:q}"
+            " --md-config-json {params.md:q} --cost-json {params.cost:q} --device {params.device:q}"
+            " --threads {threads} --out {output:q} > {log:q} 2>&1"

@@ -7,7 +7,8 @@
 import json
 
 RDF_CFG = config["rdf"]
-RDF_CFG_JSON = json.dumps(RDF_CFG, sort_keys=True)
+# the MD reads every rdf: key but the comparison with experiment (a change there reruns rdf_error only)
+RDF_CFG_JSON = json.dumps({k: v for k, v in RDF_CFG.items() if k != "experiment"}, sort_keys=True)
 RDF_TEACHERS = tsconfig.teacher_ids(config)
 
 
@@ -67,7 +68,7 @@ rule rdf_error:
         rdf=model_file("{kind}/{arch}/seed{seed}", "rdf.csv"),
         info=model_file("{kind}/{arch}/seed{seed}", "rdf_md.json"),
         teachers=[model_file(t, "rdf.csv") for t in RDF_TEACHERS],
-        reference=[res("reference", "rdf.csv")] if RDF_REFERENCE else [],
+        reference=[REFERENCE_RDF] if REFERENCE_RDF else [],
     output:
         model_file("{kind}/{arch}/seed{seed}", "rdf_error.json"),
     log:
@@ -86,12 +87,50 @@ rule rdf_error:
         model_id="{kind}/{arch}/seed{seed}",
         teacher_ids=" ".join(str(t) for t in RDF_TEACHERS),
         reference=lambda wildcards, input: (
-            f"--reference-rdf {shlex.quote(input.reference[0])}" if RDF_REFERENCE else ""
+            f"--reference-rdf {shlex.quote(input.reference[0])}" if REFERENCE_RDF else ""
+        ),
+        experiment=(
+            f"--experiment --experiment-max-gap-K {RDF_CFG['experiment']['max_temperature_gap_K']}"
+            f" --peak-halfwidth {RDF_CFG['peak_fit_halfwidth_A']}"
+            if RDF_CFG["experiment"]["enabled"]
+            else ""
         ),
     shell:
         "tsmlip rdf-error --model-id {params.model_id:q} --rdf {input.rdf:q} --info {input.info:q}"
         " --teacher-rdf {input.teachers:q} --teacher-ids {params.teacher_ids} {params.reference}"
-        " --out {output:q} > {log:q} 2>&1"
+        " {params.experiment} --out {output:q} > {log:q} 2>&1"
+
+
+# The teacher calculator's own liquid (foundation.liquid, docs/foundation.md): the same MD as the models' with the
+# calculator on foundation.device; its g(r) is then the reference of every error_vs_reference. Slow on a CPU
+# (CHGNet: hours for the default liquid): meant for GPU nodes.
+if CALCULATOR_LIQUID:
+
+    rule rdf_calculator:
+        input:
+            provenance=res("data", "provenance.json"),
+        output:
+            rdf=res("foundation", "rdf.csv"),
+            info=res("foundation", "rdf_md.json"),
+        log:
+            res("logs", "rdf_calculator.log"),
+        benchmark:
+            res("benchmarks", "rdf_calculator.tsv")
+        conda:
+            CONDA_ENV
+        threads: config["foundation"]["torch_threads"]
+        resources:
+            gpu=lambda w: GPU_JOB if config["foundation"]["device"] != "cpu" else 0,
+            mem_mb=config["foundation"]["mem_mb"],
+            runtime=config["foundation"]["liquid_runtime_min"],
+        params:
+            code=CODE_VERSION,
+            calculator=json.dumps(config["foundation"]["calculator"]),
+            cfg=json.dumps(dict(json.loads(RDF_CFG_JSON), device=config["foundation"]["device"]), sort_keys=True),
+        shell:
+            "tsmlip rdf-md --calculator {params.calculator:q} --config-json {params.cfg:q}"
+            " --data-provenance {input.provenance:q} --threads {threads}"
+            " --out-csv {output.rdf:q} --out-json {output.info:q} > {log:q} 2>&1"
 
 
 # the dataset's coverage (closest pairs, densities, temperatures) against every liquid run
@@ -149,7 +188,7 @@ rule rdf_md_noise_seed:
     params:
         code=CODE_VERSION,
         model_id=f"{NOISE_TEACHER} (seed {RDF_CFG['noise_seed']})",
-        cfg=json.dumps(dict(RDF_CFG, seed=RDF_CFG["noise_seed"]), sort_keys=True),
+        cfg=json.dumps(dict(json.loads(RDF_CFG_JSON), seed=RDF_CFG["noise_seed"]), sort_keys=True),
     shell:
         "tsmlip rdf-md --model {input.model:q} --model-id {params.model_id:q} --config-json {params.cfg:q}"
         " --threads {threads} --out-csv {output.rdf:q} --out-json {output.info:q} > {log:q} 2>&1"

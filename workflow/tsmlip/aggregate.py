@@ -93,7 +93,10 @@ BUDGET_CHECK_ERROR = "test_force_rmse_eV_A"
 BUDGET_CHECK_COLUMNS = (*(f"budget_check_{m}" for m in BUDGET_CHECK_METRICS), "budget_check_relative_change",
                         "budget_check_stopped_by", "budget_check_epochs")
 RDF_KEYS = ("error_vs_teacher", "error_vs_reference", "first_peak_r_A", "first_peak_g", "stable", "melted", "clean",
-            "melt_indicator", "min_pair_distance_A", "definition")
+            "melt_indicator", "min_pair_distance_A", "definition",
+            # rdf.experiment (docs/foundation.md); absent (NaN) when the comparison is off
+            "error_vs_experiment", "experiment_temperature_K", "experiment_first_peak_r_A", "experiment_first_peak_g",
+            "first_peak_r_shift_vs_experiment_A", "first_peak_g_diff_vs_experiment")
 #: identifying columns of a model row; the rest are measurements
 ID_COLUMNS = ("model_id", "kind", "arch", "width", "n_sensitivities", "n_atom_layers", "seed")
 GROUP_COLUMNS = ("kind", "arch", "width", "n_sensitivities", "n_atom_layers")

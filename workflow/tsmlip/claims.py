@@ -850,6 +850,94 @@ def gate(claim: Claim, models: pd.DataFrame, cfg: dict, noise_floor_A: float | N
     return claim
 
 
+# ------------------------------------------------------------------------------------------------------ foundation
+#: rdf.experiment (docs/foundation.md): each model's g(r) against the measured liquid-Al g(r)
+RDF_EXPERIMENT = "rdf_error_vs_experiment"
+FOUNDATION_PAPER = ("(not in the paper: a foundation model as the teacher, docs/foundation.md; the seed paper's "
+                    "method with a pretrained universal potential's per-atom energies as the knowledge)")
+
+
+def foundation_claims(models: pd.DataFrame, cfg: dict, noise_floor_A: float | None = None,
+                      calculator: str | None = None) -> list[Claim]:
+    """"Students of a foundation model reproduce the experimental liquid structure as well as the teacher":
+    per student (each architecture and seed), d = its RDF error against experiment minus the teachers' mean
+    one; the claim holds when the interval of ``noise floor - d`` lies above zero, i.e. the students are no
+    worse than the teacher by more than the seed noise floor of the RDF error (non-inferiority with the noise
+    floor as margin). The teacher is the HIPNN teacher trained on the calculator's labels (the calculator's own
+    liquid is not run: too slow on a CPU). One row per distilled kind present (student, student_oracle)."""
+    if RDF_EXPERIMENT not in models or not models[RDF_EXPERIMENT].notna().any():
+        return []
+    conf, power = cfg["confidence"], cfg["power"]
+    teach = models[(models["kind"] == "teacher") & models[RDF_EXPERIMENT].notna()]
+    who = f"students of {calculator}" if calculator else "students"
+    rows = []
+    for kind in ("student", "student_oracle"):
+        sub = models[(models["kind"] == kind) & models[RDF_EXPERIMENT].notna()]
+        if sub.empty:
+            continue
+        compared = list(sub["model_id"].astype(str)) + list(teach["model_id"].astype(str))
+        claim = f"{who} ({kind}) reproduce the experimental liquid structure as well as the teacher"
+        t_mean = float(teach[RDF_EXPERIMENT].mean()) if len(teach) else math.nan
+        detail = (f"teacher {', '.join(teach['model_id'].astype(str))}: {t_mean:.3g} A" if len(teach)
+                  else "no teacher liquid compared with experiment")
+        if noise_floor_A is None or not np.isfinite(noise_floor_A) or not len(teach):
+            t = Test("non-inferiority within the seed noise floor, model = unit",
+                     note="no seed noise floor of the RDF error" if len(teach) else "no teacher value")
+        else:
+            d = sub[RDF_EXPERIMENT].astype(float) - t_mean
+            t = cs.one_sample(noise_floor_A - d, 0.0, conf, power,
+                              "one-sample t of (noise floor - (student - teacher)), model = unit")
+            detail += f"; seed noise floor of the RDF error {noise_floor_A:.3g} A (the margin)"
+        first = "rdf_first_peak_r_shift_vs_experiment_A"
+        if first in sub and sub[first].notna().any():
+            detail += f"; students' first-peak shift vs experiment {float(sub[first].mean()):+.3f} A"
+            if first in teach and teach[first].notna().any():
+                detail += f", teacher's {float(teach[first].mean()):+.3f} A"
+        row = make_claim("foundation model", claim, FOUNDATION_PAPER,
+                         "liquid-Al RDF error vs the experimental g(r) (A)", t,
+                         f"{kind} (every architecture and seed) vs the teacher's mean", detail,
+                         unit="A: noise floor - (student - teacher) error vs experiment", unit_of_n="models",
+                         baseline_mean=t_mean, claimed_mean=float(sub[RDF_EXPERIMENT].mean()), compared=compared)
+        # the liquid gate of the RDF rows (gate_liquid keys on the metric's name): every run must be clean
+        metric, row.metric = row.metric, METRIC_NAMES[RDF_TEACHER]
+        row = gate_liquid(gate_convergence(row, models), models, None)
+        row.metric = metric
+        rows.append(row)
+    return rows
+
+
+def foundation_headline(models: pd.DataFrame, cost: dict | None) -> pd.DataFrame:
+    """Headline rows against the foundation model itself: the most accurate student's MD time per atom-step
+    (ase engine: the calculator runs on it) and memory per atom over the calculator's own
+    (:mod:`tsmlip.md.calculator_cost`; its smaller system is named in ``meaning``)."""
+    cols = ["device", "quantity", "unit", "best_student", "student", "foundation", "vs_foundation", "meaning"]
+    best = best_student_arch(models)
+    if not cost or best is None:
+        return pd.DataFrame(columns=cols)
+    name = (cost.get("calculator") or {}).get("name", "calculator")
+    rows = []
+    col = "md_ase_us_per_atom_step"
+    sel = models[(models["arch"] == best) & models[col].notna()] if col in models else models.iloc[0:0]
+    s = float(sel[col].mean()) if len(sel) else math.nan
+    f = cost.get("us_per_atom_step") or math.nan
+    rows.append({"device": cost.get("device"), "quantity": "MD time per step per atom (ase)", "unit": "us",
+                 "best_student": best, "student": s, "foundation": f, "vs_foundation": f / s if s else math.nan,
+                 "meaning": f"speed-up: {name}'s time / student's ({name} on {cost.get('n_atoms')} atoms, the "
+                            f"models on {cost.get('models_n_atoms')})"})
+    for mcol in ("memory_per_atom_slope_bytes", "memory_per_atom_bytes"):
+        if mcol in models and models[mcol].notna().any():
+            sel = models[(models["arch"] == best) & models[mcol].notna()]
+            s = float(sel[mcol].mean()) if len(sel) else math.nan
+            f = cost.get("memory_per_atom_slope_bytes") or math.nan
+            rows.append({"device": cost.get("device"), "quantity": f"memory per atom ({mcol})", "unit": "bytes",
+                         "best_student": best, "student": s, "foundation": f,
+                         "vs_foundation": s / f if f else math.nan,
+                         "meaning": f"memory fraction: student / {name} ({name}: slope of one force call's peak "
+                                    f"memory over {[r['n_atoms'] for r in cost.get('memory_sizes', [])]} atoms)"})
+            break
+    return pd.DataFrame(rows, columns=cols)
+
+
 # ------------------------------------------------------------------------------------------------------ table
 
 
@@ -970,7 +1058,7 @@ def headline_human(table: pd.DataFrame) -> pd.DataFrame:
             return f"{100 * v:+.1f}%"
         return f"{v:.2f}x faster" if meaning.startswith("speed") else f"{v:.2f}x the memory"
 
-    return pd.DataFrame({
+    out = pd.DataFrame({
         "device": table["device"],
         "quantity": [f"{q} ({u})" for q, u in zip(table["quantity"], table["unit"])],
         "best student": table["best_student"],
@@ -980,6 +1068,16 @@ def headline_human(table: pd.DataFrame) -> pd.DataFrame:
         "control (same architecture)": table["control"].map(fmt),
         "student vs control": [ratio(v, m) for v, m in zip(table["vs_control"], table["meaning"])],
     })
+    if "foundation" in table:  # rows against the teacher calculator itself (foundation_headline)
+        out["foundation model"] = table["foundation"].map(fmt)
+        def versus(v, meaning):  # ratios of 1,000x and of 1/1,000: three significant digits
+            if not np.isfinite(v):
+                return "-"
+            text = f"{v:,.0f}" if v >= 100 else f"{v:.3g}"
+            return f"{text}x faster" if meaning.startswith("speed") else f"{text}x the memory"
+
+        out["student vs foundation model"] = [versus(v, m) for v, m in zip(table["vs_foundation"], table["meaning"])]
+    return out
 
 
 HEADLINE_INTRO = (
@@ -1118,6 +1216,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config-json", required=True, help="the config's aggregate section, as JSON")
     ap.add_argument("--rdf-noise-floor", default=None,
                     help="rdf_noise/noise_floor.json: the RDF error between two teacher liquids of different seeds")
+    ap.add_argument("--foundation-cost", default=None,
+                    help="foundation/cost.json: the teacher calculator's own MD cost (docs/foundation.md)")
+    ap.add_argument("--foundation-name", default=None, help="the teacher calculator's name (foundation claims)")
     ap.add_argument("--out-csv", required=True)
     ap.add_argument("--out-md", required=True)
     ap.add_argument("--out-html", default=None)
@@ -1134,6 +1235,10 @@ def main(argv: list[str] | None = None) -> int:
         floor = json.loads(Path(args.rdf_noise_floor).read_text()).get("error_vs_teacher")
         floor = float(floor) if floor is not None else None
     claims = all_claims(models, labels, cfg, floor)
+    extra = foundation_claims(models, cfg, floor, args.foundation_name)
+    if extra:
+        claims = pd.concat([claims, pd.DataFrame([{k: v for k, v in asdict(r).items() if k != "compared"}
+                                                  for r in extra], columns=COLUMNS)], ignore_index=True)
     Path(args.out_csv).parent.mkdir(parents=True, exist_ok=True)
     claims.to_csv(args.out_csv, index=False)
     Path(args.out_md).write_text(claims_markdown(claims, cfg))
@@ -1141,6 +1246,10 @@ def main(argv: list[str] | None = None) -> int:
         notes = "".join(f"<p>{html.escape(p.replace('**', '').replace('*', ''))}</p>" for p in verdict_rule_text(cfg))
         write_html_table(human_table(claims), args.out_html, "The paper's claims, tested on this run", notes)
     head = headline_table(models)
+    if args.foundation_cost:
+        fh = foundation_headline(models, json.loads(Path(args.foundation_cost).read_text()))
+        if len(fh):
+            head = pd.concat([head, fh], ignore_index=True)
     if args.out_headline_csv:
         head.to_csv(args.out_headline_csv, index=False)
     if args.out_headline_md:

@@ -148,12 +148,14 @@ def _cross_check(cfg: dict) -> None:
         if max_ep < sched.final_epoch:
             raise ConfigError(f"config key 'born_again.max_epochs': {max_ep} ends before the schedule's "
                               f"last row (epoch {sched.final_epoch})")
-    if "student_oracle" in cfg["sweep"]["kinds"] and not has_reference_atom_energies(cfg["data"]):
+    calc_labels = (cfg.get("foundation") or {}).get("calculator") is not None  # the calculator's atom energies
+    if "student_oracle" in cfg["sweep"]["kinds"] and not calc_labels and not has_reference_atom_energies(cfg["data"]):
         raise ConfigError("config key 'sweep.kinds': student_oracle learns the reference's own per-atom energies, "
                           f"which data.source {src!r} does not carry (the embedded EMT data do; an extended XYZ "
                           "file does when its frames hold an 'energies' per-atom array); remove student_oracle")
     if "student_synthetic" in cfg["sweep"]["kinds"] and "synthetic" not in cfg:
         raise ConfigError("config key 'synthetic': required when sweep.kinds has student_synthetic")
+    _check_calculator((cfg.get("foundation") or {}).get("calculator"))
     lab = cfg["labels"]["teacher"]
     if lab != "mean" and int(lab) not in cfg["teacher"]["seeds"]:
         raise ConfigError(f"config key 'labels.teacher': seed {lab} is not in teacher.seeds")
@@ -225,6 +227,33 @@ def check_devices(cfg: dict, n_gpus: int) -> None:
             if index >= n_gpus:
                 raise ConfigError(f"config key '{sec}.{key}': {dev!r} names no device on this machine "
                                   f"({n_gpus} CUDA devices); use auto or cpu, or run the jobs on a GPU cluster")
+
+
+def _check_calculator(spec) -> None:
+    """``foundation.calculator``: its package (or factory module) must be importable, so that a missing one stops
+    the run before any job (tsmlip.foundation refuses the rest: per-atom energies, sums, elements, NaN)."""
+    if spec is None:
+        return
+    import importlib.util
+
+    module = {"chgnet": "chgnet", "emt": "ase.calculators.emt"}.get(spec) if isinstance(spec, str) and ":" not in spec \
+        else (spec if isinstance(spec, str) else spec["factory"]).split(":")[0]
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        name = spec if isinstance(spec, str) else spec.get("name") or spec["factory"]
+        hint = " (pip install -e '.[foundation]' installs chgnet==0.4.2)" if spec == "chgnet" else ""
+        raise ConfigError(f"config key 'foundation.calculator': calculator '{name}': cannot import {module!r}{hint}")
+
+
+def calculator_name(cfg: dict) -> str | None:
+    """The teacher calculator's display name (``foundation.calculator``), None when there is none."""
+    spec = (cfg.get("foundation") or {}).get("calculator")
+    if spec is None or isinstance(spec, str):
+        return spec
+    return str(spec.get("name") or spec["factory"])
 
 
 def has_reference_atom_energies(data_cfg: dict) -> bool:

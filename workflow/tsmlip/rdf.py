@@ -173,6 +173,79 @@ def rdf_error(r: np.ndarray, g: np.ndarray, g_ref: np.ndarray) -> float:
 
 
 # ----------------------------------------------------------------------------------------------------
+# experiment (rdf.experiment): measured liquid-Al g(r), shipped in tsmlip/reference_data
+# ----------------------------------------------------------------------------------------------------
+#: the package folder of the experimental curves (README.md there: source, licence, citation)
+EXPERIMENT_DATA = "liquid_al_gr_experiment"
+EXPERIMENT_CITATION = ("experimental liquid-Al g(r) as distributed with hippynn (lanl/hippynn, "
+                       "examples/exp_train/Al_rdf_training/data/Al_ref_<T>K_Gr.txt; BSD-3-Clause)")
+EXPERIMENT_ERROR_DEFINITION = (
+    "sum_i |g_model(r_i) - g_exp(r_i)| * dr over the model's r grid (bin centres r_i, dr = r_max_A/n_bins), in "
+    "Angstrom, the experimental curve at the nearest measured temperature linearly interpolated onto r_i")
+
+
+def experimental_curves(element: str = "Al") -> dict[float, object]:
+    """Temperature (K) -> the packaged CSV (an importlib.resources Traversable) of each experimental g(r);
+    empty for an element without measured curves."""
+    from importlib import resources
+
+    if element != "Al":
+        return {}
+    folder = resources.files("tsmlip.reference_data").joinpath(EXPERIMENT_DATA)
+    out = {}
+    for f in folder.iterdir():
+        name = f.name
+        if name.startswith("al_liquid_") and name.endswith("K_gr.csv"):
+            out[float(name[len("al_liquid_"):-len("K_gr.csv")])] = f
+    return dict(sorted(out.items()))
+
+
+def read_experiment(path) -> tuple[np.ndarray, np.ndarray]:
+    """(r_A, g) of an experimental CSV (columns r_A,g)."""
+    data = np.genfromtxt(io.StringIO(path.read_text()), delimiter=",", names=True)
+    return np.atleast_1d(data["r_A"]).astype(float), np.atleast_1d(data["g"]).astype(float)
+
+
+def compare_with_experiment(r: np.ndarray, g: np.ndarray, temperature_K: float, element: str = "Al",
+                            max_gap_K: float | None = None, peak_halfwidth_A: float = 0.2,
+                            curves: dict | None = None) -> dict:
+    """The model's g(r) on its grid ``r`` against the experimental curve at the nearest temperature: the error
+    (:data:`EXPERIMENT_ERROR_DEFINITION`, the same L1 definition as against the teacher), the experiment's first
+    peak (same parabola fit, on its own 0.05 A grid) and the model's peak shift and height difference. Where no
+    curve is within ``max_gap_K`` (or none for the element) the error is None and ``experiment_note`` says why."""
+    curves = experimental_curves(element) if curves is None else curves
+    out = {"error_vs_experiment": None, "experiment_temperature_K": None, "experiment_first_peak_r_A": None,
+           "experiment_first_peak_g": None, "first_peak_r_shift_vs_experiment_A": None,
+           "first_peak_g_diff_vs_experiment": None, "experiment_definition": EXPERIMENT_ERROR_DEFINITION,
+           "experiment_source": EXPERIMENT_CITATION, "experiment_note": ""}
+    if not curves:
+        out["experiment_note"] = f"no experimental g(r) of {element} is packaged"
+        return out
+    t_exp = min(curves, key=lambda t: (abs(t - float(temperature_K)), t))
+    if max_gap_K is not None and abs(t_exp - float(temperature_K)) > float(max_gap_K):
+        out["experiment_note"] = (f"the nearest experimental temperature ({t_exp:g} K) is more than "
+                                  f"rdf.experiment.max_temperature_gap_K = {max_gap_K:g} K from the run's "
+                                  f"{float(temperature_K):g} K")
+        return out
+    r_e, g_e = (read_experiment(curves[t_exp]) if not isinstance(curves[t_exp], tuple) else curves[t_exp])
+    r, g = np.asarray(r, float), np.asarray(g, float)
+    inside = (r >= r_e.min()) & (r <= r_e.max())
+    g_on_r = np.interp(r[inside], r_e, g_e)
+    dr = float(r[1] - r[0]) if r.size > 1 else 2.0 * float(r[0])
+    err = float(np.sum(np.abs(g[inside] - g_on_r)) * dr)
+    pr, pg = first_peak(r_e, g_e, peak_halfwidth_A)
+    mr, mg = first_peak(r, g, peak_halfwidth_A)
+    out.update(error_vs_experiment=finite_or_none(err), experiment_temperature_K=t_exp,
+               experiment_first_peak_r_A=finite_or_none(pr), experiment_first_peak_g=finite_or_none(pg),
+               first_peak_r_shift_vs_experiment_A=finite_or_none(mr - pr),
+               first_peak_g_diff_vs_experiment=finite_or_none(mg - pg),
+               experiment_temperature_gap_K=float(temperature_K) - t_exp,
+               experiment_note="" if inside.all() else
+               f"{int((~inside).sum())} bins beyond the experiment's r range left out")
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------
 # MD
 # ----------------------------------------------------------------------------------------------------
 @dataclass
@@ -371,6 +444,8 @@ def main_md(argv: list[str] | None = None) -> int:
     who = p.add_mutually_exclusive_group(required=True)
     who.add_argument("--model", help="model.pt of a trained model")
     who.add_argument("--reference", choices=["emt"], help="run the reference potential instead")
+    who.add_argument("--calculator", help="run the teacher calculator instead (foundation.calculator as JSON: "
+                                          "chgnet, emt or {factory, kwargs}; docs/foundation.md)")
     p.add_argument("--model-id", default=None, help="name written into the JSON (default: the path)")
     p.add_argument("--config-json", required=True,
                    help="the rdf: section of the config as JSON (the rule passes it; see config/config.yaml)")
@@ -391,7 +466,7 @@ def main_md(argv: list[str] | None = None) -> int:
     from .elements import ElementError, model_species
 
     try:
-        if a.reference:
+        if a.reference or a.calculator:
             species = json.loads(Path(a.data_provenance).read_text())["species"] if a.data_provenance else None
             s = resolve_liquid(s, species, trained_on=f"the data ({a.data_provenance or 'no --data-provenance'})")
         else:
@@ -410,11 +485,26 @@ def main_md(argv: list[str] | None = None) -> int:
 
     # hippynn warns at every step with a pair below its sensitivity range; the collapse check reports it
     warnings.filterwarnings("ignore", message="Provided distances are underneath sensitivity range")
-    engine, kernels, pair_finder, calc, model = "ase", None, None, None, None
+    engine, kernels, pair_finder, calc, model, cinfo = "ase", None, None, None, None, None
     if a.reference:
         calc = reference_calculator(a.reference)
         device, name = f"cpu (ASE {a.reference.upper()}, numpy)", f"reference:{a.reference}"
         dev = "cpu"
+    elif a.calculator:
+        from .foundation import CalculatorError, make_calculator
+
+        spec = json.loads(a.calculator) if a.calculator.lstrip().startswith(("{", '"')) else a.calculator
+        if a.threads:
+            import torch
+
+            torch.set_num_threads(int(a.threads))
+        try:
+            calc, cinfo = make_calculator(spec, s["device"])
+        except CalculatorError as e:
+            print(f"tsmlip rdf-md: error: {e}", file=sys.stderr, flush=True)
+            return 2
+        dev = cinfo["device"]
+        device, name = f"{dev} ({cinfo['name']} {cinfo.get('version')})", a.model_id or f"calculator:{cinfo['name']}"
     else:
         import torch
 
@@ -481,6 +571,7 @@ def main_md(argv: list[str] | None = None) -> int:
         "device": device,
         "engine": run.engine,
         "pair_finder": pair_finder if run.engine == "torch" else ("ase.neighborlist" if model else None),
+        "calculator": cinfo if a.calculator else None,
         "hippynn_kernels": kernels,
         "seed": int(s["seed"]),
         "settings": s,
@@ -515,6 +606,11 @@ def main_error(argv: list[str] | None = None) -> int:
     p.add_argument("--teacher-rdf", nargs="+", required=True, help="rdf.csv of every teacher seed")
     p.add_argument("--teacher-ids", nargs="+", required=True, help="ids of those teachers, same order")
     p.add_argument("--reference-rdf", default=None, help="the reference potential's rdf.csv (if any)")
+    p.add_argument("--experiment", action="store_true",
+                   help="also compare with the experimental g(r) at the nearest temperature (rdf.experiment)")
+    p.add_argument("--experiment-max-gap-K", type=float, default=None,
+                   help="no comparison when the nearest experimental temperature is farther than this (K)")
+    p.add_argument("--peak-halfwidth", type=float, default=0.2, help="first-peak fit half-width (A)")
     p.add_argument("--out", required=True, help="rdf_error.json")
     a = p.parse_args(argv)
     if len(a.teacher_rdf) != len(a.teacher_ids):
@@ -547,9 +643,15 @@ def main_error(argv: list[str] | None = None) -> int:
         "melt_indicator": info.get("melt_indicator"),
         "min_pair_distance_A": info.get("min_pair_distance_A"),
     }
+    if a.experiment:
+        out.update(compare_with_experiment(r, g, info["temperature_K"], info.get("element", "Al"),
+                                           a.experiment_max_gap_K, a.peak_halfwidth))
+        out["density_g_cm3"] = info.get("density_g_cm3")
+        out["density_source"] = info.get("density_source")
     atomic_write_json(a.out, out, indent=2)
     print(f"[rdf-error] {a.model_id}: vs teacher {out['error_vs_teacher']}, "
-          f"vs reference {out['error_vs_reference']}", file=sys.stderr, flush=True)
+          f"vs reference {out['error_vs_reference']}"
+          + (f", vs experiment {out['error_vs_experiment']}" if a.experiment else ""), file=sys.stderr, flush=True)
     return 0
 
 
