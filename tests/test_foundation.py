@@ -222,12 +222,16 @@ def _models_table():
 
     rows = [{"model_id": "teacher/w12-s8-l2/seed0", "kind": "teacher", "arch": "w12-s8-l2", "seed": 0,
              "test_force_rmse_eV_A": 0.05, "rdf_error_vs_experiment": 0.50, "rdf_stable": True, "rdf_clean": True,
-             "md_ase_us_per_atom_step": 100.0, "memory_per_atom_slope_bytes": 4000.0, "converged": True}]
+             "md_ase_us_per_atom_step": 100.0, "memory_per_atom_slope_bytes": 4000.0, "converged": True,
+             "stopped_by": "patience", "budget_check_test_force_rmse_eV_A": 0.0505,
+             "budget_check_relative_change": 0.01}]
     for seed, err in zip((1, 2, 3), (0.51, 0.49, 0.52)):
         rows.append({"model_id": f"student/w6-s6-l1/seed{seed}", "kind": "student", "arch": "w6-s6-l1",
                      "seed": seed, "test_force_rmse_eV_A": 0.06, "rdf_error_vs_experiment": err, "rdf_stable": True,
                      "rdf_clean": True, "md_ase_us_per_atom_step": 25.0, "memory_per_atom_slope_bytes": 1000.0,
-                     "converged": True})
+                     "converged": True, "stopped_by": "patience",
+                     "budget_check_test_force_rmse_eV_A": 0.0606 if seed == 1 else float("nan"),
+                     "budget_check_relative_change": 0.01 if seed == 1 else float("nan")})
     return pd.DataFrame(rows)
 
 

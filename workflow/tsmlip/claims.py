@@ -900,7 +900,7 @@ def foundation_claims(models: pd.DataFrame, cfg: dict, noise_floor_A: float | No
                          baseline_mean=t_mean, claimed_mean=float(sub[RDF_EXPERIMENT].mean()), compared=compared)
         # the liquid gate of the RDF rows (gate_liquid keys on the metric's name): every run must be clean
         metric, row.metric = row.metric, METRIC_NAMES[RDF_TEACHER]
-        row = gate_liquid(gate_convergence(row, models), models, None)
+        row = gate(row, models, cfg, None)
         row.metric = metric
         rows.append(row)
     return rows
