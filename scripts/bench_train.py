@@ -12,7 +12,8 @@ Phases (wall seconds, one process per model so the imports are counted as a fres
 ``import`` (torch, hippynn, the package), ``assemble`` (data, model graph, losses, hippynn database,
 energy-offset initialisation, pair pre-computation), ``epoch`` (training pass only; ``ms/step`` = its time
 over the optimizer steps), ``eval`` (the per-epoch evaluation the stopping rule and the curve need),
-``wrap-up`` (best weights saved, reloaded and scored on every split). The student reads the dataset's own
+``wrap-up`` (best weights saved, reloaded and scored on every split). With ``--pair-cache DIR`` the assembly
+reads the pairs the workflow's first job keeps there (``results/checkpoints/_pairs``), as every later job does. The student reads the dataset's own
 reference per-atom energies as labels (same cost as the teacher's labels). The first epoch is not timed.
 """
 from __future__ import annotations
@@ -77,7 +78,7 @@ def one(args) -> dict:
     t1 = time.perf_counter()
     device = T.resolve_device(tr["device"])
     data = T._load_data(mid, dataset, split, labels if mid.kind in T.DISTILLED_KINDS else None)
-    run = T._assemble(mid, cfg, data, device)
+    run = T._assemble(mid, cfg, data, device, *([args.pair_cache] if args.pair_cache else []))
     optimizer, controller, max_epochs = T._optimizer(mid, cfg, run.model)
     t_assemble = time.perf_counter() - t1
 
@@ -134,6 +135,8 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--profile", default=None, choices=["teacher", "student", "control"],
                    help="print a torch profiler table of one epoch of this model (batch: the first --batch)")
+    p.add_argument("--pair-cache", default=None,
+                   help="a pair-cache folder as the workflow's jobs share (a warm start-up: all but the first job)")
     p.add_argument("--json", default=None, help="also write the rows here")
     p.add_argument("--_one", default=None, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
@@ -152,7 +155,7 @@ def main(argv=None) -> int:
     for model in a.models:
         for batch in a.batch:
             kw = dict(config=a.config, results=a.results, model=model, batch_size=batch, epochs=a.epochs,
-                      threads=a.threads, device=a.device, profile=(a.profile == model and batch == a.batch[0]))
+                      threads=a.threads, device=a.device, pair_cache=a.pair_cache, profile=(a.profile == model and batch == a.batch[0]))
             out = subprocess.run([sys.executable, __file__, "--_one", json.dumps(kw)], capture_output=True,
                                  text=True, env=dict(os.environ, OMP_NUM_THREADS=str(a.threads)))
             if out.returncode != 0:
