@@ -25,7 +25,6 @@ energies, per-atom energies that do not sum to the total energy within the toler
 from __future__ import annotations
 
 import argparse
-import hashlib
 import importlib
 import json
 import shutil
@@ -35,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .io_utils import atomic_open, atomic_write_json, atomic_write_text
+from .io_utils import atomic_open, atomic_write_json, atomic_write_text, sha256_file
 from .label import LabelError, check_sums
 
 #: shortcut names of ``foundation.calculator``
@@ -101,14 +100,6 @@ def check_importable(spec) -> None:
         raise CalculatorError(f"calculator '{s['name']}': cannot import {module!r}: {why}{hint}")
 
 
-def sha256_of(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _package_version(module_name: str) -> str | None:
     from importlib import metadata
 
@@ -161,7 +152,7 @@ def make_calculator(spec, device: str = "cpu"):
                             "return_site_energies": True})
         if weights:
             info.update(weights_file=f"chgnet/pretrained/{CHGNET_MODEL}/{weights[0].name}",
-                        weights_sha256=sha256_of(weights[0]))
+                        weights_sha256=sha256_file(weights[0]))
         return calc, info
     if s["factory"] is None and name == "emt":
         from ase.calculators.emt import EMT, parameters
@@ -191,7 +182,7 @@ def make_calculator(spec, device: str = "cpu"):
     info.update(package=module_name.split(".")[0], version=_package_version(module_name),
                 supported_elements=sorted(_symbols(supported)) if supported is not None else None)
     if s["weights"]:
-        info.update(weights_file=str(s["weights"]), weights_sha256=sha256_of(s["weights"]))
+        info.update(weights_file=str(s["weights"]), weights_sha256=sha256_file(s["weights"]))
     return calc, info
 
 
@@ -308,7 +299,7 @@ def label_arrays(calc, arrays: dict, name: str, tolerance: float, scratch: str |
 
 
 def _fingerprint(dataset_path, info: dict) -> str:
-    return json.dumps({"dataset_sha256": sha256_of(dataset_path),
+    return json.dumps({"dataset_sha256": sha256_file(dataset_path),
                        **{k: info.get(k) for k in ("name", "factory", "kwargs", "version", "weights_sha256",
                                                    "device")}}, sort_keys=True, default=str)
 
