@@ -50,6 +50,7 @@ DAEMONS = ("munged", "slurmctld", "slurmd")
 # rules that must be submitted with --gpus=1 (profiles/slurm*/config.yaml)
 GPU_RULES = {
     "train",
+    "train_budget_check",
     "md_timing",
     "max_atoms",
     "rdf_md",
