@@ -52,6 +52,7 @@ def one(args) -> dict:
     sys.path.insert(0, str(ROOT / "workflow"))
     from tsmlip import train as T
     from tsmlip.config import ModelId, load_config
+    from tsmlip.kinds import REGISTRY
     t_import = time.perf_counter() - t0
 
     cfg = load_config(*[Path(c) for c in args.config])
@@ -77,7 +78,7 @@ def one(args) -> dict:
 
     t1 = time.perf_counter()
     device = T.resolve_device(tr["device"])
-    data = T._load_data(mid, dataset, split, labels if mid.kind in T.DISTILLED_KINDS else None)
+    data = T._load_data(mid, dataset, split, labels if REGISTRY[mid.kind].distilled else None)
     run = T._assemble(mid, cfg, data, device, *([args.pair_cache] if args.pair_cache else []))
     optimizer, controller, max_epochs = T._optimizer(mid, cfg, run.model)
     t_assemble = time.perf_counter() - t1

@@ -11,7 +11,7 @@ AGG_JSON = json.dumps(AGG, sort_keys=True)
 FIGURES_DIR = res("figures")
 #: the teacher's labels (with their check against the reference's atom energies) exist when some model reads them
 CLAIMS_LABELS = (
-    [res("labels", "atom_energies.json")] if any(m.kind in tsconfig.DISTILLED_KINDS for m in MODEL_IDS) else []
+    [res("labels", "atom_energies.json")] if any(m.kind in tskinds.DISTILLED_KINDS for m in MODEL_IDS) else []
 )
 
 

@@ -12,6 +12,7 @@ from snakemake.utils import validate
 validate(config, schema="../../config/schema.yaml")
 
 from tsmlip import config as tsconfig
+from tsmlip import kinds as tskinds
 
 tsconfig.validate(config)  # cross-field checks the JSON schema cannot express
 
@@ -20,7 +21,7 @@ RESULTS = tsconfig.results_dir(config)
 #: into every rule's params: after a change to the code that computes a result, Snakemake's params rerun
 #: trigger reruns it (README: "Forcing a retrain")
 CODE_VERSION = tsconfig.code_version()
-KINDS_RE = "|".join(tsconfig.KINDS)
+KINDS_RE = "|".join(tskinds.KINDS)
 ARCH_RE = r"w\d+-s\d+-l\d+"
 
 
@@ -105,15 +106,19 @@ if config["data"]["source"] != "emt" and RESULTS.joinpath("data", "provenance.js
         tsconfig.check_split_sizes(config, int(_n_read), "data/provenance.json n_configs")
 
 
+#: the files a kind trains on, by where its atom-energy labels come from (tsmlip.kinds: labels): the data alone
+#: (the teacher); the teacher's atom energies (controls read them only to report the atom-energy error, never in
+#: their loss); the reference's own; the ground truth plus teacher-generated configurations (training split only)
+TRAIN_INPUTS = {
+    "none": dict(data=DATASET, split=SPLIT),
+    "teacher": dict(data=DATASET, split=SPLIT, labels=LABELS),
+    "oracle": dict(data=DATASET, split=SPLIT, labels=ORACLE_LABELS),
+    "synthetic": dict(data=SYNTHETIC["dataset"], split=SYNTHETIC["split"], labels=SYNTHETIC["atom_energies"]),
+}
+
+
 def train_inputs(wildcards):
-    """The teacher learns from the data alone; every other kind also reads the teacher's atom energies
-    (controls only to report the atom-energy error, never in their loss); student_oracle reads the reference's
-    own, student_synthetic the ground truth plus teacher-generated configurations (training split only)."""
-    if wildcards.kind == "teacher":
-        return dict(data=DATASET, split=SPLIT)
-    if wildcards.kind == "student_synthetic":
-        return dict(data=SYNTHETIC["dataset"], split=SYNTHETIC["split"], labels=SYNTHETIC["atom_energies"])
-    return dict(data=DATASET, split=SPLIT, labels=ORACLE_LABELS if wildcards.kind == "student_oracle" else LABELS)
+    return dict(TRAIN_INPUTS[tskinds.REGISTRY[wildcards.kind].labels])
 
 
 def train_labels_arg(wildcards, input):
@@ -251,12 +256,12 @@ def train_targets():
 
 
 def label_targets():
-    kinds = config["sweep"]["kinds"]
+    sources = {tskinds.REGISTRY[k].labels for k in config["sweep"]["kinds"]}
     return (
         [LABELS]
         + ([CALCULATOR_LABELS] if FOUNDATION else [])
-        + ([ORACLE_LABELS] if "student_oracle" in kinds else [])
-        + ([SYNTHETIC["dataset"]] if "student_synthetic" in kinds else [])
+        + ([ORACLE_LABELS] if "oracle" in sources else [])
+        + ([SYNTHETIC["dataset"]] if "synthetic" in sources else [])
     )
 
 
@@ -275,7 +280,7 @@ def figure_names():
     kinds = {m.kind for m in MODEL_IDS}
     timing = bool(md_models()) and bool(config["md"]["engines"])
     max_atoms = bool(md_models())
-    sweep = bool(kinds & {"student", "control", "control_fw"})
+    sweep = bool(kinds & set(tskinds.PAPER_SWEEP_KINDS))
     return (
         (["pareto_time"] if timing and sweep else [])
         + (["pareto_memory"] if max_atoms and sweep else [])

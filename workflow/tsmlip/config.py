@@ -11,23 +11,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from .kinds import KINDS
+
 #: the configuration's schema (types, allowed values, defaults), which :func:`validate` checks against. The
 #: package reads no configuration file of its own: a step gets its settings from its caller (a rule passes
 #: the sections it needs; :func:`load_config` reads only the files it is named).
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
-
-#: kinds of trained model; "teacher" is trained on ground truth only, the others read atom-energy labels.
-#: student_oracle and student_synthetic go beyond the paper (opt-in through ``sweep.kinds``): the student's
-#: loss with the reference potential's own atom energies as targets, and the student's loss on the ground
-#: truth plus configurations from the teacher's own MD labelled by the teacher(s) (docs/beyond.md).
-KINDS = ("teacher", "student", "control", "control_fw", "born_again", "born_again_static",
-         "student_oracle", "student_synthetic")
-#: kinds whose loss has an atom-energy term (and therefore need atom-energy labels)
-DISTILLED_KINDS = ("student", "born_again", "born_again_static", "student_oracle", "student_synthetic")
-#: kinds trained with another kind's loss weights (``training.loss_weights``): the beyond-the-paper students
-#: differ from the student only in where their atom energies (oracle) or extra configurations (synthetic)
-#: come from, so each comparison with the student isolates that one change
-LOSS_WEIGHTS_OF = {"student_oracle": "student", "student_synthetic": "student"}
 
 _ARCH_RE = re.compile(r"^w(\d+)-s(\d+)-l(\d+)$")
 

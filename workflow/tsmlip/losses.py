@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from .kinds import REGISTRY
+
 #: the loss terms, in the order the training loop evaluates them (A only where the model is distilled)
 TERMS = ("E", "F", "A", "L2", "R")
 
@@ -32,12 +34,12 @@ class LossWeights:
 
 
 def weights_for(kind: str, training_cfg: dict) -> LossWeights:
-    """Static weights of a model kind, from ``training.loss_weights`` (w_L2, w_R shared by all)."""
-    if kind == "born_again":
-        raise ValueError("born_again weights follow a schedule: use BornAgainSchedule")
-    from .config import LOSS_WEIGHTS_OF
-
-    w = training_cfg["loss_weights"][LOSS_WEIGHTS_OF.get(kind, kind)]
+    """Static weights of a model kind, from its entry of ``training.loss_weights`` (:mod:`tsmlip.kinds`;
+    w_L2, w_R shared by all)."""
+    entry = REGISTRY[kind].loss_weights
+    if entry is None:
+        raise ValueError(f"{kind} weights follow a schedule: use BornAgainSchedule")
+    w = training_cfg["loss_weights"][entry]
     return LossWeights(float(w["w_E"]), float(w["w_F"]), float(w["w_A"]),
                        float(training_cfg["w_L2"]), float(training_cfg["w_R"]))
 
@@ -104,7 +106,7 @@ class BornAgainSchedule:
 
 def schedule_for(kind: str, cfg: dict):
     tr = cfg["training"]
-    if kind == "born_again":
+    if REGISTRY[kind].scheduled:
         ba = cfg["born_again"]
         return BornAgainSchedule(ba["schedule"], tr["w_L2"], tr["w_R"], ba["epoch_scale"], ba["interpolation"])
     return StaticSchedule(weights_for(kind, tr))

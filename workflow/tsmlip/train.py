@@ -32,10 +32,11 @@ import numpy as np
 import torch
 
 from .batches import SplitBatches
-from .config import DISTILLED_KINDS, ModelId
+from .config import ModelId
 from .data import load_dataset, load_split
 from .data.split import SPLITS, dataset_fingerprint, split_fingerprint
 from .io_utils import atomic_open, atomic_torch_save, atomic_write_text
+from .kinds import REGISTRY
 from .label import LabelError, load_labels
 from .losses import TERMS, build_loss_terms, combine, error_loss, schedule_for
 from .model import (DB_ATOM_ENERGIES, DB_CELL, DB_ENERGY, DB_ENERGY_PER_ATOM, DB_FORCES, DB_POSITIONS,
@@ -105,7 +106,7 @@ def _fingerprint(model_id: ModelId, cfg: dict, dataset_path, labels_path, split_
     # where and how fast it runs does not change the experiment: a preempted job may resume elsewhere
     training = {k: v for k, v in cfg["training"].items() if k not in ("device", "torch_threads", "checkpoint_every")}
     relevant = {"id": str(model_id), "network": cfg["network"], "training": training,
-                "born_again": cfg["born_again"] if model_id.kind == "born_again" else None,
+                "born_again": cfg["born_again"] if REGISTRY[model_id.kind].scheduled else None,
                 "data": dataset_fingerprint(dataset_path),
                 "split": split_fingerprint(split_path) if split_path is not None else None,
                 "labels": dataset_fingerprint(labels_path) if labels_path else None}
@@ -185,7 +186,7 @@ class _Checkpoint:
 
 
 def _load_data(model_id: ModelId, dataset_path, split_path, labels_path) -> _Data:
-    distilled = model_id.kind in DISTILLED_KINDS
+    distilled = REGISTRY[model_id.kind].distilled
     if distilled and labels_path is None:
         raise TrainingError(f"{model_id}: a {model_id.kind} model needs the teacher's atom-energy labels")
     arrays = load_dataset(dataset_path)
@@ -290,7 +291,7 @@ def _optimizer(model_id: ModelId, cfg: dict, model: torch.nn.Module):
                                                            patience=tr["lr_patience"],
                                                            threshold=tr["improvement_threshold"],
                                                            threshold_mode="rel")
-    max_epochs = int(cfg["born_again"].get("max_epochs", tr["max_epochs"])) if model_id.kind == "born_again" \
+    max_epochs = int(cfg["born_again"].get("max_epochs", tr["max_epochs"])) if REGISTRY[model_id.kind].scheduled \
         else int(tr["max_epochs"])
     controller = PatienceController(optimizer, scheduler, batch_size=tr["batch_size"], max_epochs=max_epochs,
                                     stopping_key="stop_metric", eval_batch_size=tr["eval_batch_size"],

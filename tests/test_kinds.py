@@ -1,0 +1,41 @@
+"""The kinds registry (tsmlip.kinds) is the one list of model kinds: the schema's kind lists and the default
+configuration's loss weights agree with it."""
+import yaml
+
+from conftest import BASE_CONFIG
+from tsmlip.config import load_schema
+from tsmlip.kinds import (BORN_AGAIN_TABLE_KINDS, DISTILLED_KINDS, KINDS, LABEL_SOURCES, PAPER_SWEEP_KINDS, REGISTRY,
+                          SWEEP_KINDS)
+
+
+def test_schema_kind_lists_are_the_registry():
+    props = load_schema()["properties"]
+    assert props["sweep"]["properties"]["kinds"]["items"]["enum"] == list(SWEEP_KINDS)
+    # the budget check retrains the teacher and sweep kinds (config.budget_check_ids)
+    assert props["budget_check"]["properties"]["kinds"]["items"]["enum"] == ["teacher", *SWEEP_KINDS]
+    weights = props["training"]["properties"]["loss_weights"]
+    assert set(weights["properties"]) == {k.loss_weights for k in REGISTRY.values() if k.loss_weights}
+    assert set(weights["required"]) <= set(weights["properties"])
+    born_again = props["paper_reference"]["properties"]["born_again"]["propertyNames"]["enum"]
+    assert set(born_again) == set(BORN_AGAIN_TABLE_KINDS)
+
+
+def test_default_config_has_every_kinds_loss_weights():
+    weights = yaml.safe_load(BASE_CONFIG.read_text())["training"]["loss_weights"]
+    assert {k.loss_weights for k in REGISTRY.values() if k.loss_weights} <= set(weights)
+    for name in DISTILLED_KINDS:  # a distilled kind learns atom energies: its loss weighs them
+        entry = REGISTRY[name].loss_weights
+        assert entry is None or weights[entry]["w_A"] > 0, name
+    for name in set(KINDS) - set(DISTILLED_KINDS):
+        assert weights[REGISTRY[name].loss_weights]["w_A"] == 0, name
+
+
+def test_registry_is_consistent():
+    assert KINDS[0] == "teacher" and REGISTRY["teacher"].labels == "none"
+    for k in REGISTRY.values():
+        assert k.labels in LABEL_SOURCES, k.name
+        assert not k.distilled or k.labels != "none", k.name  # atom energies come from somewhere
+    assert set(PAPER_SWEEP_KINDS) < set(SWEEP_KINDS) and not any(REGISTRY[k].opt_in for k in PAPER_SWEEP_KINDS)
+    assert BORN_AGAIN_TABLE_KINDS == ("teacher", "born_again_static", "born_again")
+    styles = [(k.color, k.marker) for k in REGISTRY.values()]
+    assert len(set(styles)) == len(styles) and len({k.label for k in REGISTRY.values()}) == len(KINDS)
