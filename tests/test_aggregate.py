@@ -10,7 +10,14 @@ import pandas as pd
 import pytest
 
 from conftest import BASE_CONFIG
-from tsmlip import aggregate, claims
+from tsmlip import aggregate, tables
+from tsmlip.claims.claim import FORCE, METRIC_NAMES, RDF_REFERENCE, RDF_TEACHER
+from tsmlip.claims.cli import main as claims_main
+from tsmlip.claims.cost import pareto_claim
+from tsmlip.claims.headline import headline_table
+from tsmlip.claims.rows import learning_speed_claim
+from tsmlip.claims.table import all_claims
+from tsmlip.claims.verdicts import HOLDS, UNDECIDED, UNDECIDED_BUDGET_MOVED, UNDECIDED_LIQUID
 from tsmlip.config import load_config
 
 #: the default configuration's aggregate section (the claims' settings live in config/ only)
@@ -200,7 +207,7 @@ def test_pareto_front_known_points():
     cost = [1, 2, 3, 2.5, 4, np.nan, 1]
     err = [5, 3, 2, 3.5, 2, 0.1, 5]
     # (2.5, 3.5) is dominated by (2, 3); (4, 2) by (3, 2); NaN never on the front; duplicates both on it
-    assert aggregate.pareto_front(cost, err).tolist() == [True, True, True, False, False, False, True]
+    assert tables.pareto_front(cost, err).tolist() == [True, True, True, False, False, False, True]
 
 
 # ------------------------------------------------------------------------------------------------ tables
@@ -249,7 +256,7 @@ def test_missing_md_and_rdf_give_nan_free_table(tmp_path):
     models, _ = build(root)
     assert not any(c.startswith("md_") or c.startswith("rdf_") for c in models.columns)
     assert "memory_per_atom_bytes" not in models
-    table = claims.all_claims(models, None, AGG)
+    table = all_claims(models, None, AGG)
     assert not (table["section"] == "Pareto dominance").any()
     assert not table["section"].isin(["speed and scalability", "cost vs the teacher"]).any()
     assert not table["claim"].str.contains("RDF").any()
@@ -386,14 +393,14 @@ def test_models_table_carries_convergence(tmp_path):
     assert not by.loc["student/w4-s4-l1/seed2", "converged"]
     assert by["converged"].sum() == len(models) - 2
     # every claim comparing one of them is undecided, and says which model
-    table = claims.all_claims(models, None, AGG)
+    table = all_claims(models, None, AGG)
     force = table[table["claim"] == "students have lower force RMSE than controls (w4-s4-l1)"].iloc[0]
-    assert force["verdict"] == claims.UNDECIDED and force["verdict_if_converged"] == claims.HOLDS
+    assert force["verdict"] == UNDECIDED and force["verdict_if_converged"] == HOLDS
     assert not force["all_converged"] and force["n_unconverged"] == 2
     assert "control/w4-s4-l1/seed2 (max_epochs, late improvement 5.0%)" in force["detail"]
     assert "student/w4-s4-l1/seed2 (unknown)" in force["detail"]
     other = table[table["claim"] == "students have lower force RMSE than controls (w8-s4-l1)"].iloc[0]
-    assert other["verdict"] == claims.HOLDS and other["all_converged"]
+    assert other["verdict"] == HOLDS and other["all_converged"]
 
 
 # ------------------------------------------------------------------------------------------------ claims
@@ -402,7 +409,7 @@ def test_models_table_carries_convergence(tmp_path):
 def test_claims_verdicts(run):
     root, models, _ = run
     labels = json.loads((root / "labels" / "atom_energies.json").read_text())
-    table = claims.all_claims(models, labels, AGG)
+    table = all_claims(models, labels, AGG)
     assert table["all_converged"].all()
     v = {c: table[table["claim"] == c]["verdict"].tolist() for c in table["claim"].unique()}
     get = lambda prefix: [x for c, vs in v.items() if c.startswith(prefix) for x in vs]  # noqa: E731
@@ -419,8 +426,8 @@ def test_claims_verdicts(run):
     assert energy["verdict"] == "holds" and energy["test"].startswith("TOST ±10%")  # +-5 % around zero
     assert energy["ci_level"] == pytest.approx(1 - 2 * (1 - AGG["confidence"]))
     rdf = table[table["claim"].str.startswith("students' RDF error is lower than controls'")]
-    assert set(rdf["metric"]) == {claims.METRIC_NAMES[claims.RDF_TEACHER], claims.METRIC_NAMES[claims.RDF_REFERENCE]}
-    teacher_rdf = rdf[(rdf["metric"] == claims.METRIC_NAMES[claims.RDF_TEACHER]) & rdf["claim"].str.contains("all arch")]
+    assert set(rdf["metric"]) == {METRIC_NAMES[RDF_TEACHER], METRIC_NAMES[RDF_REFERENCE]}
+    teacher_rdf = rdf[(rdf["metric"] == METRIC_NAMES[RDF_TEACHER]) & rdf["claim"].str.contains("all arch")]
     assert teacher_rdf.iloc[0]["verdict"] == "holds" and teacher_rdf.iloc[0]["effect"] == pytest.approx(0.5, abs=0.02)
     tracks = table[table["claim"] == "force RMSE tracks the RDF error"].iloc[0]
     assert tracks["n"] == 9 and tracks["effect"] > 0.9 and tracks["verdict"] == "holds"
@@ -443,13 +450,13 @@ def test_claims_verdicts(run):
     fw = ablation[ablation["claim"].str.startswith("force-weight") & (ablation["metric"].str.contains("force"))].iloc[0]
     assert fw["verdict"] == "does not hold" and fw["effect"] == pytest.approx(-0.05, abs=0.01)
     ba = table[table["section"] == "Born-Again"].set_index(["claim", "metric"])
-    one = ba.loc[("the scheduled Born-Again student beats the teacher", claims.METRIC_NAMES[claims.FORCE])]
+    one = ba.loc[("the scheduled Born-Again student beats the teacher", METRIC_NAMES[FORCE])]
     assert one["verdict"] == "inconclusive" and "one teacher seed" in one["detail"]  # one teacher: no interval
     assert math.isnan(one["ci_low"]) and np.isfinite(one["detectable_effect"])
     static = ba.loc[("the static Born-Again student is comparable to the teacher (within ±10%)",
-                     claims.METRIC_NAMES[claims.FORCE])]
+                     METRIC_NAMES[FORCE])]
     assert static["verdict"] == "inconclusive" and static["test"].startswith("TOST")
-    schedule = ba.loc[("the loss schedule beats static weights (all architectures)", claims.METRIC_NAMES[claims.FORCE])]
+    schedule = ba.loc[("the loss schedule beats static weights (all architectures)", METRIC_NAMES[FORCE])]
     assert schedule["verdict"] == "holds"  # 0.09 vs 0.10 eV/A, paired by seed
     know = table[table["section"] == "quality of the knowledge"].set_index("claim")
     assert know.iloc[0]["verdict"] == "holds" and know.iloc[0]["effect"] == pytest.approx(0.6)
@@ -465,20 +472,20 @@ def test_pareto_claim_fails_when_a_control_is_better(run):
     worse = models.copy()
     cheap = (worse["kind"] == "student") & (worse["arch"] == "w4-s4-l1")
     worse.loc[cheap, "test_force_rmse_eV_A"] *= 2.0  # the cheapest students now lose to the cheapest controls
-    row = claims.pareto_claim(worse, "memory_per_atom_bytes", "memory per atom", AGG)
+    row = pareto_claim(worse, "memory_per_atom_bytes", "memory per atom", AGG)
     assert row.verdict == "does not hold"
     assert "control w4-s4-l1 vs student w4-s4-l1" in row.detail
 
 
 def test_claims_without_labels_and_cli(run, tmp_path):
     root, models, _ = run
-    table = claims.all_claims(models, None, AGG)
+    table = all_claims(models, None, AGG)
     know = table[table["section"] == "quality of the knowledge"].iloc[0]
     assert know["verdict"] == "inconclusive" and "no reference" in know["detail"]
     models.to_csv(tmp_path / "models.csv", index=False)
     cfg = json.dumps({**AGG, "confidence": 0.9, "unrelated": 1})
     out = {k: str(tmp_path / f"{k}") for k in ("c.csv", "c.md", "c.html", "h.csv", "h.md", "h.html")}
-    assert claims.main(["--models", str(tmp_path / "models.csv"), "--labels", str(root / "labels" / "atom_energies.json"),
+    assert claims_main(["--models", str(tmp_path / "models.csv"), "--labels", str(root / "labels" / "atom_energies.json"),
                         "--config-json", cfg, "--out-csv", out["c.csv"], "--out-md", out["c.md"],
                         "--out-html", out["c.html"], "--out-headline-csv", out["h.csv"],
                         "--out-headline-md", out["h.md"], "--out-headline-html", out["h.html"]]) == 0
@@ -491,13 +498,13 @@ def test_claims_without_labels_and_cli(run, tmp_path):
     assert set(head["device"]) == {"Test CPU"} and set(head["best_student"]) == {"w16-s4-l1"}
     assert "2.00x faster" in (tmp_path / "h.md").read_text()
     with pytest.raises(ValueError, match="equivalence_margin"):
-        claims.main(["--models", str(tmp_path / "models.csv"), "--config-json", '{"confidence": 0.9}',
+        claims_main(["--models", str(tmp_path / "models.csv"), "--config-json", '{"confidence": 0.9}',
                      "--out-csv", out["c.csv"], "--out-md", out["c.md"]])
 
 
 def test_headline_table(run):
     _, models, _ = run
-    head = claims.headline_table(models).set_index("quantity")
+    head = headline_table(models).set_index("quantity")
     assert head.loc["MD time per step per atom (ase)", "vs_teacher"] == pytest.approx(2.0, rel=0.01)  # 8 / 4 us
     assert head.loc["MD time per step per atom (ase)", "vs_control"] == pytest.approx(1.0)
     assert head.loc["memory per atom", "vs_teacher"] == pytest.approx(0.5)  # 40 kB vs 80 kB
@@ -513,7 +520,7 @@ def test_learning_speed_claim_counts_epoch_zero_and_censoring():
             rows.append({"kind": kind, "arch": "w4-s4-l1", "seed": seed, "epochs": 10,
                          "epochs_to_threshold": math.nan if ep is None else ep,
                          "threshold_force_rmse_eV_A": 0.2, "learning_speed_factor": 2.0})
-    row = claims.learning_speed_claim(pd.DataFrame(rows), AGG)
+    row = learning_speed_claim(pd.DataFrame(rows), AGG)
     # pairs (epochs + 1): (1, 1), (10, 5), (12, 4) [control never: 10 + 1 + 1]; seed 4 dropped
     assert row.n == 3
     assert row.effect == pytest.approx(np.mean([0.0, 0.5, 8 / 12]))
@@ -526,7 +533,7 @@ def test_pareto_claim_uses_the_architecture_cost(run):
     noisy = models.copy()
     sel = noisy["kind"] == "student"
     noisy.loc[sel, "md_ase_us_per_atom_step"] *= 1.5  # timing noise: students measured 50 % slower
-    row = claims.pareto_claim(noisy, "md_ase_us_per_atom_step", "MD time", AGG)
+    row = pareto_claim(noisy, "md_ase_us_per_atom_step", "MD time", AGG)
     assert row.verdict == "holds" and row.n == 3
     assert "control w4-s4-l1 vs student w4-s4-l1" in row.detail
 
@@ -536,31 +543,31 @@ def test_rdf_rows_undecided_when_a_liquid_is_not_clean(run, tmp_path):
     row undecided (the statistics stay in verdict_if_converged); force rows are untouched; the seed noise floor
     is stated on every RDF row."""
     root, models, _ = run
-    clean = claims.all_claims(models.assign(rdf_stable=True, rdf_clean=True), None, AGG, rdf_noise_floor_A=0.043)
+    clean = all_claims(models.assign(rdf_stable=True, rdf_clean=True), None, AGG, rdf_noise_floor_A=0.043)
     rdf = clean[clean["metric"].str.contains("RDF error")]
-    assert len(rdf) >= 3 and (rdf["verdict"] != claims.UNDECIDED_LIQUID).all()
+    assert len(rdf) >= 3 and (rdf["verdict"] != UNDECIDED_LIQUID).all()
     assert rdf["detail"].str.contains("seed noise floor of the RDF error 0.043 A").all()
     assert not clean[~clean["metric"].str.contains("RDF error")]["detail"].str.contains("noise floor").any()
 
     frozen = models.assign(rdf_stable=True, rdf_clean=True, rdf_melt_indicator=0.5)
     stuck = frozen["model_id"] == "control/w8-s4-l1/seed2"
     frozen.loc[stuck, ["rdf_clean", "rdf_melt_indicator"]] = [False, 0.02]
-    table = claims.all_claims(frozen, None, AGG).set_index(["claim", "metric"])
-    teacher_metric = claims.METRIC_NAMES[claims.RDF_TEACHER]
+    table = all_claims(frozen, None, AGG).set_index(["claim", "metric"])
+    teacher_metric = METRIC_NAMES[RDF_TEACHER]
     row = table.loc[("students' RDF error is lower than controls' (w8-s4-l1)", teacher_metric)]
-    assert row["verdict"] == claims.UNDECIDED_LIQUID and row["verdict_if_converged"] != claims.UNDECIDED_LIQUID
+    assert row["verdict"] == UNDECIDED_LIQUID and row["verdict_if_converged"] != UNDECIDED_LIQUID
     assert "control/w8-s4-l1/seed2 (did not melt, melt indicator 0.02)" in row["detail"]
     other = table.loc[("students' RDF error is lower than controls' (w4-s4-l1)", teacher_metric)]
     assert other["verdict"] == "holds"  # its liquids are all clean
     tracks = table.loc[("force RMSE tracks the RDF error", slice(None))].iloc[0]
-    assert tracks["verdict"] == claims.UNDECIDED_LIQUID
-    force = table.loc[("students have lower force RMSE than controls (w8-s4-l1)", claims.METRIC_NAMES[claims.FORCE])]
+    assert tracks["verdict"] == UNDECIDED_LIQUID
+    force = table.loc[("students have lower force RMSE than controls (w8-s4-l1)", METRIC_NAMES[FORCE])]
     assert force["verdict"] == "holds"
 
     collapsed_teacher = models.assign(rdf_stable=models["kind"] != "teacher")  # the reference g(r) itself
-    table = claims.all_claims(collapsed_teacher, None, AGG)
+    table = all_claims(collapsed_teacher, None, AGG)
     rdf = table[table["metric"].str.contains("RDF error")]
-    assert (rdf["verdict"] == claims.UNDECIDED_LIQUID).all()
+    assert (rdf["verdict"] == UNDECIDED_LIQUID).all()
     assert rdf["detail"].str.contains(rf"teacher/{TEACHER}/seed0 \(collapsed or blew up\)").all()
 
 
@@ -599,30 +606,31 @@ def test_claims_undecided_when_a_budget_check_file_moves_the_error(tmp_path):
     root = write_synthetic_run(tmp_path, md=False, rdf=False)
     write_budget_check(root, "control/w4-s4-l1/seed1", -0.10)
     models, _ = build(root)
-    table = claims.all_claims(models, None, AGG).set_index("claim")
+    table = all_claims(models, None, AGG).set_index("claim")
     force = "students have lower force RMSE than controls"
-    assert table.loc[f"{force} (all architectures)", "verdict"] == claims.UNDECIDED_BUDGET_MOVED
-    assert table.loc[f"{force} (w4-s4-l1)", "verdict"] == claims.UNDECIDED_BUDGET_MOVED
-    assert table.loc[f"{force} (w4-s4-l1)", "verdict_if_converged"] == claims.HOLDS
+    assert table.loc[f"{force} (all architectures)", "verdict"] == UNDECIDED_BUDGET_MOVED
+    assert table.loc[f"{force} (w4-s4-l1)", "verdict"] == UNDECIDED_BUDGET_MOVED
+    assert table.loc[f"{force} (w4-s4-l1)", "verdict_if_converged"] == HOLDS
     assert "control/w4-s4-l1/seed1 by -10.0%" in table.loc[f"{force} (w4-s4-l1)", "detail"]
-    assert table.loc[f"{force} (w16-s4-l1)", "verdict"] == claims.HOLDS
+    assert table.loc[f"{force} (w16-s4-l1)", "verdict"] == HOLDS
     # the Born-Again rows compare other kinds: their own checks passed
     assert table.loc["the loss schedule beats static weights (all architectures)", "verdict"].tolist() == ["holds"] * 2
 
 
 def test_html_colours_every_verdict(tmp_path):
-    from tsmlip import claim_stats as cs
+    from tsmlip.claims import verdicts as v
+    from tsmlip.claims.render import write_html
 
-    assert set(cs.VERDICTS) >= {cs.HOLDS, cs.FAILS, cs.INCONCLUSIVE, cs.INDISTINGUISHABLE, cs.UNDECIDED,
-                                cs.UNDECIDED_LIQUID, cs.UNDECIDED_NO_BUDGET_CHECK, cs.UNDECIDED_BUDGET_MOVED,
-                                cs.UNDECIDED_BUDGET_FLIPPED}
-    verdicts = list(cs.VERDICTS) + ["undecided (a gate added later)"]
-    aggregate.write_html_table(pd.DataFrame({"verdict": verdicts}), tmp_path / "v.html", "verdicts")
+    assert set(v.VERDICTS) >= {v.HOLDS, v.FAILS, v.INCONCLUSIVE, v.INDISTINGUISHABLE, v.UNDECIDED,
+                               v.UNDECIDED_LIQUID, v.UNDECIDED_NO_BUDGET_CHECK, v.UNDECIDED_BUDGET_MOVED,
+                               v.UNDECIDED_BUDGET_FLIPPED}
+    verdicts = list(v.VERDICTS) + ["undecided (a gate added later)"]
+    write_html(pd.DataFrame({"verdict": verdicts}), tmp_path / "v.html", "verdicts")
     page = (tmp_path / "v.html").read_text()
-    for v in verdicts:
-        cls = aggregate.verdict_css_class(v)
-        assert cls and f'<td class="{cls}">{v}</td>' in page
+    for verdict in verdicts:
+        cls = v.verdict_css_class(verdict)
+        assert cls and f'<td class="{cls}">{verdict}</td>' in page
         assert f"td.{cls}{{background:" in page  # the class has a colour
-    assert aggregate.verdict_css_class("undecided (liquid not clean)") == "undecided"
-    assert aggregate.VERDICT_CLASSES[cs.UNDECIDED_LIQUID] == "undecided"
-    assert aggregate.verdict_css_class("0.5") is None
+    assert v.verdict_css_class("undecided (liquid not clean)") == "undecided"
+    assert v.verdict_css_class(v.UNDECIDED_LIQUID) == "undecided"
+    assert v.verdict_css_class("0.5") is None

@@ -158,7 +158,7 @@ def _models(effect_oracle: float, seeds=(1, 2, 3, 4), archs=("w8-s8-l2", "w16-s8
 
 
 def test_beyond_claims_decide_a_known_effect():
-    from tsmlip.claims import beyond_claims
+    from tsmlip.claims.rows import beyond_claims
 
     cfg = load_config(BASE_CONFIG)["aggregate"]
     rows = {(r.claim, r.metric): r for r in beyond_claims(_models(0.2), cfg)}

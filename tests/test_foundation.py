@@ -236,7 +236,7 @@ def _models_table():
 
 
 def test_foundation_claim_decided_against_the_noise_floor(tiny_cfg):
-    from tsmlip.claims import foundation_claims
+    from tsmlip.claims.foundation import foundation_claims
 
     models, agg = _models_table(), tiny_cfg["aggregate"]
     (row,) = foundation_claims(models, agg, noise_floor_A=0.2, calculator="chgnet")
@@ -249,7 +249,7 @@ def test_foundation_claim_decided_against_the_noise_floor(tiny_cfg):
 
 
 def test_foundation_headline_ratios():
-    from tsmlip.claims import foundation_headline, headline_human
+    from tsmlip.claims.headline import foundation_headline, headline_human
 
     cost = {"calculator": {"name": "chgnet"}, "device": "cpu", "n_atoms": 32, "models_n_atoms": 256,
             "us_per_atom_step": 30000.0, "memory_per_atom_slope_bytes": 2.0e6,

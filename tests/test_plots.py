@@ -28,7 +28,7 @@ def test_pareto_time_draws_fronts_through_means(tables):
     fronts = _front_lines(ax)
     assert len(fronts) == 3  # student, control, control_fw
     # the synthetic students: cost 1, 2, 4 us and force 0.8 x the control's: every architecture on the front
-    student = [ln for ln in fronts if ln.get_color() == plots.KIND_STYLE["student"][0]][0]
+    student = [ln for ln in fronts if ln.get_color() == plots.kind_style("student")[0]][0]
     x, y = student.get_data()
     cost = [us for _, us, _, _ in ARCHS.values()]
     force = [0.8 * fc for *_, fc in ARCHS.values()]
@@ -44,7 +44,7 @@ def test_pareto_memory_front_drops_dominated_point(tables):
     sel = (worse["kind"] == "student") & (worse["arch"] == "w16-s4-l1")
     worse.loc[sel, "test_force_rmse_eV_A"] = 0.5
     ax = plots.make_figure("pareto_memory", worse).axes[0]
-    student = [ln for ln in _front_lines(ax) if ln.get_color() == plots.KIND_STYLE["student"][0]][0]
+    student = [ln for ln in _front_lines(ax) if ln.get_color() == plots.kind_style("student")[0]][0]
     assert np.asarray(student.get_data()[0]) == pytest.approx([10_000 / 1024, 20_000 / 1024])
     assert "KiB" in ax.get_xlabel()
 
@@ -67,7 +67,7 @@ def test_capacity_rdf_panel_draws_the_noise_floor_and_not_the_teacher(tables):
     the seed noise floor drawn as a band from zero up to it."""
     models, _, _ = tables
     ax = _rdf_axis(plots.make_figure("capacity", models, rdf_noise_floor_A=0.03))
-    teacher = plots.KIND_STYLE["teacher"][2]
+    teacher = plots.kind_style("teacher")[2]
     assert teacher not in [h.get_label() for h in ax.get_legend_handles_labels()[0]]
     assert all(ln.get_marker() != "*" for ln in ax.get_lines())
     assert "reference" in ax.get_title(loc="left")

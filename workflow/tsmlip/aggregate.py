@@ -1,4 +1,4 @@
-"""Tidy tables of every trained model: errors, costs, learning speed; seed statistics; Pareto fronts.
+"""Tidy tables of every trained model: errors, costs, learning speed; seed statistics.
 
 Reads the per-model files of docs/outputs.md (``metrics.json``, ``curve.csv``, ``md_timing_<engine>.json``,
 ``max_atoms.json``, ``rdf_error.json``) and writes
@@ -42,9 +42,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .claim_stats import VERDICTS, verdict_css_class
-from .config import KINDS, ModelId
+from .config import ModelId
+from .kinds import BORN_AGAIN_TABLE_KINDS, KINDS, REGISTRY
 from .metrics import atom_energy_agreement  # noqa: F401  (re-exported: the tables use it)
+from .tables import BUDGET_CHECK_ERROR, BUDGET_CHECK_METRICS, STOPPED_BY_RULE, fmt, markdown_table, write_html_table
 
 SPLITS = ("train", "valid", "test")
 SPLIT_METRICS = (
@@ -83,13 +84,6 @@ MAX_ATOMS_KEYS = {
 }
 #: convergence columns of models.csv (see the module docstring)
 CONVERGENCE_COLUMNS = ("stopped_by", "best_epoch", "late_relative_improvement", "converged")
-#: what training writes when the stopping rule (not the epoch cap) ended training
-STOPPED_BY_RULE = "patience"
-#: models.csv test errors a budget-check model reports, as ``budget_check_<metric>``
-BUDGET_CHECK_METRICS = ("test_force_rmse_eV_A", "test_energy_rmse_eV", "test_energy_per_atom_rmse_eV",
-                        "test_atom_energy_rmse_eV")
-#: the error whose relative change decides the budget check
-BUDGET_CHECK_ERROR = "test_force_rmse_eV_A"
 BUDGET_CHECK_COLUMNS = (*(f"budget_check_{m}" for m in BUDGET_CHECK_METRICS), "budget_check_relative_change",
                         "budget_check_stopped_by", "budget_check_epochs")
 RDF_KEYS = ("error_vs_teacher", "error_vs_reference", "first_peak_r_A", "first_peak_g", "stable", "melted", "clean",
@@ -122,22 +116,6 @@ def learning_speed(curve: pd.DataFrame, threshold: float, column: str = "valid_f
     first = hit.iloc[0]
     wall = float(first["wall_time_s"]) if "wall_time_s" in hit else math.nan
     return float(first["epoch"]), wall
-
-
-def pareto_front(cost, error) -> np.ndarray:
-    """Boolean mask of the non-dominated points when both ``cost`` and ``error`` are minimised.
-
-    A point is dominated when another is no worse in both and strictly better in one. NaN points are never
-    on the front; identical points are both on it.
-    """
-    x = np.asarray(cost, dtype=float)
-    y = np.asarray(error, dtype=float)
-    ok = np.isfinite(x) & np.isfinite(y)
-    front = ok.copy()
-    for i in np.flatnonzero(ok):
-        others = ok & (x <= x[i]) & (y <= y[i]) & ((x < x[i]) | (y < y[i]))
-        front[i] = not others.any()
-    return front
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -387,11 +365,6 @@ def summarize(models: pd.DataFrame) -> pd.DataFrame:
     return out[ordered].reset_index()
 
 
-BORN_AGAIN_KINDS = {
-    "teacher": "teacher (static weights, ground truth only)",
-    "born_again_static": "Born-Again student, static weights",
-    "born_again": "Born-Again student, scheduled weights (Table 1)",
-}
 BORN_AGAIN_METRICS = {
     "test_energy_rmse_eV": "test energy RMSE (eV)",
     "test_energy_per_atom_rmse_eV": "test energy RMSE per atom (eV)",
@@ -407,16 +380,17 @@ def born_again_table(models: pd.DataFrame, paper: dict | None = None) -> pd.Data
     ``{kind: {column: {"mean", "std"}}}``); they go into ``paper_<column>_mean`` / ``_std`` (NaN where the
     paper gives none)."""
     paper = paper or {}
-    sub = models[models["kind"].isin(BORN_AGAIN_KINDS)]
+    sub = models[models["kind"].isin(BORN_AGAIN_TABLE_KINDS)]
     if sub.empty:
         raise ValueError("no teacher or Born-Again model in the table")
     rows = []
     teacher = sub[sub["kind"] == "teacher"]
-    for kind, label in BORN_AGAIN_KINDS.items():
+    for kind in BORN_AGAIN_TABLE_KINDS:
         part = sub[sub["kind"] == kind]
         if part.empty:
             continue
-        row = {"kind": kind, "model": label, "arch": part["arch"].iloc[0], "n_seeds": len(part)}
+        row = {"kind": kind, "model": REGISTRY[kind].born_again_label, "arch": part["arch"].iloc[0],
+               "n_seeds": len(part)}
         for col in BORN_AGAIN_METRICS:
             vals = part[col].astype(float)
             row[f"{col}_mean"] = vals.mean()
@@ -435,67 +409,10 @@ def born_again_table(models: pd.DataFrame, paper: dict | None = None) -> pd.Data
 # writing
 
 
-def fmt(x, digits: int = 3) -> str:
-    """A number for a human table: ``digits`` significant digits, '-' for NaN/None."""
-    if x is None or (isinstance(x, float) and not np.isfinite(x)):
-        return "-"
-    if isinstance(x, (bool, np.bool_)):
-        return str(bool(x))
-    if isinstance(x, (int, np.integer)):
-        return str(int(x))
-    if isinstance(x, (float, np.floating)):
-        return f"{x:.{digits}g}"
-    return str(x)
-
-
 def mean_pm_std(mean, std, digits: int = 3) -> str:
     if std is None or not np.isfinite(std):
         return fmt(mean, digits)
     return f"{fmt(mean, digits)} ± {fmt(std, 2)}"
-
-
-def markdown_table(df: pd.DataFrame) -> str:
-    """A GitHub-flavoured markdown table of ``df`` (cells formatted with :func:`fmt`)."""
-    def cell(v) -> str:
-        return fmt(v).replace("|", "\\|").replace("\n", " ")
-
-    lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
-    return "\n".join(lines) + "\n"
-
-
-_HTML_STYLE = (
-    "body{font-family:sans-serif;font-size:13px;margin:1em}"
-    "table{border-collapse:collapse}th,td{border:1px solid #ccc;padding:2px 6px;text-align:left;vertical-align:top}"
-    "th{background:#eee;position:sticky;top:0}td.num{text-align:right;white-space:nowrap}"
-    "tr:nth-child(even){background:#fafafa}td.holds{background:#d9f2d9}td.does-not-hold{background:#f8d7d7}"
-    "td.inconclusive{background:#fff3cd}td.indistinguishable{background:#d6e9f8}td.undecided{background:#e2e3e5}"
-)
-_NUMBER_RE = re.compile(r"^(-|[+-]?[0-9.]+(e[+-]?[0-9]+)?%?( ± .*)?|\[.*\])$")
-#: the CSS class of every verdict of the claims table (claim_stats.VERDICTS), from the verdict constants
-VERDICT_CLASSES = {v: verdict_css_class(v) for v in VERDICTS}
-
-
-def write_html_table(df: pd.DataFrame, path: str | Path, title: str, notes: str = "", nowrap: bool = False) -> None:
-    """A standalone HTML page with ``df`` as a table (for the Snakemake report); ``notes`` is raw HTML.
-
-    Cells are formatted with :func:`fmt`; numbers are right-aligned, verdicts coloured; ``nowrap`` keeps
-    every cell on one line (wide tables of many short values).
-    """
-    def cell(v) -> str:
-        text = fmt(v)
-        cls = verdict_css_class(text) or ("num" if _NUMBER_RE.match(text) else "")
-        return f'<td class="{cls}">{html.escape(text)}</td>' if cls else f"<td>{html.escape(text)}</td>"
-
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
-    rows = "".join("<tr>" + "".join(cell(v) for v in row) + "</tr>\n" for row in df.itertuples(index=False))
-    page = (
-        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-        f"<style>{_HTML_STYLE}{'td{white-space:nowrap}' if nowrap else ''}</style></head><body><h2>{html.escape(title)}</h2>{notes}"
-        f"<table><thead><tr>{head}</tr></thead><tbody>\n{rows}</tbody></table></body></html>\n"
-    )
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(page)
 
 
 def _write_csv(df: pd.DataFrame, path: str | Path) -> None:

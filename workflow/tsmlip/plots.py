@@ -29,21 +29,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from .aggregate import pareto_front  # noqa: E402
+from .kinds import KINDS, REGISTRY, SWEEP_KINDS  # noqa: E402
+from .tables import pareto_front  # noqa: E402
 
-#: colour, marker and legend label per model kind
-KIND_STYLE = {
-    "teacher": ("black", "*", "teacher"),
-    "student": ("#1f77b4", "o", "student (energies, forces + teacher's atom energies)"),
-    "control": ("#d62728", "s", "control (energies, forces)"),
-    "control_fw": ("#2ca02c", "^", "control, student's force weight (ablation)"),
-    "born_again": ("#9467bd", "D", "Born-Again, scheduled weights"),
-    "born_again_static": ("#8c564b", "v", "Born-Again, static weights"),
-    "student_oracle": ("#ff7f0e", "P", "student on the reference's own atom energies (oracle)"),
-    "student_synthetic": ("#17becf", "X", "student + teacher-generated configurations"),
-}
-#: kinds of the width / sensitivity / layer sweep (the last two only when the config turns them on)
-SWEEP_KINDS = ("student", "control", "control_fw", "student_oracle", "student_synthetic")
 FORCE_LABEL = "test force RMSE (eV/Å)"
 #: data spanning more than this ratio get a logarithmic axis
 LOG_SPAN = 10.0
@@ -55,7 +43,9 @@ def setup_style() -> None:
 
 
 def kind_style(kind: str) -> tuple[str, str, str]:
-    return KIND_STYLE.get(kind, ("grey", "x", kind))
+    """Colour, marker and legend label of a model kind (:mod:`tsmlip.kinds`)."""
+    k = REGISTRY.get(kind)
+    return (k.color, k.marker, k.label) if k else ("grey", "x", kind)
 
 
 def _auto_log(ax, values, axis: str = "x") -> None:
@@ -85,7 +75,7 @@ def _device_names(models: pd.DataFrame, col: str) -> str:
 def _errorbar_kinds(ax, stats: pd.DataFrame, x: str, y: str, front: bool = False, xscale: float = 1.0,
                     yscale: float = 1.0, dodge: bool = False) -> None:
     """Means with one-std error bars, one colour per kind; with ``front`` the kind's Pareto front as steps."""
-    kinds = [k for k in KIND_STYLE if k in set(stats["kind"])]
+    kinds = [k for k in KINDS if k in set(stats["kind"])]
     for i, kind in enumerate(kinds):
         part = stats[(stats["kind"] == kind) & stats[x].notna() & stats[y].notna()].sort_values(x)
         if part.empty:
@@ -283,7 +273,7 @@ def learning_curves(models: pd.DataFrame, curves: pd.DataFrame, arch: str | None
     for ax, split, letter in zip(axes, ("train", "valid"), "AB"):
         col = f"{split}_force_rmse_eV_A"
         name = "training" if split == "train" else "validation"
-        for kind in [k for k in KIND_STYLE if k in set(sub["kind"])]:
+        for kind in [k for k in KINDS if k in set(sub["kind"])]:
             color, _, label = kind_style(kind)
             part = sub[sub["kind"] == kind]
             for _, one in part.groupby("seed"):
@@ -361,9 +351,8 @@ def born_again(table: pd.DataFrame) -> plt.Figure:
     seeds, error bars = std)."""
     panels = [("test_energy_rmse_eV", "test energy RMSE (eV)"), ("test_force_rmse_eV_A", FORCE_LABEL)]
     fig, axes = plt.subplots(1, 2, figsize=(9, 4.5), layout="constrained")
-    names = {"teacher": "teacher", "born_again_static": "Born-Again\nstatic weights",
-             "born_again": "Born-Again\nscheduled weights"}
     x = np.arange(len(table))
+    names = [kind_style(k)[2].replace(", ", "\n", 1) for k in table["kind"]]  # "Born-Again\nstatic weights"
     for ax, (col, label) in zip(axes, panels):
         mean, std = table[f"{col}_mean"].to_numpy(float), table[f"{col}_std"].to_numpy(float)
         ax.bar(x, mean, color=[kind_style(k)[0] for k in table["kind"]], alpha=0.85, width=0.6)
@@ -372,7 +361,7 @@ def born_again(table: pd.DataFrame) -> plt.Figure:
         for xi, m in zip(x, mean):  # value inside the bar, clear of the error bar
             ax.text(xi, 0.5 * m, f"{m:#.3g}", ha="center", va="center", color="white", fontsize="small",
                     fontweight="bold")
-        ax.set_xticks(x, [f"{names.get(k, k)}\n(n = {n})" for k, n in zip(table["kind"], table["n_seeds"])])
+        ax.set_xticks(x, [f"{name}\n(n = {n})" for name, n in zip(names, table["n_seeds"])])
         ax.set_ylabel(label)
         ax.grid(axis="x", visible=False)
     arch = table["arch"].iloc[0] if "arch" in table and len(table) else ""

@@ -24,33 +24,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize, stats
 
-HOLDS, FAILS, INCONCLUSIVE = "holds", "does not hold", "inconclusive"
-#: an RDF row whose models' RDF-error differences lie inside the seed noise floor (equivalence test)
-INDISTINGUISHABLE = "indistinguishable at this resolution"
-#: every undecided verdict starts with this (the HTML colours them alike)
-UNDECIDED_PREFIX = "undecided ("
-UNDECIDED = "undecided (unconverged)"
-UNDECIDED_NO_BUDGET_CHECK = "undecided (no budget check)"
-UNDECIDED_BUDGET_MOVED = "undecided (budget check moved the error)"
-UNDECIDED_BUDGET_FLIPPED = "undecided (budget check flipped the verdict)"
-UNDECIDED_LIQUID = "undecided (liquid not clean)"
-#: every verdict a claims row can carry: the statistics' (decided) and the gates' (undecided)
-DECIDED_VERDICTS = (HOLDS, FAILS, INCONCLUSIVE, INDISTINGUISHABLE)
-UNDECIDED_VERDICTS = (UNDECIDED, UNDECIDED_NO_BUDGET_CHECK, UNDECIDED_BUDGET_MOVED, UNDECIDED_BUDGET_FLIPPED,
-                      UNDECIDED_LIQUID)
-VERDICTS = DECIDED_VERDICTS + UNDECIDED_VERDICTS
-#: CSS class of each decided verdict in the HTML tables (undecided ones: ``undecided``, by prefix)
-VERDICT_CSS = {HOLDS: "holds", FAILS: "does-not-hold", INCONCLUSIVE: "inconclusive",
-               INDISTINGUISHABLE: "indistinguishable"}
+from .verdicts import FAILS, HOLDS, INCONCLUSIVE
+
 NAN = math.nan
-
-
-def verdict_css_class(text: str) -> str | None:
-    """The HTML class of a verdict cell: its own for a decided verdict, ``undecided`` for every
-    ``undecided (...)`` one, None for any other text."""
-    if text in VERDICT_CSS:
-        return VERDICT_CSS[text]
-    return "undecided" if str(text).startswith(UNDECIDED_PREFIX) else None
 
 
 @dataclass

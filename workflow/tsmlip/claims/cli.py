@@ -1,0 +1,74 @@
+"""``tsmlip claims``: the claims and headline tables from ``tables/models.csv``."""
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from .claim import check_config, claims_frame
+from .foundation import foundation_claims
+from .headline import HEADLINE_INTRO, foundation_headline, headline_human, headline_markdown, headline_table
+from .render import claims_markdown, human_table, verdict_rule_text, write_html
+from .table import all_claims
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``tsmlip claims``: models.csv (+ labels/atom_energies.json) -> claims.csv, claims.md (+ .html) and the
+    headline table."""
+    ap = argparse.ArgumentParser(prog="tsmlip claims", description=main.__doc__)
+    ap.add_argument("--models", required=True, help="tables/models.csv")
+    ap.add_argument("--labels", default=None, help="labels/atom_energies.json (its vs_reference check)")
+    ap.add_argument("--config-json", required=True, help="the config's aggregate section, as JSON")
+    ap.add_argument("--rdf-noise-floor", default=None,
+                    help="rdf_noise/noise_floor.json: the RDF error between two teacher liquids of different seeds")
+    ap.add_argument("--foundation-cost", default=None,
+                    help="foundation/cost.json: the teacher calculator's own MD cost (docs/foundation.md)")
+    ap.add_argument("--foundation-name", default=None, help="the teacher calculator's name (foundation claims)")
+    ap.add_argument("--out-csv", required=True)
+    ap.add_argument("--out-md", required=True)
+    ap.add_argument("--out-html", default=None)
+    ap.add_argument("--out-headline-csv", default=None)
+    ap.add_argument("--out-headline-md", default=None)
+    ap.add_argument("--out-headline-html", default=None)
+    args = ap.parse_args(argv)
+
+    cfg = check_config(json.loads(args.config_json))
+    models = pd.read_csv(args.models)
+    labels = json.loads(Path(args.labels).read_text()) if args.labels else None
+    floor = None
+    if args.rdf_noise_floor:
+        floor = json.loads(Path(args.rdf_noise_floor).read_text()).get("error_vs_teacher")
+        floor = float(floor) if floor is not None else None
+    claims = all_claims(models, labels, cfg, floor)
+    extra = foundation_claims(models, cfg, floor, args.foundation_name)
+    if extra:
+        claims = pd.concat([claims, claims_frame(extra)], ignore_index=True)
+    Path(args.out_csv).parent.mkdir(parents=True, exist_ok=True)
+    claims.to_csv(args.out_csv, index=False)
+    Path(args.out_md).write_text(claims_markdown(claims, cfg))
+    if args.out_html:
+        notes = "".join(f"<p>{html.escape(p.replace('**', '').replace('*', ''))}</p>" for p in verdict_rule_text(cfg))
+        write_html(human_table(claims), args.out_html, "The paper's claims, tested on this run", notes)
+    head = headline_table(models)
+    if args.foundation_cost:
+        fh = foundation_headline(models, json.loads(Path(args.foundation_cost).read_text()))
+        if len(fh):
+            head = pd.concat([head, fh], ignore_index=True)
+    if args.out_headline_csv:
+        head.to_csv(args.out_headline_csv, index=False)
+    if args.out_headline_md:
+        Path(args.out_headline_md).write_text(headline_markdown(head))
+    if args.out_headline_html:
+        write_html(headline_human(head), args.out_headline_html, "Headline: the best student against the teacher and "
+                   "its control", f"<p>{html.escape(HEADLINE_INTRO)}</p>")
+    counts = claims["verdict"].value_counts().to_dict()
+    print(f"[claims] {len(claims)} rows: {counts} -> {args.out_csv}", file=sys.stderr, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
