@@ -1,9 +1,9 @@
 """The kinds of trained model: one entry per kind holds every fact the workflow keys on a kind.
 
 Configuration (allowed ids and ``sweep.kinds``), the rules (what each kind trains on), training (the loss),
-the tables, claims and figures read this registry. Adding a kind is one entry here plus its loss weights
-in ``training.loss_weights`` of config/config.yaml (tests/test_kinds.py holds config/schema.yaml's kind
-lists to this module).
+the tables, claims and figures read this registry. A new kind is one entry here, its loss weights in
+``training.loss_weights`` of config/config.yaml, and its name in the kind lists of config/schema.yaml
+(tests/test_kinds.py checks those lists against this module).
 
 Beyond the paper (docs/beyond.md), opt-in through ``sweep.kinds``: ``student_oracle`` learns the student's
 loss with the reference potential's own atom energies as targets, ``student_synthetic`` the student's loss on
