@@ -259,6 +259,10 @@ def test_cli_model_and_reference(tmp_path, test_cfg):
     assert err["error_vs_teacher"] == 0.0
     assert np.isfinite(err["error_vs_reference"]) and err["error_vs_reference"] > 0
     assert err["teacher_ids"] == ["teacher/w6-s6-l1/seed0"] and err["temperature_K"] == 1200.0
+    from tsmlip.records import ExperimentComparison, LiquidDensity, RdfError, RdfMd
+
+    assert list(info) == list(RdfMd.keys()) and list(ref) == list(RdfMd.keys())
+    assert list(err) == [k for k in RdfError.keys() if k not in ExperimentComparison.keys() + LiquidDensity.keys()]
 
 
 def test_error_against_mean_of_teachers(tmp_path):
@@ -383,13 +387,13 @@ def test_experiment_error_on_a_synthetic_curve_is_known():
     r = r_grid(6.0, 60)  # the model's grid: bin centres 0.05, 0.15, ..., 5.95
     g = np.interp(r, r_e, g_e) + 0.1  # off by 0.1 everywhere: error 0.1 x 6 A
     out = compare_with_experiment(r, g, 1200.0, curves=curves, max_gap_K=150)
-    assert out["experiment_temperature_K"] == 1198.0  # the nearest temperature
-    assert out["error_vs_experiment"] == pytest.approx(0.6, abs=1e-9)
-    assert out["first_peak_r_shift_vs_experiment_A"] == pytest.approx(0.0, abs=0.02)
-    assert out["first_peak_g_diff_vs_experiment"] == pytest.approx(0.1, abs=0.02)
+    assert out.experiment_temperature_K == 1198.0  # the nearest temperature
+    assert out.error_vs_experiment == pytest.approx(0.6, abs=1e-9)
+    assert out.first_peak_r_shift_vs_experiment_A == pytest.approx(0.0, abs=0.02)
+    assert out.first_peak_g_diff_vs_experiment == pytest.approx(0.1, abs=0.02)
     far = compare_with_experiment(r, g, 2000.0, curves=curves, max_gap_K=150)
-    assert far["error_vs_experiment"] is None and "more than" in far["experiment_note"]
-    assert compare_with_experiment(r, g, 1200.0, element="Cu")["error_vs_experiment"] is None
+    assert far.error_vs_experiment is None and "more than" in far.experiment_note
+    assert compare_with_experiment(r, g, 1200.0, element="Cu").error_vs_experiment is None
 
 
 def test_packaged_experimental_curves_are_found_through_the_package():
