@@ -3,6 +3,7 @@ error definition, the cut-off check, and short MD runs with a random-weight mode
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -18,6 +19,9 @@ from tsmlip import rdf
 from tsmlip.config import Arch, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
+#: the CLI subprocesses run this checkout's package
+CLI_ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(ROOT / "workflow"), os.environ.get("PYTHONPATH"))
+                                                      if p))
 A_FCC = 4.05
 #: fcc neighbour shells in units of the cubic lattice constant: sqrt(n/2), n = 1..5
 FCC_SHELLS = [np.sqrt(n / 2.0) for n in (1, 2, 3, 4, 5)]
@@ -236,7 +240,7 @@ def test_cli_model_and_reference(tmp_path, test_cfg):
         subprocess.run(run + ["rdf-md", *who, "--config-json", cfg_json, "--threads", "1",
                               "--out-csv", str(tmp_path / f"{out}.csv"),
                               "--out-json", str(tmp_path / f"{out}.json")],
-                       check=True, capture_output=True, text=True, timeout=300)
+                       check=True, capture_output=True, text=True, timeout=300, env=CLI_ENV)
     info = json.loads((tmp_path / "teacher.json").read_text())
     assert info["n_atoms"] == 32 and info["n_frames"] == 2 and info["device"].startswith("cpu")
     assert info["element"] == "Al" and info["density_g_cm3"] == pytest.approx(2.30, abs=0.002)
@@ -423,7 +427,7 @@ def test_rdf_md_with_the_teacher_calculator_equals_the_reference_run(tmp_path, t
     for who, out in ((["--reference", "emt"], "reference"), (["--calculator", '"emt"'], "calculator")):
         subprocess.run(run + who + ["--out-csv", str(tmp_path / f"{out}.csv"), "--out-json",
                                     str(tmp_path / f"{out}.json")], check=True, capture_output=True, text=True,
-                       timeout=300)
+                       timeout=300, env=CLI_ENV)
     np.testing.assert_array_equal(rdf.read_curve(tmp_path / "reference.csv")[1],
                                   rdf.read_curve(tmp_path / "calculator.csv")[1])
     info = json.loads((tmp_path / "calculator.json").read_text())
