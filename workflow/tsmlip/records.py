@@ -10,9 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 
 
-def part(cls, default_none: bool = False):
-    """A field holding a ``cls`` record spliced into the file in its place (left out when None)."""
-    return field(default=None, metadata={"part": cls}) if default_none else field(metadata={"part": cls})
+def part(cls, optional: bool = False):
+    """A field holding a ``cls`` record whose keys are written in its place; an ``optional`` part is None by
+    default, and then left out."""
+    return field(default=None, metadata={"part": cls}) if optional else field(metadata={"part": cls})
 
 
 def optional():
@@ -323,8 +324,8 @@ class RdfError(Record):
     definition: str
     teacher_ids: list[str]
     outcome: LiquidOutcome = part(LiquidOutcome)
-    experiment: ExperimentComparison | None = part(ExperimentComparison, default_none=True)
-    density: LiquidDensity | None = part(LiquidDensity, default_none=True)
+    experiment: ExperimentComparison | None = part(ExperimentComparison, optional=True)
+    density: LiquidDensity | None = part(LiquidDensity, optional=True)
 
 
 #: the record of every output file (noise_floor.json is an rdf_error.json of the noise-seed run)
