@@ -262,7 +262,7 @@ def test_missing_md_and_rdf_give_nan_free_table(tmp_path):
     assert not table["claim"].str.contains("RDF").any()
 
 
-def test_collect_files_explicit_list(run):
+def test_collect_files_explicit_list(run, tmp_path):
     root, _, _ = run
     d = root / "models" / "student" / "w4-s4-l1" / "seed1"
     found = aggregate.collect_files([str(d / "metrics.json"), str(d / f"md_timing_{ENGINE}.json")])
@@ -270,8 +270,16 @@ def test_collect_files_explicit_list(run):
     assert set(found["student/w4-s4-l1/seed1"]["md_timing"]) == {ENGINE}
     with pytest.raises(ValueError, match="not a per-model file"):
         aggregate.collect_files([str(root / "labels" / "atom_energies.json")])
-    with pytest.raises(ValueError, match="not in a model directory"):
-        aggregate.collect_files([str(root / "labels" / "metrics.json")])
+    # a file's model id is the one it records, not its folder's; a curve goes with the metrics.json beside it
+    moved = tmp_path / "elsewhere" / "metrics.json"
+    moved.parent.mkdir()
+    moved.write_text((d / "metrics.json").read_text())
+    assert list(aggregate.collect_files([str(moved)])) == ["student/w4-s4-l1/seed1"]
+    with pytest.raises(ValueError, match="no metrics.json beside it"):
+        aggregate.collect_files([str(d / "curve.csv")])
+    _write_json(tmp_path / "labels" / "metrics.json", {"model_id": "teacher/mean"})
+    with pytest.raises(ValueError, match="not a model id"):
+        aggregate.collect_files([str(tmp_path / "labels" / "metrics.json")])
 
 
 def test_model_files_reads_optional_files_where_present(run):

@@ -19,6 +19,7 @@ from tsmlip.md.hardware import hardware_info
 from tsmlip.md.pairs import cell_list_pairs, vesin_pairs
 from tsmlip.elements import ElementError
 from tsmlip.md.system import crystal_supercell, fcc_supercell, md_system, resolve_md_config, supercell_repeats
+from tsmlip.records import MaxAtoms, MdTiming
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
@@ -222,6 +223,7 @@ def test_md_timing_cli(tmp_path, model_path, md_cfg, engine):
                         "--model-id", "student/w8-s6-l1/seed0", "--config", str(ROOT / "config" / "config.yaml"), str(ROOT / "config" / "test.yaml")]) == 0
     rec = json.loads(out.read_text())
     assert TIMING_KEYS <= set(rec)
+    assert list(rec) == [k for k in MdTiming.keys() if engine == "torch" or not k.startswith("pair_re")]
     tc = md_cfg["timing"]
     assert rec["engine"] == engine and rec["device"] == "cpu" and rec["model_id"] == "student/w8-s6-l1/seed0"
     assert rec["n_atoms"] == tc["n_atoms"] and rec["n_steps"] == tc["steps"] and rec["repeats"] == tc["repeats"]
@@ -298,7 +300,7 @@ def test_cpu_probe_with_injected_oom(tmp_path, model_path, md_cfg):
     assert probe.main(["--model", str(model_path), "--out", str(out), "--config", str(ROOT / "config" / "config.yaml"), str(ROOT / "config" / "test.yaml"),
                        "--config-json", cfg, "--fake-oom-above", "100"]) == 0
     rec = json.loads(out.read_text())
-    assert PROBE_KEYS <= set(rec) and rec["device"] == "cpu"
+    assert PROBE_KEYS <= set(rec) and rec["device"] == "cpu" and list(rec) == list(MaxAtoms.keys())
     assert rec["hippynn_kernels"] == "pytorch" and rec["hippynn_kernels_setting"] == "auto"
     assert all(SIZE_KEYS <= set(row) for row in rec["sizes"])
     budget = 400 * 2**20

@@ -3,6 +3,7 @@ error definition, the cut-off check, and short MD runs with a random-weight mode
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -18,6 +19,9 @@ from tsmlip import rdf
 from tsmlip.config import Arch, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
+#: the CLI subprocesses run this checkout's package
+CLI_ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(ROOT / "workflow"), os.environ.get("PYTHONPATH"))
+                                                      if p))
 A_FCC = 4.05
 #: fcc neighbour shells in units of the cubic lattice constant: sqrt(n/2), n = 1..5
 FCC_SHELLS = [np.sqrt(n / 2.0) for n in (1, 2, 3, 4, 5)]
@@ -236,7 +240,7 @@ def test_cli_model_and_reference(tmp_path, test_cfg):
         subprocess.run(run + ["rdf-md", *who, "--config-json", cfg_json, "--threads", "1",
                               "--out-csv", str(tmp_path / f"{out}.csv"),
                               "--out-json", str(tmp_path / f"{out}.json")],
-                       check=True, capture_output=True, text=True, timeout=300)
+                       check=True, capture_output=True, text=True, timeout=300, env=CLI_ENV)
     info = json.loads((tmp_path / "teacher.json").read_text())
     assert info["n_atoms"] == 32 and info["n_frames"] == 2 and info["device"].startswith("cpu")
     assert info["element"] == "Al" and info["density_g_cm3"] == pytest.approx(2.30, abs=0.002)
@@ -259,6 +263,10 @@ def test_cli_model_and_reference(tmp_path, test_cfg):
     assert err["error_vs_teacher"] == 0.0
     assert np.isfinite(err["error_vs_reference"]) and err["error_vs_reference"] > 0
     assert err["teacher_ids"] == ["teacher/w6-s6-l1/seed0"] and err["temperature_K"] == 1200.0
+    from tsmlip.records import ExperimentComparison, LiquidDensity, RdfError, RdfMd
+
+    assert list(info) == list(RdfMd.keys()) and list(ref) == list(RdfMd.keys())
+    assert list(err) == [k for k in RdfError.keys() if k not in ExperimentComparison.keys() + LiquidDensity.keys()]
 
 
 def test_error_against_mean_of_teachers(tmp_path):
@@ -383,13 +391,13 @@ def test_experiment_error_on_a_synthetic_curve_is_known():
     r = r_grid(6.0, 60)  # the model's grid: bin centres 0.05, 0.15, ..., 5.95
     g = np.interp(r, r_e, g_e) + 0.1  # off by 0.1 everywhere: error 0.1 x 6 A
     out = compare_with_experiment(r, g, 1200.0, curves=curves, max_gap_K=150)
-    assert out["experiment_temperature_K"] == 1198.0  # the nearest temperature
-    assert out["error_vs_experiment"] == pytest.approx(0.6, abs=1e-9)
-    assert out["first_peak_r_shift_vs_experiment_A"] == pytest.approx(0.0, abs=0.02)
-    assert out["first_peak_g_diff_vs_experiment"] == pytest.approx(0.1, abs=0.02)
+    assert out.experiment_temperature_K == 1198.0  # the nearest temperature
+    assert out.error_vs_experiment == pytest.approx(0.6, abs=1e-9)
+    assert out.first_peak_r_shift_vs_experiment_A == pytest.approx(0.0, abs=0.02)
+    assert out.first_peak_g_diff_vs_experiment == pytest.approx(0.1, abs=0.02)
     far = compare_with_experiment(r, g, 2000.0, curves=curves, max_gap_K=150)
-    assert far["error_vs_experiment"] is None and "more than" in far["experiment_note"]
-    assert compare_with_experiment(r, g, 1200.0, element="Cu")["error_vs_experiment"] is None
+    assert far.error_vs_experiment is None and "more than" in far.experiment_note
+    assert compare_with_experiment(r, g, 1200.0, element="Cu").error_vs_experiment is None
 
 
 def test_packaged_experimental_curves_are_found_through_the_package():
@@ -419,7 +427,7 @@ def test_rdf_md_with_the_teacher_calculator_equals_the_reference_run(tmp_path, t
     for who, out in ((["--reference", "emt"], "reference"), (["--calculator", '"emt"'], "calculator")):
         subprocess.run(run + who + ["--out-csv", str(tmp_path / f"{out}.csv"), "--out-json",
                                     str(tmp_path / f"{out}.json")], check=True, capture_output=True, text=True,
-                       timeout=300)
+                       timeout=300, env=CLI_ENV)
     np.testing.assert_array_equal(rdf.read_curve(tmp_path / "reference.csv")[1],
                                   rdf.read_curve(tmp_path / "calculator.csv")[1])
     info = json.loads((tmp_path / "calculator.json").read_text())

@@ -18,10 +18,10 @@ time then. Both are NaN when the threshold is never reached.
 
 Convergence (``metrics.json``'s ``convergence`` block, written by training): ``stopped_by`` (``patience`` or
 ``max_epochs``; ``unknown`` when the block is missing), ``best_epoch``, ``late_relative_improvement`` (how
-much the best validation force RMSE still improved over the last 20 % of the epochs, relative; information
-only) and ``converged``: stopped by the stopping rule (``stopped_by == "patience"``), not by the epoch cap.
-A model without the block counts as not converged. The claims table never decides a claim on a model that
-did not converge.
+much the best validation force RMSE still improved over the last ``convergence.late_fraction`` of the epochs
+(``tsmlip.train.LATE_FRACTION``), relative; information only) and ``converged``: stopped by the stopping rule
+(``stopped_by == "patience"``), not by the epoch cap. A model without the block counts as not converged. The
+claims table never decides a claim on a model that did not converge.
 
 Budget check (``--budget-check-files``): some models are trained a second time from scratch with every
 budget doubled (``<results>/budget_check/<id>/metrics.json``). Each such model's row gets
@@ -45,19 +45,15 @@ import pandas as pd
 from .config import ModelId
 from .kinds import BORN_AGAIN_TABLE_KINDS, KINDS, REGISTRY
 from .metrics import atom_energy_agreement  # noqa: F401  (re-exported: the tables use it)
+from .records import MaxAtoms, MdTiming, RdfError, SplitErrors, TrainMetrics
 from .tables import BUDGET_CHECK_ERROR, BUDGET_CHECK_METRICS, STOPPED_BY_RULE, fmt, markdown_table, write_html_table
 
 SPLITS = ("train", "valid", "test")
-SPLIT_METRICS = (
-    "n_configs",
-    "energy_rmse_eV",
-    "energy_per_atom_rmse_eV",
-    "force_rmse_eV_A",
-    "force_mae_eV_A",
-    "atom_energy_rmse_eV",
-    "atom_energy_pearson_r",
-)
-MD_KEYS = (
+#: metrics.json's errors per split in models.csv (``<split>_<key>``); the energy MAE stays out of the table
+SPLIT_METRICS = tuple(k for k in SplitErrors.keys() if k != "energy_mae_eV")
+#: metrics.json keys copied into models.csv
+METRICS_KEYS = TrainMetrics.select("n_weights", "epochs", "best_epoch", "wall_time_s", "device", "teacher_labels")
+MD_KEYS = MdTiming.select(
     "n_atoms",
     "us_per_atom_step",
     "us_per_atom_step_all",  # one value per timed block (JSON list): the claims' replicate timings
@@ -82,15 +78,17 @@ MAX_ATOMS_KEYS = {
     "device_name": "max_atoms_device_name",
     "hippynn_kernels": "max_atoms_hippynn_kernels",
 }
+MaxAtoms.select(*MAX_ATOMS_KEYS)  # each is a max_atoms.json field
 #: convergence columns of models.csv (see the module docstring)
 CONVERGENCE_COLUMNS = ("stopped_by", "best_epoch", "late_relative_improvement", "converged")
 BUDGET_CHECK_COLUMNS = (*(f"budget_check_{m}" for m in BUDGET_CHECK_METRICS), "budget_check_relative_change",
                         "budget_check_stopped_by", "budget_check_epochs")
-RDF_KEYS = ("error_vs_teacher", "error_vs_reference", "first_peak_r_A", "first_peak_g", "stable", "melted", "clean",
-            "melt_indicator", "min_pair_distance_A", "definition",
-            # rdf.experiment (docs/foundation.md); absent (NaN) when the comparison is off
-            "error_vs_experiment", "experiment_temperature_K", "experiment_first_peak_r_A", "experiment_first_peak_g",
-            "first_peak_r_shift_vs_experiment_A", "first_peak_g_diff_vs_experiment")
+RDF_KEYS = RdfError.select(
+    "error_vs_teacher", "error_vs_reference", "first_peak_r_A", "first_peak_g", "stable", "melted", "clean",
+    "melt_indicator", "min_pair_distance_A", "definition",
+    # rdf.experiment (docs/foundation.md); absent (NaN) when the comparison is off
+    "error_vs_experiment", "experiment_temperature_K", "experiment_first_peak_r_A", "experiment_first_peak_g",
+    "first_peak_r_shift_vs_experiment_A", "first_peak_g_diff_vs_experiment")
 #: identifying columns of a model row; the rest are measurements
 ID_COLUMNS = ("model_id", "kind", "arch", "width", "n_sensitivities", "n_atom_layers", "seed")
 GROUP_COLUMNS = ("kind", "arch", "width", "n_sensitivities", "n_atom_layers")
@@ -154,11 +152,20 @@ def model_files(models_dir: str | Path, model_ids, optional=()) -> list[Path]:
     return paths
 
 
+def record_model_id(path: Path) -> str:
+    """The model id a per-model JSON file records (its ``model_id``)."""
+    mid = _read_json(path).get("model_id")
+    try:
+        return str(ModelId.parse(str(mid)))
+    except ValueError as err:
+        raise ValueError(f"{path}: its model_id {mid!r} is not a model id <kind>/<arch>/seed<N> ({err})") from None
+
+
 def collect_files(files=None, models_dir: str | Path | None = None) -> dict[str, dict]:
     """Per-model files grouped by model id: ``{id: {"metrics.json": path, ..., "md_timing": {engine: path}}}``.
 
-    ``files`` lists exactly what to read; a file's model id is its directory's last three parts
-    (``<kind>/<arch>/seed<N>``). Without ``files`` every known file under ``models_dir`` is taken.
+    ``files`` lists exactly what to read; a JSON file's model id is the one it records, a ``curve.csv`` belongs
+    to the ``metrics.json`` beside it. Without ``files`` every known file under ``models_dir`` is taken.
     """
     if files is None:
         if models_dir is None:
@@ -168,15 +175,20 @@ def collect_files(files=None, models_dir: str | Path | None = None) -> dict[str,
         files = [p for p in root.rglob("*.json") if p.name in names or MD_TIMING_RE.match(p.name)]
         files += list(root.rglob("curve.csv"))
     found: dict[str, dict] = {}
-    for p in sorted(Path(f) for f in files):
+    metrics_ids: dict[Path, str] = {}
+    for p in sorted((Path(f) for f in files), key=lambda p: (p.name == "curve.csv", p)):  # curves last
         m = MD_TIMING_RE.match(p.name)
         if not m and p.name not in PER_MODEL_FILES:
             raise ValueError(f"{p}: not a per-model file this step reads ({', '.join(PER_MODEL_FILES)}, md_timing_*.json)")
-        try:
-            mid = ModelId.parse("/".join(p.parent.parts[-3:]))
-        except ValueError as err:
-            raise ValueError(f"{p}: not in a model directory models/<kind>/<arch>/seed<N> ({err})") from None
-        entry = found.setdefault(str(mid), {"md_timing": {}})
+        if p.name == "curve.csv":
+            if p.parent not in metrics_ids:
+                raise ValueError(f"{p}: no metrics.json beside it among the inputs")
+            mid = metrics_ids[p.parent]
+        else:
+            mid = record_model_id(p)
+        if p.name == "metrics.json":
+            metrics_ids[p.parent] = mid
+        entry = found.setdefault(mid, {"md_timing": {}})
         if m:
             entry["md_timing"][m.group(1)] = p
         else:
@@ -218,7 +230,7 @@ def model_row(model_id: str, files: dict) -> dict:
     if "metrics.json" not in files:
         raise FileNotFoundError(f"model {model_id}: no metrics.json among the inputs")
     met = _read_json(files["metrics.json"])
-    for key in ("n_weights", "epochs", "best_epoch", "wall_time_s", "device", "teacher_labels"):
+    for key in METRICS_KEYS:
         row[key] = met.get(key)
     row.update(convergence(met))
     weights = met.get("loss_weights") or {}
@@ -262,17 +274,13 @@ def share_cost_within_architecture(models: pd.DataFrame) -> pd.DataFrame:
 
 
 def read_budget_checks(files) -> dict[str, dict]:
-    """The budget-check models' results, by model id, from their ``metrics.json`` files (each in
-    ``<dir>/<kind>/<arch>/seed<N>/``): ``{id: {"budget_check_<metric>": ..., "budget_check_stopped_by": ...,
-    "budget_check_epochs": ...}}``."""
+    """The budget-check models' results, by the model id each ``metrics.json`` records:
+    ``{id: {"budget_check_<metric>": ..., "budget_check_stopped_by": ..., "budget_check_epochs": ...}}``."""
     out: dict[str, dict] = {}
     for p in sorted(Path(f) for f in files or ()):
         if p.name != "metrics.json":
             raise ValueError(f"{p}: a budget check is read from its metrics.json")
-        try:
-            mid = str(ModelId.parse("/".join(p.parent.parts[-3:])))
-        except ValueError as err:
-            raise ValueError(f"{p}: not in a model directory <dir>/<kind>/<arch>/seed<N> ({err})") from None
+        mid = record_model_id(p)
         met = _read_json(p)
         test = (met.get("splits") or {}).get("test") or {}
         entry = {}

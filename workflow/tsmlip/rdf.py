@@ -32,7 +32,7 @@ import math
 import sys
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +40,7 @@ import numpy as np
 from .io_utils import atomic_write_json, atomic_write_text
 from .md.common import finite_or_none
 from .md.system import initial_liquid_cell, liquid_lattice_constant, liquid_system, number_density
+from .records import ExperimentComparison, LiquidDensity, LiquidOutcome, RdfError, RdfMd
 
 #: the exact definition written into every rdf_error.json
 ERROR_DEFINITION = (
@@ -208,25 +209,20 @@ def read_experiment(path) -> tuple[np.ndarray, np.ndarray]:
 
 def compare_with_experiment(r: np.ndarray, g: np.ndarray, temperature_K: float, element: str = "Al",
                             max_gap_K: float | None = None, peak_halfwidth_A: float = 0.2,
-                            curves: dict | None = None) -> dict:
+                            curves: dict | None = None) -> ExperimentComparison:
     """The model's g(r) on its grid ``r`` against the experimental curve at the nearest temperature: the error
     (:data:`EXPERIMENT_ERROR_DEFINITION`, the same L1 definition as against the teacher), the experiment's first
     peak (same parabola fit, on its own 0.05 A grid) and the model's peak shift and height difference. Where no
     curve is within ``max_gap_K`` (or none for the element) the error is None and ``experiment_note`` says why."""
     curves = experimental_curves(element) if curves is None else curves
-    out = {"error_vs_experiment": None, "experiment_temperature_K": None, "experiment_first_peak_r_A": None,
-           "experiment_first_peak_g": None, "first_peak_r_shift_vs_experiment_A": None,
-           "first_peak_g_diff_vs_experiment": None, "experiment_definition": EXPERIMENT_ERROR_DEFINITION,
-           "experiment_source": EXPERIMENT_CITATION, "experiment_note": ""}
+    none = ExperimentComparison(experiment_definition=EXPERIMENT_ERROR_DEFINITION, experiment_source=EXPERIMENT_CITATION)
     if not curves:
-        out["experiment_note"] = f"no experimental g(r) of {element} is packaged"
-        return out
+        return replace(none, experiment_note=f"no experimental g(r) of {element} is packaged")
     t_exp = min(curves, key=lambda t: (abs(t - float(temperature_K)), t))
     if max_gap_K is not None and abs(t_exp - float(temperature_K)) > float(max_gap_K):
-        out["experiment_note"] = (f"the nearest experimental temperature ({t_exp:g} K) is more than "
-                                  f"rdf.experiment.max_temperature_gap_K = {max_gap_K:g} K from the run's "
-                                  f"{float(temperature_K):g} K")
-        return out
+        return replace(none, experiment_note=f"the nearest experimental temperature ({t_exp:g} K) is more than "
+                                             f"rdf.experiment.max_temperature_gap_K = {max_gap_K:g} K from the "
+                                             f"run's {float(temperature_K):g} K")
     r_e, g_e = (read_experiment(curves[t_exp]) if not isinstance(curves[t_exp], tuple) else curves[t_exp])
     r, g = np.asarray(r, float), np.asarray(g, float)
     inside = (r >= r_e.min()) & (r <= r_e.max())
@@ -235,14 +231,13 @@ def compare_with_experiment(r: np.ndarray, g: np.ndarray, temperature_K: float, 
     err = float(np.sum(np.abs(g[inside] - g_on_r)) * dr)
     pr, pg = first_peak(r_e, g_e, peak_halfwidth_A)
     mr, mg = first_peak(r, g, peak_halfwidth_A)
-    out.update(error_vs_experiment=finite_or_none(err), experiment_temperature_K=t_exp,
-               experiment_first_peak_r_A=finite_or_none(pr), experiment_first_peak_g=finite_or_none(pg),
-               first_peak_r_shift_vs_experiment_A=finite_or_none(mr - pr),
-               first_peak_g_diff_vs_experiment=finite_or_none(mg - pg),
-               experiment_temperature_gap_K=float(temperature_K) - t_exp,
-               experiment_note="" if inside.all() else
-               f"{int((~inside).sum())} bins beyond the experiment's r range left out")
-    return out
+    return replace(none, error_vs_experiment=finite_or_none(err), experiment_temperature_K=t_exp,
+                   experiment_first_peak_r_A=finite_or_none(pr), experiment_first_peak_g=finite_or_none(pg),
+                   first_peak_r_shift_vs_experiment_A=finite_or_none(mr - pr),
+                   first_peak_g_diff_vs_experiment=finite_or_none(mg - pg),
+                   experiment_temperature_gap_K=float(temperature_K) - t_exp,
+                   experiment_note="" if inside.all() else
+                   f"{int((~inside).sum())} bins beyond the experiment's r range left out")
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -534,48 +529,49 @@ def main_md(argv: list[str] | None = None) -> int:
         log_line = (f"NOT MELTED: production-stage MSD is {melt:.3f} d_nn^2 (< rdf.melt_min_msd_ratio = "
                     f"{s['melt_min_msd_ratio']}): the system did not diffuse like a liquid")
         print(f"[rdf-md] {log_line}", file=sys.stderr, flush=True)
-    info = {
-        "model_id": name,
-        "stable": run.stable,
-        "melted": melted,
-        "clean": bool(run.stable and melted),
-        "message": run.message,
-        "melt_indicator": finite_or_none(melt),
-        "melt_indicator_definition": "production-stage mean-square displacement / d_nn^2 (fcc nearest-neighbour "
-                                     "distance at the run's density); melted when >= rdf.melt_min_msd_ratio",
-        "msd_A2": {k: round(v, 5) for k, v in run.msd_A2.items()},
-        "nn_distance_A": round(d_nn, 5),
-        "min_pair_distance_A": finite_or_none(run.min_pair_distance_A),
-        "first_peak_r_A": finite_or_none(r_peak),
-        "first_peak_g": finite_or_none(g_peak),
-        "n_frames": len(run.frames),
-        "n_atoms": run.n_atoms,
-        "temperature_K": float(s["temperature_K"]),
-        "mean_production_temperature_K": finite_or_none(run.mean_temperature_K),
-        "element": s["element"],
-        "density_g_cm3": float(s["density_g_cm3"]),
-        "density_source": s["density_source"],
-        "supercell": list(s["supercell"]),
-        "number_density_per_A3": number_density(s["density_g_cm3"], s["element"]),
-        "cell_heights_A": cell_heights(run.cell).round(6).tolist(),
-        "r_max_A": float(s["r_max_A"]),
-        "n_bins": int(s["n_bins"]),
-        "dr_A": float(s["r_max_A"]) / int(s["n_bins"]),
-        "stages": run.stages,
-        "timestep_fs": float(s["timestep_fs"]),
-        "steps_done": run.steps_done,
-        "simulated_time_fs": run.simulated_time_fs,
-        "md_wall_time_s": round(run.wall_time_s, 3),
-        "ms_per_step": round(1e3 * run.wall_time_s / max(run.steps_done, 1), 3),
-        "rdf_wall_time_s": round(rdf_time, 3),
-        "device": device,
-        "engine": run.engine,
-        "pair_finder": pair_finder if run.engine == "torch" else ("ase.neighborlist" if model else None),
-        "calculator": cinfo if a.calculator else None,
-        "hippynn_kernels": kernels,
-        "seed": int(s["seed"]),
-        "settings": s,
-    }
+    info = RdfMd(
+        model_id=name,
+        outcome=LiquidOutcome(
+            first_peak_r_A=finite_or_none(r_peak),
+            first_peak_g=finite_or_none(g_peak),
+            n_frames=len(run.frames),
+            device=device,
+            temperature_K=float(s["temperature_K"]),
+            n_atoms=run.n_atoms,
+            stable=run.stable,
+            melted=melted,
+            clean=bool(run.stable and melted),
+            melt_indicator=finite_or_none(melt),
+            min_pair_distance_A=finite_or_none(run.min_pair_distance_A),
+        ),
+        message=run.message,
+        melt_indicator_definition="production-stage mean-square displacement / d_nn^2 (fcc nearest-neighbour "
+                                  "distance at the run's density); melted when >= rdf.melt_min_msd_ratio",
+        msd_A2={k: round(v, 5) for k, v in run.msd_A2.items()},
+        nn_distance_A=round(d_nn, 5),
+        mean_production_temperature_K=finite_or_none(run.mean_temperature_K),
+        element=s["element"],
+        density=LiquidDensity(density_g_cm3=float(s["density_g_cm3"]), density_source=s["density_source"]),
+        supercell=list(s["supercell"]),
+        number_density_per_A3=number_density(s["density_g_cm3"], s["element"]),
+        cell_heights_A=cell_heights(run.cell).round(6).tolist(),
+        r_max_A=float(s["r_max_A"]),
+        n_bins=int(s["n_bins"]),
+        dr_A=float(s["r_max_A"]) / int(s["n_bins"]),
+        stages=run.stages,
+        timestep_fs=float(s["timestep_fs"]),
+        steps_done=run.steps_done,
+        simulated_time_fs=run.simulated_time_fs,
+        md_wall_time_s=round(run.wall_time_s, 3),
+        ms_per_step=round(1e3 * run.wall_time_s / max(run.steps_done, 1), 3),
+        rdf_wall_time_s=round(rdf_time, 3),
+        engine=run.engine,
+        pair_finder=pair_finder if run.engine == "torch" else ("ase.neighborlist" if model else None),
+        calculator=cinfo if a.calculator else None,
+        hippynn_kernels=kernels,
+        seed=int(s["seed"]),
+        settings=s,
+    ).to_json()
     atomic_write_json(a.out_json, info, indent=2)
     print(f"[rdf-md] done: {len(run.frames)} frames, first peak r={r_peak:.3f} A g={g_peak:.3f}, "
           f"MD {run.wall_time_s:.1f}s, stable={run.stable}, melt indicator {melt:.3f} (melted={melted}), "
@@ -625,29 +621,18 @@ def main_error(argv: list[str] | None = None) -> int:
         r_ref, g_ref = read_curve(a.reference_rdf)
         _check_grid(r, r_ref, f"{a.rdf} vs {a.reference_rdf}")
         err_ref = finite_or_none(rdf_error(r, g, g_ref))
-    out = {
-        "model_id": a.model_id,
-        "error_vs_teacher": finite_or_none(rdf_error(r, g, g_t)),
-        "error_vs_reference": err_ref,
-        "definition": ERROR_DEFINITION,
-        "teacher_ids": list(a.teacher_ids),
-        "first_peak_r_A": info.get("first_peak_r_A"),
-        "first_peak_g": info.get("first_peak_g"),
-        "n_frames": int(info["n_frames"]),
-        "device": info["device"],
-        "temperature_K": float(info["temperature_K"]),
-        "n_atoms": int(info["n_atoms"]),
-        "stable": bool(info.get("stable", True)),
-        "melted": info.get("melted"),
-        "clean": info.get("clean"),
-        "melt_indicator": info.get("melt_indicator"),
-        "min_pair_distance_A": info.get("min_pair_distance_A"),
-    }
-    if a.experiment:
-        out.update(compare_with_experiment(r, g, info["temperature_K"], info.get("element", "Al"),
-                                           a.experiment_max_gap_K, a.peak_halfwidth))
-        out["density_g_cm3"] = info.get("density_g_cm3")
-        out["density_source"] = info.get("density_source")
+    out = RdfError(
+        model_id=a.model_id,
+        error_vs_teacher=finite_or_none(rdf_error(r, g, g_t)),
+        error_vs_reference=err_ref,
+        definition=ERROR_DEFINITION,
+        teacher_ids=list(a.teacher_ids),
+        outcome=LiquidOutcome.of_rdf_md(info),
+        experiment=compare_with_experiment(r, g, info["temperature_K"], info.get("element", "Al"),
+                                           a.experiment_max_gap_K, a.peak_halfwidth) if a.experiment else None,
+        density=LiquidDensity(density_g_cm3=info.get("density_g_cm3"), density_source=info.get("density_source"))
+        if a.experiment else None,
+    ).to_json()
     atomic_write_json(a.out, out, indent=2)
     print(f"[rdf-error] {a.model_id}: vs teacher {out['error_vs_teacher']}, "
           f"vs reference {out['error_vs_reference']}"

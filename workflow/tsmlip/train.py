@@ -43,6 +43,7 @@ from .model import (DB_ATOM_ENERGIES, DB_CELL, DB_ENERGY, DB_ENERGY_PER_ATOM, DB
                     DB_SPECIES, build_model, count_weights, device_description, load_model, resolve_device,
                     _to_cpu, save_model)
 from .predict import error_metrics, predict
+from .records import Convergence, SplitErrors, TrainMetrics
 
 CURVE_COLUMNS = ["epoch", "lr", "w_E", "w_F", "w_A", "train_loss",
                  "train_force_rmse_eV_A", "valid_force_rmse_eV_A",
@@ -481,24 +482,24 @@ def _finish(model_id: ModelId, cfg: dict, data: _Data, run: _Run, state: dict, e
     for name in SPLITS:
         pred = predict(final, data.arrays, data.split[name], device=device, batch_size=tr["eval_batch_size"])
         splits[name] = error_metrics(pred, data.arrays, data.split[name], data.labels)
-    metrics = {
-        "model_id": str(model_id), "kind": model_id.kind, "width": model_id.arch.width,
-        "n_sensitivities": model_id.arch.n_sensitivities, "n_atom_layers": model_id.arch.n_atom_layers,
-        "seed": model_id.seed, "n_weights": run.n_weights, "epochs": epoch, "best_epoch": state["best_epoch"],
-        "wall_time_s": wall, "device": device_description(device),
-        "convergence": convergence,
-        "loss_weights": run.schedule.final.as_dict(),
-        "loss_schedule": None if model_id.kind != "born_again" else cfg["born_again"],
-        "teacher_labels": str(labels_path) if labels_path else None,
-        "atom_energy_labels_in_loss": data.distilled,
-        "splits": splits,
-        "untrained": state.get("untrained"),
-    }
+    metrics = TrainMetrics(
+        model_id=str(model_id), kind=model_id.kind, width=model_id.arch.width,
+        n_sensitivities=model_id.arch.n_sensitivities, n_atom_layers=model_id.arch.n_atom_layers,
+        seed=model_id.seed, n_weights=run.n_weights, epochs=epoch, best_epoch=state["best_epoch"],
+        wall_time_s=wall, device=device_description(device),
+        convergence=convergence,
+        loss_weights=run.schedule.final.as_dict(),
+        loss_schedule=None if model_id.kind != "born_again" else cfg["born_again"],
+        teacher_labels=str(labels_path) if labels_path else None,
+        atom_energy_labels_in_loss=data.distilled,
+        splits={name: SplitErrors(**errors) for name, errors in splits.items()},
+        untrained=state.get("untrained"),
+    ).to_json()
     atomic_write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2))
     t = splits["test"]
-    log(f"[{model_id}] stopped by {convergence['stopped_by']} after {epoch} epochs (best {state['best_epoch']}); "
-        f"validation force RMSE improved {100 * convergence['late_relative_improvement']:.1f}% over the last "
-        f"{convergence['late_window_epochs']} epochs")
+    log(f"[{model_id}] stopped by {convergence.stopped_by} after {epoch} epochs (best {state['best_epoch']}); "
+        f"validation force RMSE improved {100 * convergence.late_relative_improvement:.1f}% over the last "
+        f"{convergence.late_window_epochs} epochs")
     log(f"[{model_id}] done: {epoch} epochs (best {state['best_epoch']}), {wall:.0f} s; test force RMSE "
         f"{t['force_rmse_eV_A']:.4f} eV/A, energy RMSE {1000 * t['energy_per_atom_rmse_eV']:.2f} meV/atom")
     return metrics
@@ -508,7 +509,8 @@ def _finish(model_id: ModelId, cfg: dict, data: _Data, run: _Run, state: dict, e
 LATE_FRACTION = 0.2
 
 
-def convergence_summary(curve: list[dict], stopped_early: bool, best_epoch: int, max_epochs: int) -> dict:
+def convergence_summary(curve: list[dict], stopped_early: bool, best_epoch: int,
+                        max_epochs: int) -> Convergence:
     """Why training stopped and how much it was still improving.
 
     ``stopped_by`` is ``patience`` when the termination patience ended training before ``max_epochs``,
@@ -524,9 +526,9 @@ def convergence_summary(curve: list[dict], stopped_early: bool, best_epoch: int,
         before = min(r["valid_force_rmse_eV_A"] for r in rows[:n - window])
         best = min(r["valid_force_rmse_eV_A"] for r in rows)
         late = (before - best) / before if before > 0 else 0.0
-    return {"stopped_by": "patience" if stopped_early else "max_epochs", "best_epoch": int(best_epoch),
-            "epochs": n, "max_epochs": int(max_epochs), "late_window_epochs": window,
-            "late_fraction": LATE_FRACTION, "late_relative_improvement": late}
+    return Convergence(stopped_by="patience" if stopped_early else "max_epochs", best_epoch=int(best_epoch),
+                       epochs=n, max_epochs=int(max_epochs), late_window_epochs=window,
+                       late_fraction=LATE_FRACTION, late_relative_improvement=late)
 
 
 def _curve_row(epoch, optimizer, w, train_loss, ev_train, ev_valid, stop_metric, epoch_time, wall) -> dict:

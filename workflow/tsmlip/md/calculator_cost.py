@@ -20,14 +20,12 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import math
 import statistics
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
+from ..records import CalculatorCost
 from .common import finite_or_none, log, write_json
 
 
@@ -99,7 +97,7 @@ def calculator_cost(spec, md_cfg: dict, cost_cfg: dict, species, device: str = "
     from .hardware import hardware_info
     from .probe import memory_slope
     from .system import md_system, resolve_md_config
-    from .timing import energy_drift
+    from .timing import timed_blocks
 
     import torch
 
@@ -113,29 +111,9 @@ def calculator_cost(spec, md_cfg: dict, cost_cfg: dict, species, device: str = "
     eng = make_engine("ase", None, atoms, torch.device(dev), dt_fs, skin_A=md_cfg["skin_A"], calc=calc)
     setup_s = time.perf_counter() - t0
     n_atoms = len(eng.atoms)
-    trace_t, trace_e = [0.0], [float(sum(eng.energies()))]
     log(f"[calculator-cost] {info['name']} on {dev}: {n_atoms} atoms, setup {setup_s:.1f} s")
-    done = 0
-    if warmup:
-        eng.run(warmup)
-        done += warmup
-        trace_t.append(done * dt_fs * 1e-3)
-        trace_e.append(float(sum(eng.energies())))
-    blocks = []
-    for r in range(repeats):
-        eng.synchronize()
-        t = time.perf_counter()
-        eng.run(steps)
-        eng.synchronize()
-        blocks.append(time.perf_counter() - t)
-        done += steps
-        trace_t.append(done * dt_fs * 1e-3)
-        trace_e.append(float(sum(eng.energies())))
-        log(f"[calculator-cost] block {r + 1}/{repeats}: {steps} steps in {blocks[-1]:.2f} s "
-            f"({1e6 * blocks[-1] / steps / n_atoms:.0f} us/atom/step)")
-    per_atom_us = [b / steps / n_atoms * 1e6 for b in blocks]
-    median_us = statistics.median(per_atom_us)
-    drift = energy_drift(trace_t, trace_e, n_atoms)
+    blocks = timed_blocks(eng, n_atoms, dt_fs, warmup, steps, repeats, "calculator-cost")
+    median_us = statistics.median(blocks.per_atom_us)
     sizes = []
     for n in cost_cfg["memory_sizes"]:
         row = _memory_row(calc, md_cfg, int(n), dev)
@@ -143,31 +121,31 @@ def calculator_cost(spec, md_cfg: dict, cost_cfg: dict, species, device: str = "
         log(f"[calculator-cost] memory: {row['n_atoms']} atoms, peak +{row['peak_bytes'] / 2**20:.1f} MB")
     slope, intercept = memory_slope(sizes)
     models_n = int(md_cfg["timing"]["n_atoms"])
-    return {
-        "calculator": info,
-        "engine": "ase",
-        "device": "cuda" if dev.startswith("cuda") else "cpu",
-        "n_atoms": n_atoms, "n_steps": steps, "warmup_steps": warmup, "repeats": repeats, "timestep_fs": dt_fs,
-        "models_n_atoms": models_n, "models_n_steps": int(md_cfg["timing"]["steps"]),
-        "protocol": (f"md.timing protocol (NVE velocity Verlet, ase engine, thermalised {md_cfg['element']} "
-                     f"{md_cfg['crystal_structure']} crystal at {md_cfg['temperature_K']} K) on {n_atoms} atoms and "
-                     f"{repeats} x {steps} steps (foundation.cost), smaller than the models' {models_n} atoms and "
-                     f"{md_cfg['timing']['repeats']} x {md_cfg['timing']['steps']} steps: the calculator is slow"),
-        "us_per_atom_step": median_us,
-        "us_per_atom_step_all": per_atom_us,
-        "energy_drift_eV_per_atom_per_ps": finite_or_none(drift),
-        "setup_s": setup_s,
-        "memory_sizes": sizes,
-        "memory_per_atom_slope_bytes": finite_or_none(slope) if slope is not None else None,
-        "memory_intercept_bytes": finite_or_none(intercept) if intercept is not None else None,
-        "memory_per_atom_bytes": finite_or_none(slope) if slope is not None else None,
-        "memory_definition": ("least-squares slope of the peak memory of one energy+forces call over "
-                              "memory_sizes (CPU: resident set above the baseline; CUDA: torch's allocator); "
-                              "no max-atoms search"),
-        "element": md_cfg["element"],
-        "torch_threads": torch.get_num_threads() if not dev.startswith("cuda") else None,
-        "hardware": hardware_info(torch.device(dev)),
-    }
+    return CalculatorCost(
+        calculator=info,
+        engine="ase",
+        device="cuda" if dev.startswith("cuda") else "cpu",
+        n_atoms=n_atoms, n_steps=steps, warmup_steps=warmup, repeats=repeats, timestep_fs=dt_fs,
+        models_n_atoms=models_n, models_n_steps=int(md_cfg["timing"]["steps"]),
+        protocol=(f"md.timing protocol (NVE velocity Verlet, ase engine, thermalised {md_cfg['element']} "
+                  f"{md_cfg['crystal_structure']} crystal at {md_cfg['temperature_K']} K) on {n_atoms} atoms and "
+                  f"{repeats} x {steps} steps (foundation.cost), smaller than the models' {models_n} atoms and "
+                  f"{md_cfg['timing']['repeats']} x {md_cfg['timing']['steps']} steps: the calculator is slow"),
+        us_per_atom_step=median_us,
+        us_per_atom_step_all=blocks.per_atom_us,
+        energy_drift_eV_per_atom_per_ps=finite_or_none(blocks.drift),
+        setup_s=setup_s,
+        memory_sizes=sizes,
+        memory_per_atom_slope_bytes=finite_or_none(slope) if slope is not None else None,
+        memory_intercept_bytes=finite_or_none(intercept) if intercept is not None else None,
+        memory_per_atom_bytes=finite_or_none(slope) if slope is not None else None,
+        memory_definition=("least-squares slope of the peak memory of one energy+forces call over "
+                           "memory_sizes (CPU: resident set above the baseline; CUDA: torch's allocator); "
+                           "no max-atoms search"),
+        element=md_cfg["element"],
+        torch_threads=torch.get_num_threads() if not dev.startswith("cuda") else None,
+        hardware=hardware_info(torch.device(dev)),
+    ).to_json()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -42,6 +42,7 @@ import numpy as np
 import torch
 
 from ..elements import ElementError
+from ..records import MaxAtoms
 from .common import (FAKE_OOM_ENV, add_config_args, fake_oom_atoms, log, md_config, out_of_memory_error,
                      setup_device, write_json)
 from .engines import ENGINES, PRIME_ATOMS, kernel_implementation, make_engine, prime_engine, set_kernels
@@ -426,45 +427,43 @@ def probe_max_atoms(model_path, md_cfg: dict, device: torch.device, model_id: st
             trial.close()
     slope, intercept = memory_slope(found["sizes"])
     max_atoms = found["max_atoms"]
-    return {
-        "model_id": model_id,
-        "device": device.type,
-        "device_name": device_name(device),
-        "engine": pc["engine"],
-        "element": md_cfg["element"],
-        "crystal_structure": md_cfg["crystal_structure"],
-        "lattice_constant_A": md_cfg["lattice_constant_A"],
-        "max_atoms": max_atoms,
-        "memory_budget_bytes": trial.budget,
-        "budget_kind": ("none (dry run)" if trial_class is InProcessTrial
-                        else "cpu_peak_rss_increase" if device.type == "cpu"
-                        else "gpu_fraction" if pc.get("gpu_memory_budget_MB") else "gpu_total"),
-        "memory_per_atom_bytes": trial.budget / max_atoms if max_atoms else None,
-        "memory_per_atom_slope_bytes": slope,
-        "memory_intercept_bytes": intercept,
-        "first_failure_atoms": found["first_failure_atoms"],
-        "host_limited": any(r.get("host_limited") for r in found["sizes"]),
-        "capped": found["capped"],
-        "timed_out": found["timed_out"],
-        "max_atoms_cap": int(pc["max_atoms_cap"]),
-        "resolution": pc["resolution"],
-        "fake_oom_above": fake,
-        "sizes": found["sizes"],
-        "hippynn_kernels": kernel_implementation(),
-        "hippynn_kernels_setting": md_cfg["kernels"],
-        "wall_s": time.perf_counter() - t0,
-        "model_path": str(model_path),
-        "hardware": hardware_info(device),
-    }
+    return MaxAtoms(
+        model_id=model_id,
+        device=device.type,
+        device_name=device_name(device),
+        engine=pc["engine"],
+        element=md_cfg["element"],
+        crystal_structure=md_cfg["crystal_structure"],
+        lattice_constant_A=md_cfg["lattice_constant_A"],
+        max_atoms=max_atoms,
+        memory_budget_bytes=trial.budget,
+        budget_kind=("none (dry run)" if trial_class is InProcessTrial
+                     else "cpu_peak_rss_increase" if device.type == "cpu"
+                     else "gpu_fraction" if pc.get("gpu_memory_budget_MB") else "gpu_total"),
+        memory_per_atom_bytes=trial.budget / max_atoms if max_atoms else None,
+        memory_per_atom_slope_bytes=slope,
+        memory_intercept_bytes=intercept,
+        first_failure_atoms=found["first_failure_atoms"],
+        host_limited=any(r.get("host_limited") for r in found["sizes"]),
+        capped=found["capped"],
+        timed_out=found["timed_out"],
+        max_atoms_cap=int(pc["max_atoms_cap"]),
+        resolution=pc["resolution"],
+        fake_oom_above=fake,
+        sizes=found["sizes"],
+        hippynn_kernels=kernel_implementation(),
+        hippynn_kernels_setting=md_cfg["kernels"],
+        wall_s=time.perf_counter() - t0,
+        model_path=str(model_path),
+        hardware=hardware_info(device),
+    ).to_json()
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .timing import model_id_from_path
-
     p = argparse.ArgumentParser(prog="tsmlip max-atoms", description=__doc__.split("\n\n")[0])
     p.add_argument("--model", required=True, help="model.pt of a trained model")
     p.add_argument("--out", required=True, help="output JSON (max_atoms.json)")
-    p.add_argument("--model-id", help="model id recorded in the output (default: from the path)")
+    p.add_argument("--model-id", help="model id recorded in the output")
     p.add_argument("--engine", choices=ENGINES, help="override md.probe.engine")
     p.add_argument("--fake-oom-above", type=int, help=f"sizes above this fail as out of memory ({FAKE_OOM_ENV})")
     add_config_args(p)
@@ -480,10 +479,9 @@ def main(argv: list[str] | None = None) -> int:
     from ..model import check_model_id
 
     # a file that is not a model, or not the model of the id: one clear error here, not from the CPU worker
-    check_model_id(args.model, args.model_id or model_id_from_path(args.model))
+    check_model_id(args.model, args.model_id)
     try:
-        record = probe_max_atoms(args.model, md, device, args.model_id or model_id_from_path(args.model),
-                                 fake_oom_above=args.fake_oom_above)
+        record = probe_max_atoms(args.model, md, device, args.model_id, fake_oom_above=args.fake_oom_above)
     except ElementError as e:
         log(f"tsmlip max-atoms: error: {e}")
         return 2

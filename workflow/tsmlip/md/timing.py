@@ -18,12 +18,14 @@ import argparse
 import math
 import statistics
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..elements import ElementError
+from ..records import MdTiming
 from .common import add_config_args, finite_or_none, log, md_config, setup_device, write_json
 from .engines import ENGINES, kernel_implementation, make_engine, prime_engine, set_kernels
 from .hardware import device_name, hardware_info
@@ -39,6 +41,52 @@ def energy_drift(times_ps, energies_eV, n_atoms: int) -> float:
     if len(t) < 2 or not np.all(np.isfinite(e)) or np.ptp(t) == 0:
         return math.nan
     return float(np.polyfit(t, e, 1)[0])
+
+
+@dataclass
+class TimedBlocks:
+    """What :func:`timed_blocks` measured: the wall time of each timed block per step and atom, the total energy
+    trace (start, after the warm-up, after every block) and its drift."""
+
+    per_atom_us: list[float]
+    trace_t: list[float]
+    trace_e: list[float]
+    drift: float
+    timed_out: bool
+
+
+def timed_blocks(eng, n_atoms: int, dt_fs: float, warmup: int, steps: int, repeats: int, tag: str,
+                 deadline: float | None = None) -> TimedBlocks:
+    """``warmup`` untimed steps, then ``repeats`` timed blocks of ``steps`` steps of the engine ``eng``, reading
+    the total energy at the start and after each stage. ``deadline`` (a ``time.perf_counter()`` value): no
+    block starts after it once one is done (``timed_out``)."""
+    trace_t, trace_e = [0.0], [float(sum(eng.energies()))]
+    log(f"[{tag}] E0 = {trace_e[0]:.6f} eV")
+    done = 0
+    if warmup:
+        eng.run(warmup)
+        done += warmup
+        trace_t.append(done * dt_fs * 1e-3)
+        trace_e.append(float(sum(eng.energies())))
+    block_s = []
+    timed_out = False
+    for r in range(repeats):
+        if block_s and deadline is not None and time.perf_counter() >= deadline:
+            timed_out = True
+            log(f"[{tag}] time limit reached after {len(block_s)} of {repeats} blocks")
+            break
+        eng.synchronize()
+        t0 = time.perf_counter()
+        eng.run(steps)
+        eng.synchronize()
+        block_s.append(time.perf_counter() - t0)
+        done += steps
+        trace_t.append(done * dt_fs * 1e-3)
+        trace_e.append(float(sum(eng.energies())))
+        log(f"[{tag}] block {r + 1}/{repeats}: {steps} steps in {block_s[-1]:.3f} s "
+            f"({block_s[-1] / steps / n_atoms * 1e6:.2f} us/atom/step), E = {trace_e[-1]:.6f} eV")
+    return TimedBlocks(per_atom_us=[b / steps / n_atoms * 1e6 for b in block_s], trace_t=trace_t, trace_e=trace_e,
+                       drift=energy_drift(trace_t, trace_e, n_atoms), timed_out=timed_out)
 
 
 def time_md(model_path: str | Path, engine: str, md_cfg: dict, device: torch.device,
@@ -68,87 +116,59 @@ def time_md(model_path: str | Path, engine: str, md_cfg: dict, device: torch.dev
                       pair_finder=pair_finder, dtype=DTYPES[dtype])
     eng.synchronize()
     setup_s = time.perf_counter() - t_setup
-    trace_t, trace_e = [0.0], [sum(eng.energies())]
     log(f"[md-timing] {model_id or model_path} engine={engine} device={device} n_atoms={n_atoms} "
-        f"kernels={kernel_implementation()} "
-        f"priming {prime_s:.1f} s, setup {setup_s:.2f} s, E0 = {trace_e[0]:.6f} eV")
-    done = 0
-    if warmup:
-        eng.run(warmup)
-        done += warmup
-        trace_t.append(done * dt_fs * 1e-3)
-        trace_e.append(sum(eng.energies()))
-
-    block_s = []
-    timed_out = False
-    for r in range(repeats):
-        if block_s and deadline is not None and time.perf_counter() >= deadline:
-            timed_out = True
-            log(f"[md-timing] time limit reached after {len(block_s)} of {repeats} blocks")
-            break
-        eng.synchronize()
-        t0 = time.perf_counter()
-        eng.run(steps)
-        eng.synchronize()
-        block_s.append(time.perf_counter() - t0)
-        done += steps
-        trace_t.append(done * dt_fs * 1e-3)
-        trace_e.append(sum(eng.energies()))
-        log(f"[md-timing] block {r + 1}/{repeats}: {steps} steps in {block_s[-1]:.3f} s "
-            f"({block_s[-1] / steps / n_atoms * 1e6:.2f} us/atom/step), E = {trace_e[-1]:.6f} eV")
-
-    per_atom_us = [s / steps / n_atoms * 1e6 for s in block_s]
-    median_us = statistics.median(per_atom_us)
+        f"kernels={kernel_implementation()} priming {prime_s:.1f} s, setup {setup_s:.2f} s")
+    blocks = timed_blocks(eng, n_atoms, dt_fs, warmup, steps, repeats, "md-timing", deadline)
+    median_us = statistics.median(blocks.per_atom_us)
     steps_per_s = 1e6 / (median_us * n_atoms)
-    drift = energy_drift(trace_t, trace_e, n_atoms)
+    drift = blocks.drift
     bound = float(tc["max_drift_eV_per_atom_per_ps"])
+    trace_t, trace_e = blocks.trace_t, blocks.trace_e
     stable = bool(all(math.isfinite(e) for e in trace_e) and math.isfinite(drift) and abs(drift) <= bound)
     if not stable:
         log(f"[md-timing] UNSTABLE: drift {drift} eV/atom/ps (bound {bound}) or non-finite energies")
-    record = {
-        "model_id": model_id,
-        "engine": engine,
-        "device": device.type,
-        "device_name": device_name(device),
-        "n_atoms": n_atoms,
-        "n_steps": steps,
-        "warmup_steps": warmup,
-        "repeats": repeats,
-        "repeats_done": len(block_s),
-        "timed_out": timed_out,
-        "timestep_fs": dt_fs,
-        "temperature_K": float(md_cfg["temperature_K"]),
-        "us_per_atom_step": median_us,
-        "us_per_atom_step_all": per_atom_us,
-        "steps_per_s": steps_per_s,
-        "ns_per_day": steps_per_s * dt_fs * 1e-6 * 86400.0,
-        "energy_drift_eV_per_atom_per_ps": finite_or_none(drift),
-        "stable": stable,
-        "max_drift_eV_per_atom_per_ps": bound,
-        "energy_start_eV": finite_or_none(trace_e[0]),
-        "energy_end_eV": finite_or_none(trace_e[-1]),
-        "energy_trace": [[t, finite_or_none(e)] for t, e in zip(trace_t, trace_e)],
-        "prime_s": prime_s,
-        "setup_s": setup_s,
-        "wall_s": time.perf_counter() - wall0,
-        "supercell": atoms.info["supercell"],
-        "vacancies": atoms.info["vacancies"],
-        "element": md_cfg["element"],
-        "crystal_structure": md_cfg["crystal_structure"],
-        "lattice_constant_A": float(md_cfg["lattice_constant_A"]),
-        "crystal_source": md_cfg["crystal_source"],
-        "skin_A": float(md_cfg["skin_A"]),
-        "pair_finder": pair_finder if engine == "torch" else "ase.neighborlist",
-        "dtype": dtype,
-        "hippynn_kernels": kernel_implementation(),
-        "hippynn_kernels_setting": md_cfg["kernels"],
-        "torch_threads": torch.get_num_threads() if device.type == "cpu" else None,
-        "model_path": str(model_path),
-        "hardware": hardware_info(device),
-    }
-    if hasattr(eng, "pair_stats"):
-        record.update(eng.pair_stats())
-    return record
+    return MdTiming(
+        model_id=model_id,
+        engine=engine,
+        device=device.type,
+        device_name=device_name(device),
+        n_atoms=n_atoms,
+        n_steps=steps,
+        warmup_steps=warmup,
+        repeats=repeats,
+        repeats_done=len(blocks.per_atom_us),
+        timed_out=blocks.timed_out,
+        timestep_fs=dt_fs,
+        temperature_K=float(md_cfg["temperature_K"]),
+        us_per_atom_step=median_us,
+        us_per_atom_step_all=blocks.per_atom_us,
+        steps_per_s=steps_per_s,
+        ns_per_day=steps_per_s * dt_fs * 1e-6 * 86400.0,
+        energy_drift_eV_per_atom_per_ps=finite_or_none(drift),
+        stable=stable,
+        max_drift_eV_per_atom_per_ps=bound,
+        energy_start_eV=finite_or_none(trace_e[0]),
+        energy_end_eV=finite_or_none(trace_e[-1]),
+        energy_trace=[[t, finite_or_none(e)] for t, e in zip(trace_t, trace_e)],
+        prime_s=prime_s,
+        setup_s=setup_s,
+        wall_s=time.perf_counter() - wall0,
+        supercell=atoms.info["supercell"],
+        vacancies=atoms.info["vacancies"],
+        element=md_cfg["element"],
+        crystal_structure=md_cfg["crystal_structure"],
+        lattice_constant_A=float(md_cfg["lattice_constant_A"]),
+        crystal_source=md_cfg["crystal_source"],
+        skin_A=float(md_cfg["skin_A"]),
+        pair_finder=pair_finder if engine == "torch" else "ase.neighborlist",
+        dtype=dtype,
+        hippynn_kernels=kernel_implementation(),
+        hippynn_kernels_setting=md_cfg["kernels"],
+        torch_threads=torch.get_num_threads() if device.type == "cpu" else None,
+        model_path=str(model_path),
+        hardware=hardware_info(device),
+        **(eng.pair_stats() if hasattr(eng, "pair_stats") else {}),
+    ).to_json()
 
 
 def check_timing_size(n_atoms: int, md_cfg: dict, key: str = "md.timing.n_atoms") -> None:
@@ -162,22 +182,12 @@ def check_timing_size(n_atoms: int, md_cfg: dict, key: str = "md.timing.n_atoms"
                            f"cell of {md_cfg['element']} ({per_cell} atoms); time at least {per_cell}")
 
 
-def model_id_from_path(path: str | Path) -> str | None:
-    """``<kind>/<arch>/seed<N>`` from ``.../models/<kind>/<arch>/seed<N>/model.pt``, else None."""
-    from ..config import ConfigError, ModelId
-
-    try:
-        return str(ModelId.parse("/".join(Path(path).resolve().parent.parts[-3:])))
-    except ConfigError:
-        return None
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="tsmlip md-timing", description=__doc__.split("\n\n")[0])
     p.add_argument("--model", required=True, help="model.pt of a trained model")
     p.add_argument("--engine", required=True, choices=ENGINES)
     p.add_argument("--out", required=True, help="output JSON (md_timing_<engine>.json)")
-    p.add_argument("--model-id", help="model id recorded in the output (default: from the path)")
+    p.add_argument("--model-id", help="model id recorded in the output")
     p.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
     add_config_args(p)
     args = p.parse_args(argv)
@@ -188,11 +198,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from ..model import check_model_id
 
-    check_model_id(args.model, args.model_id or model_id_from_path(args.model))  # the file is the model of the id it is timed as
+    check_model_id(args.model, args.model_id)  # the file is the model of the id it is timed as
     device = setup_device(md, args.device)
     try:
-        record = time_md(args.model, args.engine, md, device, args.model_id or model_id_from_path(args.model),
-                         dtype=args.dtype)
+        record = time_md(args.model, args.engine, md, device, args.model_id, dtype=args.dtype)
     except ElementError as e:
         log(f"tsmlip md-timing: error: {e}")
         return 2
