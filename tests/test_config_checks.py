@@ -66,7 +66,7 @@ def test_a_job_given_cuda_on_a_cpu_machine_stops_with_one_message(tiny_cfg, tiny
     ds, sp, _ = tiny_data
     s = {k: json.loads(json.dumps(tiny_cfg[k])) for k in ("network", "training", "born_again")}
     s["training"]["device"] = "cuda"
-    rc = cli(["train", "--model-id", "control/w6-s6-l1/seed1", "--settings", json.dumps(s), "--dataset", str(ds),
+    rc = cli(["train", "--model-id", "control/w6-s6-l1/seed1", "--config-json", json.dumps(s), "--dataset", str(ds),
               "--split", str(sp), "--out-dir", str(tmp_path / "m"), "--checkpoint-dir", str(tmp_path / "c")])
     err = capsys.readouterr().err
     assert rc == 1 and "tsmlip train: error: device 'cuda' requested" in err and "Traceback" not in err
