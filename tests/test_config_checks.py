@@ -87,3 +87,21 @@ def test_every_shipped_config_passes():
     for overlay in sorted((ROOT / "config").glob("*.yaml")):
         if overlay.name not in ("config.yaml", "schema.yaml"):
             load_config(BASE_CONFIG, overlay)
+
+
+@pytest.mark.parametrize("config_json, message", [
+    ('{"split": {"valid_fraction": 0.1, "test_fraction": 0.1, "seed": 1}}', "lacks the config keys "
+                                                                            "training.train_eval_fraction"),
+    ('{"split": ', "not valid JSON"),
+    ("[1, 2]", "not a JSON object"),
+])
+def test_a_step_refuses_a_config_json_without_its_keys(tmp_path, capsys, config_json, message):
+    """Every step's one config flag (tsmlip.cli.step_parser) names what is missing, before any work."""
+    from tsmlip.cli import main as cli
+
+    with pytest.raises(SystemExit) as stop:
+        cli(["split", "--config-json", config_json, "--dataset", str(tmp_path / "d.npz"),
+             "--out", str(tmp_path / "s.npz")])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and "argument --config-json: " + message in err and "Traceback" not in err
+    assert not list(tmp_path.iterdir())

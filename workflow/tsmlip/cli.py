@@ -68,7 +68,7 @@ def step_parser(step: str, description: str | None, reads: tuple[str, ...]) -> a
     return p
 
 
-def config_subtree(text: str, reads: tuple[str, ...] = ()) -> dict:
+def config_subtree(text: str, reads: tuple[str, ...]) -> dict:
     """The JSON object ``text``; :class:`argparse.ArgumentTypeError` unless it holds every dotted key of
     ``reads``."""
     try:
@@ -81,6 +81,14 @@ def config_subtree(text: str, reads: tuple[str, ...] = ()) -> dict:
     if missing:
         raise argparse.ArgumentTypeError(f"lacks the config keys {', '.join(missing)}")
     return cfg
+
+
+def require(parser: argparse.ArgumentParser, cfg: dict, keys) -> None:
+    """A usage error of ``parser`` unless its ``--config-json`` ``cfg`` holds the dotted ``keys`` (those one
+    mode of the step reads)."""
+    missing = missing_keys(cfg, keys)
+    if missing:
+        parser.error(f"argument --config-json: lacks the config keys {', '.join(missing)}")
 
 
 def missing_keys(cfg: dict, keys) -> list[str]:

@@ -408,7 +408,7 @@ def make_figure(name: str, models: pd.DataFrame | None = None, curves: pd.DataFr
 
 def main(argv: list[str] | None = None) -> int:
     """``tsmlip plot <figure>``: one figure of the paper from the tidy tables, as PDF and PNG."""
-    from .cli import missing_keys, step_parser
+    from .cli import require, step_parser
     from .config import Arch
 
     ap = step_parser("plot", main.__doc__ + "\n\nlearning_curves draws aggregate.curves_arch, or where null the "
@@ -429,9 +429,7 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"figure {args.figure} needs --{key.replace('_', '-')}")
     cfg, arch = args.config_json, None
     if args.figure == "learning_curves":
-        missing = missing_keys(cfg, ("aggregate.curves_arch", "sweep.base"))
-        if missing:
-            ap.error(f"argument --config-json: lacks the config keys {', '.join(missing)}")
+        require(ap, cfg, ("aggregate.curves_arch", "sweep.base"))
         arch = cfg["aggregate"]["curves_arch"] or Arch.from_dict(cfg["sweep"]["base"]).tag
     read = lambda p: pd.read_csv(p) if p else None  # noqa: E731
     floor = None

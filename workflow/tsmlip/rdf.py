@@ -437,7 +437,7 @@ def read_curve(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
 # ----------------------------------------------------------------------------------------------------
 def main_md(argv: list[str] | None = None) -> int:
     """``tsmlip rdf-md``: liquid MD with one model (or the reference potential) -> g(r) CSV + run JSON."""
-    from .cli import missing_keys, step_parser
+    from .cli import require, step_parser
 
     p = step_parser("rdf-md", main_md.__doc__ + "\n\nThe rdf: section (its experiment: part is not read); "
                     "--reference also reads data.source, --calculator foundation.calculator (chgnet, emt or "
@@ -455,9 +455,7 @@ def main_md(argv: list[str] | None = None) -> int:
     p.add_argument("--out-json", required=True, help="run information and first peak")
     a = p.parse_args(argv)
     cfg = a.config_json
-    missing = missing_keys(cfg, ["data.source"] if a.reference else ["foundation.calculator"] if a.calculator else [])
-    if missing:
-        p.error(f"argument --config-json: lacks the config keys {', '.join(missing)}")
+    require(p, cfg, ["data.source"] if a.reference else ["foundation.calculator"] if a.calculator else [])
     s = cfg["rdf"]
     from .elements import ElementError, model_species
 
@@ -598,7 +596,7 @@ def teacher_mean_curve(paths: list[str]) -> tuple[np.ndarray, np.ndarray]:
 
 def main_error(argv: list[str] | None = None) -> int:
     """``tsmlip rdf-error``: a model's g(r) error against the teachers' mean g(r) and the reference's."""
-    from .cli import missing_keys, step_parser
+    from .cli import require, step_parser
 
     p = step_parser("rdf-error", main_error.__doc__ + "\n\nWith rdf.experiment.enabled also against the experimental "
                     "g(r) at the nearest temperature (none farther than rdf.experiment.max_temperature_gap_K), first "
@@ -615,9 +613,8 @@ def main_error(argv: list[str] | None = None) -> int:
         p.error("--teacher-rdf and --teacher-ids need the same number of entries")
     rc = a.config_json["rdf"]
     experiment = rc["experiment"]["enabled"]
-    missing = missing_keys(a.config_json, ("rdf.experiment.max_temperature_gap_K", "rdf.peak_fit_halfwidth_A"))
-    if experiment and missing:
-        p.error(f"argument --config-json: lacks the config keys {', '.join(missing)}")
+    if experiment:
+        require(p, a.config_json, ("rdf.experiment.max_temperature_gap_K", "rdf.peak_fit_halfwidth_A"))
 
     r, g = read_curve(a.rdf)
     info = json.loads(Path(a.info).read_text())

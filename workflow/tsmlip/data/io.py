@@ -290,9 +290,9 @@ DATA_KEYS = tuple(f"data.{k}" for k in ("source", "min_distance_A", "ani_energy_
 def main(argv=None) -> int:
     from ..cli import step_parser
 
-    p = step_parser("prepare-dataset", __doc__ + "\n\nThe data.* keys as in config/config.yaml (null forces_are, "
-                    "close_contacts: the source's default). md.element / rdf.element, where given, must be null: "
-                    "those stages take the data's element, so a multi-element dataset stops here.", DATA_KEYS)
+    p = step_parser("prepare-dataset", __doc__ + "\n\nnull data.forces_are / data.close_contacts: the source's "
+                    "default. md.element / rdf.element given as null (the stage\ntakes the data's element): a "
+                    "multi-element dataset stops here.", DATA_KEYS)
     p.add_argument("--path", required=True, help="the source file or folder (data.path)")
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
