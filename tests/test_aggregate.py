@@ -22,6 +22,8 @@ from tsmlip.config import load_config
 
 #: the default configuration's aggregate section (the claims' settings live in config/ only)
 AGG = load_config(BASE_CONFIG)["aggregate"]
+#: what `tsmlip aggregate` reads
+FACTOR_2 = json.dumps({"aggregate": {"learning_speed_factor": 2}})
 
 #: synthetic sweep: arch -> (n_weights, us per atom step, memory per atom in bytes, control test force RMSE)
 ARCHS = {
@@ -305,7 +307,7 @@ def test_cli_writes_tables(run, tmp_path):
     root, _, _ = run
     out = tmp_path / "tables"
     assert aggregate.main(["--models-dir", str(root / "models"), "--model-ids", "teacher/w12-s8-l2/seed0",
-                           "student/w4-s4-l1/seed1", "--optional", "rdf_error.json", "--learning-speed-factor", "2",
+                           "student/w4-s4-l1/seed1", "--optional", "rdf_error.json", "--config-json", FACTOR_2,
                            "--out-models", str(tmp_path / "two.csv"), "--out-summary", str(tmp_path / "s.csv"),
                            "--out-curves", str(tmp_path / "c.csv")]) == 0
     two = pd.read_csv(tmp_path / "two.csv")
@@ -314,16 +316,16 @@ def test_cli_writes_tables(run, tmp_path):
     files = [root / "models" / m / name for m in ("teacher/w12-s8-l2/seed0", "student/w4-s4-l1/seed1")
              for name in ("metrics.json", "curve.csv")] + [root / "models/student/w4-s4-l1/seed1/rdf_error.json"]
     assert (root / "models/teacher/w12-s8-l2/seed0/rdf_error.json").is_file()
-    assert aggregate.main(["--files", *map(str, files), "--learning-speed-factor", "2",
+    assert aggregate.main(["--files", *map(str, files), "--config-json", FACTOR_2,
                            "--out-models", str(tmp_path / "named.csv"), "--out-summary", str(tmp_path / "s2.csv"),
                            "--out-curves", str(tmp_path / "c2.csv")]) == 0
     named = pd.read_csv(tmp_path / "named.csv").set_index("model_id")
     assert np.isnan(named.loc["teacher/w12-s8-l2/seed0", "rdf_error_vs_teacher"])
     assert np.isfinite(named.loc["student/w4-s4-l1/seed1", "rdf_error_vs_teacher"])
     with pytest.raises(SystemExit):
-        aggregate.main(["--files", str(files[0]), "--models-dir", str(root / "models"), "--learning-speed-factor",
-                        "2", "--out-models", "m", "--out-summary", "s", "--out-curves", "c"])
-    assert aggregate.main(["--models-dir", str(root / "models"), "--learning-speed-factor", "2",
+        aggregate.main(["--files", str(files[0]), "--models-dir", str(root / "models"), "--config-json",
+                        FACTOR_2, "--out-models", "m", "--out-summary", "s", "--out-curves", "c"])
+    assert aggregate.main(["--models-dir", str(root / "models"), "--config-json", FACTOR_2,
                            "--budget-check-files", *map(str, budget_check_files(root)),
                            "--out-models", str(out / "models.csv"), "--out-summary", str(out / "summary.csv"),
                            "--out-curves", str(out / "curves.csv"), "--out-models-html", str(out / "models.html"),
@@ -333,8 +335,10 @@ def test_cli_writes_tables(run, tmp_path):
     assert written["budget_check_test_force_rmse_eV_A"].notna().sum() == len(BUDGET_CHECKED)
     assert written.loc[f"teacher/{TEACHER}/seed0", "budget_check_relative_change"] == pytest.approx(BUDGET_CHANGE)
     assert "<table" in (out / "models.html").read_text()
-    assert aggregate.born_again_main(["--models", str(out / "models.csv"), "--out-csv", str(out / "ba.csv"),
-                                      "--out-md", str(out / "ba.md"), "--out-html", str(out / "ba.html")]) == 0
+    no_paper = json.dumps({"paper_reference": {}, "data": {"source": "emt"}})
+    assert aggregate.born_again_main(["--config-json", no_paper, "--models", str(out / "models.csv"),
+                                      "--out-csv", str(out / "ba.csv"), "--out-md", str(out / "ba.md"),
+                                      "--out-html", str(out / "ba.html")]) == 0
     md = (out / "ba.md").read_text()
     assert "0.09 ± 0.001" in md and "-10.0%" in md
 
@@ -352,9 +356,9 @@ def test_born_again_table_shows_the_published_numbers(run, tmp_path):
     assert t.loc["teacher", "paper_test_energy_rmse_eV_mean"] == 0.38
     assert np.isnan(t.loc["born_again_static", "paper_test_force_rmse_eV_A_mean"])
     models.to_csv(tmp_path / "models.csv", index=False)
-    assert aggregate.born_again_main(["--models", str(tmp_path / "models.csv"), "--out-csv", str(tmp_path / "ba.csv"),
-                                      "--out-md", str(tmp_path / "ba.md"), "--paper-reference", json.dumps(ref),
-                                      "--data-source", "emt"]) == 0
+    cfg = json.dumps({"paper_reference": ref, "data": {"source": "emt"}})
+    assert aggregate.born_again_main(["--config-json", cfg, "--models", str(tmp_path / "models.csv"),
+                                      "--out-csv", str(tmp_path / "ba.csv"), "--out-md", str(tmp_path / "ba.md")]) == 0
     md = (tmp_path / "ba.md").read_text()
     assert "paper: test force RMSE (eV/A)" in md and "0.083 ± 0.003" in md and "0.37 ± 0.02" in md
     assert "ANI-Al" in md and "this run's data: emt" in md

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from conftest import BASE_CONFIG, ROOT, TEST_CONFIG
-from tsmlip.config import Arch, load_config
+from tsmlip.config import Arch, deep_merge, load_config
 from tsmlip.io_utils import atomic_open, atomic_torch_save, atomic_write_json, atomic_write_text
 
 WORKFLOW = ROOT / "workflow"
@@ -86,12 +86,13 @@ def test_writer_killed_mid_write_leaves_no_partial_file(tmp_path, previous):
 
 
 # ---------------------------------------------------------------------------------- killed MD jobs
-def _rdf_settings(**kw):
+def _rdf_config(**kw):
+    """What `tsmlip rdf-md --reference` reads: a small, endless EMT liquid (``kw`` changes the rdf: keys)."""
     s = dict(load_config(BASE_CONFIG, TEST_CONFIG)["rdf"])
     s.update(element="Al", supercell=[2, 2, 2], r_max_A=4.0, n_bins=40, melt_steps=0, equilibration_steps=0,
              production_steps=10 ** 7, sample_interval=5, progress_every=5)
     s.update(kw)
-    return s
+    return json.dumps({"rdf": s, "data": {"source": "emt"}})
 
 
 def _kill_after_progress(cmd, progress: str, timeout: float = 120.0) -> list[str]:
@@ -118,8 +119,8 @@ def _kill_after_progress(cmd, progress: str, timeout: float = 120.0) -> list[str
 def test_killed_rdf_md_job_leaves_no_output(tmp_path):
     """``tsmlip rdf-md`` (EMT) SIGKILLed after its first progress line: no output file, nothing at the output
     paths and no stray file either (nothing had been written yet)."""
-    _kill_after_progress([sys.executable, "-m", "tsmlip.cli", "rdf-md", "--reference", "emt",
-                          "--config-json", json.dumps(_rdf_settings()),
+    _kill_after_progress([sys.executable, "-m", "tsmlip.cli", "rdf-md", "--reference",
+                          "--config-json", _rdf_config(),
                           "--out-csv", str(tmp_path / "rdf.csv"), "--out-json", str(tmp_path / "rdf_md.json")],
                          "[rdf-md] step ")
     assert _leftovers(tmp_path) == []
@@ -134,10 +135,10 @@ def test_killed_md_timing_job_leaves_no_output(tmp_path):
     save_model(build_model(Arch(6, 6, 1), load_config(BASE_CONFIG, TEST_CONFIG)["network"], seed=0), model)
     out_dir = tmp_path / "md"
     out_dir.mkdir()
-    timing_cfg = json.dumps({"timing": {"warmup_steps": 0, "repeats": 1, "steps": 10 ** 7}})
+    md = deep_merge(load_config(BASE_CONFIG, TEST_CONFIG)["md"],
+                    {"device": "cpu", "timing": {"warmup_steps": 0, "repeats": 1, "steps": 10 ** 7}})
     _kill_after_progress([sys.executable, "-m", "tsmlip.cli", "md-timing", "--model", str(model), "--engine",
-                          "torch", "--device", "cpu", "--config", str(ROOT / "config" / "config.yaml"), str(ROOT / "config" / "test.yaml"),
-                          "--config-json", timing_cfg, "--out", str(out_dir / "md_timing_torch.json")],
+                          "torch", "--config-json", json.dumps({"md": md}), "--out", str(out_dir / "md_timing_torch.json")],
                          "[md-timing] ")
     assert _leftovers(out_dir) == []
 
@@ -149,7 +150,7 @@ rule all:
 rule rdf_md:
     output: csv="out/rdf.csv", json="out/rdf_md.json"
     log: "logs/rdf_md.log"
-    shell: "{python} -m tsmlip.cli rdf-md --reference emt --config-json \\"$(cat settings.json)\\" "
+    shell: "{python} -m tsmlip.cli rdf-md --reference --config-json \\"$(cat settings.json)\\" "
            "--out-csv {{output.csv}} --out-json {{output.json}} > {{log}} 2>&1"
 """
 
@@ -166,7 +167,7 @@ def test_snakemake_reruns_a_job_killed_with_it(tmp_path):
     import psutil
 
     (tmp_path / "Snakefile").write_text(SNAKEFILE.format(python=sys.executable))
-    (tmp_path / "settings.json").write_text(json.dumps(_rdf_settings()))
+    (tmp_path / "settings.json").write_text(_rdf_config())
     snakemake = [sys.executable, "-m", "snakemake", "--cores", "1", "-d", str(tmp_path), "-s",
                  str(tmp_path / "Snakefile")]
     proc = subprocess.Popen(snakemake, cwd=tmp_path, env=_env(), stdout=subprocess.DEVNULL,
@@ -191,7 +192,7 @@ def test_snakemake_reruns_a_job_killed_with_it(tmp_path):
     unlock = subprocess.run(snakemake + ["--unlock"], cwd=tmp_path, env=_env(), capture_output=True, text=True,
                             timeout=120)
     assert unlock.returncode == 0, unlock.stdout + unlock.stderr
-    (tmp_path / "settings.json").write_text(json.dumps(_rdf_settings(production_steps=10)))
+    (tmp_path / "settings.json").write_text(_rdf_config(production_steps=10))
     rerun = subprocess.run(snakemake, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=120)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr + log.read_text()
     # Snakemake lists the missing files in no fixed order

@@ -66,7 +66,7 @@ def test_a_job_given_cuda_on_a_cpu_machine_stops_with_one_message(tiny_cfg, tiny
     ds, sp, _ = tiny_data
     s = {k: json.loads(json.dumps(tiny_cfg[k])) for k in ("network", "training", "born_again")}
     s["training"]["device"] = "cuda"
-    rc = cli(["train", "--model-id", "control/w6-s6-l1/seed1", "--settings", json.dumps(s), "--dataset", str(ds),
+    rc = cli(["train", "--model-id", "control/w6-s6-l1/seed1", "--config-json", json.dumps(s), "--dataset", str(ds),
               "--split", str(sp), "--out-dir", str(tmp_path / "m"), "--checkpoint-dir", str(tmp_path / "c")])
     err = capsys.readouterr().err
     assert rc == 1 and "tsmlip train: error: device 'cuda' requested" in err and "Traceback" not in err
@@ -87,3 +87,21 @@ def test_every_shipped_config_passes():
     for overlay in sorted((ROOT / "config").glob("*.yaml")):
         if overlay.name not in ("config.yaml", "schema.yaml"):
             load_config(BASE_CONFIG, overlay)
+
+
+@pytest.mark.parametrize("config_json, message", [
+    ('{"split": {"valid_fraction": 0.1, "test_fraction": 0.1, "seed": 1}}', "lacks the config keys "
+                                                                            "training.train_eval_fraction"),
+    ('{"split": ', "not valid JSON"),
+    ("[1, 2]", "not a JSON object"),
+])
+def test_a_step_refuses_a_config_json_without_its_keys(tmp_path, capsys, config_json, message):
+    """Every step's one config flag (tsmlip.cli.step_parser) names what is missing, before any work."""
+    from tsmlip.cli import main as cli
+
+    with pytest.raises(SystemExit) as stop:
+        cli(["split", "--config-json", config_json, "--dataset", str(tmp_path / "d.npz"),
+             "--out", str(tmp_path / "s.npz")])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and "argument --config-json: " + message in err and "Traceback" not in err
+    assert not list(tmp_path.iterdir())

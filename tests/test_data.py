@@ -1,15 +1,28 @@
 """Data stage: EMT labels reproduce ASE, generation is deterministic, the split is disjoint and stable,
 and every kind of bad input gets one clear error naming the file and the problem."""
+import json
+
 import h5py
 import numpy as np
 import pytest
 from ase import units
 from ase.calculators.emt import EMT
 
+from conftest import BASE_CONFIG
+from tsmlip.config import load_config
 from tsmlip.data.dataset import DataError, pad_configurations, validate_arrays
 from tsmlip.data.emt import generate
 from tsmlip.data.io import prepare, read_ani_h5, read_extxyz
 from tsmlip.data.split import load_split, make_split
+
+
+def _prepare_cli(path, out, **data):
+    """`tsmlip prepare-dataset` with the base config's data: keys, ``data`` replacing some."""
+    from tsmlip.data.io import DATA_KEYS, main
+
+    base = load_config(BASE_CONFIG)["data"]
+    cfg = {"data": {k.split(".")[1]: base[k.split(".")[1]] for k in DATA_KEYS} | data}
+    return main(["--config-json", json.dumps(cfg), "--path", str(path), "--out", str(out)])
 
 
 def test_emt_labels_reproduce_ase(tiny_data):
@@ -254,8 +267,6 @@ def test_force_sign_check_generated_data(tiny_data):
 def test_close_contact_policies(tmp_path):
     import json
 
-    from tsmlip.data.io import main as prepare_main
-
     configs = _emt_configs(n=8)
     at = configs[3][0]
     at.positions[1] = at.positions[0] + [1.2, 0.0, 0.0]  # configuration 3: a 1.2 A contact
@@ -272,7 +283,7 @@ def test_close_contact_policies(tmp_path):
     assert cc["count"] == 1 and cc["indices"] == [3] and not cc["dropped"]
 
     out = tmp_path / "out" / "dataset.npz"
-    assert prepare_main(["--source", "ani_h5", "--path", str(f), "--close-contacts", "drop", "--out", str(out)]) == 0
+    assert _prepare_cli(f, out, source="ani_h5", close_contacts="drop") == 0
     prov = json.loads((out.parent / "provenance.json").read_text())
     cc = prov["close_contacts"]
     assert prov["n_configs"] == 7 and cc["n_configs_read"] == 8 and cc["dropped"] and cc["indices"] == [3]
@@ -351,8 +362,6 @@ def test_ani_folder_reads_h5_and_hdf5_and_records_checksums(tmp_path):
 def test_duplicates_error_or_drop_with_count(tmp_path):
     import json
 
-    from tsmlip.data.io import main as prepare_main
-
     configs = _emt_configs(n=6)
     twin = configs[1][0].copy()
     order = np.random.default_rng(0).permutation(len(twin))  # the same configuration, atoms reordered
@@ -365,7 +374,7 @@ def test_duplicates_error_or_drop_with_count(tmp_path):
     arrays, prov = prepare("extxyz", str(f), 1.6, duplicates="drop")
     assert len(arrays["E"]) == 6 and prov["duplicates"]["count"] == 2 and prov["duplicates"]["dropped"] == [6, 7]
     out = tmp_path / "o" / "dataset.npz"
-    assert prepare_main(["--source", "extxyz", "--path", str(f), "--duplicates", "drop", "--out", str(out)]) == 0
+    assert _prepare_cli(f, out, source="extxyz", duplicates="drop") == 0
     prov = json.loads((out.parent / "provenance.json").read_text())
     assert prov["n_configs"] == 6 and prov["duplicates"]["pairs"][0] == {"index": 6, "repeats": 1}
     # a near duplicate (every atom moved by 1e-4 A) counts too; a rattled configuration does not

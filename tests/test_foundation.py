@@ -112,7 +112,9 @@ def test_factory_that_cannot_be_imported_is_refused(spec, cause, few, tmp_path):
 def test_cli_refusal_is_one_line(few, tmp_path, capsys):
     from tsmlip.cli import main
 
-    rc = main(["label-calculator", "--calculator", json.dumps(crafted("NoAtomEnergies")), "--dataset", str(few),
+    cfg = {"foundation": {"calculator": crafted("NoAtomEnergies"), "device": "cpu", "chunk_size": 16},
+           "labels": {"sum_tolerance_eV": 1e-3}}
+    rc = main(["label-calculator", "--config-json", json.dumps(cfg), "--dataset", str(few),
                "--out-dataset", str(tmp_path / "d.npz"), "--out-labels", str(tmp_path / "l.npz")])
     err = capsys.readouterr().err.strip()
     assert rc == 1 and err.startswith("tsmlip label-calculator: error: calculator 'NoAtomEnergies': gives no")

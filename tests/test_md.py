@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT
 from tsmlip.config import Arch, deep_merge
 from tsmlip.md import probe, timing
 from tsmlip.md.common import FAKE_OOM_ENV, fake_oom_atoms
@@ -82,11 +81,15 @@ def test_md_refuses_an_element_the_model_was_not_trained_on(tmp_path, tiny_cfg, 
     with pytest.raises(ElementError, match=r"md.element = Cu, but the model .* was trained on Al only"):
         timing.time_md(model_path, "torch", dict(tiny_cfg["md"], element="Cu"), torch.device("cpu"))
     out = tmp_path / "t.json"
+    copper = json.dumps({"md": dict(tiny_cfg["md"], element="Cu")})
     assert timing.main(["--model", str(model_path), "--engine", "ase", "--out", str(out), "--config-json",
-                        json.dumps(dict(tiny_cfg["md"], element="Cu"))]) == 2 and not out.exists()
-    assert probe.main(["--model", str(model_path), "--out", str(out), "--config-json",
-                       json.dumps(dict(tiny_cfg["md"], element="Cu"))]) == 2 and not out.exists()
-    assert timing.main(["--model", str(model_path), "--engine", "ase", "--out", str(out)]) == 2  # no settings
+                        copper]) == 2 and not out.exists()
+    assert probe.main(["--model", str(model_path), "--out", str(out), "--config-json", copper]) == 2
+    assert not out.exists()
+    for settings in ([], ["--config-json", json.dumps(tiny_cfg["md"])]):  # none, or not the md: key
+        with pytest.raises(SystemExit) as stop:
+            timing.main(["--model", str(model_path), "--engine", "ase", "--out", str(out), *settings])
+        assert stop.value.code == 2
     alloy = tmp_path / "alloy.pt"
     save_model(build_model(Arch(4, 4, 1), tiny_cfg["network"], seed=0, species=(13, 29)), alloy)
     with pytest.raises(ElementError, match="single-element systems only: set md.element to one of Al, Cu"):
@@ -217,10 +220,10 @@ def test_torch_engine_reuses_pairs_within_the_skin(model_path, md_cfg):
 
 # ------------------------------------------------------------------------------------------- timing
 @pytest.mark.parametrize("engine", ["ase", "torch"])
-def test_md_timing_cli(tmp_path, model_path, md_cfg, engine):
+def test_md_timing_cli(tmp_path, model_path, md_cfg, tiny_cfg, engine):
     out = tmp_path / f"md_timing_{engine}.json"
     assert timing.main(["--model", str(model_path), "--engine", engine, "--out", str(out),
-                        "--model-id", "student/w8-s6-l1/seed0", "--config", str(ROOT / "config" / "config.yaml"), str(ROOT / "config" / "test.yaml")]) == 0
+                        "--model-id", "student/w8-s6-l1/seed0", "--config-json", json.dumps({"md": tiny_cfg["md"]})]) == 0
     rec = json.loads(out.read_text())
     assert TIMING_KEYS <= set(rec)
     assert list(rec) == [k for k in MdTiming.keys() if engine == "torch" or not k.startswith("pair_re")]
@@ -292,13 +295,13 @@ def test_fake_oom_setting(monkeypatch):
         probe.md_step("unused.pt", 200, {}, torch.device("cpu"), fake_oom_above=123)
 
 
-def test_cpu_probe_with_injected_oom(tmp_path, model_path, md_cfg):
+def test_cpu_probe_with_injected_oom(tmp_path, model_path, md_cfg, tiny_cfg):
     """End to end on the CPU: forked children, RSS budget, and an injected OOM above 100 atoms."""
     out = tmp_path / "max_atoms.json"
-    cfg = json.dumps({"probe": {"start_atoms": 16, "growth_factor": 4.0, "resolution": 0.1,
-                                "cpu_memory_budget_MB": 400}})
-    assert probe.main(["--model", str(model_path), "--out", str(out), "--config", str(ROOT / "config" / "config.yaml"), str(ROOT / "config" / "test.yaml"),
-                       "--config-json", cfg, "--fake-oom-above", "100"]) == 0
+    md = deep_merge(tiny_cfg["md"], {"probe": {"start_atoms": 16, "growth_factor": 4.0, "resolution": 0.1,
+                                               "cpu_memory_budget_MB": 400}})
+    assert probe.main(["--model", str(model_path), "--out", str(out), "--config-json", json.dumps({"md": md}),
+                       "--fake-oom-above", "100"]) == 0
     rec = json.loads(out.read_text())
     assert PROBE_KEYS <= set(rec) and rec["device"] == "cpu" and list(rec) == list(MaxAtoms.keys())
     assert rec["hippynn_kernels"] == "pytorch" and rec["hippynn_kernels_setting"] == "auto"

@@ -1,11 +1,12 @@
 """Physics and bookkeeping of the HIPNN model: forces are minus the energy gradient, atom energies sum
 to the total, identical initial weights per (architecture, seed), save/load and the ASE calculator."""
+import json
+
 import numpy as np
 import pytest
 import torch
 from ase.build import bulk
 
-from conftest import ROOT
 from tsmlip.config import Arch
 from tsmlip.model import build_model, count_weights, load_model, save_model
 from tsmlip.predict import predict
@@ -161,8 +162,9 @@ def test_crafted_pickle_is_refused_and_runs_nothing(tiny_cfg, tmp_path, capsys):
             load_model(tmp_path / name)
         assert not marker.exists()
     # the command-line steps say so in one line (no traceback) and run nothing either
+    md = dict(tiny_cfg["md"], device="cpu")
     rc = cli.main(["max-atoms", "--model", str(tmp_path / "evil.pt"), "--out", str(tmp_path / "max_atoms.json"),
-                   "--device", "cpu", "--config", str(ROOT / "config" / "config.yaml"), str(ROOT / "config" / "test.yaml")])
+                   "--config-json", json.dumps({"md": md})])
     err = capsys.readouterr().err
     assert rc == 1 and err.startswith("tsmlip max-atoms: error: ") and "evil.pt is not a tsmlip model" in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1

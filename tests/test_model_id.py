@@ -41,7 +41,7 @@ def test_check_model_id(swapped):
 def test_every_reader_refuses_a_swapped_model(swapped, tiny_cfg, tiny_data, tmp_path, capsys, step):
     teacher, student = swapped
     ds, _, _ = tiny_data
-    md, rdf = json.dumps(tiny_cfg["md"]), json.dumps(tiny_cfg["rdf"])
+    md, rdf = json.dumps({"md": tiny_cfg["md"]}), json.dumps({"rdf": tiny_cfg["rdf"]})
     argv = {
         "md-timing": ["--model", str(student), "--engine", "ase", "--model-id", STUDENT, "--config-json", md,
                       "--out", str(tmp_path / "t.json")],
@@ -50,7 +50,8 @@ def test_every_reader_refuses_a_swapped_model(swapped, tiny_cfg, tiny_data, tmp_
         "rdf-md": ["--model", str(student), "--model-id", STUDENT, "--config-json", rdf,
                    "--out-csv", str(tmp_path / "r.csv"), "--out-json", str(tmp_path / "r.json")],
         # a student's file given as the teacher
-        "label": ["--teacher", str(student), "--dataset", str(ds), "--out", str(tmp_path / "l.npz")],
+        "label": ["--teacher", str(student), "--dataset", str(ds), "--out", str(tmp_path / "l.npz"),
+                  "--config-json", json.dumps({"labels": tiny_cfg["labels"]})],
     }[step]
     assert cli([step, *argv]) == 1
     err = capsys.readouterr().err

@@ -51,6 +51,35 @@ def test_every_shell_command_quotes_its_paths(tmp_path):
         assert log.startswith(results), cmd
 
 
+def _key_paths(tree, prefix=()):
+    for k, v in tree.items():
+        yield prefix + (k,)
+        if isinstance(v, dict) and v:
+            yield from _key_paths(v, prefix + (k,))
+
+
+def test_every_step_takes_its_config_as_one_json_subtree(tmp_path):
+    """One way to hand a step its configuration: one --config-json, every key of which is a key of the config
+    at the same place (a subtree; budget check, noise seed and the calculator's liquid replace values)."""
+    from tsmlip.config import load_config
+
+    cfg = load_config(ROOT / "config" / "config.yaml", ROOT / "config" / "test.yaml")
+    out = run_snakemake("-n", "--printshellcmds", "--configfile", "config/test.yaml", "--config",
+                        f"results_dir={tmp_path / 'r'}")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    for cmd in _shell_commands(out.stdout):
+        words = shlex.split(cmd)
+        assert words.count("--config-json") == 1, cmd
+        sub = json.loads(words[words.index("--config-json") + 1])
+        if words[1] == "claims":  # the aggregate: section itself (its own convention, for now)
+            continue
+        for path in _key_paths(sub):
+            node = cfg
+            for k in path:
+                assert isinstance(node, dict) and k in node, (".".join(path), cmd[:200])
+                node = node[k]
+
+
 def test_every_rule_carries_the_code_stamp():
     """A change to the package's code reruns what it computes: every rule has the stamp in its params."""
     for f in sorted((ROOT / "workflow" / "rules").glob("*.smk")):

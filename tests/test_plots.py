@@ -1,12 +1,16 @@
 """Every figure from a synthetic run with known numbers (see test_aggregate.write_synthetic_run)."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import BASE_CONFIG
 from test_aggregate import ARCHS, build, write_synthetic_run
 from tsmlip import aggregate, plots
+from tsmlip.config import load_config
 
 
 @pytest.fixture(scope="module")
@@ -118,8 +122,10 @@ def test_cli_writes_pdf_and_png(tables, tmp_path):
     ba.to_csv(tmp_path / "ba.csv", index=False)
     floor = tmp_path / "noise_floor.json"
     floor.write_text('{"error_vs_teacher": 0.03}')
+    cfg = {"aggregate": {"dpi": 60, "curves_arch": None}, "sweep": {"base": load_config(BASE_CONFIG)["sweep"]["base"]}}
     for name in plots.FIGURES:
-        args = [name, "--pdf", str(tmp_path / f"{name}.pdf"), "--png", str(tmp_path / f"{name}.png"), "--dpi", "60"]
+        args = [name, "--config-json", json.dumps(cfg), "--pdf", str(tmp_path / f"{name}.pdf"),
+                "--png", str(tmp_path / f"{name}.png")]
         args += ["--born-again", str(tmp_path / "ba.csv")] if name == "born_again" else ["--models", str(tmp_path / "models.csv")]
         args += ["--curves", str(tmp_path / "curves.csv")] if name == "learning_curves" else []
         args += ["--rdf-noise-floor", str(floor)] if name == "capacity" else []
@@ -127,5 +133,10 @@ def test_cli_writes_pdf_and_png(tables, tmp_path):
         assert (tmp_path / f"{name}.pdf").read_bytes()[:4] == b"%PDF"
         assert (tmp_path / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(SystemExit):
-        plots.main(["learning_curves", "--models", str(tmp_path / "models.csv"), "--pdf", "a.pdf", "--png", "a.png"])
+        plots.main(["learning_curves", "--config-json", json.dumps(cfg), "--models", str(tmp_path / "models.csv"),
+                    "--pdf", "a.pdf", "--png", "a.png"])
+    with pytest.raises(SystemExit):  # learning_curves reads the architecture to draw
+        plots.main(["learning_curves", "--config-json", '{"aggregate": {"dpi": 60}}', "--models",
+                    str(tmp_path / "models.csv"), "--curves", str(tmp_path / "curves.csv"), "--pdf", "a.pdf",
+                    "--png", "a.png"])
     assert pd.read_csv(tmp_path / "models.csv").shape[0] == len(models)

@@ -23,6 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CLI_ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(ROOT / "workflow"), os.environ.get("PYTHONPATH"))
                                                       if p))
 A_FCC = 4.05
+#: what `tsmlip rdf-error` reads, with no comparison with experiment
+NO_EXPERIMENT = json.dumps({"rdf": {"experiment": {"enabled": False}}})
 #: fcc neighbour shells in units of the cubic lattice constant: sqrt(n/2), n = 1..5
 FCC_SHELLS = [np.sqrt(n / 2.0) for n in (1, 2, 3, 4, 5)]
 
@@ -198,7 +200,7 @@ def test_cli_refuses_a_foreign_element_before_md(tmp_path, test_cfg):
 
     model = tmp_path / "model.pt"
     save_model(build_model(Arch(4, 4, 1), test_cfg["network"], seed=0), model)
-    cfg_json = json.dumps(dict(test_cfg["rdf"], element="Cu"))
+    cfg_json = json.dumps({"rdf": dict(test_cfg["rdf"], element="Cu")})
     assert rdf.main_md(["--model", str(model), "--config-json", cfg_json, "--out-csv", str(tmp_path / "g.csv"),
                         "--out-json", str(tmp_path / "g.json")]) == 2
     assert not (tmp_path / "g.csv").exists()
@@ -231,12 +233,13 @@ def test_cli_model_and_reference(tmp_path, test_cfg):
     model = tmp_path / "teacher" / "model.pt"
     model.parent.mkdir()
     save_model(build_model(Arch(6, 6, 1), test_cfg["network"], seed=0), model)
-    cfg_json = json.dumps(dict(_tiny_settings(test_cfg), element=None, density_g_cm3=None))  # derived
+    cfg_json = json.dumps({"rdf": dict(_tiny_settings(test_cfg), element=None, density_g_cm3=None),  # derived
+                           "data": {"source": "emt"}})
     prov = tmp_path / "provenance.json"
     prov.write_text(json.dumps({"species": [13]}))
     run = [sys.executable, "-m", "tsmlip.cli"]
     for who, out in ((["--model", str(model), "--model-id", "teacher/w6-s6-l1/seed0"], "teacher"),
-                     (["--reference", "emt", "--data-provenance", str(prov)], "reference")):
+                     (["--reference", "--data-provenance", str(prov)], "reference")):
         subprocess.run(run + ["rdf-md", *who, "--config-json", cfg_json, "--threads", "1",
                               "--out-csv", str(tmp_path / f"{out}.csv"),
                               "--out-json", str(tmp_path / f"{out}.json")],
@@ -252,7 +255,7 @@ def test_cli_model_and_reference(tmp_path, test_cfg):
     from tsmlip.rdf import main_error
 
     out = tmp_path / "rdf_error.json"
-    main_error(["--model-id", "teacher/w6-s6-l1/seed0", "--rdf", str(tmp_path / "teacher.csv"),
+    main_error(["--config-json", NO_EXPERIMENT, "--model-id", "teacher/w6-s6-l1/seed0", "--rdf", str(tmp_path / "teacher.csv"),
                 "--info", str(tmp_path / "teacher.json"), "--teacher-rdf", str(tmp_path / "teacher.csv"),
                 "--teacher-ids", "teacher/w6-s6-l1/seed0",
                 "--reference-rdf", str(tmp_path / "reference.csv"), "--out", str(out)])
@@ -277,7 +280,7 @@ def test_error_against_mean_of_teachers(tmp_path):
     (tmp_path / "m.json").write_text(json.dumps(
         {"n_frames": 5, "device": "cpu", "temperature_K": 1200.0, "n_atoms": 32, "stable": True}))
     out = tmp_path / "e.json"
-    rdf.main_error(["--model-id", "student/w6-s6-l1/seed1", "--rdf", str(tmp_path / "m.csv"),
+    rdf.main_error(["--config-json", NO_EXPERIMENT, "--model-id", "student/w6-s6-l1/seed1", "--rdf", str(tmp_path / "m.csv"),
                     "--info", str(tmp_path / "m.json"),
                     "--teacher-rdf", str(tmp_path / "t0.csv"), str(tmp_path / "t1.csv"),
                     "--teacher-ids", "teacher/w6-s6-l1/seed0", "teacher/w6-s6-l1/seed1", "--out", str(out)])
@@ -286,7 +289,7 @@ def test_error_against_mean_of_teachers(tmp_path):
     assert err["error_vs_reference"] is None
     rdf.write_curve(tmp_path / "short.csv", rdf.r_grid(4.0, 20), np.ones(20))
     with pytest.raises(ValueError, match="different r grids"):
-        rdf.main_error(["--model-id", "x", "--rdf", str(tmp_path / "short.csv"), "--info",
+        rdf.main_error(["--config-json", NO_EXPERIMENT, "--model-id", "x", "--rdf", str(tmp_path / "short.csv"), "--info",
                         str(tmp_path / "m.json"), "--teacher-rdf", str(tmp_path / "t0.csv"),
                         "--teacher-ids", "t", "--out", str(out)])
 
@@ -336,7 +339,7 @@ def test_md_on_cuda(tmp_path, test_cfg):
 
     model = tmp_path / "model.pt"
     save_model(build_model(Arch(6, 6, 1), test_cfg["network"], seed=0), model)
-    cfg_json = json.dumps(_tiny_settings(test_cfg, device="cuda"))
+    cfg_json = json.dumps({"rdf": _tiny_settings(test_cfg, device="cuda")})
     assert rdf.main_md(["--model", str(model), "--config-json", cfg_json, "--out-csv",
                         str(tmp_path / "g.csv"), "--out-json", str(tmp_path / "g.json")]) == 0
     info = json.loads((tmp_path / "g.json").read_text())
@@ -371,12 +374,12 @@ def test_liquid_runs_on_both_engines_alike(test_cfg, tiny_model):
 
 def test_torch_engine_liquid_cli_records_engine(tmp_path, test_cfg, tiny_model):
     cfg = dict(_tiny_settings(test_cfg), engine="torch", element=None, density_g_cm3=None)
-    assert rdf.main_md(["--model", str(tiny_model), "--config-json", json.dumps(cfg), "--out-csv",
+    assert rdf.main_md(["--model", str(tiny_model), "--config-json", json.dumps({"rdf": cfg}), "--out-csv",
                         str(tmp_path / "g.csv"), "--out-json", str(tmp_path / "g.json")]) == 0
     info = json.loads((tmp_path / "g.json").read_text())
     assert info["engine"] == "torch" and info["pair_finder"] == cfg["pair_finder"]["cpu"]
     assert info["hippynn_kernels"] == "pytorch" and info["n_frames"] == 2
-    assert rdf.main_md(["--model", str(tiny_model), "--config-json", json.dumps(cfg), "--engine", "ase",
+    assert rdf.main_md(["--model", str(tiny_model), "--config-json", json.dumps({"rdf": dict(cfg, engine="ase")}),
                         "--out-csv", str(tmp_path / "a.csv"), "--out-json", str(tmp_path / "a.json")]) == 0
     assert json.loads((tmp_path / "a.json").read_text())["engine"] == "ase"
 
@@ -420,11 +423,12 @@ def test_packaged_experimental_curves_are_found_through_the_package():
 def test_rdf_md_with_the_teacher_calculator_equals_the_reference_run(tmp_path, test_cfg):
     """rdf-md --calculator (foundation.liquid) runs the same MD as --reference: with the emt shortcut, the
     same g(r) to the bit."""
-    cfg_json = json.dumps(dict(_tiny_settings(test_cfg), element=None, density_g_cm3=None, device="cpu"))
+    cfg_json = json.dumps({"rdf": dict(_tiny_settings(test_cfg), element=None, density_g_cm3=None, device="cpu"),
+                           "data": {"source": "emt"}, "foundation": {"calculator": "emt"}})
     prov = tmp_path / "provenance.json"
     prov.write_text(json.dumps({"species": [13]}))
     run = [sys.executable, "-m", "tsmlip.cli", "rdf-md", "--config-json", cfg_json, "--data-provenance", str(prov)]
-    for who, out in ((["--reference", "emt"], "reference"), (["--calculator", '"emt"'], "calculator")):
+    for who, out in ((["--reference"], "reference"), (["--calculator"], "calculator")):
         subprocess.run(run + who + ["--out-csv", str(tmp_path / f"{out}.csv"), "--out-json",
                                     str(tmp_path / f"{out}.json")], check=True, capture_output=True, text=True,
                        timeout=300, env=CLI_ENV)

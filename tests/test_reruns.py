@@ -108,8 +108,9 @@ def test_split_step_refuses_too_few_configurations(tmp_path, capsys):
     one = pad_configurations([{"Z": np.full(4, 13), "R": np.eye(4, 3) * 2.5, "cell": np.eye(3) * 9,
                                "E": 0.0, "F": np.zeros((4, 3))}])
     save_dataset(one, tmp_path / "d.npz", {"source": "test"})
-    rc = split_main(["--dataset", str(tmp_path / "d.npz"), "--valid-fraction", "0.1", "--test-fraction", "0.1",
-                     "--seed", "1", "--out", str(tmp_path / "s.npz")])
+    cfg = {"split": {"valid_fraction": 0.1, "test_fraction": 0.1, "seed": 1}, "training": {"train_eval_fraction": 1.0}}
+    rc = split_main(["--config-json", json.dumps(cfg), "--dataset", str(tmp_path / "d.npz"),
+                     "--out", str(tmp_path / "s.npz")])
     assert rc == 1 and "no configuration left for training" in capsys.readouterr().err
 
 
@@ -117,8 +118,8 @@ def test_split_step_refuses_a_train_eval_fraction_that_evaluates_nothing(tiny_da
     from tsmlip.data.split import main as split_main
 
     ds, _, _ = tiny_data
-    rc = split_main(["--dataset", str(ds), "--valid-fraction", "0.17", "--test-fraction", "0.17", "--seed", "1",
-                     "--train-eval-fraction", "0.01", "--out", str(tmp_path / "s.npz")])
+    cfg = {"split": {"valid_fraction": 0.17, "test_fraction": 0.17, "seed": 1}, "training": {"train_eval_fraction": 0.01}}
+    rc = split_main(["--config-json", json.dumps(cfg), "--dataset", str(ds), "--out", str(tmp_path / "s.npz")])
     err = capsys.readouterr().err
     assert rc == 1 and "training.train_eval_fraction" in err and "Traceback" not in err
 

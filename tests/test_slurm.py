@@ -320,7 +320,7 @@ def test_real_workflow_on_slurm(slurm_cluster, tmp_path):
 FAULT_OVERLAY = {"training": {"max_epochs": 120, "checkpoint_every": 3}}
 EPOCH_RE = re.compile(r"\] epoch\s+(\d+)\s+lr ")
 RESUMED_RE = re.compile(r"resuming from checkpoint at epoch (\d+)")
-SHELL_RE = re.compile(r"^Shell command: (tsmlip train --model-id (\S+) .*)$", re.M)
+SHELL_RE = re.compile(r"^Shell command: (tsmlip train --config-json .* --model-id (\S+) .*)$", re.M)
 #: metrics.json keys that may differ between an interrupted and an uninterrupted run
 NOT_COMPARED = {"wall_time_s", "teacher_labels"}
 #: curve.csv columns that may differ (timings)
@@ -422,7 +422,7 @@ def _uninterrupted(train_cmd: str, tmp: Path, env: dict) -> tuple[dict, list[dic
     opts = dict(zip(argv[2::2], argv[3::2]))
     data = tuple(hashlib.sha256(Path(opts[k]).read_bytes()).hexdigest() if k in opts else None
                  for k in ("--dataset", "--split", "--labels"))
-    key = (opts["--model-id"], opts["--settings"], data)  # the inputs' contents, not their paths
+    key = (opts["--model-id"], opts["--config-json"], data)  # the inputs' contents, not their paths
     if key not in _REFERENCE:
         ref = tmp / "uninterrupted"
         opts["--out-dir"], opts["--checkpoint-dir"] = str(ref / "model"), str(ref / "checkpoint")

@@ -203,7 +203,7 @@ def test_killed_training_resumes_from_checkpoint(tiny_cfg, tiny_data, tmp_path):
     ds, sp, _ = tiny_data
     s = json.dumps(settings(tiny_cfg, max_epochs=40, torch_threads=1))
     cmd = [sys.executable, "-m", "tsmlip.cli", "train", "--model-id", "control/w6-s6-l1/seed2",
-           "--settings", s, "--dataset", str(ds), "--split", str(sp),
+           "--config-json", s, "--dataset", str(ds), "--split", str(sp),
            "--out-dir", str(tmp_path / "m"), "--checkpoint-dir", str(tmp_path / "c")]
     ckpt = tmp_path / "c" / "checkpoint.pt"
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

@@ -48,15 +48,14 @@ rule aggregate:
         runtime=15,
     params:
         code=CODE_VERSION,
-        factor=AGG["learning_speed_factor"],
+        cfg=step_config("aggregate.learning_speed_factor"),
         budget_check=lambda wildcards, input: (
             f"--budget-check-files {' '.join(shlex.quote(f) for f in input.budget_check)}"
             if input.budget_check
             else ""
         ),
     shell:
-        "tsmlip aggregate --files {input.files:q} {params.budget_check}"
-        " --learning-speed-factor {params.factor}"
+        "tsmlip aggregate --config-json {params.cfg:q} --files {input.files:q} {params.budget_check}"
         " --out-models {output.models:q} --out-summary {output.summary:q}"
         " --out-curves {output.curves:q} --out-models-html {output.models_html:q}"
         " --out-summary-html {output.summary_html:q} > {log:q} 2>&1"
@@ -142,12 +141,13 @@ rule born_again_table:
         code=CODE_VERSION,
         # the published numbers live once, in config (paper_reference); the MD-cost entry is the GPU
         # campaign's (scripts/gpu_campaign.py), not this table's
-        paper=json.dumps({k: v for k, v in config.get("paper_reference", {}).items() if k != "md_cost"}, sort_keys=True),
-        data_source=config["data"]["source"],
+        cfg=step_config(
+            "data.source",
+            paper_reference={k: v for k, v in config.get("paper_reference", {}).items() if k != "md_cost"},
+        ),
     shell:
-        "tsmlip born-again-table --models {input.models:q} --out-csv {output.csv:q} --out-md {output.md:q}"
-        " --out-html {output.html:q} --paper-reference {params.paper:q} --data-source {params.data_source:q}"
-        " > {log:q} 2>&1"
+        "tsmlip born-again-table --config-json {params.cfg:q} --models {input.models:q} --out-csv {output.csv:q}"
+        " --out-md {output.md:q} --out-html {output.html:q} > {log:q} 2>&1"
 
 
 # ---- figures: one job each of the `figure` rule; `tsmlip plot <name>` ----
@@ -177,8 +177,8 @@ rule figure:
         runtime=5,
     params:
         code=CODE_VERSION,
+        cfg=figure_config,
         options=figure_options,
-        dpi=AGG["dpi"],
     shell:
-        "tsmlip plot {wildcards.figure:q} {params.options} --pdf {output.pdf:q} --png {output.png:q}"
-        " --dpi {params.dpi} > {log:q} 2>&1"
+        "tsmlip plot {wildcards.figure:q} --config-json {params.cfg:q} {params.options} --pdf {output.pdf:q}"
+        " --png {output.png:q} > {log:q} 2>&1"

@@ -30,8 +30,33 @@ def res(*parts):
     return str(RESULTS.joinpath(*parts))
 
 
-def model_file(model_id, name):
-    return res("models", str(model_id), name)
+#: the per-model path of every per-model rule (its model id, as wildcards)
+MODEL_ID = "{kind}/{arch}/seed{seed}"
+
+
+def model_dir(model_id, folder="models"):
+    """<folder>/<model id> under results_dir; ``model_id`` a ModelId, or MODEL_ID in a per-model rule."""
+    return res(folder, str(model_id))
+
+
+def model_file(model_id, name, folder="models"):
+    return os.path.join(model_dir(model_id, folder), name)
+
+
+def step_config(*keys, **sections):
+    """The one config argument of a step (`--config-json {params.cfg:q}`): the config under each dotted
+    key ("md", "labels.sum_tolerance_eV"), nested as in the config, as JSON; a section passed by name
+    replaces the config's (e.g. the budget check's training). In a rule's params, so a change of exactly what
+    the step reads reruns it."""
+    tree = {}
+    for key in keys:
+        *parents, last = key.split(".")
+        src, dst = config, tree
+        for part in parents:
+            src, dst = src[part], dst.setdefault(part, {})
+        dst[last] = src[last]
+    tree.update(sections)
+    return json.dumps(tree, sort_keys=True)
 
 
 #: one software environment for every rule (used with `--sdm conda`)
@@ -62,11 +87,6 @@ SYNTHETIC = {name: res("synthetic", f"{name}.npz") for name in ("dataset", "spli
 
 
 # --- training (train.smk) ---------------------------------------------------------------------------
-def train_settings(wildcards=None):
-    """The config sections training reads; a change to them (and only them) reruns training."""
-    return json.dumps({k: config[k] for k in ("network", "training", "born_again")})
-
-
 def _local_gpus():
     """GPUs this (planning) machine sees, from NVML; 0 when there is no NVIDIA driver."""
     try:
@@ -125,11 +145,11 @@ def train_labels_arg(wildcards, input):
     return f"--labels {shlex.quote(input.labels)}" if "labels" in input.keys() else ""
 
 
-# --- MD cost (md.smk) ------------------------------------------------------------------------------
+# --- logs and benchmarks of the per-model rules (train, MD, RDF) -----------------------------------
 def model_job_file(folder, step, suffix=""):
-    """logs/<step>/<kind>/<arch>/seed<seed><suffix>.log, or benchmarks/.../...tsv, of a per-model job."""
+    """logs/<step>/<model id><suffix>.log, or benchmarks/.../...tsv, of a per-model job."""
     ext = {"logs": "log", "benchmarks": "tsv"}[folder]
-    return res(folder, step, "{kind}", "{arch}", f"seed{{seed}}{suffix}.{ext}")
+    return res(folder, step, f"{MODEL_ID}{suffix}.{ext}")
 
 
 # --- figures (aggregate.smk: the `figure` rule; `tsmlip plot <figure>`) ------------------------------
@@ -173,12 +193,14 @@ def figure_tables(wildcards):
 
 
 def figure_options(wildcards, input):
-    """`--models <csv>` etc. for the figure's tables; learning_curves also takes the architecture."""
-    opts = [f"--{name.replace('_', '-')} {shlex.quote(path)}" for name, path in input.items()]
-    if wildcards.figure == "learning_curves":
-        arch = config["aggregate"]["curves_arch"] or tsconfig.Arch.from_dict(config["sweep"]["base"]).tag
-        opts.append(f"--arch {shlex.quote(arch)}")
-    return " ".join(opts)
+    """`--models <csv>` etc. for the figure's tables."""
+    return " ".join(f"--{name.replace('_', '-')} {shlex.quote(path)}" for name, path in input.items())
+
+
+def figure_config(wildcards):
+    """What `tsmlip plot` reads: the dpi; learning_curves also the architecture whose curves it draws."""
+    arch = ("aggregate.curves_arch", "sweep.base") if wildcards.figure == "learning_curves" else ()
+    return step_config("aggregate.dpi", *arch)
 
 
 # --- labels (label.smk) -----------------------------------------------------------------------------
@@ -194,7 +216,7 @@ def label_teachers(wildcards=None):
 # Every stage's final files, computed from the configuration alone (never from what exists on disk).
 MODEL_IDS = tsconfig.all_model_ids(config)
 #: the embedded data come from a potential that can run MD itself; external data (ANI-Al) have none
-RDF_REFERENCE = config["data"]["source"] == "emt" and not FOUNDATION  # with a calculator, EMT is not the reference
+RDF_REFERENCE = tsconfig.reference_potential(config) is not None  # with a calculator, EMT is not the reference
 #: the teacher calculator's own liquid (foundation.liquid; slow: GPU nodes), then the reference of error_vs_reference
 CALCULATOR_LIQUID = FOUNDATION and config["foundation"]["liquid"]
 #: the g(r) that error_vs_reference is taken against: EMT's (embedded data) or the teacher calculator's
@@ -237,14 +259,16 @@ def budget_check_metrics():
     """metrics.json of every budget-check model (trained again from scratch with every budget times
     budget_check.scale, <results>/budget_check/<id>/, train.smk), which `aggregate` reads into the
     budget_check_* columns of models.csv."""
-    return [res("budget_check", str(m), "metrics.json") for m in BUDGET_CHECK_IDS]
+    return [model_file(m, "metrics.json", "budget_check") for m in BUDGET_CHECK_IDS]
 
 
-def budget_check_settings(wildcards=None):
-    """train_settings with the budgets of a budget-check model (patiences and epoch cap times the scale)."""
-    s = {k: config[k] for k in ("network", "training", "born_again")}
-    s["training"] = tsconfig.budget_check_training(config["training"], config["budget_check"]["scale"])
-    return json.dumps(s)
+#: what training reads; a budget-check model the same with its budgets (patiences and epoch cap times the scale)
+TRAIN_CONFIG = step_config("network", "training", "born_again")
+BUDGET_CHECK_CONFIG = step_config(
+    "network",
+    "born_again",
+    training=tsconfig.budget_check_training(config["training"], config["budget_check"]["scale"]),
+)
 
 
 def data_targets():

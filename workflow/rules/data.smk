@@ -19,14 +19,13 @@ if config["data"]["source"] == "emt":
             runtime=60,
         params:
             code=CODE_VERSION,
-            emt=json.dumps(config["data"]["emt"]),
-            min_distance=config["data"]["min_distance_A"],
+            cfg=step_config("data.emt", "data.min_distance_A"),
         shell:
-            "tsmlip generate-dataset --config-json {params.emt:q} --min-distance {params.min_distance}"
-            " --out {output.data:q} 2>&1 | tee {log:q} >&2"
+            "tsmlip generate-dataset --config-json {params.cfg:q} --out {output.data:q} 2>&1 | tee {log:q} >&2"
 
 else:
-    # stages that simulate one element and leave it to the data: a multi-element file stops at import
+    # stages that simulate one element and leave it to the data (their null `element` key goes to the step): a
+    # multi-element file stops at import
     SINGLE_ELEMENT_FOR = [
         f"{sec}.element"
         for sec, on in (("md", config["md"]["enabled"]), ("rdf", True))
@@ -58,23 +57,25 @@ else:
             runtime=60,
         params:
             code=CODE_VERSION,
-            source=config["data"]["source"],
-            path=config["data"]["path"],
             sources=json.dumps(DATA_SOURCES, sort_keys=True),
-            min_distance=config["data"]["min_distance_A"],
-            shift=config["data"]["ani_energy_shift_eV_per_atom"],
-            # null = the source's default (io.DEFAULT_FORCES_ARE / DEFAULT_CLOSE_CONTACTS, docs/data.md)
-            forces_are=(f"--forces-are {config['data']['forces_are']}" if config["data"].get("forces_are") else ""),
-            close_contacts=(
-                f"--close-contacts {config['data']['close_contacts']}" if config["data"].get("close_contacts") else ""
+            cfg=step_config(
+                *(
+                    f"data.{k}"
+                    for k in (
+                        "source",
+                        "min_distance_A",
+                        "ani_energy_shift_eV_per_atom",
+                        "forces_are",
+                        "close_contacts",
+                        "duplicates",
+                        "checks",
+                    )
+                ),
+                *SINGLE_ELEMENT_FOR,
             ),
-            single_element=" ".join(SINGLE_ELEMENT_FOR),
-            duplicates=config["data"]["duplicates"],
-            checks="" if config["data"]["checks"] else "--no-checks",
+            path=config["data"]["path"],
         shell:
-            "tsmlip prepare-dataset --source {params.source:q} --path {params.path:q} --min-distance {params.min_distance}"
-            " --ani-energy-shift {params.shift} {params.forces_are} {params.close_contacts}"
-            " --single-element-for {params.single_element} --duplicates {params.duplicates} {params.checks}"
+            "tsmlip prepare-dataset --config-json {params.cfg:q} --path {params.path:q}"
             " --out {output.data:q} 2>&1 | tee {log:q} >&2"
 
 
@@ -94,9 +95,6 @@ rule split:
         runtime=10,
     params:
         code=CODE_VERSION,
-        sp=config["split"],
-        train_eval=config["training"]["train_eval_fraction"],
+        cfg=step_config("split", "training.train_eval_fraction"),
     shell:
-        "tsmlip split --dataset {input:q} --valid-fraction {params.sp[valid_fraction]}"
-        " --test-fraction {params.sp[test_fraction]} --seed {params.sp[seed]} --train-eval-fraction {params.train_eval}"
-        " --out {output.split:q} 2>&1 | tee {log:q} >&2"
+        "tsmlip split --config-json {params.cfg:q} --dataset {input:q} --out {output.split:q} 2>&1 | tee {log:q} >&2"

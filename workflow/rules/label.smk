@@ -26,14 +26,12 @@ if FOUNDATION:
             runtime=config["foundation"]["runtime_min"],
         params:
             code=CODE_VERSION,
-            calculator=json.dumps(config["foundation"]["calculator"]),
-            tol=config["labels"]["sum_tolerance_eV"],
-            device=config["foundation"]["device"],
-            chunk=config["foundation"]["chunk_size"],
+            cfg=step_config(
+                "foundation.calculator", "foundation.device", "foundation.chunk_size", "labels.sum_tolerance_eV"
+            ),
             scratch=res("scratch", "label_calculator"),
         shell:
-            "tsmlip label-calculator --calculator {params.calculator:q} --dataset {input.data:q}"
-            " --tolerance {params.tol} --device {params.device:q} --chunk-size {params.chunk} --threads {threads}"
+            "tsmlip label-calculator --config-json {params.cfg:q} --dataset {input.data:q} --threads {threads}"
             " --scratch {params.scratch:q} --out-dataset {output.data:q} --out-labels {output.labels:q} > {log:q} 2>&1"
 
 
@@ -59,11 +57,10 @@ if HIPNN_LABELS:
             runtime=60,
         params:
             code=CODE_VERSION,
-            choice=config["labels"]["teacher"],
-            tol=config["labels"]["sum_tolerance_eV"],
+            cfg=step_config("labels"),
         shell:
-            "tsmlip label --teacher {input.teachers:q} --choice {params.choice:q} --dataset {input.data:q}"
-            " --tolerance {params.tol} --device cpu --out {output.labels:q} > {log:q} 2>&1"
+            "tsmlip label --config-json {params.cfg:q} --teacher {input.teachers:q} --dataset {input.data:q}"
+            " --device cpu --out {output.labels:q} > {log:q} 2>&1"
 
 
 # student_oracle: the reference potential's own per-atom energies (config.validate refuses data without them)
@@ -83,9 +80,9 @@ rule label_oracle:
         runtime=10,
     params:
         code=CODE_VERSION,
-        tol=config["labels"]["sum_tolerance_eV"],
+        cfg=step_config("labels.sum_tolerance_eV"),
     shell:
-        "tsmlip label-oracle --dataset {input.data:q} --tolerance {params.tol} --out {output.labels:q} > {log:q} 2>&1"
+        "tsmlip label-oracle --config-json {params.cfg:q} --dataset {input.data:q} --out {output.labels:q} > {log:q} 2>&1"
 
 
 # student_synthetic: configurations from the teacher's own MD, labelled by the teacher(s), appended to the
@@ -113,18 +110,17 @@ rule synthesize:
         runtime=lambda w: config["synthetic"]["runtime_min"],
     params:
         code=CODE_VERSION,
-        settings=lambda w: json.dumps(
-            dict(
-                config["synthetic"],
-                min_distance_A=config["data"]["min_distance_A"],
-                blowup_temperature_K=config["rdf"]["blowup_temperature_K"],
-            )
+        cfg=step_config(
+            "synthetic",
+            "data.min_distance_A",
+            "data.source",
+            "foundation.calculator",
+            "rdf.blowup_temperature_K",
+            "rdf.device",
+            "labels.sum_tolerance_eV",
         ),
-        tol=config["labels"]["sum_tolerance_eV"],
-        device=config["rdf"]["device"],
-        reference="--reference emt" if RDF_REFERENCE else "",
         out_dir=lambda w, output: os.path.dirname(output.dataset),
     shell:
-        "tsmlip synthesize --teacher {input.teachers:q} --dataset {input.data:q} --split {input.split:q}"
-        " --labels {input.labels:q} --config-json {params.settings:q} --tolerance {params.tol}"
-        " --device {params.device:q} --threads {threads} {params.reference} --out-dir {params.out_dir:q} > {log:q} 2>&1"
+        "tsmlip synthesize --config-json {params.cfg:q} --teacher {input.teachers:q} --dataset {input.data:q}"
+        " --split {input.split:q} --labels {input.labels:q} --threads {threads} --out-dir {params.out_dir:q}"
+        " > {log:q} 2>&1"

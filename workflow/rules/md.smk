@@ -4,21 +4,18 @@
 # Which models are measured (md.enabled, md.per_architecture): common.smk, md_models().
 # Timings are only fair one job at a time on a device: every rule here asks for `md_device=1`; run with
 #   snakemake --resources md_device=1 gpu=1 ...   (the default profile sets both)
-import json
-
 MD_CFG = config["md"]
-MD_ID = "{kind}/{arch}/seed{seed}"
 #: what both rules pass to `tsmlip`: the model's id and the md section
-MD_PARAMS = dict(model_id=MD_ID, cfg=json.dumps(MD_CFG, sort_keys=True), code=CODE_VERSION)
+MD_PARAMS = dict(model_id=MODEL_ID, cfg=step_config("md"), code=CODE_VERSION)
 #: both rules hold the device alone (md_device) and, where this machine has one, the GPU
 MD_DEVICE = dict(gpu=GPU_JOB, md_device=1)
 
 
 rule md_timing:
     input:
-        model=model_file(MD_ID, "model.pt"),
+        model=model_file(MODEL_ID, "model.pt"),
     output:
-        model_file(MD_ID, "md_timing_{engine}.json"),
+        model_file(MODEL_ID, "md_timing_{engine}.json"),
     log:
         model_job_file("logs", "md_timing", "_{engine}"),
     benchmark:
@@ -35,15 +32,15 @@ rule md_timing:
     params:
         **MD_PARAMS,
     shell:
-        "tsmlip md-timing --model {input.model:q} --engine {wildcards.engine} --model-id {params.model_id:q}"
-        " --config-json {params.cfg:q} --out {output:q} > {log:q} 2>&1"
+        "tsmlip md-timing --config-json {params.cfg:q} --model {input.model:q} --engine {wildcards.engine}"
+        " --model-id {params.model_id:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule max_atoms:
     input:
-        model=model_file(MD_ID, "model.pt"),
+        model=model_file(MODEL_ID, "model.pt"),
     output:
-        model_file(MD_ID, "max_atoms.json"),
+        model_file(MODEL_ID, "max_atoms.json"),
     log:
         model_job_file("logs", "max_atoms"),
     benchmark:
@@ -59,7 +56,7 @@ rule max_atoms:
     params:
         **MD_PARAMS,
     shell:
-        "tsmlip max-atoms --model {input.model:q} --model-id {params.model_id:q} --config-json {params.cfg:q}"
+        "tsmlip max-atoms --config-json {params.cfg:q} --model {input.model:q} --model-id {params.model_id:q}"
         " --out {output:q} > {log:q} 2>&1"
 
 
@@ -86,11 +83,7 @@ if FOUNDATION and config["foundation"]["cost"]["enabled"]:
             runtime=config["foundation"]["cost"]["runtime_min"],
         params:
             code=CODE_VERSION,
-            calculator=json.dumps(config["foundation"]["calculator"]),
-            md=json.dumps(config["md"]),
-            cost=json.dumps(config["foundation"]["cost"]),
-            device=config["foundation"]["device"],
+            cfg=step_config("md", "foundation.calculator", "foundation.cost", "foundation.device"),
         shell:
-            "tsmlip calculator-cost --calculator {params.calculator:q} --species-from {input.provenance:q}"
-            " --md-config-json {params.md:q} --cost-json {params.cost:q} --device {params.device:q}"
+            "tsmlip calculator-cost --config-json {params.cfg:q} --species-from {input.provenance:q}"
             " --threads {threads} --out {output:q} > {log:q} 2>&1"

@@ -4,24 +4,22 @@
 # rdf_md: models/<id>/model.pt -> models/<id>/rdf.csv (+ rdf_md.json run information)
 # rdf_reference: the reference potential (EMT data only) -> reference/rdf.csv + reference/rdf_peak.json
 # rdf_error: the model's g(r) against the teachers' mean g(r) and the reference's -> rdf_error.json
-import json
-
 RDF_CFG = config["rdf"]
 # the MD reads every rdf: key but the comparison with experiment (a change there reruns rdf_error only)
-RDF_CFG_JSON = json.dumps({k: v for k, v in RDF_CFG.items() if k != "experiment"}, sort_keys=True)
+RDF_MD = {k: v for k, v in RDF_CFG.items() if k != "experiment"}
 RDF_TEACHERS = tsconfig.teacher_ids(config)
 
 
 rule rdf_md:
     input:
-        model=model_file("{kind}/{arch}/seed{seed}", "model.pt"),
+        model=model_file(MODEL_ID, "model.pt"),
     output:
-        rdf=model_file("{kind}/{arch}/seed{seed}", "rdf.csv"),
-        info=model_file("{kind}/{arch}/seed{seed}", "rdf_md.json"),
+        rdf=model_file(MODEL_ID, "rdf.csv"),
+        info=model_file(MODEL_ID, "rdf_md.json"),
     log:
-        res("logs", "rdf_md", "{kind}", "{arch}", "seed{seed}.log"),
+        model_job_file("logs", "rdf_md"),
     benchmark:
-        res("benchmarks", "rdf_md", "{kind}", "{arch}", "seed{seed}.tsv")
+        model_job_file("benchmarks", "rdf_md")
     conda:
         CONDA_ENV
     threads: RDF_CFG["torch_threads"]
@@ -31,10 +29,10 @@ rule rdf_md:
         gpu=GPU_JOB,
     params:
         code=CODE_VERSION,
-        model_id="{kind}/{arch}/seed{seed}",
-        cfg=RDF_CFG_JSON,
+        model_id=MODEL_ID,
+        cfg=step_config(rdf=RDF_MD),
     shell:
-        "tsmlip rdf-md --model {input.model:q} --model-id {params.model_id:q} --config-json {params.cfg:q}"
+        "tsmlip rdf-md --config-json {params.cfg:q} --model {input.model:q} --model-id {params.model_id:q}"
         " --threads {threads} --out-csv {output.rdf:q} --out-json {output.info:q} > {log:q} 2>&1"
 
 
@@ -56,25 +54,24 @@ rule rdf_reference:
         runtime=RDF_CFG["runtime_min"],
     params:
         code=CODE_VERSION,
-        source=config["data"]["source"],
-        cfg=RDF_CFG_JSON,
+        cfg=step_config("data.source", rdf=RDF_MD),
     shell:
-        "tsmlip rdf-md --reference {params.source:q} --config-json {params.cfg:q}"
-        " --data-provenance {input.provenance:q} --out-csv {output.rdf:q} --out-json {output.peak:q} > {log:q} 2>&1"
+        "tsmlip rdf-md --config-json {params.cfg:q} --reference --data-provenance {input.provenance:q}"
+        " --out-csv {output.rdf:q} --out-json {output.peak:q} > {log:q} 2>&1"
 
 
 rule rdf_error:
     input:
-        rdf=model_file("{kind}/{arch}/seed{seed}", "rdf.csv"),
-        info=model_file("{kind}/{arch}/seed{seed}", "rdf_md.json"),
+        rdf=model_file(MODEL_ID, "rdf.csv"),
+        info=model_file(MODEL_ID, "rdf_md.json"),
         teachers=[model_file(t, "rdf.csv") for t in RDF_TEACHERS],
         reference=[REFERENCE_RDF] if REFERENCE_RDF else [],
     output:
-        model_file("{kind}/{arch}/seed{seed}", "rdf_error.json"),
+        model_file(MODEL_ID, "rdf_error.json"),
     log:
-        res("logs", "rdf_error", "{kind}", "{arch}", "seed{seed}.log"),
+        model_job_file("logs", "rdf_error"),
     benchmark:
-        res("benchmarks", "rdf_error", "{kind}", "{arch}", "seed{seed}.tsv")
+        model_job_file("benchmarks", "rdf_error")
     localrule: True
     conda:
         CONDA_ENV
@@ -84,21 +81,16 @@ rule rdf_error:
         runtime=5,
     params:
         code=CODE_VERSION,
-        model_id="{kind}/{arch}/seed{seed}",
+        cfg=step_config("rdf.experiment", "rdf.peak_fit_halfwidth_A"),
+        model_id=MODEL_ID,
         teacher_ids=" ".join(str(t) for t in RDF_TEACHERS),
         reference=lambda wildcards, input: (
             f"--reference-rdf {shlex.quote(input.reference[0])}" if REFERENCE_RDF else ""
         ),
-        experiment=(
-            f"--experiment --experiment-max-gap-K {RDF_CFG['experiment']['max_temperature_gap_K']}"
-            f" --peak-halfwidth {RDF_CFG['peak_fit_halfwidth_A']}"
-            if RDF_CFG["experiment"]["enabled"]
-            else ""
-        ),
     shell:
-        "tsmlip rdf-error --model-id {params.model_id:q} --rdf {input.rdf:q} --info {input.info:q}"
-        " --teacher-rdf {input.teachers:q} --teacher-ids {params.teacher_ids} {params.reference}"
-        " {params.experiment} --out {output:q} > {log:q} 2>&1"
+        "tsmlip rdf-error --config-json {params.cfg:q} --model-id {params.model_id:q} --rdf {input.rdf:q}"
+        " --info {input.info:q} --teacher-rdf {input.teachers:q} --teacher-ids {params.teacher_ids} {params.reference}"
+        " --out {output:q} > {log:q} 2>&1"
 
 
 # The teacher calculator's own liquid (foundation.liquid, docs/foundation.md): the same MD as the models' with the
@@ -125,12 +117,11 @@ if CALCULATOR_LIQUID:
             runtime=config["foundation"]["liquid_runtime_min"],
         params:
             code=CODE_VERSION,
-            calculator=json.dumps(config["foundation"]["calculator"]),
-            cfg=json.dumps(dict(json.loads(RDF_CFG_JSON), device=config["foundation"]["device"]), sort_keys=True),
+            # the liquid of the models, on the calculator's device
+            cfg=step_config("foundation.calculator", rdf=dict(RDF_MD, device=config["foundation"]["device"])),
         shell:
-            "tsmlip rdf-md --calculator {params.calculator:q} --config-json {params.cfg:q}"
-            " --data-provenance {input.provenance:q} --threads {threads}"
-            " --out-csv {output.rdf:q} --out-json {output.info:q} > {log:q} 2>&1"
+            "tsmlip rdf-md --config-json {params.cfg:q} --calculator --data-provenance {input.provenance:q}"
+            " --threads {threads} --out-csv {output.rdf:q} --out-json {output.info:q} > {log:q} 2>&1"
 
 
 # the dataset's coverage (closest pairs, densities, temperatures) against every liquid run
@@ -158,10 +149,10 @@ rule figure_coverage:
         runtime=5,
     params:
         code=CODE_VERSION,
-        dpi=config["aggregate"]["dpi"],
+        cfg=step_config("aggregate.dpi"),
     shell:
-        "tsmlip plot-coverage --dataset {input.data:q} --rdf-info {input.runs:q} --pdf {output.pdf:q}"
-        " --png {output.png:q} --dpi {params.dpi} > {log:q} 2>&1"
+        "tsmlip plot-coverage --config-json {params.cfg:q} --dataset {input.data:q} --rdf-info {input.runs:q}"
+        " --pdf {output.pdf:q} --png {output.png:q} > {log:q} 2>&1"
 
 
 # The seed noise floor of the RDF error: the first teacher runs the same liquid again with
@@ -188,9 +179,10 @@ rule rdf_md_noise_seed:
     params:
         code=CODE_VERSION,
         model_id=f"{NOISE_TEACHER} (seed {RDF_CFG['noise_seed']})",
-        cfg=json.dumps(dict(json.loads(RDF_CFG_JSON), seed=RDF_CFG["noise_seed"]), sort_keys=True),
+        # the teacher's liquid again, with rdf.noise_seed as its seed
+        cfg=step_config(rdf=dict(RDF_MD, seed=RDF_CFG["noise_seed"])),
     shell:
-        "tsmlip rdf-md --model {input.model:q} --model-id {params.model_id:q} --config-json {params.cfg:q}"
+        "tsmlip rdf-md --config-json {params.cfg:q} --model {input.model:q} --model-id {params.model_id:q}"
         " --threads {threads} --out-csv {output.rdf:q} --out-json {output.info:q} > {log:q} 2>&1"
 
 
@@ -212,7 +204,9 @@ rule rdf_noise_floor:
         runtime=5,
     params:
         code=CODE_VERSION,
+        # two runs of one potential: no comparison with experiment
+        cfg=step_config(rdf={"experiment": {"enabled": False}}),
         teacher_id=str(NOISE_TEACHER),
     shell:
-        "tsmlip rdf-error --model-id noise_floor --rdf {input.rdf:q} --info {input.info:q}"
+        "tsmlip rdf-error --config-json {params.cfg:q} --model-id noise_floor --rdf {input.rdf:q} --info {input.info:q}"
         " --teacher-rdf {input.teacher:q} --teacher-ids {params.teacher_id:q} --out {output:q} > {log:q} 2>&1"

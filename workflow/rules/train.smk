@@ -6,13 +6,13 @@ rule train:
     input:
         unpack(train_inputs),
     output:
-        model=res("models", "{kind}", "{arch}", "seed{seed}", "model.pt"),
-        metrics=res("models", "{kind}", "{arch}", "seed{seed}", "metrics.json"),
-        curve=res("models", "{kind}", "{arch}", "seed{seed}", "curve.csv"),
+        model=model_file(MODEL_ID, "model.pt"),
+        metrics=model_file(MODEL_ID, "metrics.json"),
+        curve=model_file(MODEL_ID, "curve.csv"),
     log:
-        res("logs", "train", "{kind}", "{arch}", "seed{seed}.log"),
+        model_job_file("logs", "train"),
     benchmark:
-        res("benchmarks", "train", "{kind}", "{arch}", "seed{seed}.tsv")
+        model_job_file("benchmarks", "train")
     conda:
         CONDA_ENV
     threads: config["training"]["torch_threads"]
@@ -22,15 +22,16 @@ rule train:
         runtime=720,
     params:
         code=CODE_VERSION,
-        settings=train_settings,
+        cfg=TRAIN_CONFIG,
+        model_id=MODEL_ID,
         labels=train_labels_arg,
-        out_dir=lambda w: res("models", w.kind, w.arch, f"seed{w.seed}"),
-        ckpt_dir=lambda w: res("checkpoints", w.kind, w.arch, f"seed{w.seed}"),
+        out_dir=model_dir(MODEL_ID),
+        ckpt_dir=model_dir(MODEL_ID, "checkpoints"),
         # the pre-computed pairs, shared by every model (keyed by dataset, split and cut-off: never stale)
         pair_cache=res("checkpoints", "_pairs"),
     shell:
-        "tsmlip train --model-id {wildcards.kind}/{wildcards.arch}/seed{wildcards.seed}"
-        " --settings {params.settings:q} --dataset {input.data:q} --split {input.split:q} {params.labels}"
+        "tsmlip train --config-json {params.cfg:q} --model-id {params.model_id:q}"
+        " --dataset {input.data:q} --split {input.split:q} {params.labels}"
         " --out-dir {params.out_dir:q} --checkpoint-dir {params.ckpt_dir:q} --pair-cache-dir {params.pair_cache:q}"
         " > {log:q} 2>&1"
 
@@ -39,21 +40,22 @@ rule train:
 # the epoch cap times budget_check.scale (same data, labels, seed and initial weights as the model they check).
 use rule train as train_budget_check with:
     output:
-        model=res("budget_check", "{kind}", "{arch}", "seed{seed}", "model.pt"),
-        metrics=res("budget_check", "{kind}", "{arch}", "seed{seed}", "metrics.json"),
-        curve=res("budget_check", "{kind}", "{arch}", "seed{seed}", "curve.csv"),
+        model=model_file(MODEL_ID, "model.pt", "budget_check"),
+        metrics=model_file(MODEL_ID, "metrics.json", "budget_check"),
+        curve=model_file(MODEL_ID, "curve.csv", "budget_check"),
     log:
-        res("logs", "train_budget_check", "{kind}", "{arch}", "seed{seed}.log"),
+        model_job_file("logs", "train_budget_check"),
     benchmark:
-        res("benchmarks", "train_budget_check", "{kind}", "{arch}", "seed{seed}.tsv")
+        model_job_file("benchmarks", "train_budget_check")
     resources:
         gpu=GPU_JOB,
         mem_mb=4000,
         runtime=1440,
     params:
         code=CODE_VERSION,
-        settings=budget_check_settings,
+        cfg=BUDGET_CHECK_CONFIG,
+        model_id=MODEL_ID,
         labels=train_labels_arg,
-        out_dir=lambda w: res("budget_check", w.kind, w.arch, f"seed{w.seed}"),
-        ckpt_dir=lambda w: res("checkpoints", "budget_check", w.kind, w.arch, f"seed{w.seed}"),
+        out_dir=model_dir(MODEL_ID, "budget_check"),
+        ckpt_dir=model_dir(MODEL_ID, "checkpoints/budget_check"),
         pair_cache=res("checkpoints", "_pairs"),

@@ -31,7 +31,6 @@ and ``budget_check_epochs``; NaN for a model that was not checked. The claims ga
 """
 from __future__ import annotations
 
-import argparse
 import html
 import json
 import math
@@ -434,7 +433,11 @@ def _write_csv(df: pd.DataFrame, path: str | Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """``tsmlip aggregate``: per-model files -> models.csv, summary.csv, curves.csv (+ HTML views)."""
-    ap = argparse.ArgumentParser(prog="tsmlip aggregate", description=main.__doc__)
+    from .cli import step_parser
+
+    ap = step_parser("aggregate", main.__doc__ + "\n\nThe learning-speed threshold is "
+                     "aggregate.learning_speed_factor x the teacher's best validation force RMSE.",
+                     ("aggregate.learning_speed_factor",))
     ap.add_argument("--files", nargs="+", default=None,
                     help="exactly the per-model files to read (metrics.json and curve.csv of every model, and any "
                          "md_timing_<engine>.json, max_atoms.json, rdf_error.json), in models/<kind>/<arch>/seed<N>/; "
@@ -445,8 +448,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--optional", nargs="*", default=[],
                     help="with --model-ids: further per-model files to read where present, e.g. md_timing_ase.json "
                          "max_atoms.json rdf_error.json")
-    ap.add_argument("--learning-speed-factor", type=float, required=True,
-                    help="threshold = factor x the teacher's best validation force RMSE")
     ap.add_argument("--budget-check-files", nargs="*", default=[],
                     help="metrics.json of every budget-check model (trained again with every budget doubled), in "
                          "<dir>/<kind>/<arch>/seed<N>/: each adds the budget_check_* columns to its model's row")
@@ -456,6 +457,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out-models-html", default=None)
     ap.add_argument("--out-summary-html", default=None)
     args = ap.parse_args(argv)
+    factor = args.config_json["aggregate"]["learning_speed_factor"]
     if (args.files is None) == (args.models_dir is None):
         ap.error("give either --files or --models-dir")
     if args.files is not None and (args.model_ids or args.optional):
@@ -466,7 +468,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         files = model_files(args.models_dir, args.model_ids, args.optional) if args.model_ids else None
     found = collect_files(files, args.models_dir)
-    models, curves = build_tables(found, args.learning_speed_factor, read_budget_checks(args.budget_check_files))
+    models, curves = build_tables(found, factor, read_budget_checks(args.budget_check_files))
     summary = summarize(models)
     _write_csv(models, args.out_models)
     _write_csv(summary, args.out_summary)
@@ -476,7 +478,7 @@ def main(argv: list[str] | None = None) -> int:
     n_checked = int(models["budget_check_test_force_rmse_eV_A"].notna().sum())
     note = (
         f"<p>Units are in the column names. Learning-speed threshold: {fmt(thr)} eV/A "
-        f"({args.learning_speed_factor:g} x the teacher's best validation force RMSE). Converged: {n_conv} of "
+        f"({factor:g} x the teacher's best validation force RMSE). Converged: {n_conv} of "
         f"{len(models)} models (stopped by the stopping rule, not the epoch cap). Budget check (trained again "
         f"with every budget doubled): {n_checked} models, columns budget_check_*. Missing values: '-'.</p>"
     )
@@ -492,17 +494,17 @@ def main(argv: list[str] | None = None) -> int:
 
 def born_again_main(argv: list[str] | None = None) -> int:
     """``tsmlip born-again-table``: models.csv -> teacher vs Born-Again students (csv, md, html)."""
-    ap = argparse.ArgumentParser(prog="tsmlip born-again-table", description=born_again_main.__doc__)
+    from .cli import step_parser
+
+    ap = step_parser("born-again-table", born_again_main.__doc__ + "\n\nThe published numbers (paper_reference) "
+                     "are shown beside the run's, which data.source names.", ("paper_reference", "data.source"))
     ap.add_argument("--models", required=True, help="tables/models.csv")
     ap.add_argument("--out-csv", required=True)
     ap.add_argument("--out-md", required=True)
     ap.add_argument("--out-html", default=None)
-    ap.add_argument("--paper-reference", default=None,
-                    help="JSON: the config's paper_reference section (published numbers shown beside the run's)")
-    ap.add_argument("--data-source", default=None, help="this run's data (named beside the paper's dataset)")
     args = ap.parse_args(argv)
 
-    ref = json.loads(args.paper_reference) if args.paper_reference else {}
+    ref, data_source = args.config_json["paper_reference"], args.config_json["data"]["source"]
     table = born_again_table(pd.read_csv(args.models), ref.get("born_again"))
     _write_csv(table, args.out_csv)
     human = pd.DataFrame({"model": table["model"], "seeds": table["n_seeds"]})
@@ -522,7 +524,7 @@ def born_again_main(argv: list[str] | None = None) -> int:
     note = ""
     if ref.get("born_again"):
         note = (f"Columns 'paper: ...' are the published numbers ({ref.get('dataset', 'the paper data')}; "
-                f"{ref.get('citation', 'the paper')}); this run's data: {args.data_source or 'see data/provenance.json'}. "
+                f"{ref.get('citation', 'the paper')}); this run's data: {data_source}. "
                 "They compare point by point only when this run used the same data and architecture.")
     Path(args.out_md).write_text(intro + (note + "\n\n" if note else "") + markdown_table(human))
     if args.out_html:

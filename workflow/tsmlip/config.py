@@ -245,6 +245,15 @@ def calculator_name(cfg: dict) -> str | None:
     return str(spec.get("name") or spec["factory"])
 
 
+def reference_potential(cfg: dict) -> str | None:
+    """The data's reference potential that runs MD itself (``emt`` for the embedded data), None when there
+    is none: external data, or a calculator as the teacher (then the calculator is the reference). Reads
+    ``data.source`` and ``foundation.calculator``."""
+    if cfg["data"]["source"] == "emt" and cfg["foundation"]["calculator"] is None:
+        return "emt"
+    return None
+
+
 def has_reference_atom_energies(data_cfg: dict) -> bool:
     """Whether the configured data carry the reference potential's per-atom energies (``ref_atom_E``): the
     embedded EMT set always, an extended XYZ file when its first frame has an ``energies`` array (as ASE

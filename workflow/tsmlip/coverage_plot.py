@@ -12,7 +12,6 @@ trained: its g(r) measures extrapolation, not the potential.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -79,18 +78,18 @@ def coverage_figure(arrays: dict, runs: list[dict], families=FAMILY_NAMES) -> pl
 
 def main(argv: list[str] | None = None) -> int:
     """``tsmlip plot-coverage``: the dataset's coverage against the RDF runs, as PDF and PNG."""
-    ap = argparse.ArgumentParser(prog="tsmlip plot-coverage", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    from .cli import step_parser
+
+    ap = step_parser("plot-coverage", __doc__, ("aggregate.dpi",))
     ap.add_argument("--dataset", required=True)
     ap.add_argument("--rdf-info", nargs="*", default=[], help="rdf_md.json of every run (models and reference)")
     ap.add_argument("--pdf", required=True)
     ap.add_argument("--png", required=True)
-    ap.add_argument("--dpi", type=int, default=150)
     a = ap.parse_args(argv)
     setup_style()
     runs = [json.loads(Path(p).read_text()) for p in a.rdf_info]
     fig = coverage_figure(load_dataset(a.dataset), runs)
-    save(fig, a.pdf, a.png, a.dpi)
+    save(fig, a.pdf, a.png, a.config_json["aggregate"]["dpi"])
     print(f"[plot-coverage] {len(runs)} RDF runs -> {a.pdf}, {a.png}", file=sys.stderr, flush=True)
     return 0
 

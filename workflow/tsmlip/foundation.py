@@ -24,7 +24,6 @@ energies, per-atom energies that do not sum to the total energy within the toler
 """
 from __future__ import annotations
 
-import argparse
 import importlib
 import json
 import shutil
@@ -373,28 +372,25 @@ def label_dataset(spec, dataset_path: str, out_dataset: str, out_labels: str, to
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="tsmlip label-calculator", description=__doc__.split("\n\n")[0])
-    p.add_argument("--calculator", required=True,
-                   help="chgnet | emt | 'package.module:callable' | JSON {factory, kwargs, ...}")
+    from .cli import step_parser
+
+    p = step_parser("label-calculator", __doc__.split("\n\n")[0],
+                    ("foundation.calculator", "foundation.device", "foundation.chunk_size", "labels.sum_tolerance_eV"))
     p.add_argument("--dataset", required=True, help="dataset.npz whose geometries are labelled")
-    p.add_argument("--tolerance", type=float, default=1e-3, help="allowed |sum(eps) - E| per configuration (eV)")
-    p.add_argument("--device", default="cpu", help="cpu | cuda | auto (calculators that use torch)")
-    p.add_argument("--chunk-size", type=int, default=16)
     p.add_argument("--scratch", default=None, help="folder for the resumable chunks (removed when complete)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--out-dataset", required=True)
     p.add_argument("--out-labels", required=True)
     a = p.parse_args(argv)
-    spec = a.calculator
-    if spec.lstrip().startswith(("{", '"')):  # the rule passes foundation.calculator as JSON
-        spec = json.loads(spec)
+    fc = a.config_json["foundation"]
+    spec = fc["calculator"]
     if a.threads:
         import torch
 
         torch.set_num_threads(a.threads)
     try:
-        info = label_dataset(spec, a.dataset, a.out_dataset, a.out_labels, a.tolerance, a.device, a.chunk_size,
-                             a.scratch)
+        info = label_dataset(spec, a.dataset, a.out_dataset, a.out_labels,
+                             a.config_json["labels"]["sum_tolerance_eV"], fc["device"], fc["chunk_size"], a.scratch)
     except LabelError as e:
         msg = str(e)
         if not msg.startswith("calculator "):

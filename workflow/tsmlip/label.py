@@ -9,7 +9,6 @@ agreement of the teacher's with them is recorded (RMSE after removing one offset
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -123,13 +122,14 @@ def oracle_labels(dataset_path: str, out: str, tolerance: float) -> dict:
 
 
 def main_oracle(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="tsmlip label-oracle", description=oracle_labels.__doc__)
+    from .cli import step_parser
+
+    p = step_parser("label-oracle", oracle_labels.__doc__, ("labels.sum_tolerance_eV",))
     p.add_argument("--dataset", required=True)
-    p.add_argument("--tolerance", type=float, required=True, help="allowed |sum(eps) - E| per configuration (eV)")
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
     try:
-        info = oracle_labels(a.dataset, a.out, a.tolerance)
+        info = oracle_labels(a.dataset, a.out, a.config_json["labels"]["sum_tolerance_eV"])
     except LabelError as e:
         print(f"tsmlip label-oracle: error: {e}", file=sys.stderr)
         return 1
@@ -138,11 +138,12 @@ def main_oracle(argv=None) -> int:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="tsmlip label", description=__doc__)
+    from .cli import step_parser
+
+    p = step_parser("label", __doc__ + "\n\nlabels.teacher (which teachers --teacher names) is recorded.",
+                    ("labels.teacher", "labels.sum_tolerance_eV"))
     p.add_argument("--teacher", nargs="+", required=True, help="teacher model.pt file(s)")
-    p.add_argument("--choice", default="mean", help="what labels.teacher was (recorded)")
     p.add_argument("--dataset", required=True)
-    p.add_argument("--tolerance", type=float, default=1e-3, help="allowed |sum(eps) - E| per configuration (eV)")
     p.add_argument("--device", default="auto")
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
@@ -150,8 +151,9 @@ def main(argv=None) -> int:
 
     for t in a.teacher:  # each file is the teacher its path names
         check_model_id(t, model_id_from_path(t), kind="teacher")
+    lc = a.config_json["labels"]
     try:
-        info = label(a.teacher, a.dataset, a.out, a.tolerance, a.choice, a.device)
+        info = label(a.teacher, a.dataset, a.out, lc["sum_tolerance_eV"], str(lc["teacher"]), a.device)
     except LabelError as e:
         print(f"tsmlip label: error: {e}", file=sys.stderr)
         return 1

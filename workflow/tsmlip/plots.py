@@ -16,7 +16,6 @@ minimised) is drawn as a step line through the non-dominated means of each kind.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -398,30 +397,36 @@ def make_figure(name: str, models: pd.DataFrame | None = None, curves: pd.DataFr
 
 def main(argv: list[str] | None = None) -> int:
     """``tsmlip plot <figure>``: one figure of the paper from the tidy tables, as PDF and PNG."""
-    ap = argparse.ArgumentParser(prog="tsmlip plot", description=main.__doc__)
+    from .cli import require, step_parser
+    from .config import Arch
+
+    ap = step_parser("plot", main.__doc__ + "\n\nlearning_curves draws aggregate.curves_arch, or where null the "
+                     "architecture of sweep.base.", ("aggregate.dpi",))
     ap.add_argument("figure", choices=FIGURES)
     ap.add_argument("--models", help="tables/models.csv (every figure but born_again)")
     ap.add_argument("--curves", help="tables/curves.csv (learning_curves)")
     ap.add_argument("--born-again", help="tables/born_again.csv (born_again)")
-    ap.add_argument("--arch", default=None, help="learning_curves: architecture tag, e.g. w16-s10-l2")
     ap.add_argument("--rdf-noise-floor", default=None,
                     help="capacity: rdf_noise/noise_floor.json (its error_vs_teacher is drawn as a band)")
     ap.add_argument("--pdf", required=True)
     ap.add_argument("--png", required=True)
-    ap.add_argument("--dpi", type=int, default=150)
     args = ap.parse_args(argv)
 
     needs = {"learning_curves": ("models", "curves"), "born_again": ("born_again",)}.get(args.figure, ("models",))
     for key in needs:
         if not getattr(args, key):
             ap.error(f"figure {args.figure} needs --{key.replace('_', '-')}")
+    cfg, arch = args.config_json, None
+    if args.figure == "learning_curves":
+        require(ap, cfg, ("aggregate.curves_arch", "sweep.base"))
+        arch = cfg["aggregate"]["curves_arch"] or Arch.from_dict(cfg["sweep"]["base"]).tag
     read = lambda p: pd.read_csv(p) if p else None  # noqa: E731
     floor = None
     if args.rdf_noise_floor:
         floor = json.loads(Path(args.rdf_noise_floor).read_text()).get("error_vs_teacher")
         floor = float(floor) if floor is not None else None
-    fig = make_figure(args.figure, read(args.models), read(args.curves), read(args.born_again), args.arch, floor)
-    save(fig, args.pdf, args.png, args.dpi)
+    fig = make_figure(args.figure, read(args.models), read(args.curves), read(args.born_again), arch, floor)
+    save(fig, args.pdf, args.png, cfg["aggregate"]["dpi"])
     print(f"[plot] {args.figure} -> {args.pdf}, {args.png}", file=sys.stderr, flush=True)
     return 0
 

@@ -25,14 +25,13 @@ Sub-commands: ``tsmlip rdf-md`` (MD + g(r) of one model or of the reference) and
 """
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import math
 import sys
 import time
 import warnings
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -57,24 +56,40 @@ class RdfCutoffError(ValueError):
 # ----------------------------------------------------------------------------------------------------
 # structure and g(r)
 # ----------------------------------------------------------------------------------------------------
-def resolve_liquid(settings: dict, species, trained_on: str = "the model") -> dict:
-    """A copy of the ``rdf:`` settings with the liquid fixed: ``element`` (``rdf.element``, or the single
-    element of ``species``), ``density_g_cm3`` (configured, or ASE's reference solid density x
-    ``liquid_density_ratio``; ``density_source`` says which) and ``supercell``: the configured repeats,
-    each enlarged where ``r_max_A`` would not fit below half the cell height at this density
-    (``supercell_configured`` keeps the configured one). Raises :class:`tsmlip.elements.ElementError`
-    before any MD when the model cannot simulate the element."""
+@dataclass(frozen=True)
+class Liquid:
+    """The liquid a run simulates, derived from the ``rdf:`` section and the species of the model (or data)."""
+
+    #: ``rdf.element``, or the single element of the species
+    element: str
+    #: ``rdf.density_g_cm3``, or ASE's reference solid density x ``rdf.liquid_density_ratio``
+    density_g_cm3: float
+    #: which of the two, in words
+    density_source: str
+    #: ``rdf.supercell`` as configured
+    supercell_configured: list
+    #: the configured repeats, each enlarged where ``r_max_A`` would not fit below half the cell height
+    supercell: list
+
+
+def resolve_liquid_system(settings: dict, species, trained_on: str = "the model") -> Liquid:
+    """The :class:`Liquid` of the ``rdf:`` settings for ``species``. Raises
+    :class:`tsmlip.elements.ElementError` before any MD when the model cannot simulate the element."""
     from .elements import liquid_density, resolve_element
 
-    s = dict(settings)
-    s["element"] = resolve_element(settings.get("element"), species, "rdf.element", trained_on)
-    s["density_g_cm3"], s["density_source"] = liquid_density(
-        s["element"], settings.get("density_g_cm3"), settings["liquid_density_ratio"])
-    a = liquid_lattice_constant(s)
-    need = int(math.floor(2.0 * float(s["r_max_A"]) / a)) + 1  # n * a > 2 r_max
-    s["supercell_configured"] = list(settings["supercell"])
-    s["supercell"] = [max(int(n), need) for n in settings["supercell"]]
-    return s
+    element = resolve_element(settings.get("element"), species, "rdf.element", trained_on)
+    density, source = liquid_density(element, settings.get("density_g_cm3"), settings["liquid_density_ratio"])
+    a = liquid_lattice_constant({"element": element, "density_g_cm3": density})
+    need = int(math.floor(2.0 * float(settings["r_max_A"]) / a)) + 1  # n * a > 2 r_max
+    return Liquid(element=element, density_g_cm3=density, density_source=source,
+                  supercell_configured=list(settings["supercell"]),
+                  supercell=[max(int(n), need) for n in settings["supercell"]])
+
+
+def resolve_liquid(settings: dict, species, trained_on: str = "the model") -> dict:
+    """The settings a liquid run uses and records: a copy of the ``rdf:`` section whose keys of :class:`Liquid`
+    (``element`` ... ``supercell``) hold :func:`resolve_liquid_system`'s values, and nothing else added."""
+    return {**settings, **asdict(resolve_liquid_system(settings, species, trained_on))}
 
 
 def cell_heights(cell) -> np.ndarray:
@@ -412,52 +427,31 @@ def read_curve(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     return np.atleast_1d(data["r_A"]).astype(float), np.atleast_1d(data["g"]).astype(float)
 
 
-#: the rdf: keys a run reads (element and density_g_cm3 may be null: derived from the model or the data)
-REQUIRED_SETTINGS = ("blowup_temperature_K", "collapse_distance_A", "density_g_cm3", "device", "element",
-                     "equilibration_steps", "friction_per_fs", "liquid_density_ratio", "melt_min_msd_ratio",
-                     "melt_steps", "melt_temperature_K", "n_bins", "peak_fit_halfwidth_A", "production_steps",
-                     "progress_every", "r_max_A", "rattle_A", "sample_interval", "seed", "skin_A", "supercell",
-                     "temperature_K", "timestep_fs", "torch_threads", "engine", "kernels", "pair_finder")
-
-
-def _settings(config_json: str) -> dict:
-    """The ``rdf:`` section exactly as the caller passes it (the rule passes the whole section as JSON)."""
-    s = json.loads(config_json)
-    missing = [k for k in REQUIRED_SETTINGS if k not in s]
-    if missing:
-        raise ValueError(f"--config-json lacks the rdf: keys {', '.join(missing)} (pass the whole rdf: section of "
-                         f"the config, as the workflow's rules do)")
-    return s
-
-
 # ----------------------------------------------------------------------------------------------------
 # sub-commands
 # ----------------------------------------------------------------------------------------------------
 def main_md(argv: list[str] | None = None) -> int:
     """``tsmlip rdf-md``: liquid MD with one model (or the reference potential) -> g(r) CSV + run JSON."""
-    p = argparse.ArgumentParser(prog="tsmlip rdf-md", description=main_md.__doc__)
+    from .cli import require, step_parser
+
+    p = step_parser("rdf-md", main_md.__doc__ + "\n\nThe rdf: section (its experiment: part is not read); "
+                    "--reference also reads data.source, --calculator foundation.calculator (chgnet, emt or "
+                    "{factory, kwargs}; docs/foundation.md), on rdf.device.", ("rdf",))
     who = p.add_mutually_exclusive_group(required=True)
     who.add_argument("--model", help="model.pt of a trained model")
-    who.add_argument("--reference", choices=["emt"], help="run the reference potential instead")
-    who.add_argument("--calculator", help="run the teacher calculator instead (foundation.calculator as JSON: "
-                                          "chgnet, emt or {factory, kwargs}; docs/foundation.md)")
+    who.add_argument("--reference", action="store_true", help="run the data's reference potential instead")
+    who.add_argument("--calculator", action="store_true", help="run the teacher calculator instead")
     p.add_argument("--model-id", default=None, help="name written into the JSON (default: the path)")
-    p.add_argument("--config-json", required=True,
-                   help="the rdf: section of the config as JSON (the rule passes it; see config/config.yaml)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch_threads)")
-    p.add_argument("--engine", choices=["ase", "torch"], default=None,
-                   help="MD engine of a model (default: rdf.engine; the reference always runs on ase)")
     p.add_argument("--data-provenance", default=None,
-                   help="with --reference: the dataset's provenance.json (its species name the element "
-                        "when rdf.element is null)")
+                   help="with --reference or --calculator: the dataset's provenance.json (its species name the "
+                        "element when rdf.element is null)")
     p.add_argument("--out-csv", required=True, help="g(r) output, columns r_A,g")
     p.add_argument("--out-json", required=True, help="run information and first peak")
     a = p.parse_args(argv)
-    try:
-        s = _settings(a.config_json)
-    except ValueError as e:
-        print(f"tsmlip rdf-md: error: {e}", file=sys.stderr, flush=True)
-        return 2
+    cfg = a.config_json
+    require(p, cfg, ["data.source"] if a.reference else ["foundation.calculator"] if a.calculator else [])
+    s = cfg["rdf"]
     from .elements import ElementError, model_species
 
     try:
@@ -482,13 +476,16 @@ def main_md(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message="Provided distances are underneath sensitivity range")
     engine, kernels, pair_finder, calc, model, cinfo = "ase", None, None, None, None, None
     if a.reference:
-        calc = reference_calculator(a.reference)
-        device, name = f"cpu (ASE {a.reference.upper()}, numpy)", f"reference:{a.reference}"
+        source = cfg["data"]["source"]
+        calc = reference_calculator(source)
+        if calc is None:
+            p.error(f"--reference: the data (data.source: {source}) have no reference potential")
+        device, name = f"cpu (ASE {source.upper()}, numpy)", f"reference:{source}"
         dev = "cpu"
     elif a.calculator:
         from .foundation import CalculatorError, make_calculator
 
-        spec = json.loads(a.calculator) if a.calculator.lstrip().startswith(("{", '"')) else a.calculator
+        spec = cfg["foundation"]["calculator"]
         if a.threads:
             import torch
 
@@ -508,7 +505,7 @@ def main_md(argv: list[str] | None = None) -> int:
 
         torch.set_num_threads(int(a.threads or s["torch_threads"]))
         dev = resolve_device(s["device"])
-        engine, model = a.engine or s["engine"], a.model
+        engine, model = s["engine"], a.model
         pair_finder = s["pair_finder"][dev.type] if engine == "torch" else None
         kernels = set_kernels(s["kernels"], dev)
         device, name = device_description(dev), a.model_id or a.model
@@ -595,22 +592,25 @@ def teacher_mean_curve(paths: list[str]) -> tuple[np.ndarray, np.ndarray]:
 
 def main_error(argv: list[str] | None = None) -> int:
     """``tsmlip rdf-error``: a model's g(r) error against the teachers' mean g(r) and the reference's."""
-    p = argparse.ArgumentParser(prog="tsmlip rdf-error", description=main_error.__doc__)
+    from .cli import require, step_parser
+
+    p = step_parser("rdf-error", main_error.__doc__ + "\n\nWith rdf.experiment.enabled also against the experimental "
+                    "g(r) at the nearest temperature (none farther than rdf.experiment.max_temperature_gap_K), first "
+                    "peaks fitted within rdf.peak_fit_halfwidth_A.", ("rdf.experiment.enabled",))
     p.add_argument("--model-id", required=True)
     p.add_argument("--rdf", required=True, help="the model's rdf.csv")
     p.add_argument("--info", required=True, help="the model's rdf_md.json")
     p.add_argument("--teacher-rdf", nargs="+", required=True, help="rdf.csv of every teacher seed")
     p.add_argument("--teacher-ids", nargs="+", required=True, help="ids of those teachers, same order")
     p.add_argument("--reference-rdf", default=None, help="the reference potential's rdf.csv (if any)")
-    p.add_argument("--experiment", action="store_true",
-                   help="also compare with the experimental g(r) at the nearest temperature (rdf.experiment)")
-    p.add_argument("--experiment-max-gap-K", type=float, default=None,
-                   help="no comparison when the nearest experimental temperature is farther than this (K)")
-    p.add_argument("--peak-halfwidth", type=float, default=0.2, help="first-peak fit half-width (A)")
     p.add_argument("--out", required=True, help="rdf_error.json")
     a = p.parse_args(argv)
     if len(a.teacher_rdf) != len(a.teacher_ids):
         p.error("--teacher-rdf and --teacher-ids need the same number of entries")
+    rc = a.config_json["rdf"]
+    experiment = rc["experiment"]["enabled"]
+    if experiment:
+        require(p, a.config_json, ("rdf.experiment.max_temperature_gap_K", "rdf.peak_fit_halfwidth_A"))
 
     r, g = read_curve(a.rdf)
     info = json.loads(Path(a.info).read_text())
@@ -629,14 +629,15 @@ def main_error(argv: list[str] | None = None) -> int:
         teacher_ids=list(a.teacher_ids),
         outcome=LiquidOutcome.of_rdf_md(info),
         experiment=compare_with_experiment(r, g, info["temperature_K"], info.get("element", "Al"),
-                                           a.experiment_max_gap_K, a.peak_halfwidth) if a.experiment else None,
+                                           rc["experiment"]["max_temperature_gap_K"], rc["peak_fit_halfwidth_A"])
+        if experiment else None,
         density=LiquidDensity(density_g_cm3=info.get("density_g_cm3"), density_source=info.get("density_source"))
-        if a.experiment else None,
+        if experiment else None,
     ).to_json()
     atomic_write_json(a.out, out, indent=2)
     print(f"[rdf-error] {a.model_id}: vs teacher {out['error_vs_teacher']}, "
           f"vs reference {out['error_vs_reference']}"
-          + (f", vs experiment {out['error_vs_experiment']}" if a.experiment else ""), file=sys.stderr, flush=True)
+          + (f", vs experiment {out['error_vs_experiment']}" if experiment else ""), file=sys.stderr, flush=True)
     return 0
 
 

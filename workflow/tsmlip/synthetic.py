@@ -15,7 +15,6 @@ synthetic configurations' own).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
@@ -233,32 +232,40 @@ def synthesize(teacher_paths, dataset_path, split_path, labels_path, cfg: dict, 
     return info
 
 
+#: the config keys ``tsmlip synthesize`` reads
+SYNTHESIZE_READS = ("synthetic", "data.min_distance_A", "data.source", "foundation.calculator",
+                    "rdf.blowup_temperature_K", "rdf.device", "labels.sum_tolerance_eV")
+
+
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="tsmlip synthesize", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    from .cli import step_parser
+
+    p = step_parser("synthesize", __doc__ + "\n\nThe MD runs on rdf.device; where the data have a reference "
+                    "potential (data.source emt, no foundation.calculator) the teacher labels' error on the synthetic "
+                    "configurations is recorded.", SYNTHESIZE_READS)
     p.add_argument("--teacher", nargs="+", required=True, help="teacher model.pt file(s)")
     p.add_argument("--dataset", required=True)
     p.add_argument("--split", required=True)
     p.add_argument("--labels", required=True, help="the teacher's atom-energy labels of the dataset")
-    p.add_argument("--config-json", required=True, help="the synthetic: config section (JSON), with "
-                   "min_distance_A (data.min_distance_A) and blowup_temperature_K (rdf.blowup_temperature_K)")
-    p.add_argument("--tolerance", type=float, required=True, help="allowed |sum(eps) - E| per configuration (eV)")
-    p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    p.add_argument("--reference", default=None, help="the data's reference potential (emt): record the teacher "
-                   "labels' error on the synthetic configurations")
     p.add_argument("--out-dir", required=True)
     a = p.parse_args(argv)
     import torch
 
+    from .config import reference_potential
     from .model import check_model_id, model_id_from_path
+
+    c = a.config_json
+    # the synthetic: section with the two limits it borrows (recorded as the run's settings)
+    settings = dict(c["synthetic"], min_distance_A=c["data"]["min_distance_A"],
+                    blowup_temperature_K=c["rdf"]["blowup_temperature_K"])
 
     for t in a.teacher:  # each file is the teacher its path names
         check_model_id(t, model_id_from_path(t), kind="teacher")
     torch.set_num_threads(a.threads)
     try:
-        synthesize(a.teacher, a.dataset, a.split, a.labels, json.loads(a.config_json), a.out_dir, a.tolerance,
-                   a.device, a.reference)
+        synthesize(a.teacher, a.dataset, a.split, a.labels, settings, a.out_dir, c["labels"]["sum_tolerance_eV"],
+                   c["rdf"]["device"], reference_potential(c))
     except (SyntheticError, ValueError) as e:
         print(f"tsmlip synthesize: error: {e}", file=sys.stderr)
         return 1

@@ -17,7 +17,6 @@ Outputs (``<results>/models/<model id>/``): ``model.pt`` (best weights), ``metri
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import hashlib
 import json
@@ -556,12 +555,10 @@ class _quiet:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="tsmlip train", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    from .cli import step_parser
+
+    p = step_parser("train", __doc__, ("network", "training", "born_again"))
     p.add_argument("--model-id", required=True, help="e.g. student/w16-s10-l2/seed1")
-    p.add_argument("--settings", required=True,
-                   help="JSON object with the config sections network, training, born_again "
-                        "(a JSON string, or @file.json)")
     p.add_argument("--dataset", required=True)
     p.add_argument("--split", required=True)
     p.add_argument("--labels", default=None, help="teacher atom-energy labels (students; others: evaluation)")
@@ -570,20 +567,11 @@ def main(argv=None) -> int:
     p.add_argument("--pair-cache-dir", default=None,
                    help="keep the pre-computed pairs here, keyed by dataset, split and cut-off (shared by all models)")
     a = p.parse_args(argv)
-    cfg = settings_from_arg(a.settings)
     try:
-        train(ModelId.parse(a.model_id), cfg, a.dataset, a.split, a.out_dir, a.checkpoint_dir, a.labels,
+        train(ModelId.parse(a.model_id), a.config_json, a.dataset, a.split, a.out_dir, a.checkpoint_dir, a.labels,
               a.pair_cache_dir)
     except TrainingError as e:
         print(f"tsmlip train: error: {e}", file=sys.stderr)
         return 1
     return 0
 
-
-def settings_from_arg(arg: str) -> dict:
-    """The config sections a step needs, as a JSON string or ``@file.json``."""
-    text = Path(arg[1:]).read_text() if arg.startswith("@") else arg
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        raise SystemExit(f"tsmlip: --settings is not valid JSON ({e})")

@@ -20,8 +20,6 @@ Deterministic for a given seed.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
 
@@ -211,15 +209,15 @@ def to_arrays(configs: list[dict]) -> dict[str, np.ndarray]:
 def main(argv=None) -> int:
     from .coverage import coverage_summary
 
-    p = argparse.ArgumentParser(prog="tsmlip generate-dataset", description=__doc__)
-    p.add_argument("--config-json", required=True, help="the data.emt section of the config, as JSON")
-    p.add_argument("--min-distance", type=float, default=1.6, help="refuse atoms closer than this (A)")
+    from ..cli import step_parser
+
+    p = step_parser("generate-dataset", __doc__, ("data.emt", "data.min_distance_A"))
     p.add_argument("--out", required=True, help="output dataset.npz (provenance.json is written beside)")
     a = p.parse_args(argv)
-    emt_cfg = json.loads(a.config_json)
+    emt_cfg = a.config_json["data"]["emt"]
     configs, summary = generate(emt_cfg)
     arrays = to_arrays(configs)
-    validate_arrays(arrays, "generated EMT data", a.min_distance)
+    validate_arrays(arrays, "generated EMT data", a.config_json["data"]["min_distance_A"])
     save_dataset(arrays, a.out, {"source": "emt", "generator": "ase.calculators.emt.EMT + Langevin MD",
                                  "seed": emt_cfg["seed"], "settings": emt_cfg, "versions": versions(),
                                  "families": list(FAMILIES), **summary,

@@ -12,7 +12,6 @@ extended-XYZ forces are forces (ASE's convention). See docs/data.md.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -283,35 +282,32 @@ def prepare(source: str, path: str, min_distance_A: float, energy_shift: float =
     return arrays, provenance
 
 
+#: the data: keys ``tsmlip prepare-dataset`` reads
+DATA_KEYS = tuple(f"data.{k}" for k in ("source", "min_distance_A", "ani_energy_shift_eV_per_atom", "forces_are",
+                                       "close_contacts", "duplicates", "checks"))
+
+
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="tsmlip prepare-dataset", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--source", required=True, choices=["ani_h5", "extxyz"])
-    p.add_argument("--path", required=True)
-    p.add_argument("--min-distance", type=float, default=1.6)
-    p.add_argument("--ani-energy-shift", type=float, default=72.0)
-    p.add_argument("--forces-are", choices=FORCE_CONVENTIONS, default=None,
-                   help="what the file's force array holds (default: gradients for ani_h5, forces for extxyz)")
-    p.add_argument("--close-contacts", choices=CLOSE_CONTACT_POLICIES, default=None,
-                   help="configurations with atoms closer than --min-distance: error, drop or keep "
-                        "(default: keep for ani_h5, error for extxyz)")
-    p.add_argument("--single-element-for", nargs="*", default=[], metavar="KEY",
-                   help="config keys (e.g. md.element rdf.element) of stages that need single-element data "
-                        "because they are left to the data: a multi-element dataset stops here")
-    p.add_argument("--duplicates", choices=DUPLICATE_POLICIES, default="error",
-                   help="configurations that repeat another: error (stop) or drop (later copies, counted)")
-    p.add_argument("--no-checks", action="store_true",
-                   help="skip the plausibility ranges of energy per atom and mean force (data.checks: false)")
+    from ..cli import step_parser
+
+    p = step_parser("prepare-dataset", __doc__ + "\n\nnull data.forces_are / data.close_contacts: the source's "
+                    "default. md.element / rdf.element given as null (the stage\ntakes the data's element): a "
+                    "multi-element dataset stops here.", DATA_KEYS)
+    p.add_argument("--path", required=True, help="the source file or folder (data.path)")
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
+    d = a.config_json["data"]
+    single_element_for = [f"{sec}.element" for sec in ("md", "rdf")
+                          if sec in a.config_json and a.config_json[sec]["element"] is None]
     try:
-        arrays, prov = prepare(a.source, a.path, a.min_distance, a.ani_energy_shift, a.forces_are,
-                               a.close_contacts, a.single_element_for, a.duplicates, not a.no_checks)
+        arrays, prov = prepare(d["source"], a.path, d["min_distance_A"], d["ani_energy_shift_eV_per_atom"],
+                               d["forces_are"], d["close_contacts"], single_element_for, d["duplicates"], d["checks"])
     except DataError as e:
         print(f"tsmlip prepare-dataset: error: {e}", file=sys.stderr)
         return 1
-    save_dataset(arrays, a.out, {"source": a.source, "path": str(Path(a.path).resolve()),
-                                 "ani_energy_shift_eV_per_atom": a.ani_energy_shift if a.source == "ani_h5" else None,
+    shift = d["ani_energy_shift_eV_per_atom"]
+    save_dataset(arrays, a.out, {"source": d["source"], "path": str(Path(a.path).resolve()),
+                                 "ani_energy_shift_eV_per_atom": shift if d["source"] == "ani_h5" else None,
                                  **prov, "versions": versions()})
     cc, fs = prov["close_contacts"], prov["force_sign_check"]
     print(f"[prepare] forces_are={prov['forces_are']} ({prov['forces_are_chosen_by']}); force-sign check: "

@@ -6,7 +6,6 @@ Born-Again all read this file, so no test configuration reaches any training.
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import sys
@@ -84,31 +83,29 @@ def check_train_eval_fraction(n_train: int, fraction: float) -> None:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="tsmlip split", description=__doc__)
+    from ..cli import step_parser
+
+    p = step_parser("split", __doc__ + "\n\nA training.train_eval_fraction that evaluates no training configuration "
+                    "is refused.", ("split", "training.train_eval_fraction"))
     p.add_argument("--dataset", required=True)
-    p.add_argument("--valid-fraction", type=float, required=True)
-    p.add_argument("--test-fraction", type=float, required=True)
-    p.add_argument("--seed", type=int, required=True)
-    p.add_argument("--train-eval-fraction", type=float, default=None,
-                   help="training.train_eval_fraction: refused when it leaves no training configuration to evaluate")
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
+    sp, train_eval_fraction = a.config_json["split"], a.config_json["training"]["train_eval_fraction"]
     try:
         arrays = load_dataset(a.dataset)
         dups = find_duplicates(arrays)
         if dups:  # the data stage refuses or drops them; a dataset made elsewhere could still hold some
             raise DataError(duplicates_message(a.dataset, dups) + ": twins must never straddle splits")
         n = len(arrays["E"])
-        split = make_split(n, a.valid_fraction, a.test_fraction, a.seed)
-        if a.train_eval_fraction is not None:
-            check_train_eval_fraction(len(split["train"]), a.train_eval_fraction)
+        split = make_split(n, sp["valid_fraction"], sp["test_fraction"], sp["seed"])
+        check_train_eval_fraction(len(split["train"]), train_eval_fraction)
     except DataError as e:
         print(f"tsmlip split: error: {e}", file=sys.stderr)
         return 1
     with atomic_open(a.out, "wb") as fh:
         np.savez(fh, **split)
     info = {k: int(len(v)) for k, v in split.items()}
-    info.update({"seed": a.seed, "dataset_sha256_16": dataset_fingerprint(a.dataset)})
+    info.update({"seed": sp["seed"], "dataset_sha256_16": dataset_fingerprint(a.dataset)})
     atomic_write_text(Path(a.out).with_suffix(".json"), json.dumps(info, indent=2))
     print(f"[split] {info}")
     return 0

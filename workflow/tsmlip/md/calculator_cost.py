@@ -12,12 +12,11 @@ resident memory above the child's baseline; on CUDA ``torch.cuda.max_memory_allo
 the least-squares slope over the sizes (``memory_per_atom_slope_bytes``). No max-atoms search is run (the
 calculator's largest system is not probed); ``memory_per_atom_bytes`` is the slope, as for the models' slope column.
 
-``tsmlip calculator-cost --calculator chgnet --species-from data/provenance.json --md-config-json '<md:>'
---cost-json '<foundation.cost>' --out foundation/cost.json``
+``tsmlip calculator-cost --config-json '{"md": ..., "foundation": {"calculator": "chgnet", "cost": ..., "device":
+"cpu"}}' --species-from data/provenance.json --out foundation/cost.json``
 """
 from __future__ import annotations
 
-import argparse
 import gc
 import json
 import statistics
@@ -149,25 +148,24 @@ def calculator_cost(spec, md_cfg: dict, cost_cfg: dict, species, device: str = "
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="tsmlip calculator-cost", description=__doc__.split("\n\n")[0])
-    p.add_argument("--calculator", required=True, help="chgnet | emt | JSON {factory, kwargs, ...}")
+    from ..cli import step_parser
+
+    p = step_parser("calculator-cost", __doc__.split("\n\n")[0],
+                    ("md", "foundation.calculator", "foundation.cost", "foundation.device"))
     p.add_argument("--species-from", required=True, help="the dataset's provenance.json (its species)")
-    p.add_argument("--md-config-json", required=True, help="the md: section as JSON")
-    p.add_argument("--cost-json", required=True, help="the foundation.cost section as JSON")
-    p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
     from ..foundation import CalculatorError
 
-    spec = json.loads(a.calculator) if a.calculator.lstrip().startswith(("{", '"')) else a.calculator
+    fc = a.config_json["foundation"]
     if a.threads:
         import torch
 
         torch.set_num_threads(a.threads)
     species = json.loads(Path(a.species_from).read_text())["species"]
     try:
-        rec = calculator_cost(spec, json.loads(a.md_config_json), json.loads(a.cost_json), species, a.device)
+        rec = calculator_cost(fc["calculator"], a.config_json["md"], fc["cost"], species, fc["device"])
     except CalculatorError as e:
         log(f"tsmlip calculator-cost: error: {e}")
         return 1

@@ -1,8 +1,6 @@
 """Shared plumbing of the MD commands: the ``md:`` config section, the device, JSON output."""
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import os
 import sys
@@ -14,28 +12,6 @@ from ..io_utils import atomic_write_json
 
 #: set to an atom count to make every force evaluation above it fail as out-of-memory (tests, dry runs)
 FAKE_OOM_ENV = "TSMLIP_MD_FAKE_OOM_ATOMS"
-
-
-def md_config(config_json: str | None = None, config_files: list[str] | None = None) -> dict:
-    """The ``md:`` section the caller passes: the config files named in ``config_files`` (the first the base,
-    e.g. config/config.yaml, the others overlays), then ``config_json`` (a JSON object of md keys; the rule
-    passes the whole section) merged on top. Nothing is read that the caller did not name."""
-    from ..config import deep_merge, load_config
-
-    if not config_files and not config_json:
-        raise ValueError("no md settings: pass the md: section as --config-json (as the workflow's rules do) "
-                         "or name the config files with --config config/config.yaml [overlay.yaml ...]")
-    md = load_config(*config_files)["md"] if config_files else {}
-    if config_json:
-        md = deep_merge(md, json.loads(config_json))
-    return md
-
-
-def add_config_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config-json", help="JSON object of `md:` keys (merged over the --config files, if any)")
-    parser.add_argument("--config", nargs="*", default=[], metavar="YAML",
-                        help="config files: the base (config/config.yaml), then overlays (e.g. config/test.yaml)")
-    parser.add_argument("--device", help="override md.device (auto, cpu, cuda, cuda:1)")
 
 
 def setup_device(md_cfg: dict, override: str | None = None) -> torch.device:

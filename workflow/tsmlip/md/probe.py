@@ -22,11 +22,10 @@ Memory per atom is reported both as the paper does it (budget / max atoms) and a
 of peak memory against atoms over the sizes that fitted. Sizes above ``TSMLIP_MD_FAKE_OOM_ATOMS`` (or the
 ``fake_oom_above`` argument) fail as out of memory, to test all this without filling a device.
 
-``tsmlip max-atoms --model models/<id>/model.pt --out models/<id>/max_atoms.json``
+``tsmlip max-atoms --config-json '{"md": {...}}' --model models/<id>/model.pt --out models/<id>/max_atoms.json``
 """
 from __future__ import annotations
 
-import argparse
 import gc
 import json
 import math
@@ -43,9 +42,8 @@ import torch
 
 from ..elements import ElementError
 from ..records import MaxAtoms
-from .common import (FAKE_OOM_ENV, add_config_args, fake_oom_atoms, log, md_config, out_of_memory_error,
-                     setup_device, write_json)
-from .engines import ENGINES, PRIME_ATOMS, kernel_implementation, make_engine, prime_engine, set_kernels
+from .common import FAKE_OOM_ENV, fake_oom_atoms, log, out_of_memory_error, setup_device, write_json
+from .engines import PRIME_ATOMS, kernel_implementation, make_engine, prime_engine, set_kernels
 from .hardware import device_memory_bytes, device_name, hardware_info, host_memory_available, nvml_memory_used
 from .system import md_system, resolve_md_config
 
@@ -460,22 +458,16 @@ def probe_max_atoms(model_path, md_cfg: dict, device: torch.device, model_id: st
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="tsmlip max-atoms", description=__doc__.split("\n\n")[0])
+    from ..cli import step_parser
+
+    p = step_parser("max-atoms", __doc__.split("\n\n")[0], ("md",))
     p.add_argument("--model", required=True, help="model.pt of a trained model")
     p.add_argument("--out", required=True, help="output JSON (max_atoms.json)")
     p.add_argument("--model-id", help="model id recorded in the output")
-    p.add_argument("--engine", choices=ENGINES, help="override md.probe.engine")
     p.add_argument("--fake-oom-above", type=int, help=f"sizes above this fail as out of memory ({FAKE_OOM_ENV})")
-    add_config_args(p)
     args = p.parse_args(argv)
-    try:
-        md = md_config(args.config_json, args.config)
-    except ValueError as e:
-        log(f"tsmlip max-atoms: error: {e}")
-        return 2
-    if args.engine:
-        md["probe"]["engine"] = args.engine
-    device = setup_device(md, args.device)
+    md = args.config_json["md"]
+    device = setup_device(md)
     from ..model import check_model_id
 
     # a file that is not a model, or not the model of the id: one clear error here, not from the CPU worker

@@ -10,6 +10,7 @@ Units: lengths in Angstrom, temperature in K, ASE's internal velocity unit on th
 from __future__ import annotations
 
 import math
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -103,25 +104,43 @@ def thermalize(atoms, temperature_K: float, seed: int = 0, rng=None):
     return atoms
 
 
-def resolve_md_config(md_cfg: dict, species, trained_on: str = "the model") -> dict:
-    """A copy of the ``md:`` section with the system fixed: ``element`` (``md.element``, or the single element
-    of ``species``, the model's), ``crystal_structure``, ``lattice_constant_A`` and ``c_over_a`` (ASE's
-    reference data where null). Raises :class:`tsmlip.elements.ElementError` before any MD when the model
-    cannot simulate the element."""
+@dataclass(frozen=True)
+class Crystal:
+    """The crystal an MD cost run simulates, derived from the ``md:`` section and the model's species."""
+
+    #: ``md.element``, or the single element the model was trained on
+    element: str
+    #: ``md.crystal_structure`` / ``md.lattice_constant_A``, or ASE's reference data of the element where null
+    crystal_structure: str
+    lattice_constant_A: float
+    #: c/a of an hcp crystal, else None
+    c_over_a: float | None
+    #: where structure and lattice constant came from (the config keys or ASE's reference data)
+    crystal_source: str
+
+
+def resolve_crystal(md_cfg: dict, species, trained_on: str = "the model") -> Crystal:
+    """The :class:`Crystal` of the ``md:`` section for a model of ``species``. Raises
+    :class:`tsmlip.elements.ElementError` before any MD when the model cannot simulate the element."""
     from ..elements import crystal_settings, resolve_element
 
-    out = dict(md_cfg)
     sym = resolve_element(md_cfg.get("element"), species, "md.element", trained_on)
     crystal = crystal_settings(sym, md_cfg.get("crystal_structure"), md_cfg.get("lattice_constant_A"), key="md")
-    out.update(element=sym, crystal_structure=crystal["crystal_structure"],
-               lattice_constant_A=crystal["lattice_constant_A"], c_over_a=crystal["c_over_a"],
-               crystal_source=crystal["source"])
-    return out
+    return Crystal(element=sym, crystal_structure=crystal["crystal_structure"],
+                   lattice_constant_A=crystal["lattice_constant_A"], c_over_a=crystal["c_over_a"],
+                   crystal_source=crystal["source"])
+
+
+def resolve_md_config(md_cfg: dict, species, trained_on: str = "the model") -> dict:
+    """The settings an MD cost run passes on (engines, the probe's worker, its record): a copy of the ``md:``
+    section whose keys of :class:`Crystal` (``element`` ... ``crystal_source``) hold :func:`resolve_crystal`'s
+    values, and nothing else added."""
+    return {**md_cfg, **asdict(resolve_crystal(md_cfg, species, trained_on))}
 
 
 def md_system(n_atoms: int, md_cfg: dict, seed: int | None = None):
-    """The thermalised test system of a resolved ``md:`` config section (:func:`resolve_md_config`: element,
-    crystal, lattice constant; temperature, seed)."""
+    """The thermalised test system of a resolved ``md:`` config section (:func:`resolve_md_config`: the
+    :class:`Crystal`; temperature, seed)."""
     if not md_cfg.get("element") or not md_cfg.get("crystal_structure") or not md_cfg.get("lattice_constant_A"):
         raise ValueError("the md settings name no element / crystal: resolve them with resolve_md_config "
                          "(from the model's species) first")

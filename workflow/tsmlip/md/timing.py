@@ -10,11 +10,11 @@ start, after the warm-up and after every block; its least-squares slope is the e
 ps). A run whose energy is not finite or drifts by more than ``max_drift_eV_per_atom_per_ps`` is
 reported ``stable: false`` (the timing of an exploding simulation is not a timing).
 
-``tsmlip md-timing --model models/<id>/model.pt --engine ase --out models/<id>/md_timing_ase.json``
+``tsmlip md-timing --config-json '{"md": {...}}' --model models/<id>/model.pt --engine ase
+--out models/<id>/md_timing_ase.json``
 """
 from __future__ import annotations
 
-import argparse
 import math
 import statistics
 import time
@@ -26,7 +26,7 @@ import torch
 
 from ..elements import ElementError
 from ..records import MdTiming
-from .common import add_config_args, finite_or_none, log, md_config, setup_device, write_json
+from .common import finite_or_none, log, setup_device, write_json
 from .engines import ENGINES, kernel_implementation, make_engine, prime_engine, set_kernels
 from .hardware import device_name, hardware_info
 from .system import md_system, resolve_md_config
@@ -183,23 +183,20 @@ def check_timing_size(n_atoms: int, md_cfg: dict, key: str = "md.timing.n_atoms"
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="tsmlip md-timing", description=__doc__.split("\n\n")[0])
+    from ..cli import step_parser
+
+    p = step_parser("md-timing", __doc__.split("\n\n")[0], ("md",))
     p.add_argument("--model", required=True, help="model.pt of a trained model")
     p.add_argument("--engine", required=True, choices=ENGINES)
     p.add_argument("--out", required=True, help="output JSON (md_timing_<engine>.json)")
     p.add_argument("--model-id", help="model id recorded in the output")
     p.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
-    add_config_args(p)
     args = p.parse_args(argv)
-    try:
-        md = md_config(args.config_json, args.config)
-    except ValueError as e:
-        log(f"tsmlip md-timing: error: {e}")
-        return 2
+    md = args.config_json["md"]
     from ..model import check_model_id
 
     check_model_id(args.model, args.model_id)  # the file is the model of the id it is timed as
-    device = setup_device(md, args.device)
+    device = setup_device(md)
     try:
         record = time_md(args.model, args.engine, md, device, args.model_id, dtype=args.dtype)
     except ElementError as e:
