@@ -99,7 +99,9 @@ def test_rdf_error_file_with_the_experiment_has_every_field(tmp_path):
     out = tmp_path / "e.json"
     assert rdf.main_error(["--model-id", "student/w6-s6-l1/seed1", "--rdf", str(tmp_path / "m.csv"),
                            "--info", str(tmp_path / "m.json"), "--teacher-rdf", str(tmp_path / "m.csv"),
-                           "--teacher-ids", "teacher/w6-s6-l1/seed0", "--experiment", "--out", str(out)]) == 0
+                           "--teacher-ids", "teacher/w6-s6-l1/seed0", "--out", str(out), "--config-json",
+                           json.dumps({"rdf": {"experiment": {"enabled": True, "max_temperature_gap_K": 150},
+                                               "peak_fit_halfwidth_A": 0.2}})]) == 0
     err = json.loads(out.read_text())
     assert list(err) == list(RdfError.keys())
     assert err["density_source"] == "config" and err["error_vs_teacher"] == 0.0
