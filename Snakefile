@@ -1,6 +1,6 @@
 # Teacher-student training of HIPNN interatomic potentials (see README.md).
 # This file is a table of contents: the rules live in workflow/rules/*.smk, the science in the
-# `tsmlip` package (workflow/tsmlip), the hyper-parameters in config/ (checked by config/schema.yaml).
+# `tsmlip` package (workflow/tsmlip), the hyper-parameters in config/ (checked by workflow/tsmlip/schema.yaml).
 
 from snakemake.utils import min_version
 

@@ -85,7 +85,7 @@ def test_every_shipped_config_passes():
     from conftest import ROOT
 
     for overlay in sorted((ROOT / "config").glob("*.yaml")):
-        if overlay.name not in ("config.yaml", "schema.yaml"):
+        if overlay.name != "config.yaml":
             load_config(BASE_CONFIG, overlay)
 
 
@@ -105,3 +105,63 @@ def test_a_step_refuses_a_config_json_without_its_keys(tmp_path, capsys, config_
     err = capsys.readouterr().err
     assert stop.value.code == 2 and "argument --config-json: " + message in err and "Traceback" not in err
     assert not list(tmp_path.iterdir())
+
+
+def _schema_nodes(node):
+    """Every mapping inside the schema (definitions, properties, items, oneOf alternatives ...)."""
+    if isinstance(node, dict):
+        yield node
+        for v in node.values():
+            yield from _schema_nodes(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _schema_nodes(v)
+
+
+def test_schema_holds_no_defaults():
+    """config/config.yaml is the one home of every default; the schema has types, ranges and required keys."""
+    from tsmlip.config import load_schema
+
+    with_default = [n for n in _schema_nodes(load_schema()) if "default" in n]
+    assert not with_default, with_default
+
+
+def test_every_key_of_config_yaml_is_required():
+    """The code reads config keys without fallbacks: each key config/config.yaml sets is required by the
+    schema, so a config missing one fails when it is loaded rather than in a job."""
+    import yaml
+    from tsmlip.config import load_schema
+
+    schema = load_schema()
+
+    def walk(node, cfg, path):
+        node = schema["definitions"][node["$ref"].split("/")[-1]] if "$ref" in node else node
+        if not isinstance(cfg, dict) or "properties" not in node:
+            return
+        missing = set(cfg) - set(node.get("required", []))
+        assert not missing, f"{path or '<top level>'}: {sorted(missing)} not required"
+        for key, value in cfg.items():
+            walk(node["properties"][key], value, f"{path}.{key}".lstrip("."))
+
+    walk(schema, yaml.safe_load(BASE_CONFIG.read_text()), "")
+
+
+@pytest.mark.parametrize("overlay, message", [
+    ("rdf: {n_bins: 1}", "config key 'rdf.n_bins': 1 is less than the minimum of 2"),
+    ("training: {batch_size: sixteen}", "config key 'training.batch_size': 'sixteen' is not of type 'integer'"),
+    ("md: {probe: {engine: lammps}}", "config key 'md.probe.engine': 'lammps' is not one of ['ase', 'torch']"),
+    ("rdf: {nbins: 80}", "config key 'rdf': Additional properties are not allowed ('nbins' was unexpected)"),
+])
+def test_an_overlay_with_a_wrong_value_fails_naming_the_key(tmp_path, overlay, message):
+    path = tmp_path / "overlay.yaml"
+    path.write_text(overlay + "\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(BASE_CONFIG, path)
+    assert str(err.value) == message
+
+
+def test_an_overlay_alone_is_refused_naming_a_missing_key():
+    """Without config/config.yaml as the base nothing fills the keys an overlay leaves out."""
+    with pytest.raises(ConfigError, match=r"config key '<top level>': '\w+' is a required property"):
+        load_config(TEST_CONFIG)
+

@@ -7,14 +7,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))  # the tsmlip package, also when not installed
 
-from snakemake.utils import validate
-
-validate(config, schema="../../config/schema.yaml")
-
 from tsmlip import config as tsconfig
 from tsmlip import kinds as tskinds
 
-tsconfig.validate(config)  # cross-field checks the JSON schema cannot express
+# the one check of the configuration (config/config.yaml and any --configfile overlays merged over it): the
+# package's schema and the cross-field checks it cannot express, each error naming the key
+tsconfig.validate(config)
 
 RESULTS = tsconfig.results_dir(config)
 #: a stamp of the package's code (sha256 over workflow/tsmlip/**/*.py), computed once per planning and put

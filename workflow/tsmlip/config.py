@@ -13,10 +13,11 @@ from pathlib import Path
 
 from .kinds import KINDS
 
-#: the configuration's schema (types, allowed values, defaults), which :func:`validate` checks against. The
-#: package reads no configuration file of its own: a step gets its settings from its caller (a rule passes
-#: the sections it needs; :func:`load_config` reads only the files it is named).
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
+#: the configuration's schema (types, ranges, allowed values, required keys; no defaults: every value lives in
+#: config/config.yaml), package data that :func:`validate` checks against. The package reads no configuration
+#: file of its own: a step gets its settings from its caller (a rule passes the sections it needs;
+#: :func:`load_config` reads only the files it is named).
+SCHEMA = "schema.yaml"
 
 _ARCH_RE = re.compile(r"^w(\d+)-s(\d+)-l(\d+)$")
 
@@ -71,30 +72,25 @@ class ModelId:
 
 
 def load_schema() -> dict:
+    """The schema, read through the installed package (:data:`SCHEMA`)."""
+    from importlib import resources
+
     import yaml  # here, not at import: the MD layer and scripts/gpu_campaign.py run without PyYAML
 
-    with open(SCHEMA_PATH) as fh:
-        return yaml.safe_load(fh)
+    return yaml.safe_load(resources.files(__package__).joinpath(SCHEMA).read_text())
 
 
 def validate(cfg: dict) -> dict:
-    """Validate ``cfg`` against config/schema.yaml (filling defaults) and cross-check values.
+    """Check ``cfg`` against the schema (:func:`load_schema`) and cross-check values; ``cfg`` unchanged.
 
+    The one validation of a run: the workflow calls it when it is planned, :func:`load_config` on loading.
     Raises :class:`ConfigError` naming the offending key.
     """
     import jsonschema
 
     schema = load_schema()
-    validator_cls = jsonschema.validators.validator_for(schema)
-    # fill defaults as Snakemake's validate() does
-    def set_defaults(validator, properties, instance, schema):
-        for prop, sub in properties.items():
-            if isinstance(instance, dict) and "default" in sub:
-                instance.setdefault(prop, copy.deepcopy(sub["default"]))
-        yield from validator_cls.VALIDATORS["properties"](validator, properties, instance, schema)
-
-    extended = jsonschema.validators.extend(validator_cls, {"properties": set_defaults})
-    errors = sorted(extended(schema).iter_errors(cfg), key=lambda e: list(e.absolute_path))
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    errors = sorted(validator.iter_errors(cfg), key=lambda e: list(e.absolute_path))
     if errors:
         e = errors[0]
         key = ".".join(str(p) for p in e.absolute_path) or "<top level>"
@@ -111,19 +107,19 @@ def _cross_check(cfg: dict) -> None:
     if sp["valid_fraction"] + sp["test_fraction"] >= 1.0:
         raise ConfigError("config key 'split': valid_fraction + test_fraction must be below 1")
     src = cfg["data"]["source"]
-    if src != "emt" and not cfg["data"].get("path"):
+    if src != "emt" and not cfg["data"]["path"]:
         raise ConfigError(f"config key 'data.path': required when data.source is {src!r}")
     if src == "emt":
         # the generator stores ASE's forces and refuses close contacts; these keys are for files
-        if cfg["data"].get("forces_are") not in (None, "forces"):
+        if cfg["data"]["forces_are"] not in (None, "forces"):
             raise ConfigError("config key 'data.forces_are': the EMT generator stores forces; "
                               "the key applies to data.source ani_h5 / extxyz")
-        if cfg["data"].get("close_contacts") not in (None, "error"):
+        if cfg["data"]["close_contacts"] not in (None, "error"):
             raise ConfigError("config key 'data.close_contacts': the EMT generator refuses close contacts; "
                               "drop / keep apply to data.source ani_h5 / extxyz")
     from ase.data import atomic_numbers
     for section in ("md", "rdf"):
-        el = (cfg.get(section) or {}).get("element")
+        el = cfg[section]["element"]
         if el is not None and el not in atomic_numbers:
             raise ConfigError(f"config key '{section}.element': {el!r} is not a chemical element symbol")
     ba = cfg["born_again"]
@@ -137,14 +133,12 @@ def _cross_check(cfg: dict) -> None:
         if max_ep < sched.final_epoch:
             raise ConfigError(f"config key 'born_again.max_epochs': {max_ep} ends before the schedule's "
                               f"last row (epoch {sched.final_epoch})")
-    calc_labels = (cfg.get("foundation") or {}).get("calculator") is not None  # the calculator's atom energies
+    calc_labels = cfg["foundation"]["calculator"] is not None  # the calculator's atom energies
     if "student_oracle" in cfg["sweep"]["kinds"] and not calc_labels and not has_reference_atom_energies(cfg["data"]):
         raise ConfigError("config key 'sweep.kinds': student_oracle learns the reference's own per-atom energies, "
                           f"which data.source {src!r} does not carry (the embedded EMT data do; an extended XYZ "
                           "file does when its frames hold an 'energies' per-atom array); remove student_oracle")
-    if "student_synthetic" in cfg["sweep"]["kinds"] and "synthetic" not in cfg:
-        raise ConfigError("config key 'synthetic': required when sweep.kinds has student_synthetic")
-    _check_calculator((cfg.get("foundation") or {}).get("calculator"))
+    _check_calculator(cfg["foundation"]["calculator"])
     lab = cfg["labels"]["teacher"]
     if lab != "mean" and int(lab) not in cfg["teacher"]["seeds"]:
         raise ConfigError(f"config key 'labels.teacher': seed {lab} is not in teacher.seeds")
@@ -185,11 +179,11 @@ def _check_timing_size(cfg: dict) -> None:
     """``md.timing.n_atoms`` must hold one cell of the crystal timed, where the crystal is known when the run
     is planned (``md.crystal_structure``, the reference state of ``md.element``, or aluminum for the embedded
     EMT data); else the step checks it (:func:`tsmlip.md.timing.check_timing_size`)."""
-    md = cfg.get("md") or {}
-    if not md.get("enabled", False):
+    md = cfg["md"]
+    if not md["enabled"]:
         return
-    struct = md.get("crystal_structure")
-    el = md.get("element") or ("Al" if cfg["data"]["source"] == "emt" else None)
+    struct = md["crystal_structure"]
+    el = md["element"] or ("Al" if cfg["data"]["source"] == "emt" else None)
     if struct is None and el is not None:
         from ase.data import atomic_numbers, reference_states
 
@@ -210,7 +204,7 @@ def check_devices(cfg: dict, n_gpus: int) -> None:
     (``n_gpus`` CUDA devices). Called when the jobs run on the planning machine; a cluster job checks its own
     device when it starts (:func:`tsmlip.model.resolve_device`) and stops with one message."""
     for sec, key in DEVICE_KEYS:
-        dev = str((cfg.get(sec) or {}).get(key, "auto"))
+        dev = str(cfg[sec][key])
         if dev.startswith("cuda"):
             index = int(dev.split(":")[1]) if ":" in dev else 0
             if index >= n_gpus:
@@ -239,7 +233,7 @@ def _check_calculator(spec) -> None:
 
 def calculator_name(cfg: dict) -> str | None:
     """The teacher calculator's display name (``foundation.calculator``), None when there is none."""
-    spec = (cfg.get("foundation") or {}).get("calculator")
+    spec = cfg["foundation"]["calculator"]
     if spec is None or isinstance(spec, str):
         return spec
     return str(spec.get("name") or spec["factory"])
@@ -286,7 +280,7 @@ def deep_merge(base: dict, overlay: dict) -> dict:
 
 
 def load_config(*paths: str | Path) -> dict:
-    """The config files ``paths`` merged in order, validated (schema defaults filled in): the first is the base
+    """The config files ``paths`` merged in order, validated (:func:`validate`): the first is the base
     (e.g. config/config.yaml), each later one an overlay merged on top, as Snakemake merges ``--configfile``
     over the Snakefile's ``configfile:``. Nothing is read that the caller did not name."""
     if not paths:

@@ -2,7 +2,7 @@
 
 Configuration (allowed ids and ``sweep.kinds``), the rules (what each kind trains on), training (the loss),
 the tables, claims and figures read this registry. A new kind is one entry here, its loss weights in
-``training.loss_weights`` of config/config.yaml, and its name in the kind lists of config/schema.yaml
+``training.loss_weights`` of config/config.yaml, and its name in the kind lists of schema.yaml
 (tests/test_kinds.py checks those lists against this module).
 
 Beyond the paper (docs/beyond.md), opt-in through ``sweep.kinds``: ``student_oracle`` learns the student's

@@ -89,7 +89,7 @@ def network_kwargs(arch: Arch, network_cfg: dict, species=(ALUMINUM,)) -> dict:
 
 def build_model(arch: Arch, network_cfg: dict, seed: int | None = None, species=(ALUMINUM,)) -> ModelGraph:
     """Build the hippynn graph of one HIPNN model from the validated ``network:`` config section
-    (``network_cfg``; the schema's defaults filled in).
+    (``network_cfg``: every key set, as config/config.yaml sets them).
 
     With ``seed`` given, the weights are initialised from ``torch.manual_seed(seed)`` right before the
     network is built, so a student, its control(s) and any other model of the same architecture and
