@@ -489,13 +489,13 @@ def test_pareto_claim_fails_when_a_control_is_better(run):
     assert "control w4-s4-l1 vs student w4-s4-l1" in row.detail
 
 
-def test_claims_without_labels_and_cli(run, tmp_path):
+def test_claims_without_labels_and_cli(run, tmp_path, capsys):
     root, models, _ = run
     table = all_claims(models, None, AGG)
     know = table[table["section"] == "quality of the knowledge"].iloc[0]
     assert know["verdict"] == "inconclusive" and "no reference" in know["detail"]
     models.to_csv(tmp_path / "models.csv", index=False)
-    cfg = json.dumps({**AGG, "confidence": 0.9, "unrelated": 1})
+    cfg = json.dumps({"aggregate": {**AGG, "confidence": 0.9, "unrelated": 1}, "foundation": {"calculator": None}})
     out = {k: str(tmp_path / f"{k}") for k in ("c.csv", "c.md", "c.html", "h.csv", "h.md", "h.html")}
     assert claims_main(["--models", str(tmp_path / "models.csv"), "--labels", str(root / "labels" / "atom_energies.json"),
                         "--config-json", cfg, "--out-csv", out["c.csv"], "--out-md", out["c.md"],
@@ -509,9 +509,13 @@ def test_claims_without_labels_and_cli(run, tmp_path):
     head = pd.read_csv(tmp_path / "h.csv")
     assert set(head["device"]) == {"Test CPU"} and set(head["best_student"]) == {"w16-s4-l1"}
     assert "2.00x faster" in (tmp_path / "h.md").read_text()
-    with pytest.raises(ValueError, match="equivalence_margin"):
-        claims_main(["--models", str(tmp_path / "models.csv"), "--config-json", '{"confidence": 0.9}',
-                     "--out-csv", out["c.csv"], "--out-md", out["c.md"]])
+    with pytest.raises(SystemExit) as stop:  # a hand call without a key the claims read: refused before any work
+        claims_main(["--models", str(tmp_path / "models.csv"), "--config-json",
+                     json.dumps({"aggregate": {"confidence": 0.9}, "foundation": {"calculator": None}}),
+                     "--out-csv", str(tmp_path / "again.csv"), "--out-md", str(tmp_path / "again.md")])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and "lacks the config keys aggregate.min_relative_effect" in err
+    assert "aggregate.equivalence_margin" in err and not (tmp_path / "again.csv").exists()
 
 
 def test_headline_table(run):

@@ -3,11 +3,8 @@
 # analysis_files; a stage that is off, e.g. md.enabled: false, adds none and leaves its columns NaN);
 # every figure is a job of the one `figure` rule reading only the tables, so
 # `snakemake results/figures/<name>.pdf` after a full run replans nothing but that figure.
-import json
 import os
 
-AGG = config.get("aggregate", {})
-AGG_JSON = json.dumps(AGG, sort_keys=True)
 FIGURES_DIR = res("figures")
 #: the teacher's labels (with their check against the reference's atom energies) exist when some model reads them
 CLAIMS_LABELS = (
@@ -100,15 +97,23 @@ rule claims:
         runtime=5,
     params:
         code=CODE_VERSION,
-        cfg=AGG_JSON,
+        cfg=step_config(
+            "aggregate.confidence",
+            "aggregate.min_relative_effect",
+            "aggregate.equivalence_margin",
+            "aggregate.power",
+            "aggregate.pareto_cost_tolerance",
+            "aggregate.learning_speed_factor",
+            "aggregate.budget_check_max_relative_change",
+            "foundation.calculator",
+        ),
         labels=lambda wildcards, input: f"--labels {shlex.quote(input.labels[0])}" if input.labels else "",
-        foundation=lambda wildcards, input: (
-            (f"--foundation-cost {shlex.quote(input.foundation_cost[0])} " if input.foundation_cost else "")
-            + (f"--foundation-name {shlex.quote(tsconfig.calculator_name(config))}" if FOUNDATION else "")
+        foundation_cost=lambda wildcards, input: (
+            f"--foundation-cost {shlex.quote(input.foundation_cost[0])}" if input.foundation_cost else ""
         ),
     shell:
-        "tsmlip claims --models {input.models:q} {params.labels} --rdf-noise-floor {input.noise_floor:q} --config-json {params.cfg:q}"
-        " {params.foundation}"
+        "tsmlip claims --config-json {params.cfg:q} --models {input.models:q} {params.labels}"
+        " --rdf-noise-floor {input.noise_floor:q} {params.foundation_cost}"
         " --out-csv {output.csv:q} --out-md {output.md:q} --out-html {output.html:q}"
         " --out-headline-csv {output.headline_csv:q} --out-headline-md {output.headline_md:q}"
         " --out-headline-html {output.headline_html:q} > {log:q} 2>&1"

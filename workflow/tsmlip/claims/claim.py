@@ -24,9 +24,6 @@ METRIC_NAMES = {
     "epochs_to_threshold": "epochs to reach the validation force RMSE threshold",
     "memory_per_atom_bytes": "memory per atom (bytes)",
 }
-#: config keys (section ``aggregate``) the claims read; the rule passes the section as JSON
-CONFIG_KEYS = ("confidence", "min_relative_effect", "equivalence_margin", "power", "pareto_cost_tolerance",
-               "learning_speed_factor", "budget_check_max_relative_change")
 RDF_METRICS = (RDF_TEACHER, RDF_REFERENCE)
 SEED_UNIT = "seeds"
 RELATIVE = "relative improvement (baseline - claimed) / baseline"
@@ -132,15 +129,6 @@ def make_claim(statement: Statement, t: Test, evidence: Evidence = Evidence()) -
 def claims_frame(rows: list[Claim]) -> pd.DataFrame:
     """The rows as the claims table (``claims.csv``'s columns)."""
     return pd.DataFrame([{k: v for k, v in asdict(r).items() if k != "compared"} for r in rows], columns=COLUMNS)
-
-
-def check_config(cfg: dict | None) -> dict:
-    """The ``aggregate`` config section, with every key the claims read (no defaults here: config/)."""
-    cfg = dict(cfg or {})
-    missing = [k for k in CONFIG_KEYS if k not in cfg]
-    if missing:
-        raise ValueError(f"claims: config section 'aggregate' lacks {', '.join(missing)} (see config/config.yaml)")
-    return cfg
 
 
 def plural(n: int, noun: str) -> str:

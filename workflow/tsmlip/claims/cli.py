@@ -1,7 +1,6 @@
 """``tsmlip claims``: the claims and headline tables from ``tables/models.csv``."""
 from __future__ import annotations
 
-import argparse
 import html
 import json
 import sys
@@ -9,25 +8,31 @@ from pathlib import Path
 
 import pandas as pd
 
-from .claim import check_config, claims_frame
+from ..cli import step_parser
+from ..config import calculator_name
+from .claim import claims_frame
 from .foundation import foundation_claims
 from .headline import HEADLINE_INTRO, foundation_headline, headline_human, headline_markdown, headline_table
 from .render import claims_markdown, human_table, verdict_rule_text, write_html
 from .table import all_claims
 
 
+#: the config keys the claims read: the statistics' settings and the teacher calculator (its name in the rows)
+READS = tuple(f"aggregate.{k}" for k in ("confidence", "min_relative_effect", "equivalence_margin", "power",
+                                         "pareto_cost_tolerance", "learning_speed_factor",
+                                         "budget_check_max_relative_change")) + ("foundation.calculator",)
+
+
 def main(argv: list[str] | None = None) -> int:
     """``tsmlip claims``: models.csv (+ labels/atom_energies.json) -> claims.csv, claims.md (+ .html) and the
     headline table."""
-    ap = argparse.ArgumentParser(prog="tsmlip claims", description=main.__doc__)
+    ap = step_parser("claims", main.__doc__, READS)
     ap.add_argument("--models", required=True, help="tables/models.csv")
     ap.add_argument("--labels", default=None, help="labels/atom_energies.json (its vs_reference check)")
-    ap.add_argument("--config-json", required=True, help="the config's aggregate section, as JSON")
     ap.add_argument("--rdf-noise-floor", default=None,
                     help="rdf_noise/noise_floor.json: the RDF error between two teacher liquids of different seeds")
     ap.add_argument("--foundation-cost", default=None,
                     help="foundation/cost.json: the teacher calculator's own MD cost (docs/foundation.md)")
-    ap.add_argument("--foundation-name", default=None, help="the teacher calculator's name (foundation claims)")
     ap.add_argument("--out-csv", required=True)
     ap.add_argument("--out-md", required=True)
     ap.add_argument("--out-html", default=None)
@@ -36,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out-headline-html", default=None)
     args = ap.parse_args(argv)
 
-    cfg = check_config(json.loads(args.config_json))
+    cfg = args.config_json["aggregate"]
     models = pd.read_csv(args.models)
     labels = json.loads(Path(args.labels).read_text()) if args.labels else None
     floor = None
@@ -44,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         floor = json.loads(Path(args.rdf_noise_floor).read_text()).get("error_vs_teacher")
         floor = float(floor) if floor is not None else None
     claims = all_claims(models, labels, cfg, floor)
-    extra = foundation_claims(models, cfg, floor, args.foundation_name)
+    extra = foundation_claims(models, cfg, floor, calculator_name(args.config_json))
     if extra:
         claims = pd.concat([claims, claims_frame(extra)], ignore_index=True)
     Path(args.out_csv).parent.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from ..tables import fmt, markdown_table, write_html_table
-from .claim import check_config, pct
+from .claim import pct
 from .verdicts import (INDISTINGUISHABLE, UNDECIDED, UNDECIDED_BUDGET_FLIPPED, UNDECIDED_BUDGET_MOVED, UNDECIDED_LIQUID,
                        UNDECIDED_NO_BUDGET_CHECK, VERDICT_STYLE, verdict_css_class)
 
@@ -23,7 +23,6 @@ def _effect_text(unit: str, x) -> str:
 
 def verdict_rule_text(cfg: dict) -> list[str]:
     """The rule behind the verdicts, in plain words (paragraphs, markdown emphasis)."""
-    cfg = check_config(cfg)
     conf = 100 * cfg["confidence"]
     alpha = 100 * (1 - cfg["confidence"])
     return [

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .claim import ENERGY_PER_ATOM, FORCE, Claim, check_config, claims_frame
+from .claim import ENERGY_PER_ATOM, FORCE, Claim, claims_frame
 from .cost import cost_columns, cost_vs_teacher_claims, pareto_claim, scaling_claims
 from .gates import gate, with_budget_check_values
 from .rows import (ablation_claims, beyond_claims, born_again_claims, knowledge_claims, learning_speed_claim,
@@ -54,7 +54,6 @@ def all_claims(models: pd.DataFrame, labels: dict | None, cfg: dict, rdf_noise_f
                ) -> pd.DataFrame:
     """Every claim row computable from ``models`` (and the labels' check results), gated (:func:`gate`), as a
     DataFrame. ``rdf_noise_floor_A``: the RDF error between two teacher liquids that differ only in seed."""
-    cfg = check_config(cfg)
     rows = statistical_claims(models, labels, cfg, rdf_noise_floor_A)
     checked = with_budget_check_values(models)
     with_budget: dict[tuple, str] | None = None
