@@ -50,10 +50,26 @@ def test_every_reader_refuses_a_swapped_model(swapped, tiny_cfg, tiny_data, tmp_
         "rdf-md": ["--model", str(student), "--model-id", STUDENT, "--config-json", rdf,
                    "--out-csv", str(tmp_path / "r.csv"), "--out-json", str(tmp_path / "r.json")],
         # a student's file given as the teacher
-        "label": ["--teacher", str(student), "--dataset", str(ds), "--out", str(tmp_path / "l.npz"),
+        "label": ["--teacher", str(student), "--teacher-ids", STUDENT, "--dataset", str(ds),
+                  "--out", str(tmp_path / "l.npz"),
                   "--config-json", json.dumps({"labels": tiny_cfg["labels"]})],
     }[step]
     assert cli([step, *argv]) == 1
     err = capsys.readouterr().err
     assert f"tsmlip {step}: error: " in err and str(student) in err and "Traceback" not in err
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("step", ["label", "synthesize"])
+def test_teacher_ids_come_with_the_teachers(swapped, tiny_cfg, tmp_path, capsys, step):
+    """label and synthesize take each teacher's id from the rule (--teacher-ids, same order), not its path."""
+    teacher, _ = swapped
+    argv = {"label": ["--dataset", "d.npz", "--out", str(tmp_path / "l.npz")],
+            "synthesize": ["--dataset", "d.npz", "--split", "s.npz", "--labels", "l.npz",
+                           "--out-dir", str(tmp_path / "syn")]}[step]
+    cfg = json.dumps({k: tiny_cfg[k] for k in ("labels", "synthetic", "data", "foundation", "rdf")})
+    with pytest.raises(SystemExit) as stop:
+        cli([step, "--config-json", cfg, "--teacher", str(teacher), str(teacher), "--teacher-ids", TEACHER, *argv])
+    assert stop.value.code == 2 and "--teacher and --teacher-ids need the same number" in capsys.readouterr().err
+    assert cli([step, "--config-json", cfg, "--teacher", str(teacher), "--teacher-ids", STUDENT, *argv]) == 1
+    assert f"{teacher} does not match" in capsys.readouterr().err and not list(tmp_path.iterdir())

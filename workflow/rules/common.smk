@@ -202,12 +202,15 @@ def figure_config(wildcards):
 
 
 # --- labels (label.smk) -----------------------------------------------------------------------------
+#: the teachers that label the students: every seed (labels.teacher: mean) or the one seed named
+LABEL_TEACHERS = [
+    m for m in tsconfig.teacher_ids(config)
+    if config["labels"]["teacher"] == "mean" or m.seed == int(config["labels"]["teacher"])
+]
+
+
 def label_teachers(wildcards=None):
-    choice = config["labels"]["teacher"]
-    ids = tsconfig.teacher_ids(config)
-    if choice != "mean":
-        ids = [m for m in ids if m.seed == int(choice)]
-    return [model_file(m, "model.pt") for m in ids]
+    return [model_file(m, "model.pt") for m in LABEL_TEACHERS]
 
 
 # --- targets of `rule all` -------------------------------------------------------------------------

@@ -58,8 +58,10 @@ if HIPNN_LABELS:
         params:
             code=CODE_VERSION,
             cfg=step_config("labels"),
+            teacher_ids=[str(m) for m in LABEL_TEACHERS],
         shell:
-            "tsmlip label --config-json {params.cfg:q} --teacher {input.teachers:q} --dataset {input.data:q}"
+            "tsmlip label --config-json {params.cfg:q} --teacher {input.teachers:q}"
+            " --teacher-ids {params.teacher_ids:q} --dataset {input.data:q}"
             " --device cpu --out {output.labels:q} > {log:q} 2>&1"
 
 
@@ -119,8 +121,10 @@ rule synthesize:
             "rdf.device",
             "labels.sum_tolerance_eV",
         ),
+        teacher_ids=[str(m) for m in LABEL_TEACHERS],
         out_dir=lambda w, output: os.path.dirname(output.dataset),
     shell:
-        "tsmlip synthesize --config-json {params.cfg:q} --teacher {input.teachers:q} --dataset {input.data:q}"
+        "tsmlip synthesize --config-json {params.cfg:q} --teacher {input.teachers:q}"
+        " --teacher-ids {params.teacher_ids:q} --dataset {input.data:q}"
         " --split {input.split:q} --labels {input.labels:q} --threads {threads} --out-dir {params.out_dir:q}"
         " > {log:q} 2>&1"

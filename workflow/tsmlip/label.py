@@ -137,20 +137,29 @@ def main_oracle(argv=None) -> int:
     return 0
 
 
+def check_teachers(parser, files: list[str], ids: list[str]) -> None:
+    """A usage error of ``parser`` unless there is one id per teacher file; :class:`tsmlip.model.ModelFileError`
+    unless each file is the teacher model of its id."""
+    from .model import check_model_id
+
+    if len(files) != len(ids):
+        parser.error("--teacher and --teacher-ids need the same number of entries")
+    for path, model_id in zip(files, ids):
+        check_model_id(path, model_id, kind="teacher")
+
+
 def main(argv=None) -> int:
     from .cli import step_parser
 
     p = step_parser("label", __doc__ + "\n\nlabels.teacher (which teachers --teacher names) is recorded.",
                     ("labels.teacher", "labels.sum_tolerance_eV"))
     p.add_argument("--teacher", nargs="+", required=True, help="teacher model.pt file(s)")
+    p.add_argument("--teacher-ids", nargs="+", required=True, help="ids of those teachers, same order")
     p.add_argument("--dataset", required=True)
     p.add_argument("--device", default="auto")
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
-    from .model import check_model_id, model_id_from_path
-
-    for t in a.teacher:  # each file is the teacher its path names
-        check_model_id(t, model_id_from_path(t), kind="teacher")
+    check_teachers(p, a.teacher, a.teacher_ids)
     lc = a.config_json["labels"]
     try:
         info = label(a.teacher, a.dataset, a.out, lc["sum_tolerance_eV"], str(lc["teacher"]), a.device)

@@ -238,16 +238,6 @@ def read_model_payload(path: str | Path) -> dict:
     return payload
 
 
-def model_id_from_path(path: str | Path) -> str | None:
-    """``<kind>/<arch>/seed<N>`` from ``.../models/<kind>/<arch>/seed<N>/model.pt``, else None."""
-    from .config import ConfigError, ModelId
-
-    try:
-        return str(ModelId.parse("/".join(Path(path).resolve().parent.parts[-3:])))
-    except ConfigError:
-        return None
-
-
 def check_model_id(path: str | Path, model_id: str | None = None, kind: str | None = None,
                    payload: dict | None = None) -> dict:
     """The model file's payload, after checking that it is the model the step was given: its architecture

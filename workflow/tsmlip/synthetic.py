@@ -27,7 +27,7 @@ from .data import load_dataset, load_split
 from .data.dataset import pad_configurations, save_dataset
 from .data.split import SPLITS
 from .io_utils import atomic_open, atomic_write_text
-from .label import check_sums, ensemble_predictions, load_labels
+from .label import check_sums, check_teachers, ensemble_predictions, load_labels
 from .model import device_description, resolve_device
 
 
@@ -244,6 +244,7 @@ def main(argv=None) -> int:
                     "potential (data.source emt, no foundation.calculator) the teacher labels' error on the synthetic "
                     "configurations is recorded.", SYNTHESIZE_READS)
     p.add_argument("--teacher", nargs="+", required=True, help="teacher model.pt file(s)")
+    p.add_argument("--teacher-ids", nargs="+", required=True, help="ids of those teachers, same order")
     p.add_argument("--dataset", required=True)
     p.add_argument("--split", required=True)
     p.add_argument("--labels", required=True, help="the teacher's atom-energy labels of the dataset")
@@ -253,15 +254,13 @@ def main(argv=None) -> int:
     import torch
 
     from .config import reference_potential
-    from .model import check_model_id, model_id_from_path
 
     c = a.config_json
     # the synthetic: section with the two limits it borrows (recorded as the run's settings)
     settings = dict(c["synthetic"], min_distance_A=c["data"]["min_distance_A"],
                     blowup_temperature_K=c["rdf"]["blowup_temperature_K"])
 
-    for t in a.teacher:  # each file is the teacher its path names
-        check_model_id(t, model_id_from_path(t), kind="teacher")
+    check_teachers(p, a.teacher, a.teacher_ids)
     torch.set_num_threads(a.threads)
     try:
         synthesize(a.teacher, a.dataset, a.split, a.labels, settings, a.out_dir, c["labels"]["sum_tolerance_eV"],
