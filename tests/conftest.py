@@ -43,10 +43,12 @@ def tiny_data(tmp_path_factory, tiny_cfg):
 
 
 def run_snakemake(*args, cwd=ROOT, timeout=1800):
-    """Run snakemake from the repo root with the package's CLI on PATH; returns CompletedProcess."""
+    """Run snakemake from the repo root with the package's CLI on PATH and this checkout's package first on
+    PYTHONPATH (the rules and their steps import it); returns CompletedProcess."""
     import subprocess
 
     env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT / "workflow"), env.get("PYTHONPATH")) if p)
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     return subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
