@@ -68,7 +68,7 @@ def bench_one(model_path, engine, n_atoms, md_cfg, device, pair_finder=None):
     if pair_finder:
         cfg["pair_finder"][device.type] = pair_finder
     try:
-        return time_md(model_path, engine, cfg, device)
+        return time_md(model_path, engine, cfg, device).to_json()
     except (torch.cuda.OutOfMemoryError, MemoryError) as exc:
         return {"error": f"out of memory ({type(exc).__name__})"}
     finally:
@@ -99,7 +99,7 @@ def main(argv=None) -> int:
     from tsmlip.md import common
     from tsmlip.md.common import setup_device
     from tsmlip.md.hardware import device_name
-    from tsmlip.md.timing import model_id_from_path
+    from tsmlip.model import read_model_payload
 
     common.QUIET = not args.verbose
 
@@ -131,8 +131,8 @@ def main(argv=None) -> int:
     print(header + "   (us per step per atom)", flush=True)
     records = []
     for role, path in models.items():
-        name = f"{role}:" + ((model_id_from_path(path) or path.name) if getattr(args, role)
-                             else f"{archs[role].tag} (random)")
+        stored_id = (read_model_payload(path).get("meta") or {}).get("model_id")  # the id it was trained as
+        name = f"{role}:" + ((stored_id or path.name) if getattr(args, role) else f"{archs[role].tag} (random)")
         for n in sizes:
             cells = {}
             for engine, finder in variants:
