@@ -17,7 +17,7 @@ COMMANDS = {
     "generate-dataset": "tsmlip.data.emt:main",
     "prepare-dataset": "tsmlip.data.io:main",
     "split": "tsmlip.data.split:main",
-    "train": "tsmlip.train:main",
+    "train": "tsmlip.train.step:main",
     "label": "tsmlip.label:main",
     "label-oracle": "tsmlip.label:main_oracle",
     "label-calculator": "tsmlip.foundation:main",

@@ -81,9 +81,10 @@ TRAIN_EMPTY = {"arch": None, "n_weights": None, "network_cutoff_A": None, "sourc
 
 
 def assemble(default_cfg: dict, spec: dict, state: dict, device):
-    """The project's training set-up (:func:`tsmlip.train._assemble`) for one role: teacher loss, seed 0."""
+    """The project's training set-up (:func:`tsmlip.train.assembly._assemble`) for one role: teacher loss,
+    seed 0."""
     from ..config import ModelId, deep_merge
-    from ..train import _assemble, _Data
+    from ..train.assembly import _assemble, _Data
 
     cfg = deep_merge(default_cfg, {"network": spec["network"]})
     data = _Data(state["arrays"], state["split"], None, False)
@@ -122,7 +123,7 @@ def train_models(camp: Campaign, default_cfg: dict, plan: dict, s: dict, given: 
                                    lr=cfg["training"]["learning_rate"])
             steps, loss, t0 = 0, None, time.perf_counter()
             end = min(soft, t0 + float(s["train_s"]))
-            from ..train import train_step
+            from ..train.loop import train_step
 
             run_.model.train()
             while time.perf_counter() < end or steps == 0:
@@ -164,7 +165,7 @@ def train_throughput(camp: Campaign, default_cfg: dict, plan: dict, s: dict, sta
     two warm-up steps."""
     import torch
 
-    from ..train import train_step
+    from ..train.loop import train_step
 
     for role in THROUGHPUT_ROLES:
         for bs in s["throughput_batches"]:

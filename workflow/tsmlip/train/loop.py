@@ -1,87 +1,31 @@
-"""Training of every model kind: teacher, student, control, control_fw, Born-Again (static and scheduled).
-
-Built on hippynn's pieces: the model graph (:mod:`tsmlip.model`), loss nodes (:mod:`tsmlip.losses`),
-``assemble_for_training``, its ``Database``, pair pre-computation (``precompute_pairs``), the
-``PatienceController`` with a ``ReduceLROnPlateau`` scheduler, and its ``Evaluator`` for per-epoch
-metrics. The epoch loop is ours because the loss weights may change by epoch (Born-Again) and because
-training must survive being killed:
-
-* a checkpoint (model, optimizer, scheduler, controller, best weights, learning curve, RNG states) is
-  written atomically every ``checkpoint_every`` epochs to ``<results>/checkpoints/<model id>/``, a place
-  Snakemake does not delete when a job fails; a rerun of the same model with the same settings resumes
-  from it (a preempted SLURM job loses at most one epoch);
-* a loss that turns NaN/inf stops the job with a message naming the epoch and batch.
-
-Outputs (``<results>/models/<model id>/``): ``model.pt`` (best weights), ``metrics.json`` and
-``curve.csv`` (see docs/outputs.md).
-"""
+"""The epoch loop and its stopping rule: Adam with hippynn's ``PatienceController`` and ``ReduceLROnPlateau``,
+checkpoints (what they must match, resuming, writing), one optimiser step, the per-epoch metrics and the learning
+curve, and the summary of why training stopped (:func:`convergence_summary`)."""
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import math
-import os
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from .batches import SplitBatches
-from .config import ModelId
-from .data import load_dataset, load_split
-from .data.split import SPLITS, dataset_fingerprint, split_fingerprint
-from .io_utils import atomic_open, atomic_torch_save, atomic_write_text
-from .kinds import REGISTRY
-from .label import LabelError, load_labels
-from .losses import TERMS, build_loss_terms, combine, error_loss, schedule_for
-from .model import (DB_ATOM_ENERGIES, DB_CELL, DB_ENERGY, DB_ENERGY_PER_ATOM, DB_FORCES, DB_POSITIONS,
-                    DB_SPECIES, build_model, count_weights, device_description, load_model, resolve_device,
-                    _to_cpu, save_model)
-from .predict import error_metrics, predict
-from .records import Convergence, SplitErrors, TrainMetrics
+from ..config import ModelId
+from ..data.split import SPLITS, dataset_fingerprint, split_fingerprint
+from ..io_utils import atomic_torch_save
+from ..kinds import REGISTRY
+from ..losses import combine, error_loss
+from ..model import _to_cpu
+from ..records import Convergence
+from .assembly import TrainingError, _quiet, _Run, log
 
 CURVE_COLUMNS = ["epoch", "lr", "w_E", "w_F", "w_A", "train_loss",
                  "train_force_rmse_eV_A", "valid_force_rmse_eV_A",
                  "train_energy_rmse_eV", "valid_energy_rmse_eV",
                  "train_energy_per_atom_rmse_eV", "valid_energy_per_atom_rmse_eV",
                  "valid_atom_energy_rmse_eV", "stop_metric", "epoch_time_s", "wall_time_s"]
-
-
-class TrainingError(RuntimeError):
-    pass
-
-
-def log(msg: str) -> None:
-    print(msg, flush=True)
-
-
-def hippynn_arrays(arrays: dict, labels: np.ndarray | None) -> dict[str, np.ndarray]:
-    """The dataset as hippynn Database arrays (float32; energies as (n, 1), atom energies (n, N, 1))."""
-    n_atoms = (arrays["Z"] != 0).sum(axis=1)
-    out = {
-        DB_SPECIES: arrays["Z"].astype(np.int64),
-        DB_POSITIONS: arrays["R"].astype(np.float32),
-        DB_CELL: arrays["cell"].astype(np.float32),
-        DB_ENERGY: arrays["E"].astype(np.float32)[:, None],
-        DB_ENERGY_PER_ATOM: (arrays["E"] / n_atoms).astype(np.float32)[:, None],
-        DB_FORCES: arrays["F"].astype(np.float32),
-    }
-    if labels is not None:
-        out[DB_ATOM_ENERGIES] = labels.astype(np.float32)[..., None]
-    return out
-
-
-def _n_images(arrays: dict, cutoff: float) -> int:
-    """Periodic images needed for the pair cache: the cut-off over the smallest cell height."""
-    cells = arrays["cell"]
-    vol = np.abs(np.linalg.det(cells))
-    heights = np.stack([vol / np.linalg.norm(np.cross(cells[:, (i + 1) % 3], cells[:, (i + 2) % 3]), axis=1)
-                        for i in range(3)], axis=1)
-    return int(math.ceil(cutoff / heights.min())) + 1
 
 
 def _read_checkpoint(path: Path, model_id) -> dict | None:
@@ -113,170 +57,10 @@ def _fingerprint(model_id: ModelId, cfg: dict, dataset_path, labels_path, split_
     return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def train(model_id: ModelId, cfg: dict, dataset_path, split_path, out_dir, checkpoint_dir,
-          labels_path=None, pair_cache_dir=None) -> dict:
-    """Train one model; returns its metrics dict (also written to ``out_dir/metrics.json``).
-
-    The steps, in order (the order matters: the model's weights, the database's shuffling and the
-    checkpoint's RNG states all draw on torch's global generator): read the data (:func:`_load_data`), build
-    the model, its losses and the hippynn database (:func:`_assemble`), the optimizer and its controllers
-    (:func:`_optimizer`), resume from a checkpoint (:func:`_resume`), score the untrained model
-    (:func:`_score_untrained`), the epoch loop (:func:`_epoch_loop`), and write the outputs (:func:`_finish`).
-    """
-    tr = cfg["training"]
-    t_start = time.time()
-    out_dir, checkpoint_dir = Path(out_dir), Path(checkpoint_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    device = resolve_device(tr["device"])
-    if device.type == "cpu":
-        torch.set_num_threads(int(tr["torch_threads"]))
-        # the sensitivities' tails underflow into subnormal floats, which a CPU multiplies 10-100x slower than
-        # normal ones; flushing them to zero changes no result beyond float32 rounding (docs/default_experiment.md)
-        torch.set_flush_denormal(True)
-    torch.set_default_dtype(torch.float32)
-
-    data = _load_data(model_id, dataset_path, split_path, labels_path)
-    run = _assemble(model_id, cfg, data, device, pair_cache_dir)
-    optimizer, controller, max_epochs = _optimizer(model_id, cfg, run.model)
-    ckpt = _Checkpoint(checkpoint_dir / "checkpoint.pt", _fingerprint(model_id, cfg, dataset_path, labels_path, split_path))
-    state = _resume(model_id, ckpt, run, controller)
-    split = data.split
-    log(f"[{model_id}] {run.n_weights} trainable weights, device {device_description(device)}, "
-        f"{len(split['train'])}/{len(split['valid'])}/{len(split['test'])} train/valid/test configs, "
-        f"max {max_epochs} epochs, patience {tr['termination_patience']}, "
-        f"final loss weights {run.schedule.final.as_dict()}")
-    if state["epoch"] == 0 and not state["curve"]:
-        _score_untrained(model_id, run, optimizer, state, tr)
-    epoch, t_start = _epoch_loop(model_id, run, optimizer, controller, max_epochs, state, ckpt, tr, t_start)
-    return _finish(model_id, cfg, data, run, state, epoch, max_epochs, out_dir, labels_path, t_start)
-
-
-@dataclass
-class _Data:
-    """What one training reads: the dataset arrays, the split, the teacher's labels (None without)."""
-
-    arrays: dict
-    split: dict
-    labels: np.ndarray | None
-    distilled: bool  # the loss has an atom-energy term
-    fingerprint: str = ""  # content of the dataset and split files (keys the pair cache)
-
-
-@dataclass
-class _Run:
-    """The assembled model: graph, loss terms and schedule, hippynn's training modules and database."""
-
-    device: torch.device
-    graph: object  # tsmlip.model.ModelGraph
-    schedule: object  # losses.StaticSchedule or losses.BornAgainSchedule
-    model: torch.nn.Module  # inputs -> outputs (hippynn GraphModule)
-    evaluator: object  # hippynn Evaluator of the validation metrics
-    db: object  # hippynn Database
-    batches: dict  # split name -> SplitBatches (the database's arrays, batched without per-sample indexing)
-    term_names: list  # the loss terms, in TERMS order
-    term_module: torch.nn.Module  # (outputs, targets) -> the loss terms' values
-    n_in: int  # how many of a batch's tensors are model inputs (the rest are targets)
-    n_weights: int
-
-
 @dataclass
 class _Checkpoint:
     path: Path
     fingerprint: str  # the settings, data and labels it was made with (see _fingerprint)
-
-
-def _load_data(model_id: ModelId, dataset_path, split_path, labels_path) -> _Data:
-    distilled = REGISTRY[model_id.kind].distilled
-    if distilled and labels_path is None:
-        raise TrainingError(f"{model_id}: a {model_id.kind} model needs the teacher's atom-energy labels")
-    arrays = load_dataset(dataset_path)
-    split = load_split(split_path, len(arrays["E"]))
-    labels = None
-    if labels_path is not None:
-        try:
-            labels = load_labels(labels_path, arrays)
-        except LabelError as e:
-            raise TrainingError(str(e)) from None
-    fingerprint = f"{dataset_fingerprint(dataset_path)}-{dataset_fingerprint(split_path)}"
-    return _Data(arrays, split, labels, distilled, fingerprint)
-
-
-def _assemble(model_id: ModelId, cfg: dict, data: _Data, device: torch.device, pair_cache_dir=None) -> _Run:
-    """The model graph (weights seeded by the model's seed), its loss terms, hippynn's training modules and
-    database (energy offsets initialised from the training data, pairs pre-computed), on ``device``."""
-    from hippynn.databases import Database
-    from hippynn.experiment import assemble_for_training
-    from hippynn.graphs import GraphModule
-    from hippynn.pretraining import hierarchical_energy_initialization
-
-    tr = cfg["training"]
-    arrays = data.arrays
-    species = sorted(int(z) for z in np.unique(arrays["Z"]) if z != 0)
-    graph = build_model(model_id.arch, cfg["network"], seed=model_id.seed, species=species)
-    terms, metric_nodes = build_loss_terms(graph, with_atom_energies=data.distilled)
-    schedule = schedule_for(model_id.kind, cfg)
-    static_loss = combine(schedule.final, terms)  # defines what the model must output; weights applied per epoch
-
-    def assemble():
-        return assemble_for_training(static_loss, metric_nodes)
-
-    with _quiet():
-        training_modules, db_info = assemble()
-        db = Database(hippynn_arrays(arrays, data.labels if data.distilled else None), inputs=db_info["inputs"],
-                      targets=db_info["targets"], seed=model_id.seed, quiet=True)
-        for name in ("test", "valid", "train"):
-            db.make_explicit_split(name, torch.as_tensor(data.split[name]))
-        hierarchical_energy_initialization(graph.henergy, db, trainable_after=False, decay_factor=1e-2)
-        if tr["precompute_pairs"]:
-            _precompute_pairs(training_modules.model, db, data, cfg, device, pair_cache_dir)
-            training_modules, db_info = assemble()
-            db.inputs, db.targets = db_info["inputs"], db_info["targets"]
-    model, _, evaluator = training_modules
-    term_names = [t for t in TERMS if t in terms]
-    term_module = GraphModule(training_modules.loss.input_nodes, [terms[t] for t in term_names])
-    model.to(device)
-    term_module.to(device)
-    evaluator.model_device = device
-    if device.type == "cuda":
-        db.send_to_device(device)
-    batches = {name: SplitBatches(db, name) for name in SPLITS}
-    return _Run(device, graph, schedule, model, evaluator, db, batches, term_names, term_module,
-                len(db_info["inputs"]), count_weights(graph))
-
-
-def _precompute_pairs(model, db, data: _Data, cfg: dict, device, cache_dir) -> None:
-    """hippynn's pair pre-computation (``precompute_pairs``: the pairs of every configuration within the hard
-    cut-off, stored in the database; the model graph then reads them instead of searching), with the result
-    kept in ``cache_dir`` (when given) under a key of everything it depends on: the dataset's and split's
-    content, the cut-off, the periodic images and hippynn's version. Every model of a run reads the same
-    dataset and split, so only the first job pays for the search (about 9 s on one CPU core for the default
-    data); the others load it. The cache is written atomically; a damaged file is recomputed."""
-    import hippynn
-    from hippynn.experiment.assembly import _PAIRCACHE_DB_NAME, precompute_pairs
-
-    cutoff = float(cfg["network"]["dist_hard_max"])
-    n_images = _n_images(data.arrays, cutoff)
-    path = None
-    if cache_dir is not None:
-        key = hashlib.sha256(json.dumps([data.fingerprint, cutoff, n_images, hippynn.__version__]).encode())
-        path = Path(cache_dir) / f"pairs-{key.hexdigest()[:16]}.pt"
-    cached = None
-    if path is not None and path.exists():
-        try:
-            cached = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # damaged (e.g. a disk filled up mid-write elsewhere): recompute it
-            log(f"ignoring pair cache {path} ({type(exc).__name__}); recomputing")
-    if cached is not None and set(cached) == set(db.splits):
-        class _NoSplits:  # precompute_pairs rewires the graph and computes pairs for each split: here none
-            splits = {}
-        precompute_pairs(model, _NoSplits(), device=device, n_images=n_images)
-        for name, cache in cached.items():
-            db.splits[name][_PAIRCACHE_DB_NAME] = cache.to(device)
-        return
-    precompute_pairs(model, db, batch_size=cfg["training"]["eval_batch_size"], device=device, n_images=n_images)
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_torch_save({name: split[_PAIRCACHE_DB_NAME].cpu() for name, split in db.splits.items()}, path)
 
 
 def _optimizer(model_id: ModelId, cfg: dict, model: torch.nn.Module):
@@ -459,51 +243,6 @@ def _save_checkpoint(ckpt: _Checkpoint, run: _Run, controller, state: dict) -> N
                        "db_rng": run.db.random_state.get_state(), "state": state}, ckpt.path)
 
 
-def _finish(model_id: ModelId, cfg: dict, data: _Data, run: _Run, state: dict, epoch: int, max_epochs: int,
-            out_dir: Path, labels_path, t_start: float) -> dict:
-    """Write the best weights (``model.pt``), the curve (``curve.csv``) and the metrics of the saved model
-    on every split (``metrics.json``); returns the metrics."""
-    if state["best_state"] is None:
-        raise TrainingError(f"{model_id}: no epoch was trained (max_epochs={max_epochs})")
-    tr, device = cfg["training"], run.device
-    run.model.load_state_dict(state["best_state"])
-    wall = state["elapsed_s"] + (time.time() - t_start)
-    meta = {"model_id": str(model_id), "best_epoch": state["best_epoch"], "epochs": epoch}
-    convergence = convergence_summary(state["curve"], stopped_early=epoch < max_epochs,
-                                      best_epoch=state["best_epoch"], max_epochs=max_epochs)
-    save_model(run.graph, out_dir / "model.pt", **meta)
-    with atomic_open(out_dir / "curve.csv", "w", newline="") as fh:
-        wr = csv.DictWriter(fh, fieldnames=CURVE_COLUMNS)
-        wr.writeheader()
-        wr.writerows(state["curve"])
-    final = load_model(out_dir / "model.pt", device=device)  # scores exactly what was saved
-    splits = {}
-    for name in SPLITS:
-        pred = predict(final, data.arrays, data.split[name], device=device, batch_size=tr["eval_batch_size"])
-        splits[name] = error_metrics(pred, data.arrays, data.split[name], data.labels)
-    metrics = TrainMetrics(
-        model_id=str(model_id), kind=model_id.kind, width=model_id.arch.width,
-        n_sensitivities=model_id.arch.n_sensitivities, n_atom_layers=model_id.arch.n_atom_layers,
-        seed=model_id.seed, n_weights=run.n_weights, epochs=epoch, best_epoch=state["best_epoch"],
-        wall_time_s=wall, device=device_description(device),
-        convergence=convergence,
-        loss_weights=run.schedule.final.as_dict(),
-        loss_schedule=None if model_id.kind != "born_again" else cfg["born_again"],
-        teacher_labels=str(labels_path) if labels_path else None,
-        atom_energy_labels_in_loss=data.distilled,
-        splits={name: SplitErrors(**errors) for name, errors in splits.items()},
-        untrained=state.get("untrained"),
-    ).to_json()
-    atomic_write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2))
-    t = splits["test"]
-    log(f"[{model_id}] stopped by {convergence.stopped_by} after {epoch} epochs (best {state['best_epoch']}); "
-        f"validation force RMSE improved {100 * convergence.late_relative_improvement:.1f}% over the last "
-        f"{convergence.late_window_epochs} epochs")
-    log(f"[{model_id}] done: {epoch} epochs (best {state['best_epoch']}), {wall:.0f} s; test force RMSE "
-        f"{t['force_rmse_eV_A']:.4f} eV/A, energy RMSE {1000 * t['energy_per_atom_rmse_eV']:.2f} meV/atom")
-    return metrics
-
-
 #: the last fraction of the epochs over which the late improvement is measured
 LATE_FRACTION = 0.2
 
@@ -539,39 +278,3 @@ def _curve_row(epoch, optimizer, w, train_loss, ev_train, ev_valid, stop_metric,
             "valid_energy_per_atom_rmse_eV": ev_valid["energy_per_atom_rmse_eV"],
             "valid_atom_energy_rmse_eV": ev_valid.get("atom_energy_rmse_eV", float("nan")),
             "stop_metric": stop_metric, "epoch_time_s": epoch_time, "wall_time_s": wall}
-
-
-class _quiet:
-    """Silence hippynn's chatty prints (database tables, assembly) in the training log."""
-
-    def __enter__(self):
-        self._stdout = sys.stdout
-        sys.stdout = open(os.devnull, "w")
-
-    def __exit__(self, *exc):
-        sys.stdout.close()
-        sys.stdout = self._stdout
-        return False
-
-
-def main(argv=None) -> int:
-    from .cli import step_parser
-
-    p = step_parser("train", __doc__, ("network", "training", "born_again"))
-    p.add_argument("--model-id", required=True, help="e.g. student/w16-s10-l2/seed1")
-    p.add_argument("--dataset", required=True)
-    p.add_argument("--split", required=True)
-    p.add_argument("--labels", default=None, help="teacher atom-energy labels (students; others: evaluation)")
-    p.add_argument("--out-dir", required=True)
-    p.add_argument("--checkpoint-dir", required=True)
-    p.add_argument("--pair-cache-dir", default=None,
-                   help="keep the pre-computed pairs here, keyed by dataset, split and cut-off (shared by all models)")
-    a = p.parse_args(argv)
-    try:
-        train(ModelId.parse(a.model_id), a.config_json, a.dataset, a.split, a.out_dir, a.checkpoint_dir, a.labels,
-              a.pair_cache_dir)
-    except TrainingError as e:
-        print(f"tsmlip train: error: {e}", file=sys.stderr)
-        return 1
-    return 0
-
