@@ -49,7 +49,7 @@ def main(argv=None) -> int:
         return 1e3 * out.wall_time_s / out.steps_done
 
     clock = time.process_time if a.clock == "cpu" else time.perf_counter
-    rdf.time = types.SimpleNamespace(perf_counter=clock)  # the run loop's clock
+    rdf.liquid.time = types.SimpleNamespace(perf_counter=clock)  # the run loop's clock
     for engine, finder in engines:
         run(engine, finder, 10)  # warm-up
     ms = {e: [] for e, _ in engines}

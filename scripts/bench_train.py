@@ -53,6 +53,7 @@ def one(args) -> dict:
     from tsmlip import train as T
     from tsmlip.config import ModelId, load_config
     from tsmlip.kinds import REGISTRY
+    from tsmlip.model import _to_cpu, resolve_device
     t_import = time.perf_counter() - t0
 
     cfg = load_config(*[Path(c) for c in args.config])
@@ -77,7 +78,7 @@ def one(args) -> dict:
         oracle_labels(str(dataset), str(labels), cfg["labels"]["sum_tolerance_eV"])
 
     t1 = time.perf_counter()
-    device = T.resolve_device(tr["device"])
+    device = resolve_device(tr["device"])
     data = T._load_data(mid, dataset, split, labels if REGISTRY[mid.kind].distilled else None)
     run = T._assemble(mid, cfg, data, device, *([args.pair_cache] if args.pair_cache else []))
     optimizer, controller, max_epochs = T._optimizer(mid, cfg, run.model)
@@ -106,7 +107,7 @@ def one(args) -> dict:
             epoch_s.append(tv - te)
             eval_s.append(tw - tv)
 
-    state = {"best_state": T._to_cpu(run.model.state_dict()), "best_epoch": args.epochs, "curve": [],
+    state = {"best_state": _to_cpu(run.model.state_dict()), "best_epoch": args.epochs, "curve": [],
              "elapsed_s": 0.0}
     t2 = time.perf_counter()
     T._finish(mid, cfg, data, run, state, args.epochs, max_epochs, tmp / "out", labels, time.time())

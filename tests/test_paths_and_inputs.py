@@ -98,7 +98,8 @@ def test_code_version_follows_the_package(tmp_path):
     shutil.copytree(ROOT / "workflow" / "tsmlip", pkg, ignore=shutil.ignore_patterns("__pycache__"))
     v = code_version(pkg)
     assert v == code_version(ROOT / "workflow" / "tsmlip") and re.fullmatch(r"[0-9a-f]{16}", v)
-    (pkg / "train.py").write_text((pkg / "train.py").read_text().replace("LATE_FRACTION = 0.2", "LATE_FRACTION = 0.3"))
+    loop = pkg / "train" / "loop.py"
+    loop.write_text(loop.read_text().replace("LATE_FRACTION = 0.2", "LATE_FRACTION = 0.3"))
     assert code_version(pkg) != v
 
 
