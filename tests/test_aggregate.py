@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from conftest import BASE_CONFIG
-from tsmlip import aggregate, tables
+from tsmlip import aggregate, born_again, tables
 from tsmlip.claims.claim import FORCE, METRIC_NAMES, RDF_REFERENCE, RDF_TEACHER
 from tsmlip.claims.cli import main as claims_main
 from tsmlip.claims.cost import pareto_claim
@@ -296,7 +296,7 @@ def test_model_files_reads_optional_files_where_present(run):
 
 def test_born_again_table(run):
     _, models, _ = run
-    t = aggregate.born_again_table(models).set_index("kind")
+    t = born_again.born_again_table(models).set_index("kind")
     assert list(t.index) == ["teacher", "born_again_static", "born_again"]
     assert t.loc["born_again", "test_force_rmse_eV_A_mean"] == pytest.approx(0.09)
     assert t.loc["born_again", "test_force_rmse_eV_A_change_vs_teacher"] == pytest.approx(-0.1)
@@ -336,7 +336,7 @@ def test_cli_writes_tables(run, tmp_path):
     assert written.loc[f"teacher/{TEACHER}/seed0", "budget_check_relative_change"] == pytest.approx(BUDGET_CHANGE)
     assert "<table" in (out / "models.html").read_text()
     no_paper = json.dumps({"paper_reference": {}, "data": {"source": "emt"}})
-    assert aggregate.born_again_main(["--config-json", no_paper, "--models", str(out / "models.csv"),
+    assert born_again.main(["--config-json", no_paper, "--models", str(out / "models.csv"),
                                       "--out-csv", str(out / "ba.csv"), "--out-md", str(out / "ba.md"),
                                       "--out-html", str(out / "ba.html")]) == 0
     md = (out / "ba.md").read_text()
@@ -350,14 +350,14 @@ def test_born_again_table_shows_the_published_numbers(run, tmp_path):
 
     root, models, _ = run
     ref = load_config(BASE_CONFIG)["paper_reference"]
-    t = aggregate.born_again_table(models, ref["born_again"]).set_index("kind")
+    t = born_again.born_again_table(models, ref["born_again"]).set_index("kind")
     assert t.loc["born_again", "paper_test_force_rmse_eV_A_mean"] == 0.083
     assert t.loc["born_again", "paper_test_force_rmse_eV_A_std"] == 0.003
     assert t.loc["teacher", "paper_test_energy_rmse_eV_mean"] == 0.38
     assert np.isnan(t.loc["born_again_static", "paper_test_force_rmse_eV_A_mean"])
     models.to_csv(tmp_path / "models.csv", index=False)
     cfg = json.dumps({"paper_reference": ref, "data": {"source": "emt"}})
-    assert aggregate.born_again_main(["--config-json", cfg, "--models", str(tmp_path / "models.csv"),
+    assert born_again.main(["--config-json", cfg, "--models", str(tmp_path / "models.csv"),
                                       "--out-csv", str(tmp_path / "ba.csv"), "--out-md", str(tmp_path / "ba.md")]) == 0
     md = (tmp_path / "ba.md").read_text()
     assert "paper: test force RMSE (eV/A)" in md and "0.083 ± 0.003" in md and "0.37 ± 0.02" in md

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import BASE_CONFIG
 from test_aggregate import ARCHS, build, write_synthetic_run
-from tsmlip import aggregate, plots
+from tsmlip import aggregate, born_again, plots
 from tsmlip.config import load_config
 
 
@@ -17,7 +17,7 @@ from tsmlip.config import load_config
 def tables(tmp_path_factory):
     root = write_synthetic_run(tmp_path_factory.mktemp("run"))
     models, curves = build(root)
-    return models, curves, aggregate.born_again_table(models)
+    return models, curves, born_again.born_again_table(models)
 
 
 def _front_lines(ax):

@@ -28,7 +28,7 @@ COMMANDS = {
     "rdf-md": "tsmlip.rdf.liquid:main_md",
     "rdf-error": "tsmlip.rdf.error:main_error",
     "aggregate": "tsmlip.aggregate:main",
-    "born-again-table": "tsmlip.aggregate:born_again_main",
+    "born-again-table": "tsmlip.born_again:main",
     "claims": "tsmlip.claims:main",
     "plot": "tsmlip.plots:main",
     "plot-coverage": "tsmlip.coverage_plot:main",

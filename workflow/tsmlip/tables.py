@@ -48,6 +48,11 @@ def fmt(x, digits: int = 3) -> str:
     return str(x)
 
 
+def write_csv(df: pd.DataFrame, path: str | Path) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(path, index=False)
+
+
 def markdown_table(df: pd.DataFrame) -> str:
     """A GitHub-flavoured markdown table of ``df`` (cells formatted with :func:`fmt`)."""
     def cell(v) -> str:
