@@ -204,7 +204,8 @@ def figure_config(wildcards):
 # --- labels (label.smk) -----------------------------------------------------------------------------
 #: the teachers that label the students: every seed (labels.teacher: mean) or the one seed named
 LABEL_TEACHERS = [
-    m for m in tsconfig.teacher_ids(config)
+    m
+    for m in tsconfig.teacher_ids(config)
     if config["labels"]["teacher"] == "mean" or m.seed == int(config["labels"]["teacher"])
 ]
 
