@@ -102,8 +102,10 @@ def _snakemake_env(tmp: Path) -> tuple[dict, Path]:
     shim.write_text(
         "#!/bin/sh\n"
         "# test wrapper: record the plugin's sbatch arguments (one file per call: the plugin\n"
-        "# submits from two threads at once), then submit with the real sbatch\n"
-        f"printf '%s\\n' \"$*\" > '{calls}'/$$.txt\n"
+        "# submits from two threads at once; a unique name, since a long run reuses PIDs), then\n"
+        "# submit with the real sbatch\n"
+        f"f=$(mktemp '{calls}'/call.XXXXXXXX) || exit 1\n"
+        "printf '%s\\n' \"$*\" > \"$f\"\n"
         f"exec '{real_sbatch}' \"$@\"\n"
     )
     shim.chmod(0o755)
@@ -152,7 +154,7 @@ def _check_slurm_evidence(log: str, calls_dir: Path, gpu_rules=GPU_RULES) -> dic
         assert Path(logfile).is_file(), f"SLURM log {logfile} missing (slurm-keep-successful-logs)"
 
     # the sbatch command lines the plugin ran
-    calls = [f.read_text().replace("\n", " ") for f in sorted(calls_dir.glob("*.txt"))]
+    calls = [f.read_text().replace("\n", " ") for f in sorted(calls_dir.glob("call.*"))]
     assert len(calls) == len(submitted), (len(calls), len(submitted))
     for call in calls:
         m = LOG_RULE_RE.search(call)
