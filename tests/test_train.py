@@ -287,3 +287,18 @@ def test_patience_counts_only_progress_beyond_the_threshold(tiny_cfg, tiny_data,
     assert m["convergence"]["stopped_by"] == "patience"
     assert m["epochs"] == 5
     assert m["best_epoch"] > 1
+
+
+def test_no_patience_runs_out_during_the_warm_up(tiny_cfg, tiny_data, tmp_path):
+    """The first min_epochs epochs count against neither patience: the same stalled run as above neither halves
+    its learning rate nor stops before the warm-up is over, then both patiences run as before."""
+    ds, sp, _ = tiny_data
+    mid = ModelId.parse("control/w6-s6-l1/seed1")
+    m = train(mid, settings(tiny_cfg, max_epochs=200, learning_rate=1e-6, improvement_threshold=0.5,
+                            lr_patience=1, termination_patience=3, min_epochs=6), ds, sp, tmp_path / "m", tmp_path / "c")
+    # warm-up epochs 1-6 count as progress, so the patience (3) runs out at epoch 6 + 3 + 1
+    assert m["convergence"]["stopped_by"] == "patience"
+    assert m["epochs"] == 10
+    lr = {int(r["epoch"]): float(r["lr"]) for r in read_curve(tmp_path / "m" / "curve.csv")}
+    assert all(lr[e] == 1e-6 for e in range(1, 8)), lr     # epoch 7: the first bad epoch, within lr_patience 1
+    assert lr[10] < 1e-6, lr                                # halved after the warm-up

@@ -359,9 +359,10 @@ def budget_check_ids(cfg: dict) -> list[ModelId]:
 
 
 def budget_check_training(training: dict, scale: float) -> dict:
-    """The ``training:`` section of a budget-check model: both patiences and the epoch cap times ``scale``."""
+    """The ``training:`` section of a budget-check model: both patiences, the warm-up and the epoch cap times
+    ``scale``."""
     out = dict(training)
-    for k in ("lr_patience", "termination_patience", "max_epochs"):
+    for k in ("lr_patience", "termination_patience", "min_epochs", "max_epochs"):
         out[k] = int(round(training[k] * scale))
     return out
 

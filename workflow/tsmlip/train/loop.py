@@ -205,7 +205,13 @@ def _epoch_loop(model_id: ModelId, run: _Run, optimizer, controller, max_epochs:
         progress = stop_metric < state.get("progress_metric", math.inf) * (1 - tr["improvement_threshold"])
         if progress:
             state["progress_metric"] = stop_metric
-        keep_going = controller.push_epoch(epoch, progress, stop_metric, _print=lambda *a: None)
+        # the first min_epochs epochs count against neither patience: a model whose validation error rises while
+        # it starts to fit (a bad initial draw) is neither stopped nor slowed before it has trained
+        warm_up = epoch <= tr["min_epochs"]
+        keep_going = controller.push_epoch(epoch, progress or warm_up, stop_metric, _print=lambda *a: None)
+        if warm_up:
+            for sch in controller.scheduler_list:
+                sch.num_bad_epochs = 0
         now = time.time()
         elapsed = state["elapsed_s"] + (now - t_start)
         row = _curve_row(epoch, optimizer, w, train_loss, ev_train, ev_valid, stop_metric, now - t_epoch, elapsed)
