@@ -91,21 +91,22 @@ def main(argv=None) -> int:
               "models": {r: {"arch": p["arch"].tag, "network_cutoff_A": p["network"]["dist_hard_max"],
                              "teacher": TEACHERS[r]} for r, p in plan.items()},
               "paper_reference": default_cfg["paper_reference"].get("md_cost"), "device": None}
+    # a SIGTERM (e.g. an outer `timeout`) ends the run through the finally below, which writes the table; set
+    # before the first write of the JSON, so that no signal after it can skip the table
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     camp = Campaign(args.out, budgets, header, total_s=args.total_s or sum(budgets.values()))
     camp.say(f"device {device}; budgets {budgets} (sum {sum(budgets.values()):.0f} s); out {camp.json_path}")
-    try:
-        camp.doc["device"] = device_facts(device)
-    except Exception as exc:  # the measurements still stand without the device's description
-        camp.doc["device"] = {k: None for k in ("device_name", "driver_version", "torch", "hippynn", "ase",
-                                                "kernels_on", "kernels_off")}
-        camp.doc["device"].update(device_type=device.type, error=f"{type(exc).__name__}: {exc}",
-                                  torch=torch.__version__)
-    camp.say(f"{camp.doc['device']['device_name']}: kernels on = {camp.doc['device']['kernels_on']}")
-    camp.write()
-    # a SIGTERM (e.g. an outer `timeout`) ends the run through the finally below, which writes the table
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     state: dict = {}
     try:
+        try:
+            camp.doc["device"] = device_facts(device)
+        except Exception as exc:  # the measurements still stand without the device's description
+            camp.doc["device"] = {k: None for k in ("device_name", "driver_version", "torch", "hippynn", "ase",
+                                                    "kernels_on", "kernels_off")}
+            camp.doc["device"].update(device_type=device.type, error=f"{type(exc).__name__}: {exc}",
+                                      torch=torch.__version__)
+        camp.say(f"{camp.doc['device']['device_name']}: kernels on = {camp.doc['device']['kernels_on']}")
+        camp.write()
         with camp.section("data"):
             make_data(camp, default_cfg, s, args.smoke, state)
         with camp.section("train"):
