@@ -1,0 +1,264 @@
+"""A stack of HIPNN models (hippynn's ``HipnnVec``, l_max = 1, one interaction layer, inverse sensitivities, resnet,
+``HEnergy`` head) evaluated in plain torch, every model with its own weights and its own configurations in one call.
+
+This computes what the hippynn graph of :mod:`tsmlip.model` computes (``tests/test_fast_engine.py`` holds the two
+equal for the same weights: energies, forces, atom energies, every loss term and its gradient), arranged for
+training many small models at once:
+
+* **the pair geometry is data**: distances and unit vectors of every configuration are computed once
+  (:mod:`tsmlip.core.geometry`); a step gathers them;
+* **the interaction's input is one-hot**: the first layer's environment of atom i is, per sensitivity nu and
+  species t of the neighbour, ``env[i, nu, t] = sum_j s_nu(d_ij)`` and ``env_vec[i, c, nu, t] = sum_j s_nu(d_ij)
+  u_ij,c`` (hippynn's ``envsum`` of one-hot features), so the pair work is a scatter of ``(n_pairs, 4, n_sens)``;
+* **forces without a pair-level double backward**: autograd gives dE/d(env) per atom (``create_graph=True``, so the
+  second-order pass of the force loss runs only through the per-atom network), and the pair-level chain rule is
+  written out (:func:`pair_forces`): dE/dr_ij = (sum_nu dE/ds_nu s'_nu(d)) u + (I - u u^T) dE/du / d;
+* **models stacked**: every weight carries a leading model axis; per-atom layers are ``bmm`` over it; each
+  model's configurations sit in their own slots of ``n_atoms_max`` rows (padding masked).
+
+Weights are kept under hippynn's state-dict names (``net.<key>`` of ``HipnnVec``, ``he.<key>`` of ``HEnergy``), so a
+model's slice is its hippynn state dict (:meth:`StackedHipnn.state_dicts`) and ``model.pt`` is written as before.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .geometry import PairGeometry
+
+#: added to each mean squared error under the square root, as tsmlip.losses.RMSE_FLOOR
+RMSE_FLOOR = 1e-30
+
+
+class UnsupportedModel(ValueError):
+    """A model the fast engine does not compute (the message names the setting); train it with
+    ``training.engine: hippynn``."""
+
+
+def check_supported(network_cfg: dict) -> None:
+    """:class:`UnsupportedModel` naming the first setting of ``network:`` the fast engine does not cover."""
+    checks = (("l_max", 1), ("n_interaction_layers", 1), ("sensitivity_type", "inverse"), ("resnet", True))
+    for key, value in checks:
+        if network_cfg[key] != value:
+            raise UnsupportedModel(f"the fast training engine computes network.{key} = {value!r} only "
+                                   f"(got {network_cfg[key]!r}); set training.engine: hippynn for this model")
+
+
+def _is_l2(key: str) -> bool:
+    """hippynn's ``HipnnVec.regularization_params``: every weight matrix of the network (no biases, vector
+    scales or sensitivity centres/widths; none of the energy head)."""
+    return key.startswith("net.") and (key.endswith(".weight") or key.endswith("int_weights"))
+
+
+class StackedHipnn:
+    """``n_models`` HIPNN models of one architecture and species set, weights stacked along axis 0.
+
+    :param states: per model, ``(network_state, henergy_state)`` as hippynn's modules hold them
+    :param frozen: keys not trained (hippynn's E0 layer after ``hierarchical_energy_initialization``)
+    """
+
+    def __init__(self, states: list[tuple[dict, dict]], n_atom_layers: int, dist_hard_max: float,
+                 device="cpu", frozen=("he.layers.0.weight",)):
+        if not states:
+            raise ValueError("an empty stack")
+        self.n_atom_layers = int(n_atom_layers)
+        self.dist_hard_max = float(dist_hard_max)
+        self.extra = {}
+        tensors: dict[str, list] = {}
+        for net, he in states:
+            for prefix, sd in (("net.", net), ("he.", he)):
+                for k, v in sd.items():
+                    if isinstance(v, torch.Tensor):
+                        tensors.setdefault(prefix + k, []).append(v.detach().to(device, torch.float32))
+                    else:
+                        self.extra[prefix + k] = v
+        self.params = {k: torch.stack(v).contiguous() for k, v in tensors.items()}
+        self.frozen = tuple(k for k in frozen if k in self.params)
+        for k, p in self.params.items():
+            p.requires_grad_(k not in self.frozen)
+        self.cusp_reg = float(self.extra["net.blocks.0.0.base_layer._extra_state"]["cusp_reg"])
+        self.adjust = "net.blocks.0.0.adjust_layer.weight" in self.params
+        self.n_species = int(self.params["net.blocks.0.0.base_layer.int_weights"].shape[-1])
+        self.n_sens = int(self.params["net.blocks.0.0.base_layer.int_weights"].shape[1])
+
+    @property
+    def n_models(self) -> int:
+        return int(next(iter(self.params.values())).shape[0])
+
+    def trainable(self) -> dict[str, torch.Tensor]:
+        return {k: p for k, p in self.params.items() if k not in self.frozen}
+
+    def keep(self, rows: list[int]) -> None:
+        """Keep only the models ``rows`` (in that order), e.g. when stopped models leave the stack."""
+        idx = torch.as_tensor(rows, dtype=torch.long, device=next(iter(self.params.values())).device)
+        for k, p in self.params.items():
+            self.params[k] = p.detach().index_select(0, idx).contiguous().requires_grad_(k not in self.frozen)
+
+    def state_dicts(self, m: int) -> tuple[dict, dict]:
+        """Model ``m``'s ``(network_state, henergy_state)``, hippynn's keys, detached CPU tensors."""
+        net, he = {}, {}
+        for k, p in self.params.items():
+            (net if k.startswith("net.") else he)[k.split(".", 1)[1]] = p[m].detach().cpu().clone()
+        for k, v in self.extra.items():
+            (net if k.startswith("net.") else he)[k.split(".", 1)[1]] = v
+        return net, he
+
+    def l2(self) -> torch.Tensor:
+        """hippynn's ``l2reg`` of each model: the sum of squared network weight matrices, shape (n_models,)."""
+        return sum(p.pow(2).flatten(1).sum(1) for k, p in self.params.items() if _is_l2(k))
+
+    # --- the forward pass -------------------------------------------------------------------------------
+    def sensitivities(self, dist: torch.Tensor, model_of_pair: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """hippynn's ``InverseSensitivityModule`` times ``CosCutoff`` for each pair with its model's centres and
+        widths, and its derivative in the distance: (s, ds/dd), each (n_pairs, n_sens)."""
+        mu = self.params["net.blocks.0.0.base_layer.sensitivity.mu"][:, 0][model_of_pair]
+        sigma = self.params["net.blocks.0.0.base_layer.sensitivity.sigma"][:, 0][model_of_pair]
+        d = dist.unsqueeze(1)
+        inv_d = 1.0 / d
+        x = inv_d - 1.0 / mu
+        sig2 = sigma ** -2  # hippynn divides by sigma**-2
+        g = torch.exp(-0.5 * x * x / sig2)
+        dg = g * (x / sig2) * inv_d * inv_d  # d/dd of exp(-0.5 (1/d - 1/mu)^2 / sigma^-2)
+        h = self.dist_hard_max
+        arg = (math.pi / 2 / h) * d
+        inside = (d <= h).to(d.dtype)
+        cut = torch.cos(arg) ** 2 * inside
+        dcut = -(math.pi / 2 / h) * torch.sin(2 * arg) * inside
+        return g * cut, dg * cut + g * dcut
+
+    def atom_network(self, env: torch.Tensor, onehot: torch.Tensor):
+        """The per-atom part: (atom energies, e0, e1), each (n_models, n_rows), from the environment
+        ``env`` (n_models, n_rows, 4, n_sens * n_species: scalar and three vector components, nu-major) and the
+        one-hot species (n_models, n_rows, n_species; padding rows all zero)."""
+        P = self.params
+        M, A = env.shape[0], env.shape[1]
+        V = P["net.blocks.0.0.base_layer.int_weights"]  # (M, nu, out, species)
+        Vr = V.permute(0, 1, 3, 2).reshape(M, -1, V.shape[2])  # (M, nu*species, out), hippynn's weights_rs
+        scal = torch.bmm(env[:, :, 0], Vr)
+        vec = torch.bmm(env[:, :, 1:].reshape(M, A * 3, -1), Vr).reshape(M, A, 3, -1)
+        vec = torch.sqrt(vec.square().sum(2) + self.cusp_reg) * P["net.blocks.0.0.base_layer.vecscales"].unsqueeze(1)
+        selfint = torch.baddbmm(P["net.blocks.0.0.base_layer.selfint.bias"].unsqueeze(1), onehot,
+                                P["net.blocks.0.0.base_layer.selfint.weight"].transpose(1, 2))
+        h = scal + vec + selfint
+        x = torch.baddbmm(P["net.blocks.0.0.res_layer.bias"].unsqueeze(1), torch.nn.functional.softplus(h),
+                          P["net.blocks.0.0.res_layer.weight"].transpose(1, 2))
+        x = x + (torch.bmm(onehot, P["net.blocks.0.0.adjust_layer.weight"].transpose(1, 2)) if self.adjust else onehot)
+        for layer in range(1, self.n_atom_layers + 1):
+            pre = f"net.blocks.0.{layer}."
+            mid = torch.baddbmm(P[pre + "base_layer.bias"].unsqueeze(1), x, P[pre + "base_layer.weight"].transpose(1, 2))
+            x = torch.baddbmm(P[pre + "res_layer.bias"].unsqueeze(1), torch.nn.functional.softplus(mid),
+                              P[pre + "res_layer.weight"].transpose(1, 2)) + x
+        e0 = torch.bmm(onehot, P["he.layers.0.weight"].transpose(1, 2)).squeeze(2)
+        e1 = torch.baddbmm(P["he.layers.1.bias"].unsqueeze(1), x, P["he.layers.1.weight"].transpose(1, 2)).squeeze(2)
+        return e0 + e1, e0, e1
+
+    def forward(self, batch: "SlotBatch", forces: bool = True, create_graph: bool = False) -> dict:
+        """Energies (n_models, n_slots_per_model), atom energies and hierarchicality per atom row (n_models,
+        n_rows; padding 0), and forces (n_models, n_rows, 3) of the batch's configurations."""
+        M, A = self.n_models, batch.rows_per_model
+        s, ds = self.sensitivities(batch.dist, batch.model_of_pair)
+        vals = torch.cat([s.unsqueeze(1), s.unsqueeze(1) * batch.unit.unsqueeze(2)], 1)  # (P, 4, nu)
+        S = self.n_species
+        env = torch.zeros(M * A * S, 4, self.n_sens, dtype=vals.dtype, device=vals.device)
+        env = env.index_add(0, batch.first * S + batch.species_second, vals)
+        env = env.reshape(M, A, S, 4, self.n_sens).permute(0, 1, 3, 4, 2).reshape(M, A, 4, self.n_sens * S)
+        atom_E, e0, e1 = self.atom_network(env, batch.onehot)
+        atom_E = atom_E * batch.mask
+        e0sq, e1sq = e0.square(), e1.square()
+        hier = e1sq / (e1sq + e0sq) * batch.mask
+        out = {"atom_E": atom_E, "E": atom_E.reshape(M, batch.slots_per_model, -1).sum(2),
+               "hier": hier.reshape(M, batch.slots_per_model, -1).sum(2)}
+        if forces:
+            (g_env,) = torch.autograd.grad(atom_E.sum(), env, create_graph=create_graph)
+            out["F"] = pair_forces(g_env, s, ds, batch, S).reshape(M, A, 3)
+        return out
+
+
+def pair_forces(g_env: torch.Tensor, s: torch.Tensor, ds: torch.Tensor, batch: "SlotBatch", n_species: int):
+    """Forces (n_models * n_rows, 3) from dE/d(env) (n_models, n_rows, 4, nu * species): the chain rule through the
+    sensitivities and unit vectors of every pair, written out (first order in the pair quantities)."""
+    M, A = g_env.shape[0], g_env.shape[1]
+    nu = s.shape[1]
+    g = g_env.reshape(M * A, 4, nu, n_species).permute(0, 3, 1, 2).reshape(M * A * n_species, 4, nu)
+    g = g.index_select(0, batch.first * n_species + batch.species_second)  # (P, 4, nu)
+    u = batch.unit
+    dE_ds = g[:, 0] + (g[:, 1:] * u.unsqueeze(2)).sum(1)  # (P, nu)
+    dE_du = (g[:, 1:] * s.unsqueeze(1)).sum(2)  # (P, 3)
+    radial = (dE_ds * ds).sum(1, keepdim=True)
+    tangential = (dE_du - (dE_du * u).sum(1, keepdim=True) * u) / batch.dist.unsqueeze(1)
+    grad_r = radial * u + tangential  # dE/dr_ij, r_ij = R_j + shift - R_i
+    F = torch.zeros(M * A, 3, dtype=s.dtype, device=s.device)
+    return F.index_add(0, batch.first, grad_r).index_add(0, batch.second, -grad_r)
+
+
+class SlotBatch:
+    """Configurations laid out for a stack: model m's ``slots_per_model`` configurations occupy rows
+    ``m * rows_per_model + k * n_atoms_max + (0..n_atoms_max-1)``; pairs gathered from the geometry."""
+
+    def __init__(self, geom: PairGeometry, configs: torch.Tensor):
+        """``configs``: (n_models, slots_per_model) dataset rows (each model its own)."""
+        device = geom.dist.device
+        configs = configs.to(device)
+        M, B = configs.shape
+        n_max = geom.species_slot.shape[1]
+        self.slots_per_model, self.rows_per_model = B, B * n_max
+        flat = configs.reshape(-1)
+        counts = geom.n_pairs[flat]
+        slot = torch.repeat_interleave(torch.arange(M * B, device=device), counts)
+        starts = geom.ptr[flat]
+        offset = torch.repeat_interleave(starts - (torch.cumsum(counts, 0) - counts), counts)
+        pos = offset + torch.arange(slot.shape[0], device=device)
+        base = slot * n_max
+        self.first = geom.first[pos] + base
+        self.second = geom.second[pos] + base
+        self.species_second = geom.species_second[pos]
+        self.dist = geom.dist[pos]
+        self.unit = geom.unit[pos]
+        self.model_of_pair = slot // B
+        sp = geom.species_slot[flat].reshape(M, B * n_max)
+        self.mask = (sp >= 0).to(self.dist.dtype)
+        self.onehot = (torch.nn.functional.one_hot(sp.clamp(min=0), geom.n_species).to(self.dist.dtype)
+                       * self.mask.unsqueeze(2))
+        self.configs = configs
+
+
+def _err(diff: torch.Tensor, mask: torch.Tensor, count: torch.Tensor):
+    """Per model (RMSE + MAE, RMSE, MAE) of ``diff`` (n_models, ...) over the entries where ``mask`` is 1,
+    ``count`` of them per model: eq. 3 of the paper, hippynn's MSELoss and MAELoss over real entries."""
+    dims = tuple(range(1, diff.ndim))
+    mse = (diff.square() * mask).sum(dims) / count
+    mae = (diff.abs() * mask).sum(dims) / count
+    rmse = torch.sqrt(mse + RMSE_FLOOR)
+    return rmse + mae, rmse, mae
+
+
+def loss_terms(model: StackedHipnn, out: dict, batch: SlotBatch, targets: dict, atom_energies: bool) -> dict:
+    """Each model's loss terms, shape (n_models,): E, F, (A,) L2, R as :func:`tsmlip.losses.build_loss_terms`
+    builds them in hippynn (L_err = RMSE + MAE over the batch's real atoms/configurations)."""
+    n_real = batch.mask.sum(1)
+    ones = torch.ones_like(out["E"])
+    terms = {"E": _err(out["E"] - targets["E"], ones, ones.shape[1])[0],
+             "F": _err(out["F"] - targets["F"], batch.mask.unsqueeze(2), 3 * n_real)[0]}
+    if atom_energies:
+        terms["A"] = _err(out["atom_E"] - targets["atom_E"], batch.mask, n_real)[0]
+    terms["L2"] = model.l2()
+    terms["R"] = out["hier"].mean(1)
+    return terms
+
+
+def metrics(out: dict, batch: SlotBatch, targets: dict) -> dict:
+    """Validation metrics per model (n_models,), as tsmlip.losses.build_loss_terms names them: RMSE/MAE of energy,
+    energy per atom, forces, (atom energies when ``targets`` has them), and the err_* terms of the stopping rule."""
+    n_real = batch.mask.sum(1)
+    ones = torch.ones_like(out["E"])
+    n_atoms = batch.mask.reshape(out["E"].shape[0], out["E"].shape[1], -1).sum(2)
+    err_E, rmse_E, mae_E = _err(out["E"] - targets["E"], ones, ones.shape[1])
+    err_F, rmse_F, mae_F = _err(out["F"] - targets["F"], batch.mask.unsqueeze(2), 3 * n_real)
+    _, rmse_Epa, _ = _err((out["E"] - targets["E"]) / n_atoms, ones, ones.shape[1])
+    m = {"energy_rmse_eV": rmse_E, "energy_mae_eV": mae_E, "energy_per_atom_rmse_eV": rmse_Epa,
+         "force_rmse_eV_A": rmse_F, "force_mae_eV_A": mae_F, "err_E": err_E, "err_F": err_F}
+    if "atom_E" in targets:
+        err_A, rmse_A, _ = _err(out["atom_E"] - targets["atom_E"], batch.mask, n_real)
+        m.update(atom_energy_rmse_eV=rmse_A, err_A=err_A)
+    return m
