@@ -18,6 +18,7 @@ COMMANDS = {
     "prepare-dataset": "tsmlip.data.io:main",
     "split": "tsmlip.data.split:main",
     "train": "tsmlip.train.step:main",
+    "train-stack": "tsmlip.train.fast:main",
     "label": "tsmlip.label:main",
     "label-oracle": "tsmlip.label:main_oracle",
     "label-calculator": "tsmlip.foundation:main",

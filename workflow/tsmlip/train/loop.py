@@ -135,7 +135,7 @@ def _score_untrained(model_id: ModelId, run: _Run, optimizer, state: dict, tr: d
                                                            "force_rmse_eV_A", "force_mae_eV_A")}
                           for name in SPLITS}
     w0 = run.schedule(1)
-    state["curve"].append(_curve_row(0, optimizer, w0, float("nan"), ev["train"], ev["valid"],
+    state["curve"].append(_curve_row(0, optimizer.param_groups[0]["lr"], w0, float("nan"), ev["train"], ev["valid"],
                                      error_loss(run.schedule.final, ev["valid"]), 0.0, 0.0))
     log(f"[{model_id}] epoch    0  (untrained) force RMSE train {ev['train']['force_rmse_eV_A']:.4f} "
         f"valid {ev['valid']['force_rmse_eV_A']:.4f} eV/A")
@@ -186,46 +186,64 @@ def _epoch_loop(model_id: ModelId, run: _Run, optimizer, controller, max_epochs:
     while keep_going:
         epoch += 1
         t_epoch = time.time()
-        w = run.schedule(epoch)
-        phase = run.schedule.phase(epoch)
-        if phase != state["phase"]:
-            # Born-Again: a new row of the schedule -> pick the best model within the new phase
-            state["phase"], state["best_metric"], state["progress_metric"] = phase, math.inf, math.inf
-            log(f"[{model_id}] epoch {epoch}: loss weights now {w.as_dict()}")
+        w = epoch_start(model_id, run.schedule, state, epoch)
         train_loss = _train_one_epoch(model_id, run, optimizer, controller.batch_size, w, epoch, ckpt)
         ev_train, ev_valid = _evaluate_epoch(run, tr, epoch)
-        stop_metric = error_loss(run.schedule.final, ev_valid)
-        if not math.isfinite(stop_metric):
-            raise TrainingError(f"{model_id}: validation loss became {stop_metric} at epoch {epoch}")
-        better = stop_metric < state["best_metric"]
-        if better:
-            state.update(best_metric=stop_metric, best_epoch=epoch, best_state=_to_cpu(run.model.state_dict()))
-        # progress for the patience: an improvement by more than improvement_threshold (relative) over the best
-        # metric that counted as progress (small-batch noise alone never resets it)
-        progress = stop_metric < state.get("progress_metric", math.inf) * (1 - tr["improvement_threshold"])
-        if progress:
-            state["progress_metric"] = stop_metric
-        # the first min_epochs epochs count against neither patience: a model whose validation error rises while
-        # it starts to fit (a bad initial draw) is neither stopped nor slowed before it has trained
-        warm_up = epoch <= tr["min_epochs"]
-        keep_going = controller.push_epoch(epoch, progress or warm_up, stop_metric, _print=lambda *a: None)
-        if warm_up:
-            for sch in controller.scheduler_list:
-                sch.num_bad_epochs = 0
         now = time.time()
         elapsed = state["elapsed_s"] + (now - t_start)
-        row = _curve_row(epoch, optimizer, w, train_loss, ev_train, ev_valid, stop_metric, now - t_epoch, elapsed)
-        state["curve"].append(row)
-        log(f"[{model_id}] epoch {epoch:4d}  lr {row['lr']:.2e}  loss {row['train_loss']:.4g}  "
-            f"force RMSE train {row['train_force_rmse_eV_A']:.4f} valid {row['valid_force_rmse_eV_A']:.4f} eV/A  "
-            f"E/atom RMSE valid {1000 * row['valid_energy_per_atom_rmse_eV']:.2f} meV  "
-            f"{'*best* ' if better else ''}{row['epoch_time_s']:.1f} s")
+        keep_going = epoch_end(model_id, run.schedule, state, controller, tr, epoch, w, train_loss, ev_train,
+                               ev_valid, optimizer.param_groups[0]["lr"], now - t_epoch, elapsed,
+                               lambda: _to_cpu(run.model.state_dict()))
         if not keep_going or epoch % tr["checkpoint_every"] == 0:
             state["epoch"] = epoch
             state["finished"] = not keep_going
             _save_checkpoint(ckpt, run, controller, dict(state, elapsed_s=elapsed))
             state["elapsed_s"], t_start = elapsed, now
     return epoch, t_start
+
+
+def epoch_start(model_id, schedule, state: dict, epoch: int):
+    """The loss weights of ``epoch``; at a new row of a Born-Again schedule the best model is looked for anew
+    within the new phase (both engines)."""
+    w = schedule(epoch)
+    phase = schedule.phase(epoch)
+    if phase != state["phase"]:
+        state["phase"], state["best_metric"], state["progress_metric"] = phase, math.inf, math.inf
+        log(f"[{model_id}] epoch {epoch}: loss weights now {w.as_dict()}")
+    return w
+
+
+def epoch_end(model_id, schedule, state: dict, controller, tr: dict, epoch: int, w, train_loss: float,
+              ev_train: dict, ev_valid: dict, lr: float, epoch_time: float, elapsed: float, best_state) -> bool:
+    """The stopping rule after one epoch (both engines): the stopping metric, the best weights (``best_state()``
+    is called on an improvement), progress beyond ``improvement_threshold``, the warm-up of ``min_epochs``, hippynn's
+    ``PatienceController`` (learning-rate halving and termination), the curve row and the log line. Returns
+    whether training goes on."""
+    stop_metric = error_loss(schedule.final, ev_valid)
+    if not math.isfinite(stop_metric):
+        raise TrainingError(f"{model_id}: validation loss became {stop_metric} at epoch {epoch}")
+    better = stop_metric < state["best_metric"]
+    if better:
+        state.update(best_metric=stop_metric, best_epoch=epoch, best_state=best_state())
+    # progress for the patience: an improvement by more than improvement_threshold (relative) over the best
+    # metric that counted as progress (small-batch noise alone never resets it)
+    progress = stop_metric < state.get("progress_metric", math.inf) * (1 - tr["improvement_threshold"])
+    if progress:
+        state["progress_metric"] = stop_metric
+    # the first min_epochs epochs count against neither patience: a model whose validation error rises while
+    # it starts to fit (a bad initial draw) is neither stopped nor slowed before it has trained
+    warm_up = epoch <= tr["min_epochs"]
+    keep_going = controller.push_epoch(epoch, progress or warm_up, stop_metric, _print=lambda *a: None)
+    if warm_up:
+        for sch in controller.scheduler_list:
+            sch.num_bad_epochs = 0
+    row = _curve_row(epoch, lr, w, train_loss, ev_train, ev_valid, stop_metric, epoch_time, elapsed)
+    state["curve"].append(row)
+    log(f"[{model_id}] epoch {epoch:4d}  lr {row['lr']:.2e}  loss {row['train_loss']:.4g}  "
+        f"force RMSE train {row['train_force_rmse_eV_A']:.4f} valid {row['valid_force_rmse_eV_A']:.4f} eV/A  "
+        f"E/atom RMSE valid {1000 * row['valid_energy_per_atom_rmse_eV']:.2f} meV  "
+        f"{'*best* ' if better else ''}{row['epoch_time_s']:.1f} s")
+    return keep_going
 
 
 def _evaluate_epoch(run: _Run, tr: dict, epoch: int) -> tuple[dict, dict]:
@@ -275,8 +293,8 @@ def convergence_summary(curve: list[dict], stopped_early: bool, best_epoch: int,
                        late_fraction=LATE_FRACTION, late_relative_improvement=late)
 
 
-def _curve_row(epoch, optimizer, w, train_loss, ev_train, ev_valid, stop_metric, epoch_time, wall) -> dict:
-    return {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"], "w_E": w.w_E, "w_F": w.w_F, "w_A": w.w_A,
+def _curve_row(epoch, lr, w, train_loss, ev_train, ev_valid, stop_metric, epoch_time, wall) -> dict:
+    return {"epoch": epoch, "lr": float(lr), "w_E": w.w_E, "w_F": w.w_F, "w_A": w.w_A,
             "train_loss": train_loss,
             "train_force_rmse_eV_A": ev_train["force_rmse_eV_A"], "valid_force_rmse_eV_A": ev_valid["force_rmse_eV_A"],
             "train_energy_rmse_eV": ev_train["energy_rmse_eV"], "valid_energy_rmse_eV": ev_valid["energy_rmse_eV"],

@@ -71,22 +71,25 @@ def train(model_id: ModelId, cfg: dict, dataset_path, split_path, out_dir, check
     if state["epoch"] == 0 and not state["curve"]:
         _score_untrained(model_id, run, optimizer, state, tr)
     epoch, t_start = _epoch_loop(model_id, run, optimizer, controller, max_epochs, state, ckpt, tr, t_start)
-    return _finish(model_id, cfg, data, run, state, epoch, max_epochs, out_dir, labels_path, t_start)
-
-
-def _finish(model_id: ModelId, cfg: dict, data: _Data, run: _Run, state: dict, epoch: int, max_epochs: int,
-            out_dir: Path, labels_path, t_start: float) -> dict:
-    """Write the best weights (``model.pt``), the curve (``curve.csv``) and the metrics of the saved model
-    on every split (``metrics.json``); returns the metrics."""
     if state["best_state"] is None:
         raise TrainingError(f"{model_id}: no epoch was trained (max_epochs={max_epochs})")
-    tr, device = cfg["training"], run.device
     run.model.load_state_dict(state["best_state"])
     wall = state["elapsed_s"] + (time.time() - t_start)
-    meta = {"model_id": str(model_id), "best_epoch": state["best_epoch"], "epochs": epoch}
+    return _finish(model_id, cfg, data, run.graph, run.schedule, run.n_weights, run.device, state, epoch,
+                   max_epochs, out_dir, labels_path, wall, engine="hippynn")
+
+
+def _finish(model_id: ModelId, cfg: dict, data: _Data, graph, schedule, n_weights: int, device, state: dict,
+            epoch: int, max_epochs: int, out_dir: Path, labels_path, wall: float, engine: str) -> dict:
+    """Write the best weights (``graph`` holds them: ``model.pt``), the curve (``curve.csv``) and the metrics of
+    the saved model on every split, scored by hippynn (``metrics.json``); returns the metrics."""
+    tr = cfg["training"]
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    meta = {"model_id": str(model_id), "best_epoch": state["best_epoch"], "epochs": epoch, "engine": engine}
     convergence = convergence_summary(state["curve"], stopped_early=epoch < max_epochs,
                                       best_epoch=state["best_epoch"], max_epochs=max_epochs)
-    save_model(run.graph, out_dir / "model.pt", **meta)
+    save_model(graph, out_dir / "model.pt", **meta)
     with atomic_open(out_dir / "curve.csv", "w", newline="") as fh:
         wr = csv.DictWriter(fh, fieldnames=CURVE_COLUMNS)
         wr.writeheader()
@@ -99,10 +102,10 @@ def _finish(model_id: ModelId, cfg: dict, data: _Data, run: _Run, state: dict, e
     metrics = TrainMetrics(
         model_id=str(model_id), kind=model_id.kind, width=model_id.arch.width,
         n_sensitivities=model_id.arch.n_sensitivities, n_atom_layers=model_id.arch.n_atom_layers,
-        seed=model_id.seed, n_weights=run.n_weights, epochs=epoch, best_epoch=state["best_epoch"],
+        seed=model_id.seed, n_weights=n_weights, epochs=epoch, best_epoch=state["best_epoch"],
         wall_time_s=wall, device=device_description(device),
         convergence=convergence,
-        loss_weights=run.schedule.final.as_dict(),
+        loss_weights=schedule.final.as_dict(),
         loss_schedule=None if model_id.kind != "born_again" else cfg["born_again"],
         teacher_labels=str(labels_path) if labels_path else None,
         atom_energy_labels_in_loss=data.distilled,
