@@ -9,6 +9,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))  # the tsmlip packa
 
 from tsmlip import config as tsconfig
 from tsmlip import kinds as tskinds
+from tsmlip import stacks as tsstacks
 
 # the one check of the configuration (config/config.yaml and any --configfile overlays merged over it): the
 # package's schema and the cross-field checks it cannot express, each error naming the key
@@ -137,6 +138,33 @@ TRAIN_INPUTS = {
 
 def train_inputs(wildcards):
     return dict(TRAIN_INPUTS[tskinds.REGISTRY[wildcards.kind].labels])
+
+
+#: the stacks of the fast engine (tsmlip.train.stacks; empty with training.engine: hippynn or training.stack: false)
+STACKS = tsstacks.plan(config)
+STACKS_BY_NAME = {(st.folder, st.name): st for st in STACKS}
+STACK_OF = {(st.folder, str(m)): st.name for st in STACKS for m in st.model_ids}
+
+
+def stack_inputs(wildcards):
+    """The data and split of a stack (shared by its models) and every label file its models read."""
+    st = STACKS_BY_NAME[(wildcards.folder, wildcards.stack)]
+    inputs = [TRAIN_INPUTS[tskinds.REGISTRY[m.kind].labels] for m in st.model_ids]
+    out = dict(data=inputs[0]["data"], split=inputs[0]["split"])
+    labels = sorted({i["labels"] for i in inputs if "labels" in i})
+    out.update({f"labels{k}": path for k, path in enumerate(labels)})
+    return out
+
+
+def stack_labels_arg(wildcards, input):
+    """`--labels <model id>=<file> ...` of the stack's models that read labels."""
+    st = STACKS_BY_NAME[(wildcards.folder, wildcards.stack)]
+    pairs = [
+        f"{m}={TRAIN_INPUTS[tskinds.REGISTRY[m.kind].labels]['labels']}"
+        for m in st.model_ids
+        if "labels" in TRAIN_INPUTS[tskinds.REGISTRY[m.kind].labels]
+    ]
+    return ("--labels " + " ".join(shlex.quote(p) for p in pairs)) if pairs else ""
 
 
 def train_labels_arg(wildcards, input):

@@ -1,61 +1,120 @@
 # Training: the teacher(s), then students / controls / control_fw over the sweep, and Born-Again.
-# One rule for every kind (`tsmlip train`); the teacher reads no labels (common.smk: train_inputs).
+# The fast engine with training.stack (the default): `train_stack` trains every model of a stack (tsmlip.train.stacks:
+# one architecture and source of data, kinds x seeds) in one job into results/stacks/<folder>/<stack>/, and
+# `collect_model` puts each model's files in place (a copy; a local rule). Otherwise one job per model, `train`
+# (`tsmlip train`, engine training.engine). The teacher reads no labels (common.smk: train_inputs).
 # Checkpoints live under results/checkpoints/ (not a rule output, so Snakemake keeps them when a job
 # dies); a rerun resumes from them.
-rule train:
-    input:
-        unpack(train_inputs),
-    output:
-        model=model_file(MODEL_ID, "model.pt"),
-        metrics=model_file(MODEL_ID, "metrics.json"),
-        curve=model_file(MODEL_ID, "curve.csv"),
-    log:
-        model_job_file("logs", "train"),
-    benchmark:
-        model_job_file("benchmarks", "train")
-    conda:
-        CONDA_ENV
-    threads: config["training"]["torch_threads"]
-    resources:
-        gpu=GPU_JOB,
-        mem_mb=4000,
-        runtime=720,
-    params:
-        code=CODE_VERSION,
-        cfg=TRAIN_CONFIG,
-        model_id=MODEL_ID,
-        labels=train_labels_arg,
-        out_dir=model_dir(MODEL_ID),
-        ckpt_dir=model_dir(MODEL_ID, "checkpoints"),
-        # the pre-computed pairs, shared by every model (keyed by dataset, split and cut-off: never stale)
-        pair_cache=res("checkpoints", "_pairs"),
-    shell:
-        "tsmlip train --config-json {params.cfg:q} --model-id {params.model_id:q}"
-        " --dataset {input.data:q} --split {input.split:q} {params.labels}"
-        " --out-dir {params.out_dir:q} --checkpoint-dir {params.ckpt_dir:q} --pair-cache-dir {params.pair_cache:q}"
-        " > {log:q} 2>&1"
+if STACKS:
 
+    rule train_stack:
+        input:
+            unpack(stack_inputs),
+        output:
+            directory(res("stacks", "{folder}", "{stack}")),
+        wildcard_constraints:
+            folder="models|budget_check",
+            stack=r"w\d+-s\d+-l\d+-(teacher|sweep|synthetic)",
+        log:
+            res("logs", "train_stack", "{folder}", "{stack}.log"),
+        benchmark:
+            res("benchmarks", "train_stack", "{folder}", "{stack}.tsv")
+        conda:
+            CONDA_ENV
+        threads: config["training"]["torch_threads"]
+        resources:
+            gpu=GPU_JOB,
+            mem_mb=8000,
+            runtime=1440,
+        params:
+            code=CODE_VERSION,
+            cfg=lambda w: BUDGET_CHECK_CONFIG if w.folder == "budget_check" else TRAIN_CONFIG,
+            ids=lambda w: " ".join(shlex.quote(str(m)) for m in STACKS_BY_NAME[(w.folder, w.stack)].model_ids),
+            labels=stack_labels_arg,
+            ckpt_root=lambda w: res("checkpoints", *([] if w.folder == "models" else [w.folder])),
+        shell:
+            "tsmlip train-stack --config-json {params.cfg:q} --name {wildcards.folder}/{wildcards.stack:q}"
+            " --model-ids {params.ids} --dataset {input.data:q} --split {input.split:q} {params.labels}"
+            " --out-root {output:q} --checkpoint-root {params.ckpt_root:q} > {log:q} 2>&1"
 
-# Convergence checked, not trusted: the models of budget_check: trained again from scratch with both patiences and
-# the epoch cap times budget_check.scale (same data, labels, seed and initial weights as the model they check).
-use rule train as train_budget_check with:
-    output:
-        model=model_file(MODEL_ID, "model.pt", "budget_check"),
-        metrics=model_file(MODEL_ID, "metrics.json", "budget_check"),
-        curve=model_file(MODEL_ID, "curve.csv", "budget_check"),
-    log:
-        model_job_file("logs", "train_budget_check"),
-    benchmark:
-        model_job_file("benchmarks", "train_budget_check")
-    resources:
-        gpu=GPU_JOB,
-        mem_mb=4000,
-        runtime=1440,
-    params:
-        code=CODE_VERSION,
-        cfg=BUDGET_CHECK_CONFIG,
-        model_id=MODEL_ID,
-        labels=train_labels_arg,
-        out_dir=model_dir(MODEL_ID, "budget_check"),
-        ckpt_dir=model_dir(MODEL_ID, "checkpoints/budget_check"),
-        pair_cache=res("checkpoints", "_pairs"),
+    rule collect_model:
+        input:
+            lambda w: res("stacks", "models", STACK_OF[("models", f"{w.kind}/{w.arch}/seed{w.seed}")]),
+        output:
+            model=model_file(MODEL_ID, "model.pt"),
+            metrics=model_file(MODEL_ID, "metrics.json"),
+            curve=model_file(MODEL_ID, "curve.csv"),
+        localrule: True
+        params:
+            src=lambda w, input: os.path.join(input[0], f"{w.kind}/{w.arch}/seed{w.seed}"),
+        shell:
+            "cp {params.src:q}/model.pt {output.model:q} && cp {params.src:q}/metrics.json {output.metrics:q}"
+            " && cp {params.src:q}/curve.csv {output.curve:q}"
+
+    use rule collect_model as collect_budget_check_model with:
+        input:
+            lambda w: res("stacks", "budget_check", STACK_OF[("budget_check", f"{w.kind}/{w.arch}/seed{w.seed}")]),
+        output:
+            model=model_file(MODEL_ID, "model.pt", "budget_check"),
+            metrics=model_file(MODEL_ID, "metrics.json", "budget_check"),
+            curve=model_file(MODEL_ID, "curve.csv", "budget_check"),
+
+else:
+
+    rule train:
+        input:
+            unpack(train_inputs),
+        output:
+            model=model_file(MODEL_ID, "model.pt"),
+            metrics=model_file(MODEL_ID, "metrics.json"),
+            curve=model_file(MODEL_ID, "curve.csv"),
+        log:
+            model_job_file("logs", "train"),
+        benchmark:
+            model_job_file("benchmarks", "train")
+        conda:
+            CONDA_ENV
+        threads: config["training"]["torch_threads"]
+        resources:
+            gpu=GPU_JOB,
+            mem_mb=4000,
+            runtime=720,
+        params:
+            code=CODE_VERSION,
+            cfg=TRAIN_CONFIG,
+            model_id=MODEL_ID,
+            labels=train_labels_arg,
+            out_dir=model_dir(MODEL_ID),
+            ckpt_dir=model_dir(MODEL_ID, "checkpoints"),
+            # the pre-computed pairs, shared by every model (keyed by dataset, split and cut-off: never stale)
+            pair_cache=res("checkpoints", "_pairs"),
+        shell:
+            "tsmlip train --config-json {params.cfg:q} --model-id {params.model_id:q}"
+            " --dataset {input.data:q} --split {input.split:q} {params.labels}"
+            " --out-dir {params.out_dir:q} --checkpoint-dir {params.ckpt_dir:q} --pair-cache-dir {params.pair_cache:q}"
+            " > {log:q} 2>&1"
+    
+    
+    # Convergence checked, not trusted: the models of budget_check: trained again from scratch with both patiences and
+    # the epoch cap times budget_check.scale (same data, labels, seed and initial weights as the model they check).
+    use rule train as train_budget_check with:
+        output:
+            model=model_file(MODEL_ID, "model.pt", "budget_check"),
+            metrics=model_file(MODEL_ID, "metrics.json", "budget_check"),
+            curve=model_file(MODEL_ID, "curve.csv", "budget_check"),
+        log:
+            model_job_file("logs", "train_budget_check"),
+        benchmark:
+            model_job_file("benchmarks", "train_budget_check")
+        resources:
+            gpu=GPU_JOB,
+            mem_mb=4000,
+            runtime=1440,
+        params:
+            code=CODE_VERSION,
+            cfg=BUDGET_CHECK_CONFIG,
+            model_id=MODEL_ID,
+            labels=train_labels_arg,
+            out_dir=model_dir(MODEL_ID, "budget_check"),
+            ckpt_dir=model_dir(MODEL_ID, "checkpoints/budget_check"),
+            pair_cache=res("checkpoints", "_pairs"),

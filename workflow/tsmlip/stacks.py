@@ -1,0 +1,37 @@
+"""Which models train together (``training.engine: fast`` with ``training.stack: true``): one stack per output folder
+(``models`` or ``budget_check``), architecture and source of training data. A stack's models share the dataset
+and split; the teachers stack apart from the models that learn their labels, and the kinds trained on
+teacher-generated data (``student_synthetic``) apart from the rest."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .config import ModelId, all_model_ids, budget_check_ids
+from .kinds import REGISTRY
+
+#: the output folders of trained models under results_dir
+FOLDERS = ("models", "budget_check")
+
+
+@dataclass(frozen=True)
+class Stack:
+    folder: str  # models | budget_check
+    name: str  # <arch>-<group>, e.g. w8-s4-l1-sweep
+    model_ids: tuple[ModelId, ...]
+
+
+def _group(model_id: ModelId) -> str:
+    source = REGISTRY[model_id.kind].labels
+    return {"none": "teacher", "synthetic": "synthetic"}.get(source, "sweep")
+
+
+def plan(cfg: dict) -> list[Stack]:
+    """Every stack of the configuration (empty unless the fast engine stacks)."""
+    tr = cfg["training"]
+    if tr["engine"] != "fast" or not tr["stack"]:
+        return []
+    groups: dict[tuple, list] = {}
+    for folder, ids in zip(FOLDERS, (all_model_ids(cfg), budget_check_ids(cfg))):
+        for m in ids:
+            groups.setdefault((folder, f"{m.arch.tag}-{_group(m)}"), []).append(m)
+    return [Stack(folder, name, tuple(ids)) for (folder, name), ids in groups.items()]
