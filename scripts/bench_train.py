@@ -7,6 +7,8 @@ student (the sweep's base architecture) at several batch sizes, and prints a tab
     python scripts/bench_train.py                       # default data, batch 8 16 32, 1 thread
     python scripts/bench_train.py --batch 8 --epochs 5 --models student
     python scripts/bench_train.py --profile student     # torch profiler table of one epoch
+    python scripts/bench_train.py --engines --stack 9   # hippynn vs the fast engine (1 model and a stack of 9)
+    python scripts/bench_train.py --engines --smoke     # seconds: the tiny config, a few steps (a test runs it)
 
 Phases (wall seconds, one process per model so the imports are counted as a fresh job pays them):
 ``import`` (torch, hippynn, the package), ``assemble`` (data, model graph, losses, hippynn database,
@@ -126,6 +128,108 @@ def _legacy_eval(T, run, tr, epoch):
         run.evaluator.evaluate(run.db.make_generator("valid", "eval", tr["eval_batch_size"]), "valid", epoch)
 
 
+def engines(a) -> list[dict]:
+    """hippynn's training step against the fast engine's, interleaved in one process on the same data and batch
+    size: ms per model-step (minimum over ``--repeats`` rounds of ``--steps`` steps) for hippynn, the fast engine with
+    one model, and a stack of ``--stack`` models; and seconds per model-epoch including the per-epoch validation, for
+    the sweep's architectures and the teacher of the config."""
+    import numpy as np
+    import torch
+
+    sys.path.insert(0, str(ROOT / "workflow"))
+    from tsmlip import train as T
+    from tsmlip.config import ModelId, load_config, sweep_archs, teacher_arch
+    from tsmlip.core.geometry import pair_geometry
+    from tsmlip.core.hipnn_stack import SlotBatch, StackedHipnn, loss_terms
+    from tsmlip.data import load_dataset, load_split
+    from tsmlip.losses import combine
+    from tsmlip.train.fast import _Adam, _evaluate, _initial_state, _targets
+
+    torch.set_num_threads(a.threads)
+    torch.set_flush_denormal(True)
+    cfg = load_config(*[Path(c) for c in a.config])
+    tr = cfg["training"]
+    tr["batch_size"], tr["torch_threads"], tr["device"] = a.batch[0], a.threads, "cpu"
+    res = Path(a.results)
+    ds, sp = res / "data" / "dataset.npz", res / "data" / "split.npz"
+    arrays = load_dataset(ds)
+    split = load_split(sp, len(arrays["E"]))
+    species = sorted(int(z) for z in np.unique(arrays["Z"]) if z)
+    geom = pair_geometry(arrays, species, cfg["network"]["dist_hard_max"])
+    B = a.batch[0]
+    n_train = len(split["train"])
+    archs = [("teacher", teacher_arch(cfg))] + [("control", arch) for arch in sweep_archs(cfg)]
+    rows = []
+    for kind, arch in archs:
+        mid = ModelId(kind, arch, 1)
+        data = T._load_data(mid, ds, sp, None)
+        with T._quiet():
+            run = T._assemble(mid, cfg, data, torch.device("cpu"), a.pair_cache)
+        optimizer, _, _ = T._optimizer(mid, cfg, run.model)
+        w = run.schedule.final
+        stacks = {}
+        for n in (1, a.stack):
+            states = [_initial_state(ModelId(kind, arch, s + 1), cfg, arrays, split, species)[1:] for s in range(n)]
+            st = StackedHipnn(states, arch.n_atom_layers, cfg["network"]["dist_hard_max"])
+            stacks[n] = (st, _Adam(st.trainable()))
+        wvec = {t: torch.tensor(getattr(w, f"w_{t}")) for t in ("E", "F", "L2", "R")}
+
+        def hippynn_steps(k):
+            t = time.perf_counter()
+            for i in range(k):
+                T.train_step(run, optimizer, run.batches["train"].batch(torch.arange(i * B, (i + 1) * B) % n_train), w)
+            return (time.perf_counter() - t) / k
+
+        def fast_steps(n, k):
+            st, adam = stacks[n]
+            lr = torch.full((n,), tr["learning_rate"])
+            t = time.perf_counter()
+            for i in range(k):
+                rows_ = np.stack([split["train"][(np.arange(B) + i * B + 7 * m) % n_train] for m in range(n)])
+                batch = SlotBatch(geom, torch.as_tensor(rows_))
+                out = st.forward(batch, forces=True, create_graph=True)
+                terms = loss_terms(st, out, batch, _targets(arrays, None, rows_, "cpu"), False)
+                sum(wvec[t_] * terms[t_] for t_ in terms).sum().backward()
+                adam.step(st.trainable(), lr)
+            return (time.perf_counter() - t) / k / n
+
+        def hippynn_eval():
+            t = time.perf_counter()
+            T._evaluate_epoch(run, tr, 1)
+            return time.perf_counter() - t
+
+        def fast_eval(n):
+            st = stacks[n][0]
+
+            class _M:  # what _evaluate reads of a member
+                class data:
+                    distilled, labels = False, None
+            t = time.perf_counter()
+            _evaluate(st, geom, arrays, [_M] * n, np.tile(split["valid"], (n, 1)), tr["eval_batch_size"], "cpu")
+            return (time.perf_counter() - t) / n
+
+        best = {k: float("inf") for k in ("h", "f1", "fn", "he", "f1e", "fne")}
+        hippynn_steps(3), fast_steps(1, 3), fast_steps(a.stack, 2)  # warm-up
+        for _ in range(a.repeats):  # interleaved rounds
+            best["h"] = min(best["h"], hippynn_steps(a.steps))
+            best["f1"] = min(best["f1"], fast_steps(1, a.steps))
+            best["fn"] = min(best["fn"], fast_steps(a.stack, a.steps))
+            best["he"] = min(best["he"], hippynn_eval())
+            best["f1e"] = min(best["f1e"], fast_eval(1))
+            best["fne"] = min(best["fne"], fast_eval(a.stack))
+        steps = -(-n_train // B)
+        r = {"model": f"{kind} {arch.tag}", "batch": B, "stack": a.stack, "steps_per_epoch": steps,
+             "hippynn_ms_step": 1e3 * best["h"], "fast1_ms_step": 1e3 * best["f1"], "fastN_ms_model_step": 1e3 * best["fn"],
+             "hippynn_s_epoch": steps * best["h"] + best["he"], "fast1_s_epoch": steps * best["f1"] + best["f1e"],
+             "fastN_s_model_epoch": steps * best["fn"] + best["fne"]}
+        r["speedup_epoch"] = r["hippynn_s_epoch"] / r["fastN_s_model_epoch"]
+        rows.append(r)
+        print(f"| {r['model']} | {B} | {a.stack} | {r['hippynn_ms_step']:.2f} | {r['fast1_ms_step']:.2f} | "
+              f"{r['fastN_ms_model_step']:.2f} | {r['hippynn_s_epoch']:.3f} | {r['fast1_s_epoch']:.3f} | "
+              f"{r['fastN_s_model_epoch']:.3f} | {r['speedup_epoch']:.1f}x |", flush=True)
+    return rows
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", nargs="+", default=[str(ROOT / "config" / "config.yaml")])
@@ -140,8 +244,29 @@ def main(argv=None) -> int:
     p.add_argument("--pair-cache", default=None,
                    help="a pair-cache folder as the workflow's jobs share (a warm start-up: all but the first job)")
     p.add_argument("--json", default=None, help="also write the rows here")
+    p.add_argument("--engines", action="store_true", help="hippynn vs the fast engine, interleaved (see engines())")
+    p.add_argument("--stack", type=int, default=9, help="--engines: models in the fast engine's stack")
+    p.add_argument("--steps", type=int, default=30, help="--engines: steps per timed round")
+    p.add_argument("--repeats", type=int, default=5, help="--engines: interleaved rounds (the minimum is kept)")
+    p.add_argument("--smoke", action="store_true",
+                   help="--engines on the tiny config (config/test.yaml) with its data made in a temporary folder, "
+                        "3 steps, 1 round: the script runs, nothing is measured")
     p.add_argument("--_one", default=None, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
+    if a.engines:
+        import torch
+        if a.smoke:
+            a = _smoke_setup(a)
+        print(f"# machine: {machine()}; torch {torch.__version__}; {a.threads} torch thread(s); CPU")
+        print(f"# config: {' + '.join(Path(c).name for c in a.config)}; data: {a.results}/data; ms per model-step "
+              f"(min of {a.repeats} interleaved rounds of {a.steps} steps); s per model-epoch incl. validation")
+        print("| model | batch | stack | hippynn ms/step | fast ms/step | fast stack ms/model-step | hippynn s/epoch | "
+              "fast s/epoch | fast stack s/model-epoch | per model-epoch |")
+        print("|" + "---|" * 10)
+        rows = engines(a)
+        if a.json:
+            Path(a.json).write_text(json.dumps({"machine": machine(), "rows": rows}, indent=2))
+        return 0
     if a._one:
         kw = json.loads(a._one)
         print(json.dumps(one(argparse.Namespace(**kw))))
@@ -173,6 +298,29 @@ def main(argv=None) -> int:
     if a.json:
         Path(a.json).write_text(json.dumps({"machine": machine(), "rows": rows}, indent=2))
     return 0
+
+
+def _smoke_setup(a):
+    """The tiny config's data in a temporary results folder; a few steps of everything."""
+    import numpy as np
+
+    sys.path.insert(0, str(ROOT / "workflow"))
+    from tsmlip.config import load_config
+    from tsmlip.data.dataset import load_dataset, pad_configurations, save_dataset
+    from tsmlip.data.emt import generate
+    from tsmlip.data.split import make_split
+
+    cfgs = [str(ROOT / "config" / "config.yaml"), str(ROOT / "config" / "test.yaml")]
+    cfg = load_config(*[Path(c) for c in cfgs])
+    res = Path(tempfile.mkdtemp(prefix="bench_train_smoke_"))
+    (res / "data").mkdir()
+    configs, _ = generate(cfg["data"]["emt"], progress=False)
+    save_dataset(pad_configurations(configs), res / "data" / "dataset.npz", {"source": "emt"})
+    n = len(load_dataset(res / "data" / "dataset.npz")["E"])
+    sp = cfg["split"]
+    np.savez(res / "data" / "split.npz", **make_split(n, sp["valid_fraction"], sp["test_fraction"], sp["seed"]))
+    a.config, a.results, a.stack, a.steps, a.repeats, a.batch = cfgs, str(res), 2, 3, 1, [2]
+    return a
 
 
 if __name__ == "__main__":

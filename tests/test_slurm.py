@@ -51,6 +51,7 @@ DAEMONS = ("munged", "slurmctld", "slurmd")
 GPU_RULES = {
     "train",
     "train_budget_check",
+    "train_stack",
     "md_timing",
     "max_atoms",
     "rdf_md",
@@ -301,9 +302,13 @@ def test_real_workflow_on_slurm(slurm_cluster, tmp_path):
     print(f"real workflow (config/test.yaml) on SLURM: {proc.wall_s:.1f}s")
     assert proc.returncode == 0, _tail(log, 120)
     by_rule = _check_slurm_evidence(log, calls)
-    from tsmlip.config import all_model_ids, load_config
+    from tsmlip.config import load_config
+    from tsmlip.stacks import plan
 
-    assert len(by_rule.get("train", [])) == len(all_model_ids(load_config(REPO / "config" / "config.yaml", REPO / "config" / "test.yaml"))), sorted(by_rule)
+    # one training job per stack of the fast engine (tsmlip.stacks), the models' files collected locally
+    n_stacks = len(plan(load_config(REPO / "config" / "config.yaml", REPO / "config" / "test.yaml")))
+    assert n_stacks and len(by_rule.get("train_stack", [])) == n_stacks, sorted(by_rule)
+    assert "collect_model" not in by_rule, sorted(by_rule)
     assert GPU_RULES & set(by_rule), sorted(by_rule)
 
     # every output exists: a second plan finds nothing to do
@@ -319,7 +324,9 @@ def test_real_workflow_on_slurm(slurm_cluster, tmp_path):
 # ~0.1 s) and checkpoints every 3 epochs, so the "at most checkpoint_every epochs lost" bound is not
 # trivially 1. Only the teacher's metrics.json is asked for (generate_dataset, split, train):
 # the rest of the DAG proves nothing more here.
-FAULT_OVERLAY = {"training": {"max_epochs": 120, "checkpoint_every": 3}}
+#: one job per model (the per-model rule `train`) so that a fault hits one training; the fast engine's stacks resume
+#: from the same kind of checkpoints (tests/test_fast_engine.py: test_killed_stack_resumes_from_checkpoints)
+FAULT_OVERLAY = {"training": {"max_epochs": 120, "checkpoint_every": 3, "engine": "hippynn"}}
 EPOCH_RE = re.compile(r"\] epoch\s+(\d+)\s+lr ")
 RESUMED_RE = re.compile(r"resuming from checkpoint at epoch (\d+)")
 SHELL_RE = re.compile(r"^Shell command: (tsmlip train --config-json .* --model-id (\S+) .*)$", re.M)
