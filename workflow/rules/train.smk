@@ -17,11 +17,11 @@ rule train:
         CONDA_ENV
     threads: config["training"]["torch_threads"]
     resources:
-        gpu=GPU_JOB,
+        gpu=gpu_job,
         mem_mb=4000,
         runtime=720,
     params:
-        code=CODE_VERSION,
+        code=code_stamp("train"),
         cfg=TRAIN_CONFIG,
         model_id=MODEL_ID,
         labels=train_labels_arg,
@@ -48,11 +48,11 @@ use rule train as train_budget_check with:
     benchmark:
         model_job_file("benchmarks", "train_budget_check")
     resources:
-        gpu=GPU_JOB,
+        gpu=gpu_job,
         mem_mb=4000,
         runtime=1440,
     params:
-        code=CODE_VERSION,
+        code=code_stamp("train"),
         cfg=BUDGET_CHECK_CONFIG,
         model_id=MODEL_ID,
         labels=train_labels_arg,
