@@ -10,7 +10,7 @@ import shutil
 import pytest
 
 from conftest import ROOT, run_snakemake, write_emt_copper_xyz
-from tsmlip.config import code_version
+from tsmlip.cli import COMMANDS
 
 #: a results folder whose name has a space and a non-ASCII character
 ODD = "ré sults"
@@ -82,25 +82,24 @@ def test_every_step_takes_its_config_as_one_json_subtree(tmp_path):
                 node = node[k]
 
 
-def test_every_rule_carries_the_code_stamp():
-    """A change to the package's code reruns what it computes: every rule has the stamp in its params."""
+def test_every_rule_carries_the_code_stamp_of_its_step():
+    """A change to the code a rule runs reruns it: every rule has its step's stamp in its params,
+    `code=code_stamp("<step>")` with the step its shell command runs (`tsmlip <step>`)."""
+    n = 0
     for f in sorted((ROOT / "workflow" / "rules").glob("*.smk")):
         text = f.read_text()
-        blocks = re.split(r"^\s*rule (\w+):\n", text, flags=re.M)
+        blocks = re.split(r"^\s*(?:use )?rule (\w+)", text, flags=re.M)
         for name, body in zip(blocks[1::2], blocks[2::2]):
-            body = body.split("\nrule ")[0]
-            assert "code=CODE_VERSION" in body or "**MD_PARAMS" in body, f"{f.name}: rule {name}"
-    assert "code=CODE_VERSION" in (ROOT / "workflow" / "rules" / "md.smk").read_text()
-
-
-def test_code_version_follows_the_package(tmp_path):
-    pkg = tmp_path / "tsmlip"
-    shutil.copytree(ROOT / "workflow" / "tsmlip", pkg, ignore=shutil.ignore_patterns("__pycache__"))
-    v = code_version(pkg)
-    assert v == code_version(ROOT / "workflow" / "tsmlip") and re.fullmatch(r"[0-9a-f]{16}", v)
-    loop = pkg / "train" / "loop.py"
-    loop.write_text(loop.read_text().replace("LATE_FRACTION = 0.2", "LATE_FRACTION = 0.3"))
-    assert code_version(pkg) != v
+            if name == "all":
+                continue
+            stamps = re.findall(r'code=code_stamp\("([\w-]+)"\)', body)
+            runs = re.findall(r'"tsmlip ([\w-]+)', body)
+            inherited = body.lstrip().startswith("as ")  # `use rule train as ...`: its step's shell
+            assert len(stamps) == 1, f"{f.name}: rule {name} carries no single code stamp"
+            assert stamps[0] in COMMANDS, f"{f.name}: rule {name}: unknown step {stamps[0]!r}"
+            assert inherited or runs == stamps, f"{f.name}: rule {name} runs {runs} but is stamped {stamps}"
+            n += 1
+    assert n >= 20
 
 
 def test_data_stage_follows_its_files_by_content(tmp_path):

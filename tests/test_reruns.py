@@ -1,6 +1,7 @@
 """Checkpoints and reruns follow the inputs (issue 23): the split is part of the fingerprint, a finished
-checkpoint never stands in for a requested retrain, a code stamp reruns every rule after a code change,
-and a broken checkpoint folder or split file gets one message."""
+checkpoint never stands in for a requested retrain, and a broken checkpoint folder or split file gets one
+message. Reruns follow what a change touches: each step's code stamp covers its own import closure
+(tsmlip.stamps), so an edit of the figures replans the figures only and an edit of the training loop retrains."""
 import json
 import os
 import re
@@ -9,7 +10,7 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, run_snakemake
 from tsmlip.config import ModelId
 from tsmlip.data import DataError, load_split
 from tsmlip.data.split import make_split, split_fingerprint
@@ -141,3 +142,107 @@ def test_one_atom_periodic_cells_train_without_nan(tiny_cfg, tmp_path):
     split = _split_file(tmp_path / "split.npz", 12, 1)
     m = train(MID, settings(tiny_cfg, max_epochs=2), tmp_path / "one.npz", split, tmp_path / "m", tmp_path / "c")
     assert np.isfinite(m["splits"]["train"]["energy_rmse_eV"])
+
+
+# --- code stamps: a change reruns what it touches ----------------------------------------------------------
+def _package_copy(tmp_path):
+    pkg = tmp_path / "workflow" / "tsmlip"
+    shutil.copytree(ROOT / "workflow" / "tsmlip", pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    return pkg
+
+
+def test_code_stamp_covers_the_step_closure_only(tmp_path):
+    from tsmlip import stamps
+
+    pkg = _package_copy(tmp_path)
+    before = {step: stamps.code_stamp(step, pkg) for step in stamps.step_modules()}
+    assert before == {step: stamps.code_stamp(step) for step in stamps.step_modules()}
+    assert all(re.fullmatch(r"[0-9a-f]{16}", v) for v in before.values())
+    loop = pkg / "train" / "loop.py"
+    loop.write_text(loop.read_text() + "# a comment counts\n")
+    after = {step: stamps.code_stamp(step, pkg) for step in before}
+    changed = {step for step in before if after[step] != before[step]}
+    assert "train" in changed and not changed & {"plot", "aggregate", "claims", "split", "generate-dataset"}
+    # package data belong to the steps that read them: the measured g(r) to the RDF error
+    gr = next((pkg / "reference_data").rglob("*.csv"))
+    gr.write_text(gr.read_text() + "\n")
+    again = {step: stamps.code_stamp(step, pkg) for step in before}
+    assert again["rdf-error"] != after["rdf-error"] and again["train"] == after["train"]
+
+
+def test_closure_follows_function_level_imports_and_packages():
+    from tsmlip.stamps import closure, import_graph, step_files, step_modules
+
+    graph = import_graph()
+    plot = closure(step_modules()["plot"], graph)
+    assert {"tsmlip", "tsmlip.plots", "tsmlip.cli", "tsmlip.config"} <= plot  # cli, config: inside main()
+    assert "tsmlip.train.loop" not in plot and "tsmlip.md.engines" not in plot
+    train = {f.relative_to(ROOT / "workflow").as_posix() for f in step_files("train")}
+    assert {"tsmlip/train/__init__.py", "tsmlip/train/loop.py", "tsmlip/model.py"} <= train
+    assert "tsmlip/plots.py" not in train
+
+
+def test_every_package_data_file_has_its_readers():
+    """A data file of the package is read by some module (stamps.DATA) or by planning only: a new one is
+    placed there, so the steps that read it rerun when it changes."""
+    from tsmlip.stamps import DATA, PACKAGE_DIR, PLANNING_ONLY_DATA, import_graph
+
+    claimed = [PACKAGE_DIR / rel for rels in DATA.values() for rel in rels] + [PACKAGE_DIR / p for p in PLANNING_ONLY_DATA]
+    assert all(p.exists() for p in claimed), claimed
+    assert set(DATA) <= set(import_graph())
+    for f in PACKAGE_DIR.rglob("*"):
+        if f.is_file() and f.suffix not in (".py", ".pyc"):
+            assert any(f == p or p in f.parents for p in claimed), f"{f}: no module of stamps.DATA reads it"
+
+
+def _checkout_copy(tmp_path):
+    co = tmp_path / "checkout"
+    co.mkdir()
+    shutil.copy(ROOT / "Snakefile", co)
+    for d in ("workflow", "config", "envs"):
+        shutil.copytree(ROOT / d, co / d, ignore=shutil.ignore_patterns("__pycache__", "results*"))
+    return co
+
+
+def _plan(co, results, *args):
+    out = run_snakemake("-n", "--workflow-profile", "none", "--configfile", "config/test.yaml",
+                        "--config", f"results_dir={results}", *args, cwd=co)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    text = out.stdout + out.stderr
+    if "Nothing to be done" in text:
+        return {}
+    table = text[text.index("Job stats"):].split("\n\n")[0]  # the table ends at the first blank line
+    return {l.split()[0]: int(l.split()[1]) for l in table.splitlines()[3:] if l.split()[0] != "total"}
+
+
+def test_dry_run_plans_only_what_an_edit_touches(tmp_path):
+    """A finished run (every output made by `snakemake --touch`, which records Snakemake's metadata with each
+    rule's params): a comment added to plots.py plans the figure jobs only; one added to the training loop
+    plans training and what reads the models, never the data stage."""
+    co = _checkout_copy(tmp_path)
+    results = co / "results"
+    summary = run_snakemake("--summary", "--workflow-profile", "none", "--configfile", "config/test.yaml",
+                            "--config", f"results_dir={results}", cwd=co)
+    assert summary.returncode == 0, summary.stderr[-3000:]
+    files = [l.split("\t")[0] for l in summary.stdout.splitlines()[1:] if l.strip()]
+    assert len(files) > 50
+    for f in files:
+        os.makedirs(os.path.dirname(f), exist_ok=True)
+        open(f, "a").close()
+    touch = run_snakemake("--touch", "--forceall", "--cores", "1", "--workflow-profile", "none", "--configfile",
+                          "config/test.yaml", "--config", f"results_dir={results}", cwd=co)
+    assert touch.returncode == 0, touch.stdout[-3000:] + touch.stderr[-3000:]
+    assert _plan(co, results) == {}
+
+    plots = co / "workflow" / "tsmlip" / "plots.py"
+    original = plots.read_text()
+    plots.write_text(original + "# an edit of the figures\n")
+    assert set(_plan(co, results)) == {"figure", "figure_coverage", "all"}
+
+    plots.write_text(original)
+    assert _plan(co, results) == {}
+    loop = co / "workflow" / "tsmlip" / "train" / "loop.py"
+    loop.write_text(loop.read_text() + "# an edit of the training loop\n")
+    planned = _plan(co, results)
+    assert {"train", "train_budget_check", "aggregate", "figure"} <= set(planned)
+    assert not set(planned) & {"generate_dataset", "split", "label_oracle"}

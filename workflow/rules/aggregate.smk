@@ -44,7 +44,7 @@ rule aggregate:
         mem_mb=2000,
         runtime=15,
     params:
-        code=CODE_VERSION,
+        code=code_stamp("aggregate"),
         cfg=step_config("aggregate.learning_speed_factor"),
         budget_check=lambda wildcards, input: (
             f"--budget-check-files {' '.join(shlex.quote(f) for f in input.budget_check)}"
@@ -96,7 +96,7 @@ rule claims:
         mem_mb=1000,
         runtime=5,
     params:
-        code=CODE_VERSION,
+        code=code_stamp("claims"),
         cfg=step_config(
             "aggregate.confidence",
             "aggregate.min_relative_effect",
@@ -143,7 +143,7 @@ rule born_again_table:
         mem_mb=1000,
         runtime=5,
     params:
-        code=CODE_VERSION,
+        code=code_stamp("born-again-table"),
         # the published numbers live once, in config (paper_reference); the MD-cost entry is the GPU
         # campaign's (scripts/gpu_campaign.py), not this table's
         cfg=step_config(
@@ -181,7 +181,7 @@ rule figure:
         mem_mb=1500,
         runtime=5,
     params:
-        code=CODE_VERSION,
+        code=code_stamp("plot"),
         cfg=figure_config,
         options=figure_options,
     shell:

@@ -10,16 +10,17 @@ sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))  # the tsmlip packa
 from tsmlip import config as tsconfig
 from tsmlip import kinds as tskinds
 from tsmlip import stacks as tsstacks
+from tsmlip.stamps import code_stamp
 
 # the one check of the configuration (config/config.yaml and any --configfile overlays merged over it): the
 # package's schema and the cross-field checks it cannot express, each error naming the key
 tsconfig.validate(config)
 
 RESULTS = tsconfig.results_dir(config)
-#: a stamp of the package's code (sha256 over workflow/tsmlip/**/*.py), computed once per planning and put
-#: into every rule's params: after a change to the code that computes a result, Snakemake's params rerun
-#: trigger reruns it (README: "Forcing a retrain")
-CODE_VERSION = tsconfig.code_version()
+# The params of each rule hold `code=code_stamp("<step>")`, the sha256 of the code its `tsmlip <step>` runs
+# (the step's module and what it imports within the package, with the package data it reads; tsmlip.stamps).
+# After a change to that code Snakemake's params rerun trigger reruns the job, and then what reads its
+# outputs: a change to the figures reruns the figures only, a change to the training loop retrains.
 KINDS_RE = "|".join(tskinds.KINDS)
 ARCH_RE = r"w\d+-s\d+-l\d+"
 
@@ -85,44 +86,67 @@ HIPNN_LABELS = not FOUNDATION or CALCULATOR_LABELS != LABELS
 SYNTHETIC = {name: res("synthetic", f"{name}.npz") for name in ("dataset", "split", "atom_energies")}
 
 
+def data_sources(wildcards):
+    """The sha256 of each source data file (data.source ani_h5 / extxyz), as JSON: in the data rule's params, so
+    an edit or a swap of any of them reruns it whatever the mtimes say. A params function: Snakemake reads the
+    files only when it compares them with a finished job's record (or prints the job), never when it merely
+    parses the workflow."""
+    from tsmlip.data.io import source_checksums
+
+    return json.dumps(source_checksums(config["data"]["source"], config["data"]["path"]), sort_keys=True)
+
+
 # --- training (train.smk) ---------------------------------------------------------------------------
+_GPUS = []
+
+
 def _local_gpus():
-    """GPUs this (planning) machine sees, from NVML; 0 when there is no NVIDIA driver."""
-    try:
-        import pynvml
-
-        pynvml.nvmlInit()
+    """GPUs this (planning) machine sees, from NVML, probed once and only when asked; 0 when there is no
+    NVIDIA driver."""
+    if not _GPUS:
         try:
-            return pynvml.nvmlDeviceGetCount()
-        finally:
-            pynvml.nvmlShutdown()
-    except Exception:
-        return 0
+            import pynvml
+
+            pynvml.nvmlInit()
+            try:
+                _GPUS.append(pynvml.nvmlDeviceGetCount())
+            finally:
+                pynvml.nvmlShutdown()
+        except Exception:
+            _GPUS.append(0)
+    return _GPUS[0]
 
 
-#: the `gpu` resource of device jobs (training, MD, RDF): 1 where this machine has a GPU, so a local
-#: run never puts two of them on one GPU; 0 on a CPU-only machine, where `threads` alone share the
-#: cores. Cluster profiles set it per rule (profiles/slurm asks SLURM for one GPU per such job).
-GPU_JOB = 1 if _local_gpus() > 0 else 0
+def gpu_job(wildcards=None):
+    """The `gpu` resource of device jobs (training, MD, RDF): 1 where this machine has a GPU, so a local
+    run never puts two of them on one GPU; 0 on a CPU-only machine, where `threads` alone share the
+    cores. Cluster profiles set it per job (profiles/slurm asks SLURM for one GPU per such job). A function,
+    so parsing the workflow probes no GPU."""
+    return 1 if _local_gpus() > 0 else 0
 
 
-# A device setting that names no device here stops a run whose jobs run on this machine before any job
-# (a cluster job checks its own device when it starts and stops with one message).
+def gpu_job_on(device):
+    """gpu_job for a job on ``device`` (a calculator's): none on "cpu"."""
+    return lambda wildcards: gpu_job() if device != "cpu" else 0
+
+
+# Checks that need this machine or the data stage's output, done when a run starts (a dry run reads neither):
+# a device setting that names no device here stops a run whose jobs run on this machine before any job (a
+# cluster job checks its own device when it starts and stops with one message); data read from files, whose
+# number is known once the data stage has run (provenance.json): a split that leaves no training
+# configuration, or a train_eval_fraction that evaluates none, is refused (the split step refuses them the
+# first time).
 onstart:
     if workflow.local_exec:
         tsconfig.check_devices(config, _local_gpus())
-
-
-# Data read from files: their number is known once the data stage has run (provenance.json); a split that
-# leaves no training configuration, or a train_eval_fraction that evaluates none, is refused here, and the
-# split step refuses them the first time.
-if config["data"]["source"] != "emt" and RESULTS.joinpath("data", "provenance.json").is_file():
-    try:
-        _n_read = json.loads(RESULTS.joinpath("data", "provenance.json").read_text())["n_configs"]
-    except (ValueError, KeyError):
-        _n_read = None
-    if _n_read:
-        tsconfig.check_split_sizes(config, int(_n_read), "data/provenance.json n_configs")
+    _provenance = RESULTS.joinpath("data", "provenance.json")
+    if config["data"]["source"] != "emt" and _provenance.is_file():
+        try:
+            _n_read = json.loads(_provenance.read_text())["n_configs"]
+        except (ValueError, KeyError):
+            _n_read = None
+        if _n_read:
+            tsconfig.check_split_sizes(config, int(_n_read), "data/provenance.json n_configs")
 
 
 #: the files a kind trains on, by where its atom-energy labels come from (tsmlip.kinds: labels): the data alone

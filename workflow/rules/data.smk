@@ -18,7 +18,7 @@ if config["data"]["source"] == "emt":
             mem_mb=2000,
             runtime=60,
         params:
-            code=CODE_VERSION,
+            code=code_stamp("generate-dataset"),
             cfg=step_config("data.emt", "data.min_distance_A"),
         shell:
             "tsmlip generate-dataset --config-json {params.cfg:q} --out {output.data:q} 2>&1 | tee {log:q} >&2"
@@ -32,12 +32,11 @@ else:
         if on and config[sec].get("element") is None
     ]
 
-    from tsmlip.data.io import source_checksums, source_files
+    from tsmlip.data.io import source_files
 
-    # the source's files (an ani_h5 folder expanded to its *.h5 / *.hdf5) and their sha256: an edit or a swap
-    # of any of them reruns this rule (params trigger), whatever the files' or the folder's mtimes say
+    # the source's files (an ani_h5 folder expanded to its *.h5 / *.hdf5), with their sha256 in the params
+    # (common.smk: data_sources)
     DATA_FILES = [str(f) for f in source_files(config["data"]["source"], config["data"]["path"])]
-    DATA_SOURCES = source_checksums(config["data"]["source"], config["data"]["path"])
 
     rule prepare_dataset:
         input:
@@ -56,8 +55,8 @@ else:
             mem_mb=8000,
             runtime=60,
         params:
-            code=CODE_VERSION,
-            sources=json.dumps(DATA_SOURCES, sort_keys=True),
+            code=code_stamp("prepare-dataset"),
+            sources=data_sources,
             cfg=step_config(
                 *(
                     f"data.{k}"
@@ -94,7 +93,7 @@ rule split:
         mem_mb=2000,
         runtime=10,
     params:
-        code=CODE_VERSION,
+        code=code_stamp("split"),
         cfg=step_config("split", "training.train_eval_fraction"),
     shell:
         "tsmlip split --config-json {params.cfg:q} --dataset {input:q} --out {output.split:q} 2>&1 | tee {log:q} >&2"

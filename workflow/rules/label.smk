@@ -21,11 +21,11 @@ if FOUNDATION:
             CONDA_ENV
         threads: config["foundation"]["torch_threads"]
         resources:
-            gpu=lambda w: GPU_JOB if config["foundation"]["device"] != "cpu" else 0,
+            gpu=gpu_job_on(config["foundation"]["device"]),
             mem_mb=config["foundation"]["mem_mb"],
             runtime=config["foundation"]["runtime_min"],
         params:
-            code=CODE_VERSION,
+            code=code_stamp("label-calculator"),
             cfg=step_config(
                 "foundation.calculator", "foundation.device", "foundation.chunk_size", "labels.sum_tolerance_eV"
             ),
@@ -56,7 +56,7 @@ if HIPNN_LABELS:
             mem_mb=4000,
             runtime=60,
         params:
-            code=CODE_VERSION,
+            code=code_stamp("label"),
             cfg=step_config("labels"),
             teacher_ids=[str(m) for m in LABEL_TEACHERS],
         shell:
@@ -81,7 +81,7 @@ rule label_oracle:
         mem_mb=2000,
         runtime=10,
     params:
-        code=CODE_VERSION,
+        code=code_stamp("label-oracle"),
         cfg=step_config("labels.sum_tolerance_eV"),
     shell:
         "tsmlip label-oracle --config-json {params.cfg:q} --dataset {input.data:q} --out {output.labels:q} > {log:q} 2>&1"
@@ -107,11 +107,11 @@ rule synthesize:
         CONDA_ENV
     threads: config["rdf"]["torch_threads"]
     resources:
-        gpu=GPU_JOB,
+        gpu=gpu_job,
         mem_mb=4000,
         runtime=lambda w: config["synthetic"]["runtime_min"],
     params:
-        code=CODE_VERSION,
+        code=code_stamp("synthesize"),
         cfg=step_config(
             "synthetic",
             "data.min_distance_A",

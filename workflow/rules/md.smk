@@ -6,9 +6,9 @@
 #   snakemake --resources md_device=1 gpu=1 ...   (the default profile sets both)
 MD_CFG = config["md"]
 #: what both rules pass to `tsmlip`: the model's id and the md section
-MD_PARAMS = dict(model_id=MODEL_ID, cfg=step_config("md"), code=CODE_VERSION)
+MD_PARAMS = dict(model_id=MODEL_ID, cfg=step_config("md"))
 #: both rules hold the device alone (md_device) and, where this machine has one, the GPU
-MD_DEVICE = dict(gpu=GPU_JOB, md_device=1)
+MD_DEVICE = dict(gpu=gpu_job, md_device=1)
 
 
 rule md_timing:
@@ -31,6 +31,7 @@ rule md_timing:
         runtime=MD_CFG["timing"]["runtime_min"],
     params:
         **MD_PARAMS,
+        code=code_stamp("md-timing"),
     shell:
         "tsmlip md-timing --config-json {params.cfg:q} --model {input.model:q} --engine {wildcards.engine}"
         " --model-id {params.model_id:q} --out {output:q} > {log:q} 2>&1"
@@ -55,6 +56,7 @@ rule max_atoms:
         runtime=MD_CFG["probe"]["runtime_min"],
     params:
         **MD_PARAMS,
+        code=code_stamp("max-atoms"),
     shell:
         "tsmlip max-atoms --config-json {params.cfg:q} --model {input.model:q} --model-id {params.model_id:q}"
         " --out {output:q} > {log:q} 2>&1"
@@ -77,12 +79,12 @@ if FOUNDATION and config["foundation"]["cost"]["enabled"]:
             CONDA_ENV
         threads: config["foundation"]["torch_threads"]
         resources:
-            gpu=lambda w: GPU_JOB if config["foundation"]["device"] != "cpu" else 0,
+            gpu=gpu_job_on(config["foundation"]["device"]),
             md_device=1,
             mem_mb=config["foundation"]["mem_mb"],
             runtime=config["foundation"]["cost"]["runtime_min"],
         params:
-            code=CODE_VERSION,
+            code=code_stamp("calculator-cost"),
             cfg=step_config("md", "foundation.calculator", "foundation.cost", "foundation.device"),
         shell:
             "tsmlip calculator-cost --config-json {params.cfg:q} --species-from {input.provenance:q}"

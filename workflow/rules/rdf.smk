@@ -26,9 +26,9 @@ rule rdf_md:
     resources:
         mem_mb=RDF_CFG["mem_mb"],
         runtime=RDF_CFG["runtime_min"],
-        gpu=GPU_JOB,
+        gpu=gpu_job,
     params:
-        code=CODE_VERSION,
+        code=code_stamp("rdf-md"),
         model_id=MODEL_ID,
         cfg=step_config(rdf=RDF_MD),
     shell:
@@ -53,7 +53,7 @@ rule rdf_reference:
         mem_mb=RDF_CFG["mem_mb"],
         runtime=RDF_CFG["runtime_min"],
     params:
-        code=CODE_VERSION,
+        code=code_stamp("rdf-md"),
         cfg=step_config("data.source", rdf=RDF_MD),
     shell:
         "tsmlip rdf-md --config-json {params.cfg:q} --reference --data-provenance {input.provenance:q}"
@@ -80,7 +80,7 @@ rule rdf_error:
         mem_mb=500,
         runtime=5,
     params:
-        code=CODE_VERSION,
+        code=code_stamp("rdf-error"),
         cfg=step_config("rdf.experiment", "rdf.peak_fit_halfwidth_A"),
         model_id=MODEL_ID,
         teacher_ids=" ".join(str(t) for t in RDF_TEACHERS),
@@ -112,11 +112,11 @@ if CALCULATOR_LIQUID:
             CONDA_ENV
         threads: config["foundation"]["torch_threads"]
         resources:
-            gpu=lambda w: GPU_JOB if config["foundation"]["device"] != "cpu" else 0,
+            gpu=gpu_job_on(config["foundation"]["device"]),
             mem_mb=config["foundation"]["mem_mb"],
             runtime=config["foundation"]["liquid_runtime_min"],
         params:
-            code=CODE_VERSION,
+            code=code_stamp("rdf-md"),
             # the liquid of the models, on the calculator's device
             cfg=step_config("foundation.calculator", rdf=dict(RDF_MD, device=config["foundation"]["device"])),
         shell:
@@ -148,7 +148,7 @@ rule figure_coverage:
         mem_mb=1500,
         runtime=5,
     params:
-        code=CODE_VERSION,
+        code=code_stamp("plot-coverage"),
         cfg=step_config("aggregate.dpi"),
     shell:
         "tsmlip plot-coverage --config-json {params.cfg:q} --dataset {input.data:q} --rdf-info {input.runs:q}"
@@ -175,9 +175,9 @@ rule rdf_md_noise_seed:
     resources:
         mem_mb=RDF_CFG["mem_mb"],
         runtime=RDF_CFG["runtime_min"],
-        gpu=GPU_JOB,
+        gpu=gpu_job,
     params:
-        code=CODE_VERSION,
+        code=code_stamp("rdf-md"),
         model_id=f"{NOISE_TEACHER} (seed {RDF_CFG['noise_seed']})",
         # the teacher's liquid again, with rdf.noise_seed as its seed
         cfg=step_config(rdf=dict(RDF_MD, seed=RDF_CFG["noise_seed"])),
@@ -203,7 +203,7 @@ rule rdf_noise_floor:
         mem_mb=500,
         runtime=5,
     params:
-        code=CODE_VERSION,
+        code=code_stamp("rdf-error"),
         # two runs of one potential: no comparison with experiment
         cfg=step_config(rdf={"experiment": {"enabled": False}}),
         teacher_id=str(NOISE_TEACHER),

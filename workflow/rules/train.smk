@@ -1,5 +1,5 @@
 # Training: the teacher(s), then students / controls / control_fw over the sweep, and Born-Again.
-# The fast engine with training.stack (the default): `train_stack` trains every model of a stack (tsmlip.train.stacks:
+# The fast engine with training.stack (the default): `train_stack` trains every model of a stack (tsmlip.stacks:
 # one architecture and source of data, kinds x seeds) in one job into results/stacks/<folder>/<stack>/, and
 # `collect_model` puts each model's files in place (a copy; a local rule). Otherwise one job per model, `train`
 # (`tsmlip train`, engine training.engine). The teacher reads no labels (common.smk: train_inputs).
@@ -23,11 +23,11 @@ if STACKS:
             CONDA_ENV
         threads: config["training"]["torch_threads"]
         resources:
-            gpu=GPU_JOB,
+            gpu=gpu_job,
             mem_mb=8000,
             runtime=1440,
         params:
-            code=CODE_VERSION,
+            code=code_stamp("train-stack"),
             cfg=lambda w: BUDGET_CHECK_CONFIG if w.folder == "budget_check" else TRAIN_CONFIG,
             ids=lambda w: " ".join(shlex.quote(str(m)) for m in STACKS_BY_NAME[(w.folder, w.stack)].model_ids),
             labels=stack_labels_arg,
@@ -76,11 +76,11 @@ else:
             CONDA_ENV
         threads: config["training"]["torch_threads"]
         resources:
-            gpu=GPU_JOB,
+            gpu=gpu_job,
             mem_mb=4000,
             runtime=720,
         params:
-            code=CODE_VERSION,
+            code=code_stamp("train"),
             cfg=TRAIN_CONFIG,
             model_id=MODEL_ID,
             labels=train_labels_arg,
@@ -107,11 +107,11 @@ else:
         benchmark:
             model_job_file("benchmarks", "train_budget_check")
         resources:
-            gpu=GPU_JOB,
+            gpu=gpu_job,
             mem_mb=4000,
             runtime=1440,
         params:
-            code=CODE_VERSION,
+            code=code_stamp("train"),
             cfg=BUDGET_CHECK_CONFIG,
             model_id=MODEL_ID,
             labels=train_labels_arg,

@@ -371,27 +371,5 @@ def all_model_ids(cfg: dict) -> list[ModelId]:
     return teacher_ids(cfg) + sweep_ids(cfg) + born_again_ids(cfg)
 
 
-#: the package whose code computes every result (the code stamp, :func:`code_version`)
-PACKAGE_DIR = Path(__file__).resolve().parent
-
-
-def code_version(package_dir: str | Path = PACKAGE_DIR) -> str:
-    """A stamp of the package's code: the sha256 (first 16 hex digits) over the relative path and bytes of
-    every ``.py`` file below ``package_dir``, in sorted order. Each rule carries it in its ``params:``, so a
-    change to the code (a bug fix, a constant of the convergence rule or of a data check) reruns the rules
-    whose results it computes, through Snakemake's params rerun trigger. Comments count too: a change to
-    any file reruns everything (conservative: a result never outlives the code that made it)."""
-    import hashlib
-
-    package_dir = Path(package_dir)
-    h = hashlib.sha256()
-    for f in sorted(package_dir.rglob("*.py")):
-        if "__pycache__" in f.parts:
-            continue
-        h.update(f.relative_to(package_dir).as_posix().encode() + b"\0")
-        h.update(f.read_bytes() + b"\0")
-    return h.hexdigest()[:16]
-
-
 def results_dir(cfg: dict) -> Path:
     return Path(cfg["results_dir"])
