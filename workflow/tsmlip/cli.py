@@ -33,6 +33,7 @@ COMMANDS = {
     "claims": "tsmlip.claims:main",
     "plot": "tsmlip.plots:main",
     "plot-coverage": "tsmlip.coverage_plot:main",
+    "export": "tsmlip.export:main",
 }
 
 

@@ -1,0 +1,238 @@
+/* pair_style tsmlip <model.ts> [device cpu|cuda]
+   pair_coeff * * <element or Z for type 1> <... for type 2> ...
+
+   The model (written by `tsmlip export`) maps (positions, atomic numbers, full pair list, n_local) to per-atom
+   energies; its `compute` method returns the energy of the local atoms, the forces -dE/dx on every atom (local
+   and ghost) and the virial sum_pairs -r_ij (x) dE/dr_ij (LAMMPS's sum r.f convention). Message passing over
+   n_interactions layers makes a local atom's energy depend on atoms up to n_interactions * cutoff away: the
+   ghost shell (comm cutoff) is raised to that, and with more than one layer the ghost atoms' own neighbours
+   enter the graph (a full neighbour list with ghosts). Forces on ghosts are added to their owners by LAMMPS's
+   reverse communication (newton pair on, required). Units: metal (eV, Angstrom). */
+
+#include "pair_tsmlip.h"
+
+#include "atom.h"
+#include "comm.h"
+#include "error.h"
+#include "force.h"
+#include "memory.h"
+#include "neigh_list.h"
+#include "neighbor.h"
+#include "update.h"
+#include "utils.h"
+
+#include <cmath>
+#include <cstring>
+#include <unordered_map>
+
+#include <torch/cuda.h>
+
+using namespace LAMMPS_NS;
+
+static const char *const SYMBOLS[] = {
+    "X",  "H",  "He", "Li", "Be", "B",  "C",  "N",  "O",  "F",  "Ne", "Na", "Mg", "Al", "Si", "P",  "S",
+    "Cl", "Ar", "K",  "Ca", "Sc", "Ti", "V",  "Cr", "Mn", "Fe", "Co", "Ni", "Cu", "Zn", "Ga", "Ge", "As",
+    "Se", "Br", "Kr", "Rb", "Sr", "Y",  "Zr", "Nb", "Mo", "Tc", "Ru", "Rh", "Pd", "Ag", "Cd", "In", "Sn",
+    "Sb", "Te", "I",  "Xe", "Cs", "Ba", "La", "Ce", "Pr", "Nd", "Pm", "Sm", "Eu", "Gd", "Tb", "Dy", "Ho",
+    "Er", "Tm", "Yb", "Lu", "Hf", "Ta", "W",  "Re", "Os", "Ir", "Pt", "Au", "Hg", "Tl", "Pb", "Bi", "Po",
+    "At", "Rn", "Fr", "Ra", "Ac", "Th", "Pa", "U",  "Np", "Pu"};
+static const int N_SYMBOLS = sizeof(SYMBOLS) / sizeof(SYMBOLS[0]);
+
+PairTsmlip::PairTsmlip(LAMMPS *lmp) :
+    Pair(lmp), device(torch::kCPU), dtype(torch::kFloat32), cutoff(0.0), n_interactions(1)
+{
+  single_enable = 0;
+  restartinfo = 0;
+  one_coeff = 1;
+  manybody_flag = 1;
+  no_virial_fdotr_compute = 1;    // the virial comes from the pair gradients (equal to fdotr, cheaper)
+  centroidstressflag = CENTROID_NOTAVAIL;
+}
+
+PairTsmlip::~PairTsmlip()
+{
+  if (allocated) {
+    memory->destroy(setflag);
+    memory->destroy(cutsq);
+    memory->destroy(cutghost);
+  }
+}
+
+void PairTsmlip::allocate()
+{
+  allocated = 1;
+  int n = atom->ntypes;
+  memory->create(setflag, n + 1, n + 1, "pair:setflag");
+  memory->create(cutsq, n + 1, n + 1, "pair:cutsq");
+  memory->create(cutghost, n + 1, n + 1, "pair:cutghost");
+  for (int i = 1; i <= n; i++)
+    for (int j = i; j <= n; j++) setflag[i][j] = 0;
+}
+
+void PairTsmlip::settings(int narg, char **arg)
+{
+  if (narg != 1 && narg != 3)
+    error->all(FLERR, "Illegal pair_style tsmlip command: pair_style tsmlip <model.ts> [device cpu|cuda]");
+  model_file = arg[0];
+  if (narg == 3) {
+    if (strcmp(arg[1], "device") != 0)
+      error->all(FLERR, "Illegal pair_style tsmlip keyword {}: only 'device cpu|cuda'", arg[1]);
+    if (strcmp(arg[2], "cuda") == 0) {
+      if (!torch::cuda::is_available())
+        error->all(FLERR, "pair_style tsmlip: device cuda requested but libtorch sees no CUDA device");
+      device = torch::Device(torch::kCUDA);
+    } else if (strcmp(arg[2], "cpu") != 0) {
+      error->all(FLERR, "pair_style tsmlip: unknown device {} (cpu or cuda)", arg[2]);
+    }
+  }
+  std::unordered_map<std::string, std::string> extra{{"tsmlip.json", ""}};
+  try {
+    model = torch::jit::load(model_file, device, extra);
+  } catch (const c10::Error &e) {
+    error->all(FLERR, "pair_style tsmlip: cannot load {} as TorchScript (write it with tsmlip export)",
+               model_file);
+  }
+  if (extra["tsmlip.json"].find("tsmlip-export/") == std::string::npos)
+    error->all(FLERR, "pair_style tsmlip: {} is not an exported tsmlip model (tsmlip export writes one)",
+               model_file);
+  model.eval();
+  cutoff = model.attr("cutoff").toDouble();
+  n_interactions = (int) model.attr("n_interactions").toInt();
+  known_z.clear();
+  for (const auto &z : model.attr("species_list").toList()) known_z.push_back(z.get().toInt());
+  // the weights' dtype (float32 as trained, or float64 if exported so)
+  for (const auto &p : model.parameters()) {
+    dtype = p.scalar_type();
+    break;
+  }
+  ghostneigh = n_interactions > 1 ? 1 : 0;
+}
+
+void PairTsmlip::coeff(int narg, char **arg)
+{
+  if (!allocated) allocate();
+  int ntypes = atom->ntypes;
+  if (narg != 2 + ntypes)
+    error->all(FLERR, "pair_coeff * * needs one element (symbol or atomic number) per atom type ({} types)",
+               ntypes);
+  if (strcmp(arg[0], "*") != 0 || strcmp(arg[1], "*") != 0)
+    error->all(FLERR, "pair_style tsmlip takes one pair_coeff * * <element per type>");
+  type2z.assign(ntypes + 1, 0);
+  for (int t = 1; t <= ntypes; t++) {
+    const char *name = arg[1 + t];
+    int z = 0;
+    for (int k = 1; k < N_SYMBOLS; k++)
+      if (strcmp(name, SYMBOLS[k]) == 0) z = k;
+    if (z == 0 && utils::is_integer(name)) z = utils::inumeric(FLERR, name, false, lmp);
+    bool known = false;
+    for (auto kz : known_z) known = known || (kz == z);
+    if (!known) {
+      std::string list;
+      for (auto kz : known_z) list += std::string(" ") + (kz < N_SYMBOLS ? SYMBOLS[kz] : std::to_string(kz));
+      error->all(FLERR, "pair_coeff: element {} of type {} is not one the model was trained on:{}", name, t,
+                 list);
+    }
+    type2z[t] = z;
+  }
+  for (int i = 1; i <= ntypes; i++)
+    for (int j = i; j <= ntypes; j++) setflag[i][j] = 1;
+}
+
+void PairTsmlip::init_style()
+{
+  if (force->newton_pair == 0)
+    error->all(FLERR, "pair_style tsmlip requires newton pair on (ghost forces are reverse-communicated)");
+  if (strcmp(update->unit_style, "metal") != 0)
+    error->all(FLERR, "pair_style tsmlip requires units metal (eV, Angstrom)");
+  int flags = NeighConst::REQ_FULL;
+  if (ghostneigh) flags |= NeighConst::REQ_GHOST;
+  neighbor->add_request(this, flags);
+  // a local atom's energy depends on atoms up to n_interactions * cutoff away: that many ghosts are needed
+  double shell = n_interactions * cutoff + neighbor->skin;
+  if (comm->cutghostuser < shell) comm->cutghostuser = shell;
+}
+
+double PairTsmlip::init_one(int i, int j)
+{
+  cutghost[i][j] = cutghost[j][i] = cutoff;
+  return cutoff;
+}
+
+void PairTsmlip::compute(int eflag, int vflag)
+{
+  ev_init(eflag, vflag);
+  double **x = atom->x;
+  double **f = atom->f;
+  int *type = atom->type;
+  const int nlocal = atom->nlocal;
+  const int nall = nlocal + atom->nghost;
+  const int ni = list->inum + (ghostneigh ? list->gnum : 0);
+  const double cutsq_model = cutoff * cutoff;
+
+  std::vector<int64_t> pi, pj;
+  pi.reserve((size_t) ni * 64);
+  pj.reserve((size_t) ni * 64);
+  for (int ii = 0; ii < ni; ii++) {
+    const int i = list->ilist[ii];
+    const int *jlist = list->firstneigh[i];
+    const int jnum = list->numneigh[i];
+    for (int jj = 0; jj < jnum; jj++) {
+      const int j = jlist[jj] & NEIGHMASK;
+      const double dx = x[j][0] - x[i][0], dy = x[j][1] - x[i][1], dz = x[j][2] - x[i][2];
+      if (dx * dx + dy * dy + dz * dz < cutsq_model) {
+        pi.push_back(i);
+        pj.push_back(j);
+      }
+    }
+  }
+  std::vector<double> pos((size_t) nall * 3);
+  std::vector<int64_t> species(nall);
+  for (int i = 0; i < nall; i++) {
+    pos[3 * i] = x[i][0];
+    pos[3 * i + 1] = x[i][1];
+    pos[3 * i + 2] = x[i][2];
+    species[i] = type2z[type[i]];
+  }
+  const int64_t np = (int64_t) pi.size();
+  auto i64 = torch::TensorOptions().dtype(torch::kInt64);
+  auto tpos = torch::from_blob(pos.data(), {nall, 3}, torch::TensorOptions().dtype(torch::kFloat64))
+                  .to(device, dtype);
+  auto tspec = torch::from_blob(species.data(), {nall}, i64).to(device);
+  auto tpi = torch::from_blob(pi.data(), {np}, i64).to(device);
+  auto tpj = torch::from_blob(pj.data(), {np}, i64).to(device);
+  auto tshift = torch::zeros({np, 3}, torch::TensorOptions().dtype(dtype).device(device));
+
+  std::vector<torch::jit::IValue> args{tpos, tspec, tpi, tpj, tshift, (int64_t) nlocal, (bool) vflag_atom};
+  auto out = model.get_method("compute")(args).toTuple();
+  auto energy = out->elements()[0].toTensor().to(torch::kCPU, torch::kFloat64);
+  auto atom_e = out->elements()[1].toTensor().to(torch::kCPU, torch::kFloat64).contiguous();
+  auto forces = out->elements()[2].toTensor().to(torch::kCPU, torch::kFloat64).contiguous();
+  auto w = out->elements()[3].toTensor().to(torch::kCPU, torch::kFloat64).contiguous();
+
+  auto fa = forces.accessor<double, 2>();
+  for (int i = 0; i < nall; i++) {
+    f[i][0] += fa[i][0];
+    f[i][1] += fa[i][1];
+    f[i][2] += fa[i][2];
+  }
+  if (eflag_global) eng_vdwl += energy.item<double>();
+  if (eflag_atom) {
+    auto ea = atom_e.accessor<double, 1>();
+    for (int i = 0; i < nlocal; i++) eatom[i] += ea[i];
+  }
+  if (vflag_global) {
+    auto wa = w.accessor<double, 2>();
+    virial[0] += wa[0][0];
+    virial[1] += wa[1][1];
+    virial[2] += wa[2][2];
+    virial[3] += wa[0][1];
+    virial[4] += wa[0][2];
+    virial[5] += wa[1][2];
+  }
+  if (vflag_atom) {
+    auto av = out->elements()[4].toTensor().to(torch::kCPU, torch::kFloat64).contiguous();
+    auto va = av.accessor<double, 2>();
+    for (int i = 0; i < nall; i++)
+      for (int k = 0; k < 6; k++) vatom[i][k] += va[i][k];
+  }
+}

@@ -1,0 +1,160 @@
+"""The TorchScript export (tsmlip.export) against the ASE calculator (hippynn's graph) on the same weights:
+energies, forces, per-atom energies and stress of a periodic Al cell, a strained triclinic cell (cut-off
+longer than the cell: many images of one atom) and a two-species cell; the ghost-atom form LAMMPS uses
+(explicit image atoms, energy of the local atoms only, ghost forces folded back) gives the same numbers.
+
+Tolerance (float32, as the models are trained): energy 2e-6 eV/atom, forces 2e-5 eV/A, per-atom energies
+2e-5 eV, stress 1e-6 eV/A^3 (measured differences are ~10x smaller: summation order only)."""
+import numpy as np
+import pytest
+import torch
+from ase import Atoms
+from ase.build import bulk
+from ase.neighborlist import neighbor_list
+
+from tsmlip.config import Arch
+from tsmlip.export import evaluate_atoms, export_model, load_exported
+from tsmlip.model import ModelFileError, build_model, save_model
+
+TOL_E_PER_ATOM, TOL_F, TOL_AE, TOL_S = 2e-6, 2e-5, 2e-5, 1e-6
+
+
+@pytest.fixture(scope="module", params=[1, 2], ids=["1-interaction", "2-interactions"])
+def models(request, tiny_cfg, tmp_path_factory):
+    """(model.pt, exported module) of a random two-species (Al, Cu) model; nothing is trained."""
+    d = tmp_path_factory.mktemp(f"export{request.param}")
+    net = dict(tiny_cfg["network"], n_interaction_layers=request.param)
+    save_model(build_model(Arch(12, 8, 2), net, seed=3 + request.param, species=(13, 29)), d / "model.pt")
+    export_model(d / "model.pt", d / "model.ts")
+    return d / "model.pt", load_exported(d / "model.ts")
+
+
+def al_cell():
+    a = bulk("Al", "fcc", a=4.05, cubic=True).repeat((2, 2, 2))
+    a.rattle(0.1, seed=1)
+    return a
+
+
+def triclinic_cell():
+    a = bulk("Al", "fcc", a=4.05)  # primitive cell: 1 atom, 2.86 A edges, triclinic
+    a = a.repeat((2, 1, 1))
+    strain = np.array([[1.03, 0.02, -0.01], [0.0, 0.97, 0.04], [0.0, 0.0, 1.05]])
+    a.set_cell(a.cell.array @ strain, scale_atoms=True)
+    a.rattle(0.05, seed=2)
+    return a
+
+
+def two_species_cell():
+    a = bulk("Al", "fcc", a=4.0, cubic=True).repeat((2, 2, 1))
+    a.numbers[::3] = 29
+    a.rattle(0.1, seed=3)
+    return a
+
+
+STRUCTURES = {"al": al_cell, "triclinic": triclinic_cell, "two_species": two_species_cell}
+
+
+def reference(model_path, atoms):
+    from tsmlip.calculator import load_calculator
+
+    calc = load_calculator(model_path, device="cpu", atom_energies=True)
+    atoms = atoms.copy()
+    atoms.calc = calc
+    e, f = atoms.get_potential_energy(), atoms.get_forces()
+    return e, f, np.ravel(calc.results["atom_energies"]), atoms.get_stress(voigt=False)
+
+
+@pytest.mark.parametrize("name", list(STRUCTURES))
+def test_export_equals_calculator(models, name):
+    model_path, module = models
+    atoms = STRUCTURES[name]()
+    e, f, ae, s = reference(model_path, atoms)
+    e2, f2, ae2, s2 = evaluate_atoms(module, atoms)
+    assert abs(e - e2) <= TOL_E_PER_ATOM * len(atoms)
+    np.testing.assert_allclose(f2, f, rtol=0, atol=TOL_F)
+    np.testing.assert_allclose(ae2, ae, rtol=0, atol=TOL_AE)
+    np.testing.assert_allclose(s2, s, rtol=0, atol=TOL_S)
+    assert np.abs(f).max() > 1e-2  # the comparison is not between zeros
+
+
+def with_ghosts(atoms, shell):
+    """``atoms`` followed by every periodic image atom within ``shell`` of the cell (explicit ghosts):
+    positions, atomic numbers and the index of each atom's owner in ``atoms``."""
+    frac = atoms.get_scaled_positions(wrap=False)
+    cell = atoms.cell.array
+    heights = atoms.cell.volume / np.linalg.norm(np.cross(cell[[1, 2, 0]], cell[[2, 0, 1]]), axis=1)
+    reach = np.ceil(shell / heights).astype(int)
+    pos, num, own = [atoms.positions], [atoms.numbers], [np.arange(len(atoms))]
+    for n in np.ndindex(*(2 * reach + 1)):
+        img = np.array(n) - reach
+        if not img.any():
+            continue
+        f = frac + img
+        # fractional distance outside [0, 1) times the height: a lower bound of the Cartesian distance
+        out = np.maximum(np.maximum(-f, f - 1), 0) * heights
+        keep = np.linalg.norm(out, axis=1) <= shell
+        pos.append((f @ cell)[keep])
+        num.append(atoms.numbers[keep])
+        own.append(np.flatnonzero(keep))
+    return np.concatenate(pos), np.concatenate(num), np.concatenate(own)
+
+
+def test_ghost_atoms_give_the_periodic_result(models):
+    """LAMMPS's form: local + ghost atoms, zero shifts, energy of the local atoms, ghost forces added to
+    their owners; with a ghost shell of n_interactions x cut-off this equals the periodic calculation."""
+    model_path, module = models
+    atoms = two_species_cell()
+    n = len(atoms)
+    pos, num, owner = with_ghosts(atoms, module.n_interactions * module.cutoff + 0.1)
+    cloud = Atoms(numbers=num, positions=pos, pbc=False)
+    i, j = neighbor_list("ij", cloud, module.cutoff)
+    t = torch.as_tensor
+    e, ae, f, w, aw = module.compute(t(pos, dtype=torch.float32), t(num), t(i), t(j), torch.zeros(len(i), 3),
+                                     n, True)
+    e_ref, f_ref, ae_ref, s_ref = reference(model_path, atoms)
+    assert abs(float(e) - e_ref) <= TOL_E_PER_ATOM * n
+    np.testing.assert_allclose(ae[:n].numpy(), ae_ref, rtol=0, atol=TOL_AE)
+    # each ghost's force goes to its owner (LAMMPS: reverse communication with newton on)
+    folded = np.zeros((n, 3))
+    np.add.at(folded, owner, f.numpy())
+    np.testing.assert_allclose(folded, f_ref, rtol=0, atol=TOL_F)
+    # virial sum_i r_i f_i over local + ghost atoms (LAMMPS's fdotr) = the pair virial = -stress * volume
+    fdotr = pos.T @ f.numpy().astype(np.float64)
+    np.testing.assert_allclose(fdotr, w.numpy(), rtol=0, atol=2e-4)
+    np.testing.assert_allclose(-w.numpy() / atoms.get_volume(), s_ref, rtol=0, atol=TOL_S)
+    # per-atom virial (Voigt xx yy zz xy xz yz) sums to the virial
+    np.testing.assert_allclose(aw.sum(0).numpy(), w.numpy()[[0, 1, 2, 0, 0, 1], [0, 1, 2, 1, 2, 2]], atol=1e-4)
+
+
+def test_forward_is_atom_energies(models):
+    _, module = models
+    atoms = al_cell()
+    i, j, S = neighbor_list("ijS", atoms, module.cutoff)
+    t = torch.as_tensor
+    args = (t(atoms.positions, dtype=torch.float32), t(atoms.numbers), t(i), t(j),
+            t(S @ atoms.cell.array, dtype=torch.float32))
+    ae = module(*args, len(atoms))
+    assert ae.shape == (len(atoms),)
+    np.testing.assert_allclose(ae.detach().numpy(), module.compute(*args, len(atoms), False)[1].numpy(), atol=1e-6)
+
+
+def test_unknown_species_and_foreign_files_refused(models, tmp_path):
+    _, module = models
+    atoms = al_cell()
+    atoms.numbers[0] = 26
+    with pytest.raises(Exception, match="species outside"):
+        evaluate_atoms(module, atoms)
+    torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), str(tmp_path / "other.ts"))
+    with pytest.raises(ModelFileError, match="not an exported tsmlip model"):
+        load_exported(tmp_path / "other.ts")
+
+
+def test_export_command(models, tmp_path):
+    from tsmlip.cli import main
+
+    model_path, module = models
+    assert main(["export", "--model", str(model_path), "--output", str(tmp_path / "m.ts")]) == 0
+    again = load_exported(tmp_path / "m.ts")
+    atoms = triclinic_cell()
+    assert evaluate_atoms(again, atoms)[0] == pytest.approx(evaluate_atoms(module, atoms)[0], abs=1e-6)
+    assert main(["export", "--model", str(tmp_path / "missing.pt"), "--output", str(tmp_path / "x.ts")]) != 0
