@@ -275,10 +275,15 @@ def learning_curves(models: pd.DataFrame, curves: pd.DataFrame, arch: str | None
         for kind in [k for k in KINDS if k in set(sub["kind"])]:
             color, _, label = kind_style(kind)
             part = sub[sub["kind"] == kind]
+            # the training split is evaluated every training.train_eval_every epochs (NaN between): each line joins
+            # the epochs that have a value, so a sparse column still draws (markers where evaluations are sparse)
+            part = part[part[col].notna()]
+            marker = "o" if split == "train" else None
             for _, one in part.groupby("seed"):
                 ax.plot(one["epoch"], one[col], color=color, lw=0.7, alpha=0.35)
             mean = part.groupby("epoch")[col].mean()
-            ax.plot(mean.index, mean.to_numpy(), color=color, lw=2, label=f"{label}, mean of {part['seed'].nunique()} seeds")
+            ax.plot(mean.index, mean.to_numpy(), color=color, lw=2, marker=marker, ms=3,
+                    label=f"{label}, mean of {part['seed'].nunique()} seeds")
         if len(thr):
             ax.axhline(thr.iloc[0], color="grey", ls="--", lw=1, label=_threshold_label(models))
         ax.set_yscale("log")
@@ -326,8 +331,13 @@ def scaling(models: pd.DataFrame) -> plt.Figure:
         arch = _per_arch(models, col)
         dev = _device_names(models, f"md_{engine}_device_name")
         kernels = _device_names(models, f"md_{engine}_hippynn_kernels")
-        ax.errorbar(arch["n_weights"], arch["mean"], yerr=arch["std"], fmt=f"{marker}-", capsize=2,
+        # points, not a line: the architectures differ along several axes (width, sensitivities, layers), so the
+        # cost is no function of the weight count alone; each point is labelled with its architecture
+        ax.errorbar(arch["n_weights"], arch["mean"], yerr=arch["std"], fmt=marker, capsize=2,
                     label=f"{engine}" + (f" on {dev}" if dev else "") + (f", {kernels} kernels" if kernels else ""))
+        for tag, row in arch.iterrows():
+            ax.annotate(tag, (row["n_weights"], row["mean"]), fontsize="x-small", xytext=(3, 3),
+                        textcoords="offset points")
         _auto_log(ax, arch["mean"], "y")
     _finish_cost_axis(ax, bool(engines), "MD time per step per atom (µs)", "MD engine", "MD timings", "(A) speed")
     ax = axes[1]
@@ -336,8 +346,11 @@ def scaling(models: pd.DataFrame) -> plt.Figure:
         arch = _per_arch(models, "max_atoms")
         dev = _device_names(models, "max_atoms_device_name")
         kernels = _device_names(models, "max_atoms_hippynn_kernels")
-        ax.plot(arch["n_weights"], arch["mean"], "o-", color="dimgrey",
+        ax.plot(arch["n_weights"], arch["mean"], "o", color="dimgrey",
                 label=(dev or "this device") + (f", {kernels} kernels" if kernels else ""))
+        for tag, row in arch.iterrows():
+            ax.annotate(tag, (row["n_weights"], row["mean"]), fontsize="x-small", xytext=(3, 3),
+                        textcoords="offset points")
         _auto_log(ax, arch["mean"], "y")
     _finish_cost_axis(ax, has_max, "maximum number of atoms", "device", "maximum-atoms measurements", "(B) memory")
     fig.suptitle("Cost of large-scale MD vs model capacity (one point per architecture, every kind of it pooled)",
