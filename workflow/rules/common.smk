@@ -323,7 +323,7 @@ def has_born_again():
 def aggregate_targets():
     """Figures and tables; called by `rule all` (the Snakefile's last rule), after aggregate.smk."""
     figures = [res("figures", f"{name}.{ext}") for name in figure_names() for ext in ("pdf", "png")]
-    tables = list(rules.aggregate.output) + list(rules.claims.output)
+    tables = list(rules.aggregate.output) + list(rules.claims.output) + list(rules.data_quality.output)
     if has_born_again():
         tables += list(rules.born_again_table.output)
     return figures + tables

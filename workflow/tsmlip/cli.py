@@ -28,6 +28,7 @@ COMMANDS = {
     "rdf-md": "tsmlip.rdf.liquid:main_md",
     "rdf-error": "tsmlip.rdf.error:main_error",
     "aggregate": "tsmlip.aggregate:main",
+    "data-quality": "tsmlip.data_quality:main",
     "born-again-table": "tsmlip.born_again:main",
     "claims": "tsmlip.claims:main",
     "plot": "tsmlip.plots:main",

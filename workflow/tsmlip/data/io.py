@@ -238,7 +238,8 @@ def prepare(source: str, path: str, min_distance_A: float, energy_shift: float =
                              forces_are=forces_are, where=where)
     close = report["close_contacts"]
     n_read = len(arrays["E"])
-    plausible = plausibility(arrays, str(path), source, energy_shift, check=checks)
+    plausible = plausibility(arrays, str(path), source, energy_shift, check=checks, where=where,
+                             min_dist=report["min_dist"], close=[c["index"] for c in close])
     if duplicates not in DUPLICATE_POLICIES:
         raise DataError(f"data.duplicates must be one of {DUPLICATE_POLICIES}, not {duplicates!r}")
     dups = find_duplicates(arrays)
