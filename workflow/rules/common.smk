@@ -9,6 +9,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))  # the tsmlip packa
 
 from tsmlip import config as tsconfig
 from tsmlip import kinds as tskinds
+from tsmlip import run_lock as tsrunlock
 
 # the one check of the configuration (config/config.yaml and any --configfile overlays merged over it): the
 # package's schema and the cross-field checks it cannot express, each error naming the key
@@ -110,6 +111,16 @@ GPU_JOB = 1 if _local_gpus() > 0 else 0
 onstart:
     if workflow.local_exec:
         tsconfig.check_devices(config, _local_gpus())
+    # one run per results folder, from any checkout (tsmlip.run_lock): refused with one message
+    tsrunlock.acquire(RESULTS)
+
+
+onsuccess:
+    tsrunlock.release(RESULTS)
+
+
+onerror:
+    tsrunlock.release(RESULTS)
 
 
 # Data read from files: their number is known once the data stage has run (provenance.json); a split that
