@@ -42,6 +42,7 @@ if HIPNN_LABELS:
         input:
             teachers=label_teachers,
             data=DATASET,
+            split=SPLIT,
         output:
             labels=LABELS,
             info=res("labels", "atom_energies.json"),
@@ -61,7 +62,7 @@ if HIPNN_LABELS:
             teacher_ids=[str(m) for m in LABEL_TEACHERS],
         shell:
             "tsmlip label --config-json {params.cfg:q} --teacher {input.teachers:q}"
-            " --teacher-ids {params.teacher_ids:q} --dataset {input.data:q}"
+            " --teacher-ids {params.teacher_ids:q} --dataset {input.data:q} --split {input.split:q}"
             " --device cpu --out {output.labels:q} > {log:q} 2>&1"
 
 

@@ -4,7 +4,7 @@ per atom, the RMS force component), sorted worst first; configurations whose err
 the teacher's median error are flagged. A flagged configuration is a candidate for a labelling fault the
 per-configuration data checks let through (docs/data.md); the table is listed in the run report.
 
-Output: ``tables/data_quality.csv`` (columns :data:`COLUMNS`).
+Output: ``tables/data_quality.csv`` (columns :data:`COLUMNS`) and its provenance sidecar.
 """
 from __future__ import annotations
 
@@ -45,6 +45,7 @@ def quality_rows(pred: dict, arrays: dict, split: dict) -> list[dict]:
 
 
 def main(argv=None) -> int:
+    from . import provenance
     from .cli import step_parser
     from .data.dataset import load_dataset
     from .data.split import load_split
@@ -58,6 +59,7 @@ def main(argv=None) -> int:
     p.add_argument("--split", required=True)
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
+    provenance.check_model_data(a.teacher, a.dataset, a.split)
     arrays = load_dataset(a.dataset)
     split = load_split(a.split, len(arrays["E"]))
     pred = predict(load_model(a.teacher), arrays, batch_size=a.config_json["training"]["eval_batch_size"])
@@ -66,6 +68,8 @@ def main(argv=None) -> int:
         wr = csv.DictWriter(fh, fieldnames=COLUMNS)
         wr.writeheader()
         wr.writerows(rows)
+    provenance.write_sidecar(a.out, provenance.record("data-quality", a.config_json, {
+        "teacher": a.teacher, "dataset": a.dataset, "split": a.split}))
     n_flag = sum(r["flagged"] for r in rows)
     print(f"[data-quality] {n_flag} of {len(rows)} configurations flagged (error > {FLAG_FACTOR} x the teacher's "
           f"median); worst: configuration {rows[0]['index']} ({rows[0]['split']})", file=sys.stderr)

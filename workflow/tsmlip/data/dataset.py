@@ -618,8 +618,8 @@ def load_dataset(path: str | Path) -> dict[str, np.ndarray]:
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such dataset file")
-    with np.load(path) as z:
-        return {k: z[k] for k in z.files}
+    with np.load(path) as z:  # keys starting with "_" are records (tsmlip.provenance), not data
+        return {k: z[k] for k in z.files if not k.startswith("_")}
 
 
 def versions() -> dict:
