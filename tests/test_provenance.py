@@ -100,3 +100,47 @@ def test_train_refuses_labels_of_another_dataset(teacher, tiny_data, tmp_path):
         provenance.check_inputs({"dataset": tmp_path / "other.npz", "split": tiny_data[1],
                                  "labels": tmp_path / "labels.npz"})
     provenance.check_inputs({"dataset": tiny_data[0], "split": tiny_data[1], "labels": tmp_path / "labels.npz"})
+
+
+def _jobs(text):
+    """The job counts of a Snakemake (dry-)run's "Job stats" table."""
+    import re
+
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", text, re.M) if m.group(1) != "total"}
+
+
+def test_fresh_clone_on_an_old_results_folder_reruns_what_a_changed_split_seed_makes_stale(tmp_path):
+    """Without Snakemake's metadata (a fresh clone of the workflow pointed at an old results folder) a changed
+    split.seed reruns the split and the teacher; the unchanged configuration reruns nothing."""
+    import shutil
+
+    from conftest import ROOT, run_snakemake
+    from tsmlip.data.split import split_fingerprint
+    from tsmlip.model import read_model_payload
+
+    results = tmp_path / "results"
+    teacher = results / "models" / "teacher" / "w12-s8-l2" / "seed0"
+    targets = ["--", str(results / "data" / "split.npz"), str(teacher / "metrics.json")]
+    base = ["--configfile", "config/test.yaml", "--config", f"results_dir={results}"]
+    first = run_snakemake("--cores", "1", *base, *targets, timeout=900)
+    assert first.returncode == 0, first.stderr[-4000:]
+    assert not (results / ".tsmlip-run.lock").exists()  # given back at the end
+    clone = tmp_path / "clone"
+    clone.mkdir()
+    for name in ("Snakefile", "workflow", "config", "envs"):
+        src = ROOT / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, clone / name)
+    assert not (clone / ".snakemake").exists()
+    same = run_snakemake("-n", *base, *targets, cwd=clone)
+    assert same.returncode == 0 and "Nothing to be done" in same.stdout + same.stderr, same.stdout[-3000:]
+    (clone / "seed2.yaml").write_text("split: {seed: 2}\n")
+    changed_args = ["--configfile", "config/test.yaml", "seed2.yaml", "--config", f"results_dir={results}"]
+    plan = run_snakemake("-n", *changed_args, *targets, cwd=clone)
+    jobs = _jobs(plan.stdout + plan.stderr)
+    assert jobs.get("split") == 1 and jobs.get("train") == 1 and "generate_dataset" not in jobs, plan.stdout[-3000:]
+    rerun = run_snakemake("--cores", "1", *changed_args, *targets, cwd=clone, timeout=900)
+    assert rerun.returncode == 0, rerun.stderr[-4000:]
+    assert json.loads((results / "data" / "split.json").read_text())["seed"] == 2
+    meta = read_model_payload(teacher / "model.pt")["meta"]
+    assert meta["split_fingerprint"] == split_fingerprint(results / "data" / "split.npz")
+    assert "resuming from checkpoint" not in (results / "logs" / "train" / "teacher" / "w12-s8-l2" / "seed0.log").read_text()

@@ -5,6 +5,7 @@
 rule train:
     input:
         unpack(train_inputs),
+        stamp=train_stamp(),
     output:
         model=model_file(MODEL_ID, "model.pt"),
         metrics=model_file(MODEL_ID, "metrics.json"),
@@ -39,6 +40,9 @@ rule train:
 # Convergence checked, not trusted: the models of budget_check: trained again from scratch with both patiences and
 # the epoch cap times budget_check.scale (same data, labels, seed and initial weights as the model they check).
 use rule train as train_budget_check with:
+    input:
+        unpack(train_inputs),
+        stamp=train_stamp(budget=True),
     output:
         model=model_file(MODEL_ID, "model.pt", "budget_check"),
         metrics=model_file(MODEL_ID, "metrics.json", "budget_check"),

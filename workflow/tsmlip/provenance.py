@@ -197,3 +197,31 @@ def check_model_data(model_path, dataset_path, split_path=None) -> None:
             raise ProvenanceError(f"{model_path} was trained on a split of content {want}, but the split given, "
                                   f"{split_path}, has content {have}: its training configurations may be test "
                                   f"configurations here; retrain it on this split")
+
+
+# --- planning: a rerun of a stale file without Snakemake's metadata -----------------------------------------------
+def planned(step: str, settings, upstream: list[str]) -> str:
+    """The fingerprint a rule's outputs will have, computed from the configuration alone when the workflow is
+    planned: the step, the settings it reads (its --config-json), its code stamp and the planned fingerprints of
+    its inputs (``upstream``: strings, e.g. planned fingerprints or source files' checksums).
+
+    The workflow gives each fingerprinted rule an input ``<results>/.provenance/<output>/<fingerprint>.stamp``,
+    written when the workflow is planned if it is missing. Another setting, code or upstream file gives another
+    stamp name: the new stamp is newer than the rule's outputs, so Snakemake reruns the rule and everything
+    downstream by modification time, whether or not the checkout holds Snakemake's own records (a fresh clone, a
+    copied results folder). The stamps live in the results folder, so a copied folder carries them."""
+    return _sha({"step": step, "settings": settings_hash(settings), "code": step_code_stamp(step),
+                 "inputs": list(upstream)})
+
+
+def write_stamp(path, step: str, settings, upstream: list[str]) -> None:
+    """The stamp file of a planned fingerprint (JSON: step, settings hash, code stamp, upstream), written
+    atomically; older stamps of the same output (other fingerprints beside it) are removed."""
+    from .io_utils import atomic_write_text
+
+    path = Path(path)
+    for old in path.parent.glob("*.stamp"):
+        if old != path:
+            old.unlink(missing_ok=True)
+    atomic_write_text(path, json.dumps({"fingerprint": path.stem, "step": step, "settings": settings_hash(settings),
+                                        "code": step_code_stamp(step), "inputs": list(upstream)}, indent=1))

@@ -592,12 +592,15 @@ def select_configurations(arrays: dict, keep) -> dict:
     return out
 
 
-def save_dataset(arrays: dict, path: str | Path, provenance: dict) -> None:
+def save_dataset(arrays: dict, path: str | Path, provenance: dict, record: dict | None = None) -> None:
     """Write ``dataset.npz`` and ``provenance.json`` beside it, each atomically (the provenance with counts,
-    species and the force-sign check, see :func:`force_sign_summary`)."""
+    species and the force-sign check, see :func:`force_sign_summary`). ``record``: the step's provenance record
+    (:mod:`tsmlip.provenance`), kept in the npz (``_provenance``) and in provenance.json."""
+    from ..provenance import JSON_KEY, npz_arrays
+
     path = Path(path)
     with atomic_open(path, "wb") as fh:
-        np.savez_compressed(fh, **arrays)
+        np.savez_compressed(fh, **arrays, **(npz_arrays(record) if record else {}))
     prov = dict(provenance)
     if prov.get("source") == "emt":  # the generator stores ASE's get_forces(): forces, -dE/dR
         prov.setdefault("forces_are", "forces")
@@ -611,6 +614,8 @@ def save_dataset(arrays: dict, path: str | Path, provenance: dict) -> None:
         "units": {"energy": "eV", "length": "Angstrom", "forces": "eV/Angstrom"},
         "has_reference_atom_energies": "ref_atom_E" in arrays,
     })
+    if record:
+        prov[JSON_KEY] = record
     atomic_write_text(path.with_name("provenance.json"), json.dumps(prov, indent=2))
 
 

@@ -323,9 +323,12 @@ def main(argv=None) -> int:
         print(f"tsmlip prepare-dataset: error: {e}", file=sys.stderr)
         return 1
     shift = d["ani_energy_shift_eV_per_atom"]
+    from ..provenance import record
+
     save_dataset(arrays, a.out, {"source": d["source"], "path": str(Path(a.path).resolve()),
                                  "ani_energy_shift_eV_per_atom": shift if d["source"] == "ani_h5" else None,
-                                 **prov, "versions": versions()})
+                                 **prov, "versions": versions()},
+                 record("prepare-dataset", a.config_json, {"sources": [str(f) for f in source_files(d["source"], a.path)]}))
     cc, fs = prov["close_contacts"], prov["force_sign_check"]
     print(f"[prepare] forces_are={prov['forces_are']} ({prov['forces_are_chosen_by']}); force-sign check: "
           f"{fs['verdict']} (closest pairs repel in {fs['n_repel']}, attract in {fs['n_attract']} configurations)",
