@@ -460,21 +460,3 @@ def train_stamp(budget=False):
 
     return stamp
 
-
-def _stamp_plan(name):
-    """The plan of a stamp's folder name (data, split, labels, ..., train/<id>, train_budget_check/<id>)."""
-    if name.startswith("train"):
-        folder, model_id = name.split("/", 1)
-        return _train_plan(tsconfig.ModelId.parse(model_id), folder == "train_budget_check")
-    return PLAN[name]
-
-
-# Stamps are tiny bookkeeping files made in the main Snakemake process; an old stamp of the same output is removed.
-rule provenance_stamp:
-    output:
-        res(".provenance", "{name}", "{fp}.stamp"),
-    wildcard_constraints:
-        fp="[0-9a-f]{16}",
-    localrule: True
-    run:
-        tsprov.write_stamp(output[0], *_stamp_plan(wildcards.name))
