@@ -187,3 +187,33 @@ rule figure:
     shell:
         "tsmlip plot {wildcards.figure:q} --config-json {params.cfg:q} {params.options} --pdf {output.pdf:q}"
         " --png {output.png:q} > {log:q} 2>&1"
+
+
+# The configurations the teacher cannot fit (tsmlip.data_quality): the first teacher's per-configuration errors
+# against the dataset's spread, worst first; candidates for labelling faults the data checks let through.
+rule data_quality:
+    input:
+        teacher=model_file(tsconfig.teacher_ids(config)[0], "model.pt"),
+        data=DATASET,
+        split=SPLIT,
+    output:
+        csv=report(
+            os.path.join(TABLES, "data_quality.csv"),
+            caption="../report/data_quality.rst",
+            category="Tables",
+            labels={"table": "data_quality", "shows": "the configurations the teacher fits worst"},
+        ),
+    log:
+        res("logs", "aggregate", "data_quality.log"),
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=15,
+    params:
+        code=code_stamp("data-quality"),
+        cfg=step_config("training.eval_batch_size"),
+    shell:
+        "tsmlip data-quality --config-json {params.cfg:q} --teacher {input.teacher:q} --dataset {input.data:q}"
+        " --split {input.split:q} --out {output.csv:q} > {log:q} 2>&1"

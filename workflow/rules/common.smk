@@ -11,6 +11,8 @@ from tsmlip import config as tsconfig
 from tsmlip import kinds as tskinds
 from tsmlip import stacks as tsstacks
 from tsmlip.stamps import code_stamp
+from tsmlip import run_lock as tsrunlock
+from tsmlip import provenance as tsprov
 
 # the one check of the configuration (config/config.yaml and any --configfile overlays merged over it): the
 # package's schema and the cross-field checks it cannot express, each error naming the key
@@ -147,6 +149,16 @@ onstart:
             _n_read = None
         if _n_read:
             tsconfig.check_split_sizes(config, int(_n_read), "data/provenance.json n_configs")
+    # one run per results folder, from any checkout (tsmlip.run_lock): refused with one message
+    tsrunlock.acquire(RESULTS)
+
+
+onsuccess:
+    tsrunlock.release(RESULTS)
+
+
+onerror:
+    tsrunlock.release(RESULTS)
 
 
 #: the files a kind trains on, by where its atom-energy labels come from (tsmlip.kinds: labels): the data alone
@@ -375,7 +387,7 @@ def has_born_again():
 def aggregate_targets():
     """Figures and tables; called by `rule all` (the Snakefile's last rule), after aggregate.smk."""
     figures = [res("figures", f"{name}.{ext}") for name in figure_names() for ext in ("pdf", "png")]
-    tables = list(rules.aggregate.output) + list(rules.claims.output)
+    tables = list(rules.aggregate.output) + list(rules.claims.output) + list(rules.data_quality.output)
     if has_born_again():
         tables += list(rules.born_again_table.output)
     return figures + tables
@@ -392,3 +404,119 @@ def all_targets():
         + rdf_targets()
         + aggregate_targets()
     )
+
+
+# --- provenance stamps (tsmlip.provenance.planned): a rerun of a stale file without Snakemake's metadata --------
+#: the settings of the fingerprinted steps (their rules pass the same JSON as --config-json)
+if config["data"]["source"] == "emt":
+    DATA_STEP, DATA_CFG = "generate-dataset", step_config("data.emt", "data.min_distance_A")
+else:
+    from tsmlip.data.io import source_checksums as _source_checksums
+
+    DATA_STEP = "prepare-dataset"
+    DATA_CFG = step_config(
+        *(
+            f"data.{k}"
+            for k in (
+                "source",
+                "min_distance_A",
+                "ani_energy_shift_eV_per_atom",
+                "forces_are",
+                "close_contacts",
+                "duplicates",
+                "checks",
+            )
+        ),
+        *[
+            f"{sec}.element"
+            for sec, on in (("md", config["md"]["enabled"]), ("rdf", True))
+            if on and config[sec].get("element") is None
+        ],
+    )
+SPLIT_CFG = step_config("split", "training.train_eval_fraction")
+LABEL_CFG = step_config("labels")
+ORACLE_CFG = step_config("labels.sum_tolerance_eV")
+CALCULATOR_CFG = step_config(
+    "foundation.calculator", "foundation.device", "foundation.chunk_size", "labels.sum_tolerance_eV"
+)
+SYNTHESIZE_CFG = step_config(
+    "synthetic",
+    "data.min_distance_A",
+    "data.source",
+    "foundation.calculator",
+    "rdf.blowup_temperature_K",
+    "rdf.device",
+    "labels.sum_tolerance_eV",
+)
+_SOURCES = (
+    []
+    if config["data"]["source"] == "emt"
+    else [json.dumps(_source_checksums(config["data"]["source"], config["data"]["path"]), sort_keys=True)]
+)
+#: (step, settings, upstream) of each fingerprinted file
+PLAN = {"source": (DATA_STEP, DATA_CFG, _SOURCES)}
+PLAN["dataset"] = (
+    ("label-calculator", CALCULATOR_CFG, [tsprov.planned(*PLAN["source"])]) if FOUNDATION else PLAN["source"]
+)
+_DATA_FP = tsprov.planned(*PLAN["dataset"])
+PLAN["split"] = ("split", SPLIT_CFG, [_DATA_FP])
+_SPLIT_FP = tsprov.planned(*PLAN["split"])
+
+
+def _train_plan(model_id, budget=False):
+    cfg = BUDGET_CHECK_CONFIG if budget else TRAIN_CONFIG
+    src = tskinds.REGISTRY[model_id.kind].labels
+    ups = {
+        "none": [_DATA_FP, _SPLIT_FP],
+        "teacher": lambda: [_DATA_FP, _SPLIT_FP, tsprov.planned(*PLAN["labels"])],
+        "oracle": lambda: [_DATA_FP, tsprov.planned(*PLAN["oracle"])],
+        "synthetic": lambda: [tsprov.planned(*PLAN["synthetic"])],
+    }[src]
+    ups = ups if isinstance(ups, list) else ups()
+    return ("train", json.dumps({"model_id": str(model_id), **json.loads(cfg)}, sort_keys=True), ups)
+
+
+_TEACHERS_FP = lambda: [tsprov.planned(*_train_plan(m)) for m in LABEL_TEACHERS]
+PLAN["labels"] = (
+    ("label", LABEL_CFG, [_DATA_FP, _SPLIT_FP] + _TEACHERS_FP())
+    if LABELS != CALCULATOR_LABELS
+    else ("label-calculator", CALCULATOR_CFG, [tsprov.planned(*PLAN["source"])])
+)
+PLAN["oracle"] = ("label-oracle", ORACLE_CFG, [_DATA_FP])
+PLAN["synthetic"] = (
+    "synthesize",
+    SYNTHESIZE_CFG,
+    [_DATA_FP, _SPLIT_FP, tsprov.planned(*PLAN["labels"])] + _TEACHERS_FP(),
+)
+
+
+def stamp_file(name, plan):
+    """The stamp input of a fingerprinted rule: <results>/.provenance/<name>/<planned fingerprint>.stamp, made
+    here when missing (Snakemake does not run a missing input's rule for a job whose outputs exist): a stamp newer
+    than the rule's outputs reruns the rule by modification time (tsmlip.provenance.planned)."""
+    path = res(".provenance", name, f"{tsprov.planned(*plan)}.stamp")
+    if not os.path.exists(path):
+        tsprov.write_stamp(path, *plan)
+    return path
+
+
+def stamp_input(name):
+    return lambda wildcards: stamp_file(name, PLAN[name])
+
+
+def stack_stamps(wildcards):
+    """The stamps of every model of a stack (train_stack): a changed plan of any of them reruns the stack."""
+    st = STACKS_BY_NAME[(wildcards.folder, wildcards.stack)]
+    budget = wildcards.folder == "budget_check"
+    folder = "train_budget_check" if budget else "train"
+    return [stamp_file(f"{folder}/{m}", _train_plan(m, budget)) for m in st.model_ids]
+
+
+def train_stamp(budget=False):
+    def stamp(wildcards):
+        mid = tsconfig.ModelId.parse(f"{wildcards.kind}/{wildcards.arch}/seed{wildcards.seed}")
+        folder = "train_budget_check" if budget else "train"
+        return stamp_file(f"{folder}/{mid}", _train_plan(mid, budget))
+
+    return stamp
+

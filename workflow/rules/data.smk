@@ -4,6 +4,8 @@
 if config["data"]["source"] == "emt":
 
     rule generate_dataset:
+        input:
+            stamp=stamp_input("source"),
         output:
             data=SOURCE_DATASET,
             provenance=os.path.join(os.path.dirname(SOURCE_DATASET), "provenance.json"),
@@ -41,6 +43,7 @@ else:
     rule prepare_dataset:
         input:
             DATA_FILES,
+            stamp=stamp_input("source"),
         output:
             data=SOURCE_DATASET,
             provenance=os.path.join(os.path.dirname(SOURCE_DATASET), "provenance.json"),
@@ -80,7 +83,8 @@ else:
 
 rule split:
     input:
-        DATASET,
+        data=DATASET,
+        stamp=stamp_input("split"),
     output:
         split=SPLIT,
         info=res("data", "split.json"),
@@ -94,6 +98,6 @@ rule split:
         runtime=10,
     params:
         code=code_stamp("split"),
-        cfg=step_config("split", "training.train_eval_fraction"),
+        cfg=SPLIT_CFG,
     shell:
-        "tsmlip split --config-json {params.cfg:q} --dataset {input:q} --out {output.split:q} 2>&1 | tee {log:q} >&2"
+        "tsmlip split --config-json {params.cfg:q} --dataset {input.data:q} --out {output.split:q} 2>&1 | tee {log:q} >&2"

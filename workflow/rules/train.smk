@@ -10,6 +10,7 @@ if STACKS:
     rule train_stack:
         input:
             unpack(stack_inputs),
+            stamps=stack_stamps,
         output:
             directory(res("stacks", "{folder}", "{stack}")),
         wildcard_constraints:
@@ -64,6 +65,7 @@ else:
     rule train:
         input:
             unpack(train_inputs),
+            stamp=train_stamp(),
         output:
             model=model_file(MODEL_ID, "model.pt"),
             metrics=model_file(MODEL_ID, "metrics.json"),
@@ -98,6 +100,9 @@ else:
     # Convergence checked, not trusted: the models of budget_check: trained again from scratch with both patiences and
     # the epoch cap times budget_check.scale (same data, labels, seed and initial weights as the model they check).
     use rule train as train_budget_check with:
+        input:
+            unpack(train_inputs),
+            stamp=train_stamp(budget=True),
         output:
             model=model_file(MODEL_ID, "model.pt", "budget_check"),
             metrics=model_file(MODEL_ID, "metrics.json", "budget_check"),

@@ -29,6 +29,7 @@ COMMANDS = {
     "rdf-md": "tsmlip.rdf.liquid:main_md",
     "rdf-error": "tsmlip.rdf.error:main_error",
     "aggregate": "tsmlip.aggregate:main",
+    "data-quality": "tsmlip.data_quality:main",
     "born-again-table": "tsmlip.born_again:main",
     "claims": "tsmlip.claims:main",
     "plot": "tsmlip.plots:main",
@@ -55,6 +56,13 @@ def main(argv: list[str] | None = None) -> int:
         # data or a setting that cannot be used: one line naming the file or key, not a traceback
         if isinstance(exc, _one_line_errors()):
             print(f"tsmlip {name}: error: {exc}", file=sys.stderr)
+            return 1
+        # a full disk, a file in place of a folder: the path and the cause, not a traceback
+        from .io_utils import _full_disk, output_error
+
+        if _full_disk(exc) or isinstance(exc, (NotADirectoryError, FileExistsError)):
+            print(f"tsmlip {name}: error: {output_error(getattr(exc, 'filename', None) or '?', exc)}",
+                  file=sys.stderr)
             return 1
         raise
 
@@ -110,7 +118,8 @@ def _one_line_errors() -> tuple:
     """The error classes a step reports in one line (only those of modules the step imported)."""
     found = []
     for mod, cls in (("tsmlip.model", "ModelFileError"), ("tsmlip.model", "DeviceError"),
-                     ("tsmlip.data.dataset", "DataError"), ("tsmlip.config", "ConfigError")):
+                     ("tsmlip.data.dataset", "DataError"), ("tsmlip.config", "ConfigError"),
+                     ("tsmlip.io_utils", "OutputError"), ("tsmlip.provenance", "ProvenanceError")):
         m = sys.modules.get(mod)
         if m is not None and hasattr(m, cls):
             found.append(getattr(m, cls))

@@ -180,6 +180,11 @@ def synthesize(teacher_paths, dataset_path, split_path, labels_path, cfg: dict, 
     ``reference``: the data's reference potential (``emt``), to record the teacher labels' error on them."""
     from .elements import resolve_element
 
+    from .provenance import check_inputs, check_model_data
+
+    for p in teacher_paths:
+        check_model_data(p, dataset_path, split_path)
+    check_inputs({"dataset": dataset_path, "split": split_path, "labels": labels_path})
     dev = resolve_device(device)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

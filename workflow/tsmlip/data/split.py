@@ -102,10 +102,14 @@ def main(argv=None) -> int:
     except DataError as e:
         print(f"tsmlip split: error: {e}", file=sys.stderr)
         return 1
+    from ..provenance import json_with, npz_arrays, record
+
+    rec = record("split", a.config_json, {"dataset": a.dataset})
     with atomic_open(a.out, "wb") as fh:
-        np.savez(fh, **split)
+        np.savez(fh, **split, **npz_arrays(rec))
     info = {k: int(len(v)) for k, v in split.items()}
     info.update({"seed": sp["seed"], "dataset_sha256_16": dataset_fingerprint(a.dataset)})
+    info = json_with(info, rec)
     atomic_write_text(Path(a.out).with_suffix(".json"), json.dumps(info, indent=2))
     print(f"[split] {info}")
     return 0
