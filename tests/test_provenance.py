@@ -137,10 +137,13 @@ def test_fresh_clone_on_an_old_results_folder_reruns_what_a_changed_split_seed_m
     changed_args = ["--configfile", "config/test.yaml", "seed2.yaml", "--config", f"results_dir={results}"]
     plan = run_snakemake("-n", *changed_args, *targets, cwd=clone)
     jobs = _jobs(plan.stdout + plan.stderr)
-    assert jobs.get("split") == 1 and jobs.get("train") == 1 and "generate_dataset" not in jobs, plan.stdout[-3000:]
+    # the teacher's stack (the fast engine: train_stack, then its files collected)
+    assert jobs.get("split") == 1 and jobs.get("train_stack") == 1 and jobs.get("collect_model") == 1 \
+        and "generate_dataset" not in jobs, plan.stdout[-3000:]
     rerun = run_snakemake("--cores", "1", *changed_args, *targets, cwd=clone, timeout=900)
     assert rerun.returncode == 0, rerun.stderr[-4000:]
     assert json.loads((results / "data" / "split.json").read_text())["seed"] == 2
     meta = read_model_payload(teacher / "model.pt")["meta"]
     assert meta["split_fingerprint"] == split_fingerprint(results / "data" / "split.npz")
-    assert "resuming from checkpoint" not in (results / "logs" / "train" / "teacher" / "w12-s8-l2" / "seed0.log").read_text()
+    assert "resuming from checkpoint" not in (results / "logs" / "train_stack" / "models" / "w12-s8-l2-teacher.log"
+                                               ).read_text()

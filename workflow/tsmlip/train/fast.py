@@ -330,7 +330,7 @@ def _resume(m: _Member, i: int, stack: StackedHipnn, adam: _Adam) -> None:
     if not m.ckpt.exists() or (ck := _read_checkpoint(m.ckpt, m.model_id)) is None:
         return
     if ck.get("fingerprint") != m.fingerprint:
-        log(f"[{m.model_id}] ignoring checkpoint {m.ckpt}: made with other settings, data, split or engine")
+        log(f"[{m.model_id}] ignoring checkpoint {m.ckpt}: made with other settings, data, split or code")
         return
     if (ck.get("state") or {}).get("finished", False):
         log(f"[{m.model_id}] checkpoint {m.ckpt} is of a finished training: retraining from scratch "
