@@ -109,23 +109,19 @@ class StackedHipnn:
         return sum(p.pow(2).flatten(1).sum(1) for k, p in self.params.items() if _is_l2(k))
 
     # --- the forward pass -------------------------------------------------------------------------------
-    def sensitivities(self, dist: torch.Tensor, model_of_pair: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def sensitivities(self, batch: "SlotBatch") -> tuple[torch.Tensor, torch.Tensor]:
         """hippynn's ``InverseSensitivityModule`` times ``CosCutoff`` for each pair with its model's centres and
-        widths, and its derivative in the distance: (s, ds/dd), each (n_pairs, n_sens)."""
-        mu = self.params["net.blocks.0.0.base_layer.sensitivity.mu"][:, 0][model_of_pair]
-        sigma = self.params["net.blocks.0.0.base_layer.sensitivity.sigma"][:, 0][model_of_pair]
-        d = dist.unsqueeze(1)
-        inv_d = 1.0 / d
-        x = inv_d - 1.0 / mu
-        sig2 = sigma ** -2  # hippynn divides by sigma**-2
-        g = torch.exp(-0.5 * x * x / sig2)
-        dg = g * (x / sig2) * inv_d * inv_d  # d/dd of exp(-0.5 (1/d - 1/mu)^2 / sigma^-2)
-        h = self.dist_hard_max
-        arg = (math.pi / 2 / h) * d
-        inside = (d <= h).to(d.dtype)
-        cut = torch.cos(arg) ** 2 * inside
-        dcut = -(math.pi / 2 / h) * torch.sin(2 * arg) * inside
-        return g * cut, dg * cut + g * dcut
+        widths, and its derivative in the distance: (s, ds/dd), each (n_pairs, n_sens). The cut-off and 1/d are
+        the batch's (no weights in them)."""
+        inv_mu = (1.0 / self.params["net.blocks.0.0.base_layer.sensitivity.mu"][:, 0])[batch.model_of_pair]
+        sig2 = self.params["net.blocks.0.0.base_layer.sensitivity.sigma"][:, 0].square()[batch.model_of_pair]
+        x = batch.inv_dist - inv_mu  # (P, nu)
+        xs = x * sig2
+        g = torch.exp(-0.5 * x * xs)  # exp(-0.5 (1/d - 1/mu)^2 / sigma^-2), as hippynn
+        s = g * batch.cut
+        # d/dd: g' = g (1/d - 1/mu) sigma^2 / d^2; the cut-off's derivative from the batch
+        ds = g * (xs * batch.inv_dist2 * batch.cut + batch.dcut)
+        return s, ds
 
     def atom_network(self, env: torch.Tensor, onehot: torch.Tensor):
         """The per-atom part: (atom energies, e0, e1), each (n_models, n_rows), from the environment
@@ -157,8 +153,10 @@ class StackedHipnn:
         """Energies (n_models, n_slots_per_model), atom energies and hierarchicality per atom row (n_models,
         n_rows; padding 0), and forces (n_models, n_rows, 3) of the batch's configurations."""
         M, A = self.n_models, batch.rows_per_model
-        s, ds = self.sensitivities(batch.dist, batch.model_of_pair)
-        vals = torch.cat([s.unsqueeze(1), s.unsqueeze(1) * batch.unit.unsqueeze(2)], 1)  # (P, 4, nu)
+        if abs(batch.cutoff - self.dist_hard_max) > 1e-9:
+            raise ValueError(f"pairs within {batch.cutoff} A for models of dist_hard_max {self.dist_hard_max} A")
+        s, ds = self.sensitivities(batch)
+        vals = batch.unit4.unsqueeze(2) * s.unsqueeze(1)  # (P, 4, nu): s and s * u
         S = self.n_species
         env = torch.zeros(M * A * S, 4, self.n_sens, dtype=vals.dtype, device=vals.device)
         env = env.index_add(0, batch.first * S + batch.species_second, vals)
@@ -182,12 +180,13 @@ def pair_forces(g_env: torch.Tensor, s: torch.Tensor, ds: torch.Tensor, batch: "
     nu = s.shape[1]
     g = g_env.reshape(M * A, 4, nu, n_species).permute(0, 3, 1, 2).reshape(M * A * n_species, 4, nu)
     g = g.index_select(0, batch.first * n_species + batch.species_second)  # (P, 4, nu)
-    u = batch.unit
-    dE_ds = g[:, 0] + (g[:, 1:] * u.unsqueeze(2)).sum(1)  # (P, nu)
-    dE_du = (g[:, 1:] * s.unsqueeze(1)).sum(2)  # (P, 3)
+    u4 = batch.unit4  # (P, 4): 1, u
+    dE_ds = torch.bmm(u4.unsqueeze(1), g).squeeze(1)  # (P, nu): dE/ds_nu = g_0 + sum_c g_c u_c
+    h = torch.bmm(g, s.unsqueeze(2)).squeeze(2)  # (P, 4): sum_nu g_k s_nu; k = 1..3 is dE/du
     radial = (dE_ds * ds).sum(1, keepdim=True)
-    tangential = (dE_du - (dE_du * u).sum(1, keepdim=True) * u) / batch.dist.unsqueeze(1)
-    grad_r = radial * u + tangential  # dE/dr_ij, r_ij = R_j + shift - R_i
+    u = u4[:, 1:]
+    dE_du = h[:, 1:]
+    grad_r = radial * u + (dE_du - (dE_du * u).sum(1, keepdim=True) * u) * batch.inv_dist  # dE/dr_ij
     F = torch.zeros(M * A, 3, dtype=s.dtype, device=s.device)
     return F.index_add(0, batch.first, grad_r).index_add(0, batch.second, -grad_r)
 
@@ -216,6 +215,17 @@ class SlotBatch:
         self.dist = geom.dist[pos]
         self.unit = geom.unit[pos]
         self.model_of_pair = slot // B
+        # what the pair terms need of the geometry alone (no weights): (1, u), 1/d, 1/d^2, the cut-off and its
+        # derivative (hippynn's CosCutoff: cos^2(pi d / 2 d_hard) inside d_hard)
+        self.unit4 = torch.cat([torch.ones_like(self.dist).unsqueeze(1), self.unit], 1)
+        d = self.dist.unsqueeze(1)
+        self.inv_dist = 1.0 / d
+        self.inv_dist2 = self.inv_dist * self.inv_dist
+        arg = (math.pi / 2 / geom.cutoff) * d
+        inside = (d <= geom.cutoff).to(d.dtype)
+        self.cut = torch.cos(arg) ** 2 * inside
+        self.dcut = -(math.pi / 2 / geom.cutoff) * torch.sin(2 * arg) * inside
+        self.cutoff = geom.cutoff
         sp = geom.species_slot[flat].reshape(M, B * n_max)
         self.mask = (sp >= 0).to(self.dist.dtype)
         self.onehot = (torch.nn.functional.one_hot(sp.clamp(min=0), geom.n_species).to(self.dist.dtype)
