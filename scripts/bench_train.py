@@ -7,6 +7,7 @@ student (the sweep's base architecture) at several batch sizes, and prints a tab
     python scripts/bench_train.py                       # default data, batch 8 16 32, 1 thread
     python scripts/bench_train.py --batch 8 --epochs 5 --models student
     python scripts/bench_train.py --profile student     # torch profiler table of one epoch
+    python scripts/bench_train.py --smoke               # seconds: tiny data of config/test.yaml, one epoch
 
 Phases (wall seconds, one process per model so the imports are counted as a fresh job pays them):
 ``import`` (torch, hippynn, the package), ``assemble`` (data, model graph, losses, hippynn database,
@@ -141,7 +142,10 @@ def main(argv=None) -> int:
                    help="a pair-cache folder as the workflow's jobs share (a warm start-up: all but the first job)")
     p.add_argument("--json", default=None, help="also write the rows here")
     p.add_argument("--_one", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--smoke", action="store_true", help="seconds: tiny data of config/test.yaml, one epoch")
     a = p.parse_args(argv)
+    if a.smoke:
+        return smoke()
     if a._one:
         kw = json.loads(a._one)
         print(json.dumps(one(argparse.Namespace(**kw))))
@@ -173,6 +177,31 @@ def main(argv=None) -> int:
     if a.json:
         Path(a.json).write_text(json.dumps({"machine": machine(), "rows": rows}, indent=2))
     return 0
+
+
+def smoke() -> int:
+    """The benchmark on the tiny configuration's data (made here, in a temporary results_dir): the student,
+    batch 4, one timed epoch."""
+    import tempfile
+
+    import numpy as np
+
+    from tsmlip.config import load_config
+    from tsmlip.data.dataset import pad_configurations, save_dataset
+    from tsmlip.data.emt import generate
+    from tsmlip.data.split import make_split
+
+    configs_yaml = [str(ROOT / "config" / "config.yaml"), str(ROOT / "config" / "test.yaml")]
+    cfg = load_config(*configs_yaml)
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "data"
+        data.mkdir()
+        configs, _ = generate(cfg["data"]["emt"], progress=False)
+        save_dataset(pad_configurations(configs), data / "dataset.npz", {"source": "emt"})
+        sp = cfg["split"]
+        np.savez(data / "split.npz", **make_split(len(configs), sp["valid_fraction"], sp["test_fraction"], sp["seed"]))
+        return main(["--config", *configs_yaml, "--results", tmp, "--models", "student", "--batch", "4",
+                     "--epochs", "1"])
 
 
 if __name__ == "__main__":
