@@ -341,7 +341,7 @@ def figure_names():
 
 
 def has_born_again():
-    return any(m.kind.startswith("born_again") for m in MODEL_IDS)
+    return any(tskinds.REGISTRY[m.kind].born_again for m in MODEL_IDS)
 
 
 def aggregate_targets():

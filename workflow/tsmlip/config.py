@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .kinds import KINDS
+from .kinds import BORN_AGAIN_KINDS, KINDS, REGISTRY
 
 #: the configuration's schema (types, ranges, allowed values, required keys; no defaults: every value lives in
 #: config/config.yaml), package data that :func:`validate` checks against. The package reads no configuration
@@ -334,7 +334,7 @@ def born_again_ids(cfg: dict) -> list[ModelId]:
     if not ba["enabled"]:
         return []
     arch = teacher_arch(cfg)
-    kinds = ["born_again"] + (["born_again_static"] if ba["static"] else [])
+    kinds = [k for k in BORN_AGAIN_KINDS if REGISTRY[k].scheduled or ba["static"]]
     return [ModelId(k, arch, int(s)) for k in kinds for s in ba["seeds"]]
 
 

@@ -28,6 +28,7 @@ import torch
 from ..config import ModelId
 from ..data.split import SPLITS
 from ..io_utils import atomic_open, atomic_write_text
+from ..kinds import REGISTRY
 from ..model import device_description, load_model, resolve_device, save_model
 from ..predict import error_metrics, predict
 from ..records import SplitErrors, TrainMetrics
@@ -103,7 +104,7 @@ def _finish(model_id: ModelId, cfg: dict, data: _Data, run: _Run, state: dict, e
         wall_time_s=wall, device=device_description(device),
         convergence=convergence,
         loss_weights=run.schedule.final.as_dict(),
-        loss_schedule=None if model_id.kind != "born_again" else cfg["born_again"],
+        loss_schedule=cfg["born_again"] if REGISTRY[model_id.kind].scheduled else None,
         teacher_labels=str(labels_path) if labels_path else None,
         atom_energy_labels_in_loss=data.distilled,
         splits={name: SplitErrors(**errors) for name, errors in splits.items()},
