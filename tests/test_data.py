@@ -449,3 +449,16 @@ def test_unit_mistakes_in_ani_h5_are_named(tmp_path):
     # the right file passes and records the numbers
     _, prov = prepare("ani_h5", str(_gradient_h5(tmp_path / "ok.h5", configs)), 1.6, 72.0)
     assert prov["plausibility"]["checked"] and abs(prov["plausibility"]["median_energy_per_atom_eV"]) < 1
+
+
+def test_one_file_hash(tmp_path):
+    """A file's fingerprint (training's checkpoint key, split.json) is its sha256 from the one hashing helper."""
+    import hashlib
+
+    from tsmlip.data.split import dataset_fingerprint
+    from tsmlip.io_utils import sha256_file
+
+    f = tmp_path / "x.bin"
+    f.write_bytes(bytes(range(256)) * 5000)  # more than one 1 MiB chunk
+    assert sha256_file(f) == hashlib.sha256(f.read_bytes()).hexdigest()
+    assert dataset_fingerprint(f) == sha256_file(f)[:16]

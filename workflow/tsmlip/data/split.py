@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io_utils import atomic_open, atomic_write_text
+from ..io_utils import atomic_open, atomic_write_text, sha256_file
 from .dataset import DataError, duplicates_message, find_duplicates, load_dataset
 
 #: the splits, in this order everywhere (split.npz's arrays, metrics.json, the tables' columns)
@@ -71,11 +71,8 @@ def load_split(path: str | Path, n_configs: int | None = None) -> dict[str, np.n
 
 
 def dataset_fingerprint(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:16]
+    """A file by content: the first 16 hex digits of its sha256 (:func:`tsmlip.io_utils.sha256_file`)."""
+    return sha256_file(path)[:16]
 
 
 def split_fingerprint(path: str | Path) -> str:
