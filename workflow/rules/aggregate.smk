@@ -165,7 +165,7 @@ rule figure:
             os.path.join(FIGURES_DIR, "{figure}.png"),
             caption="../report/figures.rst",
             category="Figures",
-            labels=lambda wildcards: FIGURES[wildcards.figure]["labels"],
+            labels=figure_labels,
         ),
     log:
         res("logs", "figures", "{figure}.log"),

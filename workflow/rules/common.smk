@@ -8,6 +8,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))  # the tsmlip package, also when not installed
 
 from tsmlip import config as tsconfig
+from tsmlip import figures as tsfigures
 from tsmlip import kinds as tskinds
 from tsmlip.stamps import code_stamp
 
@@ -176,42 +177,27 @@ def model_job_file(folder, step, suffix=""):
 
 # --- figures (aggregate.smk: the `figure` rule; `tsmlip plot <figure>`) ------------------------------
 TABLES = res("tables")
-#: each figure's tables (the `tsmlip plot` option of each) and its labels in the report
-FIGURES = {
-    "pareto_time": dict(
-        tables=("models",),
-        labels={"figure": "Fig. 2A", "shows": "test force RMSE vs MD time per step per atom (Pareto fronts)"},
-    ),
-    "pareto_memory": dict(
-        tables=("models",),
-        labels={"figure": "Fig. 2B", "shows": "test force RMSE vs memory per atom (Pareto fronts)"},
-    ),
-    "capacity": dict(
-        tables=("models",),
-        labels={"figure": "Fig. 3", "shows": "force, energy and RDF errors vs number of weights"},
-    ),
-    "learning_curves": dict(
-        tables=("models", "curves"),
-        labels={"figure": "Fig. 4", "shows": "training and validation force RMSE vs epoch"},
-    ),
-    "scaling": dict(
-        tables=("models",),
-        labels={"figure": "Fig. 5", "shows": "MD time per step per atom and maximum atoms vs number of weights"},
-    ),
-    "born_again": dict(
-        tables=("born_again",),
-        labels={"figure": "Sec. 3.5", "shows": "teacher vs Born-Again students (bar plot)"},
-    ),
-}
+#: the figures (tsmlip.figures): each one's inputs, config keys and labels in the report
+FIGURES = tsfigures.FIGURES
+
+
+def figure_inputs():
+    """Every input a figure may read, by `tsmlip plot` option (tsmlip.figures: Figure.inputs)."""
+    return {
+        **{name: os.path.join(TABLES, f"{name}.csv") for name in ("models", "curves", "born_again")},
+        "rdf_noise_floor": RDF_NOISE_FLOOR,  # its seed noise floor, drawn as a band on the capacity figure
+    }
 
 
 def figure_tables(wildcards):
-    """The tables one figure reads, by `tsmlip plot` option: models.csv, curves.csv, born_again.csv; the
-    capacity figure also the seed noise floor of the RDF error (drawn as a band on its RDF panel)."""
-    tables = {name: os.path.join(TABLES, f"{name}.csv") for name in FIGURES[wildcards.figure]["tables"]}
-    if wildcards.figure == "capacity":
-        tables["rdf_noise_floor"] = RDF_NOISE_FLOOR
-    return tables
+    """The inputs one figure reads, by `tsmlip plot` option."""
+    paths = figure_inputs()
+    return {name: paths[name] for name in FIGURES[wildcards.figure].inputs}
+
+
+def figure_labels(wildcards):
+    figure = FIGURES[wildcards.figure]
+    return {"figure": figure.paper, "shows": figure.shows}
 
 
 def figure_options(wildcards, input):
@@ -220,9 +206,8 @@ def figure_options(wildcards, input):
 
 
 def figure_config(wildcards):
-    """What `tsmlip plot` reads: the dpi; learning_curves also the architecture whose curves it draws."""
-    arch = ("aggregate.curves_arch", "sweep.base") if wildcards.figure == "learning_curves" else ()
-    return step_config("aggregate.dpi", *arch)
+    """What `tsmlip plot` reads: the dpi and the figure's own keys (learning_curves: the architecture drawn)."""
+    return step_config("aggregate.dpi", *FIGURES[wildcards.figure].reads)
 
 
 # --- labels (label.smk) -----------------------------------------------------------------------------
