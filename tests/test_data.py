@@ -18,10 +18,11 @@ from tsmlip.data.split import load_split, make_split
 
 def _prepare_cli(path, out, **data):
     """`tsmlip prepare-dataset` with the base config's data: keys, ``data`` replacing some."""
-    from tsmlip.data.io import DATA_KEYS, main
+    from tsmlip.cli import STEPS
+    from tsmlip.data.io import main
 
     base = load_config(BASE_CONFIG)["data"]
-    cfg = {"data": {k.split(".")[1]: base[k.split(".")[1]] for k in DATA_KEYS} | data}
+    cfg = {"data": {k.split(".")[1]: base[k.split(".")[1]] for k in STEPS["prepare-dataset"].reads} | data}
     return main(["--config-json", json.dumps(cfg), "--path", str(path), "--out", str(out)])
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))  # the tsmlip package, also when not installed
 
+from tsmlip import cli as tscli
 from tsmlip import config as tsconfig
 from tsmlip import figures as tsfigures
 from tsmlip import kinds as tskinds
@@ -43,13 +44,14 @@ def model_file(model_id, name, folder="models"):
     return os.path.join(model_dir(model_id, folder), name)
 
 
-def step_config(*keys, **sections):
-    """The one config argument of a step (`--config-json {params.cfg:q}`): the config under each dotted
-    key ("md", "labels.sum_tolerance_eV"), nested as in the config, as JSON; a section passed by name
+def step_config(step, *extra, **sections):
+    """The one config argument of `tsmlip <step>` (`--config-json {params.cfg:q}`): the config under each dotted
+    key the step reads (tsmlip.cli.STEPS) and each of ``extra`` (what a mode of the step reads besides, e.g.
+    "data.source" for the reference liquid), nested as in the config, as JSON; a section passed by name
     replaces the config's (e.g. the budget check's training). In a rule's params, so a change of exactly what
     the step reads reruns it."""
     tree = {}
-    for key in keys:
+    for key in (*tscli.STEPS[step].reads, *extra):
         *parents, last = key.split(".")
         src, dst = config, tree
         for part in parents:
@@ -207,7 +209,7 @@ def figure_options(wildcards, input):
 
 def figure_config(wildcards):
     """What `tsmlip plot` reads: the dpi and the figure's own keys (learning_curves: the architecture drawn)."""
-    return step_config("aggregate.dpi", *FIGURES[wildcards.figure].reads)
+    return step_config("plot", *FIGURES[wildcards.figure].reads)
 
 
 # --- labels (label.smk) -----------------------------------------------------------------------------
@@ -274,10 +276,9 @@ def budget_check_metrics():
 
 
 #: what training reads; a budget-check model the same with its budgets (patiences and epoch cap times the scale)
-TRAIN_CONFIG = step_config("network", "training", "born_again")
+TRAIN_CONFIG = step_config("train")
 BUDGET_CHECK_CONFIG = step_config(
-    "network",
-    "born_again",
+    "train",
     training=tsconfig.budget_check_training(config["training"], config["budget_check"]["scale"]),
 )
 

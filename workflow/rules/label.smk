@@ -26,9 +26,7 @@ if FOUNDATION:
             runtime=config["foundation"]["runtime_min"],
         params:
             code=code_stamp("label-calculator"),
-            cfg=step_config(
-                "foundation.calculator", "foundation.device", "foundation.chunk_size", "labels.sum_tolerance_eV"
-            ),
+            cfg=step_config("label-calculator"),
             scratch=res("scratch", "label_calculator"),
         shell:
             "tsmlip label-calculator --config-json {params.cfg:q} --dataset {input.data:q} --threads {threads}"
@@ -57,7 +55,7 @@ if HIPNN_LABELS:
             runtime=60,
         params:
             code=code_stamp("label"),
-            cfg=step_config("labels"),
+            cfg=step_config("label"),
             teacher_ids=[str(m) for m in LABEL_TEACHERS],
         shell:
             "tsmlip label --config-json {params.cfg:q} --teacher {input.teachers:q}"
@@ -82,7 +80,7 @@ rule label_oracle:
         runtime=10,
     params:
         code=code_stamp("label-oracle"),
-        cfg=step_config("labels.sum_tolerance_eV"),
+        cfg=step_config("label-oracle"),
     shell:
         "tsmlip label-oracle --config-json {params.cfg:q} --dataset {input.data:q} --out {output.labels:q} > {log:q} 2>&1"
 
@@ -112,15 +110,7 @@ rule synthesize:
         runtime=lambda w: config["synthetic"]["runtime_min"],
     params:
         code=code_stamp("synthesize"),
-        cfg=step_config(
-            "synthetic",
-            "data.min_distance_A",
-            "data.source",
-            "foundation.calculator",
-            "rdf.blowup_temperature_K",
-            "rdf.device",
-            "labels.sum_tolerance_eV",
-        ),
+        cfg=step_config("synthesize"),
         teacher_ids=[str(m) for m in LABEL_TEACHERS],
         out_dir=lambda w, output: os.path.dirname(output.dataset),
     shell:

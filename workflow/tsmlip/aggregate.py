@@ -385,8 +385,7 @@ def main(argv: list[str] | None = None) -> int:
     from .cli import step_parser
 
     ap = step_parser("aggregate", main.__doc__ + "\n\nThe learning-speed threshold is "
-                     "aggregate.learning_speed_factor x the teacher's best validation force RMSE.",
-                     ("aggregate.learning_speed_factor",))
+                     "aggregate.learning_speed_factor x the teacher's best validation force RMSE.")
     ap.add_argument("--files", nargs="+", default=None,
                     help="exactly the per-model files to read (metrics.json and curve.csv of every model, and any "
                          "md_timing_<engine>.json, max_atoms.json, rdf_error.json), in models/<kind>/<arch>/seed<N>/; "

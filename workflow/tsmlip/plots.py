@@ -403,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
     from .config import Arch
 
     ap = step_parser("plot", main.__doc__ + "\n\nlearning_curves draws aggregate.curves_arch, or where null the "
-                     "architecture of sweep.base.", ("aggregate.dpi",))
+                     "architecture of sweep.base.")
     ap.add_argument("figure", choices=FIGURES)
     ap.add_argument("--models", help="tables/models.csv (every figure but born_again)")
     ap.add_argument("--curves", help="tables/curves.csv (learning_curves)")

@@ -98,7 +98,7 @@ def main(argv=None) -> int:
     from ..cli import step_parser
 
     p = step_parser("split", __doc__ + "\n\nA training.train_eval_fraction that evaluates no training configuration "
-                    "is refused.", ("split", "training.train_eval_fraction"))
+                    "is refused.")
     p.add_argument("--dataset", required=True)
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)

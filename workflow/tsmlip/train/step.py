@@ -123,7 +123,7 @@ def _finish(model_id: ModelId, cfg: dict, data: _Data, run: _Run, state: dict, e
 def main(argv=None) -> int:
     from ..cli import step_parser
 
-    p = step_parser("train", __doc__, ("network", "training", "born_again"))
+    p = step_parser("train", __doc__)
     p.add_argument("--model-id", required=True, help="e.g. student/w16-s10-l2/seed1")
     p.add_argument("--dataset", required=True)
     p.add_argument("--split", required=True)
