@@ -4,13 +4,15 @@
 #   make foundation   only install that optional group into the venv (docs/foundation.md)
 #   make lammps   install the optional group `deploy` (envs/deploy.txt) and build pair_style tsmlip (docs/deploy.md)
 #   make gpu-wheels   what scripts/gpu_campaign.py needs on a GPU machine without network (docs/md.md)
+#   make publish-run RESULTS=results REPORT=docs/runs/<date>-<config>.md   a finished run's headline table and
+#                     Pareto figure into docs/runs/latest/ (the README's figure)
 # Snakemake finds the workstation profile profiles/default/ by itself (run from the repository root).
 PYTHON ?= python3
 VENV   ?= .venv
 CORES  ?= all
 BIN     = $(VENV)/bin
 
-.PHONY: run test test-slow test-slurm dry-run report clean-venv gpu-wheels foundation deploy lammps
+.PHONY: run test test-slow test-slurm dry-run report clean-venv gpu-wheels foundation deploy lammps publish-run
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -70,6 +72,10 @@ report: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest
+
+RESULTS ?= results
+publish-run:
+	$(PYTHON) scripts/publish_run.py $(RESULTS) $(REPORT)
 
 test-slow: $(VENV)/.installed
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -m slow

@@ -11,6 +11,7 @@ the weights' values; random weights do not conserve energy well: "!" marks runs 
     python scripts/bench_md.py --teacher results/models/teacher/w64-s20-l3/seed0/model.pt \\
         --student results/models/student/w8-s10-l2/seed1/model.pt --sizes 500 4000 48000
     python scripts/bench_md.py --pair-finders cell_list kdtree   # compare the torch engine's pair search
+    python scripts/bench_md.py --smoke                           # seconds: tiny models, 32 atoms, CPU
 
 Not a test: it prints a table (and writes every record with --out). Settings not given here come from the
 ``md:`` section of the config (``--config`` overlays).
@@ -28,6 +29,16 @@ sys.path.insert(0, str(ROOT / "workflow"))
 
 BASE_CONFIG = ROOT / "config" / "config.yaml"
 PAPER_CONFIG = ROOT / "config" / "paper.yaml"  # an overlay on BASE_CONFIG
+
+
+#: --smoke: tiny random-weight models, one tiny system on the CPU, one short block (checks the script runs)
+SMOKE = dict(sizes=[32], steps=2, warmup=1, repeats=1, threads=1, device="cpu")
+
+
+def smoke_archs() -> dict:
+    from tsmlip.config import Arch
+
+    return {"teacher": Arch(6, 4, 1), "student": Arch(4, 4, 1)}
 
 
 def paper_archs() -> dict:
@@ -68,7 +79,7 @@ def bench_one(model_path, engine, n_atoms, md_cfg, device, pair_finder=None):
     if pair_finder:
         cfg["pair_finder"][device.type] = pair_finder
     try:
-        return time_md(model_path, engine, cfg, device).to_json()
+        return dict(time_md(model_path, engine, cfg, device))
     except (torch.cuda.OutOfMemoryError, MemoryError) as exc:
         return {"error": f"out of memory ({type(exc).__name__})"}
     finally:
@@ -83,7 +94,7 @@ def main(argv=None) -> int:
     p.add_argument("--sizes", type=int, nargs="+",
                    help="atom counts (default: 256 500 on CPU; 500 4000 and paper md.timing.n_atoms on GPU)")
     p.add_argument("--engines", nargs="+", default=["ase", "torch"], choices=["ase", "torch"])
-    p.add_argument("--pair-finders", nargs="+", choices=["cell_list", "kdtree", "periodic"],
+    p.add_argument("--pair-finders", nargs="+", choices=["vesin", "cell_list", "kdtree", "periodic"],
                    help="torch engine pair searches to compare (default: md.pair_finder of the device)")
     p.add_argument("--steps", type=int, help="timed steps per repeat (default: md.timing.steps)")
     p.add_argument("--warmup", type=int, help="untimed steps (default: md.timing.warmup_steps)")
@@ -93,7 +104,13 @@ def main(argv=None) -> int:
     p.add_argument("--config", nargs="*", default=[], help="config overlays on config/config.yaml")
     p.add_argument("--out", help="write all records to this JSON file")
     p.add_argument("--verbose", action="store_true", help="show the progress lines of every run")
+    p.add_argument("--smoke", action="store_true", help="seconds: tiny random models, 32 atoms, CPU, one short block")
     args = p.parse_args(argv)
+    if args.smoke:
+        if args.teacher or args.student:
+            p.error("--smoke builds its own tiny models: drop --teacher / --student")
+        for key, value in SMOKE.items():
+            setattr(args, key, getattr(args, key) or value)
 
     from tsmlip.config import load_config
     from tsmlip.md import common
@@ -113,7 +130,7 @@ def main(argv=None) -> int:
     sizes = args.sizes or default_sizes(device.type)
     finders = args.pair_finders or [md["pair_finder"][device.type]]
     tmp = tempfile.TemporaryDirectory()
-    archs = paper_archs()
+    archs = smoke_archs() if args.smoke else paper_archs()
     models = {}
     for role, given in (("teacher", args.teacher), ("student", args.student)):
         models[role] = (Path(given) if given else

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import BASE_CONFIG
+from conftest import BASE_CONFIG, ROOT
 from test_aggregate import ARCHS, build, write_synthetic_run
 from tsmlip import aggregate, born_again, plots
 from tsmlip.config import load_config
@@ -140,6 +140,19 @@ def test_cli_writes_pdf_and_png(tables, tmp_path):
                     str(tmp_path / "models.csv"), "--curves", str(tmp_path / "curves.csv"), "--pdf", "a.pdf",
                     "--png", "a.png"])
     assert pd.read_csv(tmp_path / "models.csv").shape[0] == len(models)
+
+
+def test_one_figure_table():
+    """tsmlip.figures is the one table of figures: `tsmlip plot` draws each by the function of its name, and the
+    rules read their inputs, config keys and labels from it."""
+    from tsmlip.figures import FIGURES
+
+    assert plots.FIGURES == tuple(FIGURES)
+    for name, fig in FIGURES.items():
+        assert callable(getattr(plots, name)), name
+        assert set(fig.required) <= set(fig.inputs) and fig.required
+    common = (ROOT / "workflow" / "rules" / "common.smk").read_text()
+    assert "FIGURES = tsfigures.FIGURES" in common and "Fig. 2A" not in common
 
 
 def _drawn_points(line) -> int:

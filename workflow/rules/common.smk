@@ -7,7 +7,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))  # the tsmlip package, also when not installed
 
+from tsmlip import cli as tscli
 from tsmlip import config as tsconfig
+from tsmlip import figures as tsfigures
 from tsmlip import kinds as tskinds
 from tsmlip import stacks as tsstacks
 from tsmlip.stamps import code_stamp
@@ -45,13 +47,14 @@ def model_file(model_id, name, folder="models"):
     return os.path.join(model_dir(model_id, folder), name)
 
 
-def step_config(*keys, **sections):
-    """The one config argument of a step (`--config-json {params.cfg:q}`): the config under each dotted
-    key ("md", "labels.sum_tolerance_eV"), nested as in the config, as JSON; a section passed by name
+def step_config(step, *extra, **sections):
+    """The one config argument of `tsmlip <step>` (`--config-json {params.cfg:q}`): the config under each dotted
+    key the step reads (tsmlip.cli.STEPS) and each of ``extra`` (what a mode of the step reads besides, e.g.
+    "data.source" for the reference liquid), nested as in the config, as JSON; a section passed by name
     replaces the config's (e.g. the budget check's training). In a rule's params, so a change of exactly what
     the step reads reruns it."""
     tree = {}
-    for key in keys:
+    for key in (*tscli.STEPS[step].reads, *extra):
         *parents, last = key.split(".")
         src, dst = config, tree
         for part in parents:
@@ -216,42 +219,27 @@ def model_job_file(folder, step, suffix=""):
 
 # --- figures (aggregate.smk: the `figure` rule; `tsmlip plot <figure>`) ------------------------------
 TABLES = res("tables")
-#: each figure's tables (the `tsmlip plot` option of each) and its labels in the report
-FIGURES = {
-    "pareto_time": dict(
-        tables=("models",),
-        labels={"figure": "Fig. 2A", "shows": "test force RMSE vs MD time per step per atom (Pareto fronts)"},
-    ),
-    "pareto_memory": dict(
-        tables=("models",),
-        labels={"figure": "Fig. 2B", "shows": "test force RMSE vs memory per atom (Pareto fronts)"},
-    ),
-    "capacity": dict(
-        tables=("models",),
-        labels={"figure": "Fig. 3", "shows": "force, energy and RDF errors vs number of weights"},
-    ),
-    "learning_curves": dict(
-        tables=("models", "curves"),
-        labels={"figure": "Fig. 4", "shows": "training and validation force RMSE vs epoch"},
-    ),
-    "scaling": dict(
-        tables=("models",),
-        labels={"figure": "Fig. 5", "shows": "MD time per step per atom and maximum atoms vs number of weights"},
-    ),
-    "born_again": dict(
-        tables=("born_again",),
-        labels={"figure": "Sec. 3.5", "shows": "teacher vs Born-Again students (bar plot)"},
-    ),
-}
+#: the figures (tsmlip.figures): each one's inputs, config keys and labels in the report
+FIGURES = tsfigures.FIGURES
+
+
+def figure_inputs():
+    """Every input a figure may read, by `tsmlip plot` option (tsmlip.figures: Figure.inputs)."""
+    return {
+        **{name: os.path.join(TABLES, f"{name}.csv") for name in ("models", "curves", "born_again")},
+        "rdf_noise_floor": RDF_NOISE_FLOOR,  # its seed noise floor, drawn as a band on the capacity figure
+    }
 
 
 def figure_tables(wildcards):
-    """The tables one figure reads, by `tsmlip plot` option: models.csv, curves.csv, born_again.csv; the
-    capacity figure also the seed noise floor of the RDF error (drawn as a band on its RDF panel)."""
-    tables = {name: os.path.join(TABLES, f"{name}.csv") for name in FIGURES[wildcards.figure]["tables"]}
-    if wildcards.figure == "capacity":
-        tables["rdf_noise_floor"] = RDF_NOISE_FLOOR
-    return tables
+    """The inputs one figure reads, by `tsmlip plot` option."""
+    paths = figure_inputs()
+    return {name: paths[name] for name in FIGURES[wildcards.figure].inputs}
+
+
+def figure_labels(wildcards):
+    figure = FIGURES[wildcards.figure]
+    return {"figure": figure.paper, "shows": figure.shows}
 
 
 def figure_options(wildcards, input):
@@ -260,9 +248,8 @@ def figure_options(wildcards, input):
 
 
 def figure_config(wildcards):
-    """What `tsmlip plot` reads: the dpi; learning_curves also the architecture whose curves it draws."""
-    arch = ("aggregate.curves_arch", "sweep.base") if wildcards.figure == "learning_curves" else ()
-    return step_config("aggregate.dpi", *arch)
+    """What `tsmlip plot` reads: the dpi and the figure's own keys (learning_curves: the architecture drawn)."""
+    return step_config("plot", *FIGURES[wildcards.figure].reads)
 
 
 # --- labels (label.smk) -----------------------------------------------------------------------------
@@ -329,10 +316,9 @@ def budget_check_metrics():
 
 
 #: what training reads; a budget-check model the same with its budgets (patiences and epoch cap times the scale)
-TRAIN_CONFIG = step_config("network", "training", "born_again")
+TRAIN_CONFIG = step_config("train")
 BUDGET_CHECK_CONFIG = step_config(
-    "network",
-    "born_again",
+    "train",
     training=tsconfig.budget_check_training(config["training"], config["budget_check"]["scale"]),
 )
 
@@ -381,7 +367,7 @@ def figure_names():
 
 
 def has_born_again():
-    return any(m.kind.startswith("born_again") for m in MODEL_IDS)
+    return any(tskinds.REGISTRY[m.kind].born_again for m in MODEL_IDS)
 
 
 def aggregate_targets():
@@ -409,45 +395,24 @@ def all_targets():
 # --- provenance stamps (tsmlip.provenance.planned): a rerun of a stale file without Snakemake's metadata --------
 #: the settings of the fingerprinted steps (their rules pass the same JSON as --config-json)
 if config["data"]["source"] == "emt":
-    DATA_STEP, DATA_CFG = "generate-dataset", step_config("data.emt", "data.min_distance_A")
+    DATA_STEP, DATA_CFG = "generate-dataset", step_config("generate-dataset")
 else:
     from tsmlip.data.io import source_checksums as _source_checksums
 
     DATA_STEP = "prepare-dataset"
     DATA_CFG = step_config(
-        *(
-            f"data.{k}"
-            for k in (
-                "source",
-                "min_distance_A",
-                "ani_energy_shift_eV_per_atom",
-                "forces_are",
-                "close_contacts",
-                "duplicates",
-                "checks",
-            )
-        ),
+        "prepare-dataset",
         *[
             f"{sec}.element"
             for sec, on in (("md", config["md"]["enabled"]), ("rdf", True))
             if on and config[sec].get("element") is None
         ],
     )
-SPLIT_CFG = step_config("split", "training.train_eval_fraction")
-LABEL_CFG = step_config("labels")
-ORACLE_CFG = step_config("labels.sum_tolerance_eV")
-CALCULATOR_CFG = step_config(
-    "foundation.calculator", "foundation.device", "foundation.chunk_size", "labels.sum_tolerance_eV"
-)
-SYNTHESIZE_CFG = step_config(
-    "synthetic",
-    "data.min_distance_A",
-    "data.source",
-    "foundation.calculator",
-    "rdf.blowup_temperature_K",
-    "rdf.device",
-    "labels.sum_tolerance_eV",
-)
+SPLIT_CFG = step_config("split")
+LABEL_CFG = step_config("label")
+ORACLE_CFG = step_config("label-oracle")
+CALCULATOR_CFG = step_config("label-calculator")
+SYNTHESIZE_CFG = step_config("synthesize")
 _SOURCES = (
     []
     if config["data"]["source"] == "emt"

@@ -21,7 +21,7 @@ if config["data"]["source"] == "emt":
             runtime=60,
         params:
             code=code_stamp("generate-dataset"),
-            cfg=step_config("data.emt", "data.min_distance_A"),
+            cfg=step_config("generate-dataset"),
         shell:
             "tsmlip generate-dataset --config-json {params.cfg:q} --out {output.data:q} 2>&1 | tee {log:q} >&2"
 
@@ -61,18 +61,7 @@ else:
             code=code_stamp("prepare-dataset"),
             sources=data_sources,
             cfg=step_config(
-                *(
-                    f"data.{k}"
-                    for k in (
-                        "source",
-                        "min_distance_A",
-                        "ani_energy_shift_eV_per_atom",
-                        "forces_are",
-                        "close_contacts",
-                        "duplicates",
-                        "checks",
-                    )
-                ),
+                "prepare-dataset",
                 *SINGLE_ELEMENT_FOR,
             ),
             path=config["data"]["path"],
@@ -98,6 +87,6 @@ rule split:
         runtime=10,
     params:
         code=code_stamp("split"),
-        cfg=SPLIT_CFG,
+        cfg=step_config("split"),
     shell:
         "tsmlip split --config-json {params.cfg:q} --dataset {input.data:q} --out {output.split:q} 2>&1 | tee {log:q} >&2"

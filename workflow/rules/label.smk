@@ -27,7 +27,7 @@ if FOUNDATION:
             runtime=config["foundation"]["runtime_min"],
         params:
             code=code_stamp("label-calculator"),
-            cfg=CALCULATOR_CFG,
+            cfg=step_config("label-calculator"),
             scratch=res("scratch", "label_calculator"),
         shell:
             "tsmlip label-calculator --config-json {params.cfg:q} --dataset {input.data:q} --threads {threads}"
@@ -58,7 +58,7 @@ if HIPNN_LABELS:
             runtime=60,
         params:
             code=code_stamp("label"),
-            cfg=LABEL_CFG,
+            cfg=step_config("label"),
             teacher_ids=[str(m) for m in LABEL_TEACHERS],
         shell:
             "tsmlip label --config-json {params.cfg:q} --teacher {input.teachers:q}"
@@ -84,7 +84,7 @@ rule label_oracle:
         runtime=10,
     params:
         code=code_stamp("label-oracle"),
-        cfg=ORACLE_CFG,
+        cfg=step_config("label-oracle"),
     shell:
         "tsmlip label-oracle --config-json {params.cfg:q} --dataset {input.data:q} --out {output.labels:q} > {log:q} 2>&1"
 
@@ -115,7 +115,7 @@ rule synthesize:
         runtime=lambda w: config["synthetic"]["runtime_min"],
     params:
         code=code_stamp("synthesize"),
-        cfg=SYNTHESIZE_CFG,
+        cfg=step_config("synthesize"),
         teacher_ids=[str(m) for m in LABEL_TEACHERS],
         out_dir=lambda w, output: os.path.dirname(output.dataset),
     shell:

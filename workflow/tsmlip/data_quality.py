@@ -53,7 +53,7 @@ def main(argv=None) -> int:
     from .model import load_model
     from .predict import predict
 
-    p = step_parser("data-quality", __doc__, ("training.eval_batch_size",))
+    p = step_parser("data-quality", __doc__)
     p.add_argument("--teacher", required=True, help="the teacher's model.pt")
     p.add_argument("--dataset", required=True)
     p.add_argument("--split", required=True)

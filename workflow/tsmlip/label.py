@@ -133,7 +133,7 @@ def oracle_labels(dataset_path: str, out: str, tolerance: float) -> dict:
 def main_oracle(argv=None) -> int:
     from .cli import step_parser
 
-    p = step_parser("label-oracle", oracle_labels.__doc__, ("labels.sum_tolerance_eV",))
+    p = step_parser("label-oracle", oracle_labels.__doc__)
     p.add_argument("--dataset", required=True)
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
@@ -160,8 +160,7 @@ def check_teachers(parser, files: list[str], ids: list[str]) -> None:
 def main(argv=None) -> int:
     from .cli import step_parser
 
-    p = step_parser("label", __doc__ + "\n\nlabels.teacher (which teachers --teacher names) is recorded.",
-                    ("labels.teacher", "labels.sum_tolerance_eV"))
+    p = step_parser("label", __doc__ + "\n\nlabels.teacher (which teachers --teacher names) is recorded.")
     p.add_argument("--teacher", nargs="+", required=True, help="teacher model.pt file(s)")
     p.add_argument("--teacher-ids", nargs="+", required=True, help="ids of those teachers, same order")
     p.add_argument("--dataset", required=True)

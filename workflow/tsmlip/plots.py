@@ -28,6 +28,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from .figures import FIGURES as FIGURE_TABLE  # noqa: E402
 from .kinds import KINDS, REGISTRY, SWEEP_KINDS  # noqa: E402
 from .tables import pareto_front  # noqa: E402
 
@@ -382,7 +383,8 @@ def born_again(table: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-FIGURES = ("pareto_time", "pareto_memory", "capacity", "learning_curves", "scaling", "born_again")
+#: the figures (their inputs and labels: :mod:`tsmlip.figures`), each drawn by the function of its name
+FIGURES = tuple(FIGURE_TABLE)
 
 
 def save(fig: plt.Figure, pdf: str | Path, png: str | Path, dpi: int = 150) -> None:
@@ -414,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
     from .config import Arch
 
     ap = step_parser("plot", main.__doc__ + "\n\nlearning_curves draws aggregate.curves_arch, or where null the "
-                     "architecture of sweep.base.", ("aggregate.dpi",))
+                     "architecture of sweep.base.")
     ap.add_argument("figure", choices=FIGURES)
     ap.add_argument("--models", help="tables/models.csv (every figure but born_again)")
     ap.add_argument("--curves", help="tables/curves.csv (learning_curves)")
@@ -425,13 +427,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--png", required=True)
     args = ap.parse_args(argv)
 
-    needs = {"learning_curves": ("models", "curves"), "born_again": ("born_again",)}.get(args.figure, ("models",))
-    for key in needs:
+    figure = FIGURE_TABLE[args.figure]
+    for key in figure.required:
         if not getattr(args, key):
             ap.error(f"figure {args.figure} needs --{key.replace('_', '-')}")
     cfg, arch = args.config_json, None
+    require(ap, cfg, figure.reads)
     if args.figure == "learning_curves":
-        require(ap, cfg, ("aggregate.curves_arch", "sweep.base"))
         arch = cfg["aggregate"]["curves_arch"] or Arch.from_dict(cfg["sweep"]["base"]).tag
     read = lambda p: pd.read_csv(p) if p else None  # noqa: E731
     floor = None

@@ -212,7 +212,7 @@ def main(argv=None) -> int:
     from ..cli import step_parser
     from ..provenance import record
 
-    p = step_parser("generate-dataset", __doc__, ("data.emt", "data.min_distance_A"))
+    p = step_parser("generate-dataset", __doc__)
     p.add_argument("--out", required=True, help="output dataset.npz (provenance.json is written beside)")
     a = p.parse_args(argv)
     emt_cfg = a.config_json["data"]["emt"]

@@ -299,17 +299,12 @@ def prepare(source: str, path: str, min_distance_A: float, energy_shift: float =
     return arrays, provenance
 
 
-#: the data: keys ``tsmlip prepare-dataset`` reads
-DATA_KEYS = tuple(f"data.{k}" for k in ("source", "min_distance_A", "ani_energy_shift_eV_per_atom", "forces_are",
-                                       "close_contacts", "duplicates", "checks"))
-
-
 def main(argv=None) -> int:
     from ..cli import step_parser
 
     p = step_parser("prepare-dataset", __doc__ + "\n\nnull data.forces_are / data.close_contacts: the source's "
                     "default. md.element / rdf.element given as null (the stage\ntakes the data's element): a "
-                    "multi-element dataset stops here.", DATA_KEYS)
+                    "multi-element dataset stops here.")
     p.add_argument("--path", required=True, help="the source file or folder (data.path)")
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)

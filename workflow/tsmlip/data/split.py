@@ -13,19 +13,34 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io_utils import atomic_open, atomic_write_text
+from ..io_utils import atomic_open, atomic_write_text, sha256_file
 from .dataset import DataError, duplicates_message, find_duplicates, load_dataset
 
+#: the splits, in this order everywhere (split.npz's arrays, metrics.json, the tables' columns)
 SPLITS = ("train", "valid", "test")
 
 
-def make_split(n: int, valid_fraction: float, test_fraction: float, seed: int) -> dict[str, np.ndarray]:
+def split_sizes(n: int, valid_fraction: float, test_fraction: float) -> dict[str, int]:
+    """The one split arithmetic: the sizes :func:`make_split` gives ``n`` configurations (at least one test and
+    one validation configuration; the training split may come out empty, which the callers refuse)."""
     n_test = max(1, int(round(test_fraction * n)))
     n_valid = max(1, int(round(valid_fraction * n)))
-    if n - n_test - n_valid < 1:
+    return {"train": n - n_test - n_valid, "valid": n_valid, "test": n_test}
+
+
+def train_eval_size(n_train: int, fraction: float) -> int:
+    """Training configurations evaluated per curve point (``training.train_eval_fraction``; hippynn takes
+    ``int(n_train * fraction)``)."""
+    return int(n_train * fraction)
+
+
+def make_split(n: int, valid_fraction: float, test_fraction: float, seed: int) -> dict[str, np.ndarray]:
+    sizes = split_sizes(n, valid_fraction, test_fraction)
+    if sizes["train"] < 1:
         raise DataError(f"{n} configurations are too few for valid/test fractions "
                         f"{valid_fraction}/{test_fraction} (config keys 'split.valid_fraction', "
                         f"'split.test_fraction'): no configuration left for training")
+    n_test, n_valid = sizes["test"], sizes["valid"]
     perm = np.random.default_rng(seed).permutation(n)
     return {"test": np.sort(perm[:n_test]), "valid": np.sort(perm[n_test:n_test + n_valid]),
             "train": np.sort(perm[n_test + n_valid:])}
@@ -56,11 +71,8 @@ def load_split(path: str | Path, n_configs: int | None = None) -> dict[str, np.n
 
 
 def dataset_fingerprint(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:16]
+    """A file by content: the first 16 hex digits of its sha256 (:func:`tsmlip.io_utils.sha256_file`)."""
+    return sha256_file(path)[:16]
 
 
 def split_fingerprint(path: str | Path) -> str:
@@ -77,7 +89,7 @@ def split_fingerprint(path: str | Path) -> str:
 def check_train_eval_fraction(n_train: int, fraction: float) -> None:
     """:class:`DataError` when ``training.train_eval_fraction`` of ``n_train`` configurations evaluates none
     (hippynn takes ``int(n_train * fraction)`` of them each epoch)."""
-    if int(n_train * fraction) < 1:
+    if train_eval_size(n_train, fraction) < 1:
         raise DataError(f"config key 'training.train_eval_fraction': {fraction} of the {n_train} training "
                         f"configurations is none (need at least 1/{n_train} = {1 / n_train:.3g})")
 
@@ -86,7 +98,7 @@ def main(argv=None) -> int:
     from ..cli import step_parser
 
     p = step_parser("split", __doc__ + "\n\nA training.train_eval_fraction that evaluates no training configuration "
-                    "is refused.", ("split", "training.train_eval_fraction"))
+                    "is refused.")
     p.add_argument("--dataset", required=True)
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)

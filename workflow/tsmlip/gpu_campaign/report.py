@@ -26,7 +26,7 @@ def _ratio(a, b) -> str:
 
 
 def markdown(doc: dict, paper_ref: dict) -> str:
-    """The README's rows: Figs 2/5 per model (teacher vs students, ratios), kernels on/off, and the ratio to
+    """The table's rows: Figs 2/5 per model (teacher vs students, ratios), kernels on/off, and the ratio to
     the paper's A6000 figures where config/config.yaml ``paper_reference.md_cost`` gives them."""
     dev = doc["device"] or {}
     ref = paper_ref.get("md_cost", {})

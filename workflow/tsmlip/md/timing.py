@@ -185,7 +185,7 @@ def check_timing_size(n_atoms: int, md_cfg: dict, key: str = "md.timing.n_atoms"
 def main(argv: list[str] | None = None) -> int:
     from ..cli import step_parser
 
-    p = step_parser("md-timing", __doc__.split("\n\n")[0], ("md",))
+    p = step_parser("md-timing", __doc__.split("\n\n")[0])
     p.add_argument("--model", required=True, help="model.pt of a trained model")
     p.add_argument("--engine", required=True, choices=ENGINES)
     p.add_argument("--out", required=True, help="output JSON (md_timing_<engine>.json)")

@@ -214,7 +214,7 @@ def main_md(argv: list[str] | None = None) -> int:
 
     p = step_parser("rdf-md", main_md.__doc__ + "\n\nThe rdf: section (its experiment: part is not read); "
                     "--reference also reads data.source, --calculator foundation.calculator (chgnet, emt or "
-                    "{factory, kwargs}; docs/foundation.md), on rdf.device.", ("rdf",))
+                    "{factory, kwargs}; docs/foundation.md), on rdf.device.")
     who = p.add_mutually_exclusive_group(required=True)
     who.add_argument("--model", help="model.pt of a trained model")
     who.add_argument("--reference", action="store_true", help="run the data's reference potential instead")

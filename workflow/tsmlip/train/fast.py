@@ -371,7 +371,7 @@ def _write_outputs(m: _Member, k: int, stack: StackedHipnn, graphs: dict, cfg: d
 def main(argv=None) -> int:
     from ..cli import step_parser
 
-    p = step_parser("train-stack", __doc__, ("network", "training", "born_again"))
+    p = step_parser("train-stack", __doc__)
     p.add_argument("--model-ids", nargs="+", required=True, help="e.g. student/w8-s4-l1/seed1 control/w8-s4-l1/seed1")
     p.add_argument("--dataset", required=True)
     p.add_argument("--split", required=True)

@@ -28,6 +28,7 @@ import torch
 from ..config import ModelId
 from ..data.split import SPLITS
 from ..io_utils import atomic_open, atomic_write_text
+from ..kinds import REGISTRY
 from ..model import device_description, load_model, resolve_device, save_model
 from ..predict import error_metrics, predict
 from ..provenance import ProvenanceError, check_inputs, json_with, model_data_meta, record
@@ -120,7 +121,7 @@ def _finish(model_id: ModelId, cfg: dict, data: _Data, graph, schedule, n_weight
         wall_time_s=wall, device=device_description(device),
         convergence=convergence,
         loss_weights=schedule.final.as_dict(),
-        loss_schedule=None if model_id.kind != "born_again" else cfg["born_again"],
+        loss_schedule=cfg["born_again"] if REGISTRY[model_id.kind].scheduled else None,
         teacher_labels=str(labels_path) if labels_path else None,
         atom_energy_labels_in_loss=data.distilled,
         splits={name: SplitErrors(**errors) for name, errors in splits.items()},
@@ -141,7 +142,7 @@ def _finish(model_id: ModelId, cfg: dict, data: _Data, graph, schedule, n_weight
 def main(argv=None) -> int:
     from ..cli import step_parser
 
-    p = step_parser("train", __doc__, ("network", "training", "born_again"))
+    p = step_parser("train", __doc__)
     p.add_argument("--model-id", required=True, help="e.g. student/w16-s10-l2/seed1")
     p.add_argument("--dataset", required=True)
     p.add_argument("--split", required=True)
