@@ -83,15 +83,22 @@ def read_record(path) -> dict | None:
             with np.load(path, allow_pickle=False) as z:
                 return json.loads(str(z[NPZ_KEY])) if NPZ_KEY in z.files else None
         if path.suffix == ".pt":
-            from .model import read_model_payload
-
-            return (read_model_payload(path).get("meta") or {}).get("provenance")
+            return _model_meta(path).get("provenance")
         if path.suffix == ".json":
             return json.loads(path.read_text()).get(JSON_KEY)
         side = path.with_name(path.name + SIDECAR_SUFFIX)
         return json.loads(side.read_text()) if side.is_file() else None
     except (OSError, ValueError, KeyError, AttributeError):
         return None
+
+
+def _model_meta(path) -> dict:
+    """A model file's ``meta`` (read as tsmlip.model reads it, with ``weights_only=True``; this module stays below
+    the model layer)."""
+    import torch
+
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    return (payload.get("meta") or {}) if isinstance(payload, dict) else {}
 
 
 def input_fingerprint(path) -> str:
@@ -171,18 +178,30 @@ def model_data_meta(dataset_path, split_path) -> dict:
             "split_fingerprint": split_content(split_path)}
 
 
-def split_content(split_path) -> str:
-    from .data.split import split_fingerprint
+#: the splits of a split file, in the order their fingerprint hashes them (tsmlip.data.split.SPLITS is this)
+SPLITS = ("train", "valid", "test")
 
-    return split_fingerprint(split_path)
+
+def split_arrays_fingerprint(split: dict) -> str:
+    """The split by content: a hash of its train/valid/test index arrays (not of the npz bytes, which hold time
+    stamps), so the same split written again has the same fingerprint and any other split another."""
+    h = hashlib.sha256()
+    for k in SPLITS:
+        h.update(k.encode())
+        h.update(np.ascontiguousarray(split[k], dtype=np.int64).tobytes())
+    return h.hexdigest()[:16]
+
+
+def split_content(split_path) -> str:
+    """:func:`split_arrays_fingerprint` of a split file (checked by tsmlip.data.split.load_split where it is read)."""
+    with np.load(split_path, allow_pickle=False) as z:
+        return split_arrays_fingerprint({k: z[k] for k in SPLITS})
 
 
 def check_model_data(model_path, dataset_path, split_path=None) -> None:
     """Refuse a model trained on another dataset or split than the ones given (:class:`ProvenanceError` naming
     both). A model that records neither (an older file) passes."""
-    from .model import read_model_payload
-
-    meta = read_model_payload(model_path).get("meta") or {}
+    meta = _model_meta(model_path)
     want = meta.get("dataset_fingerprint")
     if want is not None and dataset_path is not None:
         have = content_fingerprint(dataset_path)

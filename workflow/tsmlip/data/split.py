@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from ..io_utils import atomic_open, atomic_write_text, sha256_file
+# the splits, in this order everywhere (split.npz's arrays, metrics.json, the tables' columns): defined with the
+# split's content fingerprint, which the provenance of every model records
+from ..provenance import SPLITS, split_arrays_fingerprint
 from .dataset import DataError, duplicates_message, find_duplicates, load_dataset
-
-#: the splits, in this order everywhere (split.npz's arrays, metrics.json, the tables' columns)
-SPLITS = ("train", "valid", "test")
 
 
 def split_sizes(n: int, valid_fraction: float, test_fraction: float) -> dict[str, int]:
@@ -76,14 +76,8 @@ def dataset_fingerprint(path: str | Path) -> str:
 
 
 def split_fingerprint(path: str | Path) -> str:
-    """The split by content: a hash of its train/valid/test index arrays (not of the npz bytes, which hold
-    time stamps), so the same split written again has the same fingerprint and any other split another."""
-    split = load_split(path)
-    h = hashlib.sha256()
-    for k in SPLITS:
-        h.update(k.encode())
-        h.update(np.ascontiguousarray(split[k], dtype=np.int64).tobytes())
-    return h.hexdigest()[:16]
+    """The split by content (:func:`tsmlip.provenance.split_arrays_fingerprint`) of a checked split file."""
+    return split_arrays_fingerprint(load_split(path))
 
 
 def check_train_eval_fraction(n_train: int, fraction: float) -> None:
