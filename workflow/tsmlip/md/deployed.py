@@ -23,7 +23,6 @@ command that installs them.
 from __future__ import annotations
 
 import ctypes
-import math
 import os
 import shutil
 import sys
@@ -274,7 +273,7 @@ class TorchSimEngine:
         state = ts.io.atoms_to_state([atoms], self.device, dtype)
         self.state = init(state)
         self.state.momenta = torch.as_tensor(atoms.get_momenta(), dtype=dtype, device=self.device)
-        self.version = f"torch-sim {getattr(ts, '__version__', '?')}"
+        self.version = f"torch-sim {_dist_version('torch-sim-atomistic', ts)}"
         self._unwrapped = atoms.get_positions().astype(float)
         self._last_wrapped = self._unwrapped.copy()
         self._nsteps = 0
@@ -336,5 +335,11 @@ class TorchSimEngine:
             torch.cuda.synchronize(self.device)
 
 
-def finite(x) -> bool:
-    return x is not None and math.isfinite(float(x))
+def _dist_version(dist: str, module) -> str:
+    """The installed distribution's version (torch_sim has no ``__version__``)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return str(getattr(module, "__version__", "unknown"))
