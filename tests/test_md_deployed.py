@@ -139,3 +139,33 @@ def test_workflow_times_four_engines(tmp_path, tiny_cfg):
         rec = json.loads(open(target).read())
         assert rec["engine"] == engine and rec["model_id"] == str(model_id) and rec["us_per_atom_step"] > 0
         assert rec["stable"] is True
+
+
+@needs["lammps"]
+def test_rdf_liquid_in_lammps_within_the_seed_noise_floor(tmp_path, tiny_cfg, model_path):
+    """rdf.engine: lammps (fix langevin: other random numbers than ASE's): its g(r) differs from the ase engine's
+    (same seed) by no more than twice what another seed changes on the ase engine; the CLI records the engine."""
+    from tsmlip import rdf
+
+    base = dict(tiny_cfg["rdf"], collapse_distance_A=0.0)
+    runs = {}
+    for engine, seed in (("ase", 1), ("ase", 2), ("lammps", 1)):
+        s = rdf.resolve_liquid(dict(base, seed=seed), [13])
+        runs[(engine, seed)] = rdf.run_liquid_md(None, s, log=lambda m: None, model=model_path, engine=engine)
+    assert runs[("lammps", 1)].engine == "lammps" and runs[("lammps", 1)].stable
+    g = {k: rdf.rdf_of_frames(r.frames, s["r_max_A"], s["n_bins"]) for k, r in runs.items()}
+    r = g[("ase", 1)][0]
+    assert all(len(run.frames) == len(runs[("ase", 1)].frames) > 1 for run in runs.values())
+    floor = rdf.rdf_error(r, g[("ase", 1)][1], g[("ase", 2)][1])
+    assert floor > 0
+    for ref in (("ase", 1), ("ase", 2)):
+        assert rdf.rdf_error(r, g[ref][1], g[("lammps", 1)][1]) < 2 * floor, ref
+    t_ase = np.mean([runs[("ase", k)].mean_temperature_K for k in (1, 2)])
+    assert abs(runs[("lammps", 1)].mean_temperature_K - t_ase) < 0.2 * t_ase
+
+    cfg = dict(base, engine="lammps", production_steps=10, melt_steps=5, equilibration_steps=5)
+    assert rdf.main_md(["--model", str(model_path), "--config-json", json.dumps({"rdf": cfg}), "--out-csv",
+                        str(tmp_path / "g.csv"), "--out-json", str(tmp_path / "g.json")]) == 0
+    info = json.loads((tmp_path / "g.json").read_text())
+    assert info["engine"] == "lammps" and info["pair_finder"] == "lammps neighbor bin"
+    assert info["hippynn_kernels"] is None and info["n_frames"] == 2

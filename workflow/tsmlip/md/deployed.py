@@ -160,7 +160,7 @@ class LammpsEngine:
     def _langevin_line(self, temperature_K: float) -> str:
         th = self.thermostat
         damp_ps = 1e-3 / float(th.friction_per_fs)
-        seed = int(th.rng.integers(1, 2 ** 30))
+        seed = int(th.rng.integers(1, 900_000_000))  # the range of LAMMPS's Marsaglia generator
         return f"fix lg all langevin {float(temperature_K)!r} {float(temperature_K)!r} {damp_ps!r} {seed} zero yes"
 
     @property
