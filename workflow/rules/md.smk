@@ -21,7 +21,7 @@ rule md_timing:
     benchmark:
         model_job_file("benchmarks", "md_timing", "_{engine}")
     wildcard_constraints:
-        engine="ase|torch",
+        engine="ase|torch|lammps|torchsim",
     conda:
         CONDA_ENV
     threads: MD_CFG["timing"]["torch_threads"]
