@@ -135,35 +135,6 @@ def gpu_job_on(device):
     return lambda wildcards: gpu_job() if device != "cpu" else 0
 
 
-# Checks that need this machine or the data stage's output, done when a run starts (a dry run reads neither):
-# a device setting that names no device here stops a run whose jobs run on this machine before any job (a
-# cluster job checks its own device when it starts and stops with one message); data read from files, whose
-# number is known once the data stage has run (provenance.json): a split that leaves no training
-# configuration, or a train_eval_fraction that evaluates none, is refused (the split step refuses them the
-# first time).
-onstart:
-    if workflow.local_exec:
-        tsconfig.check_devices(config, _local_gpus())
-    _provenance = RESULTS.joinpath("data", "provenance.json")
-    if config["data"]["source"] != "emt" and _provenance.is_file():
-        try:
-            _n_read = json.loads(_provenance.read_text())["n_configs"]
-        except (ValueError, KeyError):
-            _n_read = None
-        if _n_read:
-            tsconfig.check_split_sizes(config, int(_n_read), "data/provenance.json n_configs")
-    # one run per results folder, from any checkout (tsmlip.run_lock): refused with one message
-    tsrunlock.acquire(RESULTS)
-
-
-onsuccess:
-    tsrunlock.release(RESULTS)
-
-
-onerror:
-    tsrunlock.release(RESULTS)
-
-
 #: the files a kind trains on, by where its atom-energy labels come from (tsmlip.kinds: labels): the data alone
 #: (the teacher); the teacher's atom energies (controls read them only to report the atom-energy error, never in
 #: their loss); the reference's own; the ground truth plus teacher-generated configurations (training split only)
@@ -457,7 +428,7 @@ PLAN["synthetic"] = (
 
 def stamp_file(name, plan):
     """The stamp input of a fingerprinted rule: <results>/.provenance/<name>/<planned fingerprint>.stamp, made
-    here when missing (Snakemake does not run a missing input's rule for a job whose outputs exist): a stamp newer
+    here when missing (Snakemake does not run a missing input's producer for a job whose outputs exist); a stamp newer
     than the rule's outputs reruns the rule by modification time (tsmlip.provenance.planned)."""
     path = res(".provenance", name, f"{tsprov.planned(*plan)}.stamp")
     if not os.path.exists(path):
@@ -484,4 +455,3 @@ def train_stamp(budget=False):
         return stamp_file(f"{folder}/{mid}", _train_plan(mid, budget))
 
     return stamp
-
