@@ -61,7 +61,8 @@ lammps: $(LAMMPS_PLUGIN)
 # the LAMMPS and TorchSim tests run in the suite (they skip, saying why, where the plugin is not built)
 test: $(LAMMPS_PLUGIN)
 
-run: $(VENV)/.installed
+# the default's ground truth is CHGNet (config/config.yaml): the foundation group is part of the run
+run: $(VENV)/.foundation
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --cores $(CORES)
 
 dry-run: $(VENV)/.installed

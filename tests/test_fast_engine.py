@@ -257,3 +257,27 @@ def test_killed_stack_resumes_from_checkpoints(tiny_cfg, tiny_data, tmp_path, mo
     for a, b in zip(whole, again):
         assert a["splits"]["test"]["force_rmse_eV_A"] == pytest.approx(b["splits"]["test"]["force_rmse_eV_A"],
                                                                        rel=1e-6)
+
+
+def test_weight_average_is_what_is_evaluated_and_kept(tiny_cfg, tiny_data, tmp_path):
+    """With training.ema_decay the averaged weights are evaluated, kept as the best and written: the written model
+    differs from the same training without the average, and its metrics are the average's."""
+    from tsmlip.train.fast import _Adam, train_stack
+
+    ds, sp, _ = tiny_data
+    ids = [ModelId.parse("control/w6-s6-l1/seed1")]
+    plain = train_stack(ids, _stack_cfg(tiny_cfg, epochs=3), ds, sp, {}, tmp_path / "a", tmp_path / "cka")[0]
+    cfg = _stack_cfg(tiny_cfg, epochs=3)
+    cfg["training"]["ema_decay"] = 0.9
+    avg = train_stack(ids, cfg, ds, sp, {}, tmp_path / "b", tmp_path / "ckb")[0]
+    assert avg["splits"]["test"]["force_rmse_eV_A"] != plain["splits"]["test"]["force_rmse_eV_A"]
+    # the average follows torch.lerp with the ramped decay: after one step of weights w0 -> w1, ema = w0 + (1-d)(w1-w0)
+    p = {"x": torch.zeros(2, 3, requires_grad=True)}
+    adam = _Adam(p, ema_decay=0.9)
+    p["x"].grad = torch.ones(2, 3)
+    adam.step(p, torch.tensor([0.1, 0.2]))
+    d = min(0.9, 2 / 11)
+    assert torch.allclose(adam.ema["x"], (1 - d) * p["x"].detach())
+    with adam.averaged(p):
+        assert torch.allclose(p["x"], adam.ema["x"])
+    assert not torch.allclose(p["x"], adam.ema["x"])

@@ -298,8 +298,38 @@ def test_config_refuses_a_calculator_that_cannot_be_imported(tmp_path):
     emt = tmp_path / "emt.yaml"
     emt.write_text(json.dumps({"foundation": {"calculator": {"factory": "ase.calculators.emt:EMT", "name": "EMT"}}}))
     cfg = load_config(BASE_CONFIG, emt)
-    assert calculator_name(cfg) == "EMT" and cfg["foundation"]["students_learn"] == "calculator"
-    assert load_config(BASE_CONFIG)["foundation"]["calculator"] is None
+    assert calculator_name(cfg) == "EMT" and cfg["foundation"]["students_learn"] == "teacher"
+    # the default: CHGNet's labels, the students learning the HIPNN teacher's atom energies (two-step)
+    assert load_config(BASE_CONFIG)["foundation"]["calculator"] == "chgnet"
+    assert load_config(BASE_CONFIG, ROOT / "config" / "emt.yaml")["foundation"]["calculator"] is None
     if importlib.util.find_spec("chgnet"):
         cfg = load_config(BASE_CONFIG, ROOT / "config" / "foundation.yaml")
         assert cfg["foundation"]["calculator"] == "chgnet" and cfg["rdf"]["experiment"]["enabled"]
+
+
+def test_default_two_step_distillation_on_the_tiny_config(tmp_path):
+    """The default's ground truth on the tiny config: the calculator (CHGNet where installed) labels the geometries,
+    the HIPNN teacher learns its energies and forces and labels the students, student_oracle learns the calculator's
+    own site energies (about 2 min)."""
+    import importlib.util
+
+    from conftest import run_snakemake
+
+    calculator = "chgnet" if importlib.util.find_spec("chgnet") else "emt"
+    res = tmp_path / "results"
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text(json.dumps({"results_dir": str(res), "data": {"emt": {"n_configs": 12}},
+                                   "foundation": {"calculator": calculator, "students_learn": "teacher",
+                                                  "device": "cpu"}}))
+    targets = [res / "models" / k / "w6-s6-l1" / "seed1" / "metrics.json" for k in ("student", "student_oracle")]
+    out = run_snakemake("--cores", "1", "--configfile", "config/test.yaml", str(overlay), "--", *map(str, targets),
+                        timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    prov = json.loads((res / "data" / "provenance.json").read_text())
+    assert prov["labelled_by"]["name"] == calculator
+    labels = json.loads((res / "labels" / "atom_energies.json").read_text())
+    assert labels["teachers"] and all("teacher/" in t for t in labels["teachers"])  # the HIPNN teacher labels
+    student, oracle = (json.loads(t.read_text()) for t in targets)
+    assert student["teacher_labels"].endswith("atom_energies.npz")
+    assert oracle["teacher_labels"].endswith("oracle_atom_energies.npz")
+    assert student["splits"]["test"]["force_rmse_eV_A"] > 0 and oracle["splits"]["test"]["force_rmse_eV_A"] > 0

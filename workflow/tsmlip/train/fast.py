@@ -10,6 +10,7 @@ The models of one stack share the dataset and split (their atom-energy labels ma
 much for a stack as for one model up to a few dozen models on a CPU (docs/training.md)."""
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import time
@@ -74,12 +75,33 @@ def _initial_state(model_id: ModelId, cfg: dict, arrays: dict, split: dict, spec
 
 
 class _Adam:
-    """torch.optim.Adam (defaults, no weight decay) over stacked weights with one learning rate per model."""
+    """torch.optim.Adam (defaults, no weight decay) over stacked weights with one learning rate per model; with
+    ``ema_decay`` > 0 also an exponential moving average of the weights (as MACE and NequIP train: the average is what
+    is evaluated, kept as the best weights and written), its decay ramped up as min(decay, (1 + t) / (10 + t))."""
 
-    def __init__(self, params: dict[str, torch.Tensor]):
+    def __init__(self, params: dict[str, torch.Tensor], ema_decay: float = 0.0):
         self.m = {k: torch.zeros_like(p) for k, p in params.items()}
         self.v = {k: torch.zeros_like(p) for k, p in params.items()}
         self.step_count: torch.Tensor | None = None  # (n_models,)
+        self.ema_decay = float(ema_decay)
+        self.ema = {k: p.detach().clone() for k, p in params.items()} if self.ema_decay > 0 else None
+
+    @contextlib.contextmanager
+    def averaged(self, params: dict[str, torch.Tensor]):
+        """The averaged weights in place of the trained ones while inside (nothing without an average)."""
+        if self.ema is None:
+            yield
+            return
+        saved = {k: p.detach().clone() for k, p in params.items()}
+        with torch.no_grad():
+            for k, p in params.items():
+                p.copy_(self.ema[k])
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for k, p in params.items():
+                    p.copy_(saved[k])
 
     @torch.no_grad()
     def step(self, params: dict[str, torch.Tensor], lr: torch.Tensor) -> None:
@@ -97,10 +119,13 @@ class _Adam:
             denom = (self.v[k].sqrt() / bc2_sqrt.reshape(shape)).add_(_EPS)
             p.sub_((lr / bc1).reshape(shape) * self.m[k] / denom)
             p.grad = None
+            if self.ema is not None:
+                d = torch.clamp((1 + self.step_count) / (10 + self.step_count), max=self.ema_decay).to(p.dtype)
+                self.ema[k].lerp_(p, (1 - d).reshape(shape))
 
     def keep(self, rows: list[int]) -> None:
         idx = torch.as_tensor(rows, dtype=torch.long)
-        for d in (self.m, self.v):
+        for d in (self.m, self.v) + ((self.ema,) if self.ema is not None else ()):
             for k in d:
                 d[k] = d[k].index_select(0, idx.to(d[k].device)).contiguous()
         if self.step_count is not None:
@@ -109,12 +134,15 @@ class _Adam:
     def slice(self, m: int) -> dict:
         return {"m": {k: v[m].detach().cpu().clone() for k, v in self.m.items()},
                 "v": {k: v[m].detach().cpu().clone() for k, v in self.v.items()},
+                "ema": {k: v[m].detach().cpu().clone() for k, v in self.ema.items()} if self.ema is not None else None,
                 "step": float(self.step_count[m]) if self.step_count is not None else 0.0}
 
     def load_slice(self, m: int, sl: dict) -> None:
         for k in self.m:
             self.m[k][m] = sl["m"][k].to(self.m[k].device)
             self.v[k][m] = sl["v"][k].to(self.v[k].device)
+            if self.ema is not None and sl.get("ema") is not None:
+                self.ema[k][m] = sl["ema"][k].to(self.ema[k].device)
         if self.step_count is None:
             self.step_count = torch.zeros(next(iter(self.m.values())).shape[0], dtype=torch.float64)
         self.step_count[m] = sl["step"]
@@ -216,7 +244,7 @@ def train_stack(model_ids: list[ModelId], cfg: dict, dataset_path, split_path, l
     n_weights = count_weights(next(iter(graphs.values())))
     geom = pair_geometry(arrays, species, float(cfg["network"]["dist_hard_max"])).to(device)
     stack = StackedHipnn(states, next(iter(archs)).n_atom_layers, cfg["network"]["dist_hard_max"], device=device)
-    adam = _Adam(stack.trainable())
+    adam = _Adam(stack.trainable(), tr["ema_decay"])
     for i, m in enumerate(members):
         m.state = {"epoch": 0, "best_metric": math.inf, "best_epoch": 0, "best_state": None, "curve": [],
                    "elapsed_s": 0.0, "phase": 0}
@@ -284,24 +312,27 @@ def train_stack(model_ids: list[ModelId], cfg: dict, dataset_path, split_path, l
             adam.step(stack.trainable(), lr)
             loss_sum += loss.detach().double().cpu()
             n_batches += 1
-        valid = _evaluate(stack, geom, arrays, members, np.tile(split["valid"], (M, 1)), tr["eval_batch_size"], device)
-        due = [m.epoch % tr["train_eval_every"] == 0 for m in members]
-        train_ev = [{k: math.nan for k in v} for v in valid]
-        if any(due):  # a random train_eval_fraction of the training split (each model its own draw)
-            n_sub = max(1, int(n_train * tr["train_eval_fraction"])) if tr["train_eval_fraction"] < 1 else n_train
-            sub = np.stack([split["train"][torch.randperm(n_train, generator=m.generator)[:n_sub].numpy()]
-                            for m in members])
-            ev = _evaluate(stack, geom, arrays, members, sub, tr["eval_batch_size"], device)
-            train_ev = [ev[k] if due[k] else train_ev[k] for k in range(M)]
-        now = time.time()
+        with adam.averaged(stack.trainable()):  # the weights evaluated and kept (the average, with ema_decay)
+            valid = _evaluate(stack, geom, arrays, members, np.tile(split["valid"], (M, 1)), tr["eval_batch_size"],
+                              device)
+            due = [m.epoch % tr["train_eval_every"] == 0 for m in members]
+            train_ev = [{k: math.nan for k in v} for v in valid]
+            if any(due):  # a random train_eval_fraction of the training split (each model its own draw)
+                n_sub = max(1, int(n_train * tr["train_eval_fraction"])) if tr["train_eval_fraction"] < 1 else n_train
+                sub = np.stack([split["train"][torch.randperm(n_train, generator=m.generator)[:n_sub].numpy()]
+                                for m in members])
+                ev = _evaluate(stack, geom, arrays, members, sub, tr["eval_batch_size"], device)
+                train_ev = [ev[k] if due[k] else train_ev[k] for k in range(M)]
+            now = time.time()
+            goings = [epoch_end(m.model_id, m.schedule, m.state, m.controller, tr, m.epoch, ws[k],
+                                float(loss_sum[k]) / max(n_batches, 1), train_ev[k], valid[k],
+                                m.optimizer.param_groups[0]["lr"], now - t_epoch,
+                                m.state["elapsed_s"] + (now - m.t_start), lambda k=k: stack.state_dicts(k))
+                      for k, m in enumerate(members)]
         keep = []
         for k, m in enumerate(members):
             elapsed = m.state["elapsed_s"] + (now - m.t_start)
-            going = epoch_end(m.model_id, m.schedule, m.state, m.controller, tr, m.epoch, ws[k],
-                              float(loss_sum[k]) / max(n_batches, 1), train_ev[k], valid[k],
-                              m.optimizer.param_groups[0]["lr"], now - t_epoch, elapsed,
-                              lambda k=k: stack.state_dicts(k))
-            going = going and m.epoch < m.max_epochs
+            going = goings[k] and m.epoch < m.max_epochs
             m.state["epoch"] = m.epoch
             if not going or m.epoch % tr["checkpoint_every"] == 0:
                 m.state["finished"] = not going

@@ -60,6 +60,9 @@ def train(model_id: ModelId, cfg: dict, dataset_path, split_path, out_dir, check
         torch.set_flush_denormal(True)
     torch.set_default_dtype(torch.float32)
 
+    if tr["ema_decay"] > 0:
+        raise TrainingError(f"{model_id}: training.ema_decay (an average of the weights) is the fast engine's; set "
+                            f"training.engine: fast or ema_decay: 0")
     check_inputs({"dataset": dataset_path, "split": split_path, "labels": labels_path})
     data = _load_data(model_id, dataset_path, split_path, labels_path)
     run = _assemble(model_id, cfg, data, device, pair_cache_dir)
