@@ -27,6 +27,7 @@ COMMANDS = {
     "calculator-cost": "tsmlip.md.calculator_cost:main",
     "max-atoms": "tsmlip.md.probe:main",
     "rdf-md": "tsmlip.rdf.liquid:main_md",
+    "rdf-md-stack": "tsmlip.rdf.stacked:main",
     "rdf-error": "tsmlip.rdf.error:main_error",
     "aggregate": "tsmlip.aggregate:main",
     "born-again-table": "tsmlip.born_again:main",
