@@ -55,6 +55,7 @@ GPU_RULES = {
     "md_timing",
     "max_atoms",
     "rdf_md",
+    "rdf_md_stack",
     "rdf_md_noise_seed",
     "synthesize",
 }
