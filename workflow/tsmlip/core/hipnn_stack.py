@@ -112,20 +112,20 @@ class StackedHipnn:
     def sensitivities(self, dist: torch.Tensor, model_of_pair: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """hippynn's ``InverseSensitivityModule`` times ``CosCutoff`` for each pair with its model's centres and
         widths, and its derivative in the distance: (s, ds/dd), each (n_pairs, n_sens)."""
-        mu = self.params["net.blocks.0.0.base_layer.sensitivity.mu"][:, 0][model_of_pair]
-        sigma = self.params["net.blocks.0.0.base_layer.sensitivity.sigma"][:, 0][model_of_pair]
-        d = dist.unsqueeze(1)
+        # per model first, then gathered per pair: the same values as gathering mu and sigma, fewer pair-sized ops
+        inv_mu = (1.0 / self.params["net.blocks.0.0.base_layer.sensitivity.mu"][:, 0])[model_of_pair]
+        sig2 = (self.params["net.blocks.0.0.base_layer.sensitivity.sigma"][:, 0] ** -2)[model_of_pair]  # hippynn
+        d = dist.unsqueeze(1)  # divides by sigma**-2
         inv_d = 1.0 / d
-        x = inv_d - 1.0 / mu
-        sig2 = sigma ** -2  # hippynn divides by sigma**-2
-        g = torch.exp(-0.5 * x * x / sig2)
-        dg = g * (x / sig2) * inv_d * inv_d  # d/dd of exp(-0.5 (1/d - 1/mu)^2 / sigma^-2)
+        x = inv_d - inv_mu
+        q = x / sig2
+        g = torch.exp(-0.5 * x * q)  # exp(-0.5 (1/d - 1/mu)^2 / sigma^-2); its d/dd is g q / d^2
         h = self.dist_hard_max
         arg = (math.pi / 2 / h) * d
         inside = (d <= h).to(d.dtype)
         cut = torch.cos(arg) ** 2 * inside
         dcut = -(math.pi / 2 / h) * torch.sin(2 * arg) * inside
-        return g * cut, dg * cut + g * dcut
+        return g * cut, g * (q * (inv_d * inv_d * cut) + dcut)
 
     def atom_network(self, env: torch.Tensor, onehot: torch.Tensor):
         """The per-atom part: (atom energies, e0, e1), each (n_models, n_rows), from the environment
@@ -158,7 +158,7 @@ class StackedHipnn:
         n_rows; padding 0), and forces (n_models, n_rows, 3) of the batch's configurations."""
         M, A = self.n_models, batch.rows_per_model
         s, ds = self.sensitivities(batch.dist, batch.model_of_pair)
-        vals = torch.cat([s.unsqueeze(1), s.unsqueeze(1) * batch.unit.unsqueeze(2)], 1)  # (P, 4, nu)
+        vals = _with_one(batch.unit).unsqueeze(2) * s.unsqueeze(1)  # (P, 4, nu): s and s u
         S = self.n_species
         env = torch.zeros(M * A * S, 4, self.n_sens, dtype=vals.dtype, device=vals.device)
         env = env.index_add(0, batch.first * S + batch.species_second, vals)
@@ -177,6 +177,11 @@ class StackedHipnn:
         return out
 
 
+def _with_one(unit: torch.Tensor) -> torch.Tensor:
+    """(n_pairs, 4): 1 and the unit vector, the weights of the scalar and the three vector components."""
+    return torch.cat([torch.ones_like(unit[:, :1]), unit], 1)
+
+
 def pair_forces(g_env: torch.Tensor, s: torch.Tensor, ds: torch.Tensor, batch: "SlotBatch", n_species: int):
     """Forces (n_models * n_rows, 3) from dE/d(env) (n_models, n_rows, 4, nu * species): the chain rule through the
     sensitivities and unit vectors of every pair, written out (first order in the pair quantities)."""
@@ -185,9 +190,10 @@ def pair_forces(g_env: torch.Tensor, s: torch.Tensor, ds: torch.Tensor, batch: "
     g = g_env.reshape(M * A, 4, nu, n_species).permute(0, 3, 1, 2).reshape(M * A * n_species, 4, nu)
     g = g.index_select(0, batch.first * n_species + batch.species_second)  # (P, 4, nu)
     u = batch.unit
-    dE_ds = g[:, 0] + (g[:, 1:] * u.unsqueeze(2)).sum(1)  # (P, nu)
-    dE_du = (g[:, 1:] * s.unsqueeze(1)).sum(2)  # (P, 3)
-    radial = (dE_ds * ds).sum(1, keepdim=True)
+    # contractions over the 4 components and nu as batched products (contiguous, no broadcast temporaries)
+    dE_ds = torch.bmm(_with_one(u).unsqueeze(1), g).squeeze(1)  # (P, nu): g_0 + sum_c g_c u_c
+    dE_du = torch.bmm(g[:, 1:], s.unsqueeze(2)).squeeze(2)  # (P, 3): sum_nu g_c,nu s_nu
+    radial = torch.bmm(dE_ds.unsqueeze(1), ds.unsqueeze(2)).squeeze(2)  # (P, 1)
     tangential = (dE_du - (dE_du * u).sum(1, keepdim=True) * u) / batch.dist.unsqueeze(1)
     grad_r = radial * u + tangential  # dE/dr_ij, r_ij = R_j + shift - R_i
     F = torch.zeros(M * A, 3, dtype=s.dtype, device=s.device)
