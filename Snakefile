@@ -30,6 +30,35 @@ include: "workflow/rules/rdf.smk"
 include: "workflow/rules/aggregate.smk"
 
 
+# Checks that need this machine or the data stage's output, done when a run starts (a dry run reads neither):
+# a device setting that names no device here stops a run whose jobs run on this machine before any job (a
+# cluster job checks its own device when it starts and stops with one message); data read from files, whose
+# number is known once the data stage has run (provenance.json): a split that leaves no training
+# configuration, or a train_eval_fraction that evaluates none, is refused (the split step refuses them the
+# first time).
+onstart:
+    if workflow.local_exec:
+        tsconfig.check_devices(config, _local_gpus())
+    _provenance = RESULTS.joinpath("data", "provenance.json")
+    if config["data"]["source"] != "emt" and _provenance.is_file():
+        try:
+            _n_read = json.loads(_provenance.read_text())["n_configs"]
+        except (ValueError, KeyError):
+            _n_read = None
+        if _n_read:
+            tsconfig.check_split_sizes(config, int(_n_read), "data/provenance.json n_configs")
+    # one run per results folder, from any checkout (tsmlip.run_lock): refused with one message
+    tsrunlock.acquire(RESULTS)
+
+
+onsuccess:
+    tsrunlock.release(RESULTS)
+
+
+onerror:
+    tsrunlock.release(RESULTS)
+
+
 # Cheap bookkeeping rules (this one, the RDF errors, tables and figures) say `localrule: True` where they
 # are defined: they run inside the main Snakemake process, not as cluster jobs.
 rule all:

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Benchmark the two MD engines (ASE VelocityVerlet + HippynnCalculator vs hippynn's all-torch driver).
+"""Benchmark the MD engines (ASE VelocityVerlet + HippynnCalculator vs hippynn's all-torch driver; with
+``--engines ... lammps torchsim`` also the deployed model in LAMMPS and TorchSim, docs/deploy.md).
 
 Times a teacher and a student model at several system sizes and prints time per MD step per atom of each
 engine and the ratio ase / torch, with the device's name. Without model files, random-weight models of the
@@ -11,6 +12,9 @@ the weights' values; random weights do not conserve energy well: "!" marks runs 
     python scripts/bench_md.py --teacher results/models/teacher/w64-s20-l3/seed0/model.pt \\
         --student results/models/student/w8-s10-l2/seed1/model.pt --sizes 500 4000 48000
     python scripts/bench_md.py --pair-finders cell_list kdtree   # compare the torch engine's pair search
+    python scripts/bench_md.py --smoke                           # seconds: tiny models, 32 atoms, CPU
+    python scripts/bench_md.py --model results/models/teacher/w12-s8-l2/seed0/model.pt --sizes 500 \
+        --threads 1 --engines ase torch lammps torchsim --rounds 2   # the four engines on one model
 
 Not a test: it prints a table (and writes every record with --out). Settings not given here come from the
 ``md:`` section of the config (``--config`` overlays).
@@ -28,6 +32,16 @@ sys.path.insert(0, str(ROOT / "workflow"))
 
 BASE_CONFIG = ROOT / "config" / "config.yaml"
 PAPER_CONFIG = ROOT / "config" / "paper.yaml"  # an overlay on BASE_CONFIG
+
+
+#: --smoke: tiny random-weight models, one tiny system on the CPU, one short block (checks the script runs)
+SMOKE = dict(sizes=[32], steps=2, warmup=1, repeats=1, threads=1, device="cpu")
+
+
+def smoke_archs() -> dict:
+    from tsmlip.config import Arch
+
+    return {"teacher": Arch(6, 4, 1), "student": Arch(4, 4, 1)}
 
 
 def paper_archs() -> dict:
@@ -68,7 +82,7 @@ def bench_one(model_path, engine, n_atoms, md_cfg, device, pair_finder=None):
     if pair_finder:
         cfg["pair_finder"][device.type] = pair_finder
     try:
-        return time_md(model_path, engine, cfg, device).to_json()
+        return time_md(model_path, engine, cfg, device)
     except (torch.cuda.OutOfMemoryError, MemoryError) as exc:
         return {"error": f"out of memory ({type(exc).__name__})"}
     finally:
@@ -82,8 +96,10 @@ def main(argv=None) -> int:
     p.add_argument("--student", help="student model.pt (default: random weights, paper's smallest student)")
     p.add_argument("--sizes", type=int, nargs="+",
                    help="atom counts (default: 256 500 on CPU; 500 4000 and paper md.timing.n_atoms on GPU)")
-    p.add_argument("--engines", nargs="+", default=["ase", "torch"], choices=["ase", "torch"])
-    p.add_argument("--pair-finders", nargs="+", choices=["cell_list", "kdtree", "periodic"],
+    p.add_argument("--model", help="time this one model.pt only (instead of a teacher and a student)")
+    p.add_argument("--engines", nargs="+", default=["ase", "torch"], choices=["ase", "torch", "lammps", "torchsim"])
+    p.add_argument("--rounds", type=int, default=1, help="time every engine this many times, in turn (one row each)")
+    p.add_argument("--pair-finders", nargs="+", choices=["vesin", "cell_list", "kdtree", "periodic"],
                    help="torch engine pair searches to compare (default: md.pair_finder of the device)")
     p.add_argument("--steps", type=int, help="timed steps per repeat (default: md.timing.steps)")
     p.add_argument("--warmup", type=int, help="untimed steps (default: md.timing.warmup_steps)")
@@ -93,7 +109,13 @@ def main(argv=None) -> int:
     p.add_argument("--config", nargs="*", default=[], help="config overlays on config/config.yaml")
     p.add_argument("--out", help="write all records to this JSON file")
     p.add_argument("--verbose", action="store_true", help="show the progress lines of every run")
+    p.add_argument("--smoke", action="store_true", help="seconds: tiny random models, 32 atoms, CPU, one short block")
     args = p.parse_args(argv)
+    if args.smoke:
+        if args.teacher or args.student:
+            p.error("--smoke builds its own tiny models: drop --teacher / --student")
+        for key, value in SMOKE.items():
+            setattr(args, key, getattr(args, key) or value)
 
     from tsmlip.config import load_config
     from tsmlip.md import common
@@ -113,9 +135,10 @@ def main(argv=None) -> int:
     sizes = args.sizes or default_sizes(device.type)
     finders = args.pair_finders or [md["pair_finder"][device.type]]
     tmp = tempfile.TemporaryDirectory()
-    archs = paper_archs()
+    archs = smoke_archs() if args.smoke else paper_archs()
     models = {}
-    for role, given in (("teacher", args.teacher), ("student", args.student)):
+    for role, given in ((("model", args.model),) if args.model else
+                        (("teacher", args.teacher), ("student", args.student))):
         models[role] = (Path(given) if given else
                         random_model(archs[role], cfg["network"], Path(tmp.name) / f"{role}.pt"))
 
@@ -125,6 +148,7 @@ def main(argv=None) -> int:
           f"dt {md['timing']['timestep_fs']} fs, skin {md['skin_A']} A", flush=True)
     variants = [(e, None) for e in args.engines if e == "ase"]
     variants += [("torch", f) for f in finders if "torch" in args.engines]
+    variants += [(e, None) for e in ("lammps", "torchsim") if e in args.engines]
     header = f"{'model':<28} {'atoms':>7} " + " ".join(f"{_label(e, f):>18}" for e, f in variants)
     has_ratio = "ase" in args.engines and "torch" in args.engines
     header += f" {'ase/torch':>10}" if has_ratio else ""
@@ -133,11 +157,12 @@ def main(argv=None) -> int:
     for role, path in models.items():
         stored_id = (read_model_payload(path).get("meta") or {}).get("model_id")  # the id it was trained as
         name = f"{role}:" + ((stored_id or path.name) if getattr(args, role) else f"{archs[role].tag} (random)")
-        for n in sizes:
+        for n, r in ((n, r) for n in sizes for r in range(args.rounds)):
             cells = {}
             for engine, finder in variants:
                 rec = bench_one(path, engine, n, md, device, finder)
-                rec.update(role=role, model=str(path), bench_engine=_label(engine, finder), bench_atoms=n)
+                rec.update(role=role, model=str(path), bench_engine=_label(engine, finder), bench_atoms=n,
+                           bench_round=r + 1)
                 records.append(rec)
                 cells[(engine, finder)] = rec
             line = f"{name:<28} {n:>7} " + " ".join(f"{_cell(cells[v]):>18}" for v in variants)
@@ -154,7 +179,7 @@ def main(argv=None) -> int:
 
 
 def _label(engine, finder):
-    return engine if finder is None else f"torch[{finder}]"
+    return engine if finder is None or engine != "torch" else f"torch[{finder}]"
 
 
 def _cell(rec):

@@ -5,6 +5,7 @@ cut-off plus the Verlet skin (6.0 + 1.0 A). Checks that all give the same pair s
 median milliseconds per build.
 
     python scripts/bench_pairs.py [--sizes 500 2048 8000] [--threads 1 2] [--repeats 7]
+    python scripts/bench_pairs.py --smoke        # seconds: 256 atoms, one thread, one build each
 """
 from __future__ import annotations
 
@@ -42,7 +43,10 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--cutoff", type=float, default=7.0, help="cut-off + skin (A)")
+    p.add_argument("--smoke", action="store_true", help="seconds: 256 atoms, one thread, one build each")
     a = p.parse_args(argv)
+    if a.smoke:
+        a.sizes, a.threads, a.repeats = [256], [1], 1  # 4x4x4 cells: kdtree needs 2 x cut-off
 
     print(f"fcc Al, cut-off {a.cutoff} A, float32 positions, median of {a.repeats} builds (ms)")
     print(f"{'atoms':>6} {'threads':>7} {'pairs':>9} " + " ".join(f"{n:>10}" for n in FINDERS))

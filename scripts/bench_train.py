@@ -9,6 +9,7 @@ student (the sweep's base architecture) at several batch sizes, and prints a tab
     python scripts/bench_train.py --profile student     # torch profiler table of one epoch
     python scripts/bench_train.py --engines --stack 9   # hippynn vs the fast engine (1 model and a stack of 9)
     python scripts/bench_train.py --engines --smoke     # seconds: the tiny config, a few steps (a test runs it)
+    python scripts/bench_train.py --smoke               # seconds: tiny data of config/test.yaml, one epoch
 
 Phases (wall seconds, one process per model so the imports are counted as a fresh job pays them):
 ``import`` (torch, hippynn, the package), ``assemble`` (data, model graph, losses, hippynn database,
@@ -249,8 +250,8 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=30, help="--engines: steps per timed round")
     p.add_argument("--repeats", type=int, default=5, help="--engines: interleaved rounds (the minimum is kept)")
     p.add_argument("--smoke", action="store_true",
-                   help="--engines on the tiny config (config/test.yaml) with its data made in a temporary folder, "
-                        "3 steps, 1 round: the script runs, nothing is measured")
+                   help="seconds, on the tiny data of config/test.yaml made in a temporary folder: one epoch of the "
+                        "student; with --engines 3 steps of each engine, 1 round (the script runs, nothing is measured)")
     p.add_argument("--_one", default=None, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a.engines:
@@ -267,6 +268,8 @@ def main(argv=None) -> int:
         if a.json:
             Path(a.json).write_text(json.dumps({"machine": machine(), "rows": rows}, indent=2))
         return 0
+    if a.smoke:
+        return smoke()
     if a._one:
         kw = json.loads(a._one)
         print(json.dumps(one(argparse.Namespace(**kw))))
@@ -321,6 +324,29 @@ def _smoke_setup(a):
     np.savez(res / "data" / "split.npz", **make_split(n, sp["valid_fraction"], sp["test_fraction"], sp["seed"]))
     a.config, a.results, a.stack, a.steps, a.repeats, a.batch = cfgs, str(res), 2, 3, 1, [2]
     return a
+def smoke() -> int:
+    """The benchmark on the tiny configuration's data (made here, in a temporary results_dir): the student,
+    batch 4, one timed epoch."""
+    import tempfile
+
+    import numpy as np
+
+    from tsmlip.config import load_config
+    from tsmlip.data.dataset import pad_configurations, save_dataset
+    from tsmlip.data.emt import generate
+    from tsmlip.data.split import make_split
+
+    configs_yaml = [str(ROOT / "config" / "config.yaml"), str(ROOT / "config" / "test.yaml")]
+    cfg = load_config(*configs_yaml)
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "data"
+        data.mkdir()
+        configs, _ = generate(cfg["data"]["emt"], progress=False)
+        save_dataset(pad_configurations(configs), data / "dataset.npz", {"source": "emt"})
+        sp = cfg["split"]
+        np.savez(data / "split.npz", **make_split(len(configs), sp["valid_fraction"], sp["test_fraction"], sp["seed"]))
+        return main(["--config", *configs_yaml, "--results", tmp, "--models", "student", "--batch", "4",
+                     "--epochs", "1"])
 
 
 if __name__ == "__main__":

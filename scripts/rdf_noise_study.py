@@ -7,6 +7,7 @@ the melt indicator of every run, the closest pair, and the wall time. A crystal 
 stage, solid density, 300 K) shows the melt indicator of a system that did not melt.
 
     python scripts/rdf_noise_study.py --sizes 4,4,4:300 5,5,5:1500 --seeds 3
+    python scripts/rdf_noise_study.py --smoke     # seconds: 108 atoms, 2 seeds, a few steps per stage
 
 Each size is ``supercell:production_steps``; other settings come from the ``rdf:`` section of the
 config: config/config.yaml with the overlays named with --config. Prints a table; nothing is written.
@@ -25,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "workflow"))
 
 
-def main() -> int:
+def main(argv=None) -> int:
     from tsmlip.config import load_config
     from tsmlip.rdf import (melt_indicator, nearest_neighbour_distance, rdf_error, rdf_of_frames,
                             reference_calculator, resolve_liquid, run_liquid_md)
@@ -37,8 +38,12 @@ def main() -> int:
     p.add_argument("--sample-interval", type=int, default=None)
     p.add_argument("--n-bins", type=int, default=None, help="override rdf.n_bins")
     p.add_argument("--crystal", action="store_true", help="also run the crystal control")
-    a = p.parse_args()
+    p.add_argument("--smoke", action="store_true", help="seconds: 108 atoms, 2 seeds, a few steps per stage")
+    a = p.parse_args(argv)
     rdf_cfg = load_config(ROOT / "config" / "config.yaml", *a.config)["rdf"]
+    if a.smoke:
+        a.sizes, a.seeds, a.sample_interval = ["3,3,3:4"], 2, 2
+        rdf_cfg.update(melt_steps=4, equilibration_steps=2)
     base = resolve_liquid(dict(rdf_cfg), [13], trained_on="EMT aluminum")
     quiet = lambda msg: None  # noqa: E731
     rows = []

@@ -165,3 +165,18 @@ def test_an_overlay_alone_is_refused_naming_a_missing_key():
     with pytest.raises(ConfigError, match=r"config key '<top level>': '\w+' is a required property"):
         load_config(TEST_CONFIG)
 
+
+
+def test_one_split_arithmetic():
+    """The planning check and the split step share one arithmetic (tsmlip.data.split.split_sizes) and one list
+    of splits."""
+    from tsmlip import aggregate
+    from tsmlip.data.split import SPLITS, make_split, split_sizes
+
+    assert aggregate.SPLITS is SPLITS
+    for n in (3, 7, 24, 120, 1001):
+        for vf, tf in ((0.1, 0.1), (0.17, 0.17), (0.3, 0.05)):
+            sizes = split_sizes(n, vf, tf)
+            assert {k: len(v) for k, v in make_split(n, vf, tf, seed=1).items()} == sizes
+    with pytest.raises(ConfigError, match="leave none for training"):
+        check_split_sizes(validate(_cfg()), 2, "n")

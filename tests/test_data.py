@@ -18,10 +18,11 @@ from tsmlip.data.split import load_split, make_split
 
 def _prepare_cli(path, out, **data):
     """`tsmlip prepare-dataset` with the base config's data: keys, ``data`` replacing some."""
-    from tsmlip.data.io import DATA_KEYS, main
+    from tsmlip.cli import STEPS
+    from tsmlip.data.io import main
 
     base = load_config(BASE_CONFIG)["data"]
-    cfg = {"data": {k.split(".")[1]: base[k.split(".")[1]] for k in DATA_KEYS} | data}
+    cfg = {"data": {k.split(".")[1]: base[k.split(".")[1]] for k in STEPS["prepare-dataset"].reads} | data}
     return main(["--config-json", json.dumps(cfg), "--path", str(path), "--out", str(out)])
 
 
@@ -449,3 +450,16 @@ def test_unit_mistakes_in_ani_h5_are_named(tmp_path):
     # the right file passes and records the numbers
     _, prov = prepare("ani_h5", str(_gradient_h5(tmp_path / "ok.h5", configs)), 1.6, 72.0)
     assert prov["plausibility"]["checked"] and abs(prov["plausibility"]["median_energy_per_atom_eV"]) < 1
+
+
+def test_one_file_hash(tmp_path):
+    """A file's fingerprint (training's checkpoint key, split.json) is its sha256 from the one hashing helper."""
+    import hashlib
+
+    from tsmlip.data.split import dataset_fingerprint
+    from tsmlip.io_utils import sha256_file
+
+    f = tmp_path / "x.bin"
+    f.write_bytes(bytes(range(256)) * 5000)  # more than one 1 MiB chunk
+    assert sha256_file(f) == hashlib.sha256(f.read_bytes()).hexdigest()
+    assert dataset_fingerprint(f) == sha256_file(f)[:16]

@@ -169,10 +169,10 @@ def test_a_wrong_derivative_or_loss_term_is_caught(tiny_cfg, tiny_data, monkeypa
     def no_tangential(g_env, s, ds, batch, n_species):
         return real_pair_forces(g_env, s, ds, _NoUnitTangent(batch), n_species)
 
-    class _NoUnitTangent:  # the pair distances scaled: the tangential term 1/d changes, the radial one does not
+    class _NoUnitTangent:  # 1/d of the tangential term 1 % off (the radial term does not use it)
         def __init__(self, b):
             self.__dict__.update(b.__dict__)
-            self.dist = b.dist * 1.01
+            self.inv_dist = b.inv_dist / 1.01
 
     monkeypatch.setattr(hipnn_stack, "pair_forces", no_tangential)
     terms, grads, _ = _fast(tiny_cfg, arrays, ref)

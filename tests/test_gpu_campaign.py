@@ -13,7 +13,7 @@ from tsmlip.md import probe
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORDS = {"data": 1, "train": len(gc.ROLES), "train_throughput": 2 * len(gc.THROUGHPUT_ROLES),
-           "md_timing": 2 * 2 * len(gc.SMOKE_ROLES), "max_atoms": 4 * len(gc.SMOKE_ROLES)}
+           "md_timing": None, "max_atoms": 4 * len(gc.SMOKE_ROLES)}  # md_timing: 2 sizes x roles x engines
 FIELDS = {"train": gc.TRAIN_EMPTY, "train_throughput": gc.THROUGHPUT_EMPTY, "md_timing": dict.fromkeys(gc.MD_FIELDS),
           "max_atoms": dict.fromkeys(gc.PROBE_FIELDS)}
 DEVICE_FIELDS = {"device_type", "device_name", "total_memory_bytes", "driver_version", "torch", "hippynn", "ase",
@@ -37,8 +37,12 @@ def test_smoke_writes_every_field(smoke):
     assert DEVICE_FIELDS <= set(doc["device"]) and doc["device"]["device_type"] == "cpu"
     assert doc["device"]["kernels_on"] == "pytorch"  # auto on the CPU
     assert sum(doc["budgets_s"].values()) == pytest.approx(sum(gc.SMOKE_BUDGET_S.values()))
+    engines = doc["settings"]["md_engines"]
+    from tsmlip.md.deployed import missing
+    assert engines == ["ase", "torch"] + [e for e in ("lammps", "torchsim") if missing(e) is None]
     for name, n in RECORDS.items():
         recs = doc["sections"][name]["records"]
+        n = 2 * len(engines) * len(gc.SMOKE_ROLES) if name == "md_timing" else n
         assert len(recs) == n, name
         for r in recs:
             assert {"status", "limit_s", "seconds", "error"} | set(FIELDS.get(name, {})) <= set(r), (name, r)
@@ -47,7 +51,7 @@ def test_smoke_writes_every_field(smoke):
     assert doc["partial"] is False
     md = {(r["role"], r["n_atoms"], r["engine"]): r for r in doc["sections"]["md_timing"]["records"]}
     assert all(r["us_per_atom_step"] > 0 and r["repeats_done"] == r["repeats"] for r in md.values())
-    assert {n for _, n, _ in md} == set(doc["settings"]["md_sizes"])
+    assert {n for _, n, _ in md} == set(doc["settings"]["md_sizes"]) and {e for *_, e in md} == set(engines)
     for r in doc["sections"]["max_atoms"]["records"]:
         assert r["max_atoms"] > 0 and r["memory_per_atom_bytes"] > 0 and r["n_sizes"] >= 2
     for r in doc["sections"]["train"]["records"]:
@@ -118,6 +122,12 @@ def test_configs_travel_as_a_snapshot(tmp_path):
 def test_gpu_budgets_fit_eight_minutes():
     assert gc.GPU_TOTAL_S <= 8 * 60 - 20  # ~20 s of imports and start-up
     assert gc.md_order([48000, 4000])[:2] == [("paper_teacher", 48000, "ase"), ("paper_teacher", 48000, "torch")]
+    # the deployed engines: the headline pair at the paper's size first, then after every ase / torch timing
+    order = gc.md_order([48000, 4000], engines=("ase", "torch", "lammps", "torchsim"))
+    assert order[:4] == [("paper_teacher", 48000, e) for e in ("ase", "torch", "lammps", "torchsim")]
+    assert len(order) == len(set(order)) == 2 * 4 * len(gc.ROLES)
+    base = [o for o in order if o[2] in ("ase", "torch")]
+    assert order[8:8 + len(base) - 4] == base[4:]
 
 
 def test_terminated_run_leaves_partial_json_and_table(tmp_path):

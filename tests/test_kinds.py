@@ -4,7 +4,7 @@ import yaml
 
 from conftest import BASE_CONFIG
 from tsmlip.config import load_schema
-from tsmlip.kinds import (BORN_AGAIN_TABLE_KINDS, DISTILLED_KINDS, KINDS, LABEL_SOURCES, PAPER_SWEEP_KINDS, REGISTRY,
+from tsmlip.kinds import (BORN_AGAIN_KINDS, BORN_AGAIN_TABLE_KINDS, DISTILLED_KINDS, KINDS, LABEL_SOURCES, PAPER_SWEEP_KINDS, REGISTRY,
                           SWEEP_KINDS)
 
 
@@ -39,3 +39,20 @@ def test_registry_is_consistent():
     assert BORN_AGAIN_TABLE_KINDS == ("teacher", "born_again_static", "born_again")
     styles = [(k.color, k.marker) for k in REGISTRY.values()]
     assert len(set(styles)) == len(styles) and len({k.label for k in REGISTRY.values()}) == len(KINDS)
+
+
+def test_born_again_kinds_follow_the_registry_flag(tiny_cfg):
+    """The Born-Again students are the kinds flagged so (no kind name is spelled out elsewhere): not in the sweep,
+    on the teacher's labels; the config trains the scheduled one, and the static ones with born_again.static."""
+    from tsmlip.config import born_again_ids, teacher_arch
+
+    assert BORN_AGAIN_KINDS == ("born_again", "born_again_static")
+    for name in BORN_AGAIN_KINDS:
+        assert not REGISTRY[name].sweep and REGISTRY[name].labels == "teacher" and REGISTRY[name].born_again_label
+    ba = tiny_cfg["born_again"]
+    both = born_again_ids(dict(tiny_cfg, born_again=dict(ba, enabled=True, static=True)))
+    assert sorted({m.kind for m in both}) == sorted(BORN_AGAIN_KINDS)
+    assert {m.arch for m in both} == {teacher_arch(tiny_cfg)}
+    scheduled = born_again_ids(dict(tiny_cfg, born_again=dict(ba, enabled=True, static=False)))
+    assert {m.kind for m in scheduled} == {k for k in BORN_AGAIN_KINDS if REGISTRY[k].scheduled}
+    assert born_again_ids(dict(tiny_cfg, born_again=dict(ba, enabled=False))) == []

@@ -61,8 +61,7 @@ def _key_paths(tree, prefix=()):
 def test_every_step_takes_its_config_as_one_json_subtree(tmp_path):
     """One way to hand a step its configuration: one --config-json, every key of which is a key of the config
     at the same place (a subtree; budget check, noise seed and the calculator's liquid replace values)."""
-    from tsmlip.claims.cli import READS as CLAIMS_READS
-    from tsmlip.cli import missing_keys
+    from tsmlip.cli import STEPS, missing_keys
     from tsmlip.config import load_config
 
     cfg = load_config(ROOT / "config" / "config.yaml", ROOT / "config" / "test.yaml")
@@ -73,8 +72,8 @@ def test_every_step_takes_its_config_as_one_json_subtree(tmp_path):
         words = shlex.split(cmd)
         assert words.count("--config-json") == 1, cmd
         sub = json.loads(words[words.index("--config-json") + 1])
-        if words[1] == "claims":
-            assert not missing_keys(sub, CLAIMS_READS), cmd[:200]
+        # the rule passes every key the step reads (the one table of steps, tsmlip.cli.STEPS)
+        assert not missing_keys(sub, STEPS[words[1]].reads), cmd[:200]
         for path in _key_paths(sub):
             node = cfg
             for k in path:
@@ -149,4 +148,18 @@ def test_ani_folder_is_expanded_to_its_files_in_the_plan(tmp_path):
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     block = out.stdout[out.stdout.index("rule prepare_dataset"):]
     inputs = block.split("input: ", 1)[1].splitlines()[0]
+    inputs = ", ".join(f for f in inputs.split(", ") if not f.endswith(".stamp"))  # the provenance stamp
     assert inputs == f"{d / 'a.h5'}, {d / 'sub' / 'b.hdf5'}", inputs
+
+
+@pytest.mark.parametrize("step", sorted(COMMANDS))
+def test_every_step_parser_reads_the_steps_table(step, capsys):
+    """`tsmlip <step> --help` names the config keys of tsmlip.cli.STEPS: the step's parser and the rules
+    (common.smk: step_config) read the same table."""
+    from tsmlip.cli import STEPS, main
+
+    with pytest.raises(SystemExit) as e:
+        main([step, "--help"])
+    assert e.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"the config keys {', '.join(STEPS[step].reads)} as one JSON object" in text

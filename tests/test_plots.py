@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import BASE_CONFIG
+from conftest import BASE_CONFIG, ROOT
 from test_aggregate import ARCHS, build, write_synthetic_run
 from tsmlip import aggregate, born_again, plots
 from tsmlip.config import load_config
@@ -140,3 +140,45 @@ def test_cli_writes_pdf_and_png(tables, tmp_path):
                     str(tmp_path / "models.csv"), "--curves", str(tmp_path / "curves.csv"), "--pdf", "a.pdf",
                     "--png", "a.png"])
     assert pd.read_csv(tmp_path / "models.csv").shape[0] == len(models)
+
+
+def test_one_figure_table():
+    """tsmlip.figures is the one table of figures: `tsmlip plot` draws each by the function of its name, and the
+    rules read their inputs, config keys and labels from it."""
+    from tsmlip.figures import FIGURES
+
+    assert plots.FIGURES == tuple(FIGURES)
+    for name, fig in FIGURES.items():
+        assert callable(getattr(plots, name)), name
+        assert set(fig.required) <= set(fig.inputs) and fig.required
+    common = (ROOT / "workflow" / "rules" / "common.smk").read_text()
+    assert "FIGURES = tsfigures.FIGURES" in common and "Fig. 2A" not in common
+
+
+def _drawn_points(line) -> int:
+    y = np.asarray(line.get_ydata(), dtype=float)
+    return int(np.isfinite(y).sum())
+
+
+def test_learning_curves_draw_a_sparsely_evaluated_training_split(tables):
+    """The training split is evaluated every few epochs (NaN between): every panel still draws each kind's lines
+    (a run's learning-curve figure once had an empty training panel)."""
+    models, curves, _ = tables
+    sparse = curves.copy()
+    sparse.loc[sparse["epoch"] % 10 != 0, "train_force_rmse_eV_A"] = np.nan
+    fig = plots.make_figure("learning_curves", models, sparse, arch="w8-s4-l1")
+    for ax in fig.axes[:2]:
+        means = [ln for ln in ax.get_lines() if "mean of" in ln.get_label()]
+        assert means and all(_drawn_points(ln) >= 2 for ln in means), ax.get_title()
+        # a line with a NaN between every two values draws nothing: none may be left
+        assert all(np.isfinite(np.asarray(ln.get_ydata(), dtype=float)).all() for ln in means)
+
+
+def test_scaling_does_not_join_architectures_into_a_trend(tables):
+    """Cost against the weight count, one labelled point per architecture; no line through them (the architectures
+    differ along several axes)."""
+    models, _, _ = tables
+    fig = plots.make_figure("scaling", models)
+    for ax in fig.axes[:2]:
+        assert all(ln.get_linestyle() in ("None", "", " ") for ln in ax.get_lines() if len(ln.get_xdata()) > 1)
+        assert {t.get_text() for t in ax.texts} >= set(ARCHS)

@@ -21,7 +21,7 @@ Evidence collected per job:
     (different devices for GPU jobs that overlap in time) and torch falling back to the
     CPU through tsmlip.model.resolve_device("auto").
 
-Faults (README "Faults survived"): the teacher's training job of the real workflow is cancelled
+Faults (docs/runs/2026-11-25-faults.md): the teacher's training job of the real workflow is cancelled
 (`scancel`) or requeued (`scontrol requeue`) between two checkpoints; the rerun resumes from the
 checkpoint, loses at most `checkpoint_every` epochs and ends with the metrics of an uninterrupted run.
 """

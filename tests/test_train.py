@@ -59,8 +59,11 @@ def test_trained_model_and_checkpoint_load_with_weights_only(teacher):
     d, metrics = teacher
     payload = torch.load(d / "model" / "model.pt", weights_only=True)
     assert payload["format"] == MODEL_FORMAT
-    assert payload["meta"] == {"model_id": "teacher/w12-s8-l2/seed0", "best_epoch": metrics["best_epoch"],
-                               "epochs": 8}
+    meta = payload["meta"]
+    assert {k: meta[k] for k in ("model_id", "best_epoch", "epochs", "engine")} == {
+        "model_id": "teacher/w12-s8-l2/seed0", "best_epoch": metrics["best_epoch"], "epochs": 8, "engine": "hippynn"}
+    # what it was trained on (tsmlip.provenance): the dataset and split by content, and its provenance record
+    assert {"dataset_fingerprint", "split_fingerprint", "provenance"} <= set(meta)
     assert load_model(d / "model" / "model.pt").arch.tag == "w12-s8-l2"
     ck = torch.load(d / "ckpt" / "checkpoint.pt", weights_only=True)
     assert ck["state"]["epoch"] == 8 and ck["state"]["finished"] is True

@@ -45,7 +45,7 @@ rule aggregate:
         runtime=15,
     params:
         code=code_stamp("aggregate"),
-        cfg=step_config("aggregate.learning_speed_factor"),
+        cfg=step_config("aggregate"),
         budget_check=lambda wildcards, input: (
             f"--budget-check-files {' '.join(shlex.quote(f) for f in input.budget_check)}"
             if input.budget_check
@@ -97,16 +97,7 @@ rule claims:
         runtime=5,
     params:
         code=code_stamp("claims"),
-        cfg=step_config(
-            "aggregate.confidence",
-            "aggregate.min_relative_effect",
-            "aggregate.equivalence_margin",
-            "aggregate.power",
-            "aggregate.pareto_cost_tolerance",
-            "aggregate.learning_speed_factor",
-            "aggregate.budget_check_max_relative_change",
-            "foundation.calculator",
-        ),
+        cfg=step_config("claims"),
         labels=lambda wildcards, input: f"--labels {shlex.quote(input.labels[0])}" if input.labels else "",
         foundation_cost=lambda wildcards, input: (
             f"--foundation-cost {shlex.quote(input.foundation_cost[0])}" if input.foundation_cost else ""
@@ -147,7 +138,7 @@ rule born_again_table:
         # the published numbers live once, in config (paper_reference); the MD-cost entry is the GPU
         # campaign's (scripts/gpu_campaign.py), not this table's
         cfg=step_config(
-            "data.source",
+            "born-again-table",
             paper_reference={k: v for k, v in config.get("paper_reference", {}).items() if k != "md_cost"},
         ),
     shell:
@@ -165,7 +156,7 @@ rule figure:
             os.path.join(FIGURES_DIR, "{figure}.png"),
             caption="../report/figures.rst",
             category="Figures",
-            labels=lambda wildcards: FIGURES[wildcards.figure]["labels"],
+            labels=figure_labels,
         ),
     log:
         res("logs", "figures", "{figure}.log"),
@@ -187,3 +178,33 @@ rule figure:
     shell:
         "tsmlip plot {wildcards.figure:q} --config-json {params.cfg:q} {params.options} --pdf {output.pdf:q}"
         " --png {output.png:q} > {log:q} 2>&1"
+
+
+# The configurations the teacher cannot fit (tsmlip.data_quality): the first teacher's per-configuration errors
+# against the dataset's spread, worst first; candidates for labelling faults the data checks let through.
+rule data_quality:
+    input:
+        teacher=model_file(tsconfig.teacher_ids(config)[0], "model.pt"),
+        data=DATASET,
+        split=SPLIT,
+    output:
+        csv=report(
+            os.path.join(TABLES, "data_quality.csv"),
+            caption="../report/data_quality.rst",
+            category="Tables",
+            labels={"table": "data_quality", "shows": "the configurations the teacher fits worst"},
+        ),
+    log:
+        res("logs", "aggregate", "data_quality.log"),
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=15,
+    params:
+        code=code_stamp("data-quality"),
+        cfg=step_config("data-quality"),
+    shell:
+        "tsmlip data-quality --config-json {params.cfg:q} --teacher {input.teacher:q} --dataset {input.data:q}"
+        " --split {input.split:q} --out {output.csv:q} > {log:q} 2>&1"

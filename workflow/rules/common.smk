@@ -7,10 +7,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))  # the tsmlip package, also when not installed
 
+from tsmlip import cli as tscli
 from tsmlip import config as tsconfig
+from tsmlip import figures as tsfigures
 from tsmlip import kinds as tskinds
 from tsmlip import stacks as tsstacks
 from tsmlip.stamps import code_stamp
+from tsmlip import run_lock as tsrunlock
+from tsmlip import provenance as tsprov
 
 # the one check of the configuration (config/config.yaml and any --configfile overlays merged over it): the
 # package's schema and the cross-field checks it cannot express, each error naming the key
@@ -43,13 +47,14 @@ def model_file(model_id, name, folder="models"):
     return os.path.join(model_dir(model_id, folder), name)
 
 
-def step_config(*keys, **sections):
-    """The one config argument of a step (`--config-json {params.cfg:q}`): the config under each dotted
-    key ("md", "labels.sum_tolerance_eV"), nested as in the config, as JSON; a section passed by name
+def step_config(step, *extra, **sections):
+    """The one config argument of `tsmlip <step>` (`--config-json {params.cfg:q}`): the config under each dotted
+    key the step reads (tsmlip.cli.STEPS) and each of ``extra`` (what a mode of the step reads besides, e.g.
+    "data.source" for the reference liquid), nested as in the config, as JSON; a section passed by name
     replaces the config's (e.g. the budget check's training). In a rule's params, so a change of exactly what
     the step reads reruns it."""
     tree = {}
-    for key in keys:
+    for key in (*tscli.STEPS[step].reads, *extra):
         *parents, last = key.split(".")
         src, dst = config, tree
         for part in parents:
@@ -130,25 +135,6 @@ def gpu_job_on(device):
     return lambda wildcards: gpu_job() if device != "cpu" else 0
 
 
-# Checks that need this machine or the data stage's output, done when a run starts (a dry run reads neither):
-# a device setting that names no device here stops a run whose jobs run on this machine before any job (a
-# cluster job checks its own device when it starts and stops with one message); data read from files, whose
-# number is known once the data stage has run (provenance.json): a split that leaves no training
-# configuration, or a train_eval_fraction that evaluates none, is refused (the split step refuses them the
-# first time).
-onstart:
-    if workflow.local_exec:
-        tsconfig.check_devices(config, _local_gpus())
-    _provenance = RESULTS.joinpath("data", "provenance.json")
-    if config["data"]["source"] != "emt" and _provenance.is_file():
-        try:
-            _n_read = json.loads(_provenance.read_text())["n_configs"]
-        except (ValueError, KeyError):
-            _n_read = None
-        if _n_read:
-            tsconfig.check_split_sizes(config, int(_n_read), "data/provenance.json n_configs")
-
-
 #: the files a kind trains on, by where its atom-energy labels come from (tsmlip.kinds: labels): the data alone
 #: (the teacher); the teacher's atom energies (controls read them only to report the atom-energy error, never in
 #: their loss); the reference's own; the ground truth plus teacher-generated configurations (training split only)
@@ -207,42 +193,27 @@ def model_job_file(folder, step, suffix=""):
 
 # --- figures (aggregate.smk: the `figure` rule; `tsmlip plot <figure>`) ------------------------------
 TABLES = res("tables")
-#: each figure's tables (the `tsmlip plot` option of each) and its labels in the report
-FIGURES = {
-    "pareto_time": dict(
-        tables=("models",),
-        labels={"figure": "Fig. 2A", "shows": "test force RMSE vs MD time per step per atom (Pareto fronts)"},
-    ),
-    "pareto_memory": dict(
-        tables=("models",),
-        labels={"figure": "Fig. 2B", "shows": "test force RMSE vs memory per atom (Pareto fronts)"},
-    ),
-    "capacity": dict(
-        tables=("models",),
-        labels={"figure": "Fig. 3", "shows": "force, energy and RDF errors vs number of weights"},
-    ),
-    "learning_curves": dict(
-        tables=("models", "curves"),
-        labels={"figure": "Fig. 4", "shows": "training and validation force RMSE vs epoch"},
-    ),
-    "scaling": dict(
-        tables=("models",),
-        labels={"figure": "Fig. 5", "shows": "MD time per step per atom and maximum atoms vs number of weights"},
-    ),
-    "born_again": dict(
-        tables=("born_again",),
-        labels={"figure": "Sec. 3.5", "shows": "teacher vs Born-Again students (bar plot)"},
-    ),
-}
+#: the figures (tsmlip.figures): each one's inputs, config keys and labels in the report
+FIGURES = tsfigures.FIGURES
+
+
+def figure_inputs():
+    """Every input a figure may read, by `tsmlip plot` option (tsmlip.figures: Figure.inputs)."""
+    return {
+        **{name: os.path.join(TABLES, f"{name}.csv") for name in ("models", "curves", "born_again")},
+        "rdf_noise_floor": RDF_NOISE_FLOOR,  # its seed noise floor, drawn as a band on the capacity figure
+    }
 
 
 def figure_tables(wildcards):
-    """The tables one figure reads, by `tsmlip plot` option: models.csv, curves.csv, born_again.csv; the
-    capacity figure also the seed noise floor of the RDF error (drawn as a band on its RDF panel)."""
-    tables = {name: os.path.join(TABLES, f"{name}.csv") for name in FIGURES[wildcards.figure]["tables"]}
-    if wildcards.figure == "capacity":
-        tables["rdf_noise_floor"] = RDF_NOISE_FLOOR
-    return tables
+    """The inputs one figure reads, by `tsmlip plot` option."""
+    paths = figure_inputs()
+    return {name: paths[name] for name in FIGURES[wildcards.figure].inputs}
+
+
+def figure_labels(wildcards):
+    figure = FIGURES[wildcards.figure]
+    return {"figure": figure.paper, "shows": figure.shows}
 
 
 def figure_options(wildcards, input):
@@ -251,9 +222,8 @@ def figure_options(wildcards, input):
 
 
 def figure_config(wildcards):
-    """What `tsmlip plot` reads: the dpi; learning_curves also the architecture whose curves it draws."""
-    arch = ("aggregate.curves_arch", "sweep.base") if wildcards.figure == "learning_curves" else ()
-    return step_config("aggregate.dpi", *arch)
+    """What `tsmlip plot` reads: the dpi and the figure's own keys (learning_curves: the architecture drawn)."""
+    return step_config("plot", *FIGURES[wildcards.figure].reads)
 
 
 # --- labels (label.smk) -----------------------------------------------------------------------------
@@ -320,10 +290,9 @@ def budget_check_metrics():
 
 
 #: what training reads; a budget-check model the same with its budgets (patiences and epoch cap times the scale)
-TRAIN_CONFIG = step_config("network", "training", "born_again")
+TRAIN_CONFIG = step_config("train")
 BUDGET_CHECK_CONFIG = step_config(
-    "network",
-    "born_again",
+    "train",
     training=tsconfig.budget_check_training(config["training"], config["budget_check"]["scale"]),
 )
 
@@ -372,13 +341,13 @@ def figure_names():
 
 
 def has_born_again():
-    return any(m.kind.startswith("born_again") for m in MODEL_IDS)
+    return any(tskinds.REGISTRY[m.kind].born_again for m in MODEL_IDS)
 
 
 def aggregate_targets():
     """Figures and tables; called by `rule all` (the Snakefile's last rule), after aggregate.smk."""
     figures = [res("figures", f"{name}.{ext}") for name in figure_names() for ext in ("pdf", "png")]
-    tables = list(rules.aggregate.output) + list(rules.claims.output)
+    tables = list(rules.aggregate.output) + list(rules.claims.output) + list(rules.data_quality.output)
     if has_born_again():
         tables += list(rules.born_again_table.output)
     return figures + tables
@@ -395,3 +364,97 @@ def all_targets():
         + rdf_targets()
         + aggregate_targets()
     )
+
+
+# --- provenance stamps (tsmlip.provenance.planned): a rerun of a stale file without Snakemake's metadata --------
+#: the settings of the fingerprinted steps (their rules pass the same JSON as --config-json)
+if config["data"]["source"] == "emt":
+    DATA_STEP, DATA_CFG = "generate-dataset", step_config("generate-dataset")
+else:
+    from tsmlip.data.io import source_checksums as _source_checksums
+
+    DATA_STEP = "prepare-dataset"
+    DATA_CFG = step_config(
+        "prepare-dataset",
+        *[
+            f"{sec}.element"
+            for sec, on in (("md", config["md"]["enabled"]), ("rdf", True))
+            if on and config[sec].get("element") is None
+        ],
+    )
+SPLIT_CFG = step_config("split")
+LABEL_CFG = step_config("label")
+ORACLE_CFG = step_config("label-oracle")
+CALCULATOR_CFG = step_config("label-calculator")
+SYNTHESIZE_CFG = step_config("synthesize")
+_SOURCES = (
+    []
+    if config["data"]["source"] == "emt"
+    else [json.dumps(_source_checksums(config["data"]["source"], config["data"]["path"]), sort_keys=True)]
+)
+#: (step, settings, upstream) of each fingerprinted file
+PLAN = {"source": (DATA_STEP, DATA_CFG, _SOURCES)}
+PLAN["dataset"] = (
+    ("label-calculator", CALCULATOR_CFG, [tsprov.planned(*PLAN["source"])]) if FOUNDATION else PLAN["source"]
+)
+_DATA_FP = tsprov.planned(*PLAN["dataset"])
+PLAN["split"] = ("split", SPLIT_CFG, [_DATA_FP])
+_SPLIT_FP = tsprov.planned(*PLAN["split"])
+
+
+def _train_plan(model_id, budget=False):
+    cfg = BUDGET_CHECK_CONFIG if budget else TRAIN_CONFIG
+    src = tskinds.REGISTRY[model_id.kind].labels
+    ups = {
+        "none": [_DATA_FP, _SPLIT_FP],
+        "teacher": lambda: [_DATA_FP, _SPLIT_FP, tsprov.planned(*PLAN["labels"])],
+        "oracle": lambda: [_DATA_FP, tsprov.planned(*PLAN["oracle"])],
+        "synthetic": lambda: [tsprov.planned(*PLAN["synthetic"])],
+    }[src]
+    ups = ups if isinstance(ups, list) else ups()
+    return ("train", json.dumps({"model_id": str(model_id), **json.loads(cfg)}, sort_keys=True), ups)
+
+
+_TEACHERS_FP = lambda: [tsprov.planned(*_train_plan(m)) for m in LABEL_TEACHERS]
+PLAN["labels"] = (
+    ("label", LABEL_CFG, [_DATA_FP, _SPLIT_FP] + _TEACHERS_FP())
+    if LABELS != CALCULATOR_LABELS
+    else ("label-calculator", CALCULATOR_CFG, [tsprov.planned(*PLAN["source"])])
+)
+PLAN["oracle"] = ("label-oracle", ORACLE_CFG, [_DATA_FP])
+PLAN["synthetic"] = (
+    "synthesize",
+    SYNTHESIZE_CFG,
+    [_DATA_FP, _SPLIT_FP, tsprov.planned(*PLAN["labels"])] + _TEACHERS_FP(),
+)
+
+
+def stamp_file(name, plan):
+    """The stamp input of a fingerprinted rule: <results>/.provenance/<name>/<planned fingerprint>.stamp, made
+    here when missing (Snakemake does not run a missing input's producer for a job whose outputs exist); a stamp newer
+    than the rule's outputs reruns the rule by modification time (tsmlip.provenance.planned)."""
+    path = res(".provenance", name, f"{tsprov.planned(*plan)}.stamp")
+    if not os.path.exists(path):
+        tsprov.write_stamp(path, *plan)
+    return path
+
+
+def stamp_input(name):
+    return lambda wildcards: stamp_file(name, PLAN[name])
+
+
+def stack_stamps(wildcards):
+    """The stamps of every model of a stack (train_stack): a changed plan of any of them reruns the stack."""
+    st = STACKS_BY_NAME[(wildcards.folder, wildcards.stack)]
+    budget = wildcards.folder == "budget_check"
+    folder = "train_budget_check" if budget else "train"
+    return [stamp_file(f"{folder}/{m}", _train_plan(m, budget)) for m in st.model_ids]
+
+
+def train_stamp(budget=False):
+    def stamp(wildcards):
+        mid = tsconfig.ModelId.parse(f"{wildcards.kind}/{wildcards.arch}/seed{wildcards.seed}")
+        folder = "train_budget_check" if budget else "train"
+        return stamp_file(f"{folder}/{mid}", _train_plan(mid, budget))
+
+    return stamp

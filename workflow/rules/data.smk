@@ -4,6 +4,8 @@
 if config["data"]["source"] == "emt":
 
     rule generate_dataset:
+        input:
+            stamp=stamp_input("source"),
         output:
             data=SOURCE_DATASET,
             provenance=os.path.join(os.path.dirname(SOURCE_DATASET), "provenance.json"),
@@ -19,7 +21,7 @@ if config["data"]["source"] == "emt":
             runtime=60,
         params:
             code=code_stamp("generate-dataset"),
-            cfg=step_config("data.emt", "data.min_distance_A"),
+            cfg=step_config("generate-dataset"),
         shell:
             "tsmlip generate-dataset --config-json {params.cfg:q} --out {output.data:q} 2>&1 | tee {log:q} >&2"
 
@@ -41,6 +43,7 @@ else:
     rule prepare_dataset:
         input:
             DATA_FILES,
+            stamp=stamp_input("source"),
         output:
             data=SOURCE_DATASET,
             provenance=os.path.join(os.path.dirname(SOURCE_DATASET), "provenance.json"),
@@ -58,18 +61,7 @@ else:
             code=code_stamp("prepare-dataset"),
             sources=data_sources,
             cfg=step_config(
-                *(
-                    f"data.{k}"
-                    for k in (
-                        "source",
-                        "min_distance_A",
-                        "ani_energy_shift_eV_per_atom",
-                        "forces_are",
-                        "close_contacts",
-                        "duplicates",
-                        "checks",
-                    )
-                ),
+                "prepare-dataset",
                 *SINGLE_ELEMENT_FOR,
             ),
             path=config["data"]["path"],
@@ -80,7 +72,8 @@ else:
 
 rule split:
     input:
-        DATASET,
+        data=DATASET,
+        stamp=stamp_input("split"),
     output:
         split=SPLIT,
         info=res("data", "split.json"),
@@ -94,6 +87,6 @@ rule split:
         runtime=10,
     params:
         code=code_stamp("split"),
-        cfg=step_config("split", "training.train_eval_fraction"),
+        cfg=step_config("split"),
     shell:
-        "tsmlip split --config-json {params.cfg:q} --dataset {input:q} --out {output.split:q} 2>&1 | tee {log:q} >&2"
+        "tsmlip split --config-json {params.cfg:q} --dataset {input.data:q} --out {output.split:q} 2>&1 | tee {log:q} >&2"

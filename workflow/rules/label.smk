@@ -8,6 +8,7 @@ if FOUNDATION:
     rule label_calculator:
         input:
             data=SOURCE_DATASET,
+            stamp=stamp_input("dataset"),
         output:
             data=DATASET,
             provenance=res("data", "provenance.json"),
@@ -26,9 +27,7 @@ if FOUNDATION:
             runtime=config["foundation"]["runtime_min"],
         params:
             code=code_stamp("label-calculator"),
-            cfg=step_config(
-                "foundation.calculator", "foundation.device", "foundation.chunk_size", "labels.sum_tolerance_eV"
-            ),
+            cfg=step_config("label-calculator"),
             scratch=res("scratch", "label_calculator"),
         shell:
             "tsmlip label-calculator --config-json {params.cfg:q} --dataset {input.data:q} --threads {threads}"
@@ -42,6 +41,8 @@ if HIPNN_LABELS:
         input:
             teachers=label_teachers,
             data=DATASET,
+            split=SPLIT,
+            stamp=stamp_input("labels"),
         output:
             labels=LABELS,
             info=res("labels", "atom_energies.json"),
@@ -57,11 +58,11 @@ if HIPNN_LABELS:
             runtime=60,
         params:
             code=code_stamp("label"),
-            cfg=step_config("labels"),
+            cfg=step_config("label"),
             teacher_ids=[str(m) for m in LABEL_TEACHERS],
         shell:
             "tsmlip label --config-json {params.cfg:q} --teacher {input.teachers:q}"
-            " --teacher-ids {params.teacher_ids:q} --dataset {input.data:q}"
+            " --teacher-ids {params.teacher_ids:q} --dataset {input.data:q} --split {input.split:q}"
             " --device cpu --out {output.labels:q} > {log:q} 2>&1"
 
 
@@ -69,6 +70,7 @@ if HIPNN_LABELS:
 rule label_oracle:
     input:
         data=DATASET,
+        stamp=stamp_input("oracle"),
     output:
         labels=ORACLE_LABELS,
         info=res("labels", "oracle_atom_energies.json"),
@@ -82,7 +84,7 @@ rule label_oracle:
         runtime=10,
     params:
         code=code_stamp("label-oracle"),
-        cfg=step_config("labels.sum_tolerance_eV"),
+        cfg=step_config("label-oracle"),
     shell:
         "tsmlip label-oracle --config-json {params.cfg:q} --dataset {input.data:q} --out {output.labels:q} > {log:q} 2>&1"
 
@@ -95,6 +97,7 @@ rule synthesize:
         data=DATASET,
         split=SPLIT,
         labels=LABELS,
+        stamp=stamp_input("synthetic"),
     output:
         **SYNTHETIC,
         info=res("synthetic", "synthetic.json"),
@@ -112,15 +115,7 @@ rule synthesize:
         runtime=lambda w: config["synthetic"]["runtime_min"],
     params:
         code=code_stamp("synthesize"),
-        cfg=step_config(
-            "synthetic",
-            "data.min_distance_A",
-            "data.source",
-            "foundation.calculator",
-            "rdf.blowup_temperature_K",
-            "rdf.device",
-            "labels.sum_tolerance_eV",
-        ),
+        cfg=step_config("synthesize"),
         teacher_ids=[str(m) for m in LABEL_TEACHERS],
         out_dir=lambda w, output: os.path.dirname(output.dataset),
     shell:

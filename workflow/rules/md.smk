@@ -6,7 +6,7 @@
 #   snakemake --resources md_device=1 gpu=1 ...   (the default profile sets both)
 MD_CFG = config["md"]
 #: what both rules pass to `tsmlip`: the model's id and the md section
-MD_PARAMS = dict(model_id=MODEL_ID, cfg=step_config("md"))
+MD_PARAMS = dict(model_id=MODEL_ID, cfg=step_config("md-timing"))
 #: both rules hold the device alone (md_device) and, where this machine has one, the GPU
 MD_DEVICE = dict(gpu=gpu_job, md_device=1)
 
@@ -21,7 +21,7 @@ rule md_timing:
     benchmark:
         model_job_file("benchmarks", "md_timing", "_{engine}")
     wildcard_constraints:
-        engine="ase|torch",
+        engine="ase|torch|lammps|torchsim",
     conda:
         CONDA_ENV
     threads: MD_CFG["timing"]["torch_threads"]
@@ -85,7 +85,7 @@ if FOUNDATION and config["foundation"]["cost"]["enabled"]:
             runtime=config["foundation"]["cost"]["runtime_min"],
         params:
             code=code_stamp("calculator-cost"),
-            cfg=step_config("md", "foundation.calculator", "foundation.cost", "foundation.device"),
+            cfg=step_config("calculator-cost"),
         shell:
             "tsmlip calculator-cost --config-json {params.cfg:q} --species-from {input.provenance:q}"
             " --threads {threads} --out {output:q} > {log:q} 2>&1"

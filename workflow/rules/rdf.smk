@@ -38,7 +38,7 @@ if RDF_STACKS:
         params:
             code=code_stamp("rdf-md-stack"),
             ids=lambda w: " ".join(shlex.quote(str(m)) for m in RDF_STACKS[w.stack].model_ids),
-            cfg=step_config(rdf=RDF_MD),
+            cfg=step_config("rdf-md-stack", rdf=RDF_MD),
         shell:
             "tsmlip rdf-md-stack --config-json {params.cfg:q} --models {input.models:q} --model-ids {params.ids}"
             " --threads {threads} --out-root {output:q} > {log:q} 2>&1"
@@ -77,7 +77,7 @@ else:
         params:
             code=code_stamp("rdf-md"),
             model_id=MODEL_ID,
-            cfg=step_config(rdf=RDF_MD),
+            cfg=step_config("rdf-md", rdf=RDF_MD),
         shell:
             "tsmlip rdf-md --config-json {params.cfg:q} --model {input.model:q} --model-id {params.model_id:q}"
             " --threads {threads} --out-csv {output.rdf:q} --out-json {output.info:q} > {log:q} 2>&1"
@@ -101,7 +101,7 @@ rule rdf_reference:
         runtime=RDF_CFG["runtime_min"],
     params:
         code=code_stamp("rdf-md"),
-        cfg=step_config("data.source", rdf=RDF_MD),
+        cfg=step_config("rdf-md", "data.source", rdf=RDF_MD),
     shell:
         "tsmlip rdf-md --config-json {params.cfg:q} --reference --data-provenance {input.provenance:q}"
         " --out-csv {output.rdf:q} --out-json {output.peak:q} > {log:q} 2>&1"
@@ -128,7 +128,7 @@ rule rdf_error:
         runtime=5,
     params:
         code=code_stamp("rdf-error"),
-        cfg=step_config("rdf.experiment", "rdf.peak_fit_halfwidth_A"),
+        cfg=step_config("rdf-error", "rdf.experiment", "rdf.peak_fit_halfwidth_A"),
         model_id=MODEL_ID,
         teacher_ids=" ".join(str(t) for t in RDF_TEACHERS),
         reference=lambda wildcards, input: (
@@ -165,7 +165,7 @@ if CALCULATOR_LIQUID:
         params:
             code=code_stamp("rdf-md"),
             # the liquid of the models, on the calculator's device
-            cfg=step_config("foundation.calculator", rdf=dict(RDF_MD, device=config["foundation"]["device"])),
+            cfg=step_config("rdf-md", "foundation.calculator", rdf=dict(RDF_MD, device=config["foundation"]["device"])),
         shell:
             "tsmlip rdf-md --config-json {params.cfg:q} --calculator --data-provenance {input.provenance:q}"
             " --threads {threads} --out-csv {output.rdf:q} --out-json {output.info:q} > {log:q} 2>&1"
@@ -196,7 +196,7 @@ rule figure_coverage:
         runtime=5,
     params:
         code=code_stamp("plot-coverage"),
-        cfg=step_config("aggregate.dpi"),
+        cfg=step_config("plot-coverage"),
     shell:
         "tsmlip plot-coverage --config-json {params.cfg:q} --dataset {input.data:q} --rdf-info {input.runs:q}"
         " --pdf {output.pdf:q} --png {output.png:q} > {log:q} 2>&1"
@@ -227,7 +227,7 @@ rule rdf_md_noise_seed:
         code=code_stamp("rdf-md"),
         model_id=f"{NOISE_TEACHER} (seed {RDF_CFG['noise_seed']})",
         # the teacher's liquid again, with rdf.noise_seed as its seed
-        cfg=step_config(rdf=dict(RDF_MD, seed=RDF_CFG["noise_seed"])),
+        cfg=step_config("rdf-md", rdf=dict(RDF_MD, seed=RDF_CFG["noise_seed"])),
     shell:
         "tsmlip rdf-md --config-json {params.cfg:q} --model {input.model:q} --model-id {params.model_id:q}"
         " --threads {threads} --out-csv {output.rdf:q} --out-json {output.info:q} > {log:q} 2>&1"
@@ -252,7 +252,7 @@ rule rdf_noise_floor:
     params:
         code=code_stamp("rdf-error"),
         # two runs of one potential: no comparison with experiment
-        cfg=step_config(rdf={"experiment": {"enabled": False}}),
+        cfg=step_config("rdf-error", rdf={"experiment": {"enabled": False}}),
         teacher_id=str(NOISE_TEACHER),
     shell:
         "tsmlip rdf-error --config-json {params.cfg:q} --model-id noise_floor --rdf {input.rdf:q} --info {input.info:q}"

@@ -10,15 +10,16 @@ if STACKS:
     rule train_stack:
         input:
             unpack(stack_inputs),
+            stamps=stack_stamps,
         output:
             directory(res("stacks", "{folder}", "{stack}")),
-        wildcard_constraints:
-            folder="models|budget_check",
-            stack=r"w\d+-s\d+-l\d+-(teacher|sweep|synthetic)",
         log:
             res("logs", "train_stack", "{folder}", "{stack}.log"),
         benchmark:
             res("benchmarks", "train_stack", "{folder}", "{stack}.tsv")
+        wildcard_constraints:
+            folder="models|budget_check",
+            stack=r"w\d+-s\d+-l\d+-(teacher|sweep|synthetic)",
         conda:
             CONDA_ENV
         threads: config["training"]["torch_threads"]
@@ -44,12 +45,16 @@ if STACKS:
             model=model_file(MODEL_ID, "model.pt"),
             metrics=model_file(MODEL_ID, "metrics.json"),
             curve=model_file(MODEL_ID, "curve.csv"),
+        log:
+            model_job_file("logs", "collect_model"),
         localrule: True
+        conda:
+            CONDA_ENV
         params:
             src=lambda w, input: os.path.join(input[0], f"{w.kind}/{w.arch}/seed{w.seed}"),
         shell:
-            "cp {params.src:q}/model.pt {output.model:q} && cp {params.src:q}/metrics.json {output.metrics:q}"
-            " && cp {params.src:q}/curve.csv {output.curve:q}"
+            "(cp -v {params.src:q}/model.pt {output.model:q} && cp -v {params.src:q}/metrics.json {output.metrics:q}"
+            " && cp -v {params.src:q}/curve.csv {output.curve:q}) > {log:q} 2>&1"
 
     use rule collect_model as collect_budget_check_model with:
         input:
@@ -58,12 +63,15 @@ if STACKS:
             model=model_file(MODEL_ID, "model.pt", "budget_check"),
             metrics=model_file(MODEL_ID, "metrics.json", "budget_check"),
             curve=model_file(MODEL_ID, "curve.csv", "budget_check"),
+        log:
+            model_job_file("logs", "collect_budget_check_model"),
 
 else:
 
     rule train:
         input:
             unpack(train_inputs),
+            stamp=train_stamp(),
         output:
             model=model_file(MODEL_ID, "model.pt"),
             metrics=model_file(MODEL_ID, "metrics.json"),
@@ -93,11 +101,13 @@ else:
             " --dataset {input.data:q} --split {input.split:q} {params.labels}"
             " --out-dir {params.out_dir:q} --checkpoint-dir {params.ckpt_dir:q} --pair-cache-dir {params.pair_cache:q}"
             " > {log:q} 2>&1"
-    
-    
+
     # Convergence checked, not trusted: the models of budget_check: trained again from scratch with both patiences and
     # the epoch cap times budget_check.scale (same data, labels, seed and initial weights as the model they check).
     use rule train as train_budget_check with:
+        input:
+            unpack(train_inputs),
+            stamp=train_stamp(budget=True),
         output:
             model=model_file(MODEL_ID, "model.pt", "budget_check"),
             metrics=model_file(MODEL_ID, "metrics.json", "budget_check"),

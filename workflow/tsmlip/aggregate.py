@@ -41,13 +41,13 @@ import numpy as np
 import pandas as pd
 
 from .config import ModelId
+from .data.split import SPLITS
 from .kinds import KINDS
 from .metrics import atom_energy_agreement  # noqa: F401  (re-exported: the tables use it)
 from .records import MaxAtoms, MdTiming, RdfError, SplitErrors, TrainMetrics
 from .tables import (BUDGET_CHECK_ERROR, BUDGET_CHECK_METRICS, STOPPED_BY_RULE, fmt, write_csv,
                      write_html_table)
 
-SPLITS = ("train", "valid", "test")
 #: metrics.json's errors per split in models.csv (``<split>_<key>``); the energy MAE stays out of the table
 SPLIT_METRICS = tuple(k for k in SplitErrors.keys() if k != "energy_mae_eV")
 #: metrics.json keys copied into models.csv
@@ -385,8 +385,7 @@ def main(argv: list[str] | None = None) -> int:
     from .cli import step_parser
 
     ap = step_parser("aggregate", main.__doc__ + "\n\nThe learning-speed threshold is "
-                     "aggregate.learning_speed_factor x the teacher's best validation force RMSE.",
-                     ("aggregate.learning_speed_factor",))
+                     "aggregate.learning_speed_factor x the teacher's best validation force RMSE.")
     ap.add_argument("--files", nargs="+", default=None,
                     help="exactly the per-model files to read (metrics.json and curve.csv of every model, and any "
                          "md_timing_<engine>.json, max_atoms.json, rdf_error.json), in models/<kind>/<arch>/seed<N>/; "

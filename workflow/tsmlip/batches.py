@@ -4,7 +4,7 @@ hippynn's ``Database.make_generator`` wraps each split in a ``TensorDataset`` an
 sample of a batch indexes every array one by one. For the pre-computed pair cache, a sparse tensor holding
 the whole split's pairs, one sample's index is a scan of *all* the split's pairs (``eq`` + ``nonzero``), and
 the batch is then stacked and sorted again (``coalesce``): about a fifth of a training step on a CPU
-(docs/default_experiment.md, section 5). :class:`SplitBatches` finds each configuration's pairs once (the
+(docs/runs/2026-12-01-training-cost.md). :class:`SplitBatches` finds each configuration's pairs once (the
 cache is coalesced, so they are one contiguous, sorted run), and a batch is a concatenation of those runs,
 already in coalesced order. Dense arrays are indexed once per batch. The batches hold exactly the tensors,
 values and order ``make_generator`` yields (``tests/test_train.py`` compares them).

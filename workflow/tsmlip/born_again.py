@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     from .cli import step_parser
 
     ap = step_parser("born-again-table", main.__doc__ + "\n\nThe published numbers (paper_reference) "
-                     "are shown beside the run's, which data.source names.", ("paper_reference", "data.source"))
+                     "are shown beside the run's, which data.source names.")
     ap.add_argument("--models", required=True, help="tables/models.csv")
     ap.add_argument("--out-csv", required=True)
     ap.add_argument("--out-md", required=True)

@@ -11,31 +11,64 @@ import argparse
 import importlib
 import json
 import sys
+from dataclasses import dataclass
 
-#: sub-command -> "module:function"; each function takes argv (list of str) and returns an exit code
-COMMANDS = {
-    "generate-dataset": "tsmlip.data.emt:main",
-    "prepare-dataset": "tsmlip.data.io:main",
-    "split": "tsmlip.data.split:main",
-    "train": "tsmlip.train.step:main",
-    "train-stack": "tsmlip.train.fast:main",
-    "label": "tsmlip.label:main",
-    "label-oracle": "tsmlip.label:main_oracle",
-    "label-calculator": "tsmlip.foundation:main",
-    "synthesize": "tsmlip.synthetic:main",
-    "md-timing": "tsmlip.md.timing:main",
-    "calculator-cost": "tsmlip.md.calculator_cost:main",
-    "max-atoms": "tsmlip.md.probe:main",
-    "rdf-md": "tsmlip.rdf.liquid:main_md",
-    "rdf-md-stack": "tsmlip.rdf.stacked:main",
-    "rdf-error": "tsmlip.rdf.error:main_error",
-    "aggregate": "tsmlip.aggregate:main",
-    "born-again-table": "tsmlip.born_again:main",
-    "claims": "tsmlip.claims:main",
-    "plot": "tsmlip.plots:main",
-    "plot-coverage": "tsmlip.coverage_plot:main",
-    "export": "tsmlip.export:main",
+@dataclass(frozen=True)
+class Step:
+    """One ``tsmlip <step>`` command."""
+
+    #: "module:function"; the function takes argv (list of str) and returns an exit code
+    target: str
+    #: the config keys (dotted paths, nested as in config/config.yaml) every run of the step reads: its
+    #: ``--config-json`` must hold them (:func:`step_parser`), and the rules pass them (workflow/rules/common.smk:
+    #: ``step_cfg``). A mode of a step that reads more names those keys where it runs (:func:`require`).
+    reads: tuple[str, ...]
+
+
+#: every step: the one table of commands, their modules and the config keys each reads
+STEPS: dict[str, Step] = {
+    "generate-dataset": Step("tsmlip.data.emt:main", ("data.emt", "data.min_distance_A")),
+    "prepare-dataset": Step("tsmlip.data.io:main", tuple(f"data.{k}" for k in (
+        "source", "min_distance_A", "ani_energy_shift_eV_per_atom", "forces_are", "close_contacts", "duplicates",
+        "checks"))),
+    "split": Step("tsmlip.data.split:main", ("split", "training.train_eval_fraction")),
+    "train": Step("tsmlip.train.step:main", ("network", "training", "born_again")),
+    # the fast engine: a stack of models in one job (tsmlip.train.fast)
+    "train-stack": Step("tsmlip.train.fast:main", ("network", "training", "born_again")),
+    "label": Step("tsmlip.label:main", ("labels.teacher", "labels.sum_tolerance_eV")),
+    "label-oracle": Step("tsmlip.label:main_oracle", ("labels.sum_tolerance_eV",)),
+    "label-calculator": Step("tsmlip.foundation:main", (
+        "foundation.calculator", "foundation.device", "foundation.chunk_size", "labels.sum_tolerance_eV")),
+    "synthesize": Step("tsmlip.synthetic:main", (
+        "synthetic", "data.min_distance_A", "data.source", "foundation.calculator", "rdf.blowup_temperature_K",
+        "rdf.device", "labels.sum_tolerance_eV")),
+    "md-timing": Step("tsmlip.md.timing:main", ("md",)),
+    "calculator-cost": Step("tsmlip.md.calculator_cost:main", (
+        "md", "foundation.calculator", "foundation.cost", "foundation.device")),
+    "max-atoms": Step("tsmlip.md.probe:main", ("md",)),
+    # the rdf: section (its experiment: part is not read); --reference also reads data.source, --calculator
+    # foundation.calculator
+    "rdf-md": Step("tsmlip.rdf.liquid:main_md", ("rdf",)),
+    # the liquids of many models of one architecture in one process (rdf.stack; engine, kernels, pair_finder unread)
+    "rdf-md-stack": Step("tsmlip.rdf.stacked:main", ("rdf",)),
+    # with rdf.experiment.enabled also rdf.experiment.max_temperature_gap_K and rdf.peak_fit_halfwidth_A
+    "rdf-error": Step("tsmlip.rdf.error:main_error", ("rdf.experiment.enabled",)),
+    "aggregate": Step("tsmlip.aggregate:main", ("aggregate.learning_speed_factor",)),
+    # the configurations the teacher fits worst (tsmlip.data_quality)
+    "data-quality": Step("tsmlip.data_quality:main", ("training.eval_batch_size",)),
+    "born-again-table": Step("tsmlip.born_again:main", ("paper_reference", "data.source")),
+    # the statistics' settings and the teacher calculator (its name in the rows)
+    "claims": Step("tsmlip.claims:main", tuple(f"aggregate.{k}" for k in (
+        "confidence", "min_relative_effect", "equivalence_margin", "power", "pareto_cost_tolerance",
+        "learning_speed_factor", "budget_check_max_relative_change")) + ("foundation.calculator",)),
+    # learning_curves also aggregate.curves_arch and sweep.base (tsmlip.figures)
+    "plot": Step("tsmlip.plots:main", ("aggregate.dpi",)),
+    "plot-coverage": Step("tsmlip.coverage_plot:main", ("aggregate.dpi",)),
+    # a trained model as a TorchScript module for LAMMPS and TorchSim (docs/deploy.md); reads no config
+    "export": Step("tsmlip.export:main", ()),
 }
+#: sub-command -> "module:function"
+COMMANDS = {name: step.target for name, step in STEPS.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,10 +93,12 @@ def main(argv: list[str] | None = None) -> int:
         raise
 
 
-def step_parser(step: str, description: str | None, reads: tuple[str, ...]) -> argparse.ArgumentParser:
+def step_parser(step: str, description: str | None) -> argparse.ArgumentParser:
     """The parser of ``tsmlip <step>`` with its one config flag, ``--config-json``: a JSON object holding at
-    least the config keys ``reads`` (dotted paths, e.g. ``md``, ``labels.sum_tolerance_eV``), nested as in the
-    config; the rules pass it (workflow/rules/common.smk: ``step_config``). The step adds its paths."""
+    least the config keys the step reads (:data:`STEPS`: dotted paths, e.g. ``md``, ``labels.sum_tolerance_eV``),
+    nested as in the config; the rules pass it (workflow/rules/common.smk: ``step_cfg``). The step adds its
+    paths."""
+    reads = STEPS[step].reads
     p = argparse.ArgumentParser(prog=f"tsmlip {step}", description=description,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config-json", required=True, metavar="JSON", type=lambda text: config_subtree(text, reads),

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .kinds import KINDS
+from .kinds import BORN_AGAIN_KINDS, KINDS, REGISTRY
 
 #: the configuration's schema (types, ranges, allowed values, required keys; no defaults: every value lives in
 #: config/config.yaml), package data that :func:`validate` checks against. The package reads no configuration
@@ -147,17 +147,12 @@ def _cross_check(cfg: dict) -> None:
     _check_timing_size(cfg)
 
 
-def split_sizes(n: int, valid_fraction: float, test_fraction: float) -> dict[str, int]:
-    """The sizes :func:`tsmlip.data.split.make_split` gives ``n`` configurations."""
-    n_test = max(1, int(round(test_fraction * n)))
-    n_valid = max(1, int(round(valid_fraction * n)))
-    return {"train": n - n_test - n_valid, "valid": n_valid, "test": n_test}
-
-
 def check_split_sizes(cfg: dict, n_configs: int, n_from: str) -> None:
     """:class:`ConfigError` naming the key when the split of ``n_configs`` configurations (``n_from``: where the
     number comes from) leaves no training configuration, or when ``training.train_eval_fraction`` of the
     training split is no configuration (hippynn evaluates ``int(n_train * fraction)`` each epoch)."""
+    from .data.split import split_sizes, train_eval_size
+
     sp = cfg["split"]
     sizes = split_sizes(n_configs, sp["valid_fraction"], sp["test_fraction"])
     if sizes["train"] < 1:
@@ -165,7 +160,7 @@ def check_split_sizes(cfg: dict, n_configs: int, n_from: str) -> None:
                           f"({n_from}) leave none for training after {sizes['valid']} validation and "
                           f"{sizes['test']} test configurations")
     f = cfg["training"]["train_eval_fraction"]
-    if int(sizes["train"] * f) < 1:
+    if train_eval_size(sizes["train"], f) < 1:
         raise ConfigError(f"config key 'training.train_eval_fraction': {f} of the {sizes['train']} training "
                           f"configurations ({n_from}: {n_configs}) is none; need at least 1/{sizes['train']} = "
                           f"{1 / sizes['train']:.3g}")
@@ -334,7 +329,7 @@ def born_again_ids(cfg: dict) -> list[ModelId]:
     if not ba["enabled"]:
         return []
     arch = teacher_arch(cfg)
-    kinds = ["born_again"] + (["born_again_static"] if ba["static"] else [])
+    kinds = [k for k in BORN_AGAIN_KINDS if REGISTRY[k].scheduled or ba["static"]]
     return [ModelId(k, arch, int(s)) for k in kinds for s in ba["seeds"]]
 
 
@@ -346,15 +341,19 @@ def weight_estimate(arch: Arch) -> int:
 
 def budget_check_ids(cfg: dict) -> list[ModelId]:
     """The models trained a second time with every budget doubled (``budget_check:``): the teacher (its first
-    seed) and each checked sweep kind at the smallest and the largest sweep architecture (by
-    :func:`weight_estimate`), with ``budget_check.seed``."""
+    seed), each checked sweep kind at every sweep architecture (``archs: all``) or at the smallest and the largest
+    (``extremes``, by :func:`weight_estimate`), with ``budget_check.seed``, and each checked Born-Again kind (its
+    first seed)."""
     bc = cfg["budget_check"]
     kinds = list(bc["kinds"])
     ids = [teacher_ids(cfg)[0]] if "teacher" in kinds else []
     archs = sorted(sweep_archs(cfg), key=lambda a: (weight_estimate(a), a))
-    extremes = list(dict.fromkeys([archs[0], archs[-1]])) if archs else []
+    if bc["archs"] == "extremes":
+        archs = list(dict.fromkeys([archs[0], archs[-1]])) if archs else []
     ids += [ModelId(kind, arch, int(bc["seed"])) for kind in kinds if kind != "teacher"
-            and kind in cfg["sweep"]["kinds"] for arch in extremes]
+            and kind in cfg["sweep"]["kinds"] for arch in archs]
+    ba = born_again_ids(cfg)
+    ids += [next(m for m in ba if m.kind == kind) for kind in kinds if any(m.kind == kind for m in ba)]
     return ids
 
 

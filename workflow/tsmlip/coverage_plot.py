@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     """``tsmlip plot-coverage``: the dataset's coverage against the RDF runs, as PDF and PNG."""
     from .cli import step_parser
 
-    ap = step_parser("plot-coverage", __doc__, ("aggregate.dpi",))
+    ap = step_parser("plot-coverage", __doc__)
     ap.add_argument("--dataset", required=True)
     ap.add_argument("--rdf-info", nargs="*", default=[], help="rdf_md.json of every run (models and reference)")
     ap.add_argument("--pdf", required=True)

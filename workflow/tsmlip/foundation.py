@@ -374,8 +374,7 @@ def label_dataset(spec, dataset_path: str, out_dataset: str, out_labels: str, to
 def main(argv=None) -> int:
     from .cli import step_parser
 
-    p = step_parser("label-calculator", __doc__.split("\n\n")[0],
-                    ("foundation.calculator", "foundation.device", "foundation.chunk_size", "labels.sum_tolerance_eV"))
+    p = step_parser("label-calculator", __doc__.split("\n\n")[0])
     p.add_argument("--dataset", required=True, help="dataset.npz whose geometries are labelled")
     p.add_argument("--scratch", default=None, help="folder for the resumable chunks (removed when complete)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")

@@ -5,15 +5,48 @@ Every writer here writes to a hidden temporary file in the destination's folder
 :func:`os.replace` (atomic on POSIX within one file system). A job killed at any point (SIGKILL, a node
 lost, a SLURM time limit) therefore leaves either the previous file or no file at the output path, at
 most a stray temporary file beside it; Snakemake sees the output missing and reruns the job. A write that
-raises removes its temporary file and leaves the destination as it was.
+raises removes its temporary file and leaves the destination as it was; a full disk, or a file where a folder of
+the path should be, raises :class:`OutputError` naming the path (one line from the step).
 """
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import secrets
 from pathlib import Path
+
+#: errors of a full disk or an exhausted quota
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+class OutputError(RuntimeError):
+    """An output that cannot be written (a full disk, a file where a folder should be, no permission); the
+    message names the path. The steps report it in one line."""
+
+
+def _full_disk(exc: BaseException) -> bool:
+    """Whether ``exc`` (or an exception it wraps) is a full disk; torch reports one as a RuntimeError
+    ("file write failed") without the errno."""
+    while exc is not None:
+        if isinstance(exc, OSError) and exc.errno in _FULL:
+            return True
+        if "No space left on device" in str(exc) or "file write failed" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def output_error(path, exc: BaseException) -> OutputError:
+    """The one-line :class:`OutputError` for an ``exc`` raised while writing ``path``."""
+    if _full_disk(exc):
+        return OutputError(f"cannot write {path}: no space left on device (or the disk quota is used up); free "
+                           f"space there and rerun (nothing was left half written)")
+    if isinstance(exc, (NotADirectoryError, FileExistsError)):
+        return OutputError(f"cannot write {path}: a file stands where a folder of its path should be "
+                           f"({exc.filename or exc}); move or remove that file and rerun")
+    return OutputError(f"cannot write {path}: {exc.strerror or exc}")
 
 
 def temp_path_for(path: str | Path) -> Path:
@@ -30,18 +63,25 @@ def atomic_open(path: str | Path, mode: str = "w", **kwargs):
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_open: mode must be 'w' or 'wb', not {mode!r}")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path_for(path)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = temp_path_for(path)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except OSError as e:
+        if isinstance(e, PermissionError) or e.errno == errno.EROFS:
+            raise
+        raise output_error(path, e) from None
     try:
         with open(fd, mode, **kwargs) as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if _full_disk(e):
+            raise output_error(path, e) from None
         raise
 
 

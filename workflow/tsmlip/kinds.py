@@ -43,6 +43,9 @@ class Kind:
     marker: str
     #: its row name in the Born-Again table (``tables/born_again.csv``), None when it has none
     born_again_label: str | None = None
+    #: a Born-Again student: the teacher's architecture, trained on the teacher's labels with the seeds of
+    #: ``born_again.seeds`` when ``born_again.enabled`` (a static-weight one also needs ``born_again.static``)
+    born_again: bool = False
 
     @property
     def scheduled(self) -> bool:
@@ -62,10 +65,10 @@ REGISTRY: dict[str, Kind] = {k.name: k for k in (
          label="control, student's force weight (ablation)", color="#2ca02c", marker="^"),
     Kind("born_again", labels="teacher", distilled=True, loss_weights=None, sweep=False, opt_in=False,
          label="Born-Again, scheduled weights", color="#9467bd", marker="D",
-         born_again_label="Born-Again student, scheduled weights (Table 1)"),
+         born_again_label="Born-Again student, scheduled weights (Table 1)", born_again=True),
     Kind("born_again_static", labels="teacher", distilled=True, loss_weights="born_again_static", sweep=False,
          opt_in=False, label="Born-Again, static weights", color="#8c564b", marker="v",
-         born_again_label="Born-Again student, static weights"),
+         born_again_label="Born-Again student, static weights", born_again=True),
     Kind("student_oracle", labels="oracle", distilled=True, loss_weights="student", sweep=True, opt_in=True,
          label="student on the reference's own atom energies (oracle)", color="#ff7f0e", marker="P"),
     Kind("student_synthetic", labels="synthetic", distilled=True, loss_weights="student", sweep=True, opt_in=True,
@@ -81,6 +84,8 @@ SWEEP_KINDS = tuple(k.name for k in REGISTRY.values() if k.sweep)
 #: the kinds beyond the paper, and the paper's sweep (the sweep kinds that are not opt-in)
 OPT_IN_KINDS = tuple(k.name for k in REGISTRY.values() if k.opt_in)
 PAPER_SWEEP_KINDS = tuple(k for k in SWEEP_KINDS if k not in OPT_IN_KINDS)
+#: the Born-Again students (trained at the teacher's architecture, config ``born_again:``)
+BORN_AGAIN_KINDS = tuple(k.name for k in REGISTRY.values() if k.born_again)
 #: the rows of the Born-Again table: the teacher first, then the Born-Again students, static weights before
 #: the schedule
 BORN_AGAIN_TABLE_KINDS = tuple(sorted((k.name for k in REGISTRY.values() if k.born_again_label),

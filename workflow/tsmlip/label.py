@@ -77,7 +77,16 @@ def ensemble_predictions(teacher_paths: list[str], arrays: dict, device, batch_s
 
 
 def label(teacher_paths: list[str], dataset_path: str, out: str, tolerance: float, choice: str,
-          device="auto", batch_size: int = 16) -> dict:
+          device="auto", batch_size: int = 16, split_path: str | None = None, settings: dict | None = None) -> dict:
+    """The teachers' atom energies of every configuration of the dataset (``out``, npz with its provenance record).
+    Each teacher must have been trained on this dataset and split (:func:`tsmlip.provenance.check_model_data`):
+    a teacher of another split would label test configurations it trained on."""
+    from .provenance import check_model_data, npz_arrays, record
+
+    for p in teacher_paths:
+        check_model_data(p, dataset_path, split_path)
+    rec = record("label", settings or {}, {"teachers": list(teacher_paths), "dataset": dataset_path,
+                                          "split": split_path})
     dev = resolve_device(device)
     arrays = load_dataset(dataset_path)
     ens = ensemble_predictions(teacher_paths, arrays, dev, batch_size, tag="label")
@@ -85,7 +94,7 @@ def label(teacher_paths: list[str], dataset_path: str, out: str, tolerance: floa
     # float32 rounding of a sum over up to ~250 atoms of ~eV terms: a few 1e-5 eV
     max_dev = check_sums(atom_E, E_teacher, arrays["Z"], tolerance, "teacher predictions")
     with atomic_open(out, "wb") as fh:
-        np.savez_compressed(fh, atom_E=atom_E, E_teacher=E_teacher, sum_tolerance_eV=tolerance)
+        np.savez_compressed(fh, atom_E=atom_E, E_teacher=E_teacher, sum_tolerance_eV=tolerance, **npz_arrays(rec))
     mask = arrays["Z"] != 0
     info = {
         "teachers": [str(p) for p in teacher_paths], "choice": choice,
@@ -124,7 +133,7 @@ def oracle_labels(dataset_path: str, out: str, tolerance: float) -> dict:
 def main_oracle(argv=None) -> int:
     from .cli import step_parser
 
-    p = step_parser("label-oracle", oracle_labels.__doc__, ("labels.sum_tolerance_eV",))
+    p = step_parser("label-oracle", oracle_labels.__doc__)
     p.add_argument("--dataset", required=True)
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
@@ -151,18 +160,19 @@ def check_teachers(parser, files: list[str], ids: list[str]) -> None:
 def main(argv=None) -> int:
     from .cli import step_parser
 
-    p = step_parser("label", __doc__ + "\n\nlabels.teacher (which teachers --teacher names) is recorded.",
-                    ("labels.teacher", "labels.sum_tolerance_eV"))
+    p = step_parser("label", __doc__ + "\n\nlabels.teacher (which teachers --teacher names) is recorded.")
     p.add_argument("--teacher", nargs="+", required=True, help="teacher model.pt file(s)")
     p.add_argument("--teacher-ids", nargs="+", required=True, help="ids of those teachers, same order")
     p.add_argument("--dataset", required=True)
+    p.add_argument("--split", default=None, help="the split the teachers were trained on (checked against their files)")
     p.add_argument("--device", default="auto")
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
     check_teachers(p, a.teacher, a.teacher_ids)
     lc = a.config_json["labels"]
     try:
-        info = label(a.teacher, a.dataset, a.out, lc["sum_tolerance_eV"], str(lc["teacher"]), a.device)
+        info = label(a.teacher, a.dataset, a.out, lc["sum_tolerance_eV"], str(lc["teacher"]), a.device,
+                     split_path=a.split, settings=a.config_json)
     except LabelError as e:
         print(f"tsmlip label: error: {e}", file=sys.stderr)
         return 1

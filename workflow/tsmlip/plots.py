@@ -28,6 +28,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from .figures import FIGURES as FIGURE_TABLE  # noqa: E402
 from .kinds import KINDS, REGISTRY, SWEEP_KINDS  # noqa: E402
 from .tables import pareto_front  # noqa: E402
 
@@ -275,10 +276,15 @@ def learning_curves(models: pd.DataFrame, curves: pd.DataFrame, arch: str | None
         for kind in [k for k in KINDS if k in set(sub["kind"])]:
             color, _, label = kind_style(kind)
             part = sub[sub["kind"] == kind]
+            # the training split is evaluated every training.train_eval_every epochs (NaN between): each line joins
+            # the epochs that have a value, so a sparse column still draws (markers where evaluations are sparse)
+            part = part[part[col].notna()]
+            marker = "o" if split == "train" else None
             for _, one in part.groupby("seed"):
                 ax.plot(one["epoch"], one[col], color=color, lw=0.7, alpha=0.35)
             mean = part.groupby("epoch")[col].mean()
-            ax.plot(mean.index, mean.to_numpy(), color=color, lw=2, label=f"{label}, mean of {part['seed'].nunique()} seeds")
+            ax.plot(mean.index, mean.to_numpy(), color=color, lw=2, marker=marker, ms=3,
+                    label=f"{label}, mean of {part['seed'].nunique()} seeds")
         if len(thr):
             ax.axhline(thr.iloc[0], color="grey", ls="--", lw=1, label=_threshold_label(models))
         ax.set_yscale("log")
@@ -326,8 +332,13 @@ def scaling(models: pd.DataFrame) -> plt.Figure:
         arch = _per_arch(models, col)
         dev = _device_names(models, f"md_{engine}_device_name")
         kernels = _device_names(models, f"md_{engine}_hippynn_kernels")
-        ax.errorbar(arch["n_weights"], arch["mean"], yerr=arch["std"], fmt=f"{marker}-", capsize=2,
+        # points, not a line: the architectures differ along several axes (width, sensitivities, layers), so the
+        # cost is no function of the weight count alone; each point is labelled with its architecture
+        ax.errorbar(arch["n_weights"], arch["mean"], yerr=arch["std"], fmt=marker, capsize=2,
                     label=f"{engine}" + (f" on {dev}" if dev else "") + (f", {kernels} kernels" if kernels else ""))
+        for tag, row in arch.iterrows():
+            ax.annotate(tag, (row["n_weights"], row["mean"]), fontsize="x-small", xytext=(3, 3),
+                        textcoords="offset points")
         _auto_log(ax, arch["mean"], "y")
     _finish_cost_axis(ax, bool(engines), "MD time per step per atom (µs)", "MD engine", "MD timings", "(A) speed")
     ax = axes[1]
@@ -336,8 +347,11 @@ def scaling(models: pd.DataFrame) -> plt.Figure:
         arch = _per_arch(models, "max_atoms")
         dev = _device_names(models, "max_atoms_device_name")
         kernels = _device_names(models, "max_atoms_hippynn_kernels")
-        ax.plot(arch["n_weights"], arch["mean"], "o-", color="dimgrey",
+        ax.plot(arch["n_weights"], arch["mean"], "o", color="dimgrey",
                 label=(dev or "this device") + (f", {kernels} kernels" if kernels else ""))
+        for tag, row in arch.iterrows():
+            ax.annotate(tag, (row["n_weights"], row["mean"]), fontsize="x-small", xytext=(3, 3),
+                        textcoords="offset points")
         _auto_log(ax, arch["mean"], "y")
     _finish_cost_axis(ax, has_max, "maximum number of atoms", "device", "maximum-atoms measurements", "(B) memory")
     fig.suptitle("Cost of large-scale MD vs model capacity (one point per architecture, every kind of it pooled)",
@@ -369,7 +383,8 @@ def born_again(table: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-FIGURES = ("pareto_time", "pareto_memory", "capacity", "learning_curves", "scaling", "born_again")
+#: the figures (their inputs and labels: :mod:`tsmlip.figures`), each drawn by the function of its name
+FIGURES = tuple(FIGURE_TABLE)
 
 
 def save(fig: plt.Figure, pdf: str | Path, png: str | Path, dpi: int = 150) -> None:
@@ -401,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
     from .config import Arch
 
     ap = step_parser("plot", main.__doc__ + "\n\nlearning_curves draws aggregate.curves_arch, or where null the "
-                     "architecture of sweep.base.", ("aggregate.dpi",))
+                     "architecture of sweep.base.")
     ap.add_argument("figure", choices=FIGURES)
     ap.add_argument("--models", help="tables/models.csv (every figure but born_again)")
     ap.add_argument("--curves", help="tables/curves.csv (learning_curves)")
@@ -412,13 +427,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--png", required=True)
     args = ap.parse_args(argv)
 
-    needs = {"learning_curves": ("models", "curves"), "born_again": ("born_again",)}.get(args.figure, ("models",))
-    for key in needs:
+    figure = FIGURE_TABLE[args.figure]
+    for key in figure.required:
         if not getattr(args, key):
             ap.error(f"figure {args.figure} needs --{key.replace('_', '-')}")
     cfg, arch = args.config_json, None
+    require(ap, cfg, figure.reads)
     if args.figure == "learning_curves":
-        require(ap, cfg, ("aggregate.curves_arch", "sweep.base"))
         arch = cfg["aggregate"]["curves_arch"] or Arch.from_dict(cfg["sweep"]["base"]).tag
     read = lambda p: pd.read_csv(p) if p else None  # noqa: E731
     floor = None

@@ -162,6 +162,8 @@ class MdTiming(Record):
     #: the torch engine's Verlet-list counters (absent for the ase engine)
     pair_rebuilds: int | None = optional()
     pair_reuses: int | None = optional()
+    #: the version of the deployed engine's package (lammps: LAMMPS's version date; torchsim: torch-sim's)
+    engine_version: str | None = optional()
 
 
 @dataclass(kw_only=True)

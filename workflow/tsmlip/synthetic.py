@@ -180,6 +180,11 @@ def synthesize(teacher_paths, dataset_path, split_path, labels_path, cfg: dict, 
     ``reference``: the data's reference potential (``emt``), to record the teacher labels' error on them."""
     from .elements import resolve_element
 
+    from .provenance import check_inputs, check_model_data
+
+    for p in teacher_paths:
+        check_model_data(p, dataset_path, split_path)
+    check_inputs({"dataset": dataset_path, "split": split_path, "labels": labels_path})
     dev = resolve_device(device)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -233,16 +238,12 @@ def synthesize(teacher_paths, dataset_path, split_path, labels_path, cfg: dict, 
 
 
 #: the config keys ``tsmlip synthesize`` reads
-SYNTHESIZE_READS = ("synthetic", "data.min_distance_A", "data.source", "foundation.calculator",
-                    "rdf.blowup_temperature_K", "rdf.device", "labels.sum_tolerance_eV")
-
-
 def main(argv=None) -> int:
     from .cli import step_parser
 
     p = step_parser("synthesize", __doc__ + "\n\nThe MD runs on rdf.device; where the data have a reference "
                     "potential (data.source emt, no foundation.calculator) the teacher labels' error on the synthetic "
-                    "configurations is recorded.", SYNTHESIZE_READS)
+                    "configurations is recorded.")
     p.add_argument("--teacher", nargs="+", required=True, help="teacher model.pt file(s)")
     p.add_argument("--teacher-ids", nargs="+", required=True, help="ids of those teachers, same order")
     p.add_argument("--dataset", required=True)

@@ -17,16 +17,10 @@ from .render import claims_markdown, human_table, verdict_rule_text, write_html
 from .table import all_claims
 
 
-#: the config keys the claims read: the statistics' settings and the teacher calculator (its name in the rows)
-READS = tuple(f"aggregate.{k}" for k in ("confidence", "min_relative_effect", "equivalence_margin", "power",
-                                         "pareto_cost_tolerance", "learning_speed_factor",
-                                         "budget_check_max_relative_change")) + ("foundation.calculator",)
-
-
 def main(argv: list[str] | None = None) -> int:
     """``tsmlip claims``: models.csv (+ labels/atom_energies.json) -> claims.csv, claims.md (+ .html) and the
     headline table."""
-    ap = step_parser("claims", main.__doc__, READS)
+    ap = step_parser("claims", main.__doc__)
     ap.add_argument("--models", required=True, help="tables/models.csv")
     ap.add_argument("--labels", default=None, help="labels/atom_energies.json (its vs_reference check)")
     ap.add_argument("--rdf-noise-floor", default=None,

@@ -109,23 +109,19 @@ class StackedHipnn:
         return sum(p.pow(2).flatten(1).sum(1) for k, p in self.params.items() if _is_l2(k))
 
     # --- the forward pass -------------------------------------------------------------------------------
-    def sensitivities(self, dist: torch.Tensor, model_of_pair: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def sensitivities(self, batch: "SlotBatch") -> tuple[torch.Tensor, torch.Tensor]:
         """hippynn's ``InverseSensitivityModule`` times ``CosCutoff`` for each pair with its model's centres and
-        widths, and its derivative in the distance: (s, ds/dd), each (n_pairs, n_sens)."""
-        # per model first, then gathered per pair: the same values as gathering mu and sigma, fewer pair-sized ops
-        inv_mu = (1.0 / self.params["net.blocks.0.0.base_layer.sensitivity.mu"][:, 0])[model_of_pair]
-        sig2 = (self.params["net.blocks.0.0.base_layer.sensitivity.sigma"][:, 0] ** -2)[model_of_pair]  # hippynn
-        d = dist.unsqueeze(1)  # divides by sigma**-2
-        inv_d = 1.0 / d
-        x = inv_d - inv_mu
-        q = x / sig2
-        g = torch.exp(-0.5 * x * q)  # exp(-0.5 (1/d - 1/mu)^2 / sigma^-2); its d/dd is g q / d^2
-        h = self.dist_hard_max
-        arg = (math.pi / 2 / h) * d
-        inside = (d <= h).to(d.dtype)
-        cut = torch.cos(arg) ** 2 * inside
-        dcut = -(math.pi / 2 / h) * torch.sin(2 * arg) * inside
-        return g * cut, g * (q * (inv_d * inv_d * cut) + dcut)
+        widths, and its derivative in the distance: (s, ds/dd), each (n_pairs, n_sens). The cut-off and 1/d are
+        the batch's (no weights in them)."""
+        inv_mu = (1.0 / self.params["net.blocks.0.0.base_layer.sensitivity.mu"][:, 0])[batch.model_of_pair]
+        sig2 = self.params["net.blocks.0.0.base_layer.sensitivity.sigma"][:, 0].square()[batch.model_of_pair]
+        x = batch.inv_dist - inv_mu  # (P, nu)
+        xs = x * sig2
+        g = torch.exp(-0.5 * x * xs)  # exp(-0.5 (1/d - 1/mu)^2 / sigma^-2), as hippynn
+        s = g * batch.cut
+        # d/dd: g' = g (1/d - 1/mu) sigma^2 / d^2; the cut-off's derivative from the batch
+        ds = g * (xs * batch.inv_dist2 * batch.cut + batch.dcut)
+        return s, ds
 
     def atom_network(self, env: torch.Tensor, onehot: torch.Tensor):
         """The per-atom part: (atom energies, e0, e1), each (n_models, n_rows), from the environment
@@ -157,8 +153,10 @@ class StackedHipnn:
         """Energies (n_models, n_slots_per_model), atom energies and hierarchicality per atom row (n_models,
         n_rows; padding 0), and forces (n_models, n_rows, 3) of the batch's configurations."""
         M, A = self.n_models, batch.rows_per_model
-        s, ds = self.sensitivities(batch.dist, batch.model_of_pair)
-        vals = _with_one(batch.unit).unsqueeze(2) * s.unsqueeze(1)  # (P, 4, nu): s and s u
+        if abs(batch.cutoff - self.dist_hard_max) > 1e-9:
+            raise ValueError(f"pairs within {batch.cutoff} A for models of dist_hard_max {self.dist_hard_max} A")
+        s, ds = self.sensitivities(batch)
+        vals = batch.unit4.unsqueeze(2) * s.unsqueeze(1)  # (P, 4, nu): s and s * u
         S = self.n_species
         env = torch.zeros(M * A * S, 4, self.n_sens, dtype=vals.dtype, device=vals.device)
         env = env.index_add(0, batch.first * S + batch.species_second, vals)
@@ -177,11 +175,6 @@ class StackedHipnn:
         return out
 
 
-def _with_one(unit: torch.Tensor) -> torch.Tensor:
-    """(n_pairs, 4): 1 and the unit vector, the weights of the scalar and the three vector components."""
-    return torch.cat([torch.ones_like(unit[:, :1]), unit], 1)
-
-
 def pair_forces(g_env: torch.Tensor, s: torch.Tensor, ds: torch.Tensor, batch: "SlotBatch", n_species: int):
     """Forces (n_models * n_rows, 3) from dE/d(env) (n_models, n_rows, 4, nu * species): the chain rule through the
     sensitivities and unit vectors of every pair, written out (first order in the pair quantities)."""
@@ -189,13 +182,13 @@ def pair_forces(g_env: torch.Tensor, s: torch.Tensor, ds: torch.Tensor, batch: "
     nu = s.shape[1]
     g = g_env.reshape(M * A, 4, nu, n_species).permute(0, 3, 1, 2).reshape(M * A * n_species, 4, nu)
     g = g.index_select(0, batch.first * n_species + batch.species_second)  # (P, 4, nu)
-    u = batch.unit
-    # contractions over the 4 components and nu as batched products (contiguous, no broadcast temporaries)
-    dE_ds = torch.bmm(_with_one(u).unsqueeze(1), g).squeeze(1)  # (P, nu): g_0 + sum_c g_c u_c
-    dE_du = torch.bmm(g[:, 1:], s.unsqueeze(2)).squeeze(2)  # (P, 3): sum_nu g_c,nu s_nu
-    radial = torch.bmm(dE_ds.unsqueeze(1), ds.unsqueeze(2)).squeeze(2)  # (P, 1)
-    tangential = (dE_du - (dE_du * u).sum(1, keepdim=True) * u) / batch.dist.unsqueeze(1)
-    grad_r = radial * u + tangential  # dE/dr_ij, r_ij = R_j + shift - R_i
+    u4 = batch.unit4  # (P, 4): 1, u
+    dE_ds = torch.bmm(u4.unsqueeze(1), g).squeeze(1)  # (P, nu): dE/ds_nu = g_0 + sum_c g_c u_c
+    h = torch.bmm(g, s.unsqueeze(2)).squeeze(2)  # (P, 4): sum_nu g_k s_nu; k = 1..3 is dE/du
+    radial = (dE_ds * ds).sum(1, keepdim=True)
+    u = u4[:, 1:]
+    dE_du = h[:, 1:]
+    grad_r = radial * u + (dE_du - (dE_du * u).sum(1, keepdim=True) * u) * batch.inv_dist  # dE/dr_ij
     F = torch.zeros(M * A, 3, dtype=s.dtype, device=s.device)
     return F.index_add(0, batch.first, grad_r).index_add(0, batch.second, -grad_r)
 
@@ -224,25 +217,41 @@ class SlotBatch:
         self.dist = geom.dist[pos]
         self.unit = geom.unit[pos]
         self.model_of_pair = slot // B
+        self._pair_terms(geom.cutoff)
         sp = geom.species_slot[flat].reshape(M, B * n_max)
         self.mask = (sp >= 0).to(self.dist.dtype)
         self.onehot = (torch.nn.functional.one_hot(sp.clamp(min=0), geom.n_species).to(self.dist.dtype)
                        * self.mask.unsqueeze(2))
         self.configs = configs
 
+    def _pair_terms(self, cutoff: float) -> None:
+        # what the pair terms need of the geometry alone (no weights): (1, u), 1/d, 1/d^2, the cut-off and its
+        # derivative (hippynn's CosCutoff: cos^2(pi d / 2 d_hard) inside d_hard)
+        self.unit4 = torch.cat([torch.ones_like(self.dist).unsqueeze(1), self.unit], 1)
+        d = self.dist.unsqueeze(1)
+        self.inv_dist = 1.0 / d
+        self.inv_dist2 = self.inv_dist * self.inv_dist
+        arg = (math.pi / 2 / cutoff) * d
+        inside = (d <= cutoff).to(d.dtype)
+        self.cut = torch.cos(arg) ** 2 * inside
+        self.dcut = -(math.pi / 2 / cutoff) * torch.sin(2 * arg) * inside
+        self.cutoff = cutoff
+
     @classmethod
     def from_pairs(cls, first: torch.Tensor, second: torch.Tensor, species_second: torch.Tensor, dist: torch.Tensor,
-                   unit: torch.Tensor, model_of_pair: torch.Tensor, species_slot: torch.Tensor,
-                   n_species: int) -> "SlotBatch":
+                   unit: torch.Tensor, model_of_pair: torch.Tensor, species_slot: torch.Tensor, n_species: int,
+                   cutoff: float) -> "SlotBatch":
         """One configuration per model from pair arrays already in the slot layout (e.g. an MD step's pairs):
         ``first``/``second`` atom rows ``model * n_atoms + i``, ``species_second`` the second atom's species slot,
-        float32 ``dist`` and ``unit`` (r_ij = (R_j + shift - R_i) / d_ij), ``model_of_pair``, and the species slot
-        of every atom row ``species_slot`` (n_models, n_atoms; -1 for padding)."""
+        float32 ``dist`` and ``unit`` (r_ij = (R_j + shift - R_i) / d_ij) of the pairs within ``cutoff``,
+        ``model_of_pair``, and the species slot of every atom row ``species_slot`` (n_models, n_atoms; -1 for
+        padding)."""
         self = cls.__new__(cls)
         M, n_atoms = species_slot.shape
         self.slots_per_model, self.rows_per_model = 1, n_atoms
         self.first, self.second, self.species_second = first, second, species_second
         self.dist, self.unit, self.model_of_pair = dist, unit, model_of_pair
+        self._pair_terms(float(cutoff))
         self.mask = (species_slot >= 0).to(dist.dtype)
         self.onehot = (torch.nn.functional.one_hot(species_slot.clamp(min=0), n_species).to(dist.dtype)
                        * self.mask.unsqueeze(2))

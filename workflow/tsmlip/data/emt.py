@@ -210,8 +210,9 @@ def main(argv=None) -> int:
     from .coverage import coverage_summary
 
     from ..cli import step_parser
+    from ..provenance import record
 
-    p = step_parser("generate-dataset", __doc__, ("data.emt", "data.min_distance_A"))
+    p = step_parser("generate-dataset", __doc__)
     p.add_argument("--out", required=True, help="output dataset.npz (provenance.json is written beside)")
     a = p.parse_args(argv)
     emt_cfg = a.config_json["data"]["emt"]
@@ -221,6 +222,7 @@ def main(argv=None) -> int:
     save_dataset(arrays, a.out, {"source": "emt", "generator": "ase.calculators.emt.EMT + Langevin MD",
                                  "seed": emt_cfg["seed"], "settings": emt_cfg, "versions": versions(),
                                  "families": list(FAMILIES), **summary,
-                                 "coverage": coverage_summary(arrays, families=FAMILIES)})
+                                 "coverage": coverage_summary(arrays, families=FAMILIES)},
+                 record("generate-dataset", a.config_json, {}))
     print(f"[generate] wrote {len(configs)} configurations to {a.out}", file=sys.stderr)
     return 0

@@ -100,7 +100,6 @@ def read_ani_h5(directory: str | Path, energy_shift_eV_per_atom: float, forces_a
     ``energy_shift_eV_per_atom`` x N is added to energies (as hippynn's ANI-Al example does).
     ``forces_are``: what the ``force`` array holds; ``gradients`` (+dE/dR, the ANI-Al files) are negated
     into forces."""
-    import h5py
     from ase import units
 
     directory = Path(directory)
@@ -111,32 +110,49 @@ def read_ani_h5(directory: str | Path, energy_shift_eV_per_atom: float, forces_a
     sign = _force_sign(forces_are)
     configs: list[dict] = []
     for f in files:
-        groups = []
-        with h5py.File(f, "r") as h5:
-            h5.visititems(lambda name, obj: groups.append(name)
-                          if isinstance(obj, h5py.Group) and ("coordinates" in obj or "energy" in obj) else None)
-            if not groups:
-                raise DataError(f"{f}: no group with 'coordinates'/'energy' (not a pyanitools file?)")
-            for g in groups:
-                grp = h5[g]
-                src = f"{f}:{g}"
-                missing = [k for k in ANI_KEYS if k not in grp]
-                if missing:
-                    raise DataError(f"{src}: missing keys {missing} (need {list(ANI_KEYS)})")
-                R, E, F, cell = (np.asarray(grp[k][()], dtype=float) for k in ("coordinates", "energy", "force", "cell"))
-                Z = _species_numbers(grp["species"][()], src)
-                if R.ndim != 3 or R.shape[1:] != (len(Z), 3):
-                    raise DataError(f"{src}: coordinates have shape {R.shape}, expected (n, {len(Z)}, 3)")
-                n = len(R)
-                if E.shape != (n,) or F.shape != R.shape or cell.shape != (n, 3, 3):
-                    raise DataError(f"{src}: shape mismatch: coordinates {R.shape}, energy {E.shape}, "
-                                    f"force {F.shape}, cell {cell.shape}")
-                for i in range(n):
-                    configs.append({"Z": Z, "R": R[i], "cell": cell[i],
-                                    "E": E[i] * hartree + energy_shift_eV_per_atom * len(Z),
-                                    "F": sign * F[i] * hartree, "where": f"{src}[{i}]"})
+        try:
+            configs += _read_one_h5(f, energy_shift_eV_per_atom, sign, hartree)
+        except (OSError, KeyError, RuntimeError) as e:  # not HDF5, truncated, a damaged dataset inside
+            raise DataError(f"{f}: cannot be read as HDF5 ({_first_line(e)}); the file is damaged, truncated "
+                            f"or not an HDF5 file: replace or remove it") from None
     if not configs:
         raise DataError(f"{directory}: the dataset is empty")
+    return configs
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"
+
+
+def _read_one_h5(f: Path, energy_shift_eV_per_atom: float, sign: float, hartree: float) -> list[dict]:
+    import h5py
+
+    configs: list[dict] = []
+    groups = []
+    with h5py.File(f, "r") as h5:
+        h5.visititems(lambda name, obj: groups.append(name)
+                      if isinstance(obj, h5py.Group) and ("coordinates" in obj or "energy" in obj) else None)
+        if not groups:
+            raise DataError(f"{f}: no group with 'coordinates'/'energy' (not a pyanitools file?)")
+        for g in groups:
+            grp = h5[g]
+            src = f"{f}:{g}"
+            missing = [k for k in ANI_KEYS if k not in grp]
+            if missing:
+                raise DataError(f"{src}: missing keys {missing} (need {list(ANI_KEYS)})")
+            R, E, F, cell = (np.asarray(grp[k][()], dtype=float) for k in ("coordinates", "energy", "force", "cell"))
+            Z = _species_numbers(grp["species"][()], src)
+            if R.ndim != 3 or R.shape[1:] != (len(Z), 3):
+                raise DataError(f"{src}: coordinates have shape {R.shape}, expected (n, {len(Z)}, 3)")
+            n = len(R)
+            if E.shape != (n,) or F.shape != R.shape or cell.shape != (n, 3, 3):
+                raise DataError(f"{src}: shape mismatch: coordinates {R.shape}, energy {E.shape}, "
+                                f"force {F.shape}, cell {cell.shape}")
+            for i in range(n):
+                configs.append({"Z": Z, "R": R[i], "cell": cell[i],
+                                "E": E[i] * hartree + energy_shift_eV_per_atom * len(Z),
+                                "F": sign * F[i] * hartree, "where": f"{src}[{i}]"})
     return configs
 
 
@@ -238,7 +254,8 @@ def prepare(source: str, path: str, min_distance_A: float, energy_shift: float =
                              forces_are=forces_are, where=where)
     close = report["close_contacts"]
     n_read = len(arrays["E"])
-    plausible = plausibility(arrays, str(path), source, energy_shift, check=checks)
+    plausible = plausibility(arrays, str(path), source, energy_shift, check=checks, where=where,
+                             min_dist=report["min_dist"], close=[c["index"] for c in close])
     if duplicates not in DUPLICATE_POLICIES:
         raise DataError(f"data.duplicates must be one of {DUPLICATE_POLICIES}, not {duplicates!r}")
     dups = find_duplicates(arrays)
@@ -282,17 +299,12 @@ def prepare(source: str, path: str, min_distance_A: float, energy_shift: float =
     return arrays, provenance
 
 
-#: the data: keys ``tsmlip prepare-dataset`` reads
-DATA_KEYS = tuple(f"data.{k}" for k in ("source", "min_distance_A", "ani_energy_shift_eV_per_atom", "forces_are",
-                                       "close_contacts", "duplicates", "checks"))
-
-
 def main(argv=None) -> int:
     from ..cli import step_parser
 
     p = step_parser("prepare-dataset", __doc__ + "\n\nnull data.forces_are / data.close_contacts: the source's "
                     "default. md.element / rdf.element given as null (the stage\ntakes the data's element): a "
-                    "multi-element dataset stops here.", DATA_KEYS)
+                    "multi-element dataset stops here.")
     p.add_argument("--path", required=True, help="the source file or folder (data.path)")
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
@@ -306,9 +318,12 @@ def main(argv=None) -> int:
         print(f"tsmlip prepare-dataset: error: {e}", file=sys.stderr)
         return 1
     shift = d["ani_energy_shift_eV_per_atom"]
+    from ..provenance import record
+
     save_dataset(arrays, a.out, {"source": d["source"], "path": str(Path(a.path).resolve()),
                                  "ani_energy_shift_eV_per_atom": shift if d["source"] == "ani_h5" else None,
-                                 **prov, "versions": versions()})
+                                 **prov, "versions": versions()},
+                 record("prepare-dataset", a.config_json, {"sources": [str(f) for f in source_files(d["source"], a.path)]}))
     cc, fs = prov["close_contacts"], prov["force_sign_check"]
     print(f"[prepare] forces_are={prov['forces_are']} ({prov['forces_are_chosen_by']}); force-sign check: "
           f"{fs['verdict']} (closest pairs repel in {fs['n_repel']}, attract in {fs['n_attract']} configurations)",

@@ -13,19 +13,34 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io_utils import atomic_open, atomic_write_text
+from ..io_utils import atomic_open, atomic_write_text, sha256_file
+# the splits, in this order everywhere (split.npz's arrays, metrics.json, the tables' columns): defined with the
+# split's content fingerprint, which the provenance of every model records
+from ..provenance import SPLITS, split_arrays_fingerprint
 from .dataset import DataError, duplicates_message, find_duplicates, load_dataset
 
-SPLITS = ("train", "valid", "test")
+
+def split_sizes(n: int, valid_fraction: float, test_fraction: float) -> dict[str, int]:
+    """The one split arithmetic: the sizes :func:`make_split` gives ``n`` configurations (at least one test and
+    one validation configuration; the training split may come out empty, which the callers refuse)."""
+    n_test = max(1, int(round(test_fraction * n)))
+    n_valid = max(1, int(round(valid_fraction * n)))
+    return {"train": n - n_test - n_valid, "valid": n_valid, "test": n_test}
+
+
+def train_eval_size(n_train: int, fraction: float) -> int:
+    """Training configurations evaluated per curve point (``training.train_eval_fraction``; hippynn takes
+    ``int(n_train * fraction)``)."""
+    return int(n_train * fraction)
 
 
 def make_split(n: int, valid_fraction: float, test_fraction: float, seed: int) -> dict[str, np.ndarray]:
-    n_test = max(1, int(round(test_fraction * n)))
-    n_valid = max(1, int(round(valid_fraction * n)))
-    if n - n_test - n_valid < 1:
+    sizes = split_sizes(n, valid_fraction, test_fraction)
+    if sizes["train"] < 1:
         raise DataError(f"{n} configurations are too few for valid/test fractions "
                         f"{valid_fraction}/{test_fraction} (config keys 'split.valid_fraction', "
                         f"'split.test_fraction'): no configuration left for training")
+    n_test, n_valid = sizes["test"], sizes["valid"]
     perm = np.random.default_rng(seed).permutation(n)
     return {"test": np.sort(perm[:n_test]), "valid": np.sort(perm[n_test:n_test + n_valid]),
             "train": np.sort(perm[n_test + n_valid:])}
@@ -56,28 +71,19 @@ def load_split(path: str | Path, n_configs: int | None = None) -> dict[str, np.n
 
 
 def dataset_fingerprint(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:16]
+    """A file by content: the first 16 hex digits of its sha256 (:func:`tsmlip.io_utils.sha256_file`)."""
+    return sha256_file(path)[:16]
 
 
 def split_fingerprint(path: str | Path) -> str:
-    """The split by content: a hash of its train/valid/test index arrays (not of the npz bytes, which hold
-    time stamps), so the same split written again has the same fingerprint and any other split another."""
-    split = load_split(path)
-    h = hashlib.sha256()
-    for k in SPLITS:
-        h.update(k.encode())
-        h.update(np.ascontiguousarray(split[k], dtype=np.int64).tobytes())
-    return h.hexdigest()[:16]
+    """The split by content (:func:`tsmlip.provenance.split_arrays_fingerprint`) of a checked split file."""
+    return split_arrays_fingerprint(load_split(path))
 
 
 def check_train_eval_fraction(n_train: int, fraction: float) -> None:
     """:class:`DataError` when ``training.train_eval_fraction`` of ``n_train`` configurations evaluates none
     (hippynn takes ``int(n_train * fraction)`` of them each epoch)."""
-    if int(n_train * fraction) < 1:
+    if train_eval_size(n_train, fraction) < 1:
         raise DataError(f"config key 'training.train_eval_fraction': {fraction} of the {n_train} training "
                         f"configurations is none (need at least 1/{n_train} = {1 / n_train:.3g})")
 
@@ -86,7 +92,7 @@ def main(argv=None) -> int:
     from ..cli import step_parser
 
     p = step_parser("split", __doc__ + "\n\nA training.train_eval_fraction that evaluates no training configuration "
-                    "is refused.", ("split", "training.train_eval_fraction"))
+                    "is refused.")
     p.add_argument("--dataset", required=True)
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
@@ -102,10 +108,14 @@ def main(argv=None) -> int:
     except DataError as e:
         print(f"tsmlip split: error: {e}", file=sys.stderr)
         return 1
+    from ..provenance import json_with, npz_arrays, record
+
+    rec = record("split", a.config_json, {"dataset": a.dataset})
     with atomic_open(a.out, "wb") as fh:
-        np.savez(fh, **split)
+        np.savez(fh, **split, **npz_arrays(rec))
     info = {k: int(len(v)) for k, v in split.items()}
     info.update({"seed": sp["seed"], "dataset_sha256_16": dataset_fingerprint(a.dataset)})
+    info = json_with(info, rec)
     atomic_write_text(Path(a.out).with_suffix(".json"), json.dumps(info, indent=2))
     print(f"[split] {info}")
     return 0

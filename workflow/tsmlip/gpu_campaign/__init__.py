@@ -12,7 +12,9 @@ Sections, each with its own time budget (seconds, ``--budget SECTION=S``; the GP
 - ``train_throughput``: ms per training step at batch 8 and 64 of the paper's smallest student and teacher;
 - ``md_timing``: time per MD step per atom (:func:`tsmlip.md.timing.time_md`: warm-up excluded, median of
   repeated blocks, energy drift) at the paper's size (config/paper.yaml ``md.timing.n_atoms``: 48,000) and at
-  4,000 atoms, with both engines (``ase``: ASE + HippynnCalculator as in the paper; ``torch``);
+  4,000 atoms, with both engines (``ase``: ASE + HippynnCalculator as in the paper; ``torch``) and, where
+  installed on the GPU machine (``make lammps`` / ``make deploy``; ``--md-engines`` to choose), the deployed
+  model in LAMMPS (``lammps``) and TorchSim (``torchsim``), after ase and torch except for the headline pair;
 - ``max_atoms``: the most atoms per GPU (:func:`tsmlip.md.probe.probe_max_atoms`, growing then bisecting) with
   hippynn's GPU kernels on (``auto``: its pick, e.g. triton) and off (``pytorch``), on the whole card and
   under the paper's card size (config/config.yaml ``paper_reference.md_cost.gpu_memory_GB``, enforced with

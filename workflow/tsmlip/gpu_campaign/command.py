@@ -9,6 +9,7 @@ import signal
 import sys
 import time
 
+from ..md.deployed import EngineUnavailable
 from .plan import (GPU_BUDGET_S, GPU_TOTAL_S, ROLES, SECTIONS, SMOKE_BUDGET_S, TEACHERS, load_configs,
                    model_plan, settings, write_config_snapshot)
 from .report import markdown
@@ -48,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", action="append", metavar="ROLE=PATH",
                    help=f"use this model.pt for a role instead of training one ({', '.join(ROLES)})")
     p.add_argument("--md-sizes", type=int, nargs="+", help="MD sizes (atoms), the paper's first (default 48000 4000)")
+    p.add_argument("--md-engines", nargs="+", choices=("ase", "torch", "lammps", "torchsim"),
+                   help="MD engines (default: ase, torch and lammps / torchsim where installed)")
     p.add_argument("--md-steps", type=int, help="timed steps per block (default 10)")
     p.add_argument("--md-warmup", type=int, help="untimed warm-up steps (default 3)")
     p.add_argument("--md-repeats", type=int, help="timed blocks, median reported (default 3)")
@@ -82,7 +85,11 @@ def main(argv=None) -> int:
     budgets = parse_budgets(args.budget, args.smoke)
     given = parse_models(args.model)
     plan = model_plan(default_cfg, paper_cfg, args.smoke)
-    s = settings(default_cfg, paper_cfg, args.smoke, args)
+    try:
+        s = settings(default_cfg, paper_cfg, args.smoke, args)
+    except EngineUnavailable as exc:
+        print(f"gpu_campaign: error: {exc}", file=sys.stderr)
+        return 2
     header = {"smoke": bool(args.smoke), "device_type": device.type, "config_source": source,
               "command": " ".join(sys.argv if argv is None else ["gpu_campaign", *argv]),
               "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -90,7 +90,9 @@ def settings(default_cfg: dict, paper_cfg: dict, smoke: bool, args) -> dict:
     s = {
         "md_sizes": [big, SMALL_SIZE],
         "md_steps": 10, "md_warmup": 3, "md_repeats": 3,
-        "md_limit_s": {"ase": {big: 60.0, SMALL_SIZE: 15.0}, "torch": {big: 25.0, SMALL_SIZE: 12.0}},
+        "md_engines": md_engines(getattr(args, "md_engines", None)),
+        "md_limit_s": {"ase": {big: 60.0, SMALL_SIZE: 15.0}, "torch": {big: 25.0, SMALL_SIZE: 12.0},
+                       "lammps": {big: 25.0, SMALL_SIZE: 12.0}, "torchsim": {big: 25.0, SMALL_SIZE: 12.0}},
         "n_configs": 90, "train_s": 6.0, "train_reserve_s": 8.0, "throughput_batches": [8, 64], "throughput_steps": 20,
         "probe": {"start_atoms": 16000, "growth_factor": 2.0, "resolution": 0.15, "max_atoms_cap": 20_000_000},
         "probe_limit_s": 15.0, "throughput_limit_s": 15.0, "cap_GB": float(default_cfg["paper_reference"]["md_cost"]["gpu_memory_GB"]),
@@ -98,7 +100,7 @@ def settings(default_cfg: dict, paper_cfg: dict, smoke: bool, args) -> dict:
     }
     if smoke:
         s.update(md_sizes=[64, 32], md_steps=2, md_warmup=1, md_repeats=2,
-                 md_limit_s={e: {64: SMOKE_LIMIT_S, 32: SMOKE_LIMIT_S} for e in ("ase", "torch")},
+                 md_limit_s={e: {64: SMOKE_LIMIT_S, 32: SMOKE_LIMIT_S} for e in ("ase", "torch", "lammps", "torchsim")},
                  n_configs=10, train_s=0.2, train_reserve_s=5.0, throughput_batches=[2, 4], throughput_steps=2,
                  probe={"start_atoms": 32, "growth_factor": 2.0, "resolution": 1.0, "max_atoms_cap": 4096},
                  probe_limit_s=SMOKE_LIMIT_S, throughput_limit_s=SMOKE_LIMIT_S, fake_oom_above=200,
@@ -109,6 +111,25 @@ def settings(default_cfg: dict, paper_cfg: dict, smoke: bool, args) -> dict:
     if getattr(args, "md_sizes", None):
         s["md_sizes"] = list(args.md_sizes)
     return s
+
+
+#: the MD engines always timed; the deployed ones (LAMMPS, TorchSim: tsmlip.md.deployed) where installed
+BASE_MD_ENGINES = ("ase", "torch")
+DEPLOYED_MD_ENGINES = ("lammps", "torchsim")
+
+
+def md_engines(asked=None) -> list[str]:
+    """The engines the campaign times: ``asked`` (``--md-engines``; a deployed one that cannot run here is an
+    error naming what to install), else ase and torch and every deployed engine whose packages and plugin are
+    present (``make lammps`` / ``make deploy`` on the GPU machine)."""
+    from ..md.deployed import EngineUnavailable, missing
+
+    if asked:
+        for e in asked:
+            if e in DEPLOYED_MD_ENGINES and missing(e):
+                raise EngineUnavailable(missing(e))
+        return list(asked)
+    return list(BASE_MD_ENGINES) + [e for e in DEPLOYED_MD_ENGINES if missing(e) is None]
 
 
 def emt_settings(default_cfg: dict, n_configs: int, smoke: bool) -> dict:

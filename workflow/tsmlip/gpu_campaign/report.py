@@ -26,7 +26,7 @@ def _ratio(a, b) -> str:
 
 
 def markdown(doc: dict, paper_ref: dict) -> str:
-    """The README's rows: Figs 2/5 per model (teacher vs students, ratios), kernels on/off, and the ratio to
+    """The table's rows: Figs 2/5 per model (teacher vs students, ratios), kernels on/off, and the ratio to
     the paper's A6000 figures where config/config.yaml ``paper_reference.md_cost`` gives them."""
     dev = doc["device"] or {}
     ref = paper_ref.get("md_cost", {})
@@ -43,7 +43,8 @@ def markdown(doc: dict, paper_ref: dict) -> str:
              f"### MD time per step per atom (us; NVE, {doc['settings']['md_repeats']} blocks of "
              f"{doc['settings']['md_steps']} steps after {doc['settings']['md_warmup']}, median; kernels on)",
              ""]
-    head = ["model", "arch", "weights"] + [f"{e} {n:,}" for n in sizes for e in ("ase", "torch")]
+    engines = doc["settings"].get("md_engines", ["ase", "torch"])
+    head = ["model", "arch", "weights"] + [f"{e} {n:,}" for n in sizes for e in engines]
     head += [f"teacher / model (ase {big:,})", f"ase / torch {big:,}", "drift (eV/atom/ps, ase)",
              f"paper A6000 (ase {big:,})", "A6000 / this"]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -51,7 +52,7 @@ def markdown(doc: dict, paper_ref: dict) -> str:
         tr = _get(doc, "train", role=role)
         cells = [role, _val(tr, "arch") or (tr or {}).get("arch"), _fmt((tr or {}).get("n_weights"))]
         for n in sizes:
-            for e in ("ase", "torch"):
+            for e in engines:
                 rec = _get(doc, "md_timing", role=role, n_atoms=n, engine=e)
                 v = _val(rec, "us_per_atom_step")
                 cells.append(_fmt(v) + ("!" if rec and rec.get("stable") is False else ""))

@@ -216,20 +216,24 @@ MD_FIELDS = ("us_per_atom_step", "us_per_atom_step_all", "steps_per_s", "ns_per_
 HEADLINE_ROLES = ("paper_teacher", "paper_student_small")
 
 
-def md_order(sizes: list[int], roles=ROLES) -> list[tuple]:
+def md_order(sizes: list[int], roles=ROLES, engines=("ase", "torch")) -> list[tuple]:
     """(role, n_atoms, engine) in priority order: the paper's teacher and smallest student at the first (the
-    paper's) size, then every model at the other sizes, then the other models at the first size."""
+    paper's) size with every engine, then every model at the other sizes, then the other models at the first
+    size, with ase and torch; then those with the deployed engines (lammps, torchsim) where ``engines`` has
+    them."""
     big, rest = sizes[0], sizes[1:]
-    first = [r for r in roles if r in HEADLINE_ROLES]
-    order = [(r, big) for r in first] + [(r, n) for n in rest for r in roles]
-    order += [(r, big) for r in roles if r not in HEADLINE_ROLES]
-    return [(r, n, e) for r, n in order for e in ("ase", "torch")]
+    first = [(r, big) for r in roles if r in HEADLINE_ROLES]
+    order = [(r, n) for n in rest for r in roles] + [(r, big) for r in roles if r not in HEADLINE_ROLES]
+    base = [e for e in engines if e in ("ase", "torch")]
+    deployed = [e for e in engines if e not in base]
+    return ([(r, n, e) for r, n in first for e in engines] + [(r, n, e) for r, n in order for e in base]
+            + [(r, n, e) for r, n in order for e in deployed])
 
 
 def md_timing(camp: Campaign, default_cfg: dict, s: dict, state: dict, device) -> None:
     from ..md.timing import time_md
 
-    for role, n, engine in md_order(s["md_sizes"], s["roles"]):
+    for role, n, engine in md_order(s["md_sizes"], s["roles"], s.get("md_engines", ("ase", "torch"))):
         def run(soft, role=role, n=n, engine=engine):
             rec = time_md(state["models"][role], engine, md_settings(default_cfg, s, n), device, model_id=role,
                           deadline=soft)

@@ -150,8 +150,7 @@ def calculator_cost(spec, md_cfg: dict, cost_cfg: dict, species, device: str = "
 def main(argv: list[str] | None = None) -> int:
     from ..cli import step_parser
 
-    p = step_parser("calculator-cost", __doc__.split("\n\n")[0],
-                    ("md", "foundation.calculator", "foundation.cost", "foundation.device"))
+    p = step_parser("calculator-cost", __doc__.split("\n\n")[0])
     p.add_argument("--species-from", required=True, help="the dataset's provenance.json (its species)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--out", required=True)

@@ -1,5 +1,6 @@
 """The MD engines of every MD in the workflow (timing, the memory probe and the RDF liquid): the same
-trained model driven by two engines, each with two integrators.
+trained model driven by two engines, each with two integrators; and, for the timing, the deployed model
+(:mod:`.deployed`) in LAMMPS (``lammps``) and TorchSim (``torchsim``).
 
 - ``ase``: ASE's integrators with :func:`tsmlip.calculator.load_calculator` (hippynn's
   ``HippynnCalculator``: ASE neighbour list on the CPU, positions and forces copied between numpy and the
@@ -34,7 +35,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ENGINES = ("ase", "torch")
+ENGINES = ("ase", "torch", "lammps", "torchsim")
+#: the deployed models (:mod:`.deployed`): optional packages and the LAMMPS plugin (docs/deploy.md)
+DEPLOYED_ENGINES = ("lammps", "torchsim")
 #: ``md.kernels`` / ``rdf.kernels`` values (besides hippynn's implementation names)
 KERNEL_CHOICES = ("auto", "pytorch", "sparse", "numba", "cupy", "triton")
 
@@ -425,9 +428,11 @@ def set_kernels(setting: str | None, device) -> str:
 def make_engine(name: str, model_path: str | Path | None, atoms, device, timestep_fs: float, skin_A: float = 1.0,
                 pair_finder: str = "cell_list", dtype: torch.dtype | None = torch.float32,
                 thermostat: Langevin | None = None, calc=None):
-    """Engine ``name`` (``ase`` or ``torch``) for ``model_path`` started from ``atoms`` (t = 0 forces done):
-    NVE velocity Verlet, or Langevin with ``thermostat``. ``calc``: an ASE calculator instead of the model
-    (``ase`` engine only, e.g. the reference potential). ``dtype`` None keeps the model's (float32)."""
+    """Engine ``name`` (:data:`ENGINES`) for ``model_path`` started from ``atoms`` (t = 0 forces done):
+    NVE velocity Verlet, or Langevin with ``thermostat`` (``ase``, ``torch``, ``lammps``). ``calc``: an ASE
+    calculator instead of the model (``ase`` engine only, e.g. the reference potential). ``dtype`` None keeps
+    the model's (float32). ``lammps`` / ``torchsim`` raise :class:`.deployed.EngineUnavailable` where their
+    packages or plugin are missing."""
     if name == "ase":
         return AseEngine(model_path, atoms, device, timestep_fs, skin_A=skin_A, dtype=dtype, thermostat=thermostat,
                          calc=calc)
@@ -436,4 +441,11 @@ def make_engine(name: str, model_path: str | Path | None, atoms, device, timeste
             raise ValueError("the torch engine runs a hippynn model, not an ASE calculator; use engine ase")
         return TorchEngine(model_path, atoms, device, timestep_fs, skin_A=skin_A, dtype=dtype,
                            pair_finder=pair_finder, thermostat=thermostat)
+    if name in DEPLOYED_ENGINES:
+        if calc is not None:
+            raise ValueError(f"the {name} engine runs a tsmlip model, not an ASE calculator; use engine ase")
+        from .deployed import LammpsEngine, TorchSimEngine
+
+        cls = LammpsEngine if name == "lammps" else TorchSimEngine
+        return cls(model_path, atoms, device, timestep_fs, skin_A=skin_A, dtype=dtype, thermostat=thermostat)
     raise ValueError(f"unknown MD engine {name!r}; one of {', '.join(ENGINES)}")

@@ -460,7 +460,7 @@ def probe_max_atoms(model_path, md_cfg: dict, device: torch.device, model_id: st
 def main(argv: list[str] | None = None) -> int:
     from ..cli import step_parser
 
-    p = step_parser("max-atoms", __doc__.split("\n\n")[0], ("md",))
+    p = step_parser("max-atoms", __doc__.split("\n\n")[0])
     p.add_argument("--model", required=True, help="model.pt of a trained model")
     p.add_argument("--out", required=True, help="output JSON (max_atoms.json)")
     p.add_argument("--model-id", help="model id recorded in the output")

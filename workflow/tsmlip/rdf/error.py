@@ -106,7 +106,7 @@ def main_error(argv: list[str] | None = None) -> int:
 
     p = step_parser("rdf-error", main_error.__doc__ + "\n\nWith rdf.experiment.enabled also against the experimental "
                     "g(r) at the nearest temperature (none farther than rdf.experiment.max_temperature_gap_K), first "
-                    "peaks fitted within rdf.peak_fit_halfwidth_A.", ("rdf.experiment.enabled",))
+                    "peaks fitted within rdf.peak_fit_halfwidth_A.")
     p.add_argument("--model-id", required=True)
     p.add_argument("--rdf", required=True, help="the model's rdf.csv")
     p.add_argument("--info", required=True, help="the model's rdf_md.json")

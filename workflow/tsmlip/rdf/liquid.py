@@ -203,7 +203,7 @@ def run_liquid_md(calc, settings: dict, log=None, *, model=None, engine: str = "
     ``sample_interval`` production steps.
 
     The potential is the ASE calculator ``calc`` (``ase`` engine; the reference potential), or, with
-    ``calc`` None, the trained ``model`` (a model.pt) on ``engine`` (``ase`` or ``torch``, see
+    ``calc`` None, the trained ``model`` (a model.pt) on ``engine`` (``ase``, ``torch`` or ``lammps``, see
     :mod:`tsmlip.md.engines`; ``pair_finder`` for the torch engine) on ``device``. The start
     (:func:`tsmlip.md.system.liquid_system`) and every random number come from ``seed``.
 
@@ -320,7 +320,7 @@ def main_md(argv: list[str] | None = None) -> int:
 
     p = step_parser("rdf-md", main_md.__doc__ + "\n\nThe rdf: section (its experiment: part is not read); "
                     "--reference also reads data.source, --calculator foundation.calculator (chgnet, emt or "
-                    "{factory, kwargs}; docs/foundation.md), on rdf.device.", ("rdf",))
+                    "{factory, kwargs}; docs/foundation.md), on rdf.device.")
     who = p.add_mutually_exclusive_group(required=True)
     who.add_argument("--model", help="model.pt of a trained model")
     who.add_argument("--reference", action="store_true", help="run the data's reference potential instead")
@@ -391,7 +391,15 @@ def main_md(argv: list[str] | None = None) -> int:
         dev = resolve_device(s["device"])
         engine, model = s["engine"], a.model
         pair_finder = s["pair_finder"][dev.type] if engine == "torch" else None
-        kernels = set_kernels(s["kernels"], dev)
+        if engine == "lammps":
+            from ..md.deployed import EngineUnavailable, require
+
+            try:
+                require("lammps")
+            except EngineUnavailable as e:
+                print(f"tsmlip rdf-md: error: {e}", file=sys.stderr, flush=True)
+                return 2
+        kernels = set_kernels(s["kernels"], dev) if engine != "lammps" else None  # lammps: the exported network
         device, name = device_description(dev), a.model_id or a.model
     print(f"[rdf-md] {name} on {device}, engine {engine}"
           + (f" (pairs: {pair_finder})" if pair_finder else "") + (f", hippynn kernels {kernels}" if kernels else ""),
@@ -399,7 +407,8 @@ def main_md(argv: list[str] | None = None) -> int:
 
     run = run_liquid_md(calc, s, model=model, engine=engine, device=dev, pair_finder=pair_finder or "cell_list")
     write_liquid_outputs(run, s, name, device, a.out_csv, a.out_json,
-                         pair_finder=pair_finder if run.engine == "torch" else ("ase.neighborlist" if model else None),
+                         pair_finder=pair_finder if run.engine == "torch" else (
+                             {"lammps": "lammps neighbor bin"}.get(run.engine, "ase.neighborlist") if model else None),
                          calculator=cinfo if a.calculator else None, hippynn_kernels=kernels)
     return 0
 

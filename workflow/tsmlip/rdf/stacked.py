@@ -241,7 +241,7 @@ class StackedForces:
         first, second, model_of_pair, dist, unit = self.pairs.geometry(R)
         slots = self.slots.to(R.device).unsqueeze(0).expand(M, -1)
         batch = self._SlotBatch.from_pairs(first, second, slots.reshape(-1)[second], dist, unit, model_of_pair,
-                                           slots, self.model.n_species)
+                                           slots, self.model.n_species, self.model.dist_hard_max)
         out = self.model.forward(batch, forces=True)
         return out["F"].detach().to(torch.float64), out["E"].detach()[:, 0].to(torch.float64)
 
@@ -400,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
     from ..model import check_model_id, device_description, resolve_device
 
     p = step_parser("rdf-md-stack", main.__doc__ + "\n\nThe rdf: section (its experiment: part, engine, kernels and "
-                    "pair_finder are not read), on rdf.device.", ("rdf",))
+                    "pair_finder are not read), on rdf.device.")
     p.add_argument("--models", nargs="+", required=True, help="model.pt of each model (one architecture)")
     p.add_argument("--model-ids", nargs="+", required=True, help="each model's id, in the order of --models")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: rdf.torch_threads)")

@@ -28,7 +28,8 @@ from ..losses import TERMS, schedule_for
 from ..model import build_model, count_weights, device_description, resolve_device
 from .assembly import TrainingError, _load_data, _quiet, log
 from .loop import _check_writable, _fingerprint, _optimizer, _read_checkpoint, epoch_end, epoch_start
-from .step import _finish
+from ..provenance import ProvenanceError, check_inputs
+from .step import _finish, made_of
 
 _BETAS, _EPS = (0.9, 0.999), 1e-8  # torch.optim.Adam's defaults, as the hippynn engine uses them
 
@@ -43,6 +44,8 @@ class _Member:
     ckpt: Path
     fingerprint: str
     labels_path: str | None
+    dataset_path: str
+    split_path: str
     schedule: object
     controller: object
     optimizer: object  # a torch optimizer over a placeholder: holds this model's learning rate for the scheduler
@@ -194,6 +197,7 @@ def train_stack(model_ids: list[ModelId], cfg: dict, dataset_path, split_path, l
     arrays = split = None
     for mid in model_ids:
         lp = labels.get(str(mid))
+        check_inputs({"dataset": dataset_path, "split": split_path, "labels": lp})
         data = _load_data(mid, dataset_path, split_path, lp)
         if arrays is None:
             arrays, split = data.arrays, data.split
@@ -207,8 +211,8 @@ def train_stack(model_ids: list[ModelId], cfg: dict, dataset_path, split_path, l
         ckpt = Path(checkpoint_root) / str(mid) / "checkpoint.pt"
         _check_writable(mid, ckpt.parent)
         members.append(_Member(mid, data, Path(out_root) / str(mid), ckpt,
-                               _fingerprint(mid, cfg, dataset_path, lp, split_path) + "-fast", lp,
-                               schedule_for(mid.kind, cfg), controller, optimizer, max_epochs, gen))
+                               _fingerprint(mid, cfg, dataset_path, lp, split_path, "train-stack"), lp,
+                               str(dataset_path), str(split_path), schedule_for(mid.kind, cfg), controller, optimizer, max_epochs, gen))
     n_weights = count_weights(next(iter(graphs.values())))
     geom = pair_geometry(arrays, species, float(cfg["network"]["dist_hard_max"])).to(device)
     stack = StackedHipnn(states, next(iter(archs)).n_atom_layers, cfg["network"]["dist_hard_max"], device=device)
@@ -326,7 +330,7 @@ def _resume(m: _Member, i: int, stack: StackedHipnn, adam: _Adam) -> None:
     if not m.ckpt.exists() or (ck := _read_checkpoint(m.ckpt, m.model_id)) is None:
         return
     if ck.get("fingerprint") != m.fingerprint:
-        log(f"[{m.model_id}] ignoring checkpoint {m.ckpt}: made with other settings, data, split or engine")
+        log(f"[{m.model_id}] ignoring checkpoint {m.ckpt}: made with other settings, data, split or code")
         return
     if (ck.get("state") or {}).get("finished", False):
         log(f"[{m.model_id}] checkpoint {m.ckpt} is of a finished training: retraining from scratch "
@@ -360,13 +364,14 @@ def _write_outputs(m: _Member, k: int, stack: StackedHipnn, graphs: dict, cfg: d
     graph.network.torch_module.to(device)
     graph.henergy.torch_module.to(device)
     return _finish(m.model_id, cfg, m.data, graph, m.schedule, n_weights, device, m.state, m.state["epoch"],
-                   m.max_epochs, m.out_dir, m.labels_path, m.state["elapsed_s"], engine="fast")
+                   m.max_epochs, m.out_dir, m.labels_path, m.state["elapsed_s"], "fast",
+                   made_of(m.model_id, cfg, m.dataset_path, m.split_path, m.labels_path))
 
 
 def main(argv=None) -> int:
     from ..cli import step_parser
 
-    p = step_parser("train-stack", __doc__, ("network", "training", "born_again"))
+    p = step_parser("train-stack", __doc__)
     p.add_argument("--model-ids", nargs="+", required=True, help="e.g. student/w8-s4-l1/seed1 control/w8-s4-l1/seed1")
     p.add_argument("--dataset", required=True)
     p.add_argument("--split", required=True)
@@ -383,7 +388,7 @@ def main(argv=None) -> int:
             mid, _, path = item.partition("=")
             labels[str(ModelId.parse(mid))] = path
         train_stack(ids, a.config_json, a.dataset, a.split, labels, a.out_root, a.checkpoint_root, a.name)
-    except (TrainingError, UnsupportedModel) as e:
+    except (TrainingError, UnsupportedModel, ProvenanceError) as e:
         print(f"tsmlip train-stack: error: {e}", file=sys.stderr)
         return 1
     return 0

@@ -18,6 +18,7 @@ from ..io_utils import atomic_torch_save
 from ..kinds import REGISTRY
 from ..losses import combine, error_loss
 from ..model import _to_cpu
+from ..provenance import step_code_stamp
 from ..records import Convergence
 from .assembly import TrainingError, _quiet, _Run, log
 
@@ -41,8 +42,10 @@ def _read_checkpoint(path: Path, model_id) -> dict | None:
     return ck if isinstance(ck, dict) else None
 
 
-def _fingerprint(model_id: ModelId, cfg: dict, dataset_path, labels_path, split_path=None) -> str:
-    """What a checkpoint must match to be resumed: the model, its settings, the data, the split and the labels.
+def _fingerprint(model_id: ModelId, cfg: dict, dataset_path, labels_path, split_path=None, step: str = "train") -> str:
+    """What a checkpoint must match to be resumed: the model, its settings, the code (the train step's code stamp),
+    the data, the split and the labels: a checkpoint of other code never resumes (a fix must not inherit the old
+    code's epochs). ``step``: the command whose code trains it (``train`` or the fast engine's ``train-stack``).
 
     The split enters by its content (the train/valid/test index arrays, hence also the valid/test fractions
     and the split seed), not by its file's bytes: a split rewritten with the same indices resumes, any other
@@ -53,7 +56,8 @@ def _fingerprint(model_id: ModelId, cfg: dict, dataset_path, labels_path, split_
                 "born_again": cfg["born_again"] if REGISTRY[model_id.kind].scheduled else None,
                 "data": dataset_fingerprint(dataset_path),
                 "split": split_fingerprint(split_path) if split_path is not None else None,
-                "labels": dataset_fingerprint(labels_path) if labels_path else None}
+                "labels": dataset_fingerprint(labels_path) if labels_path else None,
+                "code": step_code_stamp(step)}
     return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -97,7 +101,7 @@ def _resume(model_id: ModelId, ckpt: _Checkpoint, run: _Run, controller) -> dict
     _check_writable(model_id, ckpt.path.parent)
     if ckpt.path.exists() and (ck := _read_checkpoint(ckpt.path, model_id)) is not None:
         if ck.get("fingerprint") != ckpt.fingerprint:
-            log(f"[{model_id}] ignoring checkpoint {ckpt.path}: made with other settings, data or split")
+            log(f"[{model_id}] ignoring checkpoint {ckpt.path}: made with other settings, data, split or code")
         elif (ck.get("state") or {}).get("finished", False):
             log(f"[{model_id}] checkpoint {ckpt.path} is of a finished training: retraining from scratch "
                 f"(a finished checkpoint never stands in for a requested retrain)")

@@ -28,8 +28,10 @@ import torch
 from ..config import ModelId
 from ..data.split import SPLITS
 from ..io_utils import atomic_open, atomic_write_text
+from ..kinds import REGISTRY
 from ..model import device_description, load_model, resolve_device, save_model
 from ..predict import error_metrics, predict
+from ..provenance import ProvenanceError, check_inputs, json_with, model_data_meta, record
 from ..records import SplitErrors, TrainMetrics
 from .assembly import TrainingError, _assemble, _Data, _load_data, _Run, log
 from .loop import (CURVE_COLUMNS, _Checkpoint, _epoch_loop, _fingerprint, _optimizer, _resume, _score_untrained,
@@ -58,6 +60,7 @@ def train(model_id: ModelId, cfg: dict, dataset_path, split_path, out_dir, check
         torch.set_flush_denormal(True)
     torch.set_default_dtype(torch.float32)
 
+    check_inputs({"dataset": dataset_path, "split": split_path, "labels": labels_path})
     data = _load_data(model_id, dataset_path, split_path, labels_path)
     run = _assemble(model_id, cfg, data, device, pair_cache_dir)
     optimizer, controller, max_epochs = _optimizer(model_id, cfg, run.model)
@@ -76,17 +79,29 @@ def train(model_id: ModelId, cfg: dict, dataset_path, split_path, out_dir, check
     run.model.load_state_dict(state["best_state"])
     wall = state["elapsed_s"] + (time.time() - t_start)
     return _finish(model_id, cfg, data, run.graph, run.schedule, run.n_weights, run.device, state, epoch,
-                   max_epochs, out_dir, labels_path, wall, engine="hippynn")
+                   max_epochs, out_dir, labels_path, wall, "hippynn",
+                   made_of(model_id, cfg, dataset_path, split_path, labels_path))
+
+
+def made_of(model_id: ModelId, cfg: dict, dataset_path, split_path, labels_path) -> dict:
+    """The dataset and split fingerprints and the provenance record (tsmlip.provenance) of a trained model."""
+    return {**model_data_meta(dataset_path, split_path),
+            "provenance": record("train", {"model_id": str(model_id), **cfg},
+                                 {"dataset": dataset_path, "split": split_path, "labels": labels_path})}
 
 
 def _finish(model_id: ModelId, cfg: dict, data: _Data, graph, schedule, n_weights: int, device, state: dict,
-            epoch: int, max_epochs: int, out_dir: Path, labels_path, wall: float, engine: str) -> dict:
+            epoch: int, max_epochs: int, out_dir: Path, labels_path, wall: float, engine: str,
+            made: dict | None = None) -> dict:
     """Write the best weights (``graph`` holds them: ``model.pt``), the curve (``curve.csv``) and the metrics of
-    the saved model on every split, scored by hippynn (``metrics.json``); returns the metrics."""
+    the saved model on every split, scored by hippynn (``metrics.json``); returns the metrics. ``made``: the
+    dataset and split fingerprints and the provenance record (:func:`made_of`), kept in the model's meta and in
+    metrics.json."""
     tr = cfg["training"]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    meta = {"model_id": str(model_id), "best_epoch": state["best_epoch"], "epochs": epoch, "engine": engine}
+    meta = {"model_id": str(model_id), "best_epoch": state["best_epoch"], "epochs": epoch, "engine": engine,
+            **(made or {})}
     convergence = convergence_summary(state["curve"], stopped_early=epoch < max_epochs,
                                       best_epoch=state["best_epoch"], max_epochs=max_epochs)
     save_model(graph, out_dir / "model.pt", **meta)
@@ -106,12 +121,14 @@ def _finish(model_id: ModelId, cfg: dict, data: _Data, graph, schedule, n_weight
         wall_time_s=wall, device=device_description(device),
         convergence=convergence,
         loss_weights=schedule.final.as_dict(),
-        loss_schedule=None if model_id.kind != "born_again" else cfg["born_again"],
+        loss_schedule=cfg["born_again"] if REGISTRY[model_id.kind].scheduled else None,
         teacher_labels=str(labels_path) if labels_path else None,
         atom_energy_labels_in_loss=data.distilled,
         splits={name: SplitErrors(**errors) for name, errors in splits.items()},
         untrained=state.get("untrained"),
     ).to_json()
+    if made:
+        metrics = json_with(metrics, made["provenance"])
     atomic_write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2))
     t = splits["test"]
     log(f"[{model_id}] stopped by {convergence.stopped_by} after {epoch} epochs (best {state['best_epoch']}); "
@@ -125,7 +142,7 @@ def _finish(model_id: ModelId, cfg: dict, data: _Data, graph, schedule, n_weight
 def main(argv=None) -> int:
     from ..cli import step_parser
 
-    p = step_parser("train", __doc__, ("network", "training", "born_again"))
+    p = step_parser("train", __doc__)
     p.add_argument("--model-id", required=True, help="e.g. student/w16-s10-l2/seed1")
     p.add_argument("--dataset", required=True)
     p.add_argument("--split", required=True)
@@ -138,7 +155,7 @@ def main(argv=None) -> int:
     try:
         train(ModelId.parse(a.model_id), a.config_json, a.dataset, a.split, a.out_dir, a.checkpoint_dir, a.labels,
               a.pair_cache_dir)
-    except TrainingError as e:
+    except (TrainingError, ProvenanceError) as e:
         print(f"tsmlip train: error: {e}", file=sys.stderr)
         return 1
     return 0

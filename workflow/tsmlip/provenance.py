@@ -1,0 +1,246 @@
+"""Provenance inside every output: what made a result file, recorded in the file itself.
+
+A result's **fingerprint** is ``sha256(step, the settings the step read (its --config-json), the step's code stamp,
+the fingerprints of its inputs)`` (16 hex digits), so it changes whenever anything upstream does. Its **record**::
+
+    {"fingerprint": "...", "step": "split", "code": "<code stamp>", "settings": "<sha256 of the settings>",
+     "inputs": {"dataset": {"file": "dataset.npz", "fingerprint": "...", "content": "..."}}}
+
+``content`` is the input file's own content hash (:func:`content_fingerprint`): for an ``.npz`` a hash of its
+arrays (not of the zip bytes, which hold time stamps), for a model of its weights and meta, else of its bytes. An
+input's ``fingerprint`` is the one recorded inside it, or its content hash when it records none (user data).
+
+Where the record lives (docs/outputs.md): ``.npz``: the array ``_provenance`` (a JSON string; readers skip keys
+starting with ``_``); model files: ``meta["provenance"]``; JSON files: the top-level key ``_provenance``; CSV
+tables: a sidecar ``<name>.csv.provenance.json``.
+
+Consumers check their inputs with :func:`check_inputs`: an input whose record says it was made from another file
+than the one given (another dataset, another split) is refused with one message naming both files and the
+difference; a model file that records the dataset and split it was trained on is refused by
+:func:`check_model_data` when they are not the ones given.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+#: the npz key / JSON key / CSV sidecar suffix that hold the record
+NPZ_KEY = "_provenance"
+JSON_KEY = "_provenance"
+SIDECAR_SUFFIX = ".provenance.json"
+
+
+class ProvenanceError(ValueError):
+    """Inputs that do not belong together (one line naming the files and the difference)."""
+
+
+def step_code_stamp(step: str) -> str:
+    """The code stamp of ``step`` (a ``tsmlip`` sub-command): the hash of its import closure
+    (:func:`tsmlip.stamps.code_stamp`)."""
+    from .stamps import code_stamp
+
+    return code_stamp(step)
+
+
+def _sha(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def settings_hash(settings) -> str:
+    """The settings a step read (its --config-json object, or the JSON text), canonically hashed."""
+    if isinstance(settings, str):
+        settings = json.loads(settings)
+    return _sha(settings)
+
+
+def content_fingerprint(path) -> str:
+    """The content hash of a file (see the module's doc): npz by arrays, a model by weights and meta, else bytes."""
+    path = Path(path)
+    h = hashlib.sha256()
+    if path.suffix == ".npz":
+        with np.load(path, allow_pickle=False) as z:
+            for k in sorted(z.files):
+                if k.startswith("_"):
+                    continue
+                a = z[k]
+                h.update(k.encode() + str(a.dtype).encode() + str(a.shape).encode())
+                h.update(np.ascontiguousarray(a).tobytes())
+        return h.hexdigest()[:16]
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+def read_record(path) -> dict | None:
+    """The provenance record inside ``path`` (None: the file records none, e.g. user data or an older file)."""
+    path = Path(path)
+    try:
+        if path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as z:
+                return json.loads(str(z[NPZ_KEY])) if NPZ_KEY in z.files else None
+        if path.suffix == ".pt":
+            return _model_meta(path).get("provenance")
+        if path.suffix == ".json":
+            return json.loads(path.read_text()).get(JSON_KEY)
+        side = path.with_name(path.name + SIDECAR_SUFFIX)
+        return json.loads(side.read_text()) if side.is_file() else None
+    except (OSError, ValueError, KeyError, AttributeError):
+        return None
+
+
+def _model_meta(path) -> dict:
+    """A model file's ``meta`` (read as tsmlip.model reads it, with ``weights_only=True``; this module stays below
+    the model layer)."""
+    import torch
+
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    return (payload.get("meta") or {}) if isinstance(payload, dict) else {}
+
+
+def input_fingerprint(path) -> str:
+    """What a consumer records of an input: its recorded fingerprint, else its content hash."""
+    rec = read_record(path)
+    return rec["fingerprint"] if rec and "fingerprint" in rec else content_fingerprint(path)
+
+
+def record(step: str, settings, inputs: dict) -> dict:
+    """The provenance record of an output of ``step`` that read ``settings`` and the files ``inputs``
+    (role -> path, or a list of paths)."""
+    ins = {}
+    for role, p in sorted(inputs.items()):
+        if p is None:
+            continue
+        paths = p if isinstance(p, (list, tuple)) else [p]
+        entries = [{"file": Path(q).name, "fingerprint": input_fingerprint(q), "content": content_fingerprint(q)}
+                   for q in paths]
+        ins[role] = entries if isinstance(p, (list, tuple)) else entries[0]
+    code = step_code_stamp(step)
+    s = settings_hash(settings)
+    fp = _sha({"step": step, "settings": s, "code": code,
+               "inputs": {r: [e["fingerprint"] for e in v] if isinstance(v, list) else v["fingerprint"]
+                          for r, v in ins.items()}})
+    return {"fingerprint": fp, "step": step, "code": code, "settings": s, "inputs": ins}
+
+
+fingerprint = record  # the record holds the fingerprint; both names read naturally at call sites
+
+
+# --- writing the record into each kind of file -------------------------------------------------------------------
+def npz_arrays(rec: dict) -> dict:
+    """The extra array of an npz output: ``np.savez(fh, **arrays, **npz_arrays(rec))``."""
+    return {NPZ_KEY: np.array(json.dumps(rec, sort_keys=True))}
+
+
+def json_with(obj: dict, rec: dict) -> dict:
+    """``obj`` with the record under :data:`JSON_KEY`."""
+    return {**obj, JSON_KEY: rec}
+
+
+def write_sidecar(path, rec: dict) -> None:
+    """The record of a CSV (or any other) output, beside it: ``<name>.provenance.json``."""
+    from .io_utils import atomic_write_text
+
+    path = Path(path)
+    atomic_write_text(path.with_name(path.name + SIDECAR_SUFFIX), json.dumps(rec, indent=1, sort_keys=True))
+
+
+# --- checks ------------------------------------------------------------------------------------------------------
+def check_inputs(files: dict) -> None:
+    """Refuse inputs that do not belong together: for each file of ``files`` (role -> path) whose record names an
+    input of a role that is also given here, that input's content must be the one recorded.
+
+    E.g. ``{"dataset": d, "split": s}``: the split's record says which dataset it was drawn from; another dataset
+    given beside it is refused (:class:`ProvenanceError` naming both files and both fingerprints)."""
+    given = {role: Path(p) for role, p in files.items() if p is not None}
+    for role, path in given.items():
+        rec = read_record(path)
+        if not rec:
+            continue
+        for in_role, entry in (rec.get("inputs") or {}).items():
+            if in_role not in given or isinstance(entry, list):
+                continue
+            other = given[in_role]
+            actual = content_fingerprint(other)
+            if entry.get("content") != actual:
+                raise ProvenanceError(
+                    f"{path} was made from a {in_role} of content {entry.get('content')} ({entry.get('file')}), but "
+                    f"the {in_role} given, {other}, has content {actual}: the files are of different runs; rerun the "
+                    f"step that writes {path.name} (or give it the {in_role} it was made from)")
+
+
+def model_data_meta(dataset_path, split_path) -> dict:
+    """What a model file records of the data it was trained on (``meta``): their content fingerprints."""
+    return {"dataset_fingerprint": content_fingerprint(dataset_path),
+            "split_fingerprint": split_content(split_path)}
+
+
+#: the splits of a split file, in the order their fingerprint hashes them (tsmlip.data.split.SPLITS is this)
+SPLITS = ("train", "valid", "test")
+
+
+def split_arrays_fingerprint(split: dict) -> str:
+    """The split by content: a hash of its train/valid/test index arrays (not of the npz bytes, which hold time
+    stamps), so the same split written again has the same fingerprint and any other split another."""
+    h = hashlib.sha256()
+    for k in SPLITS:
+        h.update(k.encode())
+        h.update(np.ascontiguousarray(split[k], dtype=np.int64).tobytes())
+    return h.hexdigest()[:16]
+
+
+def split_content(split_path) -> str:
+    """:func:`split_arrays_fingerprint` of a split file (checked by tsmlip.data.split.load_split where it is read)."""
+    with np.load(split_path, allow_pickle=False) as z:
+        return split_arrays_fingerprint({k: z[k] for k in SPLITS})
+
+
+def check_model_data(model_path, dataset_path, split_path=None) -> None:
+    """Refuse a model trained on another dataset or split than the ones given (:class:`ProvenanceError` naming
+    both). A model that records neither (an older file) passes."""
+    meta = _model_meta(model_path)
+    want = meta.get("dataset_fingerprint")
+    if want is not None and dataset_path is not None:
+        have = content_fingerprint(dataset_path)
+        if have != want:
+            raise ProvenanceError(f"{model_path} was trained on a dataset of content {want}, but the dataset given, "
+                                  f"{dataset_path}, has content {have}: a model of another run; retrain it on this "
+                                  f"dataset (or give the dataset it was trained on)")
+    want = meta.get("split_fingerprint")
+    if want is not None and split_path is not None:
+        have = split_content(split_path)
+        if have != want:
+            raise ProvenanceError(f"{model_path} was trained on a split of content {want}, but the split given, "
+                                  f"{split_path}, has content {have}: its training configurations may be test "
+                                  f"configurations here; retrain it on this split")
+
+
+# --- planning: a rerun of a stale file without Snakemake's metadata -----------------------------------------------
+def planned(step: str, settings, upstream: list[str]) -> str:
+    """The fingerprint a rule's outputs will have, computed from the configuration alone when the workflow is
+    planned: the step, the settings it reads (its --config-json), its code stamp and the planned fingerprints of
+    its inputs (``upstream``: strings, e.g. planned fingerprints or source files' checksums).
+
+    The workflow gives each fingerprinted rule an input ``<results>/.provenance/<output>/<fingerprint>.stamp``,
+    written when the workflow is planned if it is missing. Another setting, code or upstream file gives another
+    stamp name: the new stamp is newer than the rule's outputs, so Snakemake reruns the rule and everything
+    downstream by modification time, whether or not the checkout holds Snakemake's own records (a fresh clone, a
+    copied results folder). The stamps live in the results folder, so a copied folder carries them."""
+    return _sha({"step": step, "settings": settings_hash(settings), "code": step_code_stamp(step),
+                 "inputs": list(upstream)})
+
+
+def write_stamp(path, step: str, settings, upstream: list[str]) -> None:
+    """The stamp file of a planned fingerprint (JSON: step, settings hash, code stamp, upstream), written
+    atomically; older stamps of the same output (other fingerprints beside it) are removed."""
+    from .io_utils import atomic_write_text
+
+    path = Path(path)
+    for old in path.parent.glob("*.stamp"):
+        if old != path:
+            old.unlink(missing_ok=True)
+    atomic_write_text(path, json.dumps({"fingerprint": path.stem, "step": step, "settings": settings_hash(settings),
+                                        "code": step_code_stamp(step), "inputs": list(upstream)}, indent=1))
