@@ -93,7 +93,7 @@ def test_every_rule_carries_the_code_stamp_of_its_step():
                 continue
             stamps = re.findall(r'code=code_stamp\("([\w-]+)"\)', body)
             runs = re.findall(r'"tsmlip ([\w-]+)', body)
-            if not runs and not stamps and re.search(r'shell:\s*"cp ', body):
+            if not runs and not stamps and re.search(r'shell:\s*"\(?cp ', body):
                 copies.add(name)  # a local copy of another job's outputs (collect_model, collect_rdf) computes
             if name in copies:  # nothing (nor does a `use rule` of it)
                 continue

@@ -49,11 +49,14 @@ if RDF_STACKS:
         output:
             rdf=model_file(MODEL_ID, "rdf.csv"),
             info=model_file(MODEL_ID, "rdf_md.json"),
+        log:
+            model_job_file("logs", "collect_rdf"),
         localrule: True
         params:
             src=lambda w, input: os.path.join(input[0], f"{w.kind}/{w.arch}/seed{w.seed}"),
         shell:
-            "cp {params.src:q}/rdf.csv {output.rdf:q} && cp {params.src:q}/rdf_md.json {output.info:q}"
+            "(cp -v {params.src:q}/rdf.csv {output.rdf:q} && cp -v {params.src:q}/rdf_md.json {output.info:q})"
+            " > {log:q} 2>&1"
 
 else:
 
