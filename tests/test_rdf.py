@@ -296,9 +296,10 @@ def test_error_against_mean_of_teachers(tmp_path):
 
 # ------------------------------------------------------------------------------------- rule graph
 @pytest.mark.skipif(shutil.which("snakemake") is None, reason="snakemake not installed")
-@pytest.mark.parametrize("source", ["emt", "extxyz"])
-def test_rule_graph(tmp_path, source, test_cfg):
-    """rdf rules for every model; the reference rule only when the data come from EMT."""
+@pytest.mark.parametrize("source,stack", [("emt", True), ("extxyz", True), ("emt", False)])
+def test_rule_graph(tmp_path, source, stack, test_cfg):
+    """rdf rules for every model (rdf.stack: one rdf_md_stack job per architecture and a local copy per model;
+    else one rdf_md job per model); the reference rule only when the data come from EMT."""
     from tsmlip.config import all_model_ids
 
     results = tmp_path / "results"
@@ -308,7 +309,7 @@ def test_rule_graph(tmp_path, source, test_cfg):
         p.write_text("x")
     overlay = tmp_path / "overlay.yaml"
     data = "{source: emt}" if source == "emt" else "{source: extxyz, path: data.xyz}"
-    overlay.write_text(f"results_dir: {results}\ndata: {data}\n")
+    overlay.write_text(f"results_dir: {results}\ndata: {data}\nrdf: {{stack: {str(stack).lower()}}}\n")
     (tmp_path / "data.xyz").write_text("")
     snakefile = tmp_path / "Snakefile"
     snakefile.write_text(  # data.smk: the reference run reads the dataset's provenance (its element)
@@ -328,7 +329,12 @@ def test_rule_graph(tmp_path, source, test_cfg):
         parts = line.split()
         if len(parts) == 2 and parts[1].isdigit():
             counts[parts[0]] = int(parts[1])
-    assert counts["rdf_md"] == n and counts["rdf_error"] == n
+    assert counts["rdf_error"] == n
+    if stack:
+        archs = {m.arch.tag for m in all_model_ids(test_cfg)}
+        assert counts["rdf_md_stack"] == len(archs) > 1 and counts["collect_rdf"] == n and "rdf_md" not in counts
+    else:
+        assert counts["rdf_md"] == n and "rdf_md_stack" not in counts
     assert ("rdf_reference" in counts) == (source == "emt")
 
 

@@ -55,6 +55,7 @@ GPU_RULES = {
     "md_timing",
     "max_atoms",
     "rdf_md",
+    "rdf_md_stack",
     "rdf_md_noise_seed",
     "synthesize",
 }
@@ -668,7 +669,7 @@ def test_profiles_plan():
         _plan(SITE_PROFILE, {"TSMLIP_SLURM_ACCOUNT": "acct1", "TSMLIP_SLURM_PARTITION": "cpuq",
                              "TSMLIP_SLURM_GPU_PARTITION": "gpuq", "TSMLIP_SLURM_GPU_MODEL": "a100"})
     )
-    assert "train" in site and "split" in site, sorted(site)
+    assert "train_stack" in site and "rdf_md_stack" in site and "split" in site, sorted(site)
     for rule, line in site.items():
         assert "slurm_account=acct1" in line, (rule, line)
         if rule in GPU_RULES:

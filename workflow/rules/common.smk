@@ -154,6 +154,9 @@ def train_inputs(wildcards):
 STACKS = tsstacks.plan(config)
 STACKS_BY_NAME = {(st.folder, st.name): st for st in STACKS}
 STACK_OF = {(st.folder, str(m)): st.name for st in STACKS for m in st.model_ids}
+#: the stacked liquids (rdf.stack: one rdf-md-stack job per architecture; empty with rdf.stack: false)
+RDF_STACKS = {st.name: st for st in tsstacks.liquid_plan(config)}
+RDF_STACK_OF = {str(m): st.name for st in RDF_STACKS.values() for m in st.model_ids}
 
 
 def stack_inputs(wildcards):

@@ -1,39 +1,89 @@
 # Liquid g(r) of every model and of the reference potential, and the RDF error (Fig. 3C). The element is
 # rdf.element or the model's single element (the reference: the dataset's, from provenance.json); the
 # density rdf.density_g_cm3 or ASE's reference solid density x rdf.liquid_density_ratio (tsmlip.rdf).
-# rdf_md: models/<id>/model.pt -> models/<id>/rdf.csv (+ rdf_md.json run information)
+# rdf_md: models/<id>/model.pt -> models/<id>/rdf.csv (+ rdf_md.json run information); with rdf.stack,
+#   rdf_md_stack (every model of an architecture in one job) + collect_rdf instead
 # rdf_reference: the reference potential (EMT data only) -> reference/rdf.csv + reference/rdf_peak.json
 # rdf_error: the model's g(r) against the teachers' mean g(r) and the reference's -> rdf_error.json
 RDF_CFG = config["rdf"]
-# the MD reads every rdf: key but the comparison with experiment (a change there reruns rdf_error only)
-RDF_MD = {k: v for k, v in RDF_CFG.items() if k != "experiment"}
+# the MD reads every rdf: key but the comparison with experiment (a change there reruns rdf_error only) and
+# rdf.stack (which job runs it; either writes the same liquid)
+RDF_MD = {k: v for k, v in RDF_CFG.items() if k not in ("experiment", "stack")}
 RDF_TEACHERS = tsconfig.teacher_ids(config)
 
 
-rule rdf_md:
-    input:
-        model=model_file(MODEL_ID, "model.pt"),
-    output:
-        rdf=model_file(MODEL_ID, "rdf.csv"),
-        info=model_file(MODEL_ID, "rdf_md.json"),
-    log:
-        model_job_file("logs", "rdf_md"),
-    benchmark:
-        model_job_file("benchmarks", "rdf_md")
-    conda:
-        CONDA_ENV
-    threads: RDF_CFG["torch_threads"]
-    resources:
-        mem_mb=RDF_CFG["mem_mb"],
-        runtime=RDF_CFG["runtime_min"],
-        gpu=gpu_job,
-    params:
-        code=code_stamp("rdf-md"),
-        model_id=MODEL_ID,
-        cfg=step_config("rdf-md", rdf=RDF_MD),
-    shell:
-        "tsmlip rdf-md --config-json {params.cfg:q} --model {input.model:q} --model-id {params.model_id:q}"
-        " --threads {threads} --out-csv {output.rdf:q} --out-json {output.info:q} > {log:q} 2>&1"
+if RDF_STACKS:
+    # rdf.stack: every model of an architecture runs its liquid in one job (tsmlip rdf-md-stack: one stacked
+    # force call per MD step for all of them) into results/rdf_stacks/<arch>/<model id>/, and `collect_rdf` puts
+    # each model's files in place (a copy; a local rule), as train_stack + collect_model do for training.
+
+    rule rdf_md_stack:
+        input:
+            models=lambda w: [model_file(m, "model.pt") for m in RDF_STACKS[w.stack].model_ids],
+        output:
+            directory(res("rdf_stacks", "{stack}")),
+        wildcard_constraints:
+            stack=r"w\d+-s\d+-l\d+",
+        log:
+            res("logs", "rdf_md_stack", "{stack}.log"),
+        benchmark:
+            res("benchmarks", "rdf_md_stack", "{stack}.tsv")
+        conda:
+            CONDA_ENV
+        threads: RDF_CFG["torch_threads"]
+        resources:
+            mem_mb=RDF_CFG["mem_mb"],
+            runtime=lambda w: RDF_CFG["runtime_min"] * len(RDF_STACKS[w.stack].model_ids),
+            gpu=gpu_job,
+        params:
+            code=code_stamp("rdf-md-stack"),
+            ids=lambda w: " ".join(shlex.quote(str(m)) for m in RDF_STACKS[w.stack].model_ids),
+            cfg=step_config("rdf-md-stack", rdf=RDF_MD),
+        shell:
+            "tsmlip rdf-md-stack --config-json {params.cfg:q} --models {input.models:q} --model-ids {params.ids}"
+            " --threads {threads} --out-root {output:q} > {log:q} 2>&1"
+
+    rule collect_rdf:
+        input:
+            lambda w: res("rdf_stacks", RDF_STACK_OF[f"{w.kind}/{w.arch}/seed{w.seed}"]),
+        output:
+            rdf=model_file(MODEL_ID, "rdf.csv"),
+            info=model_file(MODEL_ID, "rdf_md.json"),
+        log:
+            model_job_file("logs", "collect_rdf"),
+        localrule: True
+        params:
+            src=lambda w, input: os.path.join(input[0], f"{w.kind}/{w.arch}/seed{w.seed}"),
+        shell:
+            "(cp -v {params.src:q}/rdf.csv {output.rdf:q} && cp -v {params.src:q}/rdf_md.json {output.info:q})"
+            " > {log:q} 2>&1"
+
+else:
+
+    rule rdf_md:
+        input:
+            model=model_file(MODEL_ID, "model.pt"),
+        output:
+            rdf=model_file(MODEL_ID, "rdf.csv"),
+            info=model_file(MODEL_ID, "rdf_md.json"),
+        log:
+            model_job_file("logs", "rdf_md"),
+        benchmark:
+            model_job_file("benchmarks", "rdf_md")
+        conda:
+            CONDA_ENV
+        threads: RDF_CFG["torch_threads"]
+        resources:
+            mem_mb=RDF_CFG["mem_mb"],
+            runtime=RDF_CFG["runtime_min"],
+            gpu=gpu_job,
+        params:
+            code=code_stamp("rdf-md"),
+            model_id=MODEL_ID,
+            cfg=step_config("rdf-md", rdf=RDF_MD),
+        shell:
+            "tsmlip rdf-md --config-json {params.cfg:q} --model {input.model:q} --model-id {params.model_id:q}"
+            " --threads {threads} --out-csv {output.rdf:q} --out-json {output.info:q} > {log:q} 2>&1"
 
 
 rule rdf_reference:

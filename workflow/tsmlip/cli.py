@@ -49,6 +49,8 @@ STEPS: dict[str, Step] = {
     # the rdf: section (its experiment: part is not read); --reference also reads data.source, --calculator
     # foundation.calculator
     "rdf-md": Step("tsmlip.rdf.liquid:main_md", ("rdf",)),
+    # the liquids of many models of one architecture in one process (rdf.stack; engine, kernels, pair_finder unread)
+    "rdf-md-stack": Step("tsmlip.rdf.stacked:main", ("rdf",)),
     # with rdf.experiment.enabled also rdf.experiment.max_temperature_gap_K and rdf.peak_fit_halfwidth_A
     "rdf-error": Step("tsmlip.rdf.error:main_error", ("rdf.experiment.enabled",)),
     "aggregate": Step("tsmlip.aggregate:main", ("aggregate.learning_speed_factor",)),

@@ -35,3 +35,21 @@ def plan(cfg: dict) -> list[Stack]:
         for m in ids:
             groups.setdefault((folder, f"{m.arch.tag}-{_group(m)}"), []).append(m)
     return [Stack(folder, name, tuple(ids)) for (folder, name), ids in groups.items()]
+
+
+@dataclass(frozen=True)
+class LiquidStack:
+    name: str  # the architecture's tag, e.g. w8-s4-l1
+    model_ids: tuple[ModelId, ...]
+
+
+def liquid_plan(cfg: dict) -> list[LiquidStack]:
+    """Which models run their RDF liquids together (``rdf.stack: true``; ``tsmlip rdf-md-stack``): one stack per
+    architecture of the trained models (kinds x seeds; the teacher's with the Born-Again models); empty with
+    ``rdf.stack: false`` (one ``tsmlip rdf-md`` job per model)."""
+    if not cfg["rdf"]["stack"]:
+        return []
+    groups: dict[str, list] = {}
+    for m in all_model_ids(cfg):
+        groups.setdefault(m.arch.tag, []).append(m)
+    return [LiquidStack(name, tuple(ids)) for name, ids in groups.items()]

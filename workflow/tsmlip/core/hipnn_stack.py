@@ -161,6 +161,8 @@ class StackedHipnn:
         env = torch.zeros(M * A * S, 4, self.n_sens, dtype=vals.dtype, device=vals.device)
         env = env.index_add(0, batch.first * S + batch.species_second, vals)
         env = env.reshape(M, A, S, 4, self.n_sens).permute(0, 1, 3, 4, 2).reshape(M, A, 4, self.n_sens * S)
+        if forces and not env.requires_grad:  # frozen weights (MD): forces still need dE/d(env)
+            env = env.detach().requires_grad_(True)
         atom_E, e0, e1 = self.atom_network(env, batch.onehot)
         atom_E = atom_E * batch.mask
         e0sq, e1sq = e0.square(), e1.square()
@@ -215,22 +217,46 @@ class SlotBatch:
         self.dist = geom.dist[pos]
         self.unit = geom.unit[pos]
         self.model_of_pair = slot // B
+        self._pair_terms(geom.cutoff)
+        sp = geom.species_slot[flat].reshape(M, B * n_max)
+        self.mask = (sp >= 0).to(self.dist.dtype)
+        self.onehot = (torch.nn.functional.one_hot(sp.clamp(min=0), geom.n_species).to(self.dist.dtype)
+                       * self.mask.unsqueeze(2))
+        self.configs = configs
+
+    def _pair_terms(self, cutoff: float) -> None:
         # what the pair terms need of the geometry alone (no weights): (1, u), 1/d, 1/d^2, the cut-off and its
         # derivative (hippynn's CosCutoff: cos^2(pi d / 2 d_hard) inside d_hard)
         self.unit4 = torch.cat([torch.ones_like(self.dist).unsqueeze(1), self.unit], 1)
         d = self.dist.unsqueeze(1)
         self.inv_dist = 1.0 / d
         self.inv_dist2 = self.inv_dist * self.inv_dist
-        arg = (math.pi / 2 / geom.cutoff) * d
-        inside = (d <= geom.cutoff).to(d.dtype)
+        arg = (math.pi / 2 / cutoff) * d
+        inside = (d <= cutoff).to(d.dtype)
         self.cut = torch.cos(arg) ** 2 * inside
-        self.dcut = -(math.pi / 2 / geom.cutoff) * torch.sin(2 * arg) * inside
-        self.cutoff = geom.cutoff
-        sp = geom.species_slot[flat].reshape(M, B * n_max)
-        self.mask = (sp >= 0).to(self.dist.dtype)
-        self.onehot = (torch.nn.functional.one_hot(sp.clamp(min=0), geom.n_species).to(self.dist.dtype)
+        self.dcut = -(math.pi / 2 / cutoff) * torch.sin(2 * arg) * inside
+        self.cutoff = cutoff
+
+    @classmethod
+    def from_pairs(cls, first: torch.Tensor, second: torch.Tensor, species_second: torch.Tensor, dist: torch.Tensor,
+                   unit: torch.Tensor, model_of_pair: torch.Tensor, species_slot: torch.Tensor, n_species: int,
+                   cutoff: float) -> "SlotBatch":
+        """One configuration per model from pair arrays already in the slot layout (e.g. an MD step's pairs):
+        ``first``/``second`` atom rows ``model * n_atoms + i``, ``species_second`` the second atom's species slot,
+        float32 ``dist`` and ``unit`` (r_ij = (R_j + shift - R_i) / d_ij) of the pairs within ``cutoff``,
+        ``model_of_pair``, and the species slot of every atom row ``species_slot`` (n_models, n_atoms; -1 for
+        padding)."""
+        self = cls.__new__(cls)
+        M, n_atoms = species_slot.shape
+        self.slots_per_model, self.rows_per_model = 1, n_atoms
+        self.first, self.second, self.species_second = first, second, species_second
+        self.dist, self.unit, self.model_of_pair = dist, unit, model_of_pair
+        self._pair_terms(float(cutoff))
+        self.mask = (species_slot >= 0).to(dist.dtype)
+        self.onehot = (torch.nn.functional.one_hot(species_slot.clamp(min=0), n_species).to(dist.dtype)
                        * self.mask.unsqueeze(2))
-        self.configs = configs
+        self.configs = None
+        return self
 
 
 def _err(diff: torch.Tensor, mask: torch.Tensor, count: torch.Tensor):

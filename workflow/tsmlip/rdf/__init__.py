@@ -22,7 +22,8 @@ kernels used. This package keeps the liquid's stages and checks (blow-up, collap
 (:mod:`.liquid`), g(r), peaks and errors (:mod:`.gr`), and ``rdf-error`` with the comparison with experiment
 (:mod:`.error`); the names below are its public ones.
 
-Sub-commands: ``tsmlip rdf-md`` (MD + g(r) of one model or of the reference) and ``tsmlip rdf-error``.
+Sub-commands: ``tsmlip rdf-md`` (MD + g(r) of one model or of the reference), ``tsmlip rdf-md-stack`` (the
+liquids of many models of one architecture in one process, :mod:`.stacked`, ``rdf.stack``) and ``tsmlip rdf-error``.
 """
 from ..md.system import initial_liquid_cell, number_density
 from .error import (ERROR_DEFINITION, EXPERIMENT_CITATION, EXPERIMENT_DATA, EXPERIMENT_ERROR_DEFINITION,

@@ -96,8 +96,104 @@ def melt_indicator(msd_A2: float, d_nn_A: float) -> float:
     return float(msd_A2) / float(d_nn_A) ** 2
 
 
-class _Blowup(RuntimeError):
-    pass
+class LiquidBlowup(RuntimeError):
+    """A liquid run that stopped: non-finite positions or forces, or a temperature above
+    ``blowup_temperature_K``."""
+
+
+def liquid_stages(settings: dict) -> list[tuple[str, float, int]]:
+    """The stages of the liquid, (name, temperature K, steps), those with steps only: melt at
+    ``melt_temperature_K``, equilibration and production at ``temperature_K``. ValueError without production."""
+    s = settings
+    stages = [("melt", float(s["melt_temperature_K"]), int(s["melt_steps"])),
+              ("equilibrate", float(s["temperature_K"]), int(s["equilibration_steps"])),
+              ("production", float(s["temperature_K"]), int(s["production_steps"]))]
+    stages = [st for st in stages if st[2] > 0]
+    if not stages or stages[-1][0] != "production":
+        raise ValueError("rdf.production_steps must be at least 1")
+    return stages
+
+
+class LiquidMonitor:
+    """The stages, checks and samples of one liquid run, for any MD engine with the small interface of
+    :mod:`tsmlip.md.engines` (``nsteps``, ``positions()``, ``forces()``, ``temperature()``,
+    ``potential_energy()``, ``snapshot()``): :func:`run_liquid_md` drives one engine with it, the stacked liquid
+    (:mod:`tsmlip.rdf.stacked`) one monitor per model.
+
+    Call :meth:`start_stage` before a stage's first step, :meth:`observe` after every step (it raises
+    :class:`LiquidBlowup` on non-finite positions or forces or a temperature above ``blowup_temperature_K``),
+    :meth:`end_stage` after its last, :meth:`fail` on a blow-up, and :meth:`result` at the end."""
+
+    def __init__(self, settings: dict, n_atoms: int, log=None, label: str = "rdf-md"):
+        self.s = settings
+        self.stages = liquid_stages(settings)
+        self.total = sum(st[2] for st in self.stages)
+        self.n_atoms = int(n_atoms)
+        self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+        self.label = label
+        self.interval, self.every = int(settings["sample_interval"]), int(settings["progress_every"])
+        self.collapse = float(settings["collapse_distance_A"])
+        self.msd: dict[str, float] = {}
+        self.closest = math.inf
+        self.frames, self.temps, self.collapsed = [], [], []
+        self.stage, self.stage_start, self._start_positions = self.stages[0][0], 0, None
+        self.stable, self.message = True, ""
+        self.t0 = time.perf_counter()
+
+    def start_stage(self, name: str, temperature_K: float, n_steps: int, eng) -> None:
+        self.stage, self.stage_start = name, eng.nsteps
+        self._start_positions = eng.positions()  # unwrapped (no engine wraps; FixCom holds the centre)
+        self.log(f"[{self.label}] {name}: {n_steps} steps at {temperature_K:g} K")
+
+    def end_stage(self, eng) -> None:
+        self.msd[self.stage] = float(np.mean(np.sum((eng.positions() - self._start_positions) ** 2, axis=1)))
+
+    def observe(self, eng) -> None:
+        from ase.neighborlist import neighbor_list
+
+        s = self.s
+        done = eng.nsteps
+        step = done - self.stage_start
+        temp = eng.temperature()
+        if not (np.all(np.isfinite(eng.positions())) and np.all(np.isfinite(eng.forces()))):
+            raise LiquidBlowup(f"non-finite positions or forces at {self.stage} step {step}")
+        if not temp < s["blowup_temperature_K"]:
+            raise LiquidBlowup(f"temperature {temp:.0f} K above blowup_temperature_K at {self.stage} step {step}")
+        if self.stage == "production":
+            self.temps.append(temp)
+            if step % self.interval == 0:
+                frame = eng.snapshot()
+                self.frames.append(frame)
+                d = neighbor_list("d", frame, max(self.collapse, 3.0))
+                if len(d):
+                    self.closest = min(self.closest, float(np.min(d)))
+                    if self.collapse > 0 and np.min(d) < self.collapse:
+                        self.collapsed.append(float(np.min(d)))
+        if done % self.every == 0 or done == self.total:
+            el = time.perf_counter() - self.t0
+            self.log(f"[{self.label}] step {done}/{self.total} ({self.stage}) T={temp:7.1f} K "
+                     f"Epot/atom={eng.potential_energy() / self.n_atoms:.4f} eV frames={len(self.frames)} "
+                     f"{el:.1f}s ({1e3 * el / done:.1f} ms/step)")
+
+    def fail(self, exc: Exception) -> None:
+        self.stable, self.message = False, str(exc)
+        self.log(f"[{self.label}] UNSTABLE: {self.message}; {len(self.frames)} production frames kept")
+
+    def result(self, cell, steps_done: int, wall_time_s: float, engine: str) -> LiquidRun:
+        """The :class:`LiquidRun` (a kept frame closer than ``collapse_distance_A`` marks it unstable)."""
+        stable, message = self.stable, self.message
+        if self.collapsed:
+            stable = False
+            message = "; ".join(filter(None, [message, (
+                f"{len(self.collapsed)} of {len(self.frames)} frames have atoms closer than collapse_distance_A "
+                f"(closest {min(self.collapsed):.3f} A)")]))
+            self.log(f"[{self.label}] UNSTABLE: {message}")
+        return LiquidRun(frames=self.frames, n_atoms=self.n_atoms, cell=np.array(cell), stable=stable,
+                         steps_done=int(steps_done), wall_time_s=wall_time_s,
+                         simulated_time_fs=steps_done * self.s["timestep_fs"],
+                         mean_temperature_K=float(np.mean(self.temps)) if self.temps else math.nan,
+                         message=message, stages=[list(st) for st in self.stages], msd_A2=self.msd,
+                         min_pair_distance_A=self.closest, engine=engine)
 
 
 def run_liquid_md(calc, settings: dict, log=None, *, model=None, engine: str = "ase", device="cpu",
@@ -115,20 +211,12 @@ def run_liquid_md(calc, settings: dict, log=None, *, model=None, engine: str = "
     instantaneous temperature exceeds ``blowup_temperature_K``; the frames kept so far are returned.
     A kept frame with two atoms closer than ``collapse_distance_A`` also marks the run unstable (the MD
     goes on: the collapsed structure shows in g(r) and its error). A progress line goes to ``log``
-    (default stderr) every ``progress_every`` steps.
+    (default stderr) every ``progress_every`` steps (:class:`LiquidMonitor`).
     """
-    from ase.neighborlist import neighbor_list
-
     from ..md.engines import Langevin, make_engine
 
     s = settings
-    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
-    stages = [("melt", float(s["melt_temperature_K"]), int(s["melt_steps"])),
-              ("equilibrate", float(s["temperature_K"]), int(s["equilibration_steps"])),
-              ("production", float(s["temperature_K"]), int(s["production_steps"]))]
-    stages = [st for st in stages if st[2] > 0]
-    if not stages or stages[-1][0] != "production":
-        raise ValueError("rdf.production_steps must be at least 1")
+    stages = liquid_stages(s)
     rng = np.random.default_rng(int(s["seed"]))
     atoms = liquid_system(s, stages[0][1], rng)
     check_cutoff(atoms.cell, s["r_max_A"])
@@ -138,66 +226,16 @@ def run_liquid_md(calc, settings: dict, log=None, *, model=None, engine: str = "
         engine = "ase"
     eng = make_engine(engine, model, atoms, device, float(s["timestep_fs"]), skin_A=float(s["skin_A"]),
                       pair_finder=pair_finder, dtype=None, thermostat=thermostat, calc=calc)
-
-    interval, every = int(s["sample_interval"]), int(s["progress_every"])
-    msd: dict[str, float] = {}
-    closest = [math.inf]
-    collapse = float(s["collapse_distance_A"])
-    total = sum(st[2] for st in stages)
-    state = {"stage": stages[0][0], "start": 0}
-    frames, temps, collapsed = [], [], []
-    t0 = time.perf_counter()
-
-    def observe():
-        done = eng.nsteps
-        step = done - state["start"]
-        temp = eng.temperature()
-        if not (np.all(np.isfinite(eng.positions())) and np.all(np.isfinite(eng.forces()))):
-            raise _Blowup(f"non-finite positions or forces at {state['stage']} step {step}")
-        if not temp < s["blowup_temperature_K"]:
-            raise _Blowup(f"temperature {temp:.0f} K above blowup_temperature_K at "
-                          f"{state['stage']} step {step}")
-        if state["stage"] == "production":
-            temps.append(temp)
-            if step % interval == 0:
-                frame = eng.snapshot()
-                frames.append(frame)
-                d = neighbor_list("d", frame, max(collapse, 3.0))
-                if len(d):
-                    closest[0] = min(closest[0], float(np.min(d)))
-                    if collapse > 0 and np.min(d) < collapse:
-                        collapsed.append(float(np.min(d)))
-        if done % every == 0 or done == total:
-            el = time.perf_counter() - t0
-            log(f"[rdf-md] step {done}/{total} ({state['stage']}) T={temp:7.1f} K "
-                f"Epot/atom={eng.potential_energy() / len(atoms):.4f} eV frames={len(frames)} "
-                f"{el:.1f}s ({1e3 * el / done:.1f} ms/step)")
-
-    stable, message = True, ""
+    mon = LiquidMonitor(s, len(atoms), log)
     try:
         for name, temp_K, n_steps in stages:
-            state["stage"], state["start"] = name, eng.nsteps
-            start = eng.positions()  # unwrapped (neither engine wraps; FixCom holds the centre)
+            mon.start_stage(name, temp_K, n_steps, eng)
             eng.set_temperature(temp_K)
-            log(f"[rdf-md] {name}: {n_steps} steps at {temp_K:g} K")
-            eng.run(n_steps, observe)
-            msd[name] = float(np.mean(np.sum((eng.positions() - start) ** 2, axis=1)))
-    except _Blowup as exc:
-        stable, message = False, str(exc)
-        log(f"[rdf-md] UNSTABLE: {message}; {len(frames)} production frames kept")
-    if collapsed:
-        stable = False
-        message = "; ".join(filter(None, [message, (
-            f"{len(collapsed)} of {len(frames)} frames have atoms closer than collapse_distance_A "
-            f"(closest {min(collapsed):.3f} A)")]))
-        log(f"[rdf-md] UNSTABLE: {message}")
-    wall = time.perf_counter() - t0
-    return LiquidRun(frames=frames, n_atoms=len(atoms), cell=np.array(atoms.cell), stable=stable,
-                     steps_done=int(eng.nsteps), wall_time_s=wall,
-                     simulated_time_fs=eng.nsteps * s["timestep_fs"],
-                     mean_temperature_K=float(np.mean(temps)) if temps else math.nan,
-                     message=message, stages=[list(st) for st in stages], msd_A2=msd,
-                     min_pair_distance_A=closest[0], engine=eng.name)
+            eng.run(n_steps, lambda: mon.observe(eng))
+            mon.end_stage(eng)
+    except LiquidBlowup as exc:
+        mon.fail(exc)
+    return mon.result(atoms.cell, eng.nsteps, time.perf_counter() - mon.t0, eng.name)
 
 
 def reference_calculator(source: str):
@@ -206,6 +244,74 @@ def reference_calculator(source: str):
         from ase.calculators.emt import EMT
         return EMT()
     return None
+
+
+def write_liquid_outputs(run: LiquidRun, s: dict, name: str, device: str, out_csv, out_json, *,
+                         pair_finder: str | None, calculator: dict | None = None,
+                         hippynn_kernels: str | None = None, log=None) -> dict:
+    """g(r) of ``run``'s frames to ``out_csv`` and its :class:`tsmlip.records.RdfMd` (first peak, checks, melt
+    indicator, settings ``s``) to ``out_json``, as ``tsmlip rdf-md`` writes them; returns the record's JSON."""
+    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    t = time.perf_counter()
+    r, g = rdf_of_frames(run.frames, s["r_max_A"], s["n_bins"])
+    rdf_time = time.perf_counter() - t
+    r_peak, g_peak = first_peak(r, g, s["peak_fit_halfwidth_A"])
+    write_curve(out_csv, r, g)
+    d_nn = nearest_neighbour_distance(s["density_g_cm3"], s["element"])
+    melt = melt_indicator(run.msd_A2["production"], d_nn) if "production" in run.msd_A2 else math.nan
+    melted = bool(melt >= s["melt_min_msd_ratio"])
+    if not melted:
+        log_line = (f"NOT MELTED: production-stage MSD is {melt:.3f} d_nn^2 (< rdf.melt_min_msd_ratio = "
+                    f"{s['melt_min_msd_ratio']}): the system did not diffuse like a liquid")
+        log(f"[rdf-md] {log_line}")
+    info = RdfMd(
+        model_id=name,
+        outcome=LiquidOutcome(
+            first_peak_r_A=finite_or_none(r_peak),
+            first_peak_g=finite_or_none(g_peak),
+            n_frames=len(run.frames),
+            device=device,
+            temperature_K=float(s["temperature_K"]),
+            n_atoms=run.n_atoms,
+            stable=run.stable,
+            melted=melted,
+            clean=bool(run.stable and melted),
+            melt_indicator=finite_or_none(melt),
+            min_pair_distance_A=finite_or_none(run.min_pair_distance_A),
+        ),
+        message=run.message,
+        melt_indicator_definition="production-stage mean-square displacement / d_nn^2 (fcc nearest-neighbour "
+                                  "distance at the run's density); melted when >= rdf.melt_min_msd_ratio",
+        msd_A2={k: round(v, 5) for k, v in run.msd_A2.items()},
+        nn_distance_A=round(d_nn, 5),
+        mean_production_temperature_K=finite_or_none(run.mean_temperature_K),
+        element=s["element"],
+        density=LiquidDensity(density_g_cm3=float(s["density_g_cm3"]), density_source=s["density_source"]),
+        supercell=list(s["supercell"]),
+        number_density_per_A3=number_density(s["density_g_cm3"], s["element"]),
+        cell_heights_A=cell_heights(run.cell).round(6).tolist(),
+        r_max_A=float(s["r_max_A"]),
+        n_bins=int(s["n_bins"]),
+        dr_A=float(s["r_max_A"]) / int(s["n_bins"]),
+        stages=run.stages,
+        timestep_fs=float(s["timestep_fs"]),
+        steps_done=run.steps_done,
+        simulated_time_fs=run.simulated_time_fs,
+        md_wall_time_s=round(run.wall_time_s, 3),
+        ms_per_step=round(1e3 * run.wall_time_s / max(run.steps_done, 1), 3),
+        rdf_wall_time_s=round(rdf_time, 3),
+        engine=run.engine,
+        pair_finder=pair_finder,
+        calculator=calculator,
+        hippynn_kernels=hippynn_kernels,
+        seed=int(s["seed"]),
+        settings=s,
+    ).to_json()
+    atomic_write_json(out_json, info, indent=2)
+    log(f"[rdf-md] done: {name}: {len(run.frames)} frames, first peak r={r_peak:.3f} A g={g_peak:.3f}, "
+        f"MD {run.wall_time_s:.1f}s, stable={run.stable}, melt indicator {melt:.3f} (melted={melted}), "
+        f"closest pair {run.min_pair_distance_A:.3f} A")
+    return info
 
 
 def main_md(argv: list[str] | None = None) -> int:
@@ -300,66 +406,10 @@ def main_md(argv: list[str] | None = None) -> int:
           file=sys.stderr, flush=True)
 
     run = run_liquid_md(calc, s, model=model, engine=engine, device=dev, pair_finder=pair_finder or "cell_list")
-    t = time.perf_counter()
-    r, g = rdf_of_frames(run.frames, s["r_max_A"], s["n_bins"])
-    rdf_time = time.perf_counter() - t
-    r_peak, g_peak = first_peak(r, g, s["peak_fit_halfwidth_A"])
-    write_curve(a.out_csv, r, g)
-    d_nn = nearest_neighbour_distance(s["density_g_cm3"], s["element"])
-    melt = melt_indicator(run.msd_A2["production"], d_nn) if "production" in run.msd_A2 else math.nan
-    melted = bool(melt >= s["melt_min_msd_ratio"])
-    if not melted:
-        log_line = (f"NOT MELTED: production-stage MSD is {melt:.3f} d_nn^2 (< rdf.melt_min_msd_ratio = "
-                    f"{s['melt_min_msd_ratio']}): the system did not diffuse like a liquid")
-        print(f"[rdf-md] {log_line}", file=sys.stderr, flush=True)
-    info = RdfMd(
-        model_id=name,
-        outcome=LiquidOutcome(
-            first_peak_r_A=finite_or_none(r_peak),
-            first_peak_g=finite_or_none(g_peak),
-            n_frames=len(run.frames),
-            device=device,
-            temperature_K=float(s["temperature_K"]),
-            n_atoms=run.n_atoms,
-            stable=run.stable,
-            melted=melted,
-            clean=bool(run.stable and melted),
-            melt_indicator=finite_or_none(melt),
-            min_pair_distance_A=finite_or_none(run.min_pair_distance_A),
-        ),
-        message=run.message,
-        melt_indicator_definition="production-stage mean-square displacement / d_nn^2 (fcc nearest-neighbour "
-                                  "distance at the run's density); melted when >= rdf.melt_min_msd_ratio",
-        msd_A2={k: round(v, 5) for k, v in run.msd_A2.items()},
-        nn_distance_A=round(d_nn, 5),
-        mean_production_temperature_K=finite_or_none(run.mean_temperature_K),
-        element=s["element"],
-        density=LiquidDensity(density_g_cm3=float(s["density_g_cm3"]), density_source=s["density_source"]),
-        supercell=list(s["supercell"]),
-        number_density_per_A3=number_density(s["density_g_cm3"], s["element"]),
-        cell_heights_A=cell_heights(run.cell).round(6).tolist(),
-        r_max_A=float(s["r_max_A"]),
-        n_bins=int(s["n_bins"]),
-        dr_A=float(s["r_max_A"]) / int(s["n_bins"]),
-        stages=run.stages,
-        timestep_fs=float(s["timestep_fs"]),
-        steps_done=run.steps_done,
-        simulated_time_fs=run.simulated_time_fs,
-        md_wall_time_s=round(run.wall_time_s, 3),
-        ms_per_step=round(1e3 * run.wall_time_s / max(run.steps_done, 1), 3),
-        rdf_wall_time_s=round(rdf_time, 3),
-        engine=run.engine,
-        pair_finder=pair_finder if run.engine == "torch" else (
-            {"lammps": "lammps neighbor bin"}.get(run.engine, "ase.neighborlist") if model else None),
-        calculator=cinfo if a.calculator else None,
-        hippynn_kernels=kernels,
-        seed=int(s["seed"]),
-        settings=s,
-    ).to_json()
-    atomic_write_json(a.out_json, info, indent=2)
-    print(f"[rdf-md] done: {len(run.frames)} frames, first peak r={r_peak:.3f} A g={g_peak:.3f}, "
-          f"MD {run.wall_time_s:.1f}s, stable={run.stable}, melt indicator {melt:.3f} (melted={melted}), "
-          f"closest pair {run.min_pair_distance_A:.3f} A", file=sys.stderr, flush=True)
+    write_liquid_outputs(run, s, name, device, a.out_csv, a.out_json,
+                         pair_finder=pair_finder if run.engine == "torch" else (
+                             {"lammps": "lammps neighbor bin"}.get(run.engine, "ase.neighborlist") if model else None),
+                         calculator=cinfo if a.calculator else None, hippynn_kernels=kernels)
     return 0
 
 
