@@ -22,12 +22,12 @@ if RDF_STACKS:
             models=lambda w: [model_file(m, "model.pt") for m in RDF_STACKS[w.stack].model_ids],
         output:
             directory(res("rdf_stacks", "{stack}")),
-        wildcard_constraints:
-            stack=r"w\d+-s\d+-l\d+",
         log:
             res("logs", "rdf_md_stack", "{stack}.log"),
         benchmark:
             res("benchmarks", "rdf_md_stack", "{stack}.tsv")
+        wildcard_constraints:
+            stack=r"w\d+-s\d+-l\d+",
         conda:
             CONDA_ENV
         threads: RDF_CFG["torch_threads"]
@@ -52,6 +52,8 @@ if RDF_STACKS:
         log:
             model_job_file("logs", "collect_rdf"),
         localrule: True
+        conda:
+            CONDA_ENV
         params:
             src=lambda w, input: os.path.join(input[0], f"{w.kind}/{w.arch}/seed{w.seed}"),
         shell:
