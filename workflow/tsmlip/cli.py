@@ -90,6 +90,13 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(exc, _one_line_errors()):
             print(f"tsmlip {name}: error: {exc}", file=sys.stderr)
             return 1
+        # a full disk, a file in place of a folder: the path and the cause, not a traceback
+        from .io_utils import _full_disk, output_error
+
+        if _full_disk(exc) or isinstance(exc, (NotADirectoryError, FileExistsError)):
+            print(f"tsmlip {name}: error: {output_error(getattr(exc, 'filename', None) or '?', exc)}",
+                  file=sys.stderr)
+            return 1
         raise
 
 
@@ -146,7 +153,8 @@ def _one_line_errors() -> tuple:
     """The error classes a step reports in one line (only those of modules the step imported)."""
     found = []
     for mod, cls in (("tsmlip.model", "ModelFileError"), ("tsmlip.model", "DeviceError"),
-                     ("tsmlip.data.dataset", "DataError"), ("tsmlip.config", "ConfigError")):
+                     ("tsmlip.data.dataset", "DataError"), ("tsmlip.config", "ConfigError"),
+                     ("tsmlip.io_utils", "OutputError"), ("tsmlip.provenance", "ProvenanceError")):
         m = sys.modules.get(mod)
         if m is not None and hasattr(m, cls):
             found.append(getattr(m, cls))
