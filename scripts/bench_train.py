@@ -113,7 +113,9 @@ def one(args) -> dict:
     state = {"best_state": _to_cpu(run.model.state_dict()), "best_epoch": args.epochs, "curve": [],
              "elapsed_s": 0.0}
     t2 = time.perf_counter()
-    T._finish(mid, cfg, data, run, state, args.epochs, max_epochs, tmp / "out", labels, time.time())
+    run.model.load_state_dict(state["best_state"])
+    T._finish(mid, cfg, data, run.graph, run.schedule, run.n_weights, run.device, state, args.epochs, max_epochs,
+              tmp / "out", labels, 0.0, "hippynn")
     t_wrap = time.perf_counter() - t2
     ep = float(np.median(epoch_s))
     return {"model": str(mid), "batch": args.batch_size, "threads": args.threads, "steps_per_epoch": steps,

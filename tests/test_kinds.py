@@ -11,8 +11,9 @@ from tsmlip.kinds import (BORN_AGAIN_KINDS, BORN_AGAIN_TABLE_KINDS, DISTILLED_KI
 def test_schema_kind_lists_are_the_registry():
     props = load_schema()["properties"]
     assert props["sweep"]["properties"]["kinds"]["items"]["enum"] == list(SWEEP_KINDS)
-    # the budget check retrains the teacher and sweep kinds (config.budget_check_ids)
-    assert props["budget_check"]["properties"]["kinds"]["items"]["enum"] == ["teacher", *SWEEP_KINDS]
+    # the budget check retrains the teacher, sweep kinds and Born-Again kinds (config.budget_check_ids)
+    born_again_kinds = [k.name for k in REGISTRY.values() if k.born_again]
+    assert props["budget_check"]["properties"]["kinds"]["items"]["enum"] == ["teacher", *SWEEP_KINDS, *born_again_kinds]
     weights = props["training"]["properties"]["loss_weights"]
     assert set(weights["properties"]) == {k.loss_weights for k in REGISTRY.values() if k.loss_weights}
     assert set(weights["required"]) <= set(weights["properties"])

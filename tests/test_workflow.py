@@ -44,7 +44,12 @@ def test_paper_config_plans_the_whole_sweep():
     table = out.stdout[out.stdout.index("Job stats"):]
     counts = {l.split()[0]: int(l.split()[1]) for l in table.splitlines()[3:] if len(l.split()) == 2
               and l.split()[1].isdigit()}
-    assert counts["train"] == n_models
+    # the fast engine: one job per stack (tsmlip.stacks), each model's files collected
+    from tsmlip.config import budget_check_ids
+    from tsmlip.stacks import plan
+
+    assert counts["train_stack"] == len(plan(cfg))
+    assert counts["collect_model"] == n_models and counts["collect_budget_check_model"] == len(budget_check_ids(cfg))
 
 
 def test_bad_config_fails_before_any_job(tmp_path):
