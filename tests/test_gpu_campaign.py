@@ -12,7 +12,8 @@ from tsmlip import gpu_campaign as gc
 from tsmlip.md import probe
 
 ROOT = Path(__file__).resolve().parents[1]
-RECORDS = {"data": 1, "train": len(gc.ROLES), "train_throughput": 2 * len(gc.THROUGHPUT_ROLES),
+# train_throughput: 2 batch sizes x roles x (hippynn + the fast engine with stacks of 1 and 2)
+RECORDS = {"data": 1, "train": len(gc.ROLES), "train_throughput": 2 * len(gc.THROUGHPUT_ROLES) * 3,
            "md_timing": None, "max_atoms": 4 * len(gc.SMOKE_ROLES)}  # md_timing: 2 sizes x roles x engines
 FIELDS = {"train": gc.TRAIN_EMPTY, "train_throughput": gc.THROUGHPUT_EMPTY, "md_timing": dict.fromkeys(gc.MD_FIELDS),
           "max_atoms": dict.fromkeys(gc.PROBE_FIELDS)}

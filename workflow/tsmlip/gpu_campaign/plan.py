@@ -13,7 +13,7 @@ DEFAULT_SNAPSHOT = ROOT / "gpu_wheels" / "campaign_config.json"
 
 SECTIONS = ("data", "train", "train_throughput", "md_timing", "max_atoms")
 #: GPU time budgets per section (s); their sum, with ~20 s of imports and start-up, stays under 8 minutes
-GPU_BUDGET_S = {"data": 30.0, "train": 50.0, "train_throughput": 25.0, "md_timing": 185.0, "max_atoms": 160.0}
+GPU_BUDGET_S = {"data": 30.0, "train": 50.0, "train_throughput": 45.0, "md_timing": 170.0, "max_atoms": 155.0}
 GPU_TOTAL_S = sum(GPU_BUDGET_S.values())
 #: CPU smoke budgets (s): caps far above what the tiny sizes need (~40 s in all on one free core), so that a
 #: loaded machine finishes every measurement too, only later
@@ -94,6 +94,7 @@ def settings(default_cfg: dict, paper_cfg: dict, smoke: bool, args) -> dict:
         "md_limit_s": {"ase": {big: 60.0, SMALL_SIZE: 15.0}, "torch": {big: 25.0, SMALL_SIZE: 12.0},
                        "lammps": {big: 25.0, SMALL_SIZE: 12.0}, "torchsim": {big: 25.0, SMALL_SIZE: 12.0}},
         "n_configs": 90, "train_s": 6.0, "train_reserve_s": 8.0, "throughput_batches": [8, 64], "throughput_steps": 20,
+        "throughput_stacks": [1, 16],
         "probe": {"start_atoms": 16000, "growth_factor": 2.0, "resolution": 0.15, "max_atoms_cap": 20_000_000},
         "probe_limit_s": 15.0, "throughput_limit_s": 15.0, "cap_GB": float(default_cfg["paper_reference"]["md_cost"]["gpu_memory_GB"]),
         "fake_oom_above": None, "roles": list(ROLES),
@@ -102,6 +103,7 @@ def settings(default_cfg: dict, paper_cfg: dict, smoke: bool, args) -> dict:
         s.update(md_sizes=[64, 32], md_steps=2, md_warmup=1, md_repeats=2,
                  md_limit_s={e: {64: SMOKE_LIMIT_S, 32: SMOKE_LIMIT_S} for e in ("ase", "torch", "lammps", "torchsim")},
                  n_configs=10, train_s=0.2, train_reserve_s=5.0, throughput_batches=[2, 4], throughput_steps=2,
+                 throughput_stacks=[1, 2],
                  probe={"start_atoms": 32, "growth_factor": 2.0, "resolution": 1.0, "max_atoms_cap": 4096},
                  probe_limit_s=SMOKE_LIMIT_S, throughput_limit_s=SMOKE_LIMIT_S, fake_oom_above=200,
                  roles=list(SMOKE_ROLES))

@@ -90,11 +90,13 @@ def markdown(doc: dict, paper_ref: dict) -> str:
                   _ratio(got[("auto", cap)], t_max) if teacher else "1", _fmt(paper_max),
                   _ratio(got[("auto", cap)], paper_max)]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
-    lines += ["", "### Training throughput (ms per step: forward, loss, backward, Adam; median)", "",
-              "| model | arch | batch | ms/step | configurations/s |", "|---|---|---:|---:|---:|"]
+    lines += ["", "### Training throughput (ms per model-step: forward, loss, backward, Adam; median; the fast engine "
+              "with a stack of models, each on its own batch)", "",
+              "| model | arch | engine | stack | batch | ms/model-step | configurations/s |",
+              "|---|---|---|---:|---:|---:|---:|"]
     for r in doc["sections"]["train_throughput"]["records"]:
-        lines.append(f"| {r['role']} | {r.get('arch') or '-'} | {r['batch_size']} | {_fmt(_val(r, 'ms_per_step'))} | "
-                     f"{_fmt(_val(r, 'configs_per_s'))} |")
+        lines.append(f"| {r['role']} | {r.get('arch') or '-'} | {r.get('engine') or '-'} | {r.get('stack') or '-'} | "
+                     f"{r['batch_size']} | {_fmt(_val(r, 'ms_per_step'))} | {_fmt(_val(r, 'configs_per_s'))} |")
     lines += ["", "`!`: energy drift above md.timing.max_drift_eV_per_atom_per_ps (briefly trained weights); `>=`: the "
               "probe's time limit came first (a lower bound); `-`: not measured (see the JSON's status). The paper "
               "columns stay `-` while config/config.yaml `paper_reference.md_cost.figures` holds no number "

@@ -156,7 +156,8 @@ def train_models(camp: Campaign, default_cfg: dict, plan: dict, s: dict, given: 
             camp.write()
 
 
-THROUGHPUT_EMPTY = {"arch": None, "ms_per_step": None, "ms_per_step_all": None, "configs_per_s": None,
+THROUGHPUT_EMPTY = {"engine": None, "stack": None, "arch": None, "ms_per_step": None, "ms_per_step_all": None,
+                    "configs_per_s": None,
                     "steps_timed": None}
 
 
@@ -191,12 +192,62 @@ def train_throughput(camp: Campaign, default_cfg: dict, plan: dict, s: dict, sta
                         raise ValueError(f"the training split has fewer than {bs} configurations")
                 timed = times[2:] or times
                 ms = 1e3 * statistics.median(timed)
-                return {"arch": plan[role]["arch"].tag, "ms_per_step": ms, "ms_per_step_all": [1e3 * t for t in timed],
-                        "configs_per_s": bs / ms * 1e3, "steps_timed": len(timed),
-                        "timed_out": len(times) < n}
+                return {"engine": "hippynn", "stack": 1, "arch": plan[role]["arch"].tag, "ms_per_step": ms,
+                        "ms_per_step_all": [1e3 * t for t in timed], "configs_per_s": bs / ms * 1e3,
+                        "steps_timed": len(timed), "timed_out": len(times) < n}
 
             camp.measure({"role": role, "batch_size": int(bs)}, run, s["throughput_limit_s"], THROUGHPUT_EMPTY)
+            for stack in s["throughput_stacks"]:
+                camp.measure({"role": role, "batch_size": int(bs), "engine": "fast", "stack": int(stack)},
+                             lambda soft, role=role, bs=int(bs), stack=int(stack): _fast_throughput(
+                                 soft, default_cfg, plan[role], state, device, bs, stack, s),
+                             s["throughput_limit_s"], THROUGHPUT_EMPTY)
     state["runs"].clear()
+
+
+def _fast_throughput(soft: float, default_cfg: dict, spec: dict, state: dict, device, bs: int, stack: int,
+                     s: dict) -> dict:
+    """The fast engine's training step (tsmlip.core.hipnn_stack: forward, forces, loss, backward, Adam) for a stack
+    of ``stack`` models of one role's architecture, each on its own ``bs`` configurations: ms per step of the stack
+    and per model-step; median of single steps after two warm-up steps."""
+    import numpy as np
+    import torch
+
+    from ..config import ModelId, deep_merge
+    from ..core.geometry import pair_geometry
+    from ..core.hipnn_stack import SlotBatch, StackedHipnn, loss_terms
+    from ..train.fast import _Adam, _initial_state, _targets
+
+    cfg = deep_merge(default_cfg, {"network": spec["network"]})
+    arrays, split = state["arrays"], state["split"]
+    species = sorted(int(z) for z in np.unique(arrays["Z"]) if z)
+    geom = pair_geometry(arrays, species, float(cfg["network"]["dist_hard_max"])).to(device)
+    states = [_initial_state(ModelId("teacher", spec["arch"], m), cfg, arrays, split, species)[1:]
+              for m in range(stack)]
+    st = StackedHipnn(states, spec["arch"].n_atom_layers, cfg["network"]["dist_hard_max"], device=device)
+    adam = _Adam(st.trainable())
+    lr = torch.full((stack,), 1e-4, device=device)
+    train = split["train"]
+    if len(train) < bs:
+        raise ValueError(f"the training split has fewer than {bs} configurations")
+    rng = np.random.default_rng(0)
+    times, n = [], int(s["throughput_steps"]) + 2
+    while len(times) < n and time.perf_counter() < soft:
+        rows = np.stack([rng.choice(train, bs, replace=False) for _ in range(stack)])
+        _sync(device)
+        t0 = time.perf_counter()
+        batch = SlotBatch(geom, torch.as_tensor(rows))
+        out = st.forward(batch, forces=True, create_graph=True)
+        terms = loss_terms(st, out, batch, _targets(arrays, None, rows, device), False)
+        (terms["E"] + 10 * terms["F"] + 1e-6 * terms["L2"] + 0.01 * terms["R"]).sum().backward()
+        adam.step(st.trainable(), lr)
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    timed = times[2:] or times
+    ms = 1e3 * statistics.median(timed)
+    return {"engine": "fast", "stack": stack, "arch": spec["arch"].tag, "ms_per_step": ms / stack,
+            "ms_per_step_all": [1e3 * t / stack for t in timed], "configs_per_s": bs * stack / ms * 1e3,
+            "steps_timed": len(timed), "timed_out": len(times) < n}
 
 
 def _sync(device) -> None:
