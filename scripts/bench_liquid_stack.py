@@ -30,13 +30,19 @@ from tsmlip.rdf.stacked import run_liquid_stack  # noqa: E402
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("models", nargs="+")
+    p.add_argument("models", nargs="*", help="trained model.pt files (with --smoke: none, two random models)")
     p.add_argument("--sizes", type=int, nargs="+", default=[1, 4, 16])
     p.add_argument("--steps", type=int, default=None, help="production steps only (default: the whole liquid)")
     p.add_argument("--rounds", type=int, default=1)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--no-ase", action="store_true", help="skip the per-model ASE liquid")
+    p.add_argument("--smoke", action="store_true",
+                   help="seconds: two random w4-s4-l1 models, stacks of 1 and 2, 5 production steps (nothing measured)")
     a = p.parse_args(argv)
+    if a.smoke:
+        a.models, a.sizes, a.steps, a.rounds = _random_models(), [1, 2], 5, 1
+    elif not a.models:
+        p.error("name at least one model.pt (or --smoke)")
     warnings.filterwarnings("ignore")
     torch.set_num_threads(a.threads)
     set_kernels("auto", "cpu")
@@ -69,6 +75,24 @@ def main(argv=None) -> int:
             print(f"| {name} | {m} | {cpu / m:.2f} | {wall / m:.2f} | {1e3 * cpu / m / n_steps:.2f} | "
                   f"{sum(r.stable for r in runs)}/{len(runs)} |", flush=True)
     return 0
+
+
+def _random_models() -> list[str]:
+    """Two aluminum models of random weights (seeds 1, 2) in a temporary folder."""
+    import tempfile
+
+    from tsmlip.config import Arch
+    from tsmlip.model import build_model, save_model
+
+    folder = Path(tempfile.mkdtemp(prefix="bench_liquid_stack_"))
+    network = load_config(ROOT / "config" / "config.yaml")["network"]
+    paths = []
+    for seed in (1, 2):
+        path = folder / f"model{seed}.pt"
+        graph = build_model(Arch(4, 4, 1), network, seed=seed, species=[13])
+        save_model(graph, path, model_id=f"control/w4-s4-l1/seed{seed}")
+        paths.append(str(path))
+    return paths
 
 
 if __name__ == "__main__":

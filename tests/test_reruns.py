@@ -227,7 +227,7 @@ def test_dry_run_plans_only_what_an_edit_touches(tmp_path):
     files = [l.split("\t")[0] for l in summary.stdout.splitlines()[1:] if l.strip()]
     assert len(files) > 50
     for f in files:
-        if "/stacks/" in f:  # the fast engine's stack folders (directory outputs of train_stack)
+        if "/stacks/" in f or "/rdf_stacks/" in f:  # the stacks' folders (directory outputs of train_stack, rdf_md_stack)
             os.makedirs(f, exist_ok=True)
             continue
         os.makedirs(os.path.dirname(f), exist_ok=True)

@@ -12,6 +12,7 @@ from conftest import ROOT
 SCRIPTS = sorted(p.name for p in (ROOT / "scripts").glob("*.py"))
 #: what each smoke run must print (a table row with numbers, not merely exit 0)
 EXPECT = {
+    "bench_liquid_stack.py": r"\| stack of 2 \| 2 \| [\d.]+ \| [\d.]+ \| [\d.]+ \|",
     "bench_md.py": r"student:w4-s4-l1 \(random\)\s+32\s+[\d.]+!?\s+[\d.]+!?\s+[\d.]+",
     "bench_pairs.py": r"\n\s+256\s+1\s+\d+\s+[\d.]+\s+[\d.]+\s+[\d.]+",
     "bench_rdf_engines.py": r"108 atoms, cpu time, median: ase [\d.]+ ms/step, torch \(vesin\) [\d.]+ ms/step",
