@@ -58,3 +58,20 @@ def log(msg: str) -> None:
     """A progress line on stderr (the rule's log)."""
     if not QUIET:
         print(msg, file=sys.stderr, flush=True)
+
+
+class TorchSystem:
+    """What the torch-held MD engines (``torch``, ``torchsim``) share: energies, an ASE snapshot of the system
+    (``_numbers``, ``_ase_cell`` and ``positions()`` of the engine) and a device barrier for timings."""
+
+    def energies(self) -> tuple[float, float]:
+        return self.potential_energy(), self.kinetic_energy()
+
+    def snapshot(self):
+        from ase import Atoms
+
+        return Atoms(numbers=self._numbers, positions=self.positions(), cell=self._ase_cell, pbc=True)
+
+    def synchronize(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)

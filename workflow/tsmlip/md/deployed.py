@@ -32,6 +32,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .common import TorchSystem
+
 #: the plugin that ``make lammps`` builds (relative to the repository root)
 PLUGIN_RELATIVE = Path("lammps") / "build" / "tsmlipplugin.so"
 PLUGIN_ENV = "TSMLIP_LAMMPS_PLUGIN"
@@ -245,7 +247,7 @@ class LammpsEngine:
             pass
 
 
-class TorchSimEngine:
+class TorchSimEngine(TorchSystem):
     """TorchSim's NVE velocity Verlet with :class:`tsmlip.torchsim.TsmlipModel` on one system."""
 
     name = "torchsim"
@@ -321,18 +323,6 @@ class TorchSimEngine:
         from ase import units
 
         return 2.0 * self.kinetic_energy() / ((3 * len(self._numbers) - 3) * units.kB)
-
-    def energies(self) -> tuple[float, float]:
-        return self.potential_energy(), self.kinetic_energy()
-
-    def snapshot(self):
-        from ase import Atoms
-
-        return Atoms(numbers=self._numbers, positions=self.positions(), cell=self._ase_cell, pbc=True)
-
-    def synchronize(self) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
 
 
 def _dist_version(dist: str, module) -> str:

@@ -35,6 +35,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .common import TorchSystem
+
 ENGINES = ("ase", "torch", "lammps", "torchsim")
 #: the deployed models (:mod:`.deployed`): optional packages and the LAMMPS plugin (docs/deploy.md)
 DEPLOYED_ENGINES = ("lammps", "torchsim")
@@ -239,7 +241,7 @@ def _langevin_updater_class():
     return LangevinUpdater
 
 
-class TorchEngine:
+class TorchEngine(TorchSystem):
     """hippynn's ``MolecularDynamics`` driver with a device-side pair finder and Verlet skin."""
 
     name = "torch"
@@ -356,18 +358,6 @@ class TorchEngine:
         from ase import units
 
         return 2.0 * self.kinetic_energy() / (self._dof * units.kB)
-
-    def energies(self) -> tuple[float, float]:
-        return self.potential_energy(), self.kinetic_energy()
-
-    def snapshot(self):
-        from ase import Atoms
-
-        return Atoms(numbers=self._numbers, positions=self.positions(), cell=self._ase_cell, pbc=True)
-
-    def synchronize(self) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
 
     def pair_stats(self) -> dict:
         """How often the Verlet list was rebuilt (hippynn's PairMemory counters)."""
