@@ -23,8 +23,8 @@ sys.path.insert(0, str(ROOT / "workflow"))
 
 from tsmlip import rdf  # noqa: E402
 from tsmlip.config import load_config  # noqa: E402
-from tsmlip.elements import model_species  # noqa: E402
-from tsmlip.md.engines import set_kernels  # noqa: E402
+from tsmlip.core.elements import model_species  # noqa: E402
+from tsmlip.core.md.engines import set_kernels  # noqa: E402
 from tsmlip.rdf.stacked import run_liquid_stack  # noqa: E402
 
 
@@ -82,7 +82,7 @@ def _random_models() -> list[str]:
     import tempfile
 
     from tsmlip.config import Arch
-    from tsmlip.model import build_model, save_model
+    from tsmlip.core.model import build_model, save_model
 
     folder = Path(tempfile.mkdtemp(prefix="bench_liquid_stack_"))
     network = load_config(ROOT / "config" / "config.yaml")["network"]

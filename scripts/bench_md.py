@@ -65,7 +65,7 @@ def default_sizes(device_type: str) -> list[int]:
 
 
 def random_model(arch, network_cfg, path):
-    from tsmlip.model import build_model, save_model
+    from tsmlip.core.model import build_model, save_model
 
     save_model(build_model(arch, network_cfg, seed=0), path)
     return path
@@ -119,9 +119,9 @@ def main(argv=None) -> int:
 
     from tsmlip.config import load_config
     from tsmlip.md import common
-    from tsmlip.md.common import setup_device
-    from tsmlip.md.hardware import device_name
-    from tsmlip.model import read_model_payload
+    from tsmlip.core.md.common import setup_device
+    from tsmlip.core.md.hardware import device_name
+    from tsmlip.core.model import read_model_payload
 
     common.QUIET = not args.verbose
 

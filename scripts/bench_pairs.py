@@ -20,8 +20,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow"))
 
-from tsmlip.md.pairs import cell_list_pairs, vesin_pairs  # noqa: E402
-from tsmlip.md.system import fcc_supercell  # noqa: E402
+from tsmlip.core.md.pairs import cell_list_pairs, vesin_pairs  # noqa: E402
+from tsmlip.core.md.system import fcc_supercell  # noqa: E402
 
 
 def kdtree_pairs(cutoff, coords, cell):

@@ -24,8 +24,8 @@ sys.path.insert(0, str(ROOT / "workflow"))
 
 from tsmlip import rdf  # noqa: E402
 from tsmlip.config import load_config  # noqa: E402
-from tsmlip.elements import model_species  # noqa: E402
-from tsmlip.md.engines import set_kernels  # noqa: E402
+from tsmlip.core.elements import model_species  # noqa: E402
+from tsmlip.core.md.engines import set_kernels  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -43,7 +43,7 @@ def main(argv=None) -> int:
         import tempfile
 
         from tsmlip.config import Arch
-        from tsmlip.model import build_model, save_model
+        from tsmlip.core.model import build_model, save_model
 
         tmp = tempfile.TemporaryDirectory()
         a.model, a.steps, a.rounds = str(Path(tmp.name) / "smoke.pt"), 2, 1

@@ -56,7 +56,7 @@ def one(args) -> dict:
     from tsmlip import train as T
     from tsmlip.config import ModelId, load_config
     from tsmlip.kinds import REGISTRY
-    from tsmlip.model import _to_cpu, resolve_device
+    from tsmlip.core.model import to_cpu, resolve_device
     t_import = time.perf_counter() - t0
 
     cfg = load_config(*[Path(c) for c in args.config])
@@ -82,15 +82,15 @@ def one(args) -> dict:
 
     t1 = time.perf_counter()
     device = resolve_device(tr["device"])
-    data = T._load_data(mid, dataset, split, labels if REGISTRY[mid.kind].distilled else None)
-    run = T._assemble(mid, cfg, data, device, *([args.pair_cache] if args.pair_cache else []))
-    optimizer, controller, max_epochs = T._optimizer(mid, cfg, run.model)
+    data = T.load_training_data(mid, dataset, split, labels if REGISTRY[mid.kind].distilled else None)
+    run = T.assemble_training(mid, cfg, data, device, *([args.pair_cache] if args.pair_cache else []))
+    optimizer, controller, max_epochs = T.make_optimizer(mid, cfg, run.model)
     t_assemble = time.perf_counter() - t1
 
     n_train = len(data.split["train"])
     steps = -(-n_train // args.batch_size)
     w = run.schedule.final
-    ckpt = T._Checkpoint(tmp / "checkpoint.pt", "bench")
+    ckpt = T.Checkpoint(tmp / "checkpoint.pt", "bench")
     epoch_s, eval_s = [], []
     prof = None
     for epoch in range(1, args.epochs + 2):
@@ -98,9 +98,9 @@ def one(args) -> dict:
             prof = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU])
             prof.__enter__()
         te = time.perf_counter()
-        T._train_one_epoch(mid, run, optimizer, args.batch_size, w, epoch, ckpt)
+        T.train_one_epoch(mid, run, optimizer, args.batch_size, w, epoch, ckpt)
         tv = time.perf_counter()
-        T._evaluate_epoch(run, tr, epoch) if hasattr(T, "_evaluate_epoch") else _legacy_eval(T, run, tr, epoch)
+        T.evaluate_epoch(run, tr, epoch) if hasattr(T, "evaluate_epoch") else _legacy_eval(T, run, tr, epoch)
         tw = time.perf_counter()
         if prof is not None:
             prof.__exit__(None, None, None)
@@ -110,11 +110,11 @@ def one(args) -> dict:
             epoch_s.append(tv - te)
             eval_s.append(tw - tv)
 
-    state = {"best_state": _to_cpu(run.model.state_dict()), "best_epoch": args.epochs, "curve": [],
+    state = {"best_state": to_cpu(run.model.state_dict()), "best_epoch": args.epochs, "curve": [],
              "elapsed_s": 0.0}
     t2 = time.perf_counter()
     run.model.load_state_dict(state["best_state"])
-    T._finish(mid, cfg, data, run.graph, run.schedule, run.n_weights, run.device, state, args.epochs, max_epochs,
+    T.finish_training(mid, cfg, data, run.graph, run.schedule, run.n_weights, run.device, state, args.epochs, max_epochs,
               tmp / "out", labels, 0.0, "hippynn")
     t_wrap = time.perf_counter() - t2
     ep = float(np.median(epoch_s))
@@ -125,7 +125,7 @@ def one(args) -> dict:
 
 
 def _legacy_eval(T, run, tr, epoch):
-    with T._quiet():
+    with T.quiet_hippynn():
         run.evaluator.evaluate(run.db.make_generator("train", "eval", tr["eval_batch_size"],
                                                      subsample=tr["train_eval_fraction"]), "train", epoch)
         run.evaluator.evaluate(run.db.make_generator("valid", "eval", tr["eval_batch_size"]), "valid", epoch)
@@ -145,8 +145,8 @@ def engines(a) -> list[dict]:
     from tsmlip.core.geometry import pair_geometry
     from tsmlip.core.hipnn_stack import SlotBatch, StackedHipnn, loss_terms
     from tsmlip.data import load_dataset, load_split
-    from tsmlip.losses import combine
-    from tsmlip.train.fast import _Adam, _evaluate, _initial_state, _targets
+    from tsmlip.core.losses import combine
+    from tsmlip.train.fast import StackAdam, evaluate_stack, initial_state, stack_targets
 
     torch.set_num_threads(a.threads)
     torch.set_flush_denormal(True)
@@ -165,16 +165,16 @@ def engines(a) -> list[dict]:
     rows = []
     for kind, arch in archs:
         mid = ModelId(kind, arch, 1)
-        data = T._load_data(mid, ds, sp, None)
-        with T._quiet():
-            run = T._assemble(mid, cfg, data, torch.device("cpu"), a.pair_cache)
-        optimizer, _, _ = T._optimizer(mid, cfg, run.model)
+        data = T.load_training_data(mid, ds, sp, None)
+        with T.quiet_hippynn():
+            run = T.assemble_training(mid, cfg, data, torch.device("cpu"), a.pair_cache)
+        optimizer, _, _ = T.make_optimizer(mid, cfg, run.model)
         w = run.schedule.final
         stacks = {}
         for n in (1, a.stack):
-            states = [_initial_state(ModelId(kind, arch, s + 1), cfg, arrays, split, species)[1:] for s in range(n)]
+            states = [initial_state(ModelId(kind, arch, s + 1), cfg, arrays, split, species)[1:] for s in range(n)]
             st = StackedHipnn(states, arch.n_atom_layers, cfg["network"]["dist_hard_max"])
-            stacks[n] = (st, _Adam(st.trainable()))
+            stacks[n] = (st, StackAdam(st.trainable()))
         wvec = {t: torch.tensor(getattr(w, f"w_{t}")) for t in ("E", "F", "L2", "R")}
 
         def hippynn_steps(k):
@@ -191,14 +191,14 @@ def engines(a) -> list[dict]:
                 rows_ = np.stack([split["train"][(np.arange(B) + i * B + 7 * m) % n_train] for m in range(n)])
                 batch = SlotBatch(geom, torch.as_tensor(rows_))
                 out = st.forward(batch, forces=True, create_graph=True)
-                terms = loss_terms(st, out, batch, _targets(arrays, None, rows_, "cpu"), False)
+                terms = loss_terms(st, out, batch, stack_targets(arrays, None, rows_, "cpu"), False)
                 sum(wvec[t_] * terms[t_] for t_ in terms).sum().backward()
                 adam.step(st.trainable(), lr)
             return (time.perf_counter() - t) / k / n
 
         def hippynn_eval():
             t = time.perf_counter()
-            T._evaluate_epoch(run, tr, 1)
+            T.evaluate_epoch(run, tr, 1)
             return time.perf_counter() - t
 
         def fast_eval(n):
@@ -208,7 +208,7 @@ def engines(a) -> list[dict]:
                 class data:
                     distilled, labels = False, None
             t = time.perf_counter()
-            _evaluate(st, geom, arrays, [_M] * n, np.tile(split["valid"], (n, 1)), tr["eval_batch_size"], "cpu")
+            evaluate_stack(st, geom, arrays, [_M] * n, np.tile(split["valid"], (n, 1)), tr["eval_batch_size"], "cpu")
             return (time.perf_counter() - t) / n
 
         best = {k: float("inf") for k in ("h", "f1", "fn", "he", "f1e", "fne")}

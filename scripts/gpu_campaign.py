@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""The paper's GPU cost figures in one call of at most 8 minutes on one GPU (tsmlip.gpu_campaign).
+"""The paper's GPU cost figures in one call of at most 8 minutes on one GPU (the package
+:mod:`campaign` beside this script; it calls the project's package ``tsmlip`` through public functions).
 
 Prepare (here, with the project's environment) and run (on the GPU machine: torch, numpy, scipy, h5py; no
 network, no other package of the project's pins)::
@@ -14,9 +15,10 @@ CPU smoke run (seconds): ``python scripts/gpu_campaign.py --smoke --out /tmp/cam
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow"))
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE.parent / "workflow"), str(HERE)]
 
-from tsmlip.gpu_campaign import main  # noqa: E402
+from campaign import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -129,7 +129,7 @@ def test_killed_rdf_md_job_leaves_no_output(tmp_path):
 @pytest.mark.slow
 def test_killed_md_timing_job_leaves_no_output(tmp_path):
     """The same for ``tsmlip md-timing`` with a random-weight model (slow: ~15 s of imports and priming)."""
-    from tsmlip.model import build_model, save_model
+    from tsmlip.core.model import build_model, save_model
 
     model = tmp_path / "model.pt"
     save_model(build_model(Arch(6, 6, 1), load_config(BASE_CONFIG, TEST_CONFIG)["network"], seed=0), model)

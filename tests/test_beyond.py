@@ -82,8 +82,8 @@ def test_synthetic_training_set(e2e_run):
     energies and forces = the teacher's predictions), come after the ground truth unchanged, and enter the
     training split only."""
     from tsmlip.data import load_dataset, load_split
-    from tsmlip.model import load_model
-    from tsmlip.predict import predict
+    from tsmlip.core.model import load_model
+    from tsmlip.core.predict import predict
 
     results, _ = e2e_run
     cfg = load_config(BASE_CONFIG, TEST_CONFIG)
@@ -176,8 +176,8 @@ def test_synthesize_with_a_teacher_ensemble(tiny_cfg, tiny_data, tmp_path):
     forces and atom energies, and the spread between them is recorded."""
     from tsmlip.config import Arch
     from tsmlip.label import label
-    from tsmlip.model import build_model, load_model, save_model
-    from tsmlip.predict import predict
+    from tsmlip.core.model import build_model, load_model, save_model
+    from tsmlip.core.predict import predict
     from tsmlip.synthetic import synthesize
 
     dataset, split, _ = tiny_data

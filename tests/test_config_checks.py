@@ -73,7 +73,7 @@ def test_a_job_given_cuda_on_a_cpu_machine_stops_with_one_message(tiny_cfg, tiny
 
 
 def test_timing_step_refuses_less_than_one_cell():
-    from tsmlip.elements import ElementError
+    from tsmlip.core.elements import ElementError
     from tsmlip.md.timing import check_timing_size
 
     check_timing_size(4, {"element": "Al", "crystal_structure": "fcc", "lattice_constant_A": 4.05})

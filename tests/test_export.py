@@ -1,4 +1,4 @@
-"""The TorchScript export (tsmlip.export) against the ASE calculator (hippynn's graph) on the same weights:
+"""The TorchScript export (tsmlip.core.export) against the ASE calculator (hippynn's graph) on the same weights:
 energies, forces, per-atom energies and stress of a periodic Al cell, a strained triclinic cell (cut-off
 longer than the cell: many images of one atom) and a two-species cell; the ghost-atom form LAMMPS uses
 (explicit image atoms, energy of the local atoms only, ghost forces folded back) gives the same numbers.
@@ -13,8 +13,8 @@ from ase.build import bulk
 from ase.neighborlist import neighbor_list
 
 from tsmlip.config import Arch
-from tsmlip.export import evaluate_atoms, export_model, load_exported
-from tsmlip.model import ModelFileError, build_model, save_model
+from tsmlip.core.export import evaluate_atoms, export_model, load_exported
+from tsmlip.core.model import ModelFileError, build_model, save_model
 
 TOL_E_PER_ATOM, TOL_F, TOL_AE, TOL_S = 2e-6, 2e-5, 2e-5, 1e-6
 
@@ -55,7 +55,7 @@ STRUCTURES = {"al": al_cell, "triclinic": triclinic_cell, "two_species": two_spe
 
 
 def reference(model_path, atoms):
-    from tsmlip.calculator import load_calculator
+    from tsmlip.core.calculator import load_calculator
 
     calc = load_calculator(model_path, device="cpu", atom_energies=True)
     atoms = atoms.copy()

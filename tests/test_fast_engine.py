@@ -13,7 +13,7 @@ from tsmlip.config import ModelId
 from tsmlip.core import hipnn_stack
 from tsmlip.core.geometry import pair_geometry
 from tsmlip.core.hipnn_stack import SlotBatch, StackedHipnn, UnsupportedModel, check_supported, loss_terms
-from tsmlip.losses import combine
+from tsmlip.core.losses import combine
 
 #: float32 rounding: relative agreement of loss terms, and of each gradient tensor (relative to its largest entry)
 TERM_RTOL, GRAD_RTOL = 2e-6, 3e-5
@@ -38,7 +38,7 @@ def _labels(arrays, seed=1):
 def _reference(cfg, arrays, kind, arch="w8-s4-l2", seed=1, n=4):
     """hippynn's training step (the project's own assembly) on the first ``n`` training configurations: its loss
     terms, the gradient of the weighted loss, the weights, and the rows of the batch."""
-    from tsmlip.train.assembly import _assemble, _Data
+    from tsmlip.train.assembly import assemble_training, TrainingData
     from tsmlip.data.split import make_split
 
     cfg = copy.deepcopy(cfg)
@@ -47,8 +47,8 @@ def _reference(cfg, arrays, kind, arch="w8-s4-l2", seed=1, n=4):
     mid = ModelId.parse(f"{kind}/{arch}/seed{seed}")
     labels = _labels(arrays)
     from tsmlip.kinds import REGISTRY
-    data = _Data(arrays, split, labels, REGISTRY[kind].distilled, "x")
-    run = _assemble(mid, cfg, data, torch.device("cpu"))
+    data = TrainingData(arrays, split, labels, REGISTRY[kind].distilled, "x")
+    run = assemble_training(mid, cfg, data, torch.device("cpu"))
     w = run.schedule.final
     rows = run.db.splits["train"]["indices"][:n].numpy()
     batch = run.batches["train"].batch(torch.arange(n))
@@ -121,9 +121,9 @@ def test_step_equals_hippynn_two_species(tiny_cfg, two_species, kind):
 
 
 def test_energies_forces_atom_energies_equal_hippynn_predictions(tiny_cfg, two_species):
-    """The forward pass against tsmlip.predict (hippynn's Predictor with its own periodic pair search)."""
-    from tsmlip.model import build_model
-    from tsmlip.predict import predict
+    """The forward pass against tsmlip.core.predict (hippynn's Predictor with its own periodic pair search)."""
+    from tsmlip.core.model import build_model
+    from tsmlip.core.predict import predict
 
     ref = _reference(tiny_cfg, two_species, "control", arch="w6-s5-l1")
     graph = build_model(ref["arch"], tiny_cfg["network"], species=[13, 29])
@@ -198,8 +198,8 @@ def _stack_cfg(tiny_cfg, epochs=4):
 
 
 def test_train_stack_writes_each_models_outputs(tiny_cfg, tiny_data, tmp_path):
-    from tsmlip.model import load_model
-    from tsmlip.predict import predict
+    from tsmlip.core.model import load_model
+    from tsmlip.core.predict import predict
     from tsmlip.train.fast import train_stack
 
     ds, sp, arrays = tiny_data
@@ -262,7 +262,7 @@ def test_killed_stack_resumes_from_checkpoints(tiny_cfg, tiny_data, tmp_path, mo
 def test_weight_average_is_what_is_evaluated_and_kept(tiny_cfg, tiny_data, tmp_path):
     """With training.ema_decay the averaged weights are evaluated, kept as the best and written: the written model
     differs from the same training without the average, and its metrics are the average's."""
-    from tsmlip.train.fast import _Adam, train_stack
+    from tsmlip.train.fast import StackAdam, train_stack
 
     ds, sp, _ = tiny_data
     ids = [ModelId.parse("control/w6-s6-l1/seed1")]
@@ -273,7 +273,7 @@ def test_weight_average_is_what_is_evaluated_and_kept(tiny_cfg, tiny_data, tmp_p
     assert avg["splits"]["test"]["force_rmse_eV_A"] != plain["splits"]["test"]["force_rmse_eV_A"]
     # the average follows torch.lerp with the ramped decay: after one step of weights w0 -> w1, ema = w0 + (1-d)(w1-w0)
     p = {"x": torch.zeros(2, 3, requires_grad=True)}
-    adam = _Adam(p, ema_decay=0.9)
+    adam = StackAdam(p, ema_decay=0.9)
     p["x"].grad = torch.ones(2, 3)
     adam.step(p, torch.tensor([0.1, 0.2]))
     d = min(0.9, 2 / 11)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tsmlip import gpu_campaign as gc
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+import campaign as gc  # noqa: E402  (scripts/campaign, outside the package)
 from tsmlip.md import probe
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,7 +40,7 @@ def test_smoke_writes_every_field(smoke):
     assert doc["device"]["kernels_on"] == "pytorch"  # auto on the CPU
     assert sum(doc["budgets_s"].values()) == pytest.approx(sum(gc.SMOKE_BUDGET_S.values()))
     engines = doc["settings"]["md_engines"]
-    from tsmlip.md.deployed import missing
+    from tsmlip.core.md.deployed import missing
     assert engines == ["ase", "torch"] + [e for e in ("lammps", "torchsim") if missing(e) is None]
     for name, n in RECORDS.items():
         recs = doc["sections"][name]["records"]

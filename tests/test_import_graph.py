@@ -26,7 +26,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_graph_sees_function_level_and_relative_imports():
     graph = import_graph()
-    assert "tsmlip.kinds" in graph["tsmlip.losses"]
+    assert "tsmlip.kinds" in graph["tsmlip.core.losses"]
     assert "tsmlip.data.io" in graph["tsmlip.config"]  # imported inside has_reference_atom_energies
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
 
@@ -34,3 +34,24 @@ def test_graph_sees_function_level_and_relative_imports():
 def test_package_imports_have_no_cycle():
     cycle = find_cycle(import_graph())
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+#: what the core layer (tsmlip.core: model, losses, batches, elements, the MD engines) may import of the package:
+#: itself and the house modules below it; never a step (a ``tsmlip <command>`` module)
+CORE_MAY_IMPORT = {"tsmlip", "tsmlip.config", "tsmlip.io_utils", "tsmlip.kinds", "tsmlip.records"}
+
+
+def test_core_imports_no_step():
+    graph = import_graph()
+    core = [m for m in graph if m == "tsmlip.core" or m.startswith("tsmlip.core.")]
+    assert "tsmlip.core.model" in core and "tsmlip.core.md.engines" in core
+    up = {m: sorted(x for x in graph[m] if not x.startswith("tsmlip.core") and x not in CORE_MAY_IMPORT) for m in core}
+    assert not any(up.values()), {m: x for m, x in up.items() if x}
+
+
+def test_steps_live_outside_core():
+    """Every ``tsmlip <command>`` runs a module outside the core, except export (the deployable model is the core's)."""
+    from tsmlip.cli import STEPS
+
+    inside = {name for name, step in STEPS.items() if step.target.startswith("tsmlip.core.")}
+    assert inside == {"export"}

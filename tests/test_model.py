@@ -8,8 +8,8 @@ import torch
 from ase.build import bulk
 
 from tsmlip.config import Arch
-from tsmlip.model import build_model, count_weights, load_model, save_model
-from tsmlip.predict import predict
+from tsmlip.core.model import build_model, count_weights, load_model, save_model
+from tsmlip.core.predict import predict
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,7 @@ def test_weight_count_grows_with_width(tiny_cfg):
 
 
 def test_save_load_and_calculator_agree(tiny_cfg, rattled_al, tmp_path):
-    from tsmlip.calculator import load_calculator
+    from tsmlip.core.calculator import load_calculator
 
     g = build_model(Arch(8, 6, 1), tiny_cfg["network"], seed=2)
     save_model(g, tmp_path / "model.pt", note="test")
@@ -102,7 +102,7 @@ def test_every_model_kind_loads_with_weights_only(tiny_cfg, rattled_al, tmp_path
     born_again_static), saved by the call training makes, reads back with torch.load(weights_only=True)."""
     from tsmlip.config import all_model_ids
     from tsmlip.kinds import KINDS
-    from tsmlip.model import MODEL_FORMAT
+    from tsmlip.core.model import MODEL_FORMAT
 
     one_per_kind = {}
     for mid in all_model_ids(tiny_cfg):
@@ -147,7 +147,7 @@ def test_crafted_pickle_is_refused_and_runs_nothing(tiny_cfg, tmp_path, capsys):
     import pickle
 
     from tsmlip import cli
-    from tsmlip.model import MODEL_FORMAT, ModelFileError
+    from tsmlip.core.model import MODEL_FORMAT, ModelFileError
 
     marker = tmp_path / "code_ran"
     good = build_model(Arch(4, 6, 1), tiny_cfg["network"], seed=0)
@@ -185,7 +185,7 @@ def test_crafted_pickle_is_refused_and_runs_nothing(tiny_cfg, tmp_path, capsys):
     ("wrong_weights", "broken tsmlip model file, its weights do not fit its architecture"),
 ])
 def test_not_a_model_file_is_one_clear_error(tiny_cfg, tmp_path, case, message):
-    from tsmlip.model import ModelFileError
+    from tsmlip.core.model import ModelFileError
 
     save_model(build_model(Arch(4, 6, 1), tiny_cfg["network"], seed=0), tmp_path / "good.pt")
     good = torch.load(tmp_path / "good.pt", weights_only=True)

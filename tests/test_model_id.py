@@ -7,7 +7,7 @@ import pytest
 
 from tsmlip.cli import main as cli
 from tsmlip.config import Arch
-from tsmlip.model import ModelFileError, build_model, check_model_id, save_model
+from tsmlip.core.model import ModelFileError, build_model, check_model_id, save_model
 
 STUDENT = "student/w6-s6-l1/seed1"
 TEACHER = "teacher/w12-s8-l2/seed0"

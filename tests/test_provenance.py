@@ -29,7 +29,7 @@ def teacher(tmp_path_factory, tiny_cfg, tiny_data):
 
 def test_model_file_records_its_data_split_and_provenance(teacher, tiny_data):
     from tsmlip.data.split import split_fingerprint
-    from tsmlip.model import read_model_payload
+    from tsmlip.core.model import read_model_payload
 
     meta = read_model_payload(teacher[0])["meta"]
     assert meta["dataset_fingerprint"] == provenance.content_fingerprint(tiny_data[0])
@@ -80,10 +80,10 @@ def test_checkpoint_of_other_code_is_not_resumed(teacher, tiny_data, monkeypatch
     from tsmlip.train import loop
 
     _, _, cfg, mid, _ = teacher
-    before = loop._fingerprint(mid, cfg, tiny_data[0], None, tiny_data[1])
-    assert before == loop._fingerprint(mid, cfg, tiny_data[0], None, tiny_data[1])
+    before = loop.run_fingerprint(mid, cfg, tiny_data[0], None, tiny_data[1])
+    assert before == loop.run_fingerprint(mid, cfg, tiny_data[0], None, tiny_data[1])
     monkeypatch.setattr(loop, "step_code_stamp", lambda step: "another-code-stamp")
-    assert loop._fingerprint(mid, cfg, tiny_data[0], None, tiny_data[1]) != before
+    assert loop.run_fingerprint(mid, cfg, tiny_data[0], None, tiny_data[1]) != before
 
 
 def test_train_refuses_labels_of_another_dataset(teacher, tiny_data, tmp_path):
@@ -116,7 +116,7 @@ def test_fresh_clone_on_an_old_results_folder_reruns_what_a_changed_split_seed_m
 
     from conftest import ROOT, run_snakemake
     from tsmlip.data.split import split_fingerprint
-    from tsmlip.model import read_model_payload
+    from tsmlip.core.model import read_model_payload
 
     results = tmp_path / "results"
     teacher = results / "models" / "teacher" / "w12-s8-l2" / "seed0"

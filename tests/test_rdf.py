@@ -186,7 +186,7 @@ def test_liquid_of_the_data_element(test_cfg):
     assert cu["supercell_configured"] == [3, 3, 3] and cu["supercell"] == [4, 4, 4]
     rdf.check_cutoff(rdf.initial_liquid_cell(cu).cell, cu["r_max_A"])
     assert rdf.resolve_liquid(dict(s, density_g_cm3=8.0), [29])["density_source"] == "rdf.density_g_cm3"
-    from tsmlip.elements import ElementError
+    from tsmlip.core.elements import ElementError
     with pytest.raises(ElementError, match="rdf.element = Cu, but the model was trained on Al only"):
         rdf.resolve_liquid(dict(s, element="Cu"), [13])
     with pytest.raises(ElementError, match="single-element systems only"):
@@ -196,7 +196,7 @@ def test_liquid_of_the_data_element(test_cfg):
 
 
 def test_cli_refuses_a_foreign_element_before_md(tmp_path, test_cfg):
-    from tsmlip.model import build_model, save_model
+    from tsmlip.core.model import build_model, save_model
 
     model = tmp_path / "model.pt"
     save_model(build_model(Arch(4, 4, 1), test_cfg["network"], seed=0), model)
@@ -228,7 +228,7 @@ def test_unstable_runs_are_flagged(test_cfg):
 
 def test_cli_model_and_reference(tmp_path, test_cfg):
     """rdf-md for a random-weight model and for EMT, then rdf-error: seconds, finite numbers."""
-    from tsmlip.model import build_model, save_model
+    from tsmlip.core.model import build_model, save_model
 
     model = tmp_path / "teacher" / "model.pt"
     model.parent.mkdir()
@@ -341,7 +341,7 @@ def test_rule_graph(tmp_path, source, stack, test_cfg):
 @pytest.mark.gpu
 @pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs CUDA")
 def test_md_on_cuda(tmp_path, test_cfg):
-    from tsmlip.model import build_model, save_model
+    from tsmlip.core.model import build_model, save_model
 
     model = tmp_path / "model.pt"
     save_model(build_model(Arch(6, 6, 1), test_cfg["network"], seed=0), model)
@@ -355,7 +355,7 @@ def test_md_on_cuda(tmp_path, test_cfg):
 # ---------------------------------------------------------------------------------- the MD engines
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory, test_cfg):
-    from tsmlip.model import build_model, save_model
+    from tsmlip.core.model import build_model, save_model
 
     path = tmp_path_factory.mktemp("rdf_model") / "model.pt"
     save_model(build_model(Arch(6, 6, 1), test_cfg["network"], seed=0), path)

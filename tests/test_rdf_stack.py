@@ -30,7 +30,7 @@ def test_cfg():
 @pytest.fixture(scope="module")
 def models(tmp_path_factory, test_cfg):
     """Three random-weight models of one architecture (different weights), saved as model.pt under their ids."""
-    from tsmlip.model import build_model, save_model
+    from tsmlip.core.model import build_model, save_model
 
     root = tmp_path_factory.mktemp("stack_models")
     out = {}
@@ -54,7 +54,7 @@ def _tiny_settings(test_cfg, **kw):
 
 def _snapshot(test_cfg):
     """A hot liquid-like configuration of the test liquid (108 atoms), positions unwrapped (outside the cell)."""
-    from tsmlip.md.system import liquid_system
+    from tsmlip.core.md.system import liquid_system
 
     s = rdf.resolve_liquid(dict(test_cfg["rdf"]), [13])
     atoms = liquid_system(s, 1200.0, np.random.default_rng(5))
@@ -64,7 +64,7 @@ def _snapshot(test_cfg):
 
 
 def test_forces_equal_the_calculator_for_every_model_of_a_stack(test_cfg, models):
-    from tsmlip.calculator import load_calculator
+    from tsmlip.core.calculator import load_calculator
     from tsmlip.rdf.stacked import StackedForces, load_stack
 
     atoms = _snapshot(test_cfg)
@@ -124,7 +124,7 @@ def test_integrator_steps_equal_ase_langevin(test_cfg, friction):
     from ase import units
     from ase.md.langevin import Langevin
 
-    from tsmlip.md.system import liquid_system
+    from tsmlip.core.md.system import liquid_system
     from tsmlip.rdf.stacked import StackedLangevin
 
     s = _tiny_settings(test_cfg)
@@ -232,7 +232,7 @@ def test_rdf_md_stack_writes_the_records_of_rdf_md(tmp_path, test_cfg, models):
 
 
 def test_rdf_md_stack_refuses_mixed_architectures(tmp_path, test_cfg, models, capsys):
-    from tsmlip.model import build_model, save_model
+    from tsmlip.core.model import build_model, save_model
     from tsmlip.rdf.stacked import main
 
     other = tmp_path / "student" / "w8-s4-l1" / "seed0" / "model.pt"

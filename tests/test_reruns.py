@@ -14,7 +14,7 @@ from conftest import ROOT, run_snakemake
 from tsmlip.config import ModelId
 from tsmlip.data import DataError, load_split
 from tsmlip.data.split import make_split, split_fingerprint
-from tsmlip.train import TrainingError, _fingerprint, train
+from tsmlip.train import TrainingError, run_fingerprint, train
 
 MID = ModelId.parse("control/w6-s6-l1/seed1")
 
@@ -37,11 +37,11 @@ def test_fingerprint_covers_the_split_by_content(tiny_cfg, tiny_data, tmp_path):
     same = _split_file(tmp_path / "same.npz", n, tiny_cfg["split"]["seed"])  # same indices, new file bytes
     other_seed = _split_file(tmp_path / "seed7.npz", n, 7)
     other_fraction = _split_file(tmp_path / "frac.npz", n, tiny_cfg["split"]["seed"], test=0.3)
-    fp = _fingerprint(MID, s, ds, None, sp)
+    fp = run_fingerprint(MID, s, ds, None, sp)
     assert split_fingerprint(same) == split_fingerprint(sp)
-    assert _fingerprint(MID, s, ds, None, same) == fp
-    assert _fingerprint(MID, s, ds, None, other_seed) != fp
-    assert _fingerprint(MID, s, ds, None, other_fraction) != fp
+    assert run_fingerprint(MID, s, ds, None, same) == fp
+    assert run_fingerprint(MID, s, ds, None, other_seed) != fp
+    assert run_fingerprint(MID, s, ds, None, other_fraction) != fp
 
 
 def test_changed_split_and_finished_checkpoint_retrain(tiny_cfg, tiny_data, tmp_path, capsys):
@@ -176,9 +176,9 @@ def test_closure_follows_function_level_imports_and_packages():
     graph = import_graph()
     plot = closure(step_modules()["plot"], graph)
     assert {"tsmlip", "tsmlip.plots", "tsmlip.cli", "tsmlip.config"} <= plot  # cli, config: inside main()
-    assert "tsmlip.train.loop" not in plot and "tsmlip.md.engines" not in plot
+    assert "tsmlip.train.loop" not in plot and "tsmlip.core.md.engines" not in plot
     train = {f.relative_to(ROOT / "workflow").as_posix() for f in step_files("train")}
-    assert {"tsmlip/train/__init__.py", "tsmlip/train/loop.py", "tsmlip/model.py"} <= train
+    assert {"tsmlip/train/__init__.py", "tsmlip/train/loop.py", "tsmlip/core/model.py"} <= train
     assert "tsmlip/plots.py" not in train
 
 

@@ -19,7 +19,7 @@ Evidence collected per job:
     TresPerJob=gres:gpu:1 for the GPU rules only, JobState=COMPLETED, ExitCode=0:0);
   * the job's environment (toy workflow): CUDA_VISIBLE_DEVICES set by SLURM in a GPU job
     (different devices for GPU jobs that overlap in time) and torch falling back to the
-    CPU through tsmlip.model.resolve_device("auto").
+    CPU through tsmlip.core.model.resolve_device("auto").
 
 Faults (docs/runs/2026-11-25-faults.md): the teacher's training job of the real workflow is cancelled
 (`scancel`) or requeued (`scontrol requeue`) between two checkpoints; the rerun resumes from the
@@ -236,7 +236,7 @@ TOY_SNAKEFILE = textwrap.dedent(
         threads: 1
         shell:
             "echo slurm_job=$SLURM_JOB_ID cuda_visible_devices=${{CUDA_VISIBLE_DEVICES:-unset}} > {output}; "
-            "python -c 'from tsmlip.model import resolve_device; print(\"device=\" + str(resolve_device(\"auto\")))' >> {output}"
+            "python -c 'from tsmlip.core.model import resolve_device; print(\"device=\" + str(resolve_device(\"auto\")))' >> {output}"
 
     rule declared_gpu:
         input: "results/data.txt"

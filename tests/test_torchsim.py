@@ -1,4 +1,4 @@
-"""The TorchSim model interface (tsmlip.torchsim): a batch of three systems of different sizes in one call
+"""The TorchSim model interface (tsmlip.core.torchsim): a batch of three systems of different sizes in one call
 equals the ASE calculator system by system; NVE through torch_sim follows ASE's velocity Verlet trajectory
 and conserves energy; Langevin NVT runs and heats a cold system towards its target."""
 import numpy as np
@@ -10,8 +10,8 @@ from ase.build import bulk
 ts = pytest.importorskip("torch_sim", reason="torch-sim-atomistic is not installed (envs/deploy.txt)")
 
 from tsmlip.config import Arch  # noqa: E402
-from tsmlip.model import build_model, save_model  # noqa: E402
-from tsmlip.torchsim import TsmlipModel  # noqa: E402
+from tsmlip.core.model import build_model, save_model  # noqa: E402
+from tsmlip.core.torchsim import TsmlipModel  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def systems():
 
 
 def test_batch_of_three_sizes_equals_calculator(model_path):
-    from tsmlip.calculator import load_calculator
+    from tsmlip.core.calculator import load_calculator
 
     model = TsmlipModel(model_path, device="cpu")
     atoms = systems()
@@ -52,7 +52,7 @@ def test_batch_of_three_sizes_equals_calculator(model_path):
 
 
 def test_exported_file_is_accepted(model_path, tmp_path):
-    from tsmlip.export import export_model
+    from tsmlip.core.export import export_model
 
     export_model(model_path, tmp_path / "m.ts")
     state = ts.io.atoms_to_state(systems(), "cpu", torch.float32)
@@ -64,7 +64,7 @@ def test_nve_follows_ase_and_conserves_energy(model_path):
     from ase.md.verlet import VelocityVerlet
     from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
 
-    from tsmlip.calculator import load_calculator
+    from tsmlip.core.calculator import load_calculator
 
     atoms = systems()[0]
     MaxwellBoltzmannDistribution(atoms, temperature_K=300, rng=np.random.default_rng(0))

@@ -14,7 +14,7 @@ import torch
 from conftest import BASE_CONFIG
 from tsmlip.config import ConfigError, ModelId, load_config, validate
 from tsmlip.label import LabelError, label, load_labels
-from tsmlip.losses import BornAgainSchedule, LossWeights, build_loss_terms, combine
+from tsmlip.core.losses import BornAgainSchedule, LossWeights, build_loss_terms, combine
 from tsmlip.train import TrainingError, hippynn_arrays, train
 
 
@@ -54,7 +54,7 @@ def test_teacher_learns(teacher):
 def test_trained_model_and_checkpoint_load_with_weights_only(teacher):
     """What training writes is tensors and plain data: the model and the checkpoint read back with
     torch.load(weights_only=True) (a shared file cannot run code)."""
-    from tsmlip.model import MODEL_FORMAT, load_model
+    from tsmlip.core.model import MODEL_FORMAT, load_model
 
     d, metrics = teacher
     payload = torch.load(d / "model" / "model.pt", weights_only=True)
@@ -117,7 +117,7 @@ def _batch_terms(tiny_cfg, arrays, labels, kind_with_A, pad_garbage=False):
     from hippynn.experiment import assemble_for_training
     from hippynn.graphs import GraphModule
     from tsmlip.config import Arch
-    from tsmlip.model import build_model
+    from tsmlip.core.model import build_model
 
     g = build_model(Arch(6, 6, 1), tiny_cfg["network"], seed=1)
     terms, metrics = build_loss_terms(g, with_atom_energies=kind_with_A)
@@ -240,14 +240,14 @@ def test_killed_training_resumes_from_checkpoint(tiny_cfg, tiny_data, tmp_path):
 
 
 def test_split_batches_equal_hippynn_generator(tiny_cfg, tiny_data):
-    """The training batches (tsmlip.batches) hold exactly hippynn's make_generator tensors, pair cache included,
+    """The training batches (tsmlip.core.batches) hold exactly hippynn's make_generator tensors, pair cache included,
     already coalesced."""
     from tsmlip import train as T
 
     ds, sp, _ = tiny_data
     mid = ModelId.parse("control/w6-s6-l1/seed1")
-    data = T._load_data(mid, ds, sp, None)
-    run = T._assemble(mid, settings(tiny_cfg), data, torch.device("cpu"))
+    data = T.load_training_data(mid, ds, sp, None)
+    run = T.assemble_training(mid, settings(tiny_cfg), data, torch.device("cpu"))
     for split in ("train", "valid", "test"):
         old = list(run.db.make_generator(split, "eval", 3))
         new = list(run.batches[split].batches(3))

@@ -43,7 +43,7 @@ import pandas as pd
 from .config import ModelId
 from .data.split import SPLITS
 from .kinds import KINDS
-from .metrics import atom_energy_agreement  # noqa: F401  (re-exported: the tables use it)
+from .core.metrics import atom_energy_agreement  # noqa: F401  (re-exported: the tables use it)
 from .records import MaxAtoms, MdTiming, RdfError, SplitErrors, TrainMetrics
 from .tables import (BUDGET_CHECK_ERROR, BUDGET_CHECK_METRICS, STOPPED_BY_RULE, fmt, write_csv,
                      write_html_table)

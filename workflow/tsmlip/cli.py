@@ -65,7 +65,7 @@ STEPS: dict[str, Step] = {
     "plot": Step("tsmlip.plots:main", ("aggregate.dpi",)),
     "plot-coverage": Step("tsmlip.coverage_plot:main", ("aggregate.dpi",)),
     # a trained model as a TorchScript module for LAMMPS and TorchSim (docs/deploy.md); reads no config
-    "export": Step("tsmlip.export:main", ()),
+    "export": Step("tsmlip.core.export:main", ()),
 }
 #: sub-command -> "module:function"
 COMMANDS = {name: step.target for name, step in STEPS.items()}
@@ -152,7 +152,7 @@ def missing_keys(cfg: dict, keys) -> list[str]:
 def _one_line_errors() -> tuple:
     """The error classes a step reports in one line (only those of modules the step imported)."""
     found = []
-    for mod, cls in (("tsmlip.model", "ModelFileError"), ("tsmlip.model", "DeviceError"),
+    for mod, cls in (("tsmlip.core.model", "ModelFileError"), ("tsmlip.core.model", "DeviceError"),
                      ("tsmlip.data.dataset", "DataError"), ("tsmlip.config", "ConfigError"),
                      ("tsmlip.io_utils", "OutputError"), ("tsmlip.provenance", "ProvenanceError")):
         m = sys.modules.get(mod)

@@ -124,7 +124,7 @@ def _cross_check(cfg: dict) -> None:
             raise ConfigError(f"config key '{section}.element': {el!r} is not a chemical element symbol")
     ba = cfg["born_again"]
     if ba["enabled"]:
-        from .losses import BornAgainSchedule
+        from .core.losses import BornAgainSchedule
         try:
             sched = BornAgainSchedule(ba["schedule"], 0, 0, ba["epoch_scale"], ba["interpolation"])
         except ValueError as e:
@@ -166,7 +166,7 @@ def check_split_sizes(cfg: dict, n_configs: int, n_from: str) -> None:
                           f"{1 / sizes['train']:.3g}")
 
 
-#: atoms in the conventional cell the MD cost stage builds (tsmlip.elements.unit_cell; hcp: orthorhombic)
+#: atoms in the conventional cell the MD cost stage builds (tsmlip.core.elements.unit_cell; hcp: orthorhombic)
 ATOMS_PER_CELL = {"fcc": 4, "bcc": 2, "hcp": 4, "diamond": 8, "sc": 1}
 
 
@@ -197,7 +197,7 @@ DEVICE_KEYS = (("training", "device"), ("md", "device"), ("rdf", "device"))
 def check_devices(cfg: dict, n_gpus: int) -> None:
     """:class:`ConfigError` naming the key when a device setting names a CUDA device this machine does not have
     (``n_gpus`` CUDA devices). Called when the jobs run on the planning machine; a cluster job checks its own
-    device when it starts (:func:`tsmlip.model.resolve_device`) and stops with one message."""
+    device when it starts (:func:`tsmlip.core.model.resolve_device`) and stops with one message."""
     for sec, key in DEVICE_KEYS:
         dev = str(cfg[sec][key])
         if dev.startswith("cuda"):

@@ -50,8 +50,8 @@ def main(argv=None) -> int:
     from .data.dataset import load_dataset
     from .data.split import load_split
     from .io_utils import atomic_open
-    from .model import load_model
-    from .predict import predict
+    from .core.model import load_model
+    from .core.predict import predict
 
     p = step_parser("data-quality", __doc__)
     p.add_argument("--teacher", required=True, help="the teacher's model.pt")

@@ -17,9 +17,9 @@ import numpy as np
 
 from .data import load_dataset
 from .io_utils import atomic_open, atomic_write_text
-from .model import device_description, load_model, resolve_device
-from .metrics import atom_energy_agreement
-from .predict import predict
+from .core.model import device_description, load_model, resolve_device
+from .core.metrics import atom_energy_agreement
+from .core.predict import predict
 
 
 class LabelError(ValueError):
@@ -147,9 +147,9 @@ def main_oracle(argv=None) -> int:
 
 
 def check_teachers(parser, files: list[str], ids: list[str]) -> None:
-    """A usage error of ``parser`` unless there is one id per teacher file; :class:`tsmlip.model.ModelFileError`
+    """A usage error of ``parser`` unless there is one id per teacher file; :class:`tsmlip.core.model.ModelFileError`
     unless each file is the teacher model of its id."""
-    from .model import check_model_id
+    from .core.model import check_model_id
 
     if len(files) != len(ids):
         parser.error("--teacher and --teacher-ids need the same number of entries")

@@ -93,7 +93,7 @@ def read_record(path) -> dict | None:
 
 
 def _model_meta(path) -> dict:
-    """A model file's ``meta`` (read as tsmlip.model reads it, with ``weights_only=True``; this module stays below
+    """A model file's ``meta`` (read as tsmlip.core.model reads it, with ``weights_only=True``; this module stays below
     the model layer)."""
     import torch
 

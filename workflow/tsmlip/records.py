@@ -66,7 +66,7 @@ class Record:
 # ------------------------------------------------------------------------------------------------ training
 @dataclass(kw_only=True)
 class SplitErrors(Record):
-    """The errors of a model on one split (``metrics.json``'s ``splits``; :func:`tsmlip.predict.error_metrics`)."""
+    """The errors of a model on one split (``metrics.json``'s ``splits``; :func:`tsmlip.core.predict.error_metrics`)."""
 
     n_configs: int
     energy_rmse_eV: float

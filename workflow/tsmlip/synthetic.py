@@ -1,6 +1,6 @@
 """Teacher-generated training data (beyond the paper; kind ``student_synthetic``, docs/beyond.md).
 
-Configurations come from the teacher's own MD (NVT Langevin, :mod:`tsmlip.md.engines`) at the states of the
+Configurations come from the teacher's own MD (NVT Langevin, :mod:`tsmlip.core.md.engines`) at the states of the
 ``synthetic:`` config section (temperature and density relative to ASE's reference solid of the data's
 element: hot crystals, and liquids melted first), and are labelled by the teacher(s) with energies, forces
 and per-atom energies. With several teachers (``labels.teacher: mean``) the trajectories take turns on the
@@ -28,7 +28,7 @@ from .data.dataset import pad_configurations, save_dataset
 from .data.split import SPLITS
 from .io_utils import atomic_open, atomic_write_text
 from .label import check_sums, check_teachers, ensemble_predictions, load_labels
-from .model import device_description, resolve_device
+from .core.model import device_description, resolve_device
 
 
 class SyntheticError(ValueError):
@@ -42,7 +42,7 @@ def log(msg: str) -> None:
 def start_structure(element: str, supercell, density_ratio: float, rattle_A: float, rng):
     """ASE's reference crystal of ``element`` (conventional cell repeated ``supercell``), scaled isotropically
     to ``density_ratio`` x its reference density, atoms displaced by a Gaussian of ``rattle_A``."""
-    from .elements import crystal_settings, unit_cell
+    from .core.elements import crystal_settings, unit_cell
 
     atoms = unit_cell(crystal_settings(element, key="synthetic")).repeat(tuple(int(n) for n in supercell))
     atoms.set_cell(atoms.cell * (1.0 / float(density_ratio)) ** (1.0 / 3.0), scale_atoms=True)
@@ -63,8 +63,8 @@ def trajectory(model_path, element: str, state: dict, cfg: dict, rng, device, n_
     """One teacher trajectory at ``state``: (melt,) equilibration, then ``n_frames`` snapshots every
     ``steps_between_snapshots`` steps. Returns the frames and a record (frames dropped for a close contact,
     whether it blew up)."""
-    from .md.engines import Langevin, make_engine
-    from .md.system import thermalize
+    from .core.md.engines import Langevin, make_engine
+    from .core.md.system import thermalize
 
     T = float(state["temperature_K"])
     stages = ([("melt", float(cfg["melt_temperature_K"]), int(cfg["melt_steps"]))] if state.get("melt") else []) + \
@@ -178,7 +178,7 @@ def synthesize(teacher_paths, dataset_path, split_path, labels_path, cfg: dict, 
     """Generate and label the synthetic configurations; write the training set of ``student_synthetic``
     (``dataset.npz``, ``split.npz``, ``atom_energies.npz`` and ``synthetic.json`` in ``out_dir``).
     ``reference``: the data's reference potential (``emt``), to record the teacher labels' error on them."""
-    from .elements import resolve_element
+    from .core.elements import resolve_element
 
     from .provenance import check_inputs, check_model_data
 

@@ -1,7 +1,7 @@
 """A stack of HIPNN models (hippynn's ``HipnnVec``, l_max = 1, one interaction layer, inverse sensitivities, resnet,
 ``HEnergy`` head) evaluated in plain torch, every model with its own weights and its own configurations in one call.
 
-This computes what the hippynn graph of :mod:`tsmlip.model` computes (``tests/test_fast_engine.py`` holds the two
+This computes what the hippynn graph of :mod:`tsmlip.core.model` computes (``tests/test_fast_engine.py`` holds the two
 equal for the same weights: energies, forces, atom energies, every loss term and its gradient), arranged for
 training many small models at once:
 
@@ -27,7 +27,7 @@ import torch
 
 from .geometry import PairGeometry
 
-#: added to each mean squared error under the square root, as tsmlip.losses.RMSE_FLOOR
+#: added to each mean squared error under the square root, as tsmlip.core.losses.RMSE_FLOOR
 RMSE_FLOOR = 1e-30
 
 
@@ -270,7 +270,7 @@ def _err(diff: torch.Tensor, mask: torch.Tensor, count: torch.Tensor):
 
 
 def loss_terms(model: StackedHipnn, out: dict, batch: SlotBatch, targets: dict, atom_energies: bool) -> dict:
-    """Each model's loss terms, shape (n_models,): E, F, (A,) L2, R as :func:`tsmlip.losses.build_loss_terms`
+    """Each model's loss terms, shape (n_models,): E, F, (A,) L2, R as :func:`tsmlip.core.losses.build_loss_terms`
     builds them in hippynn (L_err = RMSE + MAE over the batch's real atoms/configurations)."""
     n_real = batch.mask.sum(1)
     ones = torch.ones_like(out["E"])
@@ -284,7 +284,7 @@ def loss_terms(model: StackedHipnn, out: dict, batch: SlotBatch, targets: dict, 
 
 
 def metrics(out: dict, batch: SlotBatch, targets: dict) -> dict:
-    """Validation metrics per model (n_models,), as tsmlip.losses.build_loss_terms names them: RMSE/MAE of energy,
+    """Validation metrics per model (n_models,), as tsmlip.core.losses.build_loss_terms names them: RMSE/MAE of energy,
     energy per atom, forces, (atom energies when ``targets`` has them), and the err_* terms of the stopping rule."""
     n_real = batch.mask.sum(1)
     ones = torch.ones_like(out["E"])

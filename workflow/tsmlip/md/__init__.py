@@ -1,7 +1,6 @@
-"""The MD layer of the workflow: MD cost of a trained model (paper sec. 3.1 and 3.4, Figs 2 and 5) and the
-engines, systems and Langevin integrators that the RDF liquid (:mod:`tsmlip.rdf`) runs on too.
+"""The MD cost steps (paper sec. 3.1 and 3.4, Figs 2 and 5) on the engines of :mod:`tsmlip.core.md`:
 
-- :mod:`.timing`: wall time per MD step per atom (NVE velocity Verlet, ASE or all-torch engine),
-- :mod:`.probe`: the most atoms whose MD step fits in the device's memory, and memory per atom,
-- :mod:`.engines`, :mod:`.pairs`, :mod:`.system`, :mod:`.hardware`: the pieces (docs/md.md).
+- :mod:`.timing`: wall time per MD step per atom (``tsmlip md-timing``),
+- :mod:`.probe`: the most atoms whose MD step fits in the device's memory, and memory per atom (``tsmlip max-atoms``),
+- :mod:`.calculator_cost`: the teacher calculator's own MD cost (``tsmlip calculator-cost``).
 """

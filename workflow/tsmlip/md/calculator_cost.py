@@ -1,7 +1,7 @@
 """MD cost of the teacher calculator itself (foundation.calculator, docs/foundation.md): time per MD step per atom
 and memory per atom, by the protocol of the models' (:mod:`.timing`, :mod:`.probe`) on a smaller system.
 
-Timing: the same thermalised crystal of the data's element (:func:`tsmlip.md.system.md_system`, ``md:``
+Timing: the same thermalised crystal of the data's element (:func:`tsmlip.core.md.system.md_system`, ``md:``
 settings), NVE velocity Verlet on the ``ase`` engine with the calculator, ``warmup_steps`` untimed steps, then
 ``repeats`` timed blocks of ``steps`` steps; the median block gives ``us_per_atom_step``. ``foundation.cost``
 sets the (smaller) size and step counts; the record says so (``protocol``, ``models_n_atoms``).
@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from ..records import CalculatorCost
-from .common import finite_or_none, log, write_json
+from ..core.md.common import finite_or_none, log, write_json
 
 
 def _peak_bytes_of(fn, device: str) -> int:
@@ -49,7 +49,7 @@ def _peak_bytes_of(fn, device: str) -> int:
 
 
 def _force_call(calc, md_cfg: dict, n_atoms: int):
-    from .system import md_system
+    from ..core.md.system import md_system
 
     a = md_system(n_atoms, md_cfg)
     a.calc = calc
@@ -92,10 +92,10 @@ def _memory_row(calc, md_cfg: dict, n_atoms: int, device: str) -> dict:
 
 def calculator_cost(spec, md_cfg: dict, cost_cfg: dict, species, device: str = "cpu") -> dict:
     from ..foundation import make_calculator
-    from .engines import make_engine
-    from .hardware import hardware_info
+    from ..core.md.engines import make_engine
+    from ..core.md.hardware import hardware_info
     from .probe import memory_slope
-    from .system import md_system, resolve_md_config
+    from ..core.md.system import md_system, resolve_md_config
     from .timing import timed_blocks
 
     import torch

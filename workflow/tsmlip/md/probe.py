@@ -40,12 +40,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..elements import ElementError
+from ..core.elements import ElementError
 from ..records import MaxAtoms
-from .common import FAKE_OOM_ENV, fake_oom_atoms, log, out_of_memory_error, setup_device, write_json
-from .engines import PRIME_ATOMS, kernel_implementation, make_engine, prime_engine, set_kernels
-from .hardware import device_memory_bytes, device_name, hardware_info, host_memory_available, nvml_memory_used
-from .system import md_system, resolve_md_config
+from ..core.md.common import FAKE_OOM_ENV, fake_oom_atoms, log, out_of_memory_error, setup_device, write_json
+from ..core.md.engines import PRIME_ATOMS, kernel_implementation, make_engine, prime_engine, set_kernels
+from ..core.md.hardware import device_memory_bytes, device_name, hardware_info, host_memory_available, nvml_memory_used
+from ..core.md.system import md_system, resolve_md_config
 
 MB = 1 << 20
 #: a CPU child whose resident memory exceeds its parent's (the worker's) by this many budgets is killed
@@ -83,8 +83,8 @@ def ase_host_bytes(n_atoms: int, model_path, md_cfg: dict) -> float:
 
     HippynnCalculator asks ASE for pairs within cut-off + 2 skins.
     """
-    from ..elements import unit_cell
-    from ..model import read_model_payload
+    from ..core.elements import unit_cell
+    from ..core.model import read_model_payload
 
     radius = read_model_payload(model_path)["network_cfg"]["dist_hard_max"] + 2 * md_cfg["skin_A"]
     unit = unit_cell(md_cfg)
@@ -403,10 +403,10 @@ def memory_slope(sizes: list[dict]) -> tuple[float | None, float | None]:
 def probe_max_atoms(model_path, md_cfg: dict, device: torch.device, model_id: str | None = None,
                     fake_oom_above: int | None = None, deadline: float | None = None, trial_class=None) -> dict:
     """Run the probe; returns the ``max_atoms.json`` record. The element is checked against the model's
-    species before any MD (:func:`tsmlip.md.system.resolve_md_config`). ``deadline``: see
+    species before any MD (:func:`tsmlip.core.md.system.resolve_md_config`). ``deadline``: see
     :func:`search_max_atoms` (the record's ``timed_out``). ``trial_class``: how one size is tried (default
     :class:`CudaTrial` on CUDA, :class:`CpuTrial` on the CPU; :class:`InProcessTrial` for dry runs)."""
-    from ..elements import model_species
+    from ..core.elements import model_species
 
     md_cfg = resolve_md_config(md_cfg, model_species(model_path), trained_on=f"the model {model_path}")
     pc = md_cfg["probe"]
@@ -468,7 +468,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     md = args.config_json["md"]
     device = setup_device(md)
-    from ..model import check_model_id
+    from ..core.model import check_model_id
 
     # a file that is not a model, or not the model of the id: one clear error here, not from the CPU worker
     check_model_id(args.model, args.model_id)

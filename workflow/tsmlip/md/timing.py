@@ -26,13 +26,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..elements import ElementError
+from ..core.elements import ElementError
 from ..records import MdTiming
-from .common import finite_or_none, log, setup_device, write_json
-from .deployed import EngineUnavailable, require
-from .engines import DEPLOYED_ENGINES, ENGINES, kernel_implementation, make_engine, prime_engine, set_kernels
-from .hardware import device_name, hardware_info
-from .system import md_system, resolve_md_config
+from ..core.md.common import finite_or_none, log, setup_device, write_json
+from ..core.md.deployed import EngineUnavailable, require
+from ..core.md.engines import DEPLOYED_ENGINES, ENGINES, kernel_implementation, make_engine, prime_engine, set_kernels
+from ..core.md.hardware import device_name, hardware_info
+from ..core.md.system import md_system, resolve_md_config
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -97,10 +97,10 @@ def time_md(model_path: str | Path, engine: str, md_cfg: dict, device: torch.dev
     """Time ``engine`` on the model at ``model_path``; returns the ``md_timing_<engine>.json`` record.
 
     The system's element is checked against the model's species before any MD
-    (:func:`tsmlip.md.system.resolve_md_config`; :class:`tsmlip.elements.ElementError`). ``deadline`` (a
+    (:func:`tsmlip.core.md.system.resolve_md_config`; :class:`tsmlip.core.elements.ElementError`). ``deadline`` (a
     ``time.perf_counter()`` value): no timed block starts after it once one is done; the record then has
     fewer blocks (``repeats_done`` < ``repeats``, ``timed_out: true``)."""
-    from ..elements import model_species
+    from ..core.elements import model_species
 
     if engine in DEPLOYED_ENGINES:
         require(engine)  # EngineUnavailable: what to install, before any work
@@ -185,9 +185,9 @@ def time_md(model_path: str | Path, engine: str, md_cfg: dict, device: torch.dev
 
 
 def check_timing_size(n_atoms: int, md_cfg: dict, key: str = "md.timing.n_atoms") -> None:
-    """:class:`~tsmlip.elements.ElementError` naming ``key`` when ``n_atoms`` is smaller than one conventional
+    """:class:`~tsmlip.core.elements.ElementError` naming ``key`` when ``n_atoms`` is smaller than one conventional
     cell of the resolved crystal (a 1-atom "crystal" would be timed and recorded as valid)."""
-    from ..elements import ElementError, unit_cell
+    from ..core.elements import ElementError, unit_cell
 
     per_cell = len(unit_cell(md_cfg))
     if n_atoms < per_cell:
@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
     args = p.parse_args(argv)
     md = args.config_json["md"]
-    from ..model import check_model_id
+    from ..core.model import check_model_id
 
     check_model_id(args.model, args.model_id)  # the file is the model of the id it is timed as
     device = setup_device(md)

@@ -25,7 +25,7 @@ kernels used. This package keeps the liquid's stages and checks (blow-up, collap
 Sub-commands: ``tsmlip rdf-md`` (MD + g(r) of one model or of the reference), ``tsmlip rdf-md-stack`` (the
 liquids of many models of one architecture in one process, :mod:`.stacked`, ``rdf.stack``) and ``tsmlip rdf-error``.
 """
-from ..md.system import initial_liquid_cell, number_density
+from ..core.md.system import initial_liquid_cell, number_density
 from .error import (ERROR_DEFINITION, EXPERIMENT_CITATION, EXPERIMENT_DATA, EXPERIMENT_ERROR_DEFINITION,
                     compare_with_experiment, experimental_curves, main_error, read_experiment, teacher_mean_curve)
 from .gr import (RdfCutoffError, cell_heights, check_cutoff, first_peak, mic_distances, r_grid, rdf_error,

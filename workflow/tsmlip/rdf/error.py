@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..io_utils import atomic_write_json
-from ..md.common import finite_or_none
+from ..core.md.common import finite_or_none
 from ..records import ExperimentComparison, LiquidDensity, LiquidOutcome, RdfError
 from .gr import first_peak, rdf_error, read_curve
 

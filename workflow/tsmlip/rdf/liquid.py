@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from ..io_utils import atomic_write_json
-from ..md.common import finite_or_none
-from ..md.system import initial_liquid_cell, liquid_lattice_constant, liquid_system, number_density
+from ..core.md.common import finite_or_none
+from ..core.md.system import initial_liquid_cell, liquid_lattice_constant, liquid_system, number_density
 from ..records import LiquidDensity, LiquidOutcome, RdfMd
 from .gr import cell_heights, check_cutoff, first_peak, rdf_of_frames, write_curve
 
@@ -38,8 +38,8 @@ class Liquid:
 
 def resolve_liquid_system(settings: dict, species, trained_on: str = "the model") -> Liquid:
     """The :class:`Liquid` of the ``rdf:`` settings for ``species``. Raises
-    :class:`tsmlip.elements.ElementError` before any MD when the model cannot simulate the element."""
-    from ..elements import liquid_density, resolve_element
+    :class:`tsmlip.core.elements.ElementError` before any MD when the model cannot simulate the element."""
+    from ..core.elements import liquid_density, resolve_element
 
     element = resolve_element(settings.get("element"), species, "rdf.element", trained_on)
     density, source = liquid_density(element, settings.get("density_g_cm3"), settings["liquid_density_ratio"])
@@ -75,7 +75,7 @@ class LiquidRun:
     msd_A2: dict = field(default_factory=dict)
     #: closest pair distance (A) over the production frames
     min_pair_distance_A: float = math.nan
-    #: the MD engine that ran it (:mod:`tsmlip.md.engines`)
+    #: the MD engine that ran it (:mod:`tsmlip.core.md.engines`)
     engine: str = "ase"
 
 
@@ -116,7 +116,7 @@ def liquid_stages(settings: dict) -> list[tuple[str, float, int]]:
 
 class LiquidMonitor:
     """The stages, checks and samples of one liquid run, for any MD engine with the small interface of
-    :mod:`tsmlip.md.engines` (``nsteps``, ``positions()``, ``forces()``, ``temperature()``,
+    :mod:`tsmlip.core.md.engines` (``nsteps``, ``positions()``, ``forces()``, ``temperature()``,
     ``potential_energy()``, ``snapshot()``): :func:`run_liquid_md` drives one engine with it, the stacked liquid
     (:mod:`tsmlip.rdf.stacked`) one monitor per model.
 
@@ -204,8 +204,8 @@ def run_liquid_md(calc, settings: dict, log=None, *, model=None, engine: str = "
 
     The potential is the ASE calculator ``calc`` (``ase`` engine; the reference potential), or, with
     ``calc`` None, the trained ``model`` (a model.pt) on ``engine`` (``ase``, ``torch`` or ``lammps``, see
-    :mod:`tsmlip.md.engines`; ``pair_finder`` for the torch engine) on ``device``. The start
-    (:func:`tsmlip.md.system.liquid_system`) and every random number come from ``seed``.
+    :mod:`tsmlip.core.md.engines`; ``pair_finder`` for the torch engine) on ``device``. The start
+    (:func:`tsmlip.core.md.system.liquid_system`) and every random number come from ``seed``.
 
     The run stops early (``stable`` False) when positions or forces stop being finite or the
     instantaneous temperature exceeds ``blowup_temperature_K``; the frames kept so far are returned.
@@ -213,7 +213,7 @@ def run_liquid_md(calc, settings: dict, log=None, *, model=None, engine: str = "
     goes on: the collapsed structure shows in g(r) and its error). A progress line goes to ``log``
     (default stderr) every ``progress_every`` steps (:class:`LiquidMonitor`).
     """
-    from ..md.engines import Langevin, make_engine
+    from ..core.md.engines import Langevin, make_engine
 
     s = settings
     stages = liquid_stages(s)
@@ -336,14 +336,14 @@ def main_md(argv: list[str] | None = None) -> int:
     cfg = a.config_json
     require(p, cfg, ["data.source"] if a.reference else ["foundation.calculator"] if a.calculator else [])
     s = cfg["rdf"]
-    from ..elements import ElementError, model_species
+    from ..core.elements import ElementError, model_species
 
     try:
         if a.reference or a.calculator:
             species = json.loads(Path(a.data_provenance).read_text())["species"] if a.data_provenance else None
             s = resolve_liquid(s, species, trained_on=f"the data ({a.data_provenance or 'no --data-provenance'})")
         else:
-            from ..model import check_model_id
+            from ..core.model import check_model_id
 
             check_model_id(a.model, a.model_id)  # the file is the model of the id its g(r) is recorded as
             s = resolve_liquid(s, model_species(a.model), trained_on=f"the model {a.model}")
@@ -384,15 +384,15 @@ def main_md(argv: list[str] | None = None) -> int:
     else:
         import torch
 
-        from ..md.engines import set_kernels
-        from ..model import device_description, resolve_device
+        from ..core.md.engines import set_kernels
+        from ..core.model import device_description, resolve_device
 
         torch.set_num_threads(int(a.threads or s["torch_threads"]))
         dev = resolve_device(s["device"])
         engine, model = s["engine"], a.model
         pair_finder = s["pair_finder"][dev.type] if engine == "torch" else None
         if engine == "lammps":
-            from ..md.deployed import EngineUnavailable, require
+            from ..core.md.deployed import EngineUnavailable, require
 
             try:
                 require("lammps")

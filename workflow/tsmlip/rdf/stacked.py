@@ -2,11 +2,11 @@
 advanced together, and every MD step's forces of all systems ONE :meth:`tsmlip.core.hipnn_stack.StackedHipnn.forward`.
 
 Each system is exactly the liquid of ``tsmlip rdf-md`` (:func:`tsmlip.rdf.liquid.run_liquid_md`): the same start
-(:func:`tsmlip.md.system.liquid_system` from ``rdf.seed``), the same stages, samples and checks
+(:func:`tsmlip.core.md.system.liquid_system` from ``rdf.seed``), the same stages, samples and checks
 (:class:`tsmlip.rdf.liquid.LiquidMonitor`) and the same outputs (:func:`tsmlip.rdf.liquid.write_liquid_outputs`).
 What differs is the engine:
 
-* **pairs**: a Verlet list per system (vesin's cell list, :func:`tsmlip.md.pairs.vesin_pairs`, with cut-off
+* **pairs**: a Verlet list per system (vesin's cell list, :func:`tsmlip.core.md.pairs.vesin_pairs`, with cut-off
   ``dist_hard_max + skin_A``), rebuilt for a system when one of its atoms moved more than ``skin_A / 2`` since
   its last build; the pair geometry (distance and unit vector r_ij = (R_j + shift - R_i) / d_ij of the pairs
   within ``dist_hard_max``) is recomputed at every step from the float64 positions and handed to the model in
@@ -133,7 +133,7 @@ class StackedPairs:
         self._cat = None
 
     def _build(self, k: int, R_k) -> None:
-        from ..md.pairs import vesin_pairs
+        from ..core.md.pairs import vesin_pairs
 
         try:
             if not bool(torch.isfinite(R_k).all()):
@@ -192,7 +192,7 @@ def load_stack(model_paths: list, device="cpu"):
     """The :class:`StackedHipnn` of the model files (one architecture, network settings and species; else
     :class:`StackError` naming the first that differs) and the first model's payload."""
     from ..core.hipnn_stack import StackedHipnn, UnsupportedModel, check_supported
-    from ..model import read_model_payload
+    from ..core.model import read_model_payload
 
     payloads = [read_model_payload(p) for p in model_paths]
     first = payloads[0]
@@ -286,7 +286,7 @@ class LiquidStack:
     def __init__(self, model, species, s: dict, device="cpu", log=None, labels=None):
         from ase import units
 
-        from ..md.system import liquid_system
+        from ..core.md.system import liquid_system
 
         self.s, self.device = s, torch.device(device)
         self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
@@ -396,8 +396,8 @@ def main(argv: list[str] | None = None) -> int:
     stacked force call) -> each model's g(r) CSV + run JSON, as ``tsmlip rdf-md`` writes them, under
     ``<out-root>/<model id>/``."""
     from ..cli import step_parser
-    from ..elements import ElementError, model_species
-    from ..model import check_model_id, device_description, resolve_device
+    from ..core.elements import ElementError, model_species
+    from ..core.model import check_model_id, device_description, resolve_device
 
     p = step_parser("rdf-md-stack", main.__doc__ + "\n\nThe rdf: section (its experiment: part, engine, kernels and "
                     "pair_finder are not read), on rdf.device.")

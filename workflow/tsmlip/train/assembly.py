@@ -1,5 +1,5 @@
-"""What one training reads and runs on: the dataset, split and labels (:func:`_load_data`), and the model with its
-loss terms, hippynn's training modules and database, and the shared pair cache (:func:`_assemble`)."""
+"""What one training reads and runs on: the dataset, split and labels (:func:`load_training_data`), and the model with its
+loss terms, hippynn's training modules and database, and the shared pair cache (:func:`assemble_training`)."""
 from __future__ import annotations
 
 import hashlib
@@ -13,15 +13,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..batches import SplitBatches
+from ..core.batches import SplitBatches
 from ..config import ModelId
 from ..data import load_dataset, load_split
 from ..data.split import SPLITS, dataset_fingerprint
 from ..io_utils import atomic_torch_save
 from ..kinds import REGISTRY
 from ..label import LabelError, load_labels
-from ..losses import TERMS, build_loss_terms, combine, schedule_for
-from ..model import (DB_ATOM_ENERGIES, DB_CELL, DB_ENERGY, DB_ENERGY_PER_ATOM, DB_FORCES, DB_POSITIONS,
+from ..core.losses import TERMS, build_loss_terms, combine, schedule_for
+from ..core.model import (DB_ATOM_ENERGIES, DB_CELL, DB_ENERGY, DB_ENERGY_PER_ATOM, DB_FORCES, DB_POSITIONS,
                      DB_SPECIES, build_model, count_weights)
 
 
@@ -59,7 +59,7 @@ def _n_images(arrays: dict, cutoff: float) -> int:
 
 
 @dataclass
-class _Data:
+class TrainingData:
     """What one training reads: the dataset arrays, the split, the teacher's labels (None without)."""
 
     arrays: dict
@@ -74,7 +74,7 @@ class _Run:
     """The assembled model: graph, loss terms and schedule, hippynn's training modules and database."""
 
     device: torch.device
-    graph: object  # tsmlip.model.ModelGraph
+    graph: object  # tsmlip.core.model.ModelGraph
     schedule: object  # losses.StaticSchedule or losses.BornAgainSchedule
     model: torch.nn.Module  # inputs -> outputs (hippynn GraphModule)
     evaluator: object  # hippynn Evaluator of the validation metrics
@@ -86,7 +86,7 @@ class _Run:
     n_weights: int
 
 
-def _load_data(model_id: ModelId, dataset_path, split_path, labels_path) -> _Data:
+def load_training_data(model_id: ModelId, dataset_path, split_path, labels_path) -> TrainingData:
     distilled = REGISTRY[model_id.kind].distilled
     if distilled and labels_path is None:
         raise TrainingError(f"{model_id}: a {model_id.kind} model needs the teacher's atom-energy labels")
@@ -99,10 +99,10 @@ def _load_data(model_id: ModelId, dataset_path, split_path, labels_path) -> _Dat
         except LabelError as e:
             raise TrainingError(str(e)) from None
     fingerprint = f"{dataset_fingerprint(dataset_path)}-{dataset_fingerprint(split_path)}"
-    return _Data(arrays, split, labels, distilled, fingerprint)
+    return TrainingData(arrays, split, labels, distilled, fingerprint)
 
 
-def _assemble(model_id: ModelId, cfg: dict, data: _Data, device: torch.device, pair_cache_dir=None) -> _Run:
+def assemble_training(model_id: ModelId, cfg: dict, data: TrainingData, device: torch.device, pair_cache_dir=None) -> _Run:
     """The model graph (weights seeded by the model's seed), its loss terms, hippynn's training modules and
     database (energy offsets initialised from the training data, pairs pre-computed), on ``device``."""
     from hippynn.databases import Database
@@ -121,7 +121,7 @@ def _assemble(model_id: ModelId, cfg: dict, data: _Data, device: torch.device, p
     def assemble():
         return assemble_for_training(static_loss, metric_nodes)
 
-    with _quiet():
+    with quiet_hippynn():
         training_modules, db_info = assemble()
         db = Database(hippynn_arrays(arrays, data.labels if data.distilled else None), inputs=db_info["inputs"],
                       targets=db_info["targets"], seed=model_id.seed, quiet=True)
@@ -145,7 +145,7 @@ def _assemble(model_id: ModelId, cfg: dict, data: _Data, device: torch.device, p
                 len(db_info["inputs"]), count_weights(graph))
 
 
-def _precompute_pairs(model, db, data: _Data, cfg: dict, device, cache_dir) -> None:
+def _precompute_pairs(model, db, data: TrainingData, cfg: dict, device, cache_dir) -> None:
     """hippynn's pair pre-computation (``precompute_pairs``: the pairs of every configuration within the hard
     cut-off, stored in the database; the model graph then reads them instead of searching), with the result
     kept in ``cache_dir`` (when given) under a key of everything it depends on: the dataset's and split's
@@ -180,7 +180,7 @@ def _precompute_pairs(model, db, data: _Data, cfg: dict, device, cache_dir) -> N
         atomic_torch_save({name: split[_PAIRCACHE_DB_NAME].cpu() for name, split in db.splits.items()}, path)
 
 
-class _quiet:
+class quiet_hippynn:
     """Silence hippynn's chatty prints (database tables, assembly) in the training log."""
 
     def __enter__(self):

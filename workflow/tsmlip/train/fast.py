@@ -25,12 +25,12 @@ from ..core.geometry import pair_geometry
 from ..core.hipnn_stack import SlotBatch, StackedHipnn, UnsupportedModel, check_supported, loss_terms, metrics
 from ..data.split import SPLITS
 from ..io_utils import atomic_torch_save
-from ..losses import TERMS, schedule_for
-from ..model import build_model, count_weights, device_description, resolve_device
-from .assembly import TrainingError, _load_data, _quiet, log
-from .loop import _check_writable, _fingerprint, _optimizer, _read_checkpoint, epoch_end, epoch_start
+from ..core.losses import TERMS, schedule_for
+from ..core.model import build_model, count_weights, device_description, resolve_device
+from .assembly import TrainingError, load_training_data, quiet_hippynn, log
+from .loop import _check_writable, run_fingerprint, make_optimizer, _read_checkpoint, epoch_end, epoch_start
 from ..provenance import ProvenanceError, check_inputs
-from .step import _finish, made_of
+from .step import finish_training, made_of
 
 _BETAS, _EPS = (0.9, 0.999), 1e-8  # torch.optim.Adam's defaults, as the hippynn engine uses them
 
@@ -40,7 +40,7 @@ class _Member:
     """One model of the stack and everything that is its own."""
 
     model_id: ModelId
-    data: object  # assembly._Data (its labels)
+    data: object  # assembly.TrainingData (its labels)
     out_dir: Path
     ckpt: Path
     fingerprint: str
@@ -57,7 +57,7 @@ class _Member:
     t_start: float = 0.0
 
 
-def _initial_state(model_id: ModelId, cfg: dict, arrays: dict, split: dict, species: list[int]):
+def initial_state(model_id: ModelId, cfg: dict, arrays: dict, split: dict, species: list[int]):
     """The hippynn graph of the model (weights from its seed, as :mod:`.assembly` builds it) after hippynn's
     ``hierarchical_energy_initialization`` on the training split: (graph, network state, energy-head state)."""
     from hippynn.pretraining import hierarchical_energy_initialization
@@ -69,12 +69,12 @@ def _initial_state(model_id: ModelId, cfg: dict, arrays: dict, split: dict, spec
         splits = {"train": {"Z": torch.as_tensor(arrays["Z"][train].astype(np.int64)),
                             "E": torch.as_tensor(arrays["E"][train].astype(np.float32))[:, None]}}
 
-    with _quiet():
+    with quiet_hippynn():
         hierarchical_energy_initialization(graph.henergy, _TrainSplit(), trainable_after=False, decay_factor=1e-2)
     return graph, graph.network.torch_module.state_dict(), graph.henergy.torch_module.state_dict()
 
 
-class _Adam:
+class StackAdam:
     """torch.optim.Adam (defaults, no weight decay) over stacked weights with one learning rate per model; with
     ``ema_decay`` > 0 also an exponential moving average of the weights (as MACE and NequIP train: the average is what
     is evaluated, kept as the best weights and written), its decay ramped up as min(decay, (1 + t) / (10 + t))."""
@@ -148,7 +148,7 @@ class _Adam:
         self.step_count[m] = sl["step"]
 
 
-def _targets(arrays: dict, labels, configs: np.ndarray, device) -> dict:
+def stack_targets(arrays: dict, labels, configs: np.ndarray, device) -> dict:
     """Targets of the slots ``configs`` (n_models, slots): energies, forces and atom energies per atom row."""
     M, B = configs.shape
     flat = configs.reshape(-1)
@@ -168,7 +168,7 @@ def _stacked_labels(members: list[_Member]):
     return np.stack([m.data.labels if m.data.distilled else np.zeros(shape) for m in members])
 
 
-def _evaluate(stack: StackedHipnn, geom, arrays: dict, members: list[_Member], rows_per_model: np.ndarray,
+def evaluate_stack(stack: StackedHipnn, geom, arrays: dict, members: list[_Member], rows_per_model: np.ndarray,
               eval_batch_size: int, device) -> list[dict]:
     """hippynn's Evaluator for each model: its metrics over the whole set of rows (n_models, n_rows), as floats."""
     M = stack.n_models
@@ -179,7 +179,7 @@ def _evaluate(stack: StackedHipnn, geom, arrays: dict, members: list[_Member], r
         batch = SlotBatch(geom, torch.as_tensor(cfgs))
         out = stack.forward(batch, forces=True, create_graph=False)
         outs.append({k: v.detach() for k, v in out.items()})
-        t = _targets(arrays, None, cfgs, device)
+        t = stack_targets(arrays, None, cfgs, device)
         if labels is not None:
             t["atom_E"] = torch.as_tensor(np.stack([labels[m][cfgs[m]] for m in range(M)]),
                                           dtype=torch.float32, device=device).reshape(M, -1)
@@ -226,25 +226,25 @@ def train_stack(model_ids: list[ModelId], cfg: dict, dataset_path, split_path, l
     for mid in model_ids:
         lp = labels.get(str(mid))
         check_inputs({"dataset": dataset_path, "split": split_path, "labels": lp})
-        data = _load_data(mid, dataset_path, split_path, lp)
+        data = load_training_data(mid, dataset_path, split_path, lp)
         if arrays is None:
             arrays, split = data.arrays, data.split
             species = sorted(int(z) for z in np.unique(arrays["Z"]) if z != 0)
-        graph, net_state, he_state = _initial_state(mid, cfg, arrays, split, species)
+        graph, net_state, he_state = initial_state(mid, cfg, arrays, split, species)
         graphs[str(mid)] = graph
         states.append((net_state, he_state))
         holder = torch.nn.Linear(1, 1, bias=False)  # the learning rate's holder for ReduceLROnPlateau
-        optimizer, controller, max_epochs = _optimizer(mid, cfg, holder)
+        optimizer, controller, max_epochs = make_optimizer(mid, cfg, holder)
         gen = torch.Generator().manual_seed(int(mid.seed))
         ckpt = Path(checkpoint_root) / str(mid) / "checkpoint.pt"
         _check_writable(mid, ckpt.parent)
         members.append(_Member(mid, data, Path(out_root) / str(mid), ckpt,
-                               _fingerprint(mid, cfg, dataset_path, lp, split_path, "train-stack"), lp,
+                               run_fingerprint(mid, cfg, dataset_path, lp, split_path, "train-stack"), lp,
                                str(dataset_path), str(split_path), schedule_for(mid.kind, cfg), controller, optimizer, max_epochs, gen))
     n_weights = count_weights(next(iter(graphs.values())))
     geom = pair_geometry(arrays, species, float(cfg["network"]["dist_hard_max"])).to(device)
     stack = StackedHipnn(states, next(iter(archs)).n_atom_layers, cfg["network"]["dist_hard_max"], device=device)
-    adam = _Adam(stack.trainable(), tr["ema_decay"])
+    adam = StackAdam(stack.trainable(), tr["ema_decay"])
     for i, m in enumerate(members):
         m.state = {"epoch": 0, "best_metric": math.inf, "best_epoch": 0, "best_state": None, "curve": [],
                    "elapsed_s": 0.0, "phase": 0}
@@ -260,10 +260,10 @@ def train_stack(model_ids: list[ModelId], cfg: dict, dataset_path, split_path, l
     # epoch 0: the untrained models, as the hippynn engine records them
     fresh = [i for i in active if members[i].state["epoch"] == 0 and not members[i].state["curve"]]
     if fresh:
-        ev = {name: _evaluate(stack, geom, arrays, members, np.tile(split[name], (len(members), 1)),
+        ev = {name: evaluate_stack(stack, geom, arrays, members, np.tile(split[name], (len(members), 1)),
                               tr["eval_batch_size"], device) for name in SPLITS}
         from .loop import _curve_row
-        from ..losses import error_loss
+        from ..core.losses import error_loss
         for i in fresh:
             m = members[i]
             m.state["untrained"] = {name: {k: ev[name][i][k] for k in ("energy_rmse_eV", "energy_per_atom_rmse_eV",
@@ -297,7 +297,7 @@ def train_stack(model_ids: list[ModelId], cfg: dict, dataset_path, split_path, l
         for s in range(0, n_train, B):
             cfgs = orders[:, s:s + B]
             batch = SlotBatch(geom, torch.as_tensor(cfgs))
-            tg = _targets(arrays, None, cfgs, device)
+            tg = stack_targets(arrays, None, cfgs, device)
             if distilled:
                 tg["atom_E"] = torch.as_tensor(np.stack([labels_all[k][cfgs[k]] for k in range(M)]),
                                                dtype=torch.float32, device=device).reshape(M, -1)
@@ -313,7 +313,7 @@ def train_stack(model_ids: list[ModelId], cfg: dict, dataset_path, split_path, l
             loss_sum += loss.detach().double().cpu()
             n_batches += 1
         with adam.averaged(stack.trainable()):  # the weights evaluated and kept (the average, with ema_decay)
-            valid = _evaluate(stack, geom, arrays, members, np.tile(split["valid"], (M, 1)), tr["eval_batch_size"],
+            valid = evaluate_stack(stack, geom, arrays, members, np.tile(split["valid"], (M, 1)), tr["eval_batch_size"],
                               device)
             due = [m.epoch % tr["train_eval_every"] == 0 for m in members]
             train_ev = [{k: math.nan for k in v} for v in valid]
@@ -321,7 +321,7 @@ def train_stack(model_ids: list[ModelId], cfg: dict, dataset_path, split_path, l
                 n_sub = max(1, int(n_train * tr["train_eval_fraction"])) if tr["train_eval_fraction"] < 1 else n_train
                 sub = np.stack([split["train"][torch.randperm(n_train, generator=m.generator)[:n_sub].numpy()]
                                 for m in members])
-                ev = _evaluate(stack, geom, arrays, members, sub, tr["eval_batch_size"], device)
+                ev = evaluate_stack(stack, geom, arrays, members, sub, tr["eval_batch_size"], device)
                 train_ev = [ev[k] if due[k] else train_ev[k] for k in range(M)]
             now = time.time()
             goings = [epoch_end(m.model_id, m.schedule, m.state, m.controller, tr, m.epoch, ws[k],
@@ -349,13 +349,13 @@ def train_stack(model_ids: list[ModelId], cfg: dict, dataset_path, split_path, l
     return [results[str(m)] for m in model_ids]
 
 
-def _shrink(stack: StackedHipnn, adam: _Adam, members: list, keep: list[int]) -> None:
+def _shrink(stack: StackedHipnn, adam: StackAdam, members: list, keep: list[int]) -> None:
     if len(keep) != stack.n_models and keep:
         stack.keep(keep)
         adam.keep(keep)
 
 
-def _resume(m: _Member, i: int, stack: StackedHipnn, adam: _Adam) -> None:
+def _resume(m: _Member, i: int, stack: StackedHipnn, adam: StackAdam) -> None:
     """Model ``i``'s state from its checkpoint when there is an unfinished one of the same fingerprint (a finished
     one is never resumed: the job runs because the model is to be trained)."""
     if not m.ckpt.exists() or (ck := _read_checkpoint(m.ckpt, m.model_id)) is None:
@@ -377,7 +377,7 @@ def _resume(m: _Member, i: int, stack: StackedHipnn, adam: _Adam) -> None:
     log(f"[{m.model_id}] resuming from checkpoint at epoch {m.state['epoch']} ({m.ckpt})")
 
 
-def _save_checkpoint(m: _Member, k: int, stack: StackedHipnn, adam: _Adam, state: dict) -> None:
+def _save_checkpoint(m: _Member, k: int, stack: StackedHipnn, adam: StackAdam, state: dict) -> None:
     atomic_torch_save({"fingerprint": m.fingerprint, "engine": "fast",
                        "params": {key: p[k].detach().cpu().clone() for key, p in stack.params.items()},
                        "adam": adam.slice(k), "controller": m.controller.state_dict(),
@@ -394,7 +394,7 @@ def _write_outputs(m: _Member, k: int, stack: StackedHipnn, graphs: dict, cfg: d
     graph.henergy.torch_module.load_state_dict(he)
     graph.network.torch_module.to(device)
     graph.henergy.torch_module.to(device)
-    return _finish(m.model_id, cfg, m.data, graph, m.schedule, n_weights, device, m.state, m.state["epoch"],
+    return finish_training(m.model_id, cfg, m.data, graph, m.schedule, n_weights, device, m.state, m.state["epoch"],
                    m.max_epochs, m.out_dir, m.labels_path, m.state["elapsed_s"], "fast",
                    made_of(m.model_id, cfg, m.dataset_path, m.split_path, m.labels_path))
 

@@ -16,11 +16,11 @@ from ..config import ModelId
 from ..data.split import SPLITS, dataset_fingerprint, split_fingerprint
 from ..io_utils import atomic_torch_save
 from ..kinds import REGISTRY
-from ..losses import combine, error_loss
-from ..model import _to_cpu
+from ..core.losses import combine, error_loss
+from ..core.model import to_cpu
 from ..provenance import step_code_stamp
 from ..records import Convergence
-from .assembly import TrainingError, _quiet, _Run, log
+from .assembly import TrainingError, quiet_hippynn, _Run, log
 
 CURVE_COLUMNS = ["epoch", "lr", "w_E", "w_F", "w_A", "train_loss",
                  "train_force_rmse_eV_A", "valid_force_rmse_eV_A",
@@ -42,7 +42,7 @@ def _read_checkpoint(path: Path, model_id) -> dict | None:
     return ck if isinstance(ck, dict) else None
 
 
-def _fingerprint(model_id: ModelId, cfg: dict, dataset_path, labels_path, split_path=None, step: str = "train") -> str:
+def run_fingerprint(model_id: ModelId, cfg: dict, dataset_path, labels_path, split_path=None, step: str = "train") -> str:
     """What a checkpoint must match to be resumed: the model, its settings, the code (the train step's code stamp),
     the data, the split and the labels: a checkpoint of other code never resumes (a fix must not inherit the old
     code's epochs). ``step``: the command whose code trains it (``train`` or the fast engine's ``train-stack``).
@@ -62,12 +62,12 @@ def _fingerprint(model_id: ModelId, cfg: dict, dataset_path, labels_path, split_
 
 
 @dataclass
-class _Checkpoint:
+class Checkpoint:
     path: Path
-    fingerprint: str  # the settings, data and labels it was made with (see _fingerprint)
+    fingerprint: str  # the settings, data and labels it was made with (see run_fingerprint)
 
 
-def _optimizer(model_id: ModelId, cfg: dict, model: torch.nn.Module):
+def make_optimizer(model_id: ModelId, cfg: dict, model: torch.nn.Module):
     """(optimizer, controller, max_epochs): Adam, hippynn's ``PatienceController`` with a ``ReduceLROnPlateau``
     scheduler, and the epoch limit (``born_again.max_epochs`` for a Born-Again model, if set)."""
     from hippynn.experiment.controllers import PatienceController
@@ -88,7 +88,7 @@ def _optimizer(model_id: ModelId, cfg: dict, model: torch.nn.Module):
     return optimizer, controller, max_epochs
 
 
-def _resume(model_id: ModelId, ckpt: _Checkpoint, run: _Run, controller) -> dict:
+def _resume(model_id: ModelId, ckpt: Checkpoint, run: _Run, controller) -> dict:
     """The training state: from the checkpoint when there is an unfinished one made with the same fingerprint
     (model, controller and RNG states restored), else a fresh one.
 
@@ -132,7 +132,7 @@ def _score_untrained(model_id: ModelId, run: _Run, optimizer, state: dict, tr: d
     """Epoch 0: the model as training starts it (after the energy-offset initialisation), recorded in
     ``state["untrained"]`` and as the curve's first row."""
     run.model.eval()
-    with _quiet():
+    with quiet_hippynn():
         ev = {name: run.evaluator.evaluate(run.batches[name].batches(tr["eval_batch_size"]), name, 0)
               for name in SPLITS}
     state["untrained"] = {name: {k: ev[name][k] for k in ("energy_rmse_eV", "energy_per_atom_rmse_eV",
@@ -145,8 +145,8 @@ def _score_untrained(model_id: ModelId, run: _Run, optimizer, state: dict, tr: d
         f"valid {ev['valid']['force_rmse_eV_A']:.4f} eV/A")
 
 
-def _train_one_epoch(model_id: ModelId, run: _Run, optimizer, batch_size: int, w, epoch: int,
-                     ckpt: _Checkpoint) -> float:
+def train_one_epoch(model_id: ModelId, run: _Run, optimizer, batch_size: int, w, epoch: int,
+                     ckpt: Checkpoint) -> float:
     """One pass over the training split with loss weights ``w``; the mean batch loss. A loss that is not
     finite stops training (:class:`TrainingError` naming the epoch and batch)."""
     run.model.train()
@@ -180,7 +180,7 @@ def train_step(run: _Run, optimizer, batch, w):
 
 
 def _epoch_loop(model_id: ModelId, run: _Run, optimizer, controller, max_epochs: int, state: dict,
-                ckpt: _Checkpoint, tr: dict, t_start: float) -> tuple[int, float]:
+                ckpt: Checkpoint, tr: dict, t_start: float) -> tuple[int, float]:
     """Train epoch by epoch from ``state`` until the controller or ``max_epochs`` stops it, keeping the best
     weights (per schedule phase) and the curve in ``state`` and writing a checkpoint every
     ``checkpoint_every`` epochs and at the end. Returns (last epoch, start of the time not yet in
@@ -191,13 +191,13 @@ def _epoch_loop(model_id: ModelId, run: _Run, optimizer, controller, max_epochs:
         epoch += 1
         t_epoch = time.time()
         w = epoch_start(model_id, run.schedule, state, epoch)
-        train_loss = _train_one_epoch(model_id, run, optimizer, controller.batch_size, w, epoch, ckpt)
-        ev_train, ev_valid = _evaluate_epoch(run, tr, epoch)
+        train_loss = train_one_epoch(model_id, run, optimizer, controller.batch_size, w, epoch, ckpt)
+        ev_train, ev_valid = evaluate_epoch(run, tr, epoch)
         now = time.time()
         elapsed = state["elapsed_s"] + (now - t_start)
         keep_going = epoch_end(model_id, run.schedule, state, controller, tr, epoch, w, train_loss, ev_train,
                                ev_valid, optimizer.param_groups[0]["lr"], now - t_epoch, elapsed,
-                               lambda: _to_cpu(run.model.state_dict()))
+                               lambda: to_cpu(run.model.state_dict()))
         if not keep_going or epoch % tr["checkpoint_every"] == 0:
             state["epoch"] = epoch
             state["finished"] = not keep_going
@@ -250,12 +250,12 @@ def epoch_end(model_id, schedule, state: dict, controller, tr: dict, epoch: int,
     return keep_going
 
 
-def _evaluate_epoch(run: _Run, tr: dict, epoch: int) -> tuple[dict, dict]:
+def evaluate_epoch(run: _Run, tr: dict, epoch: int) -> tuple[dict, dict]:
     """The metrics after an epoch: the validation split (the stopping metric) every epoch; a random
     ``train_eval_fraction`` of the training split every ``train_eval_every`` epochs (the learning curve's train
     columns; NaN in between)."""
     run.model.eval()
-    with _quiet():
+    with quiet_hippynn():
         ev_valid = run.evaluator.evaluate(run.batches["valid"].batches(tr["eval_batch_size"]), "valid", epoch)
         if epoch % tr["train_eval_every"] == 0:
             ev_train = run.evaluator.evaluate(run.batches["train"].batches(
@@ -265,7 +265,7 @@ def _evaluate_epoch(run: _Run, tr: dict, epoch: int) -> tuple[dict, dict]:
     return ev_train, ev_valid
 
 
-def _save_checkpoint(ckpt: _Checkpoint, run: _Run, controller, state: dict) -> None:
+def _save_checkpoint(ckpt: Checkpoint, run: _Run, controller, state: dict) -> None:
     atomic_torch_save({"fingerprint": ckpt.fingerprint, "model": run.model.state_dict(),
                        "controller": controller.state_dict(), "torch_rng": torch.random.get_rng_state(),
                        "db_rng": run.db.random_state.get_state(), "state": state}, ckpt.path)

@@ -1,6 +1,6 @@
 """Training of every model kind: teacher, student, control, control_fw, Born-Again (static and scheduled).
 
-Built on hippynn's pieces: the model graph (:mod:`tsmlip.model`), loss nodes (:mod:`tsmlip.losses`),
+Built on hippynn's pieces: the model graph (:mod:`tsmlip.core.model`), loss nodes (:mod:`tsmlip.core.losses`),
 ``assemble_for_training``, its ``Database``, pair pre-computation (``precompute_pairs``), the
 ``PatienceController`` with a ``ReduceLROnPlateau`` scheduler, and its ``Evaluator`` for per-epoch
 metrics. The epoch loop is ours because the loss weights may change by epoch (Born-Again) and because
@@ -29,12 +29,12 @@ from ..config import ModelId
 from ..data.split import SPLITS
 from ..io_utils import atomic_open, atomic_write_text
 from ..kinds import REGISTRY
-from ..model import device_description, load_model, resolve_device, save_model
-from ..predict import error_metrics, predict
+from ..core.model import device_description, load_model, resolve_device, save_model
+from ..core.predict import error_metrics, predict
 from ..provenance import ProvenanceError, check_inputs, json_with, model_data_meta, record
 from ..records import SplitErrors, TrainMetrics
-from .assembly import TrainingError, _assemble, _Data, _load_data, _Run, log
-from .loop import (CURVE_COLUMNS, _Checkpoint, _epoch_loop, _fingerprint, _optimizer, _resume, _score_untrained,
+from .assembly import TrainingError, assemble_training, TrainingData, load_training_data, _Run, log
+from .loop import (CURVE_COLUMNS, Checkpoint, _epoch_loop, run_fingerprint, make_optimizer, _resume, _score_untrained,
                    convergence_summary)
 
 
@@ -43,10 +43,10 @@ def train(model_id: ModelId, cfg: dict, dataset_path, split_path, out_dir, check
     """Train one model; returns its metrics dict (also written to ``out_dir/metrics.json``).
 
     The steps, in order (the order matters: the model's weights, the database's shuffling and the
-    checkpoint's RNG states all draw on torch's global generator): read the data (:func:`_load_data`), build
-    the model, its losses and the hippynn database (:func:`_assemble`), the optimizer and its controllers
-    (:func:`_optimizer`), resume from a checkpoint (:func:`_resume`), score the untrained model
-    (:func:`_score_untrained`), the epoch loop (:func:`_epoch_loop`), and write the outputs (:func:`_finish`).
+    checkpoint's RNG states all draw on torch's global generator): read the data (:func:`load_training_data`), build
+    the model, its losses and the hippynn database (:func:`assemble_training`), the optimizer and its controllers
+    (:func:`make_optimizer`), resume from a checkpoint (:func:`_resume`), score the untrained model
+    (:func:`_score_untrained`), the epoch loop (:func:`_epoch_loop`), and write the outputs (:func:`finish_training`).
     """
     tr = cfg["training"]
     t_start = time.time()
@@ -64,10 +64,10 @@ def train(model_id: ModelId, cfg: dict, dataset_path, split_path, out_dir, check
         raise TrainingError(f"{model_id}: training.ema_decay (an average of the weights) is the fast engine's; set "
                             f"training.engine: fast or ema_decay: 0")
     check_inputs({"dataset": dataset_path, "split": split_path, "labels": labels_path})
-    data = _load_data(model_id, dataset_path, split_path, labels_path)
-    run = _assemble(model_id, cfg, data, device, pair_cache_dir)
-    optimizer, controller, max_epochs = _optimizer(model_id, cfg, run.model)
-    ckpt = _Checkpoint(checkpoint_dir / "checkpoint.pt", _fingerprint(model_id, cfg, dataset_path, labels_path, split_path))
+    data = load_training_data(model_id, dataset_path, split_path, labels_path)
+    run = assemble_training(model_id, cfg, data, device, pair_cache_dir)
+    optimizer, controller, max_epochs = make_optimizer(model_id, cfg, run.model)
+    ckpt = Checkpoint(checkpoint_dir / "checkpoint.pt", run_fingerprint(model_id, cfg, dataset_path, labels_path, split_path))
     state = _resume(model_id, ckpt, run, controller)
     split = data.split
     log(f"[{model_id}] {run.n_weights} trainable weights, device {device_description(device)}, "
@@ -81,7 +81,7 @@ def train(model_id: ModelId, cfg: dict, dataset_path, split_path, out_dir, check
         raise TrainingError(f"{model_id}: no epoch was trained (max_epochs={max_epochs})")
     run.model.load_state_dict(state["best_state"])
     wall = state["elapsed_s"] + (time.time() - t_start)
-    return _finish(model_id, cfg, data, run.graph, run.schedule, run.n_weights, run.device, state, epoch,
+    return finish_training(model_id, cfg, data, run.graph, run.schedule, run.n_weights, run.device, state, epoch,
                    max_epochs, out_dir, labels_path, wall, "hippynn",
                    made_of(model_id, cfg, dataset_path, split_path, labels_path))
 
@@ -93,7 +93,7 @@ def made_of(model_id: ModelId, cfg: dict, dataset_path, split_path, labels_path)
                                  {"dataset": dataset_path, "split": split_path, "labels": labels_path})}
 
 
-def _finish(model_id: ModelId, cfg: dict, data: _Data, graph, schedule, n_weights: int, device, state: dict,
+def finish_training(model_id: ModelId, cfg: dict, data: TrainingData, graph, schedule, n_weights: int, device, state: dict,
             epoch: int, max_epochs: int, out_dir: Path, labels_path, wall: float, engine: str,
             made: dict | None = None) -> dict:
     """Write the best weights (``graph`` holds them: ``model.pt``), the curve (``curve.csv``) and the metrics of

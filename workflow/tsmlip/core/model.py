@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import __version__
-from .config import Arch
-from .io_utils import atomic_torch_save
+from .. import __version__
+from ..config import Arch
+from ..io_utils import atomic_torch_save
 
 #: database names of the arrays every model reads or predicts
 DB_SPECIES, DB_POSITIONS, DB_CELL = "Z", "R", "cell"
@@ -127,12 +127,12 @@ def count_weights(graph: ModelGraph) -> int:
     return int(sum(p.numel() for m in mods for p in m.parameters() if p.requires_grad))
 
 
-def _to_cpu(obj):
+def to_cpu(obj):
     """Detached CPU copies of every tensor in a (nested) state dict."""
     if isinstance(obj, torch.Tensor):
         return obj.detach().cpu().clone()
     if isinstance(obj, dict):
-        return type(obj)((k, _to_cpu(v)) for k, v in obj.items())
+        return type(obj)((k, to_cpu(v)) for k, v in obj.items())
     return obj
 
 
@@ -245,7 +245,7 @@ def check_model_id(path: str | Path, model_id: str | None = None, kind: str | No
     (a ``<kind>/<arch>/seed<N>`` id, optionally followed by a note such as ``(seed 1201)``; other names are
     not checked), and its kind must be ``kind`` when given. :class:`ModelFileError` naming the file
     otherwise (e.g. a teacher's ``model.pt`` copied into a student's folder)."""
-    from .config import ConfigError, ModelId
+    from ..config import ConfigError, ModelId
 
     payload = payload if payload is not None else read_model_payload(path)
     stored_arch = Arch.from_dict(payload["arch"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 BASE_CONFIG = ROOT / "config" / "config.yaml"
 PAPER_CONFIG = ROOT / "config" / "paper.yaml"  # an overlay on BASE_CONFIG
 #: the JSON snapshot of both configs, for machines without PyYAML (written by ``--write-config-snapshot``)
@@ -36,8 +36,8 @@ MB = 1 << 20
 def write_config_snapshot(path: str | Path) -> dict:
     """Write the validated config/config.yaml and its config/paper.yaml overlay as one JSON file
     (``{"default": ..., "paper": ...}``), for running where PyYAML is not installed."""
-    from ..config import load_config
-    from ..io_utils import atomic_write_json
+    from tsmlip.config import load_config
+    from tsmlip.io_utils import atomic_write_json
 
     snap = {"default": load_config(BASE_CONFIG), "paper": load_config(BASE_CONFIG, PAPER_CONFIG),
             "sources": [str(BASE_CONFIG.relative_to(ROOT)), str(PAPER_CONFIG.relative_to(ROOT))]}
@@ -50,7 +50,7 @@ def load_configs(snapshot: str | Path | None = None) -> tuple[dict, dict, str]:
     are importable and no ``snapshot`` is named, else the JSON snapshot (:func:`write_config_snapshot`)."""
     if snapshot is None:
         try:
-            from ..config import load_config
+            from tsmlip.config import load_config
 
             return load_config(BASE_CONFIG), load_config(BASE_CONFIG, PAPER_CONFIG), "config/*.yaml"
         except ImportError as exc:
@@ -65,7 +65,7 @@ def load_configs(snapshot: str | Path | None = None) -> tuple[dict, dict, str]:
 def model_plan(default_cfg: dict, paper_cfg: dict, smoke: bool) -> dict:
     """role -> {"arch", "network"}: the paper's network (7.5 A) for the paper's models, the default's (6.0 A)
     for the default config's. Smoke: tiny architectures, same roles and networks."""
-    from ..config import Arch, teacher_arch
+    from tsmlip.config import Arch, teacher_arch
 
     sw = paper_cfg["sweep"]
     archs = {
@@ -115,7 +115,7 @@ def settings(default_cfg: dict, paper_cfg: dict, smoke: bool, args) -> dict:
     return s
 
 
-#: the MD engines always timed; the deployed ones (LAMMPS, TorchSim: tsmlip.md.deployed) where installed
+#: the MD engines always timed; the deployed ones (LAMMPS, TorchSim: tsmlip.core.md.deployed) where installed
 BASE_MD_ENGINES = ("ase", "torch")
 DEPLOYED_MD_ENGINES = ("lammps", "torchsim")
 
@@ -124,7 +124,7 @@ def md_engines(asked=None) -> list[str]:
     """The engines the campaign times: ``asked`` (``--md-engines``; a deployed one that cannot run here is an
     error naming what to install), else ase and torch and every deployed engine whose packages and plugin are
     present (``make lammps`` / ``make deploy`` on the GPU machine)."""
-    from ..md.deployed import EngineUnavailable, missing
+    from tsmlip.core.md.deployed import EngineUnavailable, missing
 
     if asked:
         for e in asked:
@@ -137,7 +137,7 @@ def md_engines(asked=None) -> list[str]:
 def emt_settings(default_cfg: dict, n_configs: int, smoke: bool) -> dict:
     """The default config's EMT generator settings, shortened (a few MD steps per trajectory: the
     configurations only need to be aluminum-like)."""
-    from ..config import deep_merge
+    from tsmlip.config import deep_merge
 
     short = {"n_configs": int(n_configs), "equilibration_steps": 5 if smoke else 10,
              "steps_between_snapshots": 3 if smoke else 5, "snapshots_per_trajectory": 5 if smoke else 10,
@@ -151,7 +151,7 @@ def emt_settings(default_cfg: dict, n_configs: int, smoke: bool) -> dict:
 def md_settings(default_cfg: dict, s: dict, n_atoms: int, kernels: str = "auto") -> dict:
     """The default ``md:`` section for one measurement: the torch engine's pair search is ``cell_list`` on both
     device types (no vesin-torch needed), timing steps of the campaign."""
-    from ..config import deep_merge
+    from tsmlip.config import deep_merge
 
     return deep_merge(default_cfg["md"], {
         "kernels": kernels, "pair_finder": {"cpu": "cell_list", "cuda": "cell_list"},

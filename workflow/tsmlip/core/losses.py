@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .kinds import REGISTRY
+from ..kinds import REGISTRY
 
 #: the loss terms, in the order the training loop evaluates them (A only where the model is distilled)
 TERMS = ("E", "F", "A", "L2", "R")

@@ -1,6 +1,6 @@
 """The paper's GPU cost figures (Figs 2 and 5) in one call of at most 8 minutes on one GPU.
 
-The command line of :mod:`tsmlip.gpu_campaign` (``scripts/gpu_campaign.py``): the plan, the sections in order,
+The command line of :mod:`campaign` (``scripts/gpu_campaign.py``): the plan, the sections in order,
 the table at the end (also when the run is interrupted)."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import signal
 import sys
 import time
 
-from ..md.deployed import EngineUnavailable
+from tsmlip.core.md.deployed import EngineUnavailable
 from .plan import (GPU_BUDGET_S, GPU_TOTAL_S, ROLES, SECTIONS, SMOKE_BUDGET_S, TEACHERS, load_configs,
                    model_plan, settings, write_config_snapshot)
 from .report import markdown
@@ -74,8 +74,8 @@ def main(argv=None) -> int:
     t_start = time.perf_counter()
     import torch
 
-    from ..md import common
-    from ..model import resolve_device
+    from tsmlip.md import common
+    from tsmlip.core.model import resolve_device
 
     common.QUIET = True
     default_cfg, paper_cfg, source = load_configs(args.config_snapshot)
@@ -127,7 +127,7 @@ def main(argv=None) -> int:
             max_atoms(camp, default_cfg, s, state, device)
         camp.finish()
     finally:
-        from ..io_utils import atomic_write_text
+        from tsmlip.io_utils import atomic_write_text
 
         atomic_write_text(camp.md_path, markdown(camp.doc, default_cfg["paper_reference"]))
         camp.say(f"{'partial' if camp.doc['partial'] else 'complete'}: {camp.json_path}, {camp.md_path}")

@@ -1,14 +1,14 @@
 """A trained model (or its TorchScript export) as a TorchSim model: batched MD of many systems in one call.
 
 >>> import torch_sim as ts
->>> from tsmlip.torchsim import TsmlipModel
+>>> from tsmlip.core.torchsim import TsmlipModel
 >>> model = TsmlipModel("results/models/student/w16-s10-l2/seed1/model.pt")   # or an exported model.ts
 >>> state = ts.io.atoms_to_state([atoms_a, atoms_b, atoms_c], model.device, model.dtype)
 >>> out = model(state)   # energy [n_systems] eV, forces [n_atoms, 3] eV/A, stress [n_systems, 3, 3] eV/A^3
 
 Units are TorchSim's metal units (eV, Angstrom, amu; time in sqrt(amu A^2 / eV), ASE's unit: ``dt = 2 *
 ase.units.fs``). Periodic systems only. Pairs are vesin-torch's full neighbour list of each system, rebuilt
-every call; all systems are evaluated in one pass of the exported network (tsmlip.export).
+every call; all systems are evaluated in one pass of the exported network (tsmlip.core.export).
 """
 from pathlib import Path
 

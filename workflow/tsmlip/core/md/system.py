@@ -3,7 +3,7 @@ probe) and the liquid's starting structure (the RDF liquid, :func:`liquid_system
 
 The crystal's element is the model's (``md.element``, or the single element the model was trained on), the crystal
 ASE's reference structure and lattice constant of that element unless ``md.crystal_structure`` /
-``md.lattice_constant_A`` are set (:mod:`tsmlip.elements`); for the default data, fcc aluminum, a = 4.05 A.
+``md.lattice_constant_A`` are set (:mod:`tsmlip.core.elements`); for the default data, fcc aluminum, a = 4.05 A.
 
 Units: lengths in Angstrom, temperature in K, ASE's internal velocity unit on the ``Atoms`` object.
 """
@@ -55,7 +55,7 @@ def _repeats_for_lengths(n_cells: int, lengths, max_aspect: float = 1.5) -> tupl
 
 def crystal_supercell(n_atoms: int, crystal: dict, seed: int = 0):
     """A supercell of exactly ``n_atoms`` atoms of the crystal ``crystal`` (``element``,
-    ``crystal_structure``, ``lattice_constant_A``, ``c_over_a``; see :func:`tsmlip.elements.crystal_settings`).
+    ``crystal_structure``, ``lattice_constant_A``, ``c_over_a``; see :func:`tsmlip.core.elements.crystal_settings`).
 
     The smallest near-cubic supercell of the conventional cell (cubic; orthorhombic for hcp) with at least
     ``n_atoms`` atoms is built (near-cubic in length); surplus atoms are removed at
@@ -121,7 +121,7 @@ class Crystal:
 
 def resolve_crystal(md_cfg: dict, species, trained_on: str = "the model") -> Crystal:
     """The :class:`Crystal` of the ``md:`` section for a model of ``species``. Raises
-    :class:`tsmlip.elements.ElementError` before any MD when the model cannot simulate the element."""
+    :class:`tsmlip.core.elements.ElementError` before any MD when the model cannot simulate the element."""
     from ..elements import crystal_settings, resolve_element
 
     sym = resolve_element(md_cfg.get("element"), species, "md.element", trained_on)

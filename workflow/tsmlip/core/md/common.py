@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from ..io_utils import atomic_write_json
+from ...io_utils import atomic_write_json
 
 #: set to an atom count to make every force evaluation above it fail as out-of-memory (tests, dry runs)
 FAKE_OOM_ENV = "TSMLIP_MD_FAKE_OOM_ATOMS"
