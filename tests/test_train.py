@@ -14,7 +14,8 @@ import torch
 from conftest import BASE_CONFIG
 from tsmlip.config import ConfigError, ModelId, load_config, validate
 from tsmlip.label import LabelError, label, load_labels
-from tsmlip.core.losses import BornAgainSchedule, LossWeights, build_loss_terms, combine
+from tsmlip.core.losses import build_loss_terms, combine
+from tsmlip.loss_weights import BornAgainSchedule, LossWeights
 from tsmlip.train import TrainingError, hippynn_arrays, train
 
 

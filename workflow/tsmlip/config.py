@@ -124,7 +124,7 @@ def _cross_check(cfg: dict) -> None:
             raise ConfigError(f"config key '{section}.element': {el!r} is not a chemical element symbol")
     ba = cfg["born_again"]
     if ba["enabled"]:
-        from .core.losses import BornAgainSchedule
+        from .loss_weights import BornAgainSchedule
         try:
             sched = BornAgainSchedule(ba["schedule"], 0, 0, ba["epoch_scale"], ba["interpolation"])
         except ValueError as e:

@@ -20,7 +20,8 @@ from ..data.split import SPLITS, dataset_fingerprint
 from ..io_utils import atomic_torch_save
 from ..kinds import REGISTRY
 from ..label import LabelError, load_labels
-from ..core.losses import TERMS, build_loss_terms, combine, schedule_for
+from ..core.losses import TERMS, build_loss_terms, combine
+from ..loss_weights import schedule_for
 from ..core.model import (DB_ATOM_ENERGIES, DB_CELL, DB_ENERGY, DB_ENERGY_PER_ATOM, DB_FORCES, DB_POSITIONS,
                      DB_SPECIES, build_model, count_weights)
 
@@ -75,7 +76,7 @@ class _Run:
 
     device: torch.device
     graph: object  # tsmlip.core.model.ModelGraph
-    schedule: object  # losses.StaticSchedule or losses.BornAgainSchedule
+    schedule: object  # loss_weights.StaticSchedule or loss_weights.BornAgainSchedule
     model: torch.nn.Module  # inputs -> outputs (hippynn GraphModule)
     evaluator: object  # hippynn Evaluator of the validation metrics
     db: object  # hippynn Database

@@ -25,7 +25,8 @@ from ..core.geometry import pair_geometry
 from ..core.hipnn_stack import SlotBatch, StackedHipnn, UnsupportedModel, check_supported, loss_terms, metrics
 from ..data.split import SPLITS
 from ..io_utils import atomic_torch_save
-from ..core.losses import TERMS, schedule_for
+from ..core.losses import TERMS
+from ..loss_weights import schedule_for
 from ..core.model import build_model, count_weights, device_description, resolve_device
 from .assembly import TrainingError, load_training_data, quiet_hippynn, log
 from .loop import _check_writable, run_fingerprint, make_optimizer, _read_checkpoint, epoch_end, epoch_start
