@@ -124,12 +124,12 @@ def _cross_check(cfg: dict) -> None:
             raise ConfigError(f"config key '{section}.element': {el!r} is not a chemical element symbol")
     ba = cfg["born_again"]
     if ba["enabled"]:
-        from .loss_weights import BornAgainSchedule
+        from .loss_weights import BornAgainSchedule, max_epochs_for
         try:
             sched = BornAgainSchedule(ba["schedule"], 0, 0, ba["epoch_scale"], ba["interpolation"])
         except ValueError as e:
             raise ConfigError(f"config key 'born_again': {e}") from None
-        max_ep = ba.get("max_epochs", cfg["training"]["max_epochs"])
+        max_ep = max_epochs_for("born_again", cfg)
         if max_ep < sched.final_epoch:
             raise ConfigError(f"config key 'born_again.max_epochs': {max_ep} ends before the schedule's "
                               f"last row (epoch {sched.final_epoch})")

@@ -99,3 +99,10 @@ def schedule_for(kind: str, cfg: dict):
         ba = cfg["born_again"]
         return BornAgainSchedule(ba["schedule"], tr["w_L2"], tr["w_R"], ba["epoch_scale"], ba["interpolation"])
     return StaticSchedule(weights_for(kind, tr))
+
+
+def max_epochs_for(kind: str, cfg: dict) -> int:
+    """The epoch cap of a model of ``kind``: ``born_again.max_epochs`` for a Born-Again student (scheduled
+    weights) where set, else ``training.max_epochs``."""
+    cap = cfg["born_again"].get("max_epochs") if REGISTRY[kind].scheduled else None
+    return int(cfg["training"]["max_epochs"] if cap is None else cap)

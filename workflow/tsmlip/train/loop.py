@@ -17,6 +17,7 @@ from ..data.split import SPLITS, dataset_fingerprint, split_fingerprint
 from ..io_utils import atomic_torch_save
 from ..kinds import REGISTRY
 from ..core.losses import combine, error_loss
+from ..loss_weights import max_epochs_for
 from ..core.model import to_cpu
 from ..provenance import step_code_stamp
 from ..records import Convergence
@@ -79,8 +80,7 @@ def make_optimizer(model_id: ModelId, cfg: dict, model: torch.nn.Module):
                                                            patience=tr["lr_patience"],
                                                            threshold=tr["improvement_threshold"],
                                                            threshold_mode="rel")
-    max_epochs = int(cfg["born_again"].get("max_epochs", tr["max_epochs"])) if REGISTRY[model_id.kind].scheduled \
-        else int(tr["max_epochs"])
+    max_epochs = max_epochs_for(model_id.kind, cfg)
     controller = PatienceController(optimizer, scheduler, batch_size=tr["batch_size"], max_epochs=max_epochs,
                                     stopping_key="stop_metric", eval_batch_size=tr["eval_batch_size"],
                                     fraction_train_eval=tr["train_eval_fraction"],
