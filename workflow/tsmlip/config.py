@@ -183,7 +183,8 @@ def rule_resources(cfg: dict, rule: str) -> RuleResources:
         try:
             threads = config_value(cfg, threads)
         except KeyError:
-            raise ConfigError(f"config key 'resources.{rule}.threads': {row['threads']!r} names no config key") from None
+            raise ConfigError(f"config key 'resources.{rule}.threads': {row['threads']!r} "
+                              "names no config key") from None
         if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
             raise ConfigError(f"config key 'resources.{rule}.threads': {row['threads']} is {threads!r}, "
                               "not a positive integer")
