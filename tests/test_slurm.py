@@ -38,6 +38,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SLURM_SCRIPTS = REPO / "tests" / "slurm"
@@ -47,18 +48,10 @@ DEFAULT_PROFILE = REPO / "profiles" / "default"
 STATE = Path(os.environ.get("TSMLIP_SLURM_STATE", "/var/lib/tsmlip-slurm"))
 DAEMONS = ("munged", "slurmctld", "slurmd")
 
-# rules that must be submitted with --gpus=1 (profiles/slurm*/config.yaml)
-GPU_RULES = {
-    "train",
-    "train_budget_check",
-    "train_stack",
-    "md_timing",
-    "max_atoms",
-    "rdf_md",
-    "rdf_md_stack",
-    "rdf_md_noise_seed",
-    "synthesize",
-}
+# rules that must be submitted with --gpus=1: `gpu: true` in the resources table of config/config.yaml (the
+# profiles map them: profiles/slurm*/config.yaml, tests/test_resources.py)
+GPU_RULES = {rule for rule, row in yaml.safe_load((REPO / "config" / "config.yaml").read_text())["resources"].items()
+             if row["gpu"] is True}
 
 SUBMITTED_RE = re.compile(
     r"Job (\d+) has been submitted with SLURM jobid (\d+) \(log: (\S+)\)"
@@ -653,9 +646,18 @@ def test_profiles_plan():
         (REPO / "Snakefile").is_file() or (REPO / "workflow" / "Snakefile").is_file()
     ):
         pytest.skip("the real workflow is not there yet")
+    from tsmlip.config import load_config, rule_resources
+
+    cfg = load_config(REPO / "config" / "config.yaml", REPO / "config" / "test.yaml")
+    assert {"train", "train_stack", "md_timing", "synthesize"} <= GPU_RULES
     for profile in (SITE_PROFILE, CI_PROFILE, DEFAULT_PROFILE):
         res = _resources_by_rule(_plan(profile))
         assert res, profile
+        for rule, line in res.items():  # time and memory: the rule's row of the table, whatever the profile
+            if rule in cfg["resources"]:
+                row = rule_resources(cfg, rule)
+                assert f"mem_mb={row.mem_mb}," in line and re.search(rf"\bruntime={row.runtime_min}\b", line), \
+                    (profile.name, rule, line)
         for rule, line in res.items():
             if rule in GPU_RULES:
                 # the cluster profiles always ask for a GPU; on a workstation the rules ask for one only

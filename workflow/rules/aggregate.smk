@@ -39,10 +39,9 @@ rule aggregate:
     localrule: True
     conda:
         CONDA_ENV
-    threads: 1
+    threads: rule_threads("aggregate")
     resources:
-        mem_mb=2000,
-        runtime=15,
+        **rule_resources("aggregate"),
     params:
         code=code_stamp("aggregate"),
         cfg=step_config("aggregate"),
@@ -91,10 +90,9 @@ rule claims:
     localrule: True
     conda:
         CONDA_ENV
-    threads: 1
+    threads: rule_threads("claims")
     resources:
-        mem_mb=1000,
-        runtime=5,
+        **rule_resources("claims"),
     params:
         code=code_stamp("claims"),
         cfg=step_config("claims"),
@@ -129,10 +127,9 @@ rule born_again_table:
     localrule: True
     conda:
         CONDA_ENV
-    threads: 1
+    threads: rule_threads("born_again_table")
     resources:
-        mem_mb=1000,
-        runtime=5,
+        **rule_resources("born_again_table"),
     params:
         code=code_stamp("born-again-table"),
         # the published numbers live once, in config (paper_reference); the MD-cost entry is the GPU
@@ -167,10 +164,9 @@ rule figure:
     localrule: True
     conda:
         CONDA_ENV
-    threads: 1
+    threads: rule_threads("figure")
     resources:
-        mem_mb=1500,
-        runtime=5,
+        **rule_resources("figure"),
     params:
         code=code_stamp("plot"),
         cfg=figure_config,
@@ -198,10 +194,9 @@ rule data_quality:
         res("logs", "aggregate", "data_quality.log"),
     conda:
         CONDA_ENV
-    threads: 1
+    threads: rule_threads("data_quality")
     resources:
-        mem_mb=2000,
-        runtime=15,
+        **rule_resources("data_quality"),
     params:
         code=code_stamp("data-quality"),
         cfg=step_config("data-quality"),

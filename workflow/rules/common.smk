@@ -125,7 +125,8 @@ def _local_gpus():
 def gpu_job(wildcards=None):
     """The `gpu` resource of device jobs (training, MD, RDF): 1 where this machine has a GPU, so a local
     run never puts two of them on one GPU; 0 on a CPU-only machine, where `threads` alone share the
-    cores. Cluster profiles set it per job (profiles/slurm asks SLURM for one GPU per such job). A function,
+    cores. Which rules have it: the `gpu` column of the config's resources table (rule_resources); cluster
+    profiles set it to 1 for those (profiles/slurm asks SLURM for one GPU per such job). A function,
     so parsing the workflow probes no GPU."""
     return 1 if _local_gpus() > 0 else 0
 
@@ -133,6 +134,30 @@ def gpu_job(wildcards=None):
 def gpu_job_on(device):
     """gpu_job for a job on ``device`` (a calculator's): none on "cpu"."""
     return lambda wildcards: gpu_job() if device != "cpu" else 0
+
+
+# --- scheduler resources ----------------------------------------------------------------------------
+# Each job takes its resources and threads from the `resources` table of the config (config/config.yaml), the one
+# place they live; a profile (profiles/) only maps them onto a batch system:
+#   threads: rule_threads("<rule>")
+#   resources: **rule_resources("<rule>")
+
+
+def rule_resources(rule, **extra):
+    """The `resources:` of ``rule`` from the table: runtime (minutes), mem_mb and, for a GPU rule, `gpu`
+    (gpu_job; gpu_job_on the device a `gpu: foundation.device` row names), plus ``extra`` (e.g. md_device=1)."""
+    row = tsconfig.rule_resources(config, rule)
+    out = dict(runtime=row.runtime_min, mem_mb=row.mem_mb, **extra)
+    if row.gpu is True:
+        out["gpu"] = gpu_job
+    elif row.gpu:
+        out["gpu"] = gpu_job_on(row.gpu)
+    return out
+
+
+def rule_threads(rule):
+    """The `threads:` of ``rule`` from the table (a number, or the step's own thread-count key it names)."""
+    return tsconfig.rule_resources(config, rule).threads
 
 
 #: the files a kind trains on, by where its atom-energy labels come from (tsmlip.kinds: labels): the data alone

@@ -15,10 +15,9 @@ if config["data"]["source"] == "emt":
             res("benchmarks", "generate_dataset.tsv")
         conda:
             CONDA_ENV
-        threads: 1
+        threads: rule_threads("generate_dataset")
         resources:
-            mem_mb=2000,
-            runtime=60,
+            **rule_resources("generate_dataset"),
         params:
             code=code_stamp("generate-dataset"),
             cfg=step_config("generate-dataset"),
@@ -53,10 +52,9 @@ else:
             res("benchmarks", "prepare_dataset.tsv")
         conda:
             CONDA_ENV
-        threads: 1
+        threads: rule_threads("prepare_dataset")
         resources:
-            mem_mb=8000,
-            runtime=60,
+            **rule_resources("prepare_dataset"),
         params:
             code=code_stamp("prepare-dataset"),
             sources=data_sources,
@@ -81,10 +79,9 @@ rule split:
         res("logs", "split.log"),
     conda:
         CONDA_ENV
-    threads: 1
+    threads: rule_threads("split")
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **rule_resources("split"),
     params:
         code=code_stamp("split"),
         cfg=step_config("split"),

@@ -20,11 +20,9 @@ if FOUNDATION:
             res("benchmarks", "label_calculator.tsv")
         conda:
             CONDA_ENV
-        threads: config["foundation"]["torch_threads"]
+        threads: rule_threads("label_calculator")
         resources:
-            gpu=gpu_job_on(config["foundation"]["device"]),
-            mem_mb=config["foundation"]["mem_mb"],
-            runtime=config["foundation"]["runtime_min"],
+            **rule_resources("label_calculator"),
         params:
             code=code_stamp("label-calculator"),
             cfg=step_config("label-calculator"),
@@ -52,10 +50,9 @@ if HIPNN_LABELS:
             res("benchmarks", "label_atom_energies.tsv")
         conda:
             CONDA_ENV
-        threads: config["training"]["torch_threads"]
+        threads: rule_threads("label_atom_energies")
         resources:
-            mem_mb=4000,
-            runtime=60,
+            **rule_resources("label_atom_energies"),
         params:
             code=code_stamp("label"),
             cfg=step_config("label"),
@@ -78,10 +75,9 @@ rule label_oracle:
         res("logs", "label_oracle.log"),
     conda:
         CONDA_ENV
-    threads: 1
+    threads: rule_threads("label_oracle")
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **rule_resources("label_oracle"),
     params:
         code=code_stamp("label-oracle"),
         cfg=step_config("label-oracle"),
@@ -108,11 +104,9 @@ rule synthesize:
         res("benchmarks", "synthesize.tsv")
     conda:
         CONDA_ENV
-    threads: config["rdf"]["torch_threads"]
+    threads: rule_threads("synthesize")
     resources:
-        gpu=gpu_job,
-        mem_mb=4000,
-        runtime=lambda w: config["synthetic"]["runtime_min"],
+        **rule_resources("synthesize"),
     params:
         code=code_stamp("synthesize"),
         cfg=step_config("synthesize"),

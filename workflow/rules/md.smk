@@ -7,8 +7,7 @@
 MD_CFG = config["md"]
 #: what both rules pass to `tsmlip`: the model's id and the md section
 MD_PARAMS = dict(model_id=MODEL_ID, cfg=step_config("md-timing"))
-#: both rules hold the device alone (md_device) and, where this machine has one, the GPU
-MD_DEVICE = dict(gpu=gpu_job, md_device=1)
+#: both rules hold the device alone (md_device=1, beside their row of the config's resources table)
 
 
 rule md_timing:
@@ -24,11 +23,9 @@ rule md_timing:
         engine="ase|torch|lammps|torchsim",
     conda:
         CONDA_ENV
-    threads: MD_CFG["timing"]["torch_threads"]
+    threads: rule_threads("md_timing")
     resources:
-        **MD_DEVICE,
-        mem_mb=MD_CFG["timing"]["mem_mb"],
-        runtime=MD_CFG["timing"]["runtime_min"],
+        **rule_resources("md_timing", md_device=1),
     params:
         **MD_PARAMS,
         code=code_stamp("md-timing"),
@@ -48,12 +45,9 @@ rule max_atoms:
         model_job_file("benchmarks", "max_atoms")
     conda:
         CONDA_ENV
-    threads: 1
+    threads: rule_threads("max_atoms")
     resources:
-        **MD_DEVICE,
-        # CPU: the probe's children may reach about 2 budgets before they are stopped
-        mem_mb=int(2 * MD_CFG["probe"]["cpu_memory_budget_MB"]) + 2000,
-        runtime=MD_CFG["probe"]["runtime_min"],
+        **rule_resources("max_atoms", md_device=1),
     params:
         **MD_PARAMS,
         code=code_stamp("max-atoms"),
@@ -77,12 +71,9 @@ if FOUNDATION and config["foundation"]["cost"]["enabled"]:
             res("benchmarks", "calculator_cost.tsv")
         conda:
             CONDA_ENV
-        threads: config["foundation"]["torch_threads"]
+        threads: rule_threads("calculator_cost")
         resources:
-            gpu=gpu_job_on(config["foundation"]["device"]),
-            md_device=1,
-            mem_mb=config["foundation"]["mem_mb"],
-            runtime=config["foundation"]["cost"]["runtime_min"],
+            **rule_resources("calculator_cost", md_device=1),
         params:
             code=code_stamp("calculator-cost"),
             cfg=step_config("calculator-cost"),

@@ -30,11 +30,9 @@ if RDF_STACKS:
             stack=r"w\d+-s\d+-l\d+",
         conda:
             CONDA_ENV
-        threads: RDF_CFG["torch_threads"]
+        threads: rule_threads("rdf_md_stack")
         resources:
-            mem_mb=RDF_CFG["mem_mb"],
-            runtime=lambda w: RDF_CFG["runtime_min"] * len(RDF_STACKS[w.stack].model_ids),
-            gpu=gpu_job,
+            **rule_resources("rdf_md_stack"),
         params:
             code=code_stamp("rdf-md-stack"),
             ids=lambda w: " ".join(shlex.quote(str(m)) for m in RDF_STACKS[w.stack].model_ids),
@@ -74,11 +72,9 @@ else:
             model_job_file("benchmarks", "rdf_md")
         conda:
             CONDA_ENV
-        threads: RDF_CFG["torch_threads"]
+        threads: rule_threads("rdf_md")
         resources:
-            mem_mb=RDF_CFG["mem_mb"],
-            runtime=RDF_CFG["runtime_min"],
-            gpu=gpu_job,
+            **rule_resources("rdf_md"),
         params:
             code=code_stamp("rdf-md"),
             model_id=MODEL_ID,
@@ -100,10 +96,9 @@ rule rdf_reference:
         res("benchmarks", "rdf_reference.tsv")
     conda:
         CONDA_ENV
-    threads: 1
+    threads: rule_threads("rdf_reference")
     resources:
-        mem_mb=RDF_CFG["mem_mb"],
-        runtime=RDF_CFG["runtime_min"],
+        **rule_resources("rdf_reference"),
     params:
         code=code_stamp("rdf-md"),
         cfg=step_config("rdf-md", "data.source", rdf=RDF_MD),
@@ -127,10 +122,9 @@ rule rdf_error:
     localrule: True
     conda:
         CONDA_ENV
-    threads: 1
+    threads: rule_threads("rdf_error")
     resources:
-        mem_mb=500,
-        runtime=5,
+        **rule_resources("rdf_error"),
     params:
         code=code_stamp("rdf-error"),
         cfg=step_config("rdf-error", "rdf.experiment", "rdf.peak_fit_halfwidth_A"),
@@ -162,11 +156,9 @@ if CALCULATOR_LIQUID:
             res("benchmarks", "rdf_calculator.tsv")
         conda:
             CONDA_ENV
-        threads: config["foundation"]["torch_threads"]
+        threads: rule_threads("rdf_calculator")
         resources:
-            gpu=gpu_job_on(config["foundation"]["device"]),
-            mem_mb=config["foundation"]["mem_mb"],
-            runtime=config["foundation"]["liquid_runtime_min"],
+            **rule_resources("rdf_calculator"),
         params:
             code=code_stamp("rdf-md"),
             # the liquid of the models, on the calculator's device
@@ -195,10 +187,9 @@ rule figure_coverage:
     localrule: True
     conda:
         CONDA_ENV
-    threads: 1
+    threads: rule_threads("figure_coverage")
     resources:
-        mem_mb=1500,
-        runtime=5,
+        **rule_resources("figure_coverage"),
     params:
         code=code_stamp("plot-coverage"),
         cfg=step_config("plot-coverage"),
@@ -223,11 +214,9 @@ rule rdf_md_noise_seed:
         res("logs", "rdf_md_noise_seed.log"),
     conda:
         CONDA_ENV
-    threads: RDF_CFG["torch_threads"]
+    threads: rule_threads("rdf_md_noise_seed")
     resources:
-        mem_mb=RDF_CFG["mem_mb"],
-        runtime=RDF_CFG["runtime_min"],
-        gpu=gpu_job,
+        **rule_resources("rdf_md_noise_seed"),
     params:
         code=code_stamp("rdf-md"),
         model_id=f"{NOISE_TEACHER} (seed {RDF_CFG['noise_seed']})",
@@ -250,10 +239,9 @@ rule rdf_noise_floor:
     localrule: True
     conda:
         CONDA_ENV
-    threads: 1
+    threads: rule_threads("rdf_noise_floor")
     resources:
-        mem_mb=500,
-        runtime=5,
+        **rule_resources("rdf_noise_floor"),
     params:
         code=code_stamp("rdf-error"),
         # two runs of one potential: no comparison with experiment

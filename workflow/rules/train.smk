@@ -22,11 +22,9 @@ if STACKS:
             stack=r"w\d+-s\d+-l\d+-(teacher|sweep|synthetic)",
         conda:
             CONDA_ENV
-        threads: config["training"]["torch_threads"]
+        threads: rule_threads("train_stack")
         resources:
-            gpu=gpu_job,
-            mem_mb=8000,
-            runtime=1440,
+            **rule_resources("train_stack"),
         params:
             code=code_stamp("train-stack"),
             cfg=lambda w: BUDGET_CHECK_CONFIG if w.folder == "budget_check" else TRAIN_CONFIG,
@@ -82,11 +80,9 @@ else:
             model_job_file("benchmarks", "train")
         conda:
             CONDA_ENV
-        threads: config["training"]["torch_threads"]
+        threads: rule_threads("train")
         resources:
-            gpu=gpu_job,
-            mem_mb=4000,
-            runtime=720,
+            **rule_resources("train"),
         params:
             code=code_stamp("train"),
             cfg=TRAIN_CONFIG,
@@ -116,10 +112,9 @@ else:
             model_job_file("logs", "train_budget_check"),
         benchmark:
             model_job_file("benchmarks", "train_budget_check")
+        threads: rule_threads("train_budget_check")
         resources:
-            gpu=gpu_job,
-            mem_mb=4000,
-            runtime=1440,
+            **rule_resources("train_budget_check"),
         params:
             code=code_stamp("train"),
             cfg=BUDGET_CHECK_CONFIG,

@@ -145,6 +145,65 @@ def _cross_check(cfg: dict) -> None:
     if src == "emt":  # the size of the data is known before they exist
         check_split_sizes(cfg, int(cfg["data"]["emt"]["n_configs"]), "data.emt.n_configs")
     _check_timing_size(cfg)
+    _check_resources(cfg)
+
+
+def config_value(cfg: dict, dotted: str):
+    """The value under the dotted key ``dotted`` (e.g. ``md.timing.torch_threads``); :class:`KeyError` naming the
+    first missing part."""
+    node = cfg
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise KeyError(part)
+        node = node[part]
+    return node
+
+
+@dataclass(frozen=True)
+class RuleResources:
+    """A rule's row of the ``resources:`` table, references resolved: ``gpu`` is False (no GPU), True (one GPU)
+    or the device a GPU job runs on (``gpu: foundation.device``: one GPU unless that device is ``cpu``)."""
+
+    runtime_min: int
+    mem_mb: int
+    threads: int
+    gpu: bool | str
+
+
+def rule_resources(cfg: dict, rule: str) -> RuleResources:
+    """The scheduler resources of ``rule`` (a Snakemake rule name) from the config's ``resources:`` table, the one
+    place they live (the rules read them through workflow/rules/common.smk). :class:`ConfigError` naming the key
+    when the table has no row for the rule or a reference names no value."""
+    table = cfg["resources"]
+    if rule not in table:
+        raise ConfigError(f"config key 'resources': no row for rule {rule!r} (runtime_min, mem_mb, gpu, threads)")
+    row = table[rule]
+    threads = row["threads"]
+    if isinstance(threads, str):
+        try:
+            threads = config_value(cfg, threads)
+        except KeyError:
+            raise ConfigError(f"config key 'resources.{rule}.threads': {row['threads']!r} "
+                              "names no config key") from None
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise ConfigError(f"config key 'resources.{rule}.threads': {row['threads']} is {threads!r}, "
+                              "not a positive integer")
+    gpu = row["gpu"]
+    if isinstance(gpu, str):  # the schema allows only foundation.device
+        gpu = str(config_value(cfg, gpu))
+    return RuleResources(int(row["runtime_min"]), int(row["mem_mb"]), int(threads), gpu)
+
+
+def _check_resources(cfg: dict) -> None:
+    """Every row's references resolve; the size probe's memory holds what its children may reach (about two
+    budgets above the parent, md.probe.cpu_memory_budget_MB)."""
+    for rule in cfg["resources"]:
+        rule_resources(cfg, rule)
+    probe = cfg["resources"].get("max_atoms")
+    need = 2 * cfg["md"]["probe"]["cpu_memory_budget_MB"]
+    if probe is not None and probe["mem_mb"] < need:
+        raise ConfigError(f"config key 'resources.max_atoms.mem_mb': {probe['mem_mb']} MB is below the size probe's "
+                          f"2 x md.probe.cpu_memory_budget_MB = {need:g} MB")
 
 
 def check_split_sizes(cfg: dict, n_configs: int, n_from: str) -> None:
