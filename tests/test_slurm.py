@@ -215,18 +215,20 @@ def slurm_cluster():
 TOY_SNAKEFILE = textwrap.dedent(
     r'''
     # one CPU rule, one GPU rule by the profile's set-resources (named like the real one),
-    # one GPU rule by its own `resources: gpu=1`
+    # one GPU rule by its own `resources: gpu=1`; each its own time and memory (the profile sets none)
     rule all:
         input: "results/teacher.txt", "results/declared.txt"
 
     rule generate_dataset:
         output: "results/data.txt"
+        resources: mem_mb=500, runtime=10
         shell: "echo slurm_job=$SLURM_JOB_ID cuda_visible_devices=${{CUDA_VISIBLE_DEVICES:-unset}} > {output}"
 
     rule train:
         input: "results/data.txt"
         output: "results/teacher.txt"
         threads: 1
+        resources: mem_mb=500, runtime=10
         shell:
             "echo slurm_job=$SLURM_JOB_ID cuda_visible_devices=${{CUDA_VISIBLE_DEVICES:-unset}} > {output}; "
             "python -c 'from tsmlip.core.model import resolve_device; print(\"device=\" + str(resolve_device(\"auto\")))' >> {output}"
@@ -234,7 +236,7 @@ TOY_SNAKEFILE = textwrap.dedent(
     rule declared_gpu:
         input: "results/data.txt"
         output: "results/declared.txt"
-        resources: gpu=1
+        resources: gpu=1, mem_mb=500, runtime=10
         shell: "echo slurm_job=$SLURM_JOB_ID cuda_visible_devices=${{CUDA_VISIBLE_DEVICES:-unset}} > {output}"
     '''
 )
