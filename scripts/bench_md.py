@@ -118,7 +118,7 @@ def main(argv=None) -> int:
             setattr(args, key, getattr(args, key) or value)
 
     from tsmlip.config import load_config
-    from tsmlip.md import common
+    from tsmlip.core.md import common
     from tsmlip.core.md.common import setup_device
     from tsmlip.core.md.hardware import device_name
     from tsmlip.core.model import read_model_payload

@@ -74,7 +74,7 @@ def main(argv=None) -> int:
     t_start = time.perf_counter()
     import torch
 
-    from tsmlip.md import common
+    from tsmlip.core.md import common
     from tsmlip.core.model import resolve_device
 
     common.QUIET = True
