@@ -74,11 +74,12 @@ def test_a_job_given_cuda_on_a_cpu_machine_stops_with_one_message(tiny_cfg, tiny
 
 def test_timing_step_refuses_less_than_one_cell():
     from tsmlip.core.elements import ElementError
+    from tsmlip.core.md.system import Crystal
     from tsmlip.md.timing import check_timing_size
 
-    check_timing_size(4, {"element": "Al", "crystal_structure": "fcc", "lattice_constant_A": 4.05})
+    check_timing_size(4, Crystal("Al", "fcc", 4.05, None, "test"))
     with pytest.raises(ElementError, match="md.timing.n_atoms.*less than one fcc cell of Cu"):
-        check_timing_size(1, {"element": "Cu", "crystal_structure": "fcc", "lattice_constant_A": 3.61})
+        check_timing_size(1, Crystal("Cu", "fcc", 3.61, None, "test"))
 
 
 def test_every_shipped_config_passes():

@@ -17,7 +17,7 @@ from tsmlip.core.md.engines import Langevin, kernel_implementation, make_engine,
 from tsmlip.core.md.hardware import hardware_info
 from tsmlip.core.md.pairs import cell_list_pairs, vesin_pairs
 from tsmlip.core.elements import ElementError
-from tsmlip.core.md.system import crystal_supercell, fcc_supercell, md_system, resolve_md_config, supercell_repeats
+from tsmlip.core.md.system import crystal_supercell, crystal_system, fcc_supercell, resolve_crystal, supercell_repeats
 from tsmlip.records import MaxAtoms, MdTiming
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
@@ -32,8 +32,14 @@ SIZE_KEYS = {"n_atoms", "ok", "peak_bytes", "nvml_used_bytes"}
 
 @pytest.fixture(scope="module")
 def md_cfg(tiny_cfg):
-    """The tiny md section resolved for an aluminum model (element, crystal, lattice constant)."""
-    return resolve_md_config(tiny_cfg["md"], [13])
+    """The tiny md section (element, crystal and lattice constant null: the model's)."""
+    return tiny_cfg["md"]
+
+
+@pytest.fixture(scope="module")
+def system(md_cfg):
+    """The tiny md section's crystal for an aluminum model."""
+    return crystal_system(md_cfg, [13])
 
 
 @pytest.fixture(scope="module")
@@ -58,21 +64,22 @@ def test_supercell_exact_count_and_near_cubic():
 
 def test_md_system_of_any_element(tiny_cfg):
     md = tiny_cfg["md"]  # element, crystal and lattice constant null: from the model's species and ASE
-    al = resolve_md_config(md, [13])
-    assert (al["element"], al["crystal_structure"], al["lattice_constant_A"]) == ("Al", "fcc", 4.05)
-    cu = resolve_md_config(md, [29])
-    assert (cu["element"], cu["crystal_structure"], cu["lattice_constant_A"]) == ("Cu", "fcc", 3.61)
-    atoms = md_system(108, cu)
+    al = resolve_crystal(md, [13])
+    assert (al.element, al.crystal_structure, al.lattice_constant_A) == ("Al", "fcc", 4.05)
+    cu = crystal_system(md, [29])
+    assert (cu.crystal.element, cu.crystal.crystal_structure, cu.crystal.lattice_constant_A) == ("Cu", "fcc", 3.61)
+    atoms = cu.atoms(108)
     assert len(atoms) == 108 and set(atoms.get_chemical_symbols()) == {"Cu"}
     assert np.allclose(atoms.cell.lengths(), 3 * 3.61)
-    fe = resolve_md_config(md, [26])
-    assert fe["crystal_structure"] == "bcc" and len(md_system(100, fe)) == 100
-    mg = resolve_md_config(md, [12])  # hcp: orthorhombic cell, most repeats along its shortest edge
+    fe = crystal_system(md, [26])
+    assert fe.crystal.crystal_structure == "bcc" and len(fe.atoms(100)) == 100
+    mg = resolve_crystal(md, [12])  # hcp: orthorhombic cell, most repeats along its shortest edge
     atoms = crystal_supercell(400, mg)
-    assert len(atoms) == 400 and mg["crystal_structure"] == "hcp"
+    assert len(atoms) == 400 and mg.crystal_structure == "hcp"
     assert atoms.cell.lengths().max() / atoms.cell.lengths().min() < 1.5
-    set_a = resolve_md_config(dict(md, element="Cu", lattice_constant_A=3.7), [13, 29])
-    assert set_a["lattice_constant_A"] == 3.7 and set_a["crystal_source"] == "config + ASE reference data"
+    set_a = resolve_crystal(dict(md, element="Cu", lattice_constant_A=3.7), [13, 29])
+    assert set_a.lattice_constant_A == 3.7 and set_a.crystal_source == "config + ASE reference data"
+    assert type(cu).from_json(cu.to_json()) == cu  # the probe worker's copy
 
 
 def test_md_refuses_an_element_the_model_was_not_trained_on(tmp_path, tiny_cfg, model_path):
@@ -107,8 +114,8 @@ def test_md_timing_of_a_copper_model(tmp_path, tiny_cfg):
     assert math.isfinite(rec["us_per_atom_step"])
 
 
-def test_thermalised_system(md_cfg):
-    atoms = md_system(500, md_cfg)
+def test_thermalised_system(md_cfg, system):
+    atoms = system.atoms(500)
     assert np.allclose(atoms.get_momenta().sum(0), 0.0, atol=1e-10)
     assert atoms.get_temperature() == pytest.approx(md_cfg["temperature_K"], rel=0.2)
 
@@ -147,8 +154,8 @@ def test_pair_finders_match_dense_search(cell, n, finder):
 
 # ------------------------------------------------------------------------------------------ engines
 @pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-9), (torch.float32, 2e-4)])
-def test_engines_follow_the_same_trajectory(model_path, md_cfg, dtype, tol):
-    atoms = md_system(256, md_cfg)
+def test_engines_follow_the_same_trajectory(model_path, md_cfg, system, dtype, tol):
+    atoms = system.atoms(256)
     runs = {}
     for name, finder in (("ase", None), ("torch", "kdtree"), ("torch", "cell_list"), ("torch", "periodic"),
                          ("torch", "vesin")):
@@ -210,8 +217,8 @@ def test_kernels_per_device():
         set_kernels("pytorch", "cpu")
 
 
-def test_torch_engine_reuses_pairs_within_the_skin(model_path, md_cfg):
-    eng = make_engine("torch", model_path, md_system(256, md_cfg), "cpu", 1.0, skin_A=1.0, pair_finder="kdtree")
+def test_torch_engine_reuses_pairs_within_the_skin(model_path, system):
+    eng = make_engine("torch", model_path, system.atoms(256), "cpu", 1.0, skin_A=1.0, pair_finder="kdtree")
     eng.run(10)
     stats = eng.pair_stats()
     # hippynn's own test (sum over atoms) would rebuild every step; the per-atom test keeps the list
@@ -293,7 +300,7 @@ def test_fake_oom_setting(monkeypatch):
     monkeypatch.setenv(FAKE_OOM_ENV, "123")
     assert fake_oom_atoms() == 123
     with pytest.raises(MemoryError):
-        probe.md_step("unused.pt", 200, {}, torch.device("cpu"), fake_oom_above=123)
+        probe.md_step("unused.pt", 200, None, {}, torch.device("cpu"), fake_oom_above=123)
 
 
 def test_cpu_probe_with_injected_oom(tmp_path, model_path, md_cfg, tiny_cfg):
@@ -342,8 +349,8 @@ def test_md_timing_on_cuda(tmp_path, model_path, md_cfg, engine):
 
 @pytest.mark.gpu
 @cuda
-def test_cuda_engines_agree(model_path, md_cfg):
-    atoms = md_system(256, md_cfg)
+def test_cuda_engines_agree(model_path, md_cfg, system):
+    atoms = system.atoms(256)
     pos = []
     for name in ("ase", "torch"):
         eng = make_engine(name, model_path, atoms, "cuda", 1.0, pair_finder="cell_list", dtype=torch.float64)
@@ -372,8 +379,8 @@ def test_cuda_probe_injected_and_real_oom(model_path, md_cfg):
     assert any("OutOfMemoryError" in r.get("reason", "") for r in rec["sizes"])
 
 
-def test_ase_host_memory_estimate_counts_the_pairs(model_path, md_cfg):
-    eng = make_engine("ase", model_path, md_system(500, md_cfg), "cpu", 1.0, skin_A=md_cfg["skin_A"])
+def test_ase_host_memory_estimate_counts_the_pairs(model_path, md_cfg, system):
+    eng = make_engine("ase", model_path, system.atoms(500), "cpu", 1.0, skin_A=md_cfg["skin_A"])
     pairs_per_atom = len(eng.atoms.calc.nl.nl.pair_first) / 500
-    estimate = probe.ase_host_bytes(500, model_path, md_cfg) / probe.ASE_NL_BYTES_PER_PAIR / 500
+    estimate = probe.ase_host_bytes(500, model_path, system, md_cfg["skin_A"]) / probe.ASE_NL_BYTES_PER_PAIR / 500
     assert estimate == pytest.approx(pairs_per_atom, rel=0.3)  # a continuum count of discrete fcc shells

@@ -4,6 +4,7 @@ md-timing`` writes a valid record with each on the tiny config, a missing instal
 command, and ``md.engines: [ase, torch, lammps, torchsim]`` plans and runs through snakemake for one model."""
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from tsmlip.config import Arch, ModelId
 from tsmlip.md import timing
 from tsmlip.core.md.deployed import missing
 from tsmlip.core.md.engines import Langevin, make_engine
-from tsmlip.core.md.system import md_system, resolve_md_config
+from tsmlip.core.md.system import crystal_system
 from tsmlip.records import MdTiming
 
 from conftest import BASE_CONFIG, TEST_CONFIG, run_snakemake
@@ -23,8 +24,8 @@ DEPLOYED = [pytest.param(e, marks=needs[e]) for e in ("lammps", "torchsim")]
 
 
 @pytest.fixture(scope="module")
-def md_cfg(tiny_cfg):
-    return resolve_md_config(tiny_cfg["md"], [13])
+def system(tiny_cfg):
+    return crystal_system(tiny_cfg["md"], [13])
 
 
 @pytest.fixture(scope="module")
@@ -37,10 +38,10 @@ def model_path(tmp_path_factory, tiny_cfg):
 
 
 @pytest.mark.parametrize("engine", DEPLOYED)
-def test_deployed_engine_follows_ase(model_path, md_cfg, engine):
+def test_deployed_engine_follows_ase(model_path, system, engine):
     """Same start, 8 NVE steps: positions, velocities, forces and energies of ASE's velocity Verlet to float32
     round-off; positions come back unwrapped in ASE's frame."""
-    atoms = md_system(108, md_cfg)
+    atoms = system.atoms(108)
     atoms.positions += 0.5 * atoms.cell.array.sum(0) - atoms.positions.mean(0) + 3.9  # atoms near the faces
     runs = {}
     for name in ("ase", engine):
@@ -60,29 +61,29 @@ def test_deployed_engine_follows_ase(model_path, md_cfg, engine):
 
 
 @needs["lammps"]
-def test_lammps_langevin_heats_and_changes_target(model_path, md_cfg):
-    atoms = md_system(108, md_cfg)
+def test_lammps_langevin_heats_and_changes_target(model_path, system):
+    atoms = system.atoms(108)
     eng = make_engine("lammps", model_path, atoms, "cpu", 2.0, thermostat=Langevin(1500.0, 0.05, np.random.default_rng(1)))
     temps = []
     eng.run(30, lambda: temps.append(eng.temperature()))
     hot = np.mean(temps[-10:])
     eng.set_temperature(50.0)
     eng.run(30)
-    assert len(temps) == 30 and eng.nsteps == 60 and hot > 2 * float(md_cfg["temperature_K"])
+    assert len(temps) == 30 and eng.nsteps == 60 and hot > 2 * system.temperature_K
     assert eng.temperature() < hot / 2
     assert np.isfinite(eng.snapshot().positions).all()
     eng.close()
 
 
 @pytest.mark.parametrize("engine", DEPLOYED)
-def test_md_timing_cli_deployed(tmp_path, model_path, md_cfg, tiny_cfg, engine):
+def test_md_timing_cli_deployed(tmp_path, model_path, tiny_cfg, engine):
     out = tmp_path / f"md_timing_{engine}.json"
     assert timing.main(["--model", str(model_path), "--engine", engine, "--out", str(out), "--model-id",
                         "student/w8-s6-l1/seed0", "--config-json", json.dumps({"md": tiny_cfg["md"]})]) == 0
     rec = json.loads(out.read_text())
     MdTiming(**rec)  # every field of the record, nothing else
     assert list(rec) == [k for k in MdTiming.keys() if not k.startswith("pair_re")]
-    tc = md_cfg["timing"]
+    tc = tiny_cfg["md"]["timing"]
     assert rec["engine"] == engine and rec["n_atoms"] == tc["n_atoms"] and rec["n_steps"] == tc["steps"]
     assert len(rec["us_per_atom_step_all"]) == rec["repeats_done"] == tc["repeats"]
     assert rec["us_per_atom_step"] == pytest.approx(float(np.median(rec["us_per_atom_step_all"])))
@@ -169,3 +170,15 @@ def test_rdf_liquid_in_lammps_within_the_seed_noise_floor(tmp_path, tiny_cfg, mo
     info = json.loads((tmp_path / "g.json").read_text())
     assert info["engine"] == "lammps" and info["pair_finder"] == "lammps neighbor bin"
     assert info["hippynn_kernels"] is None and info["n_frames"] == 2
+
+
+def test_plugin_is_looked_for_in_this_repository(monkeypatch):
+    """The lammps engine finds `make lammps`'s build in the repository the package lives in (a wrong path makes
+    every LAMMPS test above skip instead of run)."""
+    from conftest import ROOT
+    from tsmlip.core.md.deployed import PLUGIN_ENV, plugin_path
+
+    monkeypatch.delenv(PLUGIN_ENV, raising=False)
+    assert plugin_path() == ROOT / "lammps" / "build" / "tsmlipplugin.so"
+    monkeypatch.setenv(PLUGIN_ENV, "/elsewhere/plugin.so")
+    assert plugin_path() == Path("/elsewhere/plugin.so")

@@ -1,7 +1,7 @@
 """MD cost of the teacher calculator itself (foundation.calculator, docs/foundation.md): time per MD step per atom
 and memory per atom, by the protocol of the models' (:mod:`.timing`, :mod:`.probe`) on a smaller system.
 
-Timing: the same thermalised crystal of the data's element (:func:`tsmlip.core.md.system.md_system`, ``md:``
+Timing: the same thermalised crystal of the data's element (:func:`tsmlip.core.md.system.crystal_system`, ``md:``
 settings), NVE velocity Verlet on the ``ase`` engine with the calculator, ``warmup_steps`` untimed steps, then
 ``repeats`` timed blocks of ``steps`` steps; the median block gives ``us_per_atom_step``. ``foundation.cost``
 sets the (smaller) size and step counts; the record says so (``protocol``, ``models_n_atoms``).
@@ -48,17 +48,15 @@ def _peak_bytes_of(fn, device: str) -> int:
     return max(0, _peak_rss_bytes(hwm) - rss0)
 
 
-def _force_call(calc, md_cfg: dict, n_atoms: int):
-    from ..core.md.system import md_system
-
-    a = md_system(n_atoms, md_cfg)
+def _force_call(calc, system, n_atoms: int):
+    a = system.atoms(n_atoms)
     a.calc = calc
     a.get_potential_energy()
     a.get_forces()
     return len(a)
 
 
-def _memory_row(calc, md_cfg: dict, n_atoms: int, device: str) -> dict:
+def _memory_row(calc, system, n_atoms: int, device: str) -> dict:
     """Peak memory of one energy + forces call on ``n_atoms`` atoms. CPU: in a child forked for this size (as the
     models' probe does: a small call first, then the kernel's high-water mark reset, then the call), so that
     what earlier sizes left allocated does not hide this one's; CUDA: in this process (torch's allocator)."""
@@ -66,16 +64,16 @@ def _memory_row(calc, md_cfg: dict, n_atoms: int, device: str) -> dict:
 
     if device.startswith("cuda"):
         n = [0]
-        peak = _peak_bytes_of(lambda: n.__setitem__(0, _force_call(calc, md_cfg, n_atoms)), device)
+        peak = _peak_bytes_of(lambda: n.__setitem__(0, _force_call(calc, system, n_atoms)), device)
         return {"n_atoms": n[0], "ok": True, "peak_bytes": peak}
     rfd, wfd = os.pipe()
     pid = os.fork()
     if pid == 0:  # child
         os.close(rfd)
         try:
-            _force_call(calc, md_cfg, 4)
+            _force_call(calc, system, 4)
             n = [0]
-            peak = _peak_bytes_of(lambda: n.__setitem__(0, _force_call(calc, md_cfg, n_atoms)), device)
+            peak = _peak_bytes_of(lambda: n.__setitem__(0, _force_call(calc, system, n_atoms)), device)
             result = {"n_atoms": n[0], "ok": True, "peak_bytes": peak}
         except BaseException as exc:  # noqa: BLE001 - reported, never raised in the child
             result = {"n_atoms": n_atoms, "ok": False, "peak_bytes": None, "reason": f"{type(exc).__name__}: {exc}"}
@@ -95,17 +93,17 @@ def calculator_cost(spec, md_cfg: dict, cost_cfg: dict, species, device: str = "
     from ..core.md.engines import make_engine
     from ..core.md.hardware import hardware_info
     from .probe import memory_slope
-    from ..core.md.system import md_system, resolve_md_config
+    from ..core.md.system import crystal_system
     from .timing import timed_blocks
 
     import torch
 
-    md_cfg = resolve_md_config(md_cfg, species, trained_on="the data")
+    system = crystal_system(md_cfg, species, trained_on="the data")
     calc, info = make_calculator(spec, device)
     dev = info["device"]
     n_atoms, steps, warmup, repeats = (int(cost_cfg[k]) for k in ("n_atoms", "steps", "warmup_steps", "repeats"))
     dt_fs = float(md_cfg["timing"]["timestep_fs"])
-    atoms = md_system(n_atoms, md_cfg)
+    atoms = system.atoms(n_atoms)
     t0 = time.perf_counter()
     eng = make_engine("ase", None, atoms, torch.device(dev), dt_fs, skin_A=md_cfg["skin_A"], calc=calc)
     setup_s = time.perf_counter() - t0
@@ -115,7 +113,7 @@ def calculator_cost(spec, md_cfg: dict, cost_cfg: dict, species, device: str = "
     median_us = statistics.median(blocks.per_atom_us)
     sizes = []
     for n in cost_cfg["memory_sizes"]:
-        row = _memory_row(calc, md_cfg, int(n), dev)
+        row = _memory_row(calc, system, int(n), dev)
         sizes.append(row)
         log(f"[calculator-cost] memory: {row['n_atoms']} atoms, peak +{row['peak_bytes'] / 2**20:.1f} MB")
     slope, intercept = memory_slope(sizes)
@@ -126,8 +124,8 @@ def calculator_cost(spec, md_cfg: dict, cost_cfg: dict, species, device: str = "
         device="cuda" if dev.startswith("cuda") else "cpu",
         n_atoms=n_atoms, n_steps=steps, warmup_steps=warmup, repeats=repeats, timestep_fs=dt_fs,
         models_n_atoms=models_n, models_n_steps=int(md_cfg["timing"]["steps"]),
-        protocol=(f"md.timing protocol (NVE velocity Verlet, ase engine, thermalised {md_cfg['element']} "
-                  f"{md_cfg['crystal_structure']} crystal at {md_cfg['temperature_K']} K) on {n_atoms} atoms and "
+        protocol=(f"md.timing protocol (NVE velocity Verlet, ase engine, thermalised {system.crystal.element} "
+                  f"{system.crystal.crystal_structure} crystal at {system.temperature_K:g} K) on {n_atoms} atoms and "
                   f"{repeats} x {steps} steps (foundation.cost), smaller than the models' {models_n} atoms and "
                   f"{md_cfg['timing']['repeats']} x {md_cfg['timing']['steps']} steps: the calculator is slow"),
         us_per_atom_step=median_us,
@@ -141,7 +139,7 @@ def calculator_cost(spec, md_cfg: dict, cost_cfg: dict, species, device: str = "
         memory_definition=("least-squares slope of the peak memory of one energy+forces call over "
                            "memory_sizes (CPU: resident set above the baseline; CUDA: torch's allocator); "
                            "no max-atoms search"),
-        element=md_cfg["element"],
+        element=system.crystal.element,
         torch_threads=torch.get_num_threads() if not dev.startswith("cuda") else None,
         hardware=hardware_info(torch.device(dev)),
     ).to_json()

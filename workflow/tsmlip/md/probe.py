@@ -35,6 +35,7 @@ import signal
 import sys
 import time
 import traceback
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +46,7 @@ from ..records import MaxAtoms
 from ..core.md.common import FAKE_OOM_ENV, fake_oom_atoms, log, out_of_memory_error, setup_device, write_json
 from ..core.md.engines import PRIME_ATOMS, kernel_implementation, make_engine, prime_engine, set_kernels
 from ..core.md.hardware import device_memory_bytes, device_name, hardware_info, host_memory_available, nvml_memory_used
-from ..core.md.system import md_system, resolve_md_config
+from ..core.md.system import CrystalSystem, crystal_system
 
 MB = 1 << 20
 #: a CPU child whose resident memory exceeds its parent's (the worker's) by this many budgets is killed
@@ -53,21 +54,23 @@ KILL_BUDGETS = 2.0
 POLL_S = 0.02
 
 
-def md_step(model_path, n_atoms: int, md_cfg: dict, device: torch.device, fake_oom_above: int | None = None):
-    """Build the ``n_atoms`` system and do one MD step (energy + forces, one Verlet step) on ``device``."""
+def md_step(model_path, n_atoms: int, system: CrystalSystem, md_cfg: dict, device: torch.device,
+            fake_oom_above: int | None = None):
+    """Build ``n_atoms`` atoms of ``system`` and do one MD step (energy + forces, one Verlet step) on ``device``
+    with the probe's engine (``md_cfg``: the ``md:`` section)."""
     if fake_oom_above is not None and n_atoms > fake_oom_above:
         raise out_of_memory_error(device, n_atoms, fake_oom_above)
-    pc = md_cfg["probe"]
-    atoms = md_system(n_atoms, md_cfg)
-    eng = make_engine(pc["engine"], model_path, atoms, device, md_cfg["timing"]["timestep_fs"],
-                      skin_A=md_cfg["skin_A"], pair_finder=md_cfg["pair_finder"][device.type])
+    eng = make_engine(md_cfg["probe"]["engine"], model_path, system.atoms(n_atoms), device,
+                      md_cfg["timing"]["timestep_fs"], skin_A=md_cfg["skin_A"],
+                      pair_finder=md_cfg["pair_finder"][device.type])
     eng.run(1)
     eng.synchronize()
     return eng
 
 
-def _prime(model_path, md_cfg: dict, device: torch.device) -> None:
-    prime_engine(md_cfg["probe"]["engine"], model_path, md_cfg, device, md_cfg["pair_finder"][device.type])
+def _prime(model_path, system: CrystalSystem, md_cfg: dict, device: torch.device) -> None:
+    prime_engine(md_cfg["probe"]["engine"], model_path, system, device, md_cfg["timing"]["timestep_fs"],
+                 md_cfg["skin_A"], md_cfg["pair_finder"][device.type])
 
 
 # ----------------------------------------------------------------------------------------------- CUDA
@@ -77,7 +80,7 @@ ASE_NL_BYTES_PER_PAIR = 2000
 HOST_FRACTION = 0.8
 
 
-def ase_host_bytes(n_atoms: int, model_path, md_cfg: dict) -> float:
+def ase_host_bytes(n_atoms: int, model_path, system: CrystalSystem, skin_A: float) -> float:
     """Rough peak host memory of the ``ase`` engine's neighbour list for ``n_atoms`` atoms of the crystal
     (bytes).
 
@@ -86,8 +89,8 @@ def ase_host_bytes(n_atoms: int, model_path, md_cfg: dict) -> float:
     from ..core.elements import unit_cell
     from ..core.model import read_model_payload
 
-    radius = read_model_payload(model_path)["network_cfg"]["dist_hard_max"] + 2 * md_cfg["skin_A"]
-    unit = unit_cell(md_cfg)
+    radius = read_model_payload(model_path)["network_cfg"]["dist_hard_max"] + 2 * skin_A
+    unit = unit_cell(asdict(system.crystal))
     density = len(unit) / unit.get_volume()
     return n_atoms * density * 4.0 / 3.0 * math.pi * radius ** 3 * ASE_NL_BYTES_PER_PAIR
 
@@ -95,14 +98,15 @@ def ase_host_bytes(n_atoms: int, model_path, md_cfg: dict) -> float:
 class CudaTrial:
     """One size on a CUDA device, in this process."""
 
-    def __init__(self, model_path, md_cfg, device, fake_oom_above=None):
-        self.model_path, self.md_cfg, self.device, self.fake = model_path, md_cfg, device, fake_oom_above
+    def __init__(self, model_path, system, md_cfg, device, fake_oom_above=None):
+        self.model_path, self.system, self.md_cfg, self.device = model_path, system, md_cfg, device
+        self.fake = fake_oom_above
         total = device_memory_bytes(device)
         cap = md_cfg["probe"].get("gpu_memory_budget_MB")
         self.budget = int(min(total, cap * MB)) if cap else total
         if self.budget < total:
             torch.cuda.set_per_process_memory_fraction(self.budget / total, device)
-        _prime(model_path, md_cfg, device)
+        _prime(model_path, system, md_cfg, device)
 
     def __call__(self, n_atoms: int) -> dict:
         dev = self.device
@@ -112,7 +116,8 @@ class CudaTrial:
         t0 = time.perf_counter()
         row = {"n_atoms": int(n_atoms), "ok": False, "peak_bytes": None, "nvml_used_bytes": None}
         if self.md_cfg["probe"]["engine"] == "ase":
-            need, avail = ase_host_bytes(n_atoms, self.model_path, self.md_cfg), host_memory_available()
+            need = ase_host_bytes(n_atoms, self.model_path, self.system, self.md_cfg["skin_A"])
+            avail = host_memory_available()
             if avail is not None and need > HOST_FRACTION * avail:  # do not let the kernel's OOM killer end the whole probe
                 row.update(reason=f"host memory: ASE neighbour list needs ~{need / 2**30:.1f} GiB, "
                                   f"{avail / 2**30:.1f} GiB available", host_limited=True,
@@ -120,7 +125,7 @@ class CudaTrial:
                 return row
         eng = None
         try:
-            eng = md_step(self.model_path, n_atoms, self.md_cfg, dev, self.fake)
+            eng = md_step(self.model_path, n_atoms, self.system, self.md_cfg, dev, self.fake)
             row.update(ok=True, peak_bytes=int(torch.cuda.max_memory_allocated(dev)),
                        reserved_bytes=int(torch.cuda.max_memory_reserved(dev)),
                        nvml_used_bytes=nvml_memory_used(dev))
@@ -141,16 +146,17 @@ class InProcessTrial:
     of code around the probe (the GPU campaign's CPU smoke mode); :class:`CudaTrial` and :class:`CpuTrial`
     measure."""
 
-    def __init__(self, model_path, md_cfg, device, fake_oom_above=None):
-        self.model_path, self.md_cfg, self.device, self.fake = model_path, md_cfg, device, fake_oom_above
+    def __init__(self, model_path, system, md_cfg, device, fake_oom_above=None):
+        self.model_path, self.system, self.md_cfg, self.device = model_path, system, md_cfg, device
+        self.fake = fake_oom_above
         self.budget = int(md_cfg["probe"]["cpu_memory_budget_MB"] * MB)
-        _prime(model_path, md_cfg, device)
+        _prime(model_path, system, md_cfg, device)
 
     def __call__(self, n_atoms: int) -> dict:
         t0 = time.perf_counter()
         row = {"n_atoms": int(n_atoms), "ok": False, "peak_bytes": None, "nvml_used_bytes": None}
         try:
-            md_step(self.model_path, n_atoms, self.md_cfg, self.device, self.fake)
+            md_step(self.model_path, n_atoms, self.system, self.md_cfg, self.device, self.fake)
             row["ok"] = True
         except (torch.cuda.OutOfMemoryError, MemoryError) as exc:
             row["reason"] = _short(exc)
@@ -185,16 +191,16 @@ def _peak_rss_bytes(hwm_reset: bool) -> int:
     return int(peak if sys.platform == "darwin" else peak * 1024)
 
 
-def _measure(model_path, n_atoms: int, md_cfg: dict, fake_oom_above) -> dict:
+def _measure(model_path, n_atoms: int, system: CrystalSystem, md_cfg: dict, fake_oom_above) -> dict:
     """In a forked child: a small step (a fork does not copy the parent's page tables of shared libraries, so
     the child faults their code in again), baseline RSS, one MD step, peak RSS increase (``peak_bytes``)."""
-    md_step(model_path, PRIME_ATOMS[0], md_cfg, torch.device("cpu"))
+    md_step(model_path, PRIME_ATOMS[0], system, md_cfg, torch.device("cpu"))
     gc.collect()
     hwm_reset = _reset_peak_rss()
     rss0 = _rss_bytes()
     row = {"baseline_rss_bytes": rss0, "hwm_reset": hwm_reset}
     try:
-        md_step(model_path, n_atoms, md_cfg, torch.device("cpu"), fake_oom_above)
+        md_step(model_path, n_atoms, system, md_cfg, torch.device("cpu"), fake_oom_above)
         row["ok"] = True
     except (MemoryError, RuntimeError) as exc:
         if not isinstance(exc, MemoryError) and "can't allocate memory" not in str(exc):  # torch's CPU OOM
@@ -204,7 +210,8 @@ def _measure(model_path, n_atoms: int, md_cfg: dict, fake_oom_above) -> dict:
     return row
 
 
-def _fork_measure(model_path, n_atoms: int, md_cfg: dict, fake_oom_above, kill_above: int) -> dict:
+def _fork_measure(model_path, n_atoms: int, system: CrystalSystem, md_cfg: dict, fake_oom_above,
+                  kill_above: int) -> dict:
     """Run :func:`_measure` in a forked child; kill it if its RSS passes ``kill_above`` bytes."""
     import psutil
 
@@ -213,7 +220,7 @@ def _fork_measure(model_path, n_atoms: int, md_cfg: dict, fake_oom_above, kill_a
     if pid == 0:  # child
         os.close(rfd)
         try:
-            result = _measure(model_path, n_atoms, md_cfg, fake_oom_above)
+            result = _measure(model_path, n_atoms, system, md_cfg, fake_oom_above)
         except BaseException:
             result = {"error": traceback.format_exc()[-20000:]}  # stays below the pipe's buffer
         with os.fdopen(wfd, "w") as fh:
@@ -250,7 +257,8 @@ def worker_main() -> None:
     """The probe worker: a fresh single-threaded process (it never ran a multi-threaded OpenMP region, so
     forking it is safe) that primes the model once, then forks one child per size read from stdin.
 
-    Protocol (JSON lines): stdin first ``{"model_path", "md_cfg", "fake_oom_above", "budget"}``, then one
+    Protocol (JSON lines): stdin first ``{"model_path", "system", "md_cfg", "fake_oom_above", "budget"}`` (``system``:
+    :meth:`CrystalSystem.to_json`), then one
     atom count per line (EOF ends); stdout ``TSMLIP-PROBE {...}`` lines (``{"ready": true}``, then one
     result per size, or ``{"error": traceback}``).
     """
@@ -262,15 +270,16 @@ def worker_main() -> None:
         torch.set_num_threads(1)
         job = json.loads(sys.stdin.readline())
         model_path, md_cfg, fake, budget = (job[k] for k in ("model_path", "md_cfg", "fake_oom_above", "budget"))
+        system = CrystalSystem.from_json(job["system"])
         set_kernels(md_cfg["kernels"], "cpu")
-        _prime(model_path, md_cfg, torch.device("cpu"))
+        _prime(model_path, system, md_cfg, torch.device("cpu"))
         gc.collect()
         reply({"ready": True})
         for line in sys.stdin:
             if not line.strip():
                 continue
             kill_above = int(_rss_bytes() + KILL_BUDGETS * budget + 256 * MB)
-            reply(_fork_measure(model_path, int(line), md_cfg, fake, kill_above))
+            reply(_fork_measure(model_path, int(line), system, md_cfg, fake, kill_above))
     except BaseException:
         reply({"error": traceback.format_exc()})
 
@@ -279,7 +288,7 @@ class CpuTrial:
     """Each size in a child forked from a fresh, primed, single-threaded worker process (:func:`worker_main`);
     out of memory = peak RSS increase above the budget (or a ``MemoryError``, or killed)."""
 
-    def __init__(self, model_path, md_cfg, device, fake_oom_above=None):
+    def __init__(self, model_path, system, md_cfg, device, fake_oom_above=None):
         import subprocess
 
         if not hasattr(os, "fork"):
@@ -291,8 +300,8 @@ class CpuTrial:
         self.proc = subprocess.Popen(
             [sys.executable, "-c", "from tsmlip.md.probe import worker_main; worker_main()"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
-        self._send({"model_path": str(model_path), "md_cfg": md_cfg, "fake_oom_above": fake_oom_above,
-                    "budget": self.budget})
+        self._send({"model_path": str(model_path), "system": system.to_json(), "md_cfg": md_cfg,
+                    "fake_oom_above": fake_oom_above, "budget": self.budget})
         self._receive("start-up")
 
     def _send(self, obj) -> None:
@@ -403,17 +412,17 @@ def memory_slope(sizes: list[dict]) -> tuple[float | None, float | None]:
 def probe_max_atoms(model_path, md_cfg: dict, device: torch.device, model_id: str | None = None,
                     fake_oom_above: int | None = None, deadline: float | None = None, trial_class=None) -> dict:
     """Run the probe; returns the ``max_atoms.json`` record. The element is checked against the model's
-    species before any MD (:func:`tsmlip.core.md.system.resolve_md_config`). ``deadline``: see
+    species before any MD (:func:`tsmlip.core.md.system.crystal_system`). ``deadline``: see
     :func:`search_max_atoms` (the record's ``timed_out``). ``trial_class``: how one size is tried (default
     :class:`CudaTrial` on CUDA, :class:`CpuTrial` on the CPU; :class:`InProcessTrial` for dry runs)."""
     from ..core.elements import model_species
 
-    md_cfg = resolve_md_config(md_cfg, model_species(model_path), trained_on=f"the model {model_path}")
+    system = crystal_system(md_cfg, model_species(model_path), trained_on=f"the model {model_path}")
     pc = md_cfg["probe"]
     fake = fake_oom_atoms(fake_oom_above)
     set_kernels(md_cfg["kernels"], device)
     trial_class = trial_class or (CudaTrial if device.type == "cuda" else CpuTrial)
-    trial = trial_class(model_path, md_cfg, device, fake)
+    trial = trial_class(model_path, system, md_cfg, device, fake)
     log(f"[max-atoms] {model_id or model_path}: engine={pc['engine']} device={device} kernels={kernel_implementation()} "
         f"budget {trial.budget / MB:.0f} MB" + (f", injected OOM above {fake} atoms" if fake else ""))
     t0 = time.perf_counter()
@@ -430,9 +439,9 @@ def probe_max_atoms(model_path, md_cfg: dict, device: torch.device, model_id: st
         device=device.type,
         device_name=device_name(device),
         engine=pc["engine"],
-        element=md_cfg["element"],
-        crystal_structure=md_cfg["crystal_structure"],
-        lattice_constant_A=md_cfg["lattice_constant_A"],
+        element=system.crystal.element,
+        crystal_structure=system.crystal.crystal_structure,
+        lattice_constant_A=system.crystal.lattice_constant_A,
         max_atoms=max_atoms,
         memory_budget_bytes=trial.budget,
         budget_kind=("none (dry run)" if trial_class is InProcessTrial

@@ -32,7 +32,7 @@ from ..core.md.common import finite_or_none, log, setup_device, write_json
 from ..core.md.deployed import EngineUnavailable, require
 from ..core.md.engines import DEPLOYED_ENGINES, ENGINES, kernel_implementation, make_engine, prime_engine, set_kernels
 from ..core.md.hardware import device_name, hardware_info
-from ..core.md.system import md_system, resolve_md_config
+from ..core.md.system import crystal_system
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -97,24 +97,24 @@ def time_md(model_path: str | Path, engine: str, md_cfg: dict, device: torch.dev
     """Time ``engine`` on the model at ``model_path``; returns the ``md_timing_<engine>.json`` record.
 
     The system's element is checked against the model's species before any MD
-    (:func:`tsmlip.core.md.system.resolve_md_config`; :class:`tsmlip.core.elements.ElementError`). ``deadline`` (a
+    (:func:`tsmlip.core.md.system.crystal_system`; :class:`tsmlip.core.elements.ElementError`). ``deadline`` (a
     ``time.perf_counter()`` value): no timed block starts after it once one is done; the record then has
     fewer blocks (``repeats_done`` < ``repeats``, ``timed_out: true``)."""
     from ..core.elements import model_species
 
     if engine in DEPLOYED_ENGINES:
         require(engine)  # EngineUnavailable: what to install, before any work
-    md_cfg = resolve_md_config(md_cfg, model_species(model_path), trained_on=f"the model {model_path}")
+    system = crystal_system(md_cfg, model_species(model_path), trained_on=f"the model {model_path}")
     tc = md_cfg["timing"]
     n_atoms, steps, warmup, repeats = (int(tc[k]) for k in ("n_atoms", "steps", "warmup_steps", "repeats"))
     dt_fs = float(tc["timestep_fs"])
-    check_timing_size(n_atoms, md_cfg)
+    check_timing_size(n_atoms, system.crystal)
     pair_finder = md_cfg["pair_finder"][device.type]
     set_kernels(md_cfg["kernels"], device)
-    atoms = md_system(n_atoms, md_cfg)
+    atoms = system.atoms(n_atoms)
 
     wall0 = time.perf_counter()
-    prime_engine(engine, model_path, md_cfg, device, pair_finder, DTYPES[dtype])
+    prime_engine(engine, model_path, system, device, dt_fs, md_cfg["skin_A"], pair_finder, DTYPES[dtype])
     prime_s = time.perf_counter() - wall0
     t_setup = time.perf_counter()
     eng = make_engine(engine, model_path, atoms, device, dt_fs, skin_A=md_cfg["skin_A"],
@@ -151,7 +151,7 @@ def time_md(model_path: str | Path, engine: str, md_cfg: dict, device: torch.dev
         repeats_done=len(blocks.per_atom_us),
         timed_out=blocks.timed_out,
         timestep_fs=dt_fs,
-        temperature_K=float(md_cfg["temperature_K"]),
+        temperature_K=system.temperature_K,
         us_per_atom_step=median_us,
         us_per_atom_step_all=blocks.per_atom_us,
         steps_per_s=steps_per_s,
@@ -167,10 +167,10 @@ def time_md(model_path: str | Path, engine: str, md_cfg: dict, device: torch.dev
         wall_s=time.perf_counter() - wall0,
         supercell=atoms.info["supercell"],
         vacancies=atoms.info["vacancies"],
-        element=md_cfg["element"],
-        crystal_structure=md_cfg["crystal_structure"],
-        lattice_constant_A=float(md_cfg["lattice_constant_A"]),
-        crystal_source=md_cfg["crystal_source"],
+        element=system.crystal.element,
+        crystal_structure=system.crystal.crystal_structure,
+        lattice_constant_A=float(system.crystal.lattice_constant_A),
+        crystal_source=system.crystal.crystal_source,
         skin_A=float(md_cfg["skin_A"]),
         pair_finder=pair_finder if engine == "torch" else getattr(eng, "pair_finder_name", "ase.neighborlist"),
         dtype=dtype,
@@ -184,15 +184,18 @@ def time_md(model_path: str | Path, engine: str, md_cfg: dict, device: torch.dev
     ).to_json()
 
 
-def check_timing_size(n_atoms: int, md_cfg: dict, key: str = "md.timing.n_atoms") -> None:
+def check_timing_size(n_atoms: int, crystal, key: str = "md.timing.n_atoms") -> None:
     """:class:`~tsmlip.core.elements.ElementError` naming ``key`` when ``n_atoms`` is smaller than one conventional
-    cell of the resolved crystal (a 1-atom "crystal" would be timed and recorded as valid)."""
+    cell of ``crystal`` (a :class:`tsmlip.core.md.system.Crystal`; a 1-atom "crystal" would be timed and recorded
+    as valid)."""
+    from dataclasses import asdict
+
     from ..core.elements import ElementError, unit_cell
 
-    per_cell = len(unit_cell(md_cfg))
+    per_cell = len(unit_cell(asdict(crystal)))
     if n_atoms < per_cell:
-        raise ElementError(f"config key '{key}': {n_atoms} atoms is less than one {md_cfg['crystal_structure']} "
-                           f"cell of {md_cfg['element']} ({per_cell} atoms); time at least {per_cell}")
+        raise ElementError(f"config key '{key}': {n_atoms} atoms is less than one {crystal.crystal_structure} "
+                           f"cell of {crystal.element} ({per_cell} atoms); time at least {per_cell}")
 
 
 def main(argv: list[str] | None = None) -> int:

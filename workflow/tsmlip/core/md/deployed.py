@@ -51,7 +51,9 @@ def plugin_path() -> Path:
     env = os.environ.get(PLUGIN_ENV, "").strip()
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[3] / PLUGIN_RELATIVE
+    import tsmlip
+
+    return Path(tsmlip.__file__).resolve().parents[2] / PLUGIN_RELATIVE  # <repo>/workflow/tsmlip/__init__.py
 
 
 def _preload_mpi() -> None:

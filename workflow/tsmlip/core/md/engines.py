@@ -369,16 +369,14 @@ class TorchEngine(TorchSystem):
 PRIME_ATOMS = (32, 108)
 
 
-def prime_engine(name: str, model_path: str | Path, md_cfg: dict, device, pair_finder: str = "cell_list",
-                 dtype: torch.dtype = torch.float32) -> None:
-    """One step on two small systems of different sizes, so that lazy imports, kernel compilation (hippynn's
-    CPU fall-back kernels are ``torch.compile``'d) and the recompilation for dynamic shapes happen here and
-    not inside a timed or memory-measured step."""
-    from .system import md_system
-
+def prime_engine(name: str, model_path: str | Path, system, device, timestep_fs: float, skin_A: float,
+                 pair_finder: str = "cell_list", dtype: torch.dtype = torch.float32) -> None:
+    """One step on two small systems of ``system`` (a :class:`tsmlip.core.md.system.CrystalSystem`) of different
+    sizes, so that lazy imports, kernel compilation (hippynn's CPU fall-back kernels are ``torch.compile``'d) and the
+    recompilation for dynamic shapes happen here and not inside a timed or memory-measured step."""
     for n in PRIME_ATOMS:
-        eng = make_engine(name, model_path, md_system(n, md_cfg), device, md_cfg["timing"]["timestep_fs"],
-                          skin_A=md_cfg["skin_A"], pair_finder=pair_finder, dtype=dtype)
+        eng = make_engine(name, model_path, system.atoms(n), device, timestep_fs, skin_A=skin_A,
+                          pair_finder=pair_finder, dtype=dtype)
         eng.run(1)
         eng.synchronize()
         del eng

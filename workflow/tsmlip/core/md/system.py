@@ -53,9 +53,8 @@ def _repeats_for_lengths(n_cells: int, lengths, max_aspect: float = 1.5) -> tupl
     return best[1]
 
 
-def crystal_supercell(n_atoms: int, crystal: dict, seed: int = 0):
-    """A supercell of exactly ``n_atoms`` atoms of the crystal ``crystal`` (``element``,
-    ``crystal_structure``, ``lattice_constant_A``, ``c_over_a``; see :func:`tsmlip.core.elements.crystal_settings`).
+def crystal_supercell(n_atoms: int, crystal: Crystal, seed: int = 0):
+    """A supercell of exactly ``n_atoms`` atoms of ``crystal`` (:class:`Crystal`).
 
     The smallest near-cubic supercell of the conventional cell (cubic; orthorhombic for hcp) with at least
     ``n_atoms`` atoms is built (near-cubic in length); surplus atoms are removed at
@@ -67,7 +66,7 @@ def crystal_supercell(n_atoms: int, crystal: dict, seed: int = 0):
     n_atoms = int(n_atoms)
     if n_atoms < 1:
         raise ValueError(f"n_atoms must be positive (got {n_atoms})")
-    unit = unit_cell(crystal)
+    unit = unit_cell(asdict(crystal))
     n_cells = -(-n_atoms // len(unit))
     lengths = unit.cell.lengths()
     reps = (supercell_repeats(n_cells) if np.allclose(lengths, lengths[0])
@@ -85,8 +84,9 @@ def crystal_supercell(n_atoms: int, crystal: dict, seed: int = 0):
 
 def fcc_supercell(n_atoms: int, lattice_constant_A: float, seed: int = 0, symbol: str = "Al"):
     """An orthorhombic fcc supercell of exactly ``n_atoms`` atoms (:func:`crystal_supercell` for fcc)."""
-    return crystal_supercell(n_atoms, {"element": symbol, "crystal_structure": "fcc",
-                                       "lattice_constant_A": lattice_constant_A, "c_over_a": None}, seed=seed)
+    crystal = Crystal(element=symbol, crystal_structure="fcc", lattice_constant_A=float(lattice_constant_A),
+                      c_over_a=None, crystal_source="given")
+    return crystal_supercell(n_atoms, crystal, seed=seed)
 
 
 def thermalize(atoms, temperature_K: float, seed: int = 0, rng=None):
@@ -131,22 +131,37 @@ def resolve_crystal(md_cfg: dict, species, trained_on: str = "the model") -> Cry
                    crystal_source=crystal["source"])
 
 
-def resolve_md_config(md_cfg: dict, species, trained_on: str = "the model") -> dict:
-    """The settings an MD cost run passes on (engines, the probe's worker, its record): a copy of the ``md:``
-    section whose keys of :class:`Crystal` (``element`` ... ``crystal_source``) hold :func:`resolve_crystal`'s
-    values, and nothing else added."""
-    return {**md_cfg, **asdict(resolve_crystal(md_cfg, species, trained_on))}
+@dataclass(frozen=True)
+class CrystalSystem:
+    """The thermalised crystal an MD cost run simulates, at any size (timing, the memory probe, the calculator's
+    cost): passed as an argument, and as JSON to the memory probe's worker process."""
+
+    crystal: Crystal
+    temperature_K: float
+    #: vacancies and velocities
+    seed: int = 0
+
+    def atoms(self, n_atoms: int):
+        """``n_atoms`` atoms of the crystal (:func:`crystal_supercell`) with Maxwell-Boltzmann velocities at
+        ``temperature_K`` (:func:`thermalize`), both seeded with ``seed``."""
+        return thermalize(crystal_supercell(n_atoms, self.crystal, seed=self.seed), self.temperature_K,
+                          seed=self.seed)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, obj: dict) -> CrystalSystem:
+        return cls(crystal=Crystal(**obj["crystal"]), temperature_K=float(obj["temperature_K"]),
+                   seed=int(obj["seed"]))
 
 
-def md_system(n_atoms: int, md_cfg: dict, seed: int | None = None):
-    """The thermalised test system of a resolved ``md:`` config section (:func:`resolve_md_config`: the
-    :class:`Crystal`; temperature, seed)."""
-    if not md_cfg.get("element") or not md_cfg.get("crystal_structure") or not md_cfg.get("lattice_constant_A"):
-        raise ValueError("the md settings name no element / crystal: resolve them with resolve_md_config "
-                         "(from the model's species) first")
-    seed = int(md_cfg.get("seed", 0) if seed is None else seed)
-    atoms = crystal_supercell(n_atoms, md_cfg, seed=seed)
-    return thermalize(atoms, md_cfg["temperature_K"], seed=seed)
+def crystal_system(md_cfg: dict, species, trained_on: str = "the model") -> CrystalSystem:
+    """The :class:`CrystalSystem` of the ``md:`` section (``element``, ``crystal_structure``,
+    ``lattice_constant_A``, ``temperature_K``, ``seed``) for a model of ``species`` (:func:`resolve_crystal`:
+    :class:`tsmlip.core.elements.ElementError` before any MD when the model cannot simulate the element)."""
+    return CrystalSystem(crystal=resolve_crystal(md_cfg, species, trained_on),
+                         temperature_K=float(md_cfg["temperature_K"]), seed=int(md_cfg["seed"]))
 
 
 # ------------------------------------------------------------------------------------------- liquid
