@@ -6,7 +6,8 @@
 Every CSV under ``tables/`` of either folder is read as text (no float parsing: a cell is equal only when it is
 written the same). Columns whose name matches ``--ignore`` (default: wall times, timings, memory and the
 machine, :data:`TIMING`) are left out. With ``--noise``, a second run of A's tree, the cells that differ between
-A and A2 are left out too (they vary from run to run: e.g. a claims row built on timings) and counted apart.
+A and A2 are left out too (they vary from run to run: e.g. a claims row built on timings) and counted apart. A
+cell holding the results folder's own path compares as ``<results>``.
 
 Prints one row per table (rows, columns compared, cells compared, cells differing, cells left out as noise) and
 the first differing cells; exits 1 when any compared cell differs or a table is missing on one side, else 0.
@@ -28,8 +29,11 @@ TIMING = (r"(wall|time|_s$|_s_|us_per|ns_per|ms_per|steps_per|per_s\b|per_day|me
 
 
 def read_table(path: Path) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of a CSV under ``<results>/tables/``, the results folder's own path in a cell written
+    ``<results>`` (two folders of one tree differ there only by where they were written)."""
+    results = str(path.resolve().parents[1])
     with open(path, newline="") as fh:
-        rows = list(csv.reader(fh))
+        rows = [[cell.replace(results, "<results>") for cell in row] for row in csv.reader(fh)]
     return (rows[0], rows[1:]) if rows else ([], [])
 
 
