@@ -30,7 +30,7 @@ from ..io_utils import atomic_open
 from ..kinds import REGISTRY
 from ..core.model import device_description, load_model, resolve_device, save_model
 from ..core.predict import error_metrics, predict
-from ..provenance import ProvenanceError, check_inputs, json_with, model_data_meta, record
+from ..provenance import ProvenanceError, check_inputs, model_data_meta, record
 from ..records import SplitErrors, TrainMetrics
 from .assembly import TrainingError, assemble_training, TrainingData, load_training_data, _Run, log
 from .loop import (CURVE_COLUMNS, Checkpoint, _epoch_loop, run_fingerprint, make_optimizer, _resume, _score_untrained,
