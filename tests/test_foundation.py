@@ -251,11 +251,13 @@ def test_foundation_claim_decided_against_the_noise_floor(tiny_cfg):
 
 
 def test_foundation_headline_ratios():
+    from conftest import make_record
     from tsmlip.claims.headline import foundation_headline, headline_human
+    from tsmlip.records import CalculatorCost
 
-    cost = {"calculator": {"name": "chgnet"}, "device": "cpu", "n_atoms": 32, "models_n_atoms": 256,
-            "us_per_atom_step": 30000.0, "memory_per_atom_slope_bytes": 2.0e6,
-            "memory_sizes": [{"n_atoms": 32}, {"n_atoms": 108}]}
+    cost = make_record(CalculatorCost, calculator={"name": "chgnet"}, device="cpu", n_atoms=32, models_n_atoms=256,
+                       us_per_atom_step=30000.0, memory_per_atom_slope_bytes=2.0e6,
+                       memory_sizes=[{"n_atoms": 32}, {"n_atoms": 108}])
     head = foundation_headline(_models_table(), cost)
     assert head["vs_foundation"].tolist() == pytest.approx([1200.0, 1000.0 / 2.0e6])
     human = headline_human(head.assign(teacher=float("nan"), control=float("nan"), vs_teacher=float("nan"),

@@ -17,10 +17,10 @@ is the curve's ``epoch`` value at the first such epoch and ``wall_time_to_thresh
 time then. Both are NaN when the threshold is never reached.
 
 Convergence (``metrics.json``'s ``convergence`` block, written by training): ``stopped_by`` (``patience`` or
-``max_epochs``; ``unknown`` when the block is missing), ``best_epoch``, ``late_relative_improvement`` (how
+``max_epochs``; ``unknown`` when the block is null), ``best_epoch``, ``late_relative_improvement`` (how
 much the best validation force RMSE still improved over the last ``convergence.late_fraction`` of the epochs
 (``tsmlip.train.LATE_FRACTION``), relative; information only) and ``converged``: stopped by the stopping rule
-(``stopped_by == "patience"``), not by the epoch cap. A model without the block counts as not converged. The
+(``stopped_by == "patience"``), not by the epoch cap. A model whose block is null counts as not converged. The
 claims table never decides a claim on a model that did not converge.
 
 Budget check (``--budget-check-files``): some models are trained a second time from scratch with every
@@ -207,7 +207,7 @@ def convergence(met: TrainMetrics) -> dict:
     """``stopped_by``, ``best_epoch``, ``late_relative_improvement``, ``converged`` from a ``metrics.json``.
 
     Converged: stopped by the stopping rule (``stopped_by == "patience"``), not by the epoch cap; the late
-    improvement is information only. Without a ``convergence`` block: ``stopped_by`` is ``unknown`` and the
+    improvement is information only. With a null ``convergence`` block: ``stopped_by`` is ``unknown`` and the
     model does not count as converged.
     """
     block = met.convergence
