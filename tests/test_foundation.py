@@ -141,6 +141,13 @@ def test_emt_shortcut_equals_generic_factory_and_the_embedded_labels(few, tmp_pa
     assert prov["labelled_by"]["version"] and prov["geometries_from"]["source"] == "emt"
     assert a["choice"] == "calculator" and a["max_sum_deviation_eV"] < 1e-6
     assert not (tmp_path / "a" / "scratch").exists()  # removed once complete
+    from tsmlip.records import AtomEnergies, DatasetProvenance
+
+    # both files are their records; the source's own provenance record stays inside geometries_from
+    assert DatasetProvenance.read(d1.with_name("provenance.json")).to_json() == prov
+    assert prov["geometries_from"]["provenance"] == json.loads(few.with_name("provenance.json").read_text())
+    labels = AtomEnergies.read(l1.with_suffix(".json"))
+    assert labels.calculator["name"] == "emt" and labels.vs_reference is None and labels.to_json() == a
 
 
 def test_labelling_resumes_from_chunks(few, tmp_path):

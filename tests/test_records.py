@@ -239,3 +239,15 @@ def test_the_data_writers_write_their_records(tmp_path):
     info = oracle_labels(str(tmp_path / "dataset.npz"), str(tmp_path / "oracle_atom_energies.npz"), 1e-3)
     back = OracleAtomEnergies.read(tmp_path / "oracle_atom_energies.json")
     assert back.n_configs == n and back.n_atoms == n * m and back.to_json() == info
+
+
+def test_split_writes_its_record(tiny_cfg, tiny_data, tmp_path):
+    from tsmlip.data.split import main
+
+    dataset, _, arrays = tiny_data
+    cfg = {"split": tiny_cfg["split"], "training": {"train_eval_fraction": tiny_cfg["training"]["train_eval_fraction"]}}
+    assert main(["--dataset", str(dataset), "--out", str(tmp_path / "split.npz"), "--config-json", json.dumps(cfg)]) == 0
+    info = SplitInfo.read(tmp_path / "split.json")
+    assert info.train + info.valid + info.test == len(arrays["E"]) and info.seed == tiny_cfg["split"]["seed"]
+    assert info.provenance["step"] == "split"
+    assert info.to_json() == json.loads((tmp_path / "split.json").read_text())
