@@ -111,3 +111,67 @@ def e2e_copper_run(tmp_path_factory):
     out = run_snakemake("--cores", "2", "--configfile", "config/test.yaml", str(overlay), "--rerun-incomplete")
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-8000:]
     return d / "results", out
+
+
+# ------------------------------------------------------------------------------------------ records
+#: the value a made-up record field takes by type (a field of a record type gets a whole made-up record)
+_PLAIN = {int: 1, float: 1.0, str: "x", bool: True, list: [], dict: {}}
+
+
+def make_record(cls, **values):
+    """A full, valid ``cls`` record (:mod:`tsmlip.records`): every field given in ``values`` (the file's keys, a
+    part's keys included) takes that value, every other field a plain value of its type (1, 1.0, "x", True, an
+    empty list or dict, a made-up nested record); optional fields and optional parts not given are left out. A
+    key the file cannot have is an error, so a fixture cannot drift from the contract."""
+    import dataclasses
+    import typing
+
+    unknown = sorted(set(values) - set(cls.keys()))
+    if unknown:
+        raise KeyError(f"{cls.__name__} has no field {', '.join(unknown)}")
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if "part" in f.metadata:
+            part = f.metadata["part"]
+            given = {k: values[k] for k in part.keys() if k in values}
+            kwargs[f.name] = None if not given and f.default is None else make_record(part, **given)
+        elif f.name in values:
+            kwargs[f.name] = values[f.name]
+        elif f.metadata.get("optional"):
+            kwargs[f.name] = None
+        else:
+            kwargs[f.name] = _made_up(hints[f.name])
+    return cls(**kwargs)
+
+
+def _made_up(tp):
+    from tsmlip.records import Record
+
+    args = [t for t in typing_args(tp) if t is not type(None)] or [tp]
+    tp = args[0]
+    if isinstance(tp, type) and issubclass(tp, Record):
+        return make_record(tp)
+    import typing
+
+    origin = typing.get_origin(tp) or tp
+    return type(_PLAIN[origin])(_PLAIN[origin]) if origin in (list, dict) else _PLAIN[origin]
+
+
+def typing_args(tp) -> tuple:
+    """The members of a union type (``X | None``), else ()."""
+    import types
+    import typing
+
+    return typing.get_args(tp) if typing.get_origin(tp) in (typing.Union, types.UnionType) else ()
+
+
+def write_record(path, cls, **values):
+    """Write :func:`make_record` ``(cls, **values)`` to ``path`` (folders made) with the steps' writer; returns
+    the record."""
+    from pathlib import Path as _Path
+
+    rec = make_record(cls, **values)
+    _Path(path).parent.mkdir(parents=True, exist_ok=True)
+    rec.write(path)
+    return rec

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import BASE_CONFIG
+from conftest import BASE_CONFIG, make_record, write_record
 from tsmlip import aggregate, born_again, tables
 from tsmlip.claims.claim import FORCE, METRIC_NAMES, RDF_REFERENCE, RDF_TEACHER
 from tsmlip.claims.cli import main as claims_main
@@ -19,6 +20,8 @@ from tsmlip.claims.rows import learning_speed_claim
 from tsmlip.claims.table import all_claims
 from tsmlip.claims.verdicts import HOLDS, UNDECIDED, UNDECIDED_BUDGET_MOVED, UNDECIDED_LIQUID
 from tsmlip.config import load_config
+from tsmlip.records import (AtomEnergies, AtomEnergyAgreement, Convergence, MaxAtoms, MdTiming, RdfError, RecordError,
+                            SplitErrors, TrainMetrics)
 
 #: the default configuration's aggregate section (the claims' settings live in config/ only)
 AGG = load_config(BASE_CONFIG)["aggregate"]
@@ -44,11 +47,6 @@ BA_FORCE = {"born_again": (0.090, 0.091, 0.089), "born_again_static": (0.100, 0.
 BA_ENERGY = {"born_again": (0.27, 0.272, 0.268), "born_again_static": (0.30, 0.31, 0.29)}
 
 
-def _write_json(path: Path, obj: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj))
-
-
 def _curve(final: float, tau: float) -> pd.DataFrame:
     """Validation force RMSE final + exp(-epoch / tau); training 10 % lower; 2 s per epoch."""
     e = np.arange(1, EPOCHS + 1)
@@ -66,33 +64,38 @@ def _model(root: Path, kind: str, arch: str, seed: int, force: float, energy: fl
            tau: float, weights: dict, n_weights: int, atom_rmse=None, md=None, rdf=None,
            convergence: dict | None = None) -> None:
     d = root / "models" / kind / arch / f"seed{seed}"
-    split = {"n_configs": 10, "energy_rmse_eV": energy, "energy_per_atom_rmse_eV": energy_pa,
-             "force_rmse_eV_A": force, "force_mae_eV_A": 0.8 * force, "atom_energy_rmse_eV": atom_rmse,
-             "atom_energy_pearson_r": None if atom_rmse is None else 1 - 10 * atom_rmse}
+    split = dict(n_configs=10, energy_rmse_eV=energy, energy_mae_eV=0.8 * energy, energy_per_atom_rmse_eV=energy_pa,
+                 force_rmse_eV_A=force, force_mae_eV_A=0.8 * force, atom_energy_rmse_eV=atom_rmse,
+                 atom_energy_pearson_r=None if atom_rmse is None else 1 - 10 * atom_rmse)
     w, s, l = (int(x[1:]) for x in arch.split("-"))
-    _write_json(d / "metrics.json", {
-        "model_id": f"{kind}/{arch}/seed{seed}", "kind": kind, "width": w, "n_sensitivities": s, "n_atom_layers": l,
-        "seed": seed, "n_weights": n_weights, "epochs": EPOCHS, "best_epoch": EPOCHS, "wall_time_s": 2.0 * EPOCHS,
-        "device": "cpu", "loss_weights": weights, "teacher_labels": None if kind in ("teacher", "control") else "teacher/mean",
-        "splits": {"train": dict(split, force_rmse_eV_A=0.9 * force), "valid": split, "test": split},
-        "convergence": convergence or {"stopped_by": "patience", "best_epoch": EPOCHS - 5, "epochs": EPOCHS,
-                                       "late_window_epochs": 6, "late_relative_improvement": 0.0},
-    })
+    mid = f"{kind}/{arch}/seed{seed}"
+    conv = dict(stopped_by="patience", best_epoch=EPOCHS - 5, epochs=EPOCHS, max_epochs=EPOCHS, late_window_epochs=6,
+                late_fraction=0.2, late_relative_improvement=0.0, **(convergence or {}))
+    write_record(d / "metrics.json", TrainMetrics,
+                 model_id=mid, kind=kind, width=w, n_sensitivities=s, n_atom_layers=l, seed=seed, n_weights=n_weights,
+                 epochs=EPOCHS, best_epoch=EPOCHS, wall_time_s=2.0 * EPOCHS, device="cpu",
+                 convergence=Convergence(**conv), loss_weights=weights, loss_schedule=None,
+                 teacher_labels=None if kind in ("teacher", "control") else "teacher/mean",
+                 atom_energy_labels_in_loss=kind not in ("teacher", "control", "control_fw"),
+                 splits={"train": SplitErrors(**dict(split, force_rmse_eV_A=0.9 * force)), "valid": SplitErrors(**split),
+                         "test": SplitErrors(**split)}, untrained=None)
     _curve(force, tau).to_csv(d / "curve.csv", index=False)
     if md is not None:
         us, mem = md
-        _write_json(d / f"md_timing_{ENGINE}.json", {
-            "model_id": f"{kind}/{arch}/seed{seed}", "engine": ENGINE, "device": "cpu", "device_name": "Test CPU",
-            "n_atoms": 500, "us_per_atom_step": us, "steps_per_s": 1e6 / (us * 500), "ns_per_day": 1.0,
-            "energy_drift_eV_per_atom_per_ps": 1e-5, "stable": True})
-        _write_json(d / "max_atoms.json", {
-            "model_id": f"{kind}/{arch}/seed{seed}", "device": "cpu", "device_name": "Test CPU", "max_atoms": int(1e9 // mem),
-            "memory_budget_bytes": 1e9, "memory_per_atom_bytes": mem, "memory_per_atom_slope_bytes": mem,
-            "first_failure_atoms": int(1.2 * (1e9 // mem)), "capped": False, "sizes": [100, 200]})
+        write_record(d / f"md_timing_{ENGINE}.json", MdTiming,
+                     model_id=mid, engine=ENGINE, device="cpu", device_name="Test CPU", n_atoms=500,
+                     us_per_atom_step=us, us_per_atom_step_all=[us], steps_per_s=1e6 / (us * 500), ns_per_day=1.0,
+                     energy_drift_eV_per_atom_per_ps=1e-5, stable=True, hippynn_kernels=None)
+        write_record(d / "max_atoms.json", MaxAtoms,
+                     model_id=mid, device="cpu", device_name="Test CPU", max_atoms=int(1e9 // mem),
+                     memory_budget_bytes=int(1e9), memory_per_atom_bytes=mem, memory_per_atom_slope_bytes=mem,
+                     first_failure_atoms=int(1.2 * (1e9 // mem)), capped=False, sizes=[{"n_atoms": 100, "ok": True}],
+                     hippynn_kernels=None)
     if rdf is not None:
-        _write_json(d / "rdf_error.json", {"model_id": f"{kind}/{arch}/seed{seed}", "error_vs_teacher": rdf,
-                                            "error_vs_reference": rdf + 0.1, "definition": "integral |g - g_teacher| dr (A)",
-                                            "first_peak_r_A": 2.8, "first_peak_g": 3.0})
+        write_record(d / "rdf_error.json", RdfError,
+                     model_id=mid, error_vs_teacher=rdf, error_vs_reference=rdf + 0.1,
+                     definition="integral |g - g_teacher| dr (A)", first_peak_r_A=2.8, first_peak_g=3.0, stable=True,
+                     melted=True, clean=True)
 
 
 #: the budget check of the synthetic run: seed 1 of every kind at the smallest and largest architecture, the
@@ -107,15 +110,16 @@ BUDGET_CHANGE = -0.01
 def write_budget_check(root: Path, model_id: str, change: float, stopped_by: str = "patience") -> Path:
     """``root/budget_check/<id>/metrics.json``: the model's own metrics.json with every test error times
     ``1 + change`` and twice the epochs."""
-    met = json.loads((root / "models" / model_id / "metrics.json").read_text())
-    test = met["splits"]["test"]
+    met = TrainMetrics.read(root / "models" / model_id / "metrics.json")
+    test = met.splits["test"]
     for key in ("energy_rmse_eV", "energy_per_atom_rmse_eV", "force_rmse_eV_A", "atom_energy_rmse_eV"):
-        if test.get(key) is not None:
-            test[key] *= 1 + change
-    met["epochs"] = 2 * EPOCHS
-    met["convergence"] = dict(met["convergence"], stopped_by=stopped_by, epochs=2 * EPOCHS)
+        if getattr(test, key) is not None:
+            setattr(test, key, getattr(test, key) * (1 + change))
+    met.epochs = 2 * EPOCHS
+    met.convergence = replace(met.convergence, stopped_by=stopped_by, epochs=2 * EPOCHS)
     path = root / "budget_check" / model_id / "metrics.json"
-    _write_json(path, met)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    met.write(path)
     return path
 
 
@@ -146,9 +150,9 @@ def write_synthetic_run(root: Path, md: bool = True, rdf: bool = True, budget_ch
         for seed, f, e in zip(SEEDS, BA_FORCE[kind], BA_ENERGY[kind]):
             _model(root, kind, TEACHER, seed, f, e, e / 100, 2.0, W[kind], 20_000, atom_rmse=0.01,
                    md=(8.0, 80_000) if md else None, rdf=0.01 if rdf else None)
-    _write_json(root / "labels" / "atom_energies.json", {
-        "teacher": "teacher/w12-s8-l2/seed0",
-        "vs_reference": {"rmse_eV": 0.02, "pearson_r": 0.9, "offset_eV": 0.1, "ref_std_eV": 0.05}})
+    write_record(root / "labels" / "atom_energies.json", AtomEnergies, teachers=["teacher/w12-s8-l2/seed0"],
+                 vs_reference=AtomEnergyAgreement(rmse_eV=0.02, pearson_r=0.9, offset_eV=0.1, ref_std_eV=0.05,
+                                                  n_atoms=100))
     if budget_check:
         for mid in BUDGET_CHECKED:
             write_budget_check(root, mid, BUDGET_CHANGE)
@@ -279,7 +283,7 @@ def test_collect_files_explicit_list(run, tmp_path):
     assert list(aggregate.collect_files([str(moved)])) == ["student/w4-s4-l1/seed1"]
     with pytest.raises(ValueError, match="no metrics.json beside it"):
         aggregate.collect_files([str(d / "curve.csv")])
-    _write_json(tmp_path / "labels" / "metrics.json", {"model_id": "teacher/mean"})
+    write_record(tmp_path / "labels" / "metrics.json", TrainMetrics, model_id="teacher/mean")
     with pytest.raises(ValueError, match="not a model id"):
         aggregate.collect_files([str(tmp_path / "labels" / "metrics.json")])
 
@@ -370,7 +374,8 @@ def test_born_again_table_shows_the_published_numbers(run, tmp_path):
 def test_convergence_columns(tmp_path):
     """The training's convergence block -> stopped_by, best_epoch, late_relative_improvement, converged."""
     def met(block):
-        return {"best_epoch": 7, **({"convergence": block} if block is not None else {})}
+        return make_record(TrainMetrics, best_epoch=7,
+                           convergence=None if block is None else make_record(Convergence, **block))
 
     patience = aggregate.convergence(met({"stopped_by": "patience", "best_epoch": 9, "late_relative_improvement": 0.3}))
     assert patience == {"stopped_by": "patience", "best_epoch": 9, "late_relative_improvement": 0.3, "converged": True}
@@ -389,12 +394,15 @@ def test_models_table_carries_convergence(tmp_path):
     root = write_synthetic_run(tmp_path, md=False, rdf=False)
     d = root / "models" / "control" / "w4-s4-l1" / "seed2"
     m = json.loads((d / "metrics.json").read_text())
-    m["convergence"] = {"stopped_by": "max_epochs", "best_epoch": EPOCHS, "epochs": EPOCHS, "late_window_epochs": 6,
-                        "late_relative_improvement": 0.05}
+    m["convergence"].update(stopped_by="max_epochs", best_epoch=EPOCHS, late_relative_improvement=0.05)
     (d / "metrics.json").write_text(json.dumps(m))
     d = root / "models" / "student" / "w4-s4-l1" / "seed2"
     m = json.loads((d / "metrics.json").read_text())
-    del m["convergence"]  # an older metrics.json: tolerated, not converged
+    del m["convergence"]  # a metrics.json without the block is not a metrics.json
+    (d / "metrics.json").write_text(json.dumps(m))
+    with pytest.raises(RecordError, match=f"{d / 'metrics.json'}: missing field\\(s\\) convergence"):
+        build(root)
+    m["convergence"] = None  # a null block: not converged, stopped by an unknown rule
     (d / "metrics.json").write_text(json.dumps(m))
     models, _ = build(root)
     assert {"stopped_by", "best_epoch", "late_relative_improvement", "converged"} <= set(models.columns)
@@ -420,7 +428,7 @@ def test_models_table_carries_convergence(tmp_path):
 
 def test_claims_verdicts(run):
     root, models, _ = run
-    labels = json.loads((root / "labels" / "atom_energies.json").read_text())
+    labels = AtomEnergies.read(root / "labels" / "atom_energies.json")
     table = all_claims(models, labels, AGG)
     assert table["all_converged"].all()
     v = {c: table[table["claim"] == c]["verdict"].tolist() for c in table["claim"].unique()}

@@ -45,8 +45,11 @@ def test_atomic_writers_are_all_or_nothing(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # ordinary permissions, not mkstemp's 0600
-    with pytest.raises(ValueError):  # NaN refused before anything is written
-        atomic_write_json(out, {"a": float("nan")})
+    atomic_write_json(out, {"a": float("nan"), "b": [float("inf"), np.float32(2.5)], "c": np.arange(2)})
+    assert out.read_text() == '{\n "a": null,\n "b": [\n  null,\n  2.5\n ],\n "c": [\n  0,\n  1\n ]\n}\n'
+    with pytest.raises(TypeError, match="object is not a JSON value"):  # refused before anything is written
+        atomic_write_json(out, {"a": object()})
+    atomic_write_json(out, {"a": 1})
     assert json.loads(out.read_text())["a"] == 1
     with pytest.raises(RuntimeError, match="boom"):
         with atomic_open(out) as fh:

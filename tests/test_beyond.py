@@ -192,6 +192,14 @@ def test_synthesize_with_a_teacher_ensemble(tiny_cfg, tiny_data, tmp_path):
     info = synthesize(teachers, dataset, split, tmp_path / "labels.npz", cfg, tmp_path / "syn", 1e-3, "cpu")
     assert [t["teacher"] for t in info["trajectories"]] == teachers * 2
     assert info["teacher_spread"]["n_teachers"] == 2 and info["teacher_spread"]["force_std_eV_A_rms"] > 0
+    from tsmlip.records import AtomEnergies, DatasetProvenance, SyntheticInfo
+
+    # the files the stage hands on are their records
+    written = SyntheticInfo.read(tmp_path / "syn/synthetic.json")
+    assert written.split_sizes[0] == len(np.load(split)["train"]) + info["n_synthetic"]
+    assert written.to_json() == json.loads((tmp_path / "syn/synthetic.json").read_text())
+    assert DatasetProvenance.read(tmp_path / "syn/provenance.json").synthetic["n_synthetic"] == info["n_synthetic"]
+    assert AtomEnergies.read(tmp_path / "labels.json").ensemble == "mean of teachers' atom energies"
     syn = np.load(tmp_path / "syn/dataset.npz")
     rows = np.arange(info["n_ground_truth"], info["n_ground_truth"] + info["n_synthetic"])
     preds = [predict(load_model(t), {k: syn[k] for k in syn.files}, rows) for t in teachers]

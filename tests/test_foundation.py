@@ -141,6 +141,13 @@ def test_emt_shortcut_equals_generic_factory_and_the_embedded_labels(few, tmp_pa
     assert prov["labelled_by"]["version"] and prov["geometries_from"]["source"] == "emt"
     assert a["choice"] == "calculator" and a["max_sum_deviation_eV"] < 1e-6
     assert not (tmp_path / "a" / "scratch").exists()  # removed once complete
+    from tsmlip.records import AtomEnergies, DatasetProvenance
+
+    # both files are their records; the source's own provenance record stays inside geometries_from
+    assert DatasetProvenance.read(d1.with_name("provenance.json")).to_json() == prov
+    assert prov["geometries_from"]["provenance"] == json.loads(few.with_name("provenance.json").read_text())
+    labels = AtomEnergies.read(l1.with_suffix(".json"))
+    assert labels.calculator["name"] == "emt" and labels.vs_reference is None and labels.to_json() == a
 
 
 def test_labelling_resumes_from_chunks(few, tmp_path):
@@ -251,11 +258,13 @@ def test_foundation_claim_decided_against_the_noise_floor(tiny_cfg):
 
 
 def test_foundation_headline_ratios():
+    from conftest import make_record
     from tsmlip.claims.headline import foundation_headline, headline_human
+    from tsmlip.records import CalculatorCost
 
-    cost = {"calculator": {"name": "chgnet"}, "device": "cpu", "n_atoms": 32, "models_n_atoms": 256,
-            "us_per_atom_step": 30000.0, "memory_per_atom_slope_bytes": 2.0e6,
-            "memory_sizes": [{"n_atoms": 32}, {"n_atoms": 108}]}
+    cost = make_record(CalculatorCost, calculator={"name": "chgnet"}, device="cpu", n_atoms=32, models_n_atoms=256,
+                       us_per_atom_step=30000.0, memory_per_atom_slope_bytes=2.0e6,
+                       memory_sizes=[{"n_atoms": 32}, {"n_atoms": 108}])
     head = foundation_headline(_models_table(), cost)
     assert head["vs_foundation"].tolist() == pytest.approx([1200.0, 1000.0 / 2.0e6])
     human = headline_human(head.assign(teacher=float("nan"), control=float("nan"), vs_teacher=float("nan"),

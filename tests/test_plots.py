@@ -7,10 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import BASE_CONFIG, ROOT
+from conftest import BASE_CONFIG, ROOT, write_record
 from test_aggregate import ARCHS, build, write_synthetic_run
 from tsmlip import aggregate, born_again, plots
 from tsmlip.config import load_config
+from tsmlip.records import RdfError
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +122,7 @@ def test_cli_writes_pdf_and_png(tables, tmp_path):
     curves.to_csv(tmp_path / "curves.csv", index=False)
     ba.to_csv(tmp_path / "ba.csv", index=False)
     floor = tmp_path / "noise_floor.json"
-    floor.write_text('{"error_vs_teacher": 0.03}')
+    write_record(floor, RdfError, error_vs_teacher=0.03)
     cfg = {"aggregate": {"dpi": 60, "curves_arch": None}, "sweep": {"base": load_config(BASE_CONFIG)["sweep"]["base"]}}
     for name in plots.FIGURES:
         args = [name, "--config-json", json.dumps(cfg), "--pdf", str(tmp_path / f"{name}.pdf"),

@@ -39,6 +39,11 @@ def test_model_file_records_its_data_split_and_provenance(teacher, tiny_data):
     assert rec["inputs"]["split"]["content"] == provenance.content_fingerprint(tiny_data[1])
     metrics = json.loads((teacher[0].parent / "metrics.json").read_text())
     assert metrics["_provenance"]["fingerprint"] == rec["fingerprint"]
+    from tsmlip.records import TrainMetrics
+
+    # the record keeps the provenance record: read and written back, the file's JSON object
+    read = TrainMetrics.read(teacher[0].parent / "metrics.json")
+    assert read.provenance == metrics["_provenance"] and read.to_json() == metrics
 
 
 def test_labels_refuse_a_teacher_of_another_split(teacher, tiny_data, tmp_path, capsys):

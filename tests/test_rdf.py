@@ -15,8 +15,10 @@ from ase import Atoms
 from ase.build import bulk
 from ase.calculators.emt import EMT
 
+from conftest import write_record
 from tsmlip import rdf
 from tsmlip.config import Arch, load_config
+from tsmlip.records import DatasetProvenance, RdfMd
 
 ROOT = Path(__file__).resolve().parents[1]
 #: the CLI subprocesses run this checkout's package
@@ -236,7 +238,7 @@ def test_cli_model_and_reference(tmp_path, test_cfg):
     cfg_json = json.dumps({"rdf": dict(_tiny_settings(test_cfg), element=None, density_g_cm3=None),  # derived
                            "data": {"source": "emt"}})
     prov = tmp_path / "provenance.json"
-    prov.write_text(json.dumps({"species": [13]}))
+    write_record(prov, DatasetProvenance, species=[13])
     run = [sys.executable, "-m", "tsmlip.cli"]
     for who, out in ((["--model", str(model), "--model-id", "teacher/w6-s6-l1/seed0"], "teacher"),
                      (["--reference", "--data-provenance", str(prov)], "reference")):
@@ -277,8 +279,7 @@ def test_error_against_mean_of_teachers(tmp_path):
     curves = {"t0": np.ones(40), "t1": np.ones(40) * 3, "m": np.ones(40) * 2}
     for name, g in curves.items():
         rdf.write_curve(tmp_path / f"{name}.csv", r, g)
-    (tmp_path / "m.json").write_text(json.dumps(
-        {"n_frames": 5, "device": "cpu", "temperature_K": 1200.0, "n_atoms": 32, "stable": True}))
+    write_record(tmp_path / "m.json", RdfMd, n_frames=5, device="cpu", temperature_K=1200.0, n_atoms=32, stable=True)
     out = tmp_path / "e.json"
     rdf.main_error(["--config-json", NO_EXPERIMENT, "--model-id", "student/w6-s6-l1/seed1", "--rdf", str(tmp_path / "m.csv"),
                     "--info", str(tmp_path / "m.json"),
@@ -432,7 +433,7 @@ def test_rdf_md_with_the_teacher_calculator_equals_the_reference_run(tmp_path, t
     cfg_json = json.dumps({"rdf": dict(_tiny_settings(test_cfg), element=None, density_g_cm3=None, device="cpu"),
                            "data": {"source": "emt"}, "foundation": {"calculator": "emt"}})
     prov = tmp_path / "provenance.json"
-    prov.write_text(json.dumps({"species": [13]}))
+    write_record(prov, DatasetProvenance, species=[13])
     run = [sys.executable, "-m", "tsmlip.cli", "rdf-md", "--config-json", cfg_json, "--data-provenance", str(prov)]
     for who, out in ((["--reference"], "reference"), (["--calculator"], "calculator")):
         subprocess.run(run + who + ["--out-csv", str(tmp_path / f"{out}.csv"), "--out-json",

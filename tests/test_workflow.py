@@ -96,6 +96,26 @@ def test_end_to_end_tiny(e2e_run):
     assert "wildcards: figure=capacity" in one.stdout
 
 
+def test_every_json_file_of_the_run_is_its_record(e2e_run):
+    """Every JSON file a step of the tiny run hands on reads back strictly as its record, equal to the file."""
+    import re
+
+    from tsmlip.records import RECORDS, CalculatorCost, MdTiming, RdfMd
+
+    results, _ = e2e_run
+    read = {}
+    for p in sorted(results.rglob("*.json")):
+        if ".snakemake" in p.parts or p.name.endswith(".provenance.json"):  # CSV sidecars: provenance records
+            continue
+        cls = (RECORDS.get(p.name) or (MdTiming if re.fullmatch(r"md_timing_.+\.json", p.name) else None)
+               or {"rdf_peak.json": RdfMd, "cost.json": CalculatorCost}.get(p.name))
+        assert cls is not None, f"{p}: a JSON file without a record"
+        assert cls.read(p).to_json() == json.loads(p.read_text()), p
+        read[cls.__name__] = read.get(cls.__name__, 0) + 1
+    assert {"DatasetProvenance", "SplitInfo", "AtomEnergies", "TrainMetrics", "MdTiming", "MaxAtoms", "RdfMd",
+            "RdfError"} <= set(read), read
+
+
 def test_ani_h5_config_plans_the_whole_dag(tmp_path):
     (tmp_path / "ani-al").mkdir()
     overlay = tmp_path / "ani.yaml"

@@ -17,10 +17,10 @@ is the curve's ``epoch`` value at the first such epoch and ``wall_time_to_thresh
 time then. Both are NaN when the threshold is never reached.
 
 Convergence (``metrics.json``'s ``convergence`` block, written by training): ``stopped_by`` (``patience`` or
-``max_epochs``; ``unknown`` when the block is missing), ``best_epoch``, ``late_relative_improvement`` (how
+``max_epochs``; ``unknown`` when the block is null), ``best_epoch``, ``late_relative_improvement`` (how
 much the best validation force RMSE still improved over the last ``convergence.late_fraction`` of the epochs
 (``tsmlip.train.LATE_FRACTION``), relative; information only) and ``converged``: stopped by the stopping rule
-(``stopped_by == "patience"``), not by the epoch cap. A model without the block counts as not converged. The
+(``stopped_by == "patience"``), not by the epoch cap. A model whose block is null counts as not converged. The
 claims table never decides a claim on a model that did not converge.
 
 Budget check (``--budget-check-files``): some models are trained a second time from scratch with every
@@ -93,6 +93,8 @@ ID_COLUMNS = ("model_id", "kind", "arch", "width", "n_sensitivities", "n_atom_la
 GROUP_COLUMNS = ("kind", "arch", "width", "n_sensitivities", "n_atom_layers")
 ANALYSIS_FILES = ("max_atoms.json", "rdf_error.json")  # besides md_timing_<engine>.json
 PER_MODEL_FILES = ("metrics.json", "curve.csv", *ANALYSIS_FILES)
+#: the record of each per-model JSON file besides md_timing_<engine>.json (MdTiming)
+PER_MODEL_RECORDS = {"metrics.json": TrainMetrics, "max_atoms.json": MaxAtoms, "rdf_error.json": RdfError}
 MD_TIMING_RE = re.compile(r"^md_timing_(.+)\.json$")
 
 
@@ -119,9 +121,15 @@ def learning_speed(curve: pd.DataFrame, threshold: float, column: str = "valid_f
 # reading per-model files
 
 
-def _read_json(path: Path) -> dict:
-    with open(path) as fh:
-        return json.load(fh)
+def record_class(path: Path):
+    """The record of a per-model JSON file, by its name."""
+    if MD_TIMING_RE.match(path.name):
+        return MdTiming
+    try:
+        return PER_MODEL_RECORDS[path.name]
+    except KeyError:
+        raise ValueError(f"{path}: not a per-model JSON file this step reads ({', '.join(PER_MODEL_RECORDS)}, "
+                         "md_timing_*.json)") from None
 
 
 def _is_number(v) -> bool:
@@ -153,7 +161,7 @@ def model_files(models_dir: str | Path, model_ids, optional=()) -> list[Path]:
 
 def record_model_id(path: Path) -> str:
     """The model id a per-model JSON file records (its ``model_id``)."""
-    mid = _read_json(path).get("model_id")
+    mid = record_class(path).read(path).model_id
     try:
         return str(ModelId.parse(str(mid)))
     except ValueError as err:
@@ -195,21 +203,21 @@ def collect_files(files=None, models_dir: str | Path | None = None) -> dict[str,
     return found
 
 
-def convergence(met: dict) -> dict:
+def convergence(met: TrainMetrics) -> dict:
     """``stopped_by``, ``best_epoch``, ``late_relative_improvement``, ``converged`` from a ``metrics.json``.
 
     Converged: stopped by the stopping rule (``stopped_by == "patience"``), not by the epoch cap; the late
-    improvement is information only. Without a ``convergence`` block: ``stopped_by`` is ``unknown`` and the
+    improvement is information only. With a null ``convergence`` block: ``stopped_by`` is ``unknown`` and the
     model does not count as converged.
     """
-    block = met.get("convergence")
-    if not isinstance(block, dict):
-        return {"stopped_by": "unknown", "best_epoch": met.get("best_epoch"),
+    block = met.convergence
+    if block is None:
+        return {"stopped_by": "unknown", "best_epoch": met.best_epoch,
                 "late_relative_improvement": math.nan, "converged": False}
-    stopped = str(block.get("stopped_by") or "unknown")
-    late = block.get("late_relative_improvement")
+    stopped = str(block.stopped_by or "unknown")
+    late = block.late_relative_improvement
     late = float(late) if _is_number(late) else math.nan
-    best = block.get("best_epoch", met.get("best_epoch"))
+    best = block.best_epoch
     converged = stopped == STOPPED_BY_RULE
     return {"stopped_by": stopped, "best_epoch": best, "late_relative_improvement": late, "converged": bool(converged)}
 
@@ -228,30 +236,30 @@ def model_row(model_id: str, files: dict) -> dict:
     }
     if "metrics.json" not in files:
         raise FileNotFoundError(f"model {model_id}: no metrics.json among the inputs")
-    met = _read_json(files["metrics.json"])
+    met = TrainMetrics.read(files["metrics.json"])
     for key in METRICS_KEYS:
-        row[key] = met.get(key)
+        row[key] = met.value(key)
     row.update(convergence(met))
-    weights = met.get("loss_weights") or {}
+    weights = met.loss_weights or {}
     for w in ("w_E", "w_F", "w_A"):  # scheduled (Born-Again) weights are not single numbers: NaN
         row[w] = weights.get(w) if _is_number(weights.get(w)) else math.nan
     for split in SPLITS:
-        vals = (met.get("splits") or {}).get(split) or {}
+        vals = (met.splits or {}).get(split)
         for key in SPLIT_METRICS:
-            v = vals.get(key)
+            v = None if vals is None else vals.value(key)
             row[f"{split}_{key}"] = math.nan if v is None else v
     for engine, path in sorted(files.get("md_timing", {}).items()):
-        md = _read_json(path)
+        md = MdTiming.read(path)
         for key in MD_KEYS:
-            row[f"md_{engine}_{key}"] = md.get(key, math.nan)
+            row[f"md_{engine}_{key}"] = md.value(key)
     if "max_atoms.json" in files:
-        ma = _read_json(files["max_atoms.json"])
+        ma = MaxAtoms.read(files["max_atoms.json"])
         for key, col in MAX_ATOMS_KEYS.items():
-            row[col] = ma.get(key, math.nan)
+            row[col] = ma.value(key)
     if "rdf_error.json" in files:
-        rdf = _read_json(files["rdf_error.json"])
-        for key in RDF_KEYS:
-            row[f"rdf_{key}"] = rdf.get(key, math.nan)
+        rdf = RdfError.read(files["rdf_error.json"])
+        for key in RDF_KEYS:  # the experiment's keys are None (NaN) when the comparison is off
+            row[f"rdf_{key}"] = rdf.value(key)
     # one cell per value: lists and dicts (e.g. several teachers' labels) as JSON text, None as NaN
     return {k: json.dumps(v) if isinstance(v, (dict, list)) else math.nan if v is None else v for k, v in row.items()}
 
@@ -280,14 +288,14 @@ def read_budget_checks(files) -> dict[str, dict]:
         if p.name != "metrics.json":
             raise ValueError(f"{p}: a budget check is read from its metrics.json")
         mid = record_model_id(p)
-        met = _read_json(p)
-        test = (met.get("splits") or {}).get("test") or {}
+        met = TrainMetrics.read(p)
+        test = (met.splits or {}).get("test")
         entry = {}
         for metric in BUDGET_CHECK_METRICS:
-            v = test.get(metric[len("test_"):])
+            v = None if test is None else test.value(metric[len("test_"):])
             entry[f"budget_check_{metric}"] = float(v) if _is_number(v) else math.nan
         entry["budget_check_stopped_by"] = convergence(met)["stopped_by"]
-        entry["budget_check_epochs"] = met.get("epochs", math.nan)
+        entry["budget_check_epochs"] = met.epochs
         out[mid] = entry
     return out
 

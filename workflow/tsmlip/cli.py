@@ -154,7 +154,8 @@ def _one_line_errors() -> tuple:
     found = []
     for mod, cls in (("tsmlip.core.model", "ModelFileError"), ("tsmlip.core.model", "DeviceError"),
                      ("tsmlip.data.dataset", "DataError"), ("tsmlip.config", "ConfigError"),
-                     ("tsmlip.io_utils", "OutputError"), ("tsmlip.provenance", "ProvenanceError")):
+                     ("tsmlip.io_utils", "OutputError"), ("tsmlip.provenance", "ProvenanceError"),
+                     ("tsmlip.records", "RecordError")):
         m = sys.modules.get(mod)
         if m is not None and hasattr(m, cls):
             found.append(getattr(m, cls))

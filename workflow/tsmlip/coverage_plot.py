@@ -12,9 +12,7 @@ trained: its g(r) measures extrapolation, not the potential.
 """
 from __future__ import annotations
 
-import json
 import sys
-from pathlib import Path
 
 import matplotlib
 
@@ -25,6 +23,7 @@ import numpy as np  # noqa: E402
 from .data.coverage import per_config  # noqa: E402
 from .data.dataset import load_dataset  # noqa: E402
 from .plots import kind_style, save, setup_style  # noqa: E402
+from .records import RdfMd  # noqa: E402
 
 FAMILY_NAMES = ("crystal", "strained", "liquid", "close_contact")
 
@@ -33,7 +32,7 @@ def _kind_of(model_id: str) -> str:
     return "reference" if model_id.startswith("reference") else model_id.split("/")[0]
 
 
-def coverage_figure(arrays: dict, runs: list[dict], families=FAMILY_NAMES) -> plt.Figure:
+def coverage_figure(arrays: dict, runs: list[RdfMd], families=FAMILY_NAMES) -> plt.Figure:
     pc = per_config(arrays)
     kinds = np.asarray(arrays["config_kind"]) if "config_kind" in arrays else np.zeros(len(arrays["E"]), int)
     names = list(families) if "config_kind" in arrays else ["all configurations"]
@@ -55,12 +54,12 @@ def coverage_figure(arrays: dict, runs: list[dict], families=FAMILY_NAMES) -> pl
         y_top = ax.get_ylim()[1]
         seen = set()
         for run in runs:
-            x = run.get(run_key)
+            x = run.value(run_key)
             if x is None or not np.isfinite(x):
                 continue
-            kind = _kind_of(str(run.get("model_id", "")))
+            kind = _kind_of(str(run.model_id))
             color = "grey" if kind == "reference" else kind_style(kind)[0]
-            clean = run.get("stable", True) and run.get("melted", True) is not False
+            clean = run.outcome.stable and run.outcome.melted is not False
             label = None
             if (kind, clean) not in seen:
                 seen.add((kind, clean))
@@ -87,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--png", required=True)
     a = ap.parse_args(argv)
     setup_style()
-    runs = [json.loads(Path(p).read_text()) for p in a.rdf_info]
+    runs = [RdfMd.read(p) for p in a.rdf_info]
     fig = coverage_figure(load_dataset(a.dataset), runs)
     save(fig, a.pdf, a.png, a.config_json["aggregate"]["dpi"])
     print(f"[plot-coverage] {len(runs)} RDF runs -> {a.pdf}, {a.png}", file=sys.stderr, flush=True)

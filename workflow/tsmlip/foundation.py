@@ -33,7 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .io_utils import atomic_open, atomic_write_json, atomic_write_text, sha256_file
+from .io_utils import atomic_open, atomic_write_json, sha256_file
+from .records import PROVENANCE_KEY, AtomEnergies, DatasetProvenance
 from .label import LabelError, check_sums
 
 #: shortcut names of ``foundation.calculator``
@@ -322,7 +323,7 @@ def label_dataset(spec, dataset_path: str, out_dataset: str, out_labels: str, to
     except LabelError as e:
         raise CalculatorError(str(e)) from None
     src_prov_path = Path(dataset_path).with_name("provenance.json")
-    src_prov = json.loads(src_prov_path.read_text()) if src_prov_path.exists() else {}
+    src_prov = DatasetProvenance.read(src_prov_path).to_json() if src_prov_path.exists() else {}
     out = dict(arrays)
     out.update(E=res["E"], F=np.where(mask[..., None], res["F"], 0.0), ref_atom_E=np.where(mask, res["atom_E"], 0.0))
     n_atoms = mask.sum(axis=1)
@@ -333,7 +334,8 @@ def label_dataset(spec, dataset_path: str, out_dataset: str, out_labels: str, to
                        s_per_config=round(res["wall_s"] / res["n_labelled"], 4) if res["n_labelled"] else None,
                        us_per_atom=round(1e6 * res["wall_s"] / res["atoms_labelled"], 1) if res["atoms_labelled"] else None,
                        chunk_size=int(chunk_size), sum_tolerance_eV=tolerance, max_sum_deviation_eV=max_dev)
-    prov = {k: v for k, v in src_prov.items() if k not in ("force_sign_check",)}
+    # the source's own provenance record stays in geometries_from: the relabelled file is another step's
+    prov = {k: v for k, v in src_prov.items() if k not in ("force_sign_check", PROVENANCE_KEY)}
     prov.update({
         "labelled_by": labelled_by,
         "geometries_from": {"dataset": str(dataset_path), "source": src_prov.get("source"),
@@ -351,17 +353,16 @@ def label_dataset(spec, dataset_path: str, out_dataset: str, out_labels: str, to
     save_dataset(out, out_dataset, prov)
     with atomic_open(out_labels, "wb") as fh:
         np.savez_compressed(fh, atom_E=out["ref_atom_E"], E_teacher=res["E"], sum_tolerance_eV=tolerance)
-    summary = {
-        "teachers": [f"calculator:{name}"], "choice": "calculator", "ensemble": None, "calculator": labelled_by,
-        "n_configs": int(len(res["E"])), "n_atoms": int(mask.sum()),
-        "max_sum_deviation_eV": max_dev, "sum_tolerance_eV": tolerance,
-        "teacher_energy_rmse_eV": 0.0,
-        "atom_energy_mean_eV": float(res["atom_E"][mask].mean()), "atom_energy_std_eV": float(res["atom_E"][mask].std()),
-        "device": info["device"],
+    summary = AtomEnergies(
+        teachers=[f"calculator:{name}"], choice="calculator", ensemble=None, calculator=labelled_by,
+        n_configs=int(len(res["E"])), n_atoms=int(mask.sum()),
+        max_sum_deviation_eV=max_dev, sum_tolerance_eV=tolerance,
+        teacher_energy_rmse_eV=0.0,
+        atom_energy_mean_eV=float(res["atom_E"][mask].mean()), atom_energy_std_eV=float(res["atom_E"][mask].std()),
+        device=info["device"],
         # the calculator is the reference now: its atom energies agree with themselves
-        "vs_reference": None,
-    }
-    atomic_write_text(Path(out_labels).with_suffix(".json"), json.dumps(summary, indent=2))
+        vs_reference=None,
+    ).write(Path(out_labels).with_suffix(".json"), indent=2)
     if scratch:
         shutil.rmtree(scratch, ignore_errors=True)
         try:  # its parent too, when nothing else is in it

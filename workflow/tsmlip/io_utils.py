@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import math
 import os
 import secrets
 from pathlib import Path
@@ -91,10 +92,29 @@ def atomic_write_text(path: str | Path, text: str) -> None:
         fh.write(text)
 
 
+def json_safe(obj):
+    """``obj`` as plain JSON values: NaN and infinities become None (null), numpy scalars and arrays plain
+    numbers and lists, tuples lists, records (:class:`tsmlip.records.Record`) their JSON objects."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k.item() if hasattr(k, "item") else k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if obj is None or isinstance(obj, (str, int, bool)):
+        return obj
+    if hasattr(obj, "to_json"):  # a record
+        return json_safe(obj.to_json())
+    if hasattr(obj, "tolist"):  # numpy scalars and arrays
+        return json_safe(obj.tolist())
+    raise TypeError(f"{type(obj).__name__} is not a JSON value: {obj!r}")
+
+
 def atomic_write_json(path: str | Path, obj, indent: int = 1) -> None:
-    """Write ``obj`` as JSON atomically. NaN and infinities are refused (``ValueError``) before anything is
-    written: store them as null (``None``)."""
-    atomic_write_text(path, json.dumps(obj, indent=indent, allow_nan=False) + "\n")
+    """Write ``obj`` as JSON atomically: the one JSON writer of the steps' files. NaN and infinities are written
+    as null (a quantity a run could not measure; readers get None), numpy values as plain numbers
+    (:func:`json_safe`); anything else that is not JSON raises ``TypeError`` before anything is written."""
+    atomic_write_text(path, json.dumps(json_safe(obj), indent=indent, allow_nan=False) + "\n")
 
 
 def atomic_torch_save(obj, path: str | Path) -> None:

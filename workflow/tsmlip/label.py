@@ -16,10 +16,11 @@ from pathlib import Path
 import numpy as np
 
 from .data import load_dataset
-from .io_utils import atomic_open, atomic_write_text
+from .io_utils import atomic_open
 from .core.model import device_description, load_model, resolve_device
 from .core.metrics import atom_energy_agreement
 from .core.predict import predict
+from .records import AtomEnergies, AtomEnergyAgreement, OracleAtomEnergies
 
 
 class LabelError(ValueError):
@@ -96,18 +97,18 @@ def label(teacher_paths: list[str], dataset_path: str, out: str, tolerance: floa
     with atomic_open(out, "wb") as fh:
         np.savez_compressed(fh, atom_E=atom_E, E_teacher=E_teacher, sum_tolerance_eV=tolerance, **npz_arrays(rec))
     mask = arrays["Z"] != 0
-    info = {
-        "teachers": [str(p) for p in teacher_paths], "choice": choice,
-        "ensemble": "mean of teachers' atom energies" if len(teacher_paths) > 1 else None,
-        "n_configs": int(len(atom_E)), "n_atoms": int(mask.sum()),
-        "max_sum_deviation_eV": max_dev, "sum_tolerance_eV": tolerance,
-        "teacher_energy_rmse_eV": float(np.sqrt(np.mean((E_teacher - arrays["E"]) ** 2))),
-        "atom_energy_mean_eV": float(atom_E[mask].mean()), "atom_energy_std_eV": float(atom_E[mask].std()),
-        "device": device_description(dev),
-        "vs_reference": atom_energy_agreement(atom_E, arrays["ref_atom_E"], mask) if "ref_atom_E" in arrays else None,
-    }
-    atomic_write_text(Path(out).with_suffix(".json"), json.dumps(info, indent=2))
-    return info
+    info = AtomEnergies(
+        teachers=[str(p) for p in teacher_paths], choice=choice,
+        ensemble="mean of teachers' atom energies" if len(teacher_paths) > 1 else None,
+        n_configs=int(len(atom_E)), n_atoms=int(mask.sum()),
+        max_sum_deviation_eV=max_dev, sum_tolerance_eV=tolerance,
+        teacher_energy_rmse_eV=float(np.sqrt(np.mean((E_teacher - arrays["E"]) ** 2))),
+        atom_energy_mean_eV=float(atom_E[mask].mean()), atom_energy_std_eV=float(atom_E[mask].std()),
+        device=device_description(dev),
+        vs_reference=AtomEnergyAgreement(**atom_energy_agreement(atom_E, arrays["ref_atom_E"], mask))
+        if "ref_atom_E" in arrays else None,
+    )
+    return info.write(Path(out).with_suffix(".json"), indent=2)
 
 
 def oracle_labels(dataset_path: str, out: str, tolerance: float) -> dict:
@@ -122,12 +123,12 @@ def oracle_labels(dataset_path: str, out: str, tolerance: float) -> dict:
     max_dev = check_sums(atom_E, arrays["E"], arrays["Z"], tolerance, f"{dataset_path} (reference atom energies)")
     with atomic_open(out, "wb") as fh:
         np.savez_compressed(fh, atom_E=atom_E, E_teacher=arrays["E"], sum_tolerance_eV=tolerance)
-    info = {"source": "the reference potential's per-atom energies (dataset ref_atom_E): oracle labels",
-            "n_configs": int(len(atom_E)), "n_atoms": int(mask.sum()), "max_sum_deviation_eV": max_dev,
-            "sum_tolerance_eV": tolerance, "atom_energy_mean_eV": float(atom_E[mask].mean()),
-            "atom_energy_std_eV": float(atom_E[mask].std())}
-    atomic_write_text(Path(out).with_suffix(".json"), json.dumps(info, indent=2))
-    return info
+    info = OracleAtomEnergies(
+        source="the reference potential's per-atom energies (dataset ref_atom_E): oracle labels",
+        n_configs=int(len(atom_E)), n_atoms=int(mask.sum()), max_sum_deviation_eV=max_dev,
+        sum_tolerance_eV=tolerance, atom_energy_mean_eV=float(atom_E[mask].mean()),
+        atom_energy_std_eV=float(atom_E[mask].std()))
+    return info.write(Path(out).with_suffix(".json"), indent=2)
 
 
 def main_oracle(argv=None) -> int:

@@ -16,7 +16,6 @@ minimised) is drawn as a step line through the non-dominated means of each kind.
 """
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -438,7 +437,9 @@ def main(argv: list[str] | None = None) -> int:
     read = lambda p: pd.read_csv(p) if p else None  # noqa: E731
     floor = None
     if args.rdf_noise_floor:
-        floor = json.loads(Path(args.rdf_noise_floor).read_text()).get("error_vs_teacher")
+        from .records import RdfError
+
+        floor = RdfError.read(args.rdf_noise_floor).error_vs_teacher
         floor = float(floor) if floor is not None else None
     fig = make_figure(args.figure, read(args.models), read(args.curves), read(args.born_again), arch, floor)
     save(fig, args.pdf, args.png, cfg["aggregate"]["dpi"])

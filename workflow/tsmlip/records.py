@@ -1,13 +1,32 @@
 """The JSON files the steps write, one dataclass each (docs/outputs.md): the writer builds the record and writes
-:meth:`Record.to_json`, the readers take their keys from the record (:meth:`Record.keys`, :meth:`Record.select`).
+it (:meth:`Record.write`: :func:`tsmlip.io_utils.atomic_write_json`, NaN and infinities as null), every reader
+reads it back with :meth:`Record.read` and takes its values from the record's attributes.
 
 A field made with :func:`part` holds a nested record whose keys are written in its place (left out when it is
 None); a field made with :func:`optional` is left out of the file when it is None. Every other field is
-written, None as null.
+written, None as null. A field whose type is a record (or a ``dict[str, <record>]``) is written as a nested
+object and read back as that record.
+
+Reading is strict: a file that lacks a field that is not optional, or holds a key that is not a field, is a
+:class:`RecordError` naming the file and the keys. The provenance record of a file (the top-level key
+``_provenance``, :data:`tsmlip.provenance.JSON_KEY`) is no field: :meth:`Record.read` keeps it in the record's
+:attr:`Record.provenance` and :meth:`Record.to_json` writes it back, so ``Rec.read(p).to_json() == json.load(p)``
+for every file the steps write.
 """
 from __future__ import annotations
 
+import json
+import types
+import typing
 from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+#: the top-level key of a file's provenance record (the same as tsmlip.provenance.JSON_KEY, which imports numpy)
+PROVENANCE_KEY = "_provenance"
+
+
+class RecordError(ValueError):
+    """A JSON file that is not its record (not JSON, a missing field, an unknown key): one line naming the file."""
 
 
 def part(cls, optional: bool = False):
@@ -21,6 +40,14 @@ def optional():
     return field(default=None, metadata={"optional": True})
 
 
+class _Missing(RecordError):
+    """Fields missing from a file (a :class:`RecordError`; parts add theirs to their owner's)."""
+
+    def __init__(self, names: list[str], where: str, cls):
+        self.names = names
+        super().__init__(f"{where}: missing field(s) {', '.join(names)} (of {cls.__name__})")
+
+
 def _plain(value):
     if isinstance(value, Record):
         return value.to_json()
@@ -31,11 +58,40 @@ def _plain(value):
     return value
 
 
+def _record_type(tp):
+    """The record class a field's type names (``Rec`` or ``Rec | None``), or None."""
+    if isinstance(tp, type) and issubclass(tp, Record):
+        return tp
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        found = [_record_type(t) for t in typing.get_args(tp)]
+        return next((t for t in found if t is not None), None)
+    return None
+
+
+def _decode(tp, value, where: str):
+    """``value`` of a field of type ``tp`` read back: nested records (also as dict values) become records."""
+    if value is None:
+        return None
+    rec = _record_type(tp)
+    if rec is not None:
+        return rec.from_json(value, where)
+    if typing.get_origin(tp) is dict and isinstance(value, dict):
+        args = typing.get_args(tp)
+        rec = _record_type(args[1]) if len(args) == 2 else None
+        if rec is not None:
+            return {k: rec.from_json(v, f"{where}.{k}") for k, v in value.items()}
+    return value
+
+
 class Record:
     """Base of the records: the file's JSON object and the keys it can have."""
 
+    #: the file's provenance record (its ``_provenance`` key), None when it has none; kept by read and to_json
+    provenance: typing.ClassVar[dict | None] = None
+
     def to_json(self) -> dict:
-        """The file's JSON object: ``dataclasses.asdict`` with parts spliced in and empty optional fields left out."""
+        """The file's JSON object: ``dataclasses.asdict`` with parts spliced in, empty optional fields left out
+        and the provenance record (if any) under ``_provenance``."""
         out = {}
         for f in fields(self):
             value = getattr(self, f.name)
@@ -44,7 +100,85 @@ class Record:
                     out.update(value.to_json())
             elif value is not None or not f.metadata.get("optional"):
                 out[f.name] = _plain(value)
+        if self.provenance is not None:
+            out[PROVENANCE_KEY] = self.provenance
         return out
+
+    def with_provenance(self, rec: dict | None):
+        """This record with the provenance record ``rec`` (written under ``_provenance``); returns self."""
+        self.provenance = rec
+        return self
+
+    def write(self, path: str | Path, indent: int = 1) -> dict:
+        """Write the record to ``path`` atomically (NaN and infinities as null); returns the written object."""
+        from .io_utils import atomic_write_json
+
+        obj = self.to_json()
+        atomic_write_json(path, obj, indent=indent)
+        return obj
+
+    @classmethod
+    def read(cls, path: str | Path):
+        """The record of the JSON file ``path``; :class:`RecordError` naming the file when it cannot be read, is
+        not a JSON object, lacks a field that is not optional or holds a key that is not a field."""
+        path = Path(path)
+        try:
+            obj = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise RecordError(f"{path}: no such file (a {cls.__name__} record)") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise RecordError(f"{path}: not a readable JSON file ({err})") from None
+        return cls.from_json(obj, str(path))
+
+    @classmethod
+    def from_json(cls, obj, where: str = "the object"):
+        """The record of the JSON object ``obj`` (strict, as :meth:`read`); ``where`` names it in errors."""
+        if not isinstance(obj, dict):
+            raise RecordError(f"{where}: a {cls.__name__} record is a JSON object, not {type(obj).__name__}")
+        obj = dict(obj)
+        prov = obj.pop(PROVENANCE_KEY, None)
+        rec = cls._from_keys(obj, where)
+        if obj:
+            raise RecordError(f"{where}: unknown field(s) {', '.join(obj)} (not in {cls.__name__}: "
+                              f"{', '.join(cls.keys())})")
+        return rec.with_provenance(prov)
+
+    @classmethod
+    def _from_keys(cls, obj: dict, where: str):
+        """The record from the keys of ``obj`` it owns (popped from ``obj``, so that the rest are unknown)."""
+        hints = typing.get_type_hints(cls)
+        kwargs, missing = {}, []
+        for f in fields(cls):
+            if "part" in f.metadata:
+                part_cls = f.metadata["part"]
+                present = [k for k in part_cls.keys() if k in obj]
+                if not present and f.default is None:  # an optional part left out
+                    kwargs[f.name] = None
+                    continue
+                try:
+                    kwargs[f.name] = part_cls._from_keys(obj, where)
+                except _Missing as m:
+                    missing += m.names
+                continue
+            if f.name in obj:
+                kwargs[f.name] = _decode(hints[f.name], obj.pop(f.name), f"{where}: {f.name}")
+            elif not f.metadata.get("optional"):
+                missing.append(f.name)
+        if missing:
+            raise _Missing(missing, where, cls)
+        return cls(**kwargs)
+
+    def value(self, key: str):
+        """The value of the file's key ``key`` (a part's key from the part; None when its optional part or
+        optional field is left out); a key the file cannot have is a ``ValueError``."""
+        for f in fields(self):
+            if "part" in f.metadata:
+                if key in f.metadata["part"].keys():
+                    part_value = getattr(self, f.name)
+                    return None if part_value is None else part_value.value(key)
+            elif f.name == key:
+                return getattr(self, key)
+        raise ValueError(f"{type(self).__name__} has no field {key}")
 
     @classmethod
     def keys(cls) -> tuple[str, ...]:
@@ -61,6 +195,127 @@ class Record:
         if unknown:
             raise ValueError(f"{cls.__name__} has no field {', '.join(unknown)}")
         return names
+
+
+# ---------------------------------------------------------------------------------------------------- data
+@dataclass(kw_only=True)
+class DatasetProvenance(Record):
+    """``data/provenance.json`` (also ``data/source/``, ``synthetic/``): beside every ``dataset.npz``
+    (:func:`tsmlip.data.dataset.save_dataset`). The counts, species, units and the force-sign check are always
+    there; the other fields belong to one source (generated EMT data, a data file, a calculator's relabelling,
+    teacher-generated data) and are left out where they do not apply."""
+
+    source: str
+    force_sign_check: dict
+    n_configs: int
+    n_atoms_min: int
+    n_atoms_max: int
+    species: list[int]
+    units: dict
+    has_reference_atom_energies: bool
+    forces_are: str | None = optional()
+    versions: dict | None = optional()
+    #: generated EMT data (``tsmlip generate-dataset``)
+    generator: str | None = optional()
+    seed: int | None = optional()
+    settings: dict | None = optional()
+    families: list[str] | None = optional()
+    n_trajectories: int | None = optional()
+    wall_time_s: float | None = optional()
+    family_counts: dict | None = optional()
+    coverage: dict | None = optional()
+    #: a data file (``tsmlip prepare-dataset``)
+    path: str | None = optional()
+    ani_energy_shift_eV_per_atom: float | None = optional()
+    sources: list[dict] | None = optional()
+    forces_are_chosen_by: str | None = optional()
+    force_sign_applied_on_load: int | None = optional()
+    close_contacts: dict | None = optional()
+    duplicates: dict | None = optional()
+    plausibility: dict | None = optional()
+    #: relabelled by a calculator (``tsmlip label-calculator``)
+    labelled_by: dict | None = optional()
+    geometries_from: dict | None = optional()
+    source_labels_vs_calculator: dict | None = optional()
+    #: ground truth + teacher-generated configurations (``tsmlip synthesize``)
+    synthetic: dict | None = optional()
+
+
+@dataclass(kw_only=True)
+class SplitInfo(Record):
+    """``data/split.json`` (``tsmlip split``): the split's sizes, its seed and the dataset it splits."""
+
+    test: int
+    valid: int
+    train: int
+    seed: int
+    dataset_sha256_16: str
+
+
+# -------------------------------------------------------------------------------------------------- labels
+@dataclass(kw_only=True)
+class AtomEnergyAgreement(Record):
+    """Two sets of per-atom energies compared, one offset removed (:func:`tsmlip.metrics.atom_energy_agreement`):
+    ``atom_energies.json``'s ``vs_reference``."""
+
+    rmse_eV: float
+    pearson_r: float | None
+    offset_eV: float
+    ref_std_eV: float
+    n_atoms: int
+
+
+@dataclass(kw_only=True)
+class AtomEnergies(Record):
+    """``labels/atom_energies.json`` (``tsmlip label``; ``tsmlip label-calculator`` with a calculator as the
+    teacher, which adds ``calculator``): the teachers' atom energies and their checks."""
+
+    teachers: list[str]
+    choice: str
+    ensemble: str | None
+    calculator: dict | None = optional()
+    n_configs: int
+    n_atoms: int
+    max_sum_deviation_eV: float
+    sum_tolerance_eV: float
+    teacher_energy_rmse_eV: float
+    atom_energy_mean_eV: float
+    atom_energy_std_eV: float
+    device: str
+    vs_reference: AtomEnergyAgreement | None
+
+
+@dataclass(kw_only=True)
+class OracleAtomEnergies(Record):
+    """``labels/oracle_atom_energies.json`` (``tsmlip label-oracle``): the reference's own atom energies as labels."""
+
+    source: str
+    n_configs: int
+    n_atoms: int
+    max_sum_deviation_eV: float
+    sum_tolerance_eV: float
+    atom_energy_mean_eV: float
+    atom_energy_std_eV: float
+
+
+@dataclass(kw_only=True)
+class SyntheticInfo(Record):
+    """``synthetic/synthetic.json`` (``tsmlip synthesize``): the teacher-generated configurations."""
+
+    element: str
+    teachers: list[str]
+    n_ground_truth: int
+    n_synthetic: int
+    synthetic_indices: list[int]
+    trajectories: list[dict]
+    teacher_spread: dict
+    labels_vs_reference: dict | None
+    settings: dict
+    device: str
+    wall_time_s: float
+    #: the merged split's sizes, train, valid, test
+    split_sizes: list[int]
+    synthetic_energy_per_atom_eV: dict
 
 
 # ------------------------------------------------------------------------------------------------ training
@@ -244,15 +499,6 @@ class LiquidOutcome(Record):
     melt_indicator: float | None
     min_pair_distance_A: float | None
 
-    @classmethod
-    def of_rdf_md(cls, info: dict) -> LiquidOutcome:
-        """The part of a read ``rdf_md.json`` (``stable`` true, the other optional keys null where missing)."""
-        return cls(first_peak_r_A=info.get("first_peak_r_A"), first_peak_g=info.get("first_peak_g"),
-                   n_frames=int(info["n_frames"]), device=info["device"], temperature_K=float(info["temperature_K"]),
-                   n_atoms=int(info["n_atoms"]), stable=bool(info.get("stable", True)), melted=info.get("melted"),
-                   clean=info.get("clean"), melt_indicator=info.get("melt_indicator"),
-                   min_pair_distance_A=info.get("min_pair_distance_A"))
-
 
 @dataclass(kw_only=True)
 class LiquidDensity(Record):
@@ -330,8 +576,14 @@ class RdfError(Record):
     density: LiquidDensity | None = part(LiquidDensity, optional=True)
 
 
-#: the record of every output file (noise_floor.json is an rdf_error.json of the noise-seed run)
+#: the record of every JSON file a step writes for another (noise_floor.json is an rdf_error.json of the
+#: noise-seed run; reference/rdf_peak.json and foundation/rdf_md.json are rdf_md.json files)
 RECORDS = {
+    "provenance.json": DatasetProvenance,
+    "split.json": SplitInfo,
+    "atom_energies.json": AtomEnergies,
+    "oracle_atom_energies.json": OracleAtomEnergies,
+    "synthetic.json": SyntheticInfo,
     "metrics.json": TrainMetrics,
     "md_timing_<engine>.json": MdTiming,
     "max_atoms.json": MaxAtoms,

@@ -15,7 +15,6 @@ synthetic configurations' own).
 """
 from __future__ import annotations
 
-import json
 import math
 import sys
 import time
@@ -26,8 +25,9 @@ import numpy as np
 from .data import load_dataset, load_split
 from .data.dataset import pad_configurations, save_dataset
 from .data.split import SPLITS
-from .io_utils import atomic_open, atomic_write_text
+from .io_utils import atomic_open
 from .label import check_sums, check_teachers, ensemble_predictions, load_labels
+from .records import SyntheticInfo
 from .core.model import device_description, resolve_device
 
 
@@ -219,7 +219,7 @@ def synthesize(teacher_paths, dataset_path, split_path, labels_path, cfg: dict, 
             "n_synthetic": n_syn, "synthetic_indices": [n_gt, n_gt + n_syn], "trajectories": records,
             "teacher_spread": lab["spread"], "labels_vs_reference": vs_reference, "settings": cfg, "device": device_description(dev),
             "wall_time_s": time.perf_counter() - t0,
-            "train/valid/test": [len(merged_split[s]) for s in SPLITS],
+            "split_sizes": [len(merged_split[s]) for s in SPLITS],
             "synthetic_energy_per_atom_eV": {
                 "mean": float(np.mean(lab["E"] / syn["n_atoms"])), "min": float(np.min(lab["E"] / syn["n_atoms"])),
                 "max": float(np.max(lab["E"] / syn["n_atoms"]))}}
@@ -230,7 +230,7 @@ def synthesize(teacher_paths, dataset_path, split_path, labels_path, cfg: dict, 
     with atomic_open(out_dir / "atom_energies.npz", "wb") as fh:
         np.savez_compressed(fh, atom_E=merged_labels["atom_E"], E_teacher=merged_labels["E"],
                             sum_tolerance_eV=tolerance)
-    atomic_write_text(out_dir / "synthetic.json", json.dumps(info, indent=2, default=float))
+    SyntheticInfo(**info).write(out_dir / "synthetic.json", indent=2)
     log(f"{n_syn} synthetic + {n_gt} ground-truth configurations; training split {len(split['train'])} -> "
         f"{len(merged_split['train'])}; teacher spread {lab['spread']}; labels vs the reference {vs_reference}; "
         f"{info['wall_time_s']:.0f} s")

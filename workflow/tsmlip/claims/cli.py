@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import html
-import json
 import sys
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import pandas as pd
 
 from ..cli import step_parser
 from ..config import calculator_name
+from ..records import AtomEnergies, CalculatorCost, RdfError
 from .claim import claims_frame
 from .foundation import foundation_claims
 from .headline import HEADLINE_INTRO, foundation_headline, headline_human, headline_markdown, headline_table
@@ -37,10 +37,10 @@ def main(argv: list[str] | None = None) -> int:
 
     cfg = args.config_json["aggregate"]
     models = pd.read_csv(args.models)
-    labels = json.loads(Path(args.labels).read_text()) if args.labels else None
+    labels = AtomEnergies.read(args.labels) if args.labels else None
     floor = None
     if args.rdf_noise_floor:
-        floor = json.loads(Path(args.rdf_noise_floor).read_text()).get("error_vs_teacher")
+        floor = RdfError.read(args.rdf_noise_floor).error_vs_teacher
         floor = float(floor) if floor is not None else None
     claims = all_claims(models, labels, cfg, floor)
     extra = foundation_claims(models, cfg, floor, calculator_name(args.config_json))
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         write_html(human_table(claims), args.out_html, "The paper's claims, tested on this run", notes)
     head = headline_table(models)
     if args.foundation_cost:
-        fh = foundation_headline(models, json.loads(Path(args.foundation_cost).read_text()))
+        fh = foundation_headline(models, CalculatorCost.read(args.foundation_cost))
         if len(fh):
             head = pd.concat([head, fh], ignore_index=True)
     if args.out_headline_csv:

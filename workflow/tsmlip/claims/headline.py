@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from ..records import CalculatorCost
 from ..tables import fmt, markdown_table
 from .claim import ENERGY_PER_ATOM, FORCE
 from .cost import best_student_arch, cost_columns, measured, teacher_arch
@@ -96,7 +97,7 @@ def headline_markdown(table: pd.DataFrame) -> str:
                       markdown_table(headline_human(table))])
 
 
-def foundation_headline(models: pd.DataFrame, cost: dict | None) -> pd.DataFrame:
+def foundation_headline(models: pd.DataFrame, cost: CalculatorCost | None) -> pd.DataFrame:
     """Headline rows against the foundation model itself: the most accurate student's MD time per atom-step
     (ase engine: the calculator runs on it) and memory per atom over the calculator's own
     (:mod:`tsmlip.md.calculator_cost`; its smaller system is named in ``meaning``)."""
@@ -104,25 +105,25 @@ def foundation_headline(models: pd.DataFrame, cost: dict | None) -> pd.DataFrame
     best = best_student_arch(models)
     if not cost or best is None:
         return pd.DataFrame(columns=cols)
-    name = (cost.get("calculator") or {}).get("name", "calculator")
+    name = cost.calculator.get("name", "calculator")
     rows = []
     col = "md_ase_us_per_atom_step"
     sel = models[(models["arch"] == best) & models[col].notna()] if col in models else models.iloc[0:0]
     s = float(sel[col].mean()) if len(sel) else math.nan
-    f = cost.get("us_per_atom_step") or math.nan
-    rows.append({"device": cost.get("device"), "quantity": "MD time per step per atom (ase)", "unit": "us",
+    f = cost.us_per_atom_step or math.nan
+    rows.append({"device": cost.device, "quantity": "MD time per step per atom (ase)", "unit": "us",
                  "best_student": best, "student": s, "foundation": f, "vs_foundation": f / s if s else math.nan,
-                 "meaning": f"speed-up: {name}'s time / student's ({name} on {cost.get('n_atoms')} atoms, the "
-                            f"models on {cost.get('models_n_atoms')})"})
+                 "meaning": f"speed-up: {name}'s time / student's ({name} on {cost.n_atoms} atoms, the "
+                            f"models on {cost.models_n_atoms})"})
     for mcol in ("memory_per_atom_slope_bytes", "memory_per_atom_bytes"):
         if mcol in models and models[mcol].notna().any():
             sel = models[(models["arch"] == best) & models[mcol].notna()]
             s = float(sel[mcol].mean()) if len(sel) else math.nan
-            f = cost.get("memory_per_atom_slope_bytes") or math.nan
-            rows.append({"device": cost.get("device"), "quantity": f"memory per atom ({mcol})", "unit": "bytes",
+            f = cost.memory_per_atom_slope_bytes or math.nan
+            rows.append({"device": cost.device, "quantity": f"memory per atom ({mcol})", "unit": "bytes",
                          "best_student": best, "student": s, "foundation": f,
                          "vs_foundation": s / f if f else math.nan,
                          "meaning": f"memory fraction: student / {name} ({name}: slope of one force call's peak "
-                                    f"memory over {[r['n_atoms'] for r in cost.get('memory_sizes', [])]} atoms)"})
+                                    f"memory over {[r['n_atoms'] for r in cost.memory_sizes]} atoms)"})
             break
     return pd.DataFrame(rows, columns=cols)

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..kinds import PAPER_SWEEP_KINDS
+from ..records import AtomEnergies
 from ..tables import fmt
 from . import stats as cs
 from .claim import (ENERGY, ENERGY_PER_ATOM, FORCE, METRIC_NAMES, RDF_METRICS, RDF_REFERENCE, RDF_TEACHER, Claim,
@@ -161,19 +162,19 @@ def learning_speed_claim(models: pd.DataFrame, cfg: dict) -> Claim:
                                float(cl.mean()), ids))
 
 
-def knowledge_claims(models: pd.DataFrame, labels: dict | None, cfg: dict) -> list[Claim]:
+def knowledge_claims(models: pd.DataFrame, labels: AtomEnergies | None, cfg: dict) -> list[Claim]:
     """Quality of the transferred knowledge: the teacher's atom energies vs the reference's, and how well
     students (vs controls that never saw them) reproduce the teacher's atom energies."""
     out = []
-    ref = (labels or {}).get("vs_reference") or {}
-    rmse, r, std = (ref.get(k, math.nan) for k in ("rmse_eV", "pearson_r", "ref_std_eV"))
+    ref = labels.vs_reference if labels is not None else None
+    rmse, r, std = (math.nan if ref is None else ref.value(k) for k in ("rmse_eV", "pearson_r", "ref_std_eV"))
     rmse, r, std = (math.nan if v is None else float(v) for v in (rmse, r, std))
     teachers = model_ids(models[models["kind"] == "teacher"])
     if np.isfinite(rmse) and np.isfinite(std) and std > 0:
         skill = 1.0 - rmse / std
         v = HOLDS if skill > cfg["min_relative_effect"] else FAILS
         detail = (f"RMSE {fmt(rmse)} eV vs the reference's spread (std) {fmt(std)} eV; Pearson r = {fmt(r)}; "
-                  f"offset removed {fmt(ref.get('offset_eV'))} eV; one labelling, so no seed spread: the verdict "
+                  f"offset removed {fmt(ref.offset_eV)} eV; one labelling, so no seed spread: the verdict "
                   f"compares the point value with the threshold")
         t = Test("point value (one labelling)", effect=skill, n=1, verdict=v)
     else:

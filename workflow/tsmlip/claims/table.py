@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ..records import AtomEnergies
 from .claim import ENERGY_PER_ATOM, FORCE, Claim, claims_frame
 from .cost import cost_columns, cost_vs_teacher_claims, pareto_claim, scaling_claims
 from .gates import gate, with_budget_check_values
@@ -10,7 +11,7 @@ from .rows import (ablation_claims, beyond_claims, born_again_claims, knowledge_
                    paired_claims, rdf_claims, tracks_claim)
 
 
-def statistical_claims(models: pd.DataFrame, labels: dict | None, cfg: dict, rdf_noise_floor_A: float | None = None
+def statistical_claims(models: pd.DataFrame, labels: AtomEnergies | None, cfg: dict, rdf_noise_floor_A: float | None = None
                        ) -> list[Claim]:
     """Every claim row computable from ``models``, with the statistics' verdicts (no gate applied)."""
     kinds = set(models["kind"])
@@ -50,7 +51,7 @@ def _row_keys(rows: list[Claim]) -> list[tuple]:
     return keys
 
 
-def all_claims(models: pd.DataFrame, labels: dict | None, cfg: dict, rdf_noise_floor_A: float | None = None
+def all_claims(models: pd.DataFrame, labels: AtomEnergies | None, cfg: dict, rdf_noise_floor_A: float | None = None
                ) -> pd.DataFrame:
     """Every claim row computable from ``models`` (and the labels' check results), gated (:func:`gate`), as a
     DataFrame. ``rdf_noise_floor_A``: the RDF error between two teacher liquids that differ only in seed."""

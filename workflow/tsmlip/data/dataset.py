@@ -7,12 +7,11 @@ the reference potential's own per-atom energies, kept for analysis only, never a
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
-from ..io_utils import atomic_open, atomic_write_text
+from ..io_utils import atomic_open
 
 REQUIRED = ("Z", "R", "cell", "E", "F")
 
@@ -596,7 +595,7 @@ def save_dataset(arrays: dict, path: str | Path, provenance: dict, record: dict 
     """Write ``dataset.npz`` and ``provenance.json`` beside it, each atomically (the provenance with counts,
     species and the force-sign check, see :func:`force_sign_summary`). ``record``: the step's provenance record
     (:mod:`tsmlip.provenance`), kept in the npz (``_provenance``) and in provenance.json."""
-    from ..provenance import JSON_KEY, npz_arrays
+    from ..provenance import npz_arrays
 
     path = Path(path)
     with atomic_open(path, "wb") as fh:
@@ -614,9 +613,9 @@ def save_dataset(arrays: dict, path: str | Path, provenance: dict, record: dict 
         "units": {"energy": "eV", "length": "Angstrom", "forces": "eV/Angstrom"},
         "has_reference_atom_energies": "ref_atom_E" in arrays,
     })
-    if record:
-        prov[JSON_KEY] = record
-    atomic_write_text(path.with_name("provenance.json"), json.dumps(prov, indent=2))
+    from ..records import DatasetProvenance
+
+    DatasetProvenance(**prov).with_provenance(record).write(path.with_name("provenance.json"), indent=2)
 
 
 def load_dataset(path: str | Path) -> dict[str, np.ndarray]:

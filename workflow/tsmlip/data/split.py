@@ -7,13 +7,12 @@ Born-Again all read this file, so no test configuration reaches any training.
 from __future__ import annotations
 
 import hashlib
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from ..io_utils import atomic_open, atomic_write_text, sha256_file
+from ..io_utils import atomic_open, sha256_file
 # the splits, in this order everywhere (split.npz's arrays, metrics.json, the tables' columns): defined with the
 # split's content fingerprint, which the provenance of every model records
 from ..provenance import SPLITS, split_arrays_fingerprint
@@ -108,14 +107,14 @@ def main(argv=None) -> int:
     except DataError as e:
         print(f"tsmlip split: error: {e}", file=sys.stderr)
         return 1
-    from ..provenance import json_with, npz_arrays, record
+    from ..provenance import npz_arrays, record
+    from ..records import SplitInfo
 
     rec = record("split", a.config_json, {"dataset": a.dataset})
     with atomic_open(a.out, "wb") as fh:
         np.savez(fh, **split, **npz_arrays(rec))
-    info = {k: int(len(v)) for k, v in split.items()}
-    info.update({"seed": sp["seed"], "dataset_sha256_16": dataset_fingerprint(a.dataset)})
-    info = json_with(info, rec)
-    atomic_write_text(Path(a.out).with_suffix(".json"), json.dumps(info, indent=2))
+    info = SplitInfo(**{k: int(len(v)) for k, v in split.items()}, seed=sp["seed"],
+                     dataset_sha256_16=dataset_fingerprint(a.dataset)).with_provenance(rec)
+    info = info.write(Path(a.out).with_suffix(".json"), indent=2)
     print(f"[split] {info}")
     return 0

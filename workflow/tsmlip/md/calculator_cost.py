@@ -22,9 +22,8 @@ import json
 import statistics
 import sys
 import time
-from pathlib import Path
 
-from ..records import CalculatorCost
+from ..records import CalculatorCost, DatasetProvenance
 from ..core.md.common import finite_or_none, log, write_json
 
 
@@ -160,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         import torch
 
         torch.set_num_threads(a.threads)
-    species = json.loads(Path(a.species_from).read_text())["species"]
+    species = DatasetProvenance.read(a.species_from).species
     try:
         rec = calculator_cost(fc["calculator"], a.config_json["md"], fc["cost"], species, fc["device"])
     except CalculatorError as e:

@@ -3,16 +3,13 @@ with ``rdf.experiment``, the measured liquid-Al g(r) shipped in tsmlip/reference
 from __future__ import annotations
 
 import io
-import json
 import sys
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 
-from ..io_utils import atomic_write_json
 from ..core.md.common import finite_or_none
-from ..records import ExperimentComparison, LiquidDensity, LiquidOutcome, RdfError
+from ..records import ExperimentComparison, RdfError, RdfMd
 from .gr import first_peak, rdf_error, read_curve
 
 #: the exact definition written into every rdf_error.json
@@ -123,7 +120,7 @@ def main_error(argv: list[str] | None = None) -> int:
         require(p, a.config_json, ("rdf.experiment.max_temperature_gap_K", "rdf.peak_fit_halfwidth_A"))
 
     r, g = read_curve(a.rdf)
-    info = json.loads(Path(a.info).read_text())
+    info = RdfMd.read(a.info)
     r_t, g_t = teacher_mean_curve(a.teacher_rdf)
     _check_grid(r, r_t, f"{a.rdf} vs the teachers' g(r)")
     err_ref = None
@@ -137,14 +134,12 @@ def main_error(argv: list[str] | None = None) -> int:
         error_vs_reference=err_ref,
         definition=ERROR_DEFINITION,
         teacher_ids=list(a.teacher_ids),
-        outcome=LiquidOutcome.of_rdf_md(info),
-        experiment=compare_with_experiment(r, g, info["temperature_K"], info.get("element", "Al"),
+        outcome=info.outcome,
+        experiment=compare_with_experiment(r, g, info.outcome.temperature_K, info.element,
                                            rc["experiment"]["max_temperature_gap_K"], rc["peak_fit_halfwidth_A"])
         if experiment else None,
-        density=LiquidDensity(density_g_cm3=info.get("density_g_cm3"), density_source=info.get("density_source"))
-        if experiment else None,
-    ).to_json()
-    atomic_write_json(a.out, out, indent=2)
+        density=info.density if experiment else None,
+    ).write(a.out, indent=2)
     print(f"[rdf-error] {a.model_id}: vs teacher {out['error_vs_teacher']}, "
           f"vs reference {out['error_vs_reference']}"
           + (f", vs experiment {out['error_vs_experiment']}" if experiment else ""), file=sys.stderr, flush=True)

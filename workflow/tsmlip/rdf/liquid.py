@@ -3,20 +3,18 @@ the checks for blow-up, collapse and melting (:func:`run_liquid_md`), and ``tsml
 model, the reference potential or the teacher calculator)."""
 from __future__ import annotations
 
-import json
 import math
 import sys
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from ..io_utils import atomic_write_json
 from ..core.md.common import finite_or_none
 from ..core.md.system import initial_liquid_cell, liquid_lattice_constant, liquid_system, number_density
-from ..records import LiquidDensity, LiquidOutcome, RdfMd
+from ..records import DatasetProvenance, LiquidDensity, LiquidOutcome, RdfMd
 from .gr import cell_heights, check_cutoff, first_peak, rdf_of_frames, write_curve
 
 
@@ -340,7 +338,7 @@ def main_md(argv: list[str] | None = None) -> int:
 
     try:
         if a.reference or a.calculator:
-            species = json.loads(Path(a.data_provenance).read_text())["species"] if a.data_provenance else None
+            species = DatasetProvenance.read(a.data_provenance).species if a.data_provenance else None
             s = resolve_liquid(s, species, trained_on=f"the data ({a.data_provenance or 'no --data-provenance'})")
         else:
             from ..core.model import check_model_id

@@ -18,7 +18,6 @@ Outputs (``<results>/models/<model id>/``): ``model.pt`` (best weights), ``metri
 from __future__ import annotations
 
 import csv
-import json
 import sys
 import time
 from pathlib import Path
@@ -27,11 +26,11 @@ import torch
 
 from ..config import ModelId
 from ..data.split import SPLITS
-from ..io_utils import atomic_open, atomic_write_text
+from ..io_utils import atomic_open
 from ..kinds import REGISTRY
 from ..core.model import device_description, load_model, resolve_device, save_model
 from ..core.predict import error_metrics, predict
-from ..provenance import ProvenanceError, check_inputs, json_with, model_data_meta, record
+from ..provenance import ProvenanceError, check_inputs, model_data_meta, record
 from ..records import SplitErrors, TrainMetrics
 from .assembly import TrainingError, assemble_training, TrainingData, load_training_data, _Run, log
 from .loop import (CURVE_COLUMNS, Checkpoint, _epoch_loop, run_fingerprint, make_optimizer, _resume, _score_untrained,
@@ -129,10 +128,7 @@ def finish_training(model_id: ModelId, cfg: dict, data: TrainingData, graph, sch
         atom_energy_labels_in_loss=data.distilled,
         splits={name: SplitErrors(**errors) for name, errors in splits.items()},
         untrained=state.get("untrained"),
-    ).to_json()
-    if made:
-        metrics = json_with(metrics, made["provenance"])
-    atomic_write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2))
+    ).with_provenance(made["provenance"] if made else None).write(out_dir / "metrics.json", indent=2)
     t = splits["test"]
     log(f"[{model_id}] stopped by {convergence.stopped_by} after {epoch} epochs (best {state['best_epoch']}); "
         f"validation force RMSE improved {100 * convergence.late_relative_improvement:.1f}% over the last "
