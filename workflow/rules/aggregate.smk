@@ -16,6 +16,8 @@ rule aggregate:
     input:
         files=[model_file(m, name) for m in MODEL_IDS for name in ("metrics.json", "curve.csv")] + analysis_files(),
         budget_check=budget_check_metrics(),
+        # its settings and code, and the plans of the models it tabulates
+        stamp=rule_stamp("aggregate", "aggregate", step_config("aggregate"), lambda w: [train_fp(m) for m in MODEL_IDS]),
     output:
         models=os.path.join(TABLES, "models.csv"),
         summary=os.path.join(TABLES, "summary.csv"),
@@ -64,6 +66,7 @@ rule claims:
         labels=CLAIMS_LABELS,
         noise_floor=RDF_NOISE_FLOOR,
         foundation_cost=[FOUNDATION_COST] if FOUNDATION_COST_ON else [],
+        stamp=rule_stamp("claims", "claims", step_config("claims")),
     output:
         csv=os.path.join(TABLES, "claims.csv"),
         md=os.path.join(TABLES, "claims.md"),
@@ -113,6 +116,14 @@ rule claims:
 rule born_again_table:
     input:
         models=rules.aggregate.output.models,
+        stamp=rule_stamp(
+            "born_again_table",
+            "born-again-table",
+            step_config(
+                "born-again-table",
+                paper_reference={k: v for k, v in config.get("paper_reference", {}).items() if k != "md_cost"},
+            ),
+        ),
     output:
         csv=os.path.join(TABLES, "born_again.csv"),
         md=os.path.join(TABLES, "born_again.md"),
@@ -150,6 +161,7 @@ rule born_again_table:
 rule figure:
     input:
         unpack(figure_tables),
+        stamp=rule_stamp(lambda w: f"figure/{w.figure}", "plot", figure_config),
     output:
         pdf=os.path.join(FIGURES_DIR, "{figure}.pdf"),
         png=report(

@@ -14,6 +14,8 @@ MD_DEVICE = dict(gpu=gpu_job, md_device=1)
 rule md_timing:
     input:
         model=model_file(MODEL_ID, "model.pt"),
+        # the planned fingerprint (settings, code, the model's plan): a rerun without Snakemake's metadata
+        stamp=model_step_stamp("md-timing", MD_PARAMS["cfg"], lambda w: f"md_timing_{w.engine}"),
     output:
         model_file(MODEL_ID, "md_timing_{engine}.json"),
     log:
@@ -40,6 +42,7 @@ rule md_timing:
 rule max_atoms:
     input:
         model=model_file(MODEL_ID, "model.pt"),
+        stamp=model_step_stamp("max-atoms", MD_PARAMS["cfg"]),
     output:
         model_file(MODEL_ID, "max_atoms.json"),
     log:
@@ -69,6 +72,8 @@ if FOUNDATION and config["foundation"]["cost"]["enabled"]:
     rule calculator_cost:
         input:
             provenance=res("data", "provenance.json"),
+            stamp=rule_stamp("calculator_cost", "calculator-cost", step_config("calculator-cost"),
+                             lambda w: [tsprov.planned(*PLAN["source"])]),
         output:
             FOUNDATION_COST,
         log:

@@ -120,6 +120,10 @@ def learning_speed(curve: pd.DataFrame, threshold: float, column: str = "valid_f
 
 
 def _read_json(path: Path) -> dict:
+    """A per-model JSON; a truncated or damaged one is refused in one line naming it (ProvenanceError)."""
+    from .provenance import check_file
+
+    check_file(path)
     with open(path) as fh:
         return json.load(fh)
 
@@ -193,6 +197,22 @@ def collect_files(files=None, models_dir: str | Path | None = None) -> dict[str,
         else:
             entry[p.name] = p
     return found
+
+
+def check_made_from_models(found: dict[str, dict]) -> None:
+    """Refuse a per-model MD or RDF JSON made from another model file than the one now in place: the ``model.pt``
+    beside it (by content), else the ``metrics.json`` read with it (by the fingerprint both record); a damaged JSON
+    is refused too. Files that record nothing (older runs) pass (:func:`tsmlip.provenance.check_made_from`)."""
+    from .provenance import check_file, check_made_from
+
+    for entry in found.values():
+        paths = list(entry["md_timing"].values()) + [entry[n] for n in ("max_atoms.json", "rdf_error.json") if n in entry]
+        for p in paths:
+            check_file(p)
+            model = p.parent / "model.pt"
+            current = model if model.is_file() else entry.get("metrics.json")
+            if current is not None:
+                check_made_from(p, "model", current)
 
 
 def convergence(met: dict) -> dict:
@@ -416,6 +436,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         files = model_files(args.models_dir, args.model_ids, args.optional) if args.model_ids else None
     found = collect_files(files, args.models_dir)
+    check_made_from_models(found)
     models, curves = build_tables(found, factor, read_budget_checks(args.budget_check_files))
     summary = summarize(models)
     write_csv(models, args.out_models)
@@ -434,6 +455,13 @@ def main(argv: list[str] | None = None) -> int:
         write_html_table(models, args.out_models_html, "Every trained model", note, nowrap=True)
     if args.out_summary_html:
         write_html_table(summary, args.out_summary_html, "Mean and standard deviation over seeds", note, nowrap=True)
+    from .provenance import record, write_sidecars
+
+    read = sorted(str(p) for e in found.values() for p in [*e["md_timing"].values(),
+                                                          *(v for k, v in e.items() if k != "md_timing")])
+    rec = record("aggregate", args.config_json, {"files": read, "budget_check": list(args.budget_check_files)})
+    write_sidecars([args.out_models, args.out_summary, args.out_curves, args.out_models_html, args.out_summary_html],
+                   rec)
     print(f"[aggregate] {len(models)} models ({n_conv} converged, {n_checked} budget-checked), {len(summary)} "
           f"(kind, architecture) groups, "
           f"{len(curves)} curve rows -> {args.out_models}", file=sys.stderr, flush=True)

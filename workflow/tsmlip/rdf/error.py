@@ -122,6 +122,11 @@ def main_error(argv: list[str] | None = None) -> int:
     if experiment:
         require(p, a.config_json, ("rdf.experiment.max_temperature_gap_K", "rdf.peak_fit_halfwidth_A"))
 
+    from ..provenance import carry, check_file, check_made_from, json_with, record
+
+    # a stale liquid: its run JSON made from another model than the one now beside it
+    check_file(a.info)
+    check_made_from(a.info, "model", Path(a.info).with_name("model.pt"))
     r, g = read_curve(a.rdf)
     info = json.loads(Path(a.info).read_text())
     r_t, g_t = teacher_mean_curve(a.teacher_rdf)
@@ -144,7 +149,9 @@ def main_error(argv: list[str] | None = None) -> int:
         density=LiquidDensity(density_g_cm3=info.get("density_g_cm3"), density_source=info.get("density_source"))
         if experiment else None,
     ).to_json()
-    atomic_write_json(a.out, out, indent=2)
+    rec = record("rdf-error", a.config_json, {"rdf": a.rdf, "info": a.info, "teacher_rdf": list(a.teacher_rdf),
+                                              "reference_rdf": a.reference_rdf})
+    atomic_write_json(a.out, json_with(out, carry(rec, "model", a.info)), indent=2)
     print(f"[rdf-error] {a.model_id}: vs teacher {out['error_vs_teacher']}, "
           f"vs reference {out['error_vs_reference']}"
           + (f", vs experiment {out['error_vs_experiment']}" if experiment else ""), file=sys.stderr, flush=True)
