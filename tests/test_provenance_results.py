@@ -74,6 +74,23 @@ def test_aggregate_writes_table_records_and_refuses_an_md_json_of_another_model(
     assert cli.main(_aggregate(root, out)) == 0
 
 
+def test_aggregate_refuses_an_md_json_of_other_settings(run_with_records, tmp_path, capsys):
+    """The workflow passes the settings hash each step gets from the configuration; a file recording other settings
+    (an md_timing JSON of the same model copied in from a run of other md settings) is refused."""
+    root, folder, model = run_with_records
+    cfg = {"md": {"timing": {"steps": 3}}}
+    p = folder / "md_timing_ase.json"
+    obj = json.loads(p.read_text())
+    p.write_text(json.dumps(provenance.json_with(obj, provenance.record("md-timing", cfg, {"model": model}))))
+    same = [f"md-timing={provenance.settings_hash(cfg)}"]
+    assert cli.main(_aggregate(root, tmp_path / "a") + ["--expect-settings", *same]) == 0
+    other = [f"md-timing={provenance.settings_hash({'md': {'timing': {'steps': 4}}})}"]
+    capsys.readouterr()
+    assert cli.main(_aggregate(root, tmp_path / "b") + ["--expect-settings", *other]) == 1
+    err = capsys.readouterr().err
+    assert f"{p} was made by md-timing with other settings" in err and not (tmp_path / "b" / "models.csv").exists()
+
+
 def test_aggregate_refuses_a_truncated_md_json(run_with_records, tmp_path, capsys):
     root, folder, _ = run_with_records
     p = folder / "md_timing_ase.json"
@@ -125,6 +142,7 @@ def test_rdf_error_refuses_a_liquid_of_another_model(tmp_path, tiny_cfg, capsys)
     rec = json.loads((folder / "rdf_error.json").read_text())["_provenance"]
     assert rec["inputs"]["model"]["content"] == provenance.content_fingerprint(model)
     assert rec["inputs"]["info"]["fingerprint"] == provenance.read_record(folder / "rdf_md.json")["fingerprint"]
+    assert rec["liquid_settings"] == provenance.read_record(folder / "rdf_md.json")["settings"]
     # the noise floor: made of the teacher's liquid; claims check it against the teacher model in place
     floor = tmp_path / "rdf_noise" / "noise_floor.json"
     floor.parent.mkdir()

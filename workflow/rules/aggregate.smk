@@ -48,6 +48,16 @@ rule aggregate:
     params:
         code=code_stamp("aggregate"),
         cfg=step_config("aggregate"),
+        # the settings the per-model MD and RDF files must record (a copied-in file of other settings is refused)
+        expect=" ".join(
+            f"{step}={tsprov.settings_hash(cfg)}"
+            for step, cfg in (
+                ("md-timing", step_config("md-timing")),
+                ("max-atoms", step_config("md-timing")),
+                ("rdf-error", step_config("rdf-error", "rdf.experiment", "rdf.peak_fit_halfwidth_A")),
+                ("rdf-md", step_config("rdf-md", rdf=RDF_MD)),
+            )
+        ),
         budget_check=lambda wildcards, input: (
             f"--budget-check-files {' '.join(shlex.quote(f) for f in input.budget_check)}"
             if input.budget_check
@@ -55,6 +65,7 @@ rule aggregate:
         ),
     shell:
         "tsmlip aggregate --config-json {params.cfg:q} --files {input.files:q} {params.budget_check}"
+        " --expect-settings {params.expect}"
         " --out-models {output.models:q} --out-summary {output.summary:q}"
         " --out-curves {output.curves:q} --out-models-html {output.models_html:q}"
         " --out-summary-html {output.summary_html:q} > {log:q} 2>&1"

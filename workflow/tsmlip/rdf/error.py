@@ -122,7 +122,7 @@ def main_error(argv: list[str] | None = None) -> int:
     if experiment:
         require(p, a.config_json, ("rdf.experiment.max_temperature_gap_K", "rdf.peak_fit_halfwidth_A"))
 
-    from ..provenance import carry, check_file, check_made_from, json_with, record
+    from ..provenance import carry, check_file, check_made_from, json_with, read_record, record
 
     # a stale liquid: its run JSON made from another model than the one now beside it
     check_file(a.info)
@@ -151,7 +151,11 @@ def main_error(argv: list[str] | None = None) -> int:
     ).to_json()
     rec = record("rdf-error", a.config_json, {"rdf": a.rdf, "info": a.info, "teacher_rdf": list(a.teacher_rdf),
                                               "reference_rdf": a.reference_rdf})
-    atomic_write_json(a.out, json_with(out, carry(rec, "model", a.info)), indent=2)
+    rec = carry(rec, "model", a.info)
+    liquid = read_record(a.info)
+    if liquid and "settings" in liquid:  # the settings of the liquid it was made of, checked by aggregate
+        rec["liquid_settings"] = liquid["settings"]
+    atomic_write_json(a.out, json_with(out, rec), indent=2)
     print(f"[rdf-error] {a.model_id}: vs teacher {out['error_vs_teacher']}, "
           f"vs reference {out['error_vs_reference']}"
           + (f", vs experiment {out['error_vs_experiment']}" if experiment else ""), file=sys.stderr, flush=True)
