@@ -232,6 +232,7 @@ def test_md_timing_cli(tmp_path, model_path, md_cfg, tiny_cfg, engine):
     assert timing.main(["--model", str(model_path), "--engine", engine, "--out", str(out),
                         "--model-id", "student/w8-s6-l1/seed0", "--config-json", json.dumps({"md": tiny_cfg["md"]})]) == 0
     rec = json.loads(out.read_text())
+    assert rec.pop("_provenance")["inputs"]["model"]["file"] == "model.pt"  # its record (tsmlip.provenance)
     assert TIMING_KEYS <= set(rec)
     assert list(rec) == [k for k in MdTiming.keys()
                          if (engine == "torch" or not k.startswith("pair_re")) and k != "engine_version"]
@@ -311,6 +312,7 @@ def test_cpu_probe_with_injected_oom(tmp_path, model_path, md_cfg, tiny_cfg):
     assert probe.main(["--model", str(model_path), "--out", str(out), "--config-json", json.dumps({"md": md}),
                        "--fake-oom-above", "100"]) == 0
     rec = json.loads(out.read_text())
+    assert rec.pop("_provenance")["step"] == "max-atoms"
     assert PROBE_KEYS <= set(rec) and rec["device"] == "cpu" and list(rec) == list(MaxAtoms.keys())
     assert rec["hippynn_kernels"] == "pytorch" and rec["hippynn_kernels_setting"] == "auto"
     assert all(SIZE_KEYS <= set(row) for row in rec["sizes"])

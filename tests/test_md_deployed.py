@@ -81,6 +81,7 @@ def test_md_timing_cli_deployed(tmp_path, model_path, tiny_cfg, engine):
     assert timing.main(["--model", str(model_path), "--engine", engine, "--out", str(out), "--model-id",
                         "student/w8-s6-l1/seed0", "--config-json", json.dumps({"md": tiny_cfg["md"]})]) == 0
     rec = json.loads(out.read_text())
+    assert rec.pop("_provenance")["step"] == "md-timing"
     MdTiming(**rec)  # every field of the record, nothing else
     assert list(rec) == [k for k in MdTiming.keys() if not k.startswith("pair_re")]
     tc = tiny_cfg["md"]["timing"]

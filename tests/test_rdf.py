@@ -270,6 +270,10 @@ def test_cli_model_and_reference(tmp_path, test_cfg):
     assert err["teacher_ids"] == ["teacher/w6-s6-l1/seed0"] and err["temperature_K"] == 1200.0
     from tsmlip.records import ExperimentComparison, LiquidDensity, RdfError, RdfMd
 
+    assert info.pop("_provenance")["inputs"]["model"]["file"] == "model.pt"
+    assert ref.pop("_provenance")["inputs"]["data_provenance"]["file"] == "provenance.json"
+    assert err.pop("_provenance")["inputs"]["model"] == json.loads((tmp_path / "teacher.json").read_text())[
+        "_provenance"]["inputs"]["model"]  # carried from the liquid's record
     assert list(info) == list(RdfMd.keys()) and list(ref) == list(RdfMd.keys())
     assert list(err) == [k for k in RdfError.keys() if k not in ExperimentComparison.keys() + LiquidDensity.keys()]
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 from ase.calculators.emt import EMT
 
-from tsmlip import rdf
+from tsmlip import provenance, rdf
 from tsmlip.config import Arch, load_config
 from tsmlip.records import RdfMd
 
@@ -210,6 +210,9 @@ def test_rdf_md_stack_writes_the_records_of_rdf_md(tmp_path, test_cfg, models):
     infos = {}
     for mid in ids:
         info = json.loads((tmp_path / "out" / mid / "rdf_md.json").read_text())
+        rec = info.pop("_provenance")  # each liquid's record names its own model file
+        assert rec["step"] == "rdf-md-stack" and rec["inputs"]["model"]["content"] == \
+            provenance.content_fingerprint(paths[ids.index(mid)])
         assert set(info) == set(RdfMd.keys()) and info["model_id"] == mid
         assert info["engine"] == "stack" and info["n_atoms"] == 108 and "stack of 3" in info["device"]
         r, g = rdf.read_curve(tmp_path / "out" / mid / "rdf.csv")

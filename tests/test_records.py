@@ -109,6 +109,7 @@ def test_rdf_error_file_with_the_experiment_has_every_field(tmp_path):
                            json.dumps({"rdf": {"experiment": {"enabled": True, "max_temperature_gap_K": 150},
                                                "peak_fit_halfwidth_A": 0.2}})]) == 0
     err = json.loads(out.read_text())
+    assert err.pop("_provenance")["step"] == "rdf-error"
     assert list(err) == list(RdfError.keys())
     assert err["density_source"] == "config" and err["error_vs_teacher"] == 0.0
 

@@ -16,6 +16,8 @@ rule aggregate:
     input:
         files=[model_file(m, name) for m in MODEL_IDS for name in ("metrics.json", "curve.csv")] + analysis_files(),
         budget_check=budget_check_metrics(),
+        # its settings and code, and the plans of the models it tabulates
+        stamp=rule_stamp("aggregate", "aggregate", step_config("aggregate"), lambda w: [train_fp(m) for m in MODEL_IDS]),
     output:
         models=os.path.join(TABLES, "models.csv"),
         summary=os.path.join(TABLES, "summary.csv"),
@@ -45,6 +47,16 @@ rule aggregate:
     params:
         code=code_stamp("aggregate"),
         cfg=step_config("aggregate"),
+        # the settings the per-model MD and RDF files must record (a copied-in file of other settings is refused)
+        expect=" ".join(
+            f"{step}={tsprov.settings_hash(cfg)}"
+            for step, cfg in (
+                ("md-timing", step_config("md-timing")),
+                ("max-atoms", step_config("md-timing")),
+                ("rdf-error", step_config("rdf-error", "rdf.experiment", "rdf.peak_fit_halfwidth_A")),
+                ("rdf-md", step_config("rdf-md", rdf=RDF_MD)),
+            )
+        ),
         budget_check=lambda wildcards, input: (
             f"--budget-check-files {' '.join(shlex.quote(f) for f in input.budget_check)}"
             if input.budget_check
@@ -52,6 +64,7 @@ rule aggregate:
         ),
     shell:
         "tsmlip aggregate --config-json {params.cfg:q} --files {input.files:q} {params.budget_check}"
+        " --expect-settings {params.expect}"
         " --out-models {output.models:q} --out-summary {output.summary:q}"
         " --out-curves {output.curves:q} --out-models-html {output.models_html:q}"
         " --out-summary-html {output.summary_html:q} > {log:q} 2>&1"
@@ -63,6 +76,7 @@ rule claims:
         labels=CLAIMS_LABELS,
         noise_floor=RDF_NOISE_FLOOR,
         foundation_cost=[FOUNDATION_COST] if FOUNDATION_COST_ON else [],
+        stamp=rule_stamp("claims", "claims", step_config("claims")),
     output:
         csv=os.path.join(TABLES, "claims.csv"),
         md=os.path.join(TABLES, "claims.md"),
@@ -111,6 +125,14 @@ rule claims:
 rule born_again_table:
     input:
         models=rules.aggregate.output.models,
+        stamp=rule_stamp(
+            "born_again_table",
+            "born-again-table",
+            step_config(
+                "born-again-table",
+                paper_reference={k: v for k, v in config.get("paper_reference", {}).items() if k != "md_cost"},
+            ),
+        ),
     output:
         csv=os.path.join(TABLES, "born_again.csv"),
         md=os.path.join(TABLES, "born_again.md"),
@@ -147,6 +169,7 @@ rule born_again_table:
 rule figure:
     input:
         unpack(figure_tables),
+        stamp=rule_stamp(lambda w: f"figure/{w.figure}", "plot", figure_config),
     output:
         pdf=os.path.join(FIGURES_DIR, "{figure}.pdf"),
         png=report(

@@ -242,8 +242,10 @@ def figure_labels(wildcards):
 
 
 def figure_options(wildcards, input):
-    """`--models <csv>` etc. for the figure's tables."""
-    return " ".join(f"--{name.replace('_', '-')} {shlex.quote(path)}" for name, path in input.items())
+    """`--models <csv>` etc. for the figure's tables (not its provenance stamp)."""
+    return " ".join(
+        f"--{name.replace('_', '-')} {shlex.quote(path)}" for name, path in input.items() if name != "stamp"
+    )
 
 
 def figure_config(wildcards):
@@ -481,5 +483,50 @@ def train_stamp(budget=False):
         mid = tsconfig.ModelId.parse(f"{wildcards.kind}/{wildcards.arch}/seed{wildcards.seed}")
         folder = "train_budget_check" if budget else "train"
         return stamp_file(f"{folder}/{mid}", _train_plan(mid, budget))
+
+    return stamp
+
+
+# --- provenance stamps of the MD, RDF, table and figure rules (the same mechanism as training's) ---------------
+# Each is computed from the configuration and the code stamps alone (tsmlip.provenance.planned caches both), so
+# planning a run of hundreds of jobs reads no file for them.
+_TRAIN_FP = {}
+
+
+def train_fp(model_id):
+    """The planned fingerprint of a model (its training plan), once per model id."""
+    key = str(model_id)
+    if key not in _TRAIN_FP:
+        _TRAIN_FP[key] = tsprov.planned(*_train_plan(model_id))
+    return _TRAIN_FP[key]
+
+
+def _wildcard_model(wildcards):
+    return tsconfig.ModelId.parse(f"{wildcards.kind}/{wildcards.arch}/seed{wildcards.seed}")
+
+
+def model_step_stamp(step, settings, name=None):
+    """The stamp input of a per-model MD/RDF rule: ``step`` with ``settings`` (its --config-json) on the model of
+    the job's wildcards; ``name``: the stamp's folder below the model id (default: the step; per-engine rules
+    add the engine)."""
+
+    def stamp(wildcards):
+        mid = _wildcard_model(wildcards)
+        folder = name(wildcards) if callable(name) else (name or step)
+        return stamp_file(f"{folder}/{mid}", (step, settings, [train_fp(mid)]))
+
+    return stamp
+
+
+def rule_stamp(name, step, settings, upstream=()):
+    """The stamp input of a rule with one job (aggregate, claims, ...): ``settings`` a JSON string or a function of
+    the wildcards (the figure rule's), ``upstream`` planned fingerprints or a function of the wildcards returning
+    them; ``name`` the stamp's folder (or a function of the wildcards)."""
+
+    def stamp(wildcards):
+        s = settings(wildcards) if callable(settings) else settings
+        ups = upstream(wildcards) if callable(upstream) else list(upstream)
+        folder = name(wildcards) if callable(name) else name
+        return stamp_file(folder, (step, s, ups))
 
     return stamp

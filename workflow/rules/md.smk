@@ -13,6 +13,8 @@ MD_PARAMS = dict(model_id=MODEL_ID, cfg=step_config("md-timing"))
 rule md_timing:
     input:
         model=model_file(MODEL_ID, "model.pt"),
+        # the planned fingerprint (settings, code, the model's plan): a rerun without Snakemake's metadata
+        stamp=model_step_stamp("md-timing", MD_PARAMS["cfg"], lambda w: f"md_timing_{w.engine}"),
     output:
         model_file(MODEL_ID, "md_timing_{engine}.json"),
     log:
@@ -37,6 +39,7 @@ rule md_timing:
 rule max_atoms:
     input:
         model=model_file(MODEL_ID, "model.pt"),
+        stamp=model_step_stamp("max-atoms", MD_PARAMS["cfg"]),
     output:
         model_file(MODEL_ID, "max_atoms.json"),
     log:
@@ -63,6 +66,8 @@ if FOUNDATION and config["foundation"]["cost"]["enabled"]:
     rule calculator_cost:
         input:
             provenance=res("data", "provenance.json"),
+            stamp=rule_stamp("calculator_cost", "calculator-cost", step_config("calculator-cost"),
+                             lambda w: [tsprov.planned(*PLAN["source"])]),
         output:
             FOUNDATION_COST,
         log:

@@ -20,6 +20,12 @@ if RDF_STACKS:
     rule rdf_md_stack:
         input:
             models=lambda w: [model_file(m, "model.pt") for m in RDF_STACKS[w.stack].model_ids],
+            stamp=rule_stamp(
+                lambda w: f"rdf_md_stack/{w.stack}",
+                "rdf-md-stack",
+                step_config("rdf-md-stack", rdf=RDF_MD),
+                lambda w: [train_fp(m) for m in RDF_STACKS[w.stack].model_ids],
+            ),
         output:
             directory(res("rdf_stacks", "{stack}")),
         log:
@@ -63,6 +69,7 @@ else:
     rule rdf_md:
         input:
             model=model_file(MODEL_ID, "model.pt"),
+            stamp=model_step_stamp("rdf-md", step_config("rdf-md", rdf=RDF_MD)),
         output:
             rdf=model_file(MODEL_ID, "rdf.csv"),
             info=model_file(MODEL_ID, "rdf_md.json"),
@@ -113,6 +120,8 @@ rule rdf_error:
         info=model_file(MODEL_ID, "rdf_md.json"),
         teachers=[model_file(t, "rdf.csv") for t in RDF_TEACHERS],
         reference=[REFERENCE_RDF] if REFERENCE_RDF else [],
+        # its own settings and code; the liquids' reruns reach it through their newer g(r) files
+        stamp=model_step_stamp("rdf-error", step_config("rdf-error", "rdf.experiment", "rdf.peak_fit_halfwidth_A")),
     output:
         model_file(MODEL_ID, "rdf_error.json"),
     log:
@@ -174,6 +183,7 @@ rule figure_coverage:
         data=DATASET,
         runs=[model_file(m, "rdf_md.json") for m in MODEL_IDS]
         + ([res("reference", "rdf_peak.json")] if RDF_REFERENCE else []),
+        stamp=rule_stamp("figure_coverage", "plot-coverage", step_config("plot-coverage")),
     output:
         pdf=res("figures", "coverage.pdf"),
         png=report(
@@ -207,6 +217,12 @@ NOISE_TEACHER = RDF_TEACHERS[0]
 rule rdf_md_noise_seed:
     input:
         model=model_file(NOISE_TEACHER, "model.pt"),
+        stamp=rule_stamp(
+            "rdf_md_noise_seed",
+            "rdf-md",
+            step_config("rdf-md", rdf=dict(RDF_MD, seed=RDF_CFG["noise_seed"])),
+            lambda w: [train_fp(NOISE_TEACHER)],
+        ),
     output:
         rdf=res("rdf_noise", "rdf.csv"),
         info=res("rdf_noise", "rdf_md.json"),
@@ -232,6 +248,7 @@ rule rdf_noise_floor:
         rdf=rules.rdf_md_noise_seed.output.rdf,
         info=rules.rdf_md_noise_seed.output.info,
         teacher=model_file(NOISE_TEACHER, "rdf.csv"),
+        stamp=rule_stamp("rdf_noise_floor", "rdf-error", step_config("rdf-error", rdf={"experiment": {"enabled": False}})),
     output:
         RDF_NOISE_FLOOR,
     log:

@@ -203,6 +203,35 @@ def collect_files(files=None, models_dir: str | Path | None = None) -> dict[str,
     return found
 
 
+def check_made_from_models(found: dict[str, dict], expect: dict[str, str] | None = None) -> None:
+    """Refuse a per-model MD or RDF JSON made from another model file than the one now in place: the ``model.pt``
+    beside it (by content), else the ``metrics.json`` read with it (by the fingerprint both record); a damaged JSON
+    is refused too. Files that record nothing (older runs) pass (:func:`tsmlip.provenance.check_made_from`).
+
+    ``expect``: step -> the settings hash the configuration gives that step (``--expect-settings``); a file whose
+    record names that step with other settings is refused (``rdf-md``: the liquid an rdf_error.json was made of)."""
+    from .provenance import ProvenanceError, check_file, check_made_from, read_record
+
+    def settings_match(p, step, have):
+        want = (expect or {}).get(step)
+        if want is not None and have is not None and have != want:
+            raise ProvenanceError(f"{p} was made by {step} with other settings (settings hash {have}) than this "
+                                  f"configuration's ({want}): a result of another configuration; rerun the step "
+                                  f"that writes {p.name}")
+
+    for entry in found.values():
+        paths = list(entry["md_timing"].values()) + [entry[n] for n in ("max_atoms.json", "rdf_error.json") if n in entry]
+        for p in paths:
+            check_file(p)
+            rec = read_record(p) or {}
+            settings_match(p, rec.get("step"), rec.get("settings"))
+            settings_match(p, "rdf-md", rec.get("liquid_settings"))
+            model = p.parent / "model.pt"
+            current = model if model.is_file() else entry.get("metrics.json")
+            if current is not None:
+                check_made_from(p, "model", current)
+
+
 def convergence(met: TrainMetrics) -> dict:
     """``stopped_by``, ``best_epoch``, ``late_relative_improvement``, ``converged`` from a ``metrics.json``.
 
@@ -407,6 +436,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budget-check-files", nargs="*", default=[],
                     help="metrics.json of every budget-check model (trained again with every budget doubled), in "
                          "<dir>/<kind>/<arch>/seed<N>/: each adds the budget_check_* columns to its model's row")
+    ap.add_argument("--expect-settings", nargs="*", default=[], metavar="STEP=HASH",
+                    help="the settings hash (tsmlip.provenance.settings_hash of its --config-json) this configuration "
+                         "gives each step whose files are read (md-timing, max-atoms, rdf-error, rdf-md): a file "
+                         "recording other settings is refused")
     ap.add_argument("--out-models", required=True)
     ap.add_argument("--out-summary", required=True)
     ap.add_argument("--out-curves", required=True)
@@ -424,6 +457,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         files = model_files(args.models_dir, args.model_ids, args.optional) if args.model_ids else None
     found = collect_files(files, args.models_dir)
+    expect = dict(s.split("=", 1) for s in args.expect_settings)
+    check_made_from_models(found, expect)
     models, curves = build_tables(found, factor, read_budget_checks(args.budget_check_files))
     summary = summarize(models)
     write_csv(models, args.out_models)
@@ -442,6 +477,13 @@ def main(argv: list[str] | None = None) -> int:
         write_html_table(models, args.out_models_html, "Every trained model", note, nowrap=True)
     if args.out_summary_html:
         write_html_table(summary, args.out_summary_html, "Mean and standard deviation over seeds", note, nowrap=True)
+    from .provenance import record, write_sidecars
+
+    read = sorted(str(p) for e in found.values() for p in [*e["md_timing"].values(),
+                                                          *(v for k, v in e.items() if k != "md_timing")])
+    rec = record("aggregate", args.config_json, {"files": read, "budget_check": list(args.budget_check_files)})
+    write_sidecars([args.out_models, args.out_summary, args.out_curves, args.out_models_html, args.out_summary_html],
+                   rec)
     print(f"[aggregate] {len(models)} models ({n_conv} converged, {n_checked} budget-checked), {len(summary)} "
           f"(kind, architecture) groups, "
           f"{len(curves)} curve rows -> {args.out_models}", file=sys.stderr, flush=True)

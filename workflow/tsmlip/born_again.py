@@ -72,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     ref, data_source = args.config_json["paper_reference"], args.config_json["data"]["source"]
+    from .provenance import check_sidecar, record, write_sidecars
+
+    check_sidecar(args.models)  # a table changed after aggregate wrote it
     table = born_again_table(pd.read_csv(args.models), ref.get("born_again"))
     write_csv(table, args.out_csv)
     human = pd.DataFrame({"model": table["model"], "seeds": table["n_seeds"]})
@@ -97,5 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out_html:
         write_html_table(human, args.out_html, "Born-Again students vs the teacher (test split)",
                          f"<p>{html.escape(note)}</p>" if note else "")
+    write_sidecars([args.out_csv, args.out_md, args.out_html],
+                   record("born-again-table", args.config_json, {"models": args.models}))
     print(f"[born-again-table] {len(table)} rows -> {args.out_csv}", file=sys.stderr, flush=True)
     return 0

@@ -89,6 +89,10 @@ def main(argv: list[str] | None = None) -> int:
     runs = [RdfMd.read(p) for p in a.rdf_info]
     fig = coverage_figure(load_dataset(a.dataset), runs)
     save(fig, a.pdf, a.png, a.config_json["aggregate"]["dpi"])
+    from .provenance import record, write_sidecars
+
+    write_sidecars([a.pdf, a.png], record("plot-coverage", a.config_json, {"dataset": a.dataset,
+                                                                           "rdf_info": list(a.rdf_info)}))
     print(f"[plot-coverage] {len(runs)} RDF runs -> {a.pdf}, {a.png}", file=sys.stderr, flush=True)
     return 0
 

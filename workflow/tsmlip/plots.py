@@ -434,6 +434,14 @@ def main(argv: list[str] | None = None) -> int:
     require(ap, cfg, figure.reads)
     if args.figure == "learning_curves":
         arch = cfg["aggregate"]["curves_arch"] or Arch.from_dict(cfg["sweep"]["base"]).tag
+    from .provenance import check_file, check_sidecar, record, write_sidecars
+
+    tables = {"models": args.models, "curves": args.curves, "born_again": args.born_again}
+    for p in tables.values():
+        if p:
+            check_sidecar(p)  # a table changed after its step wrote it
+    if args.rdf_noise_floor:
+        check_file(args.rdf_noise_floor)
     read = lambda p: pd.read_csv(p) if p else None  # noqa: E731
     floor = None
     if args.rdf_noise_floor:
@@ -443,6 +451,8 @@ def main(argv: list[str] | None = None) -> int:
         floor = float(floor) if floor is not None else None
     fig = make_figure(args.figure, read(args.models), read(args.curves), read(args.born_again), arch, floor)
     save(fig, args.pdf, args.png, cfg["aggregate"]["dpi"])
+    write_sidecars([args.pdf, args.png], record("plot", {"figure": args.figure, **cfg},
+                                                {**tables, "noise_floor": args.rdf_noise_floor}))
     print(f"[plot] {args.figure} -> {args.pdf}, {args.png}", file=sys.stderr, flush=True)
     return 0
 

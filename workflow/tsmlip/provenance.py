@@ -141,11 +141,25 @@ def json_with(obj: dict, rec: dict) -> dict:
 
 
 def write_sidecar(path, rec: dict) -> None:
-    """The record of a CSV (or any other) output, beside it: ``<name>.provenance.json``."""
+    """The record of a CSV (or any other) output, beside it: ``<name>.provenance.json``, with the output's own
+    content hash (``output_content``, checked by :func:`check_sidecar`); write it after the output."""
     from .io_utils import atomic_write_text
 
     path = Path(path)
+    rec = {**rec, "output_content": content_fingerprint(path)} if path.is_file() else rec
     atomic_write_text(path.with_name(path.name + SIDECAR_SUFFIX), json.dumps(rec, indent=1, sort_keys=True))
+
+
+def write_sidecars(paths, rec: dict) -> None:
+    """:func:`write_sidecar` for each of ``paths`` that is given (a table's csv, md and html views share a record)."""
+    for p in paths:
+        if p:
+            write_sidecar(p, rec)
+
+
+def sidecar_path(path) -> Path:
+    path = Path(path)
+    return path.with_name(path.name + SIDECAR_SUFFIX)
 
 
 # --- checks ------------------------------------------------------------------------------------------------------
@@ -218,7 +232,79 @@ def check_model_data(model_path, dataset_path, split_path=None) -> None:
                                   f"configurations here; retrain it on this split")
 
 
+def carry(rec: dict, role: str, made_from) -> dict:
+    """``rec`` with the ``role`` entry of the record inside ``made_from`` (e.g. the model an rdf_md.json was made
+    from, carried into the rdf_error.json made of it), so a consumer of ``rec``'s file can check that input without
+    reading the intermediate file. Files that record no such entry leave ``rec`` as it is."""
+    inner = read_record(made_from) if made_from is not None else None
+    entry = ((inner or {}).get("inputs") or {}).get(role)
+    if entry and not isinstance(entry, list) and role not in rec["inputs"]:
+        rec = {**rec, "inputs": {**rec["inputs"], role: entry}}
+    return rec
+
+
+def check_made_from(path, role: str, current) -> None:
+    """Refuse ``path`` when its record says it was made from a ``role`` input other than ``current``, the file of
+    that role now in place (e.g. an md_timing JSON and the model.pt beside it): :class:`ProvenanceError` naming both
+    files. ``current`` is compared by content when it is the kind of file recorded (same name), else by the
+    fingerprint it records (metrics.json records its model's). A file without a record, a record without that
+    input, or no ``current`` in place pass (older files)."""
+    path, current = Path(path), Path(current)
+    rec = read_record(path)
+    entry = ((rec or {}).get("inputs") or {}).get(role)
+    if not entry or isinstance(entry, list) or not current.is_file():
+        return
+    if current.name == entry.get("file"):
+        want, have, what = entry.get("content"), content_fingerprint(current), "content"
+    else:
+        cur = read_record(current)
+        if not cur or "fingerprint" not in cur:
+            return
+        want, have, what = entry.get("fingerprint"), cur["fingerprint"], "fingerprint"
+    if want != have:
+        raise ProvenanceError(
+            f"{path} was made from a {role} of {what} {want} ({entry.get('file')}), but the {role} now in place, "
+            f"{current}, has {what} {have}: a stale result of another {role}; rerun the step that writes {path.name}")
+
+
+def check_sidecar(path) -> None:
+    """Refuse a table (or figure) changed after its step wrote it: its content is not the ``output_content`` its
+    sidecar records (a hand edit, a copy from another run). Without a sidecar (an older file) it passes."""
+    path = Path(path)
+    side = sidecar_path(path)
+    if not side.is_file() or not path.is_file():
+        return
+    try:
+        want = json.loads(side.read_text()).get("output_content")
+    except (OSError, ValueError, AttributeError):
+        raise ProvenanceError(f"{side} is damaged (not a JSON object); rerun the step that writes {path.name}") from None
+    have = content_fingerprint(path)
+    if want is not None and want != have:
+        raise ProvenanceError(f"{path} was changed after its step wrote it (content {have}, its record {side.name} says "
+                              f"{want}); rerun the step that writes it, or delete {side.name} to use the file as it is")
+
+
+def check_file(path) -> None:
+    """Refuse a JSON output whose record is damaged (present but not an object with a fingerprint): a truncated or
+    hand-edited file is not read as if it were valid. A file without a record passes."""
+    path = Path(path)
+    if path.suffix != ".json":
+        return
+    try:
+        obj = json.loads(path.read_text())
+    except ValueError as e:
+        raise ProvenanceError(f"{path} is not valid JSON ({e}): a truncated or damaged file; delete it and rerun "
+                              f"the step that writes it") from None
+    rec = obj.get(JSON_KEY) if isinstance(obj, dict) else None
+    if rec is not None and not (isinstance(rec, dict) and isinstance(rec.get("fingerprint"), str)):
+        raise ProvenanceError(f"{path}: its provenance record ({JSON_KEY}) is damaged; rerun the step that writes it")
+
+
 # --- planning: a rerun of a stale file without Snakemake's metadata -----------------------------------------------
+_PLANNED: dict = {}
+_PLAN_CODE: dict = {}
+
+
 def planned(step: str, settings, upstream: list[str]) -> str:
     """The fingerprint a rule's outputs will have, computed from the configuration alone when the workflow is
     planned: the step, the settings it reads (its --config-json), its code stamp and the planned fingerprints of
@@ -228,9 +314,18 @@ def planned(step: str, settings, upstream: list[str]) -> str:
     written when the workflow is planned if it is missing. Another setting, code or upstream file gives another
     stamp name: the new stamp is newer than the rule's outputs, so Snakemake reruns the rule and everything
     downstream by modification time, whether or not the checkout holds Snakemake's own records (a fresh clone, a
-    copied results folder). The stamps live in the results folder, so a copied folder carries them."""
-    return _sha({"step": step, "settings": settings_hash(settings), "code": step_code_stamp(step),
-                 "inputs": list(upstream)})
+    copied results folder). The stamps live in the results folder, so a copied folder carries them.
+
+    Cached for the life of the (planning) process: a workflow of hundreds of jobs plans each fingerprint and each
+    step's code stamp once."""
+    key = (step, settings if isinstance(settings, str) else json.dumps(settings, sort_keys=True, default=str),
+           tuple(upstream))
+    if key not in _PLANNED:
+        if step not in _PLAN_CODE:
+            _PLAN_CODE[step] = step_code_stamp(step)
+        _PLANNED[key] = _sha({"step": step, "settings": settings_hash(settings), "code": _PLAN_CODE[step],
+                              "inputs": list(upstream)})
+    return _PLANNED[key]
 
 
 def write_stamp(path, step: str, settings, upstream: list[str]) -> None:

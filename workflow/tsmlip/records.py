@@ -255,7 +255,7 @@ class SplitInfo(Record):
 # -------------------------------------------------------------------------------------------------- labels
 @dataclass(kw_only=True)
 class AtomEnergyAgreement(Record):
-    """Two sets of per-atom energies compared, one offset removed (:func:`tsmlip.metrics.atom_energy_agreement`):
+    """Two sets of per-atom energies compared, one offset removed (:func:`tsmlip.core.metrics.atom_energy_agreement`):
     ``atom_energies.json``'s ``vs_reference``."""
 
     rmse_eV: float

@@ -36,6 +36,17 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     cfg = args.config_json["aggregate"]
+    from ..provenance import check_file, check_made_from, check_sidecar, record, write_sidecars
+
+    check_sidecar(args.models)  # a table changed after aggregate wrote it
+    for p in (args.labels, args.rdf_noise_floor, args.foundation_cost):
+        if p:
+            check_file(p)
+    if args.rdf_noise_floor:  # the teacher's liquid again: made from the teacher model now in place
+        teacher = (json.loads(Path(args.rdf_noise_floor).read_text()).get("teacher_ids") or [None])[0]
+        if teacher:
+            check_made_from(args.rdf_noise_floor, "model",
+                            Path(args.rdf_noise_floor).parent.parent / "models" / teacher / "model.pt")
     models = pd.read_csv(args.models)
     labels = AtomEnergies.read(args.labels) if args.labels else None
     floor = None
@@ -64,6 +75,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.out_headline_html:
         write_html(headline_human(head), args.out_headline_html, "Headline: the best student against the teacher and "
                    "its control", f"<p>{html.escape(HEADLINE_INTRO)}</p>")
+    rec = record("claims", args.config_json, {"models": args.models, "labels": args.labels,
+                                              "noise_floor": args.rdf_noise_floor,
+                                              "foundation_cost": args.foundation_cost})
+    write_sidecars([args.out_csv, args.out_md, args.out_html, args.out_headline_csv, args.out_headline_md,
+                    args.out_headline_html], rec)
     counts = claims["verdict"].value_counts().to_dict()
     print(f"[claims] {len(claims)} rows: {counts} -> {args.out_csv}", file=sys.stderr, flush=True)
     return 0

@@ -165,7 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     except CalculatorError as e:
         log(f"tsmlip calculator-cost: error: {e}")
         return 1
-    write_json(a.out, rec)
+    from ..provenance import json_with, record
+
+    write_json(a.out, json_with(rec, record("calculator-cost", a.config_json, {"species": a.species_from})))
     log(f"[calculator-cost] {rec['us_per_atom_step']:.0f} us/atom/step, memory "
         f"{rec['memory_per_atom_bytes']} bytes/atom -> {a.out}")
     return 0

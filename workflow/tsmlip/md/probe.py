@@ -486,7 +486,9 @@ def main(argv: list[str] | None = None) -> int:
     except ElementError as e:
         log(f"tsmlip max-atoms: error: {e}")
         return 2
-    write_json(args.out, record)
+    from ..provenance import json_with, record as provenance_record
+
+    write_json(args.out, json_with(record, provenance_record("max-atoms", args.config_json, {"model": args.model})))
     per_atom = record["memory_per_atom_bytes"]
     log(f"[max-atoms] max {record['max_atoms']} atoms, {per_atom / 1024 if per_atom else float('nan'):.1f} KiB/atom "
         f"(budget / max), slope {(record['memory_per_atom_slope_bytes'] or float('nan')) / 1024:.1f} KiB/atom "

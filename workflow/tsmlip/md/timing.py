@@ -218,7 +218,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ElementError, EngineUnavailable) as e:
         log(f"tsmlip md-timing: error: {e}")
         return 2
-    write_json(args.out, record)
+    from ..provenance import json_with, record as provenance_record
+
+    # what made it: the settings, this step's code and the model file (its recorded fingerprint)
+    write_json(args.out, json_with(record, provenance_record("md-timing", args.config_json, {"model": args.model})))
     log(f"[md-timing] {record['us_per_atom_step']:.3f} us/atom/step, {record['ns_per_day']:.4f} ns/day, "
         f"drift {record['energy_drift_eV_per_atom_per_ps']} eV/atom/ps, stable={record['stable']} -> {args.out}")
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 
@@ -119,6 +120,11 @@ def main_error(argv: list[str] | None = None) -> int:
     if experiment:
         require(p, a.config_json, ("rdf.experiment.max_temperature_gap_K", "rdf.peak_fit_halfwidth_A"))
 
+    from ..provenance import carry, check_file, check_made_from, record
+
+    # a stale liquid: its run JSON made from another model than the one now beside it
+    check_file(a.info)
+    check_made_from(a.info, "model", Path(a.info).with_name("model.pt"))
     r, g = read_curve(a.rdf)
     info = RdfMd.read(a.info)
     r_t, g_t = teacher_mean_curve(a.teacher_rdf)
@@ -139,7 +145,13 @@ def main_error(argv: list[str] | None = None) -> int:
                                            rc["experiment"]["max_temperature_gap_K"], rc["peak_fit_halfwidth_A"])
         if experiment else None,
         density=info.density if experiment else None,
-    ).write(a.out, indent=2)
+    )
+    rec = record("rdf-error", a.config_json, {"rdf": a.rdf, "info": a.info, "teacher_rdf": list(a.teacher_rdf),
+                                              "reference_rdf": a.reference_rdf})
+    rec = carry(rec, "model", a.info)
+    if info.provenance and "settings" in info.provenance:  # the settings of the liquid it was made of (aggregate)
+        rec["liquid_settings"] = info.provenance["settings"]
+    out = out.with_provenance(rec).write(a.out, indent=2)
     print(f"[rdf-error] {a.model_id}: vs teacher {out['error_vs_teacher']}, "
           f"vs reference {out['error_vs_reference']}"
           + (f", vs experiment {out['error_vs_experiment']}" if experiment else ""), file=sys.stderr, flush=True)

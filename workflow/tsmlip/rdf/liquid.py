@@ -246,9 +246,11 @@ def reference_calculator(source: str):
 
 def write_liquid_outputs(run: LiquidRun, s: dict, name: str, device: str, out_csv, out_json, *,
                          pair_finder: str | None, calculator: dict | None = None,
-                         hippynn_kernels: str | None = None, log=None) -> dict:
+                         hippynn_kernels: str | None = None, log=None, provenance: dict | None = None) -> dict:
     """g(r) of ``run``'s frames to ``out_csv`` and its :class:`tsmlip.records.RdfMd` (first peak, checks, melt
-    indicator, settings ``s``) to ``out_json``, as ``tsmlip rdf-md`` writes them; returns the record's JSON."""
+    indicator, settings ``s``) to ``out_json``, as ``tsmlip rdf-md`` writes them; returns the record's JSON.
+    ``provenance``: the step's record (:mod:`tsmlip.provenance`), kept in the JSON under ``_provenance``; it is
+    the record of the g(r) CSV too."""
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     t = time.perf_counter()
     r, g = rdf_of_frames(run.frames, s["r_max_A"], s["n_bins"])
@@ -305,6 +307,10 @@ def write_liquid_outputs(run: LiquidRun, s: dict, name: str, device: str, out_cs
         seed=int(s["seed"]),
         settings=s,
     ).to_json()
+    if provenance is not None:
+        from ..provenance import json_with
+
+        info = json_with(info, provenance)
     atomic_write_json(out_json, info, indent=2)
     log(f"[rdf-md] done: {name}: {len(run.frames)} frames, first peak r={r_peak:.3f} A g={g_peak:.3f}, "
         f"MD {run.wall_time_s:.1f}s, stable={run.stable}, melt indicator {melt:.3f} (melted={melted}), "
@@ -404,7 +410,10 @@ def main_md(argv: list[str] | None = None) -> int:
           file=sys.stderr, flush=True)
 
     run = run_liquid_md(calc, s, model=model, engine=engine, device=dev, pair_finder=pair_finder or "cell_list")
-    write_liquid_outputs(run, s, name, device, a.out_csv, a.out_json,
+    from ..provenance import record
+
+    rec = record("rdf-md", cfg, {"model": a.model} if a.model else {"data_provenance": a.data_provenance})
+    write_liquid_outputs(run, s, name, device, a.out_csv, a.out_json, provenance=rec,
                          pair_finder=pair_finder if run.engine == "torch" else (
                              {"lammps": "lammps neighbor bin"}.get(run.engine, "ase.neighborlist") if model else None),
                          calculator=cinfo if a.calculator else None, hippynn_kernels=kernels)

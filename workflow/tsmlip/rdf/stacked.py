@@ -437,10 +437,14 @@ def main(argv: list[str] | None = None) -> int:
     stack = LiquidStack(model, payload["species"], s, device=dev, labels=a.model_ids)
     runs = stack.run()
     wall = time.perf_counter() - t0
-    for mid, run in zip(a.model_ids, runs):
+    from ..provenance import record
+
+    for path, mid, run in zip(a.models, a.model_ids, runs):
         out = Path(a.out_root, mid)
         out.mkdir(parents=True, exist_ok=True)
-        write_liquid_outputs(run, s, mid, device, out / "rdf.csv", out / "rdf_md.json", pair_finder=PAIR_FINDER)
+        # each liquid's record names its own model (the settings and code are the stack's)
+        write_liquid_outputs(run, s, mid, device, out / "rdf.csv", out / "rdf_md.json", pair_finder=PAIR_FINDER,
+                             provenance=record("rdf-md-stack", a.config_json, {"model": path}))
     print(f"[rdf-md-stack] done: {len(runs)} liquids in {wall:.1f}s ({wall / len(runs):.1f}s per model), "
           f"{sum(r.stable for r in runs)} stable, {stack.forces.pairs.rebuilds} neighbour-list builds",
           file=sys.stderr, flush=True)
