@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, run_snakemake
+from conftest import ROOT, make_record, run_snakemake
 from test_aggregate import AGG, FACTOR_2, write_synthetic_run
 from tsmlip import cli, provenance
 from tsmlip.config import Arch
+from tsmlip.records import RdfMd
 
 MID = "student/w8-s4-l1/seed1"  # a model of the synthetic run with md_timing_ase.json, max_atoms.json, rdf_error.json
 
@@ -131,9 +132,9 @@ def test_rdf_error_refuses_a_liquid_of_another_model(tmp_path, tiny_cfg, capsys)
     model = _model(folder / "model.pt", tiny_cfg, seed=0)
     r = rdf.r_grid(4.0, 40)
     rdf.write_curve(folder / "rdf.csv", r, r * 0 + 1)
-    info = {"n_frames": 5, "device": "cpu", "temperature_K": 1200.0, "n_atoms": 32, "stable": True}
-    (folder / "rdf_md.json").write_text(json.dumps(provenance.json_with(info, provenance.record(
-        "rdf-md", {}, {"model": model}))))
+    make_record(RdfMd, model_id="teacher/w4-s4-l1/seed0", n_frames=5, device="cpu", temperature_K=1200.0, n_atoms=32,
+                stable=True, element="Al").with_provenance(provenance.record("rdf-md", {}, {"model": model})).write(
+        folder / "rdf_md.json")
     cfg = json.dumps({"rdf": {"experiment": {"enabled": False}}})
     args = ["rdf-error", "--config-json", cfg, "--model-id", "teacher/w4-s4-l1/seed0", "--rdf", str(folder / "rdf.csv"),
             "--info", str(folder / "rdf_md.json"), "--teacher-rdf", str(folder / "rdf.csv"), "--teacher-ids",
