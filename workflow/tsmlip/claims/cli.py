@@ -42,17 +42,15 @@ def main(argv: list[str] | None = None) -> int:
     for p in (args.labels, args.rdf_noise_floor, args.foundation_cost):
         if p:
             check_file(p)
-    if args.rdf_noise_floor:  # the teacher's liquid again: made from the teacher model now in place
-        teacher = (json.loads(Path(args.rdf_noise_floor).read_text()).get("teacher_ids") or [None])[0]
-        if teacher:
-            check_made_from(args.rdf_noise_floor, "model",
-                            Path(args.rdf_noise_floor).parent.parent / "models" / teacher / "model.pt")
-    models = pd.read_csv(args.models)
-    labels = AtomEnergies.read(args.labels) if args.labels else None
     floor = None
     if args.rdf_noise_floor:
-        floor = RdfError.read(args.rdf_noise_floor).error_vs_teacher
-        floor = float(floor) if floor is not None else None
+        noise = RdfError.read(args.rdf_noise_floor)
+        if noise.teacher_ids:  # the teacher's liquid again: made from the teacher model now in place
+            check_made_from(args.rdf_noise_floor, "model",
+                            Path(args.rdf_noise_floor).parent.parent / "models" / noise.teacher_ids[0] / "model.pt")
+        floor = float(noise.error_vs_teacher) if noise.error_vs_teacher is not None else None
+    models = pd.read_csv(args.models)
+    labels = AtomEnergies.read(args.labels) if args.labels else None
     claims = all_claims(models, labels, cfg, floor)
     extra = foundation_claims(models, cfg, floor, calculator_name(args.config_json))
     if extra:
