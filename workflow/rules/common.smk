@@ -519,9 +519,11 @@ def model_step_stamp(step, settings, name=None):
 
 
 def rule_stamp(name, step, settings, upstream=()):
-    """The stamp input of a rule with one job (aggregate, claims, ...): ``settings`` a JSON string or a function of
-    the wildcards (the figure rule's), ``upstream`` planned fingerprints or a function of the wildcards returning
-    them; ``name`` the stamp's folder (or a function of the wildcards)."""
+    """The stamp input of the rules after the models (aggregate, claims, MD, liquids, figures).
+
+    ``settings``: a JSON string or a function of the wildcards (the figure rule's); ``upstream``: planned
+    fingerprints or a function of the wildcards returning them; ``name``: the stamp's folder (or a function of the
+    wildcards)."""
 
     def stamp(wildcards):
         s = settings(wildcards) if callable(settings) else settings

@@ -66,8 +66,12 @@ if FOUNDATION and config["foundation"]["cost"]["enabled"]:
     rule calculator_cost:
         input:
             provenance=res("data", "provenance.json"),
-            stamp=rule_stamp("calculator_cost", "calculator-cost", step_config("calculator-cost"),
-                             lambda w: [tsprov.planned(*PLAN["source"])]),
+            stamp=rule_stamp(
+                "calculator_cost",
+                "calculator-cost",
+                step_config("calculator-cost"),
+                lambda w: [tsprov.planned(*PLAN["source"])],
+            ),
         output:
             FOUNDATION_COST,
         log:

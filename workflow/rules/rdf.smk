@@ -248,7 +248,9 @@ rule rdf_noise_floor:
         rdf=rules.rdf_md_noise_seed.output.rdf,
         info=rules.rdf_md_noise_seed.output.info,
         teacher=model_file(NOISE_TEACHER, "rdf.csv"),
-        stamp=rule_stamp("rdf_noise_floor", "rdf-error", step_config("rdf-error", rdf={"experiment": {"enabled": False}})),
+        stamp=rule_stamp(
+            "rdf_noise_floor", "rdf-error", step_config("rdf-error", rdf={"experiment": {"enabled": False}})
+        ),
     output:
         RDF_NOISE_FLOOR,
     log:
