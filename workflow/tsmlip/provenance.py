@@ -302,7 +302,6 @@ def check_file(path) -> None:
 
 # --- planning: a rerun of a stale file without Snakemake's metadata -----------------------------------------------
 _PLANNED: dict = {}
-_PLAN_CODE: dict = {}
 
 
 def planned(step: str, settings, upstream: list[str]) -> str:
@@ -316,14 +315,12 @@ def planned(step: str, settings, upstream: list[str]) -> str:
     downstream by modification time, whether or not the checkout holds Snakemake's own records (a fresh clone, a
     copied results folder). The stamps live in the results folder, so a copied folder carries them.
 
-    Cached for the life of the (planning) process: a workflow of hundreds of jobs plans each fingerprint and each
-    step's code stamp once."""
+    Cached for the life of the (planning) process: a workflow of hundreds of jobs plans each fingerprint once (the
+    code stamps are cached in :func:`tsmlip.stamps.code_stamp`)."""
     key = (step, settings if isinstance(settings, str) else json.dumps(settings, sort_keys=True, default=str),
            tuple(upstream))
     if key not in _PLANNED:
-        if step not in _PLAN_CODE:
-            _PLAN_CODE[step] = step_code_stamp(step)
-        _PLANNED[key] = _sha({"step": step, "settings": settings_hash(settings), "code": _PLAN_CODE[step],
+        _PLANNED[key] = _sha({"step": step, "settings": settings_hash(settings), "code": step_code_stamp(step),
                               "inputs": list(upstream)})
     return _PLANNED[key]
 

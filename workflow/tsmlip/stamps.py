@@ -138,8 +138,16 @@ def code_stamp(step: str, package_dir: str | Path = PACKAGE_DIR) -> str:
     """The code stamp of ``tsmlip <step>``: the sha256 (first 16 hex digits) over the relative path and bytes of
     each of :func:`step_files`, in sorted order."""
     package_dir = Path(package_dir).resolve()
-    h = hashlib.sha256()
-    for f in step_files(step, package_dir):
-        h.update(f.relative_to(package_dir).as_posix().encode() + b"\0")
-        h.update(f.read_bytes() + b"\0")
-    return h.hexdigest()[:16]
+    files = step_files(step, package_dir)
+    # hashed once per process while none of its files changes (a planning asks once per rule and per stamp)
+    key = (step, package_dir, tuple((f, f.stat().st_mtime_ns, f.stat().st_size) for f in files))
+    if key not in _STAMPS:
+        h = hashlib.sha256()
+        for f in files:
+            h.update(f.relative_to(package_dir).as_posix().encode() + b"\0")
+            h.update(f.read_bytes() + b"\0")
+        _STAMPS[key] = h.hexdigest()[:16]
+    return _STAMPS[key]
+
+
+_STAMPS: dict = {}
