@@ -111,17 +111,13 @@ class StackedHipnn:
     # --- the forward pass -------------------------------------------------------------------------------
     def sensitivities(self, batch: "SlotBatch") -> tuple[torch.Tensor, torch.Tensor]:
         """hippynn's ``InverseSensitivityModule`` times ``CosCutoff`` for each pair with its model's centres and
-        widths, and its derivative in the distance: (s, ds/dd), each (n_pairs, n_sens). The cut-off and 1/d are
-        the batch's (no weights in them)."""
-        inv_mu = (1.0 / self.params["net.blocks.0.0.base_layer.sensitivity.mu"][:, 0])[batch.model_of_pair]
-        sig2 = self.params["net.blocks.0.0.base_layer.sensitivity.sigma"][:, 0].square()[batch.model_of_pair]
-        x = batch.inv_dist - inv_mu  # (P, nu)
-        xs = x * sig2
-        g = torch.exp(-0.5 * x * xs)  # exp(-0.5 (1/d - 1/mu)^2 / sigma^-2), as hippynn
-        s = g * batch.cut
-        # d/dd: g' = g (1/d - 1/mu) sigma^2 / d^2; the cut-off's derivative from the batch
-        ds = g * (xs * batch.inv_dist2 * batch.cut + batch.dcut)
-        return s, ds
+        widths, and its derivative in the distance: (s, ds/dd), each (n_sens, n_pairs), the pair axis last and
+        contiguous. The cut-off and 1/d are the batch's (no weights in them)."""
+        mop = batch.model_of_pair
+        inv_mu = (1.0 / self.params["net.blocks.0.0.base_layer.sensitivity.mu"][:, 0]).t().contiguous()
+        sig2 = self.params["net.blocks.0.0.base_layer.sensitivity.sigma"][:, 0].square().t().contiguous()
+        return _Sensitivities.apply(inv_mu.index_select(1, mop), sig2.index_select(1, mop), batch.inv_dist,
+                                    batch.inv_dist2, batch.cut, batch.dcut)
 
     def atom_network(self, env: torch.Tensor, onehot: torch.Tensor):
         """The per-atom part: (atom energies, e0, e1), each (n_models, n_rows), from the environment
@@ -156,11 +152,9 @@ class StackedHipnn:
         if abs(batch.cutoff - self.dist_hard_max) > 1e-9:
             raise ValueError(f"pairs within {batch.cutoff} A for models of dist_hard_max {self.dist_hard_max} A")
         s, ds = self.sensitivities(batch)
-        vals = batch.unit4.unsqueeze(2) * s.unsqueeze(1)  # (P, 4, nu): s and s * u
-        S = self.n_species
-        env = torch.zeros(M * A * S, 4, self.n_sens, dtype=vals.dtype, device=vals.device)
-        env = env.index_add(0, batch.first * S + batch.species_second, vals)
-        env = env.reshape(M, A, S, 4, self.n_sens).permute(0, 1, 3, 4, 2).reshape(M, A, 4, self.n_sens * S)
+        S, nu = self.n_species, self.n_sens
+        env = _Environment.apply(s, batch.unit4, batch.env_row, M * A * S)  # (4, nu, rows x species): s and s u
+        env = env.reshape(4, nu, M, A, S).permute(2, 3, 0, 1, 4).reshape(M, A, 4, nu * S)
         if forces and not env.requires_grad:  # frozen weights (MD): forces still need dE/d(env)
             env = env.detach().requires_grad_(True)
         atom_E, e0, e1 = self.atom_network(env, batch.onehot)
@@ -179,18 +173,98 @@ def pair_forces(g_env: torch.Tensor, s: torch.Tensor, ds: torch.Tensor, batch: "
     """Forces (n_models * n_rows, 3) from dE/d(env) (n_models, n_rows, 4, nu * species): the chain rule through the
     sensitivities and unit vectors of every pair, written out (first order in the pair quantities)."""
     M, A = g_env.shape[0], g_env.shape[1]
-    nu = s.shape[1]
-    g = g_env.reshape(M * A, 4, nu, n_species).permute(0, 3, 1, 2).reshape(M * A * n_species, 4, nu)
-    g = g.index_select(0, batch.first * n_species + batch.species_second)  # (P, 4, nu)
-    u4 = batch.unit4  # (P, 4): 1, u
-    dE_ds = torch.bmm(u4.unsqueeze(1), g).squeeze(1)  # (P, nu): dE/ds_nu = g_0 + sum_c g_c u_c
-    h = torch.bmm(g, s.unsqueeze(2)).squeeze(2)  # (P, 4): sum_nu g_k s_nu; k = 1..3 is dE/du
-    radial = (dE_ds * ds).sum(1, keepdim=True)
-    u = u4[:, 1:]
-    dE_du = h[:, 1:]
-    grad_r = radial * u + (dE_du - (dE_du * u).sum(1, keepdim=True) * u) * batch.inv_dist  # dE/dr_ij
-    F = torch.zeros(M * A, 3, dtype=s.dtype, device=s.device)
-    return F.index_add(0, batch.first, grad_r).index_add(0, batch.second, -grad_r)
+    nu = s.shape[0]
+    g_rows = g_env.reshape(M, A, 4, nu, n_species).permute(2, 3, 0, 1, 4).reshape(4, nu, M * A * n_species)
+    return _PairForces.apply(g_rows, s, ds, batch.unit, batch.inv_dist, batch.env_row, batch.first,
+                             batch.second, M * A).t()
+
+
+# --- the pair terms: the pair axis last (contiguous), forward and backward written out ----------------------------
+# Every pair quantity is (k, n_pairs): elementwise work runs over long contiguous rows, and each step's pair work is
+# a handful of passes (eager torch on tiny inner dimensions, or autograd's bookkeeping of (P, 4, nu) products, cost
+# several times more). The backward passes are first order: the force loss's second-order pass runs through the
+# per-atom network only (forward() above). tests/test_fast_engine.py holds them equal to hippynn (every loss term
+# and gradient), which also checks each backward here.
+
+class _Sensitivities(torch.autograd.Function):
+    """s = g cut and ds/dd = g (x sigma^2 / d^2 cut + cut'), g = exp(-x^2 sigma^2 / 2), x = 1/d - 1/mu, for
+    per-pair inv_mu and sig2 = sigma^2 (n_sens, P); geometry (1, P)."""
+
+    @staticmethod
+    def forward(ctx, inv_mu, sig2, inv_dist, inv_dist2, cut, dcut):
+        x = inv_dist - inv_mu
+        xs = x * sig2
+        g = torch.exp(-0.5 * x * xs)
+        q = xs * inv_dist2 * cut + dcut
+        ctx.save_for_backward(inv_dist2, cut, sig2, x, xs, g, q)
+        return g * cut, g * q
+
+    @staticmethod
+    def backward(ctx, grad_s, grad_ds):
+        inv_dist2, cut, sig2, x, xs, g, q = ctx.saved_tensors
+        through_g = (grad_s * cut + grad_ds * q) * g  # dg/dx = -xs g, dg/dsig2 = -x^2 g / 2
+        direct = grad_ds * g * inv_dist2 * cut  # dq/dx = sig2 / d^2 cut, dq/dsig2 = x / d^2 cut
+        grad_x = direct * sig2 - xs * through_g
+        grad_sig2 = direct * x - 0.5 * x * x * through_g
+        return -grad_x, grad_sig2, None, None, None, None
+
+
+class _Environment(torch.autograd.Function):
+    """env[k, nu, r] = sum over the pairs p of row r of unit4[k, p] s[nu, p] (k: 1 and the unit vector), (4, nu,
+    n_rows): hippynn's envsum of one-hot features."""
+
+    @staticmethod
+    def forward(ctx, s, unit4, row, n_rows: int):
+        ctx.save_for_backward(unit4, row)
+        nu, P = s.shape
+        vals = (unit4.unsqueeze(1) * s.unsqueeze(0)).reshape(4 * nu, P)
+        env = torch.zeros(4 * nu, n_rows, dtype=s.dtype, device=s.device).index_add_(1, row, vals)
+        return env.reshape(4, nu, n_rows)
+
+    @staticmethod
+    def backward(ctx, grad_env):
+        unit4, row = ctx.saved_tensors
+        k, nu = grad_env.shape[0], grad_env.shape[1]
+        g = grad_env.reshape(k * nu, -1).index_select(1, row).reshape(k, nu, -1)
+        return (g * unit4.unsqueeze(1)).sum(0), None, None, None
+
+
+class _PairForces(torch.autograd.Function):
+    """Forces (3, n_atoms) from dE/d(env) per row ``g_rows`` (4, nu, n_rows): dE/dr_ij = (sum_nu dE/ds_nu
+    ds_nu/dd) u + (I - u u^T) dE/du / d, with dE/ds_nu = g_0 + u . g_vec and dE/du = sum_nu g_vec s_nu, scattered
+    to both atoms of each pair."""
+
+    @staticmethod
+    def forward(ctx, g_rows, s, ds, unit, inv_dist, row, first, second, n_atoms: int):
+        nu = s.shape[0]
+        g = g_rows.reshape(4 * nu, -1).index_select(1, row).reshape(4, nu, -1)
+        g_vec = g[1:]
+        dE_ds = g[0] + (unit.unsqueeze(1) * g_vec).sum(0)  # (nu, P)
+        dE_du = (g_vec * s.unsqueeze(0)).sum(1)  # (3, P)
+        radial = (dE_ds * ds).sum(0, keepdim=True)
+        grad_r = radial * unit + (dE_du - (dE_du * unit).sum(0, keepdim=True) * unit) * inv_dist  # dE/dr_ij
+        ctx.save_for_backward(g_vec, s, ds, unit, inv_dist, row, first, second, dE_ds)
+        ctx.n_rows = g_rows.shape[2]
+        F = torch.zeros(3, n_atoms, dtype=s.dtype, device=s.device)
+        return F.index_add_(1, first, grad_r).index_add_(1, second, -grad_r)
+
+    @staticmethod
+    def backward(ctx, grad_F):
+        g_vec, s, ds, unit, inv_dist, row, first, second, dE_ds = ctx.saved_tensors
+        grad_F = grad_F.contiguous()
+        grad_r = grad_F.index_select(1, first) - grad_F.index_select(1, second)  # (3, P)
+        grad_radial = (grad_r * unit).sum(0, keepdim=True)
+        grad_du = (grad_r - grad_radial * unit) * inv_dist  # (3, P): through the tangential term
+        grad_dE_ds = grad_radial * ds  # (nu, P)
+        grad_ds = grad_radial * dE_ds
+        grad_s = (grad_du.unsqueeze(1) * g_vec).sum(0)
+        nu, P = s.shape
+        G = torch.empty(4, nu, P, dtype=s.dtype, device=s.device)
+        G[0] = grad_dE_ds
+        torch.addcmul(unit.unsqueeze(1) * grad_dE_ds.unsqueeze(0), grad_du.unsqueeze(1), s.unsqueeze(0), out=G[1:])
+        grad_rows = torch.zeros(4 * nu, ctx.n_rows, dtype=s.dtype, device=s.device)
+        grad_rows.index_add_(1, row, G.reshape(4 * nu, P))
+        return grad_rows.reshape(4, nu, ctx.n_rows), grad_s, grad_ds, None, None, None, None, None, None
 
 
 class SlotBatch:
@@ -211,24 +285,31 @@ class SlotBatch:
         offset = torch.repeat_interleave(starts - (torch.cumsum(counts, 0) - counts), counts)
         pos = offset + torch.arange(slot.shape[0], device=device)
         base = slot * n_max
-        self.first = geom.first[pos] + base
-        self.second = geom.second[pos] + base
-        self.species_second = geom.species_second[pos]
-        self.dist = geom.dist[pos]
-        self.unit = geom.unit[pos]
-        self.model_of_pair = slot // B
-        self._pair_terms(geom.cutoff)
+        self.first = geom.first.index_select(0, pos) + base
+        self.second = geom.second.index_select(0, pos) + base
+        self.species_second = geom.species_second.index_select(0, pos)
+        self.model_of_pair = torch.div(slot, B, rounding_mode="floor")
+        self._env_row(geom.n_species)
+        self._pair_terms(geom.dist.index_select(0, pos), geom.unit.index_select(0, pos), geom.cutoff)
         sp = geom.species_slot[flat].reshape(M, B * n_max)
         self.mask = (sp >= 0).to(self.dist.dtype)
         self.onehot = (torch.nn.functional.one_hot(sp.clamp(min=0), geom.n_species).to(self.dist.dtype)
                        * self.mask.unsqueeze(2))
         self.configs = configs
 
-    def _pair_terms(self, cutoff: float) -> None:
-        # what the pair terms need of the geometry alone (no weights): (1, u), 1/d, 1/d^2, the cut-off and its
-        # derivative (hippynn's CosCutoff: cos^2(pi d / 2 d_hard) inside d_hard)
-        self.unit4 = torch.cat([torch.ones_like(self.dist).unsqueeze(1), self.unit], 1)
-        d = self.dist.unsqueeze(1)
+    def _env_row(self, n_species: int) -> None:
+        # each pair's row of the environment: its first atom's row times the species count plus the second atom's
+        # species slot
+        self.env_row = self.first * n_species + self.species_second if n_species > 1 else self.first
+
+    def _pair_terms(self, dist: torch.Tensor, unit: torch.Tensor, cutoff: float) -> None:
+        # what the pair terms need of the geometry alone (no weights), each (k, n_pairs) with the pair axis last:
+        # u (3, P), (1, u) (4, P), 1/d, 1/d^2, the cut-off and its derivative (hippynn's CosCutoff: cos^2(pi d /
+        # 2 d_hard) inside d_hard), each (1, P)
+        self.dist = dist
+        self.unit = unit.t().contiguous()
+        self.unit4 = torch.cat([torch.ones_like(dist).unsqueeze(0), self.unit], 0)
+        d = dist.unsqueeze(0)
         self.inv_dist = 1.0 / d
         self.inv_dist2 = self.inv_dist * self.inv_dist
         arg = (math.pi / 2 / cutoff) * d
@@ -250,8 +331,9 @@ class SlotBatch:
         M, n_atoms = species_slot.shape
         self.slots_per_model, self.rows_per_model = 1, n_atoms
         self.first, self.second, self.species_second = first, second, species_second
-        self.dist, self.unit, self.model_of_pair = dist, unit, model_of_pair
-        self._pair_terms(float(cutoff))
+        self.model_of_pair = model_of_pair
+        self._env_row(n_species)
+        self._pair_terms(dist, unit, float(cutoff))
         self.mask = (species_slot >= 0).to(dist.dtype)
         self.onehot = (torch.nn.functional.one_hot(species_slot.clamp(min=0), n_species).to(dist.dtype)
                        * self.mask.unsqueeze(2))
