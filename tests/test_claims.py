@@ -386,3 +386,18 @@ def test_rdf_differences_outside_the_noise_floor_keep_the_paired_test():
     # per-architecture rows are held against the floor too
     per_arch = rdf_claims(rdf_pairs(0.002, 0.0005, archs=("w4-s4-l1", "w8-s4-l1")), AGG, 0.020)
     assert len(per_arch) == 3 and {r.verdict for r in per_arch} == {INDISTINGUISHABLE}
+
+
+def test_md_cost_rows_are_not_gated_by_training_checks():
+    """MD time and memory per atom are properties of the architecture: a budget check that moved every model's
+    error, or a model stopped at its cap, leaves the accuracy rows undecided but not the cost rows."""
+    table = cost_table().assign(stopped_by="max_epochs")
+    table = budget_check(table, {mid: -0.2 for mid in table["model_id"]})
+    rows = all_claims(table, None, AGG)
+    cost = rows[rows["metric"].str.contains("MD time|memory", case=False, regex=True)
+                & ~rows["claim"].str.contains("Pareto", case=False)]
+    assert len(cost) >= 2 and not cost["depends_on_training"].any()
+    assert set(cost["verdict"]) == set(cost["verdict_if_converged"])  # the statistics' verdicts, ungated
+    assert all("a property of the architecture" in d for d in cost["detail"])
+    accuracy = rows[rows["depends_on_training"]]
+    assert len(accuracy) and all(v.startswith("undecided") for v in accuracy["verdict"])

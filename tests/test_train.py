@@ -1,5 +1,6 @@
 """Losses, training, resume after a kill, the NaN guard and the teacher's labels, on the tiny data."""
 import csv
+import math
 import json
 import os
 import signal
@@ -306,3 +307,51 @@ def test_no_patience_runs_out_during_the_warm_up(tiny_cfg, tiny_data, tmp_path):
     lr = {int(r["epoch"]): float(r["lr"]) for r in read_curve(tmp_path / "m" / "curve.csv")}
     assert all(lr[e] == 1e-6 for e in range(1, 8)), lr     # epoch 7: the first bad epoch, within lr_patience 1
     assert lr[10] < 1e-6, lr                                # halved after the warm-up
+
+
+def _run_rule(tiny_cfg, metrics, **training):
+    """The stopping rule (tsmlip.train.loop.epoch_end, both engines) driven by a given validation curve: the
+    learning rate of each epoch and the epoch it stopped at (None: it never stopped)."""
+    import copy
+
+    from tsmlip.config import ModelId
+    from tsmlip.loss_weights import schedule_for
+    from tsmlip.train.loop import epoch_end, epoch_start, make_optimizer
+
+    cfg = copy.deepcopy(tiny_cfg)
+    cfg["training"].update(min_epochs=0, improvement_threshold=0.01, max_epochs=len(metrics) + 1, **training)
+    mid = ModelId.parse("control/w6-s6-l1/seed1")
+    opt, controller, _ = make_optimizer(mid, cfg, torch.nn.Linear(1, 1))
+    schedule = schedule_for("control", cfg)
+    state = {"epoch": 0, "best_metric": math.inf, "best_epoch": 0, "best_state": None, "curve": [], "phase": 0}
+    lrs = []
+    for epoch, m in enumerate(metrics, 1):
+        w = epoch_start(mid, schedule, state, epoch)
+        ev = {"force_rmse_eV_A": m, "energy_rmse_eV": m, "energy_per_atom_rmse_eV": m, "force_mae_eV_A": m,
+              "err_F": m, "err_E": 0.0}
+        lr = opt.param_groups[0]["lr"]
+        lrs.append(lr)
+        if not epoch_end(mid, schedule, state, controller, cfg["training"], epoch, w, 0.0, ev, ev, lr, 0.0, 0.0,
+                         lambda: None):
+            return lrs, epoch
+    return lrs, None
+
+
+def test_the_stopping_rule_terminates_only_at_the_learning_rate_floor(tiny_cfg):
+    """A flat curve: without a floor the termination patience ends training at the starting rate; with a floor
+    every halving restarts the patience and training ends only after the patience at the floor."""
+    flat = [1.0] * 300
+    lrs, stopped = _run_rule(tiny_cfg, flat, learning_rate=1e-3, lr_factor=0.5, lr_patience=3,
+                             termination_patience=5, min_learning_rate=None)
+    assert stopped is not None and stopped <= 8 and min(lrs) >= 0.5e-3
+    lrs, stopped = _run_rule(tiny_cfg, flat, learning_rate=1e-3, lr_factor=0.5, lr_patience=3,
+                             termination_patience=5, min_learning_rate=1e-3 / 8)
+    assert stopped is not None
+    assert min(lrs) == pytest.approx(1e-3 / 8)  # three halvings, then the floor
+    at_floor = [e for e, lr in enumerate(lrs, 1) if lr <= 1e-3 / 8 * (1 + 1e-6)]
+    assert stopped - (at_floor[0] - 1) >= 5  # the full termination patience at the floor
+    # a curve that keeps improving by more than the threshold never stops early
+    falling = [0.97 ** e for e in range(60)]
+    _, stopped = _run_rule(tiny_cfg, falling, learning_rate=1e-3, lr_factor=0.5, lr_patience=3,
+                           termination_patience=5, min_learning_rate=1e-3 / 8)
+    assert stopped is None

@@ -80,6 +80,9 @@ class Claim:
     n_budget_checked: int = 0
     budget_check_max_abs_change: float = math.nan
     verdict_with_budget_check: str = ""
+    #: False for a quantity training does not change (MD time, memory per atom: properties of the architecture),
+    #: which the convergence and budget checks do not gate
+    depends_on_training: bool = True
     comparison: str = ""
     detail: str = ""
     compared: list = field(default_factory=list, repr=False)
@@ -99,6 +102,7 @@ class Statement:
     metric: str
     unit: str = RELATIVE
     unit_of_n: str = SEED_UNIT
+    depends_on_training: bool = True
 
 
 @dataclass(frozen=True)
@@ -122,7 +126,7 @@ def make_claim(statement: Statement, t: Test, evidence: Evidence = Evidence()) -
         baseline_mean=e.baseline_mean, claimed_mean=e.claimed_mean,
         effect=t.effect, spread=t.spread, n=t.n, ci_level=t.ci_level, ci_low=t.ci_low, ci_high=t.ci_high,
         p_value=t.p_value, p_adjusted=t.p_adjusted, detectable_effect=t.detectable, verdict_if_converged=t.verdict,
-        verdict=t.verdict, comparison=e.comparison, detail=notes, compared=sorted(set(map(str, e.compared))),
+        verdict=t.verdict, depends_on_training=s.depends_on_training, comparison=e.comparison, detail=notes, compared=sorted(set(map(str, e.compared))),
     )
 
 

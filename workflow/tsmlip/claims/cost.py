@@ -143,7 +143,8 @@ def cost_vs_teacher_claims(models: pd.DataFrame, cfg: dict) -> list[Claim]:
                 detail = f"the student needs {fmt(ratio)} x the teacher's memory per atom"
                 out.append(make_claim(Statement("cost vs the teacher", f"the best student needs less memory per atom "
                                                 f"than the teacher ({device})", "abstract_memory", cost,
-                                                unit="relative memory saved: 1 - student / teacher", unit_of_n=unit_n),
+                                                unit="relative memory saved: 1 - student / teacher", unit_of_n=unit_n,
+                                                depends_on_training=False),
                                       t, Evidence(comparison, detail, t_sub[cost].mean(), s_sub[cost].mean(),
                                                   compared)))
             else:
@@ -161,7 +162,8 @@ def cost_vs_teacher_claims(models: pd.DataFrame, cfg: dict) -> list[Claim]:
                 out.append(make_claim(Statement("cost vs the teacher", f"the best student runs MD faster than the "
                                                 f"teacher ({name}, {device})", "abstract_time", f"{name} (us)",
                                                 unit="relative time saved: 1 - student / teacher",
-                                                unit_of_n=t_unit if t_unit == s_unit else f"{t_unit} / {s_unit}"),
+                                                unit_of_n=t_unit if t_unit == s_unit else f"{t_unit} / {s_unit}",
+                                                depends_on_training=False),
                                       t, Evidence(comparison, detail, t_sub[cost].mean(), s_sub[cost].mean(),
                                                   compared)))
     return out
@@ -184,7 +186,7 @@ def scaling_claims(models: pd.DataFrame, cfg: dict) -> list[Claim]:
             out.append(make_claim(Statement("speed and scalability", f"fewer weights, {what} ({name}, {device})",
                                             "scaling_memory" if memory else "scaling_time",
                                             f"{name} vs number of weights", unit="slope d log(cost) / d log(weights)",
-                                            unit_of_n="architectures"), t,
+                                            unit_of_n="architectures", depends_on_training=False), t,
                                   Evidence("one point per architecture (mean over its measured models)", detail,
                                            compared=model_ids(part))))
     return out

@@ -165,8 +165,12 @@ def gate(claim: Claim, models: pd.DataFrame, cfg: dict, noise_floor_A: float | N
     """Whether the row's statistics may speak: its verdict becomes the first failed check's *undecided (...)*
     verdict (unconverged, no budget check, budget check moved the error, budget check flipped the verdict,
     liquid not clean; every failure is named in the detail), else stays the statistics' verdict
-    (``verdict_if_converged``). ``verdict_with_budget``: the row's verdict recomputed on
+    (``verdict_if_converged``). A row on a quantity training does not change (``depends_on_training`` False: MD
+    time, memory per atom) passes ungated. ``verdict_with_budget``: the row's verdict recomputed on
     :func:`with_budget_check_values` (None: no model was budget-checked)."""
+    if not claim.depends_on_training:  # MD time, memory per atom: the architecture's, whatever its training
+        _add_detail(claim, "a property of the architecture: not gated by convergence or the budget check")
+        return claim
     converged = check_convergence(claim, models)
     budget = check_budget(claim, models, cfg, verdict_with_budget)
     clean = check_liquid(claim, models, noise_floor_A)

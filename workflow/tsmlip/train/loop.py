@@ -79,13 +79,20 @@ def make_optimizer(model_id: ModelId, cfg: dict, model: torch.nn.Module):
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=tr["lr_factor"],
                                                            patience=tr["lr_patience"],
                                                            threshold=tr["improvement_threshold"],
-                                                           threshold_mode="rel")
+                                                           threshold_mode="rel",
+                                                           min_lr=min_learning_rate(tr))
     max_epochs = max_epochs_for(model_id.kind, cfg)
     controller = PatienceController(optimizer, scheduler, batch_size=tr["batch_size"], max_epochs=max_epochs,
                                     stopping_key="stop_metric", eval_batch_size=tr["eval_batch_size"],
                                     fraction_train_eval=tr["train_eval_fraction"],
                                     termination_patience=tr["termination_patience"], quiet=True)
     return optimizer, controller, max_epochs
+
+
+def min_learning_rate(tr: dict) -> float:
+    """The learning-rate floor of the stopping rule: ``min_learning_rate`` (null: 0, no floor). Training
+    terminates only once the rate has decayed to it (:func:`epoch_end`)."""
+    return float(tr.get("min_learning_rate") or 0.0)
 
 
 def _resume(model_id: ModelId, ckpt: Checkpoint, run: _Run, controller) -> dict:
@@ -241,6 +248,16 @@ def epoch_end(model_id, schedule, state: dict, controller, tr: dict, epoch: int,
     if warm_up:
         for sch in controller.scheduler_list:
             sch.num_bad_epochs = 0
+    # the learning-rate floor: a halving restarts the termination patience (each rate gets its own chance to make
+    # progress) and the rule terminates only at the floor, where the curve is smooth enough to rank epochs (at the
+    # starting rate the validation error moves by several % from epoch to epoch: a lucky dip is not convergence)
+    floor = min_learning_rate(tr)
+    if floor > 0:
+        new_lr = controller.optimizer.param_groups[0]["lr"]
+        if new_lr < lr * (1 - 1e-6):
+            controller.last_best, controller.boredom = epoch, 0
+        if new_lr > floor * (1 + 1e-6) and epoch < controller._max_epochs:
+            keep_going = True
     row = _curve_row(epoch, lr, w, train_loss, ev_train, ev_valid, stop_metric, epoch_time, elapsed)
     state["curve"].append(row)
     log(f"[{model_id}] epoch {epoch:4d}  lr {row['lr']:.2e}  loss {row['train_loss']:.4g}  "
