@@ -286,7 +286,8 @@ def test_patience_counts_only_progress_beyond_the_threshold(tiny_cfg, tiny_data,
     ds, sp, _ = tiny_data
     mid = ModelId.parse("control/w6-s6-l1/seed1")
     m = train(mid, settings(tiny_cfg, max_epochs=200, learning_rate=1e-6, improvement_threshold=0.5,
-                            lr_patience=1, termination_patience=3), ds, sp, tmp_path / "m", tmp_path / "c")
+                            lr_patience=1, termination_patience=3, min_learning_rate=None), ds, sp, tmp_path / "m",
+              tmp_path / "c")
     # lr 1e-6 barely moves the model: after epoch 1 no epoch improves by 50 %, so hippynn's controller stops it
     # when the patience (3) has run out: epoch 1 + 3 + 1; the best weights still follow any improvement
     assert m["convergence"]["stopped_by"] == "patience"
@@ -300,7 +301,8 @@ def test_no_patience_runs_out_during_the_warm_up(tiny_cfg, tiny_data, tmp_path):
     ds, sp, _ = tiny_data
     mid = ModelId.parse("control/w6-s6-l1/seed1")
     m = train(mid, settings(tiny_cfg, max_epochs=200, learning_rate=1e-6, improvement_threshold=0.5,
-                            lr_patience=1, termination_patience=3, min_epochs=6), ds, sp, tmp_path / "m", tmp_path / "c")
+                            lr_patience=1, termination_patience=3, min_epochs=6, min_learning_rate=None), ds, sp,
+              tmp_path / "m", tmp_path / "c")
     # warm-up epochs 1-6 count as progress, so the patience (3) runs out at epoch 6 + 3 + 1
     assert m["convergence"]["stopped_by"] == "patience"
     assert m["epochs"] == 10
@@ -355,3 +357,12 @@ def test_the_stopping_rule_terminates_only_at_the_learning_rate_floor(tiny_cfg):
     _, stopped = _run_rule(tiny_cfg, falling, learning_rate=1e-3, lr_factor=0.5, lr_patience=3,
                            termination_patience=5, min_learning_rate=1e-3 / 8)
     assert stopped is None
+
+
+def test_a_learning_rate_floor_above_the_rate_is_refused_in_one_line(tiny_cfg):
+    import copy
+
+    cfg = copy.deepcopy(tiny_cfg)
+    cfg["training"].update(learning_rate=1e-4, min_learning_rate=1e-3)
+    with pytest.raises(ConfigError, match="training.min_learning_rate"):
+        validate(cfg)

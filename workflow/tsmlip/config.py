@@ -106,6 +106,13 @@ def _cross_check(cfg: dict) -> None:
     sp = cfg["split"]
     if sp["valid_fraction"] + sp["test_fraction"] >= 1.0:
         raise ConfigError("config key 'split': valid_fraction + test_fraction must be below 1")
+    tr = cfg.get("training") or {}
+    if tr.get("engine") == "hippynn" and tr.get("ema_decay", 0) > 0:
+        raise ConfigError("config key 'training.ema_decay': the weight average is the fast engine's; set "
+                          "training.ema_decay: 0 with training.engine: hippynn")
+    if tr.get("min_learning_rate") is not None and tr["min_learning_rate"] > tr["learning_rate"]:
+        raise ConfigError(f"config key 'training.min_learning_rate': the floor ({tr['min_learning_rate']:g}) is above "
+                          f"training.learning_rate ({tr['learning_rate']:g}); lower it or set it to null (no floor)")
     src = cfg["data"]["source"]
     if src != "emt" and not cfg["data"]["path"]:
         raise ConfigError(f"config key 'data.path': required when data.source is {src!r}")
