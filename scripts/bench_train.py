@@ -168,25 +168,25 @@ def engines(a) -> list[dict]:
         data = T.load_training_data(mid, ds, sp, None)
         with T.quiet_hippynn():
             run = T.assemble_training(mid, cfg, data, torch.device("cpu"), a.pair_cache)
-        optimizer, _, _ = T.make_optimizer(mid, cfg, run.model)
+        optimizer, _controller, _ = T.make_optimizer(mid, cfg, run.model)
         w = run.schedule.final
         stacks = {}
         for n in (1, a.stack):
             states = [initial_state(ModelId(kind, arch, s + 1), cfg, arrays, split, species)[1:] for s in range(n)]
             st = StackedHipnn(states, arch.n_atom_layers, cfg["network"]["dist_hard_max"])
-            stacks[n] = (st, StackAdam(st.trainable()))
+            stacks[n] = (st, StackAdam(st.trainable(), tr["ema_decay"]))
         wvec = {t: torch.tensor(getattr(w, f"w_{t}")) for t in ("E", "F", "L2", "R")}
 
         def hippynn_steps(k):
-            t = time.perf_counter()
+            t = time.process_time()
             for i in range(k):
                 T.train_step(run, optimizer, run.batches["train"].batch(torch.arange(i * B, (i + 1) * B) % n_train), w)
-            return (time.perf_counter() - t) / k
+            return (time.process_time() - t) / k
 
         def fast_steps(n, k):
             st, adam = stacks[n]
             lr = torch.full((n,), tr["learning_rate"])
-            t = time.perf_counter()
+            t = time.process_time()
             for i in range(k):
                 rows_ = np.stack([split["train"][(np.arange(B) + i * B + 7 * m) % n_train] for m in range(n)])
                 batch = SlotBatch(geom, torch.as_tensor(rows_))
@@ -194,22 +194,34 @@ def engines(a) -> list[dict]:
                 terms = loss_terms(st, out, batch, stack_targets(arrays, None, rows_, "cpu"), False)
                 sum(wvec[t_] * terms[t_] for t_ in terms).sum().backward()
                 adam.step(st.trainable(), lr)
-            return (time.perf_counter() - t) / k / n
+            return (time.process_time() - t) / k / n
 
         def hippynn_eval():
-            t = time.perf_counter()
+            t = time.process_time()
             T.evaluate_epoch(run, tr, 1)
-            return time.perf_counter() - t
+            t_eval = time.process_time() - t
+            ckpt = Path(tempfile.mkdtemp(prefix="bench_ckpt_")) / "checkpoint.pt"
+            t = time.process_time()
+            T.loop._save_checkpoint(T.loop.Checkpoint(ckpt, "x"), run, _controller, {"epoch": 1})
+            return t_eval + (time.process_time() - t) / tr["checkpoint_every"]
 
         def fast_eval(n):
-            st = stacks[n][0]
+            st, adam = stacks[n]
 
             class _M:  # what _evaluate reads of a member
                 class data:
                     distilled, labels = False, None
-            t = time.perf_counter()
-            evaluate_stack(st, geom, arrays, [_M] * n, np.tile(split["valid"], (n, 1)), tr["eval_batch_size"], "cpu")
-            return (time.perf_counter() - t) / n
+            t = time.process_time()
+            with adam.averaged(st.trainable()):
+                evaluate_stack(st, geom, arrays, [_M] * n, np.tile(split["valid"], (n, 1)), tr["eval_batch_size"],
+                               "cpu")
+            t_eval = time.process_time() - t
+            folder = Path(tempfile.mkdtemp(prefix="bench_ckpt_"))
+            t = time.process_time()
+            for m in range(n):  # what train_stack writes for each model at a checkpoint
+                torch.save({"params": {key: p[m].detach().clone() for key, p in st.params.items()},
+                            "adam": adam.slice(m)}, folder / f"{m}.pt")
+            return (t_eval + (time.process_time() - t) / tr["checkpoint_every"]) / n
 
         best = {k: float("inf") for k in ("h", "f1", "fn", "he", "f1e", "fne")}
         hippynn_steps(3), fast_steps(1, 3), fast_steps(a.stack, 2)  # warm-up
@@ -238,7 +250,8 @@ def main(argv=None) -> int:
     p.add_argument("--config", nargs="+", default=[str(ROOT / "config" / "config.yaml")])
     p.add_argument("--results", default=str(ROOT / "results"), help="results_dir holding data/dataset.npz")
     p.add_argument("--models", nargs="+", default=["teacher", "student"], choices=["teacher", "student", "control"])
-    p.add_argument("--batch", nargs="+", type=int, default=[8, 16, 32])
+    p.add_argument("--batch", nargs="+", type=int, default=None,
+                   help="batch sizes (default: 8 16 32; with --engines the config's training.batch_size)")
     p.add_argument("--epochs", type=int, default=4, help="timed epochs (after one untimed)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu")
@@ -248,7 +261,8 @@ def main(argv=None) -> int:
                    help="a pair-cache folder as the workflow's jobs share (a warm start-up: all but the first job)")
     p.add_argument("--json", default=None, help="also write the rows here")
     p.add_argument("--engines", action="store_true", help="hippynn vs the fast engine, interleaved (see engines())")
-    p.add_argument("--stack", type=int, default=9, help="--engines: models in the fast engine's stack")
+    p.add_argument("--stack", type=int, default=16,
+                   help="--engines: models in the fast engine's stack (16: one sweep architecture of the default)")
     p.add_argument("--steps", type=int, default=30, help="--engines: steps per timed round")
     p.add_argument("--repeats", type=int, default=5, help="--engines: interleaved rounds (the minimum is kept)")
     p.add_argument("--smoke", action="store_true",
@@ -256,13 +270,21 @@ def main(argv=None) -> int:
                         "student; with --engines 3 steps of each engine, 1 round (the script runs, nothing is measured)")
     p.add_argument("--_one", default=None, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
+    if a.batch is None:
+        a.batch = [8, 16, 32]
+        if a.engines:  # what the default runs
+            sys.path.insert(0, str(ROOT / "workflow"))
+            from tsmlip.config import load_config
+            a.batch = [int(load_config(*[Path(c) for c in a.config])["training"]["batch_size"])]
     if a.engines:
         import torch
         if a.smoke:
             a = _smoke_setup(a)
         print(f"# machine: {machine()}; torch {torch.__version__}; {a.threads} torch thread(s); CPU")
         print(f"# config: {' + '.join(Path(c).name for c in a.config)}; data: {a.results}/data; ms per model-step "
-              f"(min of {a.repeats} interleaved rounds of {a.steps} steps); s per model-epoch incl. validation")
+              f"(min of {a.repeats} interleaved rounds of {a.steps} steps, CPU time of this process); s per model-epoch "
+              f"incl. validation and the checkpoints (every training.checkpoint_every epochs); the fast engine with "
+              f"the config's weight average (training.ema_decay)")
         print("| model | batch | stack | hippynn ms/step | fast ms/step | fast stack ms/model-step | hippynn s/epoch | "
               "fast s/epoch | fast stack s/model-epoch | per model-epoch |")
         print("|" + "---|" * 10)
