@@ -183,3 +183,17 @@ def test_scaling_does_not_join_architectures_into_a_trend(tables):
     for ax in fig.axes[:2]:
         assert all(ln.get_linestyle() in ("None", "", " ") for ln in ax.get_lines() if len(ln.get_xdata()) > 1)
         assert {t.get_text() for t in ax.texts} >= set(ARCHS)
+
+
+def test_pareto_figures_show_the_teacher_as_a_reference_point(tables):
+    """The teacher is drawn (its own marker, labelled with its architecture) without a front of its own."""
+    models, _, _ = tables
+    teacher = models[models["kind"] == "teacher"]
+    assert len(teacher) and teacher["md_ase_us_per_atom_step"].notna().any()
+    ax = plots.make_figure("pareto_time", models).axes[0]
+    labels = [t.get_text() for t in ax.texts]
+    assert teacher["arch"].iloc[0] in labels
+    handles, names = ax.get_legend_handles_labels() if ax.get_legend() is None else (None, [])
+    names = names or [t.get_text() for t in ax.figure.legends[0].get_texts()]
+    assert plots.kind_style("teacher")[2] in names
+    assert len(_front_lines(ax)) == 3  # fronts of the sweep kinds only

@@ -154,9 +154,16 @@ def _label_archs(ax, stats: pd.DataFrame, x: str, y: str, kind: str = "student",
 
 
 def _pareto(models: pd.DataFrame, ax, cost: str, xscale: float, xlabel: str) -> None:
+    """The sweep kinds with their Pareto fronts, and the teacher as the reference point (no front)."""
     stats = group_stats(models, [cost, "test_force_rmse_eV_A"])
     _errorbar_kinds(ax, stats, cost, "test_force_rmse_eV_A", front=True, xscale=xscale)
     _label_archs(ax, stats, cost, "test_force_rmse_eV_A", xscale=xscale)
+    teacher = group_stats(models, [cost, "test_force_rmse_eV_A"], kinds=("teacher",))
+    teacher = teacher[teacher[cost].notna() & teacher["test_force_rmse_eV_A"].notna()]
+    if len(teacher):
+        _errorbar_kinds(ax, teacher, cost, "test_force_rmse_eV_A", xscale=xscale)
+        _label_archs(ax, teacher, cost, "test_force_rmse_eV_A", kind="teacher", xscale=xscale)
+        stats = pd.concat([stats, teacher], ignore_index=True)
     _auto_log(ax, stats[cost], "x")
     _auto_log(ax, stats["test_force_rmse_eV_A"], "y")
     _readable_log_ticks(ax, "x")
