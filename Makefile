@@ -21,6 +21,7 @@ $(VENV)/.installed: $(BIN)/activate envs/requirements.txt pyproject.toml
 	$(BIN)/pip install --upgrade pip
 	$(BIN)/pip install -r envs/requirements.txt
 	$(BIN)/pip install --no-deps -e .
+	$(BIN)/python -m tsmlip.core.pair_kernels
 	touch $@
 
 # the optional group `foundation` (CHGNet as the teacher): the exact set, without dependency resolution so that

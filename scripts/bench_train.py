@@ -173,7 +173,8 @@ def engines(a) -> list[dict]:
         stacks = {}
         for n in (1, a.stack):
             states = [initial_state(ModelId(kind, arch, s + 1), cfg, arrays, split, species)[1:] for s in range(n)]
-            st = StackedHipnn(states, arch.n_atom_layers, cfg["network"]["dist_hard_max"])
+            st = StackedHipnn(states, arch.n_atom_layers, cfg["network"]["dist_hard_max"],
+                              pair_kernels=tr["pair_kernels"])
             stacks[n] = (st, StackAdam(st.trainable(), tr["ema_decay"]))
         wvec = {t: torch.tensor(getattr(w, f"w_{t}")) for t in ("E", "F", "L2", "R")}
 

@@ -65,13 +65,26 @@ def _reference(cfg, arrays, kind, arch="w8-s4-l2", seed=1, n=4):
                 labels=labels, distilled=data.distilled, arch=mid.arch)
 
 
-def _fast(cfg, arrays, ref, stack_states=None, stack_rows=None, position=0):
-    """The fast engine's terms and gradients of model ``position`` of a stack (default: a stack of one)."""
+KERNELS = ["torch", "cpp"]
+
+
+def _kernels(name: str) -> str:
+    """The pair path ``name``; the fused loops are skipped, saying why, where they cannot be built."""
+    from tsmlip.core import pair_kernels
+
+    if name == "cpp" and not pair_kernels.use_cpp("auto", "cpu"):
+        pytest.skip(f"the fused pair loops could not be built here: {pair_kernels._error}")
+    return name
+
+
+def _fast(cfg, arrays, ref, stack_states=None, stack_rows=None, position=0, kernels="torch"):
+    """The fast engine's terms and gradients of model ``position`` of a stack (default: a stack of one), with the
+    pair terms of the torch path or the fused loops (``kernels``)."""
     species = sorted(int(z) for z in np.unique(arrays["Z"]) if z)
     geom = pair_geometry(arrays, species, cfg["network"]["dist_hard_max"])
     states = stack_states or [ref["states"]]
     rows = stack_rows if stack_rows is not None else ref["rows"][None]
-    st = StackedHipnn(states, ref["arch"].n_atom_layers, cfg["network"]["dist_hard_max"])
+    st = StackedHipnn(states, ref["arch"].n_atom_layers, cfg["network"]["dist_hard_max"], pair_kernels=kernels)
     batch = SlotBatch(geom, torch.as_tensor(rows))
     out = st.forward(batch, forces=True, create_graph=True)
     M = rows.shape[0]
@@ -104,23 +117,26 @@ def two_species(tiny_data):
     return _with_copper(tiny_data[2])
 
 
+@pytest.mark.parametrize("kernels", KERNELS)
 @pytest.mark.parametrize("kind", ["student", "control", "control_fw", "teacher"])
-def test_step_equals_hippynn_one_species(tiny_cfg, tiny_data, kind):
+def test_step_equals_hippynn_one_species(tiny_cfg, tiny_data, kind, kernels):
     arrays = tiny_data[2]
     ref = _reference(tiny_cfg, arrays, kind)
-    terms, grads, _ = _fast(tiny_cfg, arrays, ref)
+    terms, grads, _ = _fast(tiny_cfg, arrays, ref, kernels=_kernels(kernels))
     assert set(terms) == set(ref["terms"])
     assert _mismatches(ref, terms, grads) == []
 
 
+@pytest.mark.parametrize("kernels", KERNELS)
 @pytest.mark.parametrize("kind", ["student", "control"])
-def test_step_equals_hippynn_two_species(tiny_cfg, two_species, kind):
+def test_step_equals_hippynn_two_species(tiny_cfg, two_species, kind, kernels):
     ref = _reference(tiny_cfg, two_species, kind, arch="w6-s5-l1")
-    terms, grads, _ = _fast(tiny_cfg, two_species, ref)
+    terms, grads, _ = _fast(tiny_cfg, two_species, ref, kernels=_kernels(kernels))
     assert _mismatches(ref, terms, grads) == []
 
 
-def test_energies_forces_atom_energies_equal_hippynn_predictions(tiny_cfg, two_species):
+@pytest.mark.parametrize("kernels", KERNELS)
+def test_energies_forces_atom_energies_equal_hippynn_predictions(tiny_cfg, two_species, kernels):
     """The forward pass against tsmlip.core.predict (hippynn's Predictor with its own periodic pair search)."""
     from tsmlip.core.model import build_model
     from tsmlip.core.predict import predict
@@ -131,7 +147,7 @@ def test_energies_forces_atom_energies_equal_hippynn_predictions(tiny_cfg, two_s
     graph.henergy.torch_module.load_state_dict(ref["states"][1])
     rows = np.arange(6)
     pred = predict(graph, two_species, rows)
-    _, _, out = _fast(tiny_cfg, two_species, ref, stack_rows=rows[None])
+    _, _, out = _fast(tiny_cfg, two_species, ref, stack_rows=rows[None], kernels=_kernels(kernels))
     real = two_species["Z"][rows] != 0
     np.testing.assert_allclose(out["E"].detach().numpy()[0], pred["E"], rtol=2e-6, atol=1e-4)
     np.testing.assert_allclose(out["F"].detach().numpy()[0].reshape(len(rows), -1, 3)[real], pred["F"][real],
@@ -140,7 +156,8 @@ def test_energies_forces_atom_energies_equal_hippynn_predictions(tiny_cfg, two_s
                                atol=2e-5)
 
 
-def test_stacked_models_are_independent(tiny_cfg, tiny_data):
+@pytest.mark.parametrize("kernels", KERNELS)
+def test_stacked_models_are_independent(tiny_cfg, tiny_data, kernels):
     """A stack of three: the middle model holds hippynn's weights and batch between two neighbours with other
     weights and other configurations, and still matches hippynn."""
     arrays = tiny_data[2]
@@ -155,7 +172,7 @@ def test_stacked_models_are_independent(tiny_cfg, tiny_data):
     rows = np.stack([others[:4], ref["rows"], others[4:8]])
     terms, grads, _ = _fast(tiny_cfg, arrays, ref, stack_states=[perturbed(ref["states"]), ref["states"],
                                                                  perturbed(ref["states"])],
-                            stack_rows=rows, position=1)
+                            stack_rows=rows, position=1, kernels=_kernels(kernels))
     assert _mismatches(ref, terms, grads) == []
 
 

@@ -25,6 +25,7 @@ import math
 
 import torch
 
+from . import pair_kernels
 from .geometry import PairGeometry
 
 #: added to each mean squared error under the square root, as tsmlip.core.losses.RMSE_FLOOR
@@ -59,10 +60,12 @@ class StackedHipnn:
     """
 
     def __init__(self, states: list[tuple[dict, dict]], n_atom_layers: int, dist_hard_max: float,
-                 device="cpu", frozen=("he.layers.0.weight",)):
+                 device="cpu", frozen=("he.layers.0.weight",), pair_kernels: str = "auto"):
         if not states:
             raise ValueError("an empty stack")
         self.n_atom_layers = int(n_atom_layers)
+        #: the pair terms on the CPU: auto (the fused loops of :mod:`.pair_kernels` where they build) | torch | cpp
+        self.pair_kernels = pair_kernels
         self.dist_hard_max = float(dist_hard_max)
         self.extra = {}
         tensors: dict[str, list] = {}
@@ -151,10 +154,18 @@ class StackedHipnn:
         M, A = self.n_models, batch.rows_per_model
         if abs(batch.cutoff - self.dist_hard_max) > 1e-9:
             raise ValueError(f"pairs within {batch.cutoff} A for models of dist_hard_max {self.dist_hard_max} A")
-        s, ds = self.sensitivities(batch)
         S, nu = self.n_species, self.n_sens
-        env = _Environment.apply(s, batch.unit4, batch.env_row, M * A * S)  # (4, nu, rows x species): s and s u
-        env = env.reshape(4, nu, M, A, S).permute(2, 3, 0, 1, 4).reshape(M, A, 4, nu * S)
+        fused = pair_kernels.use_cpp(self.pair_kernels, batch.dist.device)
+        if fused:  # the same terms as fused loops over the pairs, (n_pairs, ...) layout
+            env, s, ds = pair_kernels.SensitivitiesEnvironment.apply(
+                1.0 / self.params["net.blocks.0.0.base_layer.sensitivity.mu"][:, 0],
+                self.params["net.blocks.0.0.base_layer.sensitivity.sigma"][:, 0].square(), batch.dist,
+                batch.unit_rows, batch.model_of_pair, batch.env_row, M * A * S, batch.cutoff)
+            env = env.reshape(M, A, S, 4, nu).permute(0, 1, 3, 4, 2).reshape(M, A, 4, nu * S)
+        else:
+            s, ds = self.sensitivities(batch)
+            env = _Environment.apply(s, batch.unit4, batch.env_row, M * A * S)  # (4, nu, rows x species)
+            env = env.reshape(4, nu, M, A, S).permute(2, 3, 0, 1, 4).reshape(M, A, 4, nu * S)
         if forces and not env.requires_grad:  # frozen weights (MD): forces still need dE/d(env)
             env = env.detach().requires_grad_(True)
         atom_E, e0, e1 = self.atom_network(env, batch.onehot)
@@ -165,7 +176,12 @@ class StackedHipnn:
                "hier": hier.reshape(M, batch.slots_per_model, -1).sum(2)}
         if forces:
             (g_env,) = torch.autograd.grad(atom_E.sum(), env, create_graph=create_graph)
-            out["F"] = pair_forces(g_env, s, ds, batch, S).reshape(M, A, 3)
+            if fused:
+                g_rows = g_env.reshape(M, A, 4, nu, S).permute(0, 1, 4, 2, 3).reshape(M * A * S, 4, nu)
+                out["F"] = pair_kernels.PairForces.apply(g_rows, s, ds, batch.dist, batch.unit_rows, batch.env_row,
+                                                         batch.first, batch.second, M * A).reshape(M, A, 3)
+            else:
+                out["F"] = pair_forces(g_env, s, ds, batch, S).reshape(M, A, 3)
         return out
 
 
@@ -306,7 +322,8 @@ class SlotBatch:
         # what the pair terms need of the geometry alone (no weights), each (k, n_pairs) with the pair axis last:
         # u (3, P), (1, u) (4, P), 1/d, 1/d^2, the cut-off and its derivative (hippynn's CosCutoff: cos^2(pi d /
         # 2 d_hard) inside d_hard), each (1, P)
-        self.dist = dist
+        self.dist = dist.contiguous()
+        self.unit_rows = unit.contiguous()  # (P, 3): the fused loops' layout
         self.unit = unit.t().contiguous()
         self.unit4 = torch.cat([torch.ones_like(dist).unsqueeze(0), self.unit], 0)
         d = dist.unsqueeze(0)

@@ -244,7 +244,8 @@ def train_stack(model_ids: list[ModelId], cfg: dict, dataset_path, split_path, l
                                str(dataset_path), str(split_path), schedule_for(mid.kind, cfg), controller, optimizer, max_epochs, gen))
     n_weights = count_weights(next(iter(graphs.values())))
     geom = pair_geometry(arrays, species, float(cfg["network"]["dist_hard_max"])).to(device)
-    stack = StackedHipnn(states, next(iter(archs)).n_atom_layers, cfg["network"]["dist_hard_max"], device=device)
+    stack = StackedHipnn(states, next(iter(archs)).n_atom_layers, cfg["network"]["dist_hard_max"], device=device,
+                         pair_kernels=tr["pair_kernels"])
     adam = StackAdam(stack.trainable(), tr["ema_decay"])
     for i, m in enumerate(members):
         m.state = {"epoch": 0, "best_metric": math.inf, "best_epoch": 0, "best_state": None, "curve": [],

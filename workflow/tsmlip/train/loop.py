@@ -52,7 +52,8 @@ def run_fingerprint(model_id: ModelId, cfg: dict, dataset_path, labels_path, spl
     and the split seed), not by its file's bytes: a split rewritten with the same indices resumes, any other
     split starts over (a checkpoint of a model trained on other configurations would leak test data)."""
     # where and how fast it runs does not change the experiment: a preempted job may resume elsewhere
-    training = {k: v for k, v in cfg["training"].items() if k not in ("device", "torch_threads", "checkpoint_every")}
+    training = {k: v for k, v in cfg["training"].items()
+                if k not in ("device", "torch_threads", "checkpoint_every", "pair_kernels")}
     relevant = {"id": str(model_id), "network": cfg["network"], "training": training,
                 "born_again": cfg["born_again"] if REGISTRY[model_id.kind].scheduled else None,
                 "data": dataset_fingerprint(dataset_path),

@@ -1,0 +1,200 @@
+// The fast engine's pair terms as fused CPU loops (tsmlip.core.pair_kernels builds this file with torch's
+// cpp_extension on first use). The same arithmetic as the torch path of tsmlip.core.hipnn_stack (_Sensitivities,
+// _Environment, _PairForces), one pass over the pairs per stage instead of one pass per torch operation;
+// tests/test_fast_engine.py holds both paths equal to hippynn (every loss term and gradient).
+//
+// Layout: pairs p = 0..P-1 with float32 dist[P], unit[P,3] (r_ij / d_ij), row[P] (the environment row the pair
+// adds to: first atom row x species + species of the second), first[P], second[P] (atom rows), model[P]; per
+// model m the inverse centres inv_mu[M,nu] and squared widths sig2[M,nu]; per pair s[P,nu], ds[P,nu]; the
+// environment and its gradient env[R,4,nu] (k = 0: sum s, k = 1..3: sum s u_k).
+#include <torch/extension.h>
+
+#include <cmath>
+#include <vector>
+
+namespace {
+
+void check(const torch::Tensor& t, const char* name, at::ScalarType dtype) {
+  TORCH_CHECK(t.device().is_cpu(), name, " must be on the CPU");
+  TORCH_CHECK(t.is_contiguous(), name, " must be contiguous");
+  TORCH_CHECK(t.scalar_type() == dtype, name, " has the wrong dtype");
+}
+
+// s = g cut, ds = g (x sig2 / d^2 cut + cut'), g = exp(-x^2 sig2 / 2), x = 1/d - inv_mu; hippynn's CosCutoff
+// cut = cos^2(pi d / 2 d_hard) inside d_hard; env[row] += (1, u) s.
+std::vector<torch::Tensor> sens_env_forward(torch::Tensor dist, torch::Tensor unit, torch::Tensor inv_mu,
+                                            torch::Tensor sig2, torch::Tensor model, torch::Tensor row,
+                                            int64_t n_rows, double cutoff) {
+  check(dist, "dist", at::kFloat); check(unit, "unit", at::kFloat); check(inv_mu, "inv_mu", at::kFloat);
+  check(sig2, "sig2", at::kFloat); check(model, "model", at::kLong); check(row, "row", at::kLong);
+  const int64_t P = dist.size(0), nu = inv_mu.size(1);
+  auto s = torch::empty({P, nu}, dist.options());
+  auto ds = torch::empty({P, nu}, dist.options());
+  auto env = torch::zeros({n_rows, 4, nu}, dist.options());
+  const float* d_ = dist.data_ptr<float>(); const float* u_ = unit.data_ptr<float>();
+  const float* im_ = inv_mu.data_ptr<float>(); const float* sg_ = sig2.data_ptr<float>();
+  const int64_t* m_ = model.data_ptr<int64_t>(); const int64_t* r_ = row.data_ptr<int64_t>();
+  float* s_ = s.data_ptr<float>(); float* ds_ = ds.data_ptr<float>(); float* e_ = env.data_ptr<float>();
+  const float a = static_cast<float>(M_PI / 2.0 / cutoff);
+  for (int64_t p = 0; p < P; ++p) {
+    const float d = d_[p];
+    const float inv_d = 1.0f / d, inv_d2 = inv_d * inv_d;
+    const float arg = a * d;
+    const float inside = d <= static_cast<float>(cutoff) ? 1.0f : 0.0f;
+    const float c = std::cos(arg);
+    const float cut = c * c * inside;
+    const float dcut = -a * std::sin(2.0f * arg) * inside;
+    const float* im = im_ + m_[p] * nu; const float* sg = sg_ + m_[p] * nu;
+    float* sp = s_ + p * nu; float* dsp = ds_ + p * nu;
+    float* e = e_ + r_[p] * 4 * nu;
+    const float u0 = u_[3 * p], u1 = u_[3 * p + 1], u2 = u_[3 * p + 2];
+    for (int64_t k = 0; k < nu; ++k) {
+      const float x = inv_d - im[k];
+      const float xs = x * sg[k];
+      const float g = std::exp(-0.5f * x * xs);
+      const float sv = g * cut;
+      sp[k] = sv;
+      dsp[k] = g * (xs * inv_d2 * cut + dcut);
+      e[k] += sv; e[nu + k] += sv * u0; e[2 * nu + k] += sv * u1; e[3 * nu + k] += sv * u2;
+    }
+  }
+  return {env, s, ds};
+}
+
+// The backward of sens_env_forward: grad_s_total = grad_s + sum_k grad_env[row, k] (1, u)_k, then through the
+// sensitivities into inv_mu and sig2, summed per model (grad_inv_mu, grad_sig2 [M, nu]).
+std::vector<torch::Tensor> sens_env_backward(torch::Tensor grad_env, torch::Tensor grad_s, torch::Tensor grad_ds,
+                                             torch::Tensor dist, torch::Tensor unit, torch::Tensor inv_mu,
+                                             torch::Tensor sig2, torch::Tensor model, torch::Tensor row,
+                                             double cutoff) {
+  check(grad_env, "grad_env", at::kFloat); check(grad_s, "grad_s", at::kFloat);
+  check(grad_ds, "grad_ds", at::kFloat); check(dist, "dist", at::kFloat); check(unit, "unit", at::kFloat);
+  check(inv_mu, "inv_mu", at::kFloat); check(sig2, "sig2", at::kFloat);
+  const int64_t P = dist.size(0), M = inv_mu.size(0), nu = inv_mu.size(1);
+  // per-model sums in double: thousands of pairs per model
+  auto gim = torch::zeros({M, nu}, dist.options().dtype(at::kDouble));
+  auto gsg = torch::zeros({M, nu}, dist.options().dtype(at::kDouble));
+  const float* ge_ = grad_env.data_ptr<float>(); const float* gs_ = grad_s.data_ptr<float>();
+  const float* gds_ = grad_ds.data_ptr<float>(); const float* d_ = dist.data_ptr<float>();
+  const float* u_ = unit.data_ptr<float>(); const float* im_ = inv_mu.data_ptr<float>();
+  const float* sg_ = sig2.data_ptr<float>(); const int64_t* m_ = model.data_ptr<int64_t>();
+  const int64_t* r_ = row.data_ptr<int64_t>();
+  double* gim_ = gim.data_ptr<double>(); double* gsg_ = gsg.data_ptr<double>();
+  const float a = static_cast<float>(M_PI / 2.0 / cutoff);
+  for (int64_t p = 0; p < P; ++p) {
+    const float d = d_[p];
+    const float inv_d = 1.0f / d, inv_d2 = inv_d * inv_d;
+    const float arg = a * d;
+    const float inside = d <= static_cast<float>(cutoff) ? 1.0f : 0.0f;
+    const float c = std::cos(arg);
+    const float cut = c * c * inside;
+    const float dcut = -a * std::sin(2.0f * arg) * inside;
+    const int64_t m = m_[p];
+    const float* im = im_ + m * nu; const float* sg = sg_ + m * nu;
+    const float* ge = ge_ + r_[p] * 4 * nu;
+    const float u0 = u_[3 * p], u1 = u_[3 * p + 1], u2 = u_[3 * p + 2];
+    double* gim_m = gim_ + m * nu; double* gsg_m = gsg_ + m * nu;
+    for (int64_t k = 0; k < nu; ++k) {
+      const float gsv = gs_[p * nu + k] + ge[k] + ge[nu + k] * u0 + ge[2 * nu + k] * u1 + ge[3 * nu + k] * u2;
+      const float gdsv = gds_[p * nu + k];
+      const float x = inv_d - im[k];
+      const float xs = x * sg[k];
+      const float g = std::exp(-0.5f * x * xs);
+      const float q = xs * inv_d2 * cut + dcut;
+      const float through_g = (gsv * cut + gdsv * q) * g;
+      const float direct = gdsv * g * inv_d2 * cut;
+      const float grad_x = direct * sg[k] - xs * through_g;
+      gim_m[k] -= grad_x;
+      gsg_m[k] += direct * x - 0.5f * x * x * through_g;
+    }
+  }
+  return {gim.to(at::kFloat), gsg.to(at::kFloat)};
+}
+
+// Pair forces: dE/ds = g0 + u . gv, dE/du = sum_nu gv s, dE/dr = (sum_nu dE/ds ds) u + (dE/du - (dE/du . u) u) / d,
+// F[first] += dE/dr, F[second] -= dE/dr (g = g_rows[row], [4, nu]). Also returns dE/ds [P, nu] for the backward.
+std::vector<torch::Tensor> forces_forward(torch::Tensor g_rows, torch::Tensor s, torch::Tensor ds,
+                                          torch::Tensor dist, torch::Tensor unit, torch::Tensor row,
+                                          torch::Tensor first, torch::Tensor second, int64_t n_atoms) {
+  check(g_rows, "g_rows", at::kFloat); check(s, "s", at::kFloat); check(ds, "ds", at::kFloat);
+  const int64_t P = s.size(0), nu = s.size(1);
+  auto F = torch::zeros({n_atoms, 3}, s.options());
+  auto dE_ds = torch::empty({P, nu}, s.options());
+  const float* g_ = g_rows.data_ptr<float>(); const float* s_ = s.data_ptr<float>();
+  const float* ds_ = ds.data_ptr<float>(); const float* d_ = dist.data_ptr<float>();
+  const float* u_ = unit.data_ptr<float>(); const int64_t* r_ = row.data_ptr<int64_t>();
+  const int64_t* f_ = first.data_ptr<int64_t>(); const int64_t* sc_ = second.data_ptr<int64_t>();
+  float* F_ = F.data_ptr<float>(); float* de_ = dE_ds.data_ptr<float>();
+  for (int64_t p = 0; p < P; ++p) {
+    const float* g = g_ + r_[p] * 4 * nu;
+    const float u0 = u_[3 * p], u1 = u_[3 * p + 1], u2 = u_[3 * p + 2];
+    const float inv_d = 1.0f / d_[p];
+    float radial = 0.f, du0 = 0.f, du1 = 0.f, du2 = 0.f;
+    for (int64_t k = 0; k < nu; ++k) {
+      const float v = g[k] + u0 * g[nu + k] + u1 * g[2 * nu + k] + u2 * g[3 * nu + k];
+      de_[p * nu + k] = v;
+      radial += v * ds_[p * nu + k];
+      const float sv = s_[p * nu + k];
+      du0 += g[nu + k] * sv; du1 += g[2 * nu + k] * sv; du2 += g[3 * nu + k] * sv;
+    }
+    const float dot = du0 * u0 + du1 * u1 + du2 * u2;
+    const float r0 = radial * u0 + (du0 - dot * u0) * inv_d;
+    const float r1 = radial * u1 + (du1 - dot * u1) * inv_d;
+    const float r2 = radial * u2 + (du2 - dot * u2) * inv_d;
+    float* Fi = F_ + f_[p] * 3; float* Fj = F_ + sc_[p] * 3;
+    Fi[0] += r0; Fi[1] += r1; Fi[2] += r2;
+    Fj[0] -= r0; Fj[1] -= r1; Fj[2] -= r2;
+  }
+  return {F, dE_ds};
+}
+
+// The backward of forces_forward: grad_rows [R, 4, nu], grad_s, grad_ds [P, nu] from grad_F [n_atoms, 3].
+std::vector<torch::Tensor> forces_backward(torch::Tensor grad_F, torch::Tensor g_rows, torch::Tensor s,
+                                           torch::Tensor ds, torch::Tensor dE_ds, torch::Tensor dist,
+                                           torch::Tensor unit, torch::Tensor row, torch::Tensor first,
+                                           torch::Tensor second) {
+  check(grad_F, "grad_F", at::kFloat); check(g_rows, "g_rows", at::kFloat);
+  const int64_t P = s.size(0), nu = s.size(1);
+  auto grad_rows = torch::zeros_like(g_rows);
+  auto grad_s = torch::empty({P, nu}, s.options());
+  auto grad_ds = torch::empty({P, nu}, s.options());
+  const float* gF_ = grad_F.data_ptr<float>(); const float* g_ = g_rows.data_ptr<float>();
+  const float* s_ = s.data_ptr<float>(); const float* ds_ = ds.data_ptr<float>();
+  const float* de_ = dE_ds.data_ptr<float>(); const float* d_ = dist.data_ptr<float>();
+  const float* u_ = unit.data_ptr<float>(); const int64_t* r_ = row.data_ptr<int64_t>();
+  const int64_t* f_ = first.data_ptr<int64_t>(); const int64_t* sc_ = second.data_ptr<int64_t>();
+  float* gr_ = grad_rows.data_ptr<float>(); float* gs_ = grad_s.data_ptr<float>();
+  float* gds_ = grad_ds.data_ptr<float>();
+  for (int64_t p = 0; p < P; ++p) {
+    const float* gi = gF_ + f_[p] * 3; const float* gj = gF_ + sc_[p] * 3;
+    const float gr0 = gi[0] - gj[0], gr1 = gi[1] - gj[1], gr2 = gi[2] - gj[2];
+    const float u0 = u_[3 * p], u1 = u_[3 * p + 1], u2 = u_[3 * p + 2];
+    const float inv_d = 1.0f / d_[p];
+    const float grad_radial = gr0 * u0 + gr1 * u1 + gr2 * u2;
+    const float t0 = (gr0 - grad_radial * u0) * inv_d;  // through the tangential term: d/d(dE/du)
+    const float t1 = (gr1 - grad_radial * u1) * inv_d;
+    const float t2 = (gr2 - grad_radial * u2) * inv_d;
+    const float* g = g_ + r_[p] * 4 * nu;
+    float* G = gr_ + r_[p] * 4 * nu;
+    for (int64_t k = 0; k < nu; ++k) {
+      const float gde = grad_radial * ds_[p * nu + k];  // d/d(dE/ds_k)
+      gds_[p * nu + k] = grad_radial * de_[p * nu + k];
+      gs_[p * nu + k] = t0 * g[nu + k] + t1 * g[2 * nu + k] + t2 * g[3 * nu + k];
+      const float sv = s_[p * nu + k];
+      G[k] += gde;
+      G[nu + k] += u0 * gde + t0 * sv;
+      G[2 * nu + k] += u1 * gde + t1 * sv;
+      G[3 * nu + k] += u2 * gde + t2 * sv;
+    }
+  }
+  return {grad_rows, grad_s, grad_ds};
+}
+
+}  // namespace
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("sens_env_forward", &sens_env_forward);
+  m.def("sens_env_backward", &sens_env_backward);
+  m.def("forces_forward", &forces_forward);
+  m.def("forces_backward", &forces_backward);
+}
