@@ -66,10 +66,11 @@ test: $(LAMMPS_PLUGIN)
 run: $(VENV)/.foundation
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --cores $(CORES)
 
-dry-run: $(VENV)/.installed
+# the default's ground truth is CHGNet: planning it needs the foundation group too
+dry-run: $(VENV)/.foundation
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake -n
 
-report: $(VENV)/.installed
+report: $(VENV)/.foundation
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --report report.html
 
 test: $(VENV)/.installed
