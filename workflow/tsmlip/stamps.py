@@ -26,6 +26,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 #: step: ``schema.yaml`` (the workflow validates the configuration once, when it is planned).
 DATA = {
     "tsmlip.rdf.error": ("reference_data",),  # the measured liquid-Al g(r) (rdf.experiment)
+    "tsmlip.core.pair_kernels": ("core/pair_kernels.cpp",),  # the fused pair loops it builds
 }
 PLANNING_ONLY_DATA = ("schema.yaml",)
 
