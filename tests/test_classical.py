@@ -148,3 +148,28 @@ def test_pareto_figure_draws_the_classical_star():
     fig = pareto_time(_models(), CLASSICAL)
     labels = [t for ax in fig.axes for t in ax.get_legend_handles_labels()[1]]
     assert "eam (classical, same engine)" in labels and "eam in LAMMPS's own MD (what a user runs)" in labels
+
+
+def test_the_claims_step_writes_the_rows_against_the_classical_table(tmp_path):
+    """`tsmlip claims --classical tables/classical.csv`: the headline's second table and the claims rows."""
+    from tsmlip import cli
+
+    m = _models()
+    m["stopped_by"] = "patience"
+    m.to_csv(tmp_path / "models.csv", index=False)
+    CLASSICAL.to_csv(tmp_path / "classical.csv", index=False)
+    agg = {"confidence": 0.95, "min_relative_effect": 0.0, "equivalence_margin": 0.1, "power": 0.8,
+           "pareto_cost_tolerance": 0.05, "learning_speed_factor": 2.0, "budget_check_max_relative_change": 0.05}
+    out = {k: str(tmp_path / f"{k}") for k in ("claims.csv", "claims.md", "headline.csv", "headline.md")}
+    assert cli.main(["claims", "--models", str(tmp_path / "models.csv"), "--classical", str(tmp_path / "classical.csv"),
+                     "--config-json", json.dumps({"aggregate": agg, "foundation": {"calculator": None}}),
+                     "--out-csv", out["claims.csv"], "--out-md", out["claims.md"],
+                     "--out-headline-csv", out["headline.csv"], "--out-headline-md", out["headline.md"]]) == 0
+    text = (tmp_path / "headline.md").read_text()
+    assert "## Against the classical potential (eam)" in text and "16x eam's time" in text
+    head = pd.read_csv(tmp_path / "headline.csv")
+    assert head["vs_classical"].notna().sum() >= 4
+    claims = pd.read_csv(tmp_path / "claims.csv")
+    assert (claims["section"] == "students vs the classical potential").sum() == 3
+    rec = json.loads((tmp_path / "claims.csv.provenance.json").read_text())
+    assert rec["inputs"]["classical"]["file"] == "classical.csv"
