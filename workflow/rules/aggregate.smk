@@ -115,9 +115,7 @@ rule claims:
         foundation_cost=lambda wildcards, input: (
             f"--foundation-cost {shlex.quote(input.foundation_cost[0])}" if input.foundation_cost else ""
         ),
-        classical=lambda wildcards, input: (
-            f"--classical {shlex.quote(input.classical[0])}" if input.classical else ""
-        ),
+        classical=lambda wildcards, input: (f"--classical {shlex.quote(input.classical[0])}" if input.classical else ""),
     shell:
         "tsmlip claims --config-json {params.cfg:q} --models {input.models:q} {params.labels}"
         " --rdf-noise-floor {input.noise_floor:q} {params.foundation_cost} {params.classical}"

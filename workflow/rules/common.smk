@@ -234,11 +234,7 @@ def figure_inputs():
 def figure_tables(wildcards):
     """The inputs one figure reads, by `tsmlip plot` option (the classical anchor's table where it is on)."""
     paths = figure_inputs()
-    return {
-        name: paths[name]
-        for name in FIGURES[wildcards.figure].inputs
-        if name != "classical" or CLASSICAL
-    }
+    return {name: paths[name] for name in FIGURES[wildcards.figure].inputs if name != "classical" or CLASSICAL}
 
 
 def figure_labels(wildcards):
