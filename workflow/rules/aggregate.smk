@@ -76,6 +76,7 @@ rule claims:
         labels=CLAIMS_LABELS,
         noise_floor=RDF_NOISE_FLOOR,
         foundation_cost=[FOUNDATION_COST] if FOUNDATION_COST_ON else [],
+        classical=[CLASSICAL_TABLE] if CLASSICAL else [],
         stamp=rule_stamp("claims", "claims", step_config("claims")),
     output:
         csv=os.path.join(TABLES, "claims.csv"),
@@ -114,9 +115,10 @@ rule claims:
         foundation_cost=lambda wildcards, input: (
             f"--foundation-cost {shlex.quote(input.foundation_cost[0])}" if input.foundation_cost else ""
         ),
+        classical=lambda wildcards, input: (f"--classical {shlex.quote(input.classical[0])}" if input.classical else ""),
     shell:
         "tsmlip claims --config-json {params.cfg:q} --models {input.models:q} {params.labels}"
-        " --rdf-noise-floor {input.noise_floor:q} {params.foundation_cost}"
+        " --rdf-noise-floor {input.noise_floor:q} {params.foundation_cost} {params.classical}"
         " --out-csv {output.csv:q} --out-md {output.md:q} --out-html {output.html:q}"
         " --out-headline-csv {output.headline_csv:q} --out-headline-md {output.headline_md:q}"
         " --out-headline-html {output.headline_html:q} > {log:q} 2>&1"

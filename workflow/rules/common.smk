@@ -227,13 +227,14 @@ def figure_inputs():
     return {
         **{name: os.path.join(TABLES, f"{name}.csv") for name in ("models", "curves", "born_again")},
         "rdf_noise_floor": RDF_NOISE_FLOOR,  # its seed noise floor, drawn as a band on the capacity figure
+        "classical": CLASSICAL_TABLE,  # the classical anchor (classical.smk), a star on the Pareto figure
     }
 
 
 def figure_tables(wildcards):
-    """The inputs one figure reads, by `tsmlip plot` option."""
+    """The inputs one figure reads, by `tsmlip plot` option (the classical anchor's table where it is on)."""
     paths = figure_inputs()
-    return {name: paths[name] for name in FIGURES[wildcards.figure].inputs}
+    return {name: paths[name] for name in FIGURES[wildcards.figure].inputs if name != "classical" or CLASSICAL}
 
 
 def figure_labels(wildcards):
@@ -279,6 +280,21 @@ REFERENCE_RDF = (
 )
 #: the seed noise floor of the RDF error (rdf.smk), stated on the RDF rows of the claims table
 RDF_NOISE_FLOOR = res("rdf_noise", "noise_floor.json")
+
+#: the classical anchor (classical.smk; config classical:): its files, and its one-row table the headline, the claims
+#: and the Pareto figure read
+CLASSICAL = config["classical"]["enabled"]
+CLASSICAL_FILES = {"errors": res("classical", "errors.json"), "rdf_error": res("classical", "rdf_error.json")}
+CLASSICAL_TABLE = res("tables", "classical.csv")
+
+
+def classical_files():
+    """What classical_table reads: the errors, the liquid's g(r) error and the cost on each classical engine (MD cost
+    only with md.enabled)."""
+    if not CLASSICAL:
+        return []
+    timing = [res("classical", f"md_timing_{e}.json") for e in config["classical"]["engines"]]
+    return [CLASSICAL_FILES["errors"], CLASSICAL_FILES["rdf_error"]] + (timing if config["md"]["enabled"] else [])
 
 
 def md_models():
@@ -388,6 +404,7 @@ def all_targets():
         + label_targets()
         + md_files()
         + ([FOUNDATION_COST] if FOUNDATION_COST_ON else [])
+        + ([CLASSICAL_TABLE] if CLASSICAL else [])
         + rdf_targets()
         + aggregate_targets()
     )

@@ -46,8 +46,13 @@ STEPS: dict[str, Step] = {
     "calculator-cost": Step("tsmlip.md.calculator_cost:main", (
         "md", "foundation.calculator", "foundation.cost", "foundation.device")),
     "max-atoms": Step("tsmlip.md.probe:main", ("md",)),
+    # the classical anchor (tsmlip.classical): its MD cost by the md: protocol, its test-split errors
+    "classical-cost": Step("tsmlip.md.classical_cost:main", ("md", "classical")),
+    "classical-errors": Step("tsmlip.classical:main_errors", ("classical",)),
+    # its one-row table (tables/classical.csv) from those files
+    "classical-table": Step("tsmlip.classical:main_table", ("classical.name",)),
     # the rdf: section (its experiment: part is not read); --reference also reads data.source, --calculator
-    # foundation.calculator
+    # foundation.calculator, --classical classical (the classical anchor)
     "rdf-md": Step("tsmlip.rdf.liquid:main_md", ("rdf",)),
     # the liquids of many models of one architecture in one process (rdf.stack; engine, kernels, pair_finder unread)
     "rdf-md-stack": Step("tsmlip.rdf.stacked:main", ("rdf",)),

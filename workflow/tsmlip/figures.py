@@ -18,7 +18,8 @@ class Figure:
     paper: str
     shows: str
     #: the inputs it reads, as ``tsmlip plot`` options: ``models`` (tables/models.csv), ``curves``
-    #: (tables/curves.csv), ``born_again`` (tables/born_again.csv), ``rdf_noise_floor`` (rdf_noise/noise_floor.json)
+    #: (tables/curves.csv), ``born_again`` (tables/born_again.csv), ``rdf_noise_floor`` (rdf_noise/noise_floor.json),
+    #: ``classical`` (tables/classical.csv: the classical anchor, config classical:)
     inputs: tuple[str, ...]
     #: the inputs it can be drawn without (by hand; the workflow passes them all)
     optional: tuple[str, ...] = ()
@@ -31,7 +32,8 @@ class Figure:
 
 
 FIGURES: dict[str, Figure] = {f.name: f for f in (
-    Figure("pareto_time", "Fig. 2A", "test force RMSE vs MD time per step per atom (Pareto fronts)", ("models",)),
+    Figure("pareto_time", "Fig. 2A", "test force RMSE vs MD time per step per atom (Pareto fronts; the classical "
+           "anchor as a star)", ("models", "classical"), optional=("classical",)),
     Figure("pareto_memory", "Fig. 2B", "test force RMSE vs memory per atom (Pareto fronts)", ("models",)),
     Figure("capacity", "Fig. 3", "force, energy and RDF errors vs number of weights",
            ("models", "rdf_noise_floor"), optional=("rdf_noise_floor",)),

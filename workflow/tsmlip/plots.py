@@ -153,8 +153,10 @@ def _label_archs(ax, stats: pd.DataFrame, x: str, y: str, kind: str = "student",
                     fontsize="x-small", color="dimgrey")
 
 
-def _pareto(models: pd.DataFrame, ax, cost: str, xscale: float, xlabel: str) -> None:
-    """The sweep kinds with their Pareto fronts, and the teacher as the reference point (no front)."""
+def _pareto(models: pd.DataFrame, ax, cost: str, xscale: float, xlabel: str,
+            classical: pd.DataFrame | None = None) -> None:
+    """The sweep kinds with their Pareto fronts; the teacher as the reference point (no front) and the classical
+    potential (``classical``) as points of their own."""
     stats = group_stats(models, [cost, "test_force_rmse_eV_A"])
     _errorbar_kinds(ax, stats, cost, "test_force_rmse_eV_A", front=True, xscale=xscale)
     _label_archs(ax, stats, cost, "test_force_rmse_eV_A", xscale=xscale)
@@ -164,21 +166,48 @@ def _pareto(models: pd.DataFrame, ax, cost: str, xscale: float, xlabel: str) -> 
         _errorbar_kinds(ax, teacher, cost, "test_force_rmse_eV_A", xscale=xscale)
         _label_archs(ax, teacher, cost, "test_force_rmse_eV_A", kind="teacher", xscale=xscale)
         stats = pd.concat([stats, teacher], ignore_index=True)
-    _auto_log(ax, stats[cost], "x")
-    _auto_log(ax, stats["test_force_rmse_eV_A"], "y")
+    xs, ys = _classical_points(ax, classical, cost, xscale)
+    _auto_log(ax, pd.concat([stats[cost], pd.Series(xs, dtype=float)]), "x")
+    _auto_log(ax, pd.concat([stats["test_force_rmse_eV_A"], pd.Series(ys, dtype=float)]), "y")
     _readable_log_ticks(ax, "x")
     _readable_log_ticks(ax, "y")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(FORCE_LABEL)
 
 
-def pareto_time(models: pd.DataFrame) -> plt.Figure:
-    """Fig. 2A: test force RMSE vs MD time per step per atom (µs), one panel per MD engine."""
+def _classical_points(ax, classical: pd.DataFrame | None, cost: str, xscale: float) -> tuple[list, list]:
+    """The classical anchor (tables/classical.csv) on a Pareto panel: a star at its cost on the panel's engine, and
+    where it has a time on LAMMPS's own MD but the panel is another engine's, a dotted line there (what a user
+    runs). Returns the x and y values drawn (for the axes' scales)."""
+    xs, ys = [], []
+    if classical is None or classical.empty or "test_force_rmse_eV_A" not in classical:
+        return xs, ys
+    for _, r in classical.iterrows():
+        y = float(r["test_force_rmse_eV_A"])
+        name = r.get("name", "classical")
+        if cost in r and pd.notna(r[cost]):
+            ax.plot([float(r[cost]) * xscale], [y], marker="*", ms=14, color="black", ls="none",
+                    label=f"{name} (classical, same engine)")
+            xs.append(float(r[cost]) * xscale)
+            ys.append(y)
+        native = "md_lammps_us_per_atom_step"
+        if cost != native and native in r and pd.notna(r[native]) and cost.startswith("md_"):
+            ax.axvline(float(r[native]) * xscale, color="black", ls=":", lw=1,
+                       label=f"{name} in LAMMPS's own MD (what a user runs)")
+            ax.plot([float(r[native]) * xscale], [y], marker="*", ms=12, mfc="none", color="black", ls="none")
+            xs.append(float(r[native]) * xscale)
+            ys.append(y)
+    return xs, ys
+
+
+def pareto_time(models: pd.DataFrame, classical: pd.DataFrame | None = None) -> plt.Figure:
+    """Fig. 2A: test force RMSE vs MD time per step per atom (µs), one panel per MD engine; with ``classical``
+    (tables/classical.csv) the classical anchor as a star on each panel (:func:`_classical_points`)."""
     engines = md_engines(models)
     n = max(1, len(engines))
     fig, axes = plt.subplots(1, n, figsize=(6 * n, 5.2), squeeze=False, layout="constrained")
     for ax, engine in zip(axes[0], engines):
-        _pareto(models, ax, f"md_{engine}_us_per_atom_step", 1.0, "MD time per step per atom (µs)")
+        _pareto(models, ax, f"md_{engine}_us_per_atom_step", 1.0, "MD time per step per atom (µs)", classical)
         dev = _device_names(models, f"md_{engine}_device_name")
         ax.set_title(f"MD engine {engine}" + (f" on {dev}" if dev else ""), fontsize="medium")
     if not engines:
@@ -403,8 +432,10 @@ def save(fig: plt.Figure, pdf: str | Path, png: str | Path, dpi: int = 150) -> N
 
 def make_figure(name: str, models: pd.DataFrame | None = None, curves: pd.DataFrame | None = None,
                 born_again_table: pd.DataFrame | None = None, arch: str | None = None,
-                rdf_noise_floor_A: float | None = None) -> plt.Figure:
+                rdf_noise_floor_A: float | None = None, classical: pd.DataFrame | None = None) -> plt.Figure:
     setup_style()
+    if name == "pareto_time":
+        return pareto_time(models, classical)
     if name == "capacity":
         return capacity(models, rdf_noise_floor_A)
     if name == "learning_curves":
@@ -429,6 +460,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--born-again", help="tables/born_again.csv (born_again)")
     ap.add_argument("--rdf-noise-floor", default=None,
                     help="capacity: rdf_noise/noise_floor.json (its error_vs_teacher is drawn as a band)")
+    ap.add_argument("--classical", default=None,
+                    help="pareto_time: tables/classical.csv (the classical anchor, drawn as a star)")
     ap.add_argument("--pdf", required=True)
     ap.add_argument("--png", required=True)
     args = ap.parse_args(argv)
@@ -443,7 +476,8 @@ def main(argv: list[str] | None = None) -> int:
         arch = cfg["aggregate"]["curves_arch"] or Arch.from_dict(cfg["sweep"]["base"]).tag
     from .provenance import check_file, check_sidecar, record, write_sidecars
 
-    tables = {"models": args.models, "curves": args.curves, "born_again": args.born_again}
+    tables = {"models": args.models, "curves": args.curves, "born_again": args.born_again,
+              "classical": args.classical}
     for p in tables.values():
         if p:
             check_sidecar(p)  # a table changed after its step wrote it
@@ -456,7 +490,8 @@ def main(argv: list[str] | None = None) -> int:
 
         floor = RdfError.read(args.rdf_noise_floor).error_vs_teacher
         floor = float(floor) if floor is not None else None
-    fig = make_figure(args.figure, read(args.models), read(args.curves), read(args.born_again), arch, floor)
+    fig = make_figure(args.figure, read(args.models), read(args.curves), read(args.born_again), arch, floor,
+                      read(args.classical))
     save(fig, args.pdf, args.png, cfg["aggregate"]["dpi"])
     write_sidecars([args.pdf, args.png], record("plot", {"figure": args.figure, **cfg},
                                                 {**tables, "noise_floor": args.rdf_noise_floor}))

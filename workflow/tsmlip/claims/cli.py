@@ -11,6 +11,8 @@ from ..cli import step_parser
 from ..config import calculator_name
 from ..records import AtomEnergies, CalculatorCost, RdfError
 from .claim import claims_frame
+from .classical import CLASSICAL_INTRO, CLASSICAL_TITLE, classical_claims, classical_headline, classical_human, \
+    classical_markdown
 from .foundation import foundation_claims
 from .headline import HEADLINE_INTRO, foundation_headline, headline_human, headline_markdown, headline_table
 from .render import claims_markdown, human_table, verdict_rule_text, write_html
@@ -27,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="rdf_noise/noise_floor.json: the RDF error between two teacher liquids of different seeds")
     ap.add_argument("--foundation-cost", default=None,
                     help="foundation/cost.json: the teacher calculator's own MD cost (docs/foundation.md)")
+    ap.add_argument("--classical", default=None,
+                    help="tables/classical.csv: the classical anchor (config classical:), rows against it")
     ap.add_argument("--out-csv", required=True)
     ap.add_argument("--out-md", required=True)
     ap.add_argument("--out-html", default=None)
@@ -53,6 +57,11 @@ def main(argv: list[str] | None = None) -> int:
     labels = AtomEnergies.read(args.labels) if args.labels else None
     claims = all_claims(models, labels, cfg, floor)
     extra = foundation_claims(models, cfg, floor, calculator_name(args.config_json))
+    classical = None
+    if args.classical:
+        check_sidecar(args.classical)
+        classical = pd.read_csv(args.classical)
+        extra += classical_claims(models, classical, cfg, floor)
     if extra:
         claims = pd.concat([claims, claims_frame(extra)], ignore_index=True)
     Path(args.out_csv).parent.mkdir(parents=True, exist_ok=True)
@@ -66,16 +75,28 @@ def main(argv: list[str] | None = None) -> int:
         fh = foundation_headline(models, CalculatorCost.read(args.foundation_cost))
         if len(fh):
             head = pd.concat([head, fh], ignore_index=True)
+    versus = classical_headline(models, classical)
+    name = str(classical["name"].iloc[0]) if classical is not None and len(classical) else "classical"
     if args.out_headline_csv:
-        head.to_csv(args.out_headline_csv, index=False)
+        (pd.concat([head, versus], ignore_index=True) if len(versus) else head).to_csv(args.out_headline_csv,
+                                                                                      index=False)
     if args.out_headline_md:
-        Path(args.out_headline_md).write_text(headline_markdown(head))
+        text = headline_markdown(head)
+        if len(versus):
+            text += "\n\n" + classical_markdown(versus, name)
+        Path(args.out_headline_md).write_text(text)
     if args.out_headline_html:
+        notes = f"<p>{html.escape(HEADLINE_INTRO)}</p>"
+        if len(versus):
+            notes += (f"<h2>{html.escape(CLASSICAL_TITLE.format(name=name))}</h2><p>"
+                      f"{html.escape(CLASSICAL_INTRO.format(name=name))}</p>"
+                      + classical_human(versus, name).to_html(index=False))
         write_html(headline_human(head), args.out_headline_html, "Headline: the best student against the teacher and "
-                   "its control", f"<p>{html.escape(HEADLINE_INTRO)}</p>")
+                   "its control", notes)
     rec = record("claims", args.config_json, {"models": args.models, "labels": args.labels,
                                               "noise_floor": args.rdf_noise_floor,
-                                              "foundation_cost": args.foundation_cost})
+                                              "foundation_cost": args.foundation_cost,
+                                              "classical": args.classical})
     write_sidecars([args.out_csv, args.out_md, args.out_html, args.out_headline_csv, args.out_headline_md,
                     args.out_headline_html], rec)
     counts = claims["verdict"].value_counts().to_dict()

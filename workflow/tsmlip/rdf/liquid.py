@@ -329,6 +329,8 @@ def main_md(argv: list[str] | None = None) -> int:
     who.add_argument("--model", help="model.pt of a trained model")
     who.add_argument("--reference", action="store_true", help="run the data's reference potential instead")
     who.add_argument("--calculator", action="store_true", help="run the teacher calculator instead")
+    who.add_argument("--classical", action="store_true",
+                     help="run the classical anchor instead (classical:, tsmlip.classical; LAMMPS as ASE's calculator)")
     p.add_argument("--model-id", default=None, help="name written into the JSON (default: the path)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch_threads)")
     p.add_argument("--data-provenance", default=None,
@@ -338,12 +340,13 @@ def main_md(argv: list[str] | None = None) -> int:
     p.add_argument("--out-json", required=True, help="run information and first peak")
     a = p.parse_args(argv)
     cfg = a.config_json
-    require(p, cfg, ["data.source"] if a.reference else ["foundation.calculator"] if a.calculator else [])
+    require(p, cfg, ["data.source"] if a.reference else ["foundation.calculator"] if a.calculator else
+            ["classical"] if a.classical else [])
     s = cfg["rdf"]
     from ..core.elements import ElementError, model_species
 
     try:
-        if a.reference or a.calculator:
+        if a.reference or a.calculator or a.classical:
             species = DatasetProvenance.read(a.data_provenance).species if a.data_provenance else None
             s = resolve_liquid(s, species, trained_on=f"the data ({a.data_provenance or 'no --data-provenance'})")
         else:
@@ -370,6 +373,18 @@ def main_md(argv: list[str] | None = None) -> int:
             p.error(f"--reference: the data (data.source: {source}) have no reference potential")
         device, name = f"cpu (ASE {source.upper()}, numpy)", f"reference:{source}"
         dev = "cpu"
+    elif a.classical:
+        from ..classical import ClassicalError, check_species, make_calculator, model_id, resolve
+
+        try:
+            pot = resolve(cfg["classical"])
+            check_species(pot, [s["element"]])
+            calc = make_calculator(pot)
+        except ClassicalError as e:
+            print(f"tsmlip rdf-md: error: {e}", file=sys.stderr, flush=True)
+            return 2
+        dev, cinfo = "cpu", pot.to_json()
+        device, name = f"cpu ({pot.implementation})", a.model_id or model_id(cfg["classical"])
     elif a.calculator:
         from ..foundation import CalculatorError, make_calculator
 
@@ -416,7 +431,7 @@ def main_md(argv: list[str] | None = None) -> int:
     write_liquid_outputs(run, s, name, device, a.out_csv, a.out_json, provenance=rec,
                          pair_finder=pair_finder if run.engine == "torch" else (
                              {"lammps": "lammps neighbor bin"}.get(run.engine, "ase.neighborlist") if model else None),
-                         calculator=cinfo if a.calculator else None, hippynn_kernels=kernels)
+                         calculator=cinfo if (a.calculator or a.classical) else None, hippynn_kernels=kernels)
     return 0
 
 

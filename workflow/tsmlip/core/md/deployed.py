@@ -116,8 +116,15 @@ class LammpsEngine:
     pair_finder_name = "lammps neighbor bin"
 
     def __init__(self, model_path, atoms, device, timestep_fs: float, skin_A: float = 1.0,
-                 dtype: torch.dtype | None = torch.float32, thermostat=None, workdir: str | Path | None = None):
-        require("lammps")
+                 dtype: torch.dtype | None = torch.float32, thermostat=None, workdir: str | Path | None = None,
+                 pair: list[str] | None = None):
+        """``pair``: LAMMPS commands that define another potential (``pair_style ...``, ``pair_coeff ...``: the
+        classical anchor, :mod:`tsmlip.classical`) in place of ``pair_style tsmlip`` and the model (then
+        ``model_path`` is unused and the plugin not needed)."""
+        if pair is None:
+            require("lammps")
+        else:
+            _preload_mpi()
         from ase.calculators.lammps import Prism
         from ase.io import write
         from lammps import lammps
@@ -128,7 +135,7 @@ class LammpsEngine:
         self._own_dir = workdir is None
         self.workdir = Path(tempfile.mkdtemp(prefix="tsmlip-lammps-") if workdir is None else workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
-        model_ts = _export(model_path, self.workdir, dtype or torch.float32)
+        model_ts = _export(model_path, self.workdir, dtype or torch.float32) if pair is None else None
         self._numbers = atoms.get_atomic_numbers()
         self._ase_cell = np.asarray(atoms.cell)
         self._masses = atoms.get_masses()
@@ -136,10 +143,14 @@ class LammpsEngine:
         self.prism = Prism(np.asarray(atoms.cell))
         write(self.workdir / "data.lmp", atoms, format="lammps-data", specorder=symbols, masses=True,
               velocities=True, units="metal", prismobj=self.prism, atom_style="atomic")
-        lines = ["units metal", "atom_style atomic", "boundary p p p", "atom_modify map yes",
-                 f"plugin load {plugin_path()}", "read_data data.lmp",
-                 f"pair_style tsmlip {model_ts}" + (" device cuda" if self.device.type == "cuda" else ""),
-                 "pair_coeff * * " + " ".join(symbols), f"neighbor {float(skin_A)} bin",
+        if pair is None:
+            pair = [f"pair_style tsmlip {model_ts}" + (" device cuda" if self.device.type == "cuda" else ""),
+                    "pair_coeff * * " + " ".join(symbols)]
+            plugin = [f"plugin load {plugin_path()}"]
+        else:
+            plugin = []
+        lines = ["units metal", "atom_style atomic", "boundary p p p", "atom_modify map yes", *plugin,
+                 "read_data data.lmp", *pair, f"neighbor {float(skin_A)} bin",
                  "neigh_modify every 1 delay 0 check yes", f"timestep {self.timestep_fs * 1e-3!r}",
                  "fix nve all nve"]
         if thermostat is not None and not thermostat.fix_com:
