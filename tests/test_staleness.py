@@ -99,3 +99,24 @@ def test_a_hand_edited_json_record_is_refused(tmp_path):
                                                          r"\w+, its record says \w+\)") as e:
         provenance.check_file(p)
     assert "\n" not in str(e.value)
+
+
+def test_the_calculator_refuses_atoms_of_another_element(tmp_path, tiny_cfg):
+    """The deployment check: an aluminum model given copper atoms stops with one message naming both elements (it
+    ended in a hippynn IndexError)."""
+    from ase.build import bulk
+
+    from tsmlip.config import Arch
+    from tsmlip.core.calculator import load_calculator
+    from tsmlip.core.model import build_model, save_model
+
+    save_model(build_model(Arch(4, 4, 1), tiny_cfg["network"], seed=0), tmp_path / "model.pt")
+    calc = load_calculator(tmp_path / "model.pt", device="cpu")
+    atoms = bulk("Cu", "fcc", a=3.61, cubic=True)
+    atoms.calc = calc
+    with pytest.raises(ValueError, match=r"model\.pt: the model knows Al only; the atoms hold Cu: a model of another "
+                                         r"element"):
+        atoms.get_potential_energy()
+    al = bulk("Al", "fcc", a=4.05, cubic=True)
+    al.calc = calc
+    assert abs(al.get_potential_energy()) < 1e6
