@@ -120,3 +120,27 @@ def test_the_calculator_refuses_atoms_of_another_element(tmp_path, tiny_cfg):
     al = bulk("Al", "fcc", a=4.05, cubic=True)
     al.calc = calc
     assert abs(al.get_potential_energy()) < 1e6
+
+
+def test_torch_threads_is_not_a_setting_of_any_result(tmp_path):
+    """training.torch_threads reaches training as --threads, not inside its settings: the planned jobs of two
+    thread counts have the same --config-json (params) and stamps, so a change reruns nothing."""
+    import re
+
+    results = tmp_path / "results"
+    plans = {}
+    for n in (1, 2):
+        overlay = tmp_path / f"threads{n}.yaml"
+        overlay.write_text(f"training: {{torch_threads: {n}}}\n")
+        target = results / "models/teacher/w12-s8-l2/seed0/metrics.json"
+        out = run_snakemake("-n", "-p", "--cores", "2", "--configfile", "config/test.yaml", str(overlay), "--config",
+                            f"results_dir={results}", "--", str(target))
+        assert out.returncode == 0, out.stderr[-3000:]
+        text = out.stdout + out.stderr
+        cmds = re.findall(r"tsmlip train-stack --config-json (.*) --threads (\d+) ", text)
+        assert cmds, text[-3000:]
+        plans[n] = cmds
+    assert [c for c, _ in plans[1]] == [c for c, _ in plans[2]]
+    assert "torch_threads" not in plans[1][0][0]
+    assert {t for _, t in plans[1]} == {"1"} and {t for _, t in plans[2]} == {"2"}
+    assert not results.exists() or not any(results.rglob("*"))  # and the dry runs wrote nothing

@@ -18,7 +18,8 @@ from tsmlip import provenance as tsprov
 
 # the one check of the configuration (config/config.yaml and any --configfile overlays merged over it): the
 # package's schema and the cross-field checks it cannot express, each error naming the key
-tsconfig.canonical(tsconfig.validate(config))  # lists whose order means nothing (seeds) sorted: a reorder reruns nothing
+# lists whose order means nothing (seeds) sorted: a reorder reruns nothing
+tsconfig.canonical(tsconfig.validate(config))
 # each config file once more, refusing a key given twice (Snakemake's reading keeps the last silently), and a
 # results_dir that names a file
 tsconfig.check_config_files(workflow.configfiles)
@@ -65,6 +66,18 @@ def step_config(step, *extra, **sections):
             src, dst = src[part], dst.setdefault(part, {})
         dst[last] = src[last]
     tree.update(sections)
+    for key in tsconfig.NO_RESULT_DEPENDS_ON:  # e.g. training.torch_threads: the rule passes it as --threads
+        *parents, last = key.split(".")
+        node = tree
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node = dict(node)
+            node.pop(last, None)
+            parent = tree
+            for part in parents[:-1]:
+                parent = parent[part]
+            parent[parents[-1]] = node
     return json.dumps(tree, sort_keys=True)
 
 

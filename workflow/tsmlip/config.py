@@ -110,6 +110,10 @@ def validate(cfg: dict) -> dict:
     return cfg
 
 
+#: config keys no result depends on (how many CPU threads a training job uses): left out of a step's settings (the
+#: --config-json of its rule's params, its fingerprint), so a change reruns nothing; the rule passes them as flags
+NO_RESULT_DEPENDS_ON = ("training.torch_threads",)
+
 #: lists whose order means nothing (sets of seeds): :func:`canonical` sorts them, so a reordered list plans the same
 #: jobs with the same settings and reruns nothing
 ORDERLESS_KEYS = ("teacher.seeds", "sweep.seeds", "born_again.seeds")
