@@ -463,3 +463,78 @@ def test_one_file_hash(tmp_path):
     f.write_bytes(bytes(range(256)) * 5000)  # more than one 1 MiB chunk
     assert sha256_file(f) == hashlib.sha256(f.read_bytes()).hexdigest()
     assert dataset_fingerprint(f) == sha256_file(f)[:16]
+
+
+# --- issue 36: data checks that know the element -------------------------------------------------------------
+
+@pytest.mark.parametrize("unit, factor", [("Bohr", 1 / units.Bohr), ("nm", 0.1)])
+def test_a_whole_file_in_other_length_units_is_named_with_its_frame(tmp_path, unit, factor):
+    """Every frame scaled alike passes the dataset-relative checks; the element's own nearest-neighbour distance
+    (fcc Al: 2.86 A) names the unit and the frame."""
+    frames = _frames(_emt_configs(n=6))
+    for at in frames:
+        at.set_cell(at.cell.array * factor, scale_atoms=True)
+    f = _xyz(tmp_path / f"{unit}.xyz", frames)
+    with pytest.raises(DataError, match=rf"configuration 0 \(.*{unit}.xyz frame 0\).* the element's 2.86 A \(fcc Al"
+                                        rf".*likely: positions and cell in {unit} instead of Angstrom") as e:
+        prepare("extxyz", str(f), 1.6 * factor)
+    assert "6 of 6 configurations" in str(e.value)
+    if unit == "Bohr":  # exotic data: the switch (a cell of < 1 A, nm, would make the neighbour searches crawl)
+        _, prov = prepare("extxyz", str(f), 1.6 * factor, checks=False)
+        assert prov["plausibility"]["checked"] is False
+
+
+def test_generated_data_pass_the_element_check(tiny_data):
+    from tsmlip.data.dataset import NN_RATIO_RANGE, check_element_lengths
+
+    ratio = check_element_lengths(tiny_data[2], "tiny")["ratio"]
+    lo, hi = NN_RATIO_RANGE
+    assert lo + 0.05 < ratio.min() and ratio.max() < hi - 0.3
+
+
+def test_a_shifted_copy_is_a_duplicate_and_cannot_straddle_the_split(tmp_path):
+    configs = _emt_configs(n=5)
+    twin = configs[2][0].copy()
+    twin.positions += (0.5, 0.3, 0.1)  # the same structure, another origin (and atoms reordered)
+    order = np.random.default_rng(1).permutation(len(twin))
+    twin = twin[order]
+    twin.wrap()
+    frames = _frames(configs) + _frames([(twin, configs[2][1], configs[2][2][order])])
+    f = _xyz(tmp_path / "shifted.xyz", frames)
+    with pytest.raises(DataError, match=r"configuration 5 .*repeats configuration 2"):
+        prepare("extxyz", str(f), 1.6)
+    from tsmlip.data.dataset import find_duplicates
+    arr = pad_configurations([{"Z": a.numbers, "R": a.positions, "cell": a.cell.array, "E": 0.0,
+                               "F": np.zeros((len(a), 3))} for a in frames])
+    assert find_duplicates(arr) == [(5, 2)]
+    # the split step refuses a dataset made elsewhere that holds the shifted twin
+    from tsmlip.data.split import main as split_main
+    np.savez(tmp_path / "dataset.npz", **arr)
+    cfg = {"split": {"valid_fraction": 0.2, "test_fraction": 0.2, "seed": 1}, "training": {"train_eval_fraction": 1.0}}
+    assert split_main(["--config-json", json.dumps(cfg), "--dataset", str(tmp_path / "dataset.npz"),
+                       "--out", str(tmp_path / "split.npz")]) == 1
+
+
+def test_a_nan_position_is_named_as_such(tmp_path):
+    frames = _frames(_emt_configs(n=3))
+    f = _xyz(tmp_path / "nan.xyz", frames)
+    lines = f.read_text().splitlines()
+    header = 2 + len(frames[0])  # frame 1's first atom line
+    parts = lines[header + 2].split()
+    parts[1] = "nan"
+    lines[header + 2] = " ".join(parts)
+    f.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=r"frame 1: its positions hold NaN/inf values \(atom 0\)"):
+        prepare("extxyz", str(f), 1.6)
+
+
+def test_one_frame_in_mev_is_named_with_its_frame(tmp_path):
+    configs = _emt_configs(n=8)
+    energy = (lambda at, E: E - 3.6 * len(at))
+    frames = _frames(configs, energy=energy)
+    meV = _frames(configs[5:6], e_scale=1000.0, f_scale=1000.0, energy=energy)[0]
+    frames[5] = meV
+    f = _xyz(tmp_path / "one_mev.xyz", frames)
+    with pytest.raises(DataError, match=r"configuration 5 \(.*frame 5\) does not fit.*likely: energies and forces "
+                                        r"in meV"):
+        prepare("extxyz", str(f), 1.6)

@@ -152,3 +152,32 @@ def test_fresh_clone_on_an_old_results_folder_reruns_what_a_changed_split_seed_m
     assert meta["split_fingerprint"] == split_fingerprint(results / "data" / "split.npz")
     assert "resuming from checkpoint" not in (results / "logs" / "train_stack" / "models" / "w12-s8-l2-teacher.log"
                                                ).read_text()
+
+
+def test_labels_made_without_split_still_refuse_a_student_of_another_split(teacher, tiny_data, tmp_path):
+    """Issue 36: `tsmlip label` without --split records the split its teachers were trained on (from their files)."""
+    model, other, *_ = teacher
+    from tsmlip.label import label
+
+    label([str(model)], str(tiny_data[0]), str(tmp_path / "labels.npz"), 1e-3, "mean", "cpu", settings={})
+    with pytest.raises(provenance.ProvenanceError, match=r"labels\.npz was made by teachers trained on a split of "
+                                                         r"content \w+, but the split given, .*split_seed2\.npz, has "
+                                                         r"content \w+") as e:
+        provenance.check_inputs({"dataset": tiny_data[0], "split": other, "labels": tmp_path / "labels.npz"})
+    assert "\n" not in str(e.value)
+    provenance.check_inputs({"dataset": tiny_data[0], "split": tiny_data[1], "labels": tmp_path / "labels.npz"})
+
+
+def test_oracle_labels_of_another_dataset_are_refused(tiny_data, tmp_path):
+    from tsmlip.label import oracle_labels
+
+    arrays = dict(tiny_data[2])
+    arrays["E"] = arrays["E"] + 0.01 * (arrays["Z"] != 0).sum(axis=1)
+    arrays["ref_atom_E"] = arrays["ref_atom_E"] + 0.01 * (arrays["Z"] != 0)
+    np.savez(tmp_path / "other.npz", **arrays)
+    oracle_labels(str(tmp_path / "other.npz"), str(tmp_path / "oracle.npz"), 1e-3)
+    with pytest.raises(provenance.ProvenanceError, match=r"oracle\.npz was made from a dataset of content \w+ "
+                                                         r"\(other\.npz\), but the dataset given, .*dataset\.npz"):
+        provenance.check_inputs({"dataset": tiny_data[0], "split": tiny_data[1], "labels": tmp_path / "oracle.npz"})
+    provenance.check_inputs({"dataset": tmp_path / "other.npz", "split": tiny_data[1],
+                             "labels": tmp_path / "oracle.npz"})

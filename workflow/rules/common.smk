@@ -18,7 +18,12 @@ from tsmlip import provenance as tsprov
 
 # the one check of the configuration (config/config.yaml and any --configfile overlays merged over it): the
 # package's schema and the cross-field checks it cannot express, each error naming the key
-tsconfig.validate(config)
+# lists whose order means nothing (seeds) sorted: a reorder reruns nothing
+tsconfig.canonical(tsconfig.validate(config))
+# each config file once more, refusing a key given twice (Snakemake's reading keeps the last silently), and a
+# results_dir that names a file
+tsconfig.check_config_files(workflow.configfiles)
+tsconfig.check_results_dir(config)
 
 RESULTS = tsconfig.results_dir(config)
 # The params of each rule hold `code=code_stamp("<step>")`, the sha256 of the code its `tsmlip <step>` runs
@@ -61,6 +66,18 @@ def step_config(step, *extra, **sections):
             src, dst = src[part], dst.setdefault(part, {})
         dst[last] = src[last]
     tree.update(sections)
+    for key in tsconfig.NO_RESULT_DEPENDS_ON:  # e.g. training.torch_threads: the rule passes it as --threads
+        *parents, last = key.split(".")
+        node = tree
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node = dict(node)
+            node.pop(last, None)
+            parent = tree
+            for part in parents[:-1]:
+                parent = parent[part]
+            parent[parents[-1]] = node
     return json.dumps(tree, sort_keys=True)
 
 
@@ -476,10 +493,20 @@ PLAN["synthetic"] = (
 def stamp_file(name, plan):
     """The stamp input of a fingerprinted rule: <results>/.provenance/<name>/<planned fingerprint>.stamp, made
     here when missing (Snakemake does not run a missing input's producer for a job whose outputs exist); a stamp newer
-    than the rule's outputs reruns the rule by modification time (tsmlip.provenance.planned)."""
-    path = res(".provenance", name, f"{tsprov.planned(*plan)}.stamp")
-    if not os.path.exists(path):
-        tsprov.write_stamp(path, *plan)
+    than the rule's outputs reruns the rule by modification time (tsmlip.provenance.planned).
+
+    Called while the DAG is built. A dry run writes nothing into the results folder: a missing stamp is written to
+    a scratch folder outside it instead (tsmlip.provenance.scratch_stamp), so the plan shows the same reruns and a
+    read-only results folder can be planned. A real run writes its stamps only once it holds the results folder's
+    lock (tsmlip.run_lock), so planning never replaces the stamps of a run that another checkout holds."""
+    fp = tsprov.planned(*plan)
+    path = res(".provenance", name, f"{fp}.stamp")
+    if os.path.exists(path):
+        return path
+    if workflow.dryrun:
+        return tsprov.scratch_stamp(RESULTS, name, fp, *plan)
+    tsrunlock.acquire(RESULTS)  # this process's own lock: a no-op once taken (onstart takes it again)
+    tsprov.write_stamp(path, *plan)
     return path
 
 

@@ -32,7 +32,8 @@ if STACKS:
             labels=stack_labels_arg,
             ckpt_root=lambda w: res("checkpoints", *([] if w.folder == "models" else [w.folder])),
         shell:
-            "tsmlip train-stack --config-json {params.cfg:q} --name {wildcards.folder}/{wildcards.stack:q}"
+            "tsmlip train-stack --config-json {params.cfg:q} --threads {threads}"
+            " --name {wildcards.folder}/{wildcards.stack:q}"
             " --model-ids {params.ids} --dataset {input.data:q} --split {input.split:q} {params.labels}"
             " --out-root {output:q} --checkpoint-root {params.ckpt_root:q} > {log:q} 2>&1"
 
@@ -93,7 +94,7 @@ else:
             # the pre-computed pairs, shared by every model (keyed by dataset, split and cut-off: never stale)
             pair_cache=res("checkpoints", "_pairs"),
         shell:
-            "tsmlip train --config-json {params.cfg:q} --model-id {params.model_id:q}"
+            "tsmlip train --config-json {params.cfg:q} --threads {threads} --model-id {params.model_id:q}"
             " --dataset {input.data:q} --split {input.split:q} {params.labels}"
             " --out-dir {params.out_dir:q} --checkpoint-dir {params.ckpt_dir:q} --pair-cache-dir {params.pair_cache:q}"
             " > {log:q} 2>&1"

@@ -221,6 +221,8 @@ def check_made_from_models(found: dict[str, dict], expect: dict[str, str] | None
 
     for entry in found.values():
         paths = list(entry["md_timing"].values()) + [entry[n] for n in ("max_atoms.json", "rdf_error.json") if n in entry]
+        if entry.get("metrics.json") is not None:  # a hand-edited metrics.json is refused, not tabled
+            check_file(entry["metrics.json"])
         for p in paths:
             check_file(p)
             rec = read_record(p) or {}

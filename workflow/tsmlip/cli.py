@@ -118,6 +118,24 @@ def step_parser(step: str, description: str | None) -> argparse.ArgumentParser:
     return p
 
 
+def add_threads(p: argparse.ArgumentParser) -> None:
+    """``--threads N``: the torch CPU threads of a training step, given by its rule from ``threads:`` (the config's
+    training.torch_threads, which no result depends on, so it stays out of the step's settings and fingerprint:
+    tsmlip.config.NO_RESULT_DEPENDS_ON); by hand, training.torch_threads in --config-json does the same."""
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: training.torch_threads of --config-json)")
+
+
+def with_threads(p: argparse.ArgumentParser, a) -> dict:
+    """``a.config_json`` with ``training.torch_threads`` from ``--threads`` (a usage error when neither gives it)."""
+    cfg = a.config_json
+    if a.threads is not None:
+        return {**cfg, "training": {**cfg["training"], "torch_threads": int(a.threads)}}
+    if "torch_threads" not in cfg["training"]:
+        p.error("give --threads, or training.torch_threads in --config-json")
+    return cfg
+
+
 def config_subtree(text: str, reads: tuple[str, ...]) -> dict:
     """The JSON object ``text``; :class:`argparse.ArgumentTypeError` unless it holds every dotted key of
     ``reads``."""

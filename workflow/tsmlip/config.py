@@ -22,6 +22,11 @@ SCHEMA = "schema.yaml"
 _ARCH_RE = re.compile(r"^w(\d+)-s(\d+)-l(\d+)$")
 
 
+#: the network settings the fast training engine computes (tsmlip.core.hipnn_stack.check_supported), checked when
+#: the workflow is planned with training.engine: fast
+FAST_ENGINE_NETWORK = (("l_max", 1), ("n_interaction_layers", 1), ("sensitivity_type", "inverse"), ("resnet", True))
+
+
 class ConfigError(ValueError):
     """A configuration that cannot be run; the message names the key."""
 
@@ -88,8 +93,14 @@ def validate(cfg: dict) -> dict:
     """
     import jsonschema
 
+    _check_finite(cfg)
     schema = load_schema()
-    validator = jsonschema.validators.validator_for(schema)(schema)
+    cls = jsonschema.validators.validator_for(schema)
+    # an integer is an integer: JSON Schema's "integer" also takes 1.0 (and Python's bool is an int); a seed of 1.0
+    # or an epoch count of true would plan and fail in the step
+    strict = cls.TYPE_CHECKER.redefine(
+        "integer", lambda _, x: isinstance(x, int) and not isinstance(x, bool))
+    validator = jsonschema.validators.extend(cls, type_checker=strict)(schema)
     errors = sorted(validator.iter_errors(cfg), key=lambda e: list(e.absolute_path))
     if errors:
         e = errors[0]
@@ -97,6 +108,87 @@ def validate(cfg: dict) -> dict:
         raise ConfigError(f"config key '{key}': {e.message}")
     _cross_check(cfg)
     return cfg
+
+
+#: config keys no result depends on (how many CPU threads a training job uses): left out of a step's settings (the
+#: --config-json of its rule's params, its fingerprint), so a change reruns nothing; the rule passes them as flags
+NO_RESULT_DEPENDS_ON = ("training.torch_threads",)
+
+#: lists whose order means nothing (sets of seeds): :func:`canonical` sorts them, so a reordered list plans the same
+#: jobs with the same settings and reruns nothing
+ORDERLESS_KEYS = ("teacher.seeds", "sweep.seeds", "born_again.seeds")
+
+
+def canonical(cfg: dict) -> dict:
+    """``cfg`` with each list of :data:`ORDERLESS_KEYS` sorted (in place; returned): the workflow applies it when it
+    is planned, before any step's settings are taken from the config."""
+    for dotted in ORDERLESS_KEYS:
+        *parents, last = dotted.split(".")
+        node = cfg
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict) and isinstance(node.get(last), list):
+            node[last] = sorted(node[last])
+    return cfg
+
+
+def _check_finite(cfg, path=()) -> None:
+    """:class:`ConfigError` naming the first NaN or infinite number (YAML's ``.nan`` / ``.inf``): a range check
+    does not stop a NaN (every comparison with it is false), and no setting of the workflow means infinity."""
+    import math
+
+    items = cfg.items() if isinstance(cfg, dict) else enumerate(cfg) if isinstance(cfg, list) else ()
+    for k, v in items:
+        if isinstance(v, float) and not math.isfinite(v):
+            key = ".".join(str(p) for p in (*path, k))
+            raise ConfigError(f"config key '{key}': {v} is not a finite number")
+        _check_finite(v, (*path, k))
+
+
+def check_results_dir(cfg: dict) -> None:
+    """:class:`ConfigError` when ``results_dir`` names something that is not a folder (a file)."""
+    path = results_dir(cfg)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"config key 'results_dir': {str(path)!r} is a file, not a folder; name a folder (it is "
+                          f"made when missing)")
+
+
+def _strict_loader():
+    """A YAML safe loader that refuses a key given twice in one mapping (PyYAML keeps the last silently)."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    def mapping(loader, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = loader.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise ConfigError(f"{node.start_mark.name}: line {key_node.start_mark.line + 1}: the key {key!r} is "
+                                  f"given twice in one mapping (first on line {seen[key] + 1}); YAML would keep the "
+                                  f"last silently: remove one")
+            seen[key] = key_node.start_mark.line
+        return loader.construct_mapping(node, deep=deep)
+
+    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    return Loader
+
+
+def load_yaml_file(path) -> dict:
+    """A config file read as YAML, refusing keys given twice (:class:`ConfigError` naming the file and line)."""
+    import yaml
+
+    with open(path) as fh:
+        return yaml.load(fh, Loader=_strict_loader()) or {}
+
+
+def check_config_files(paths) -> None:
+    """Read each of the config files ``paths`` (the workflow's base and its --configfile overlays) once more,
+    refusing a key given twice in one of them (Snakemake's own reading keeps the last silently)."""
+    for p in paths:
+        if str(p).endswith((".yaml", ".yml")) and Path(p).is_file():
+            load_yaml_file(p)
 
 
 def _cross_check(cfg: dict) -> None:
@@ -140,6 +232,12 @@ def _cross_check(cfg: dict) -> None:
         if max_ep < sched.final_epoch:
             raise ConfigError(f"config key 'born_again.max_epochs': {max_ep} ends before the schedule's "
                               f"last row (epoch {sched.final_epoch})")
+    if cfg["training"]["engine"] == "fast":
+        for key, value in FAST_ENGINE_NETWORK:
+            if cfg["network"][key] != value:
+                raise ConfigError(f"config key 'network.{key}': the fast training engine (training.engine: fast) "
+                                  f"computes {value!r} only (got {cfg['network'][key]!r}); set training.engine: "
+                                  f"hippynn for this network")
     calc_labels = cfg["foundation"]["calculator"] is not None  # the calculator's atom energies
     if "student_oracle" in cfg["sweep"]["kinds"] and not calc_labels and not has_reference_atom_energies(cfg["data"]):
         raise ConfigError("config key 'sweep.kinds': student_oracle learns the reference's own per-atom energies, "
@@ -346,13 +444,10 @@ def load_config(*paths: str | Path) -> dict:
     over the Snakefile's ``configfile:``. Nothing is read that the caller did not name."""
     if not paths:
         raise TypeError("load_config: name the config files (the base first, then any overlays)")
-    import yaml
-
     cfg: dict = {}
     for path in paths:
-        with open(path) as fh:
-            cfg = deep_merge(cfg, yaml.safe_load(fh) or {})
-    return validate(cfg)
+        cfg = deep_merge(cfg, load_yaml_file(path))
+    return canonical(validate(cfg))
 
 
 def teacher_arch(cfg: dict) -> Arch:

@@ -84,10 +84,19 @@ def label(teacher_paths: list[str], dataset_path: str, out: str, tolerance: floa
     a teacher of another split would label test configurations it trained on."""
     from .provenance import check_model_data, npz_arrays, record
 
+    from .provenance import teachers_split
+
     for p in teacher_paths:
         check_model_data(p, dataset_path, split_path)
     rec = record("label", settings or {}, {"teachers": list(teacher_paths), "dataset": dataset_path,
                                           "split": split_path})
+    # the split the teachers were trained on, from their own files: labels made without --split (by hand) still
+    # say which configurations the teachers saw, and a student of another split is refused
+    # (tsmlip.provenance.check_inputs)
+    try:
+        rec["teachers_split"] = teachers_split(teacher_paths)
+    except ValueError as e:
+        raise LabelError(str(e)) from None
     dev = resolve_device(device)
     arrays = load_dataset(dataset_path)
     ens = ensemble_predictions(teacher_paths, arrays, dev, batch_size, tag="label")
@@ -111,9 +120,13 @@ def label(teacher_paths: list[str], dataset_path: str, out: str, tolerance: floa
     return info.write(Path(out).with_suffix(".json"), indent=2)
 
 
-def oracle_labels(dataset_path: str, out: str, tolerance: float) -> dict:
+def oracle_labels(dataset_path: str, out: str, tolerance: float, settings: dict | None = None) -> dict:
     """The reference potential's own per-atom energies as labels (kind ``student_oracle``, docs/beyond.md):
-    the best atom energies any teacher could hand on, summing to the reference totals the models fit."""
+    the best atom energies any teacher could hand on, summing to the reference totals the models fit. The npz
+    records the dataset it was taken from (``_provenance``): a student given another dataset is refused."""
+    from .provenance import npz_arrays, record
+
+    rec = record("label-oracle", settings or {}, {"dataset": dataset_path})
     arrays = load_dataset(dataset_path)
     if "ref_atom_E" not in arrays:
         raise LabelError(f"{dataset_path}: the dataset carries no reference per-atom energies (ref_atom_E), so "
@@ -122,7 +135,7 @@ def oracle_labels(dataset_path: str, out: str, tolerance: float) -> dict:
     atom_E = np.where(mask, arrays["ref_atom_E"], 0.0)
     max_dev = check_sums(atom_E, arrays["E"], arrays["Z"], tolerance, f"{dataset_path} (reference atom energies)")
     with atomic_open(out, "wb") as fh:
-        np.savez_compressed(fh, atom_E=atom_E, E_teacher=arrays["E"], sum_tolerance_eV=tolerance)
+        np.savez_compressed(fh, atom_E=atom_E, E_teacher=arrays["E"], sum_tolerance_eV=tolerance, **npz_arrays(rec))
     info = OracleAtomEnergies(
         source="the reference potential's per-atom energies (dataset ref_atom_E): oracle labels",
         n_configs=int(len(atom_E)), n_atoms=int(mask.sum()), max_sum_deviation_eV=max_dev,
@@ -139,7 +152,7 @@ def main_oracle(argv=None) -> int:
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
     try:
-        info = oracle_labels(a.dataset, a.out, a.config_json["labels"]["sum_tolerance_eV"])
+        info = oracle_labels(a.dataset, a.out, a.config_json["labels"]["sum_tolerance_eV"], a.config_json)
     except LabelError as e:
         print(f"tsmlip label-oracle: error: {e}", file=sys.stderr)
         return 1

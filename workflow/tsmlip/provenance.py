@@ -174,6 +174,13 @@ def check_inputs(files: dict) -> None:
         rec = read_record(path)
         if not rec:
             continue
+        if rec.get("teachers_split") and "split" in given:  # labels: the split their teachers were trained on
+            have = split_content(given["split"])
+            if have != rec["teachers_split"]:
+                raise ProvenanceError(
+                    f"{path} was made by teachers trained on a split of content {rec['teachers_split']}, but the split "
+                    f"given, {given['split']}, has content {have}: the teachers saw configurations that are test or "
+                    f"validation configurations here; label with teachers of this split")
         for in_role, entry in (rec.get("inputs") or {}).items():
             if in_role not in given or isinstance(entry, list):
                 continue
@@ -184,6 +191,16 @@ def check_inputs(files: dict) -> None:
                     f"{path} was made from a {in_role} of content {entry.get('content')} ({entry.get('file')}), but "
                     f"the {in_role} given, {other}, has content {actual}: the files are of different runs; rerun the "
                     f"step that writes {path.name} (or give it the {in_role} it was made from)")
+
+
+def teachers_split(teacher_paths) -> str | None:
+    """The split content fingerprint the teacher files record (``meta["split_fingerprint"]``); None when none records
+    one; :class:`ValueError` when they record different splits."""
+    fps = {_model_meta(p).get("split_fingerprint") for p in teacher_paths} - {None}
+    if len(fps) > 1:
+        raise ValueError(f"the teachers {', '.join(str(p) for p in teacher_paths)} were trained on different splits "
+                         f"(contents {', '.join(sorted(fps))}); their labels would mix test configurations")
+    return fps.pop() if fps else None
 
 
 def model_data_meta(dataset_path, split_path) -> dict:
@@ -284,6 +301,14 @@ def check_sidecar(path) -> None:
                               f"{want}); rerun the step that writes it, or delete {side.name} to use the file as it is")
 
 
+def json_content(obj: dict) -> str:
+    """The content hash of a JSON file's object without its record, as it reads back (NaN as null, numpy values as
+    numbers): what ``output_content`` of a JSON record holds (:meth:`tsmlip.records.Record.write`)."""
+    from .io_utils import json_safe
+
+    return _sha(json.loads(json.dumps(json_safe(obj), allow_nan=False)))
+
+
 def check_file(path) -> None:
     """Refuse a JSON output whose record is damaged (present but not an object with a fingerprint): a truncated or
     hand-edited file is not read as if it were valid. A file without a record passes."""
@@ -298,6 +323,12 @@ def check_file(path) -> None:
     rec = obj.get(JSON_KEY) if isinstance(obj, dict) else None
     if rec is not None and not (isinstance(rec, dict) and isinstance(rec.get("fingerprint"), str)):
         raise ProvenanceError(f"{path}: its provenance record ({JSON_KEY}) is damaged; rerun the step that writes it")
+    want = rec.get("output_content") if rec else None
+    if want is not None:
+        have = json_content({k: v for k, v in obj.items() if k != JSON_KEY})
+        if have != want:
+            raise ProvenanceError(f"{path} was changed after its step wrote it (content {have}, its record says {want}): "
+                                  f"a hand edit or a copy from another run; rerun the step that writes {path.name}")
 
 
 # --- planning: a rerun of a stale file without Snakemake's metadata -----------------------------------------------
@@ -336,3 +367,26 @@ def write_stamp(path, step: str, settings, upstream: list[str]) -> None:
             old.unlink(missing_ok=True)
     atomic_write_text(path, json.dumps({"fingerprint": path.stem, "step": step, "settings": settings_hash(settings),
                                         "code": step_code_stamp(step), "inputs": list(upstream)}, indent=1))
+
+
+_SCRATCH: list = []
+
+
+def scratch_stamp(results_dir, name: str, fp: str, step: str, settings, upstream: list[str]) -> str:
+    """The stamp a dry run would write, written instead to a scratch folder outside the results folder (under the
+    system's temporary folder, removed when the planning process ends), so a dry run writes nothing into the
+    results folder and still plans the reruns the stamp would cause (a new file is newer than any output)."""
+    import atexit
+    import shutil
+    import tempfile
+
+    if not _SCRATCH:
+        _SCRATCH.append(tempfile.mkdtemp(prefix="tsmlip-plan-"))
+        atexit.register(shutil.rmtree, _SCRATCH[0], True)
+    path = Path(_SCRATCH[0], hashlib.sha256(str(Path(results_dir).resolve()).encode()).hexdigest()[:12], name,
+                f"{fp}.stamp")
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"fingerprint": fp, "step": step, "settings": settings_hash(settings),
+                                    "code": step_code_stamp(step), "inputs": list(upstream)}, indent=1))
+    return str(path)

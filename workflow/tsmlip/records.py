@@ -114,6 +114,11 @@ class Record:
         from .io_utils import atomic_write_json
 
         obj = self.to_json()
+        if isinstance(obj.get(PROVENANCE_KEY), dict):  # the record holds the content it describes: a hand edit shows
+            from .provenance import json_content
+
+            obj[PROVENANCE_KEY] = {**obj[PROVENANCE_KEY],
+                                   "output_content": json_content({k: v for k, v in obj.items() if k != PROVENANCE_KEY})}
         atomic_write_json(path, obj, indent=indent)
         return obj
 

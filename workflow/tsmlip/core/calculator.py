@@ -27,8 +27,24 @@ def load_calculator(model_path: str | Path, device: str | None = "auto", skin: f
 
     graph = load_model(model_path, device="cpu")
     extra = {"atom_energies": graph.atom_energies} if atom_energies else None
-    calc = HippynnCalculator(graph.energy, skin=skin, extra_properties=extra, en_unit=units.eV,
-                             dist_unit=units.Angstrom)
+    known = {int(z) for z in graph.network.torch_module.species_set.tolist() if int(z) != 0}
+
+    class Calculator(HippynnCalculator):
+        """hippynn's calculator, refusing atoms of an element the model was not trained on (one message naming
+        both; hippynn itself fails with an IndexError deep in its species lookup)."""
+
+        def calculate(self, atoms=None, *args, **kwargs):
+            at = atoms if atoms is not None else getattr(self, "atoms", None)  # hippynn calls it without atoms
+            if at is not None:
+                other = sorted(set(int(z) for z in at.numbers) - known)
+                if other:
+                    from ase.data import chemical_symbols as sym
+
+                    raise ValueError(f"{model_path}: the model knows {', '.join(sym[z] for z in sorted(known))} only; "
+                                     f"the atoms hold {', '.join(sym[z] for z in other)}: a model of another element")
+            return super().calculate(atoms, *args, **kwargs)
+
+    calc = Calculator(graph.energy, skin=skin, extra_properties=extra, en_unit=units.eV, dist_unit=units.Angstrom)
     calc.to(resolve_device(device))
     calc.tsmlip_model = graph
     return calc

@@ -39,8 +39,9 @@ class UnsupportedModel(ValueError):
 
 def check_supported(network_cfg: dict) -> None:
     """:class:`UnsupportedModel` naming the first setting of ``network:`` the fast engine does not cover."""
-    checks = (("l_max", 1), ("n_interaction_layers", 1), ("sensitivity_type", "inverse"), ("resnet", True))
-    for key, value in checks:
+    from ..config import FAST_ENGINE_NETWORK
+
+    for key, value in FAST_ENGINE_NETWORK:
         if network_cfg[key] != value:
             raise UnsupportedModel(f"the fast training engine computes network.{key} = {value!r} only "
                                    f"(got {network_cfg[key]!r}); set training.engine: hippynn for this model")

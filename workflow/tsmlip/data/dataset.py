@@ -142,12 +142,97 @@ def _wrong_sign_message(source: str, summary: dict, forces_are: str | None) -> s
             f"p = {summary['p_value_attract']:.2g}); {hint}")
 
 
+# --- lengths against the element (data.checks) ----------------------------------------------------------------
+#: a configuration's typical nearest-neighbour distance (the median over its atoms of each atom's nearest
+#: neighbour) divided by the element's: the nearest-neighbour distance of the element's crystal (ASE's reference
+#: state: fcc, bcc, hcp, diamond, sc, a diatomic molecule), else the sum of the covalent radii (pairs of two
+#: elements). Condensed matter and molecules, hot, strained or liquid, stay within this range (liquid Al 0.97,
+#: graphite's bond against diamond's 0.92, +-3% strain); a file in Bohr (x 1.89), nm (x 0.1) or pm (x 100) does not.
+NN_RATIO_RANGE = (0.7, 1.45)
+#: length units a file may hold by mistake: (name, Angstrom per stored unit)
+_LENGTH_UNITS = (("Bohr", 0.52917721), ("nm", 10.0), ("pm", 0.01))
+_NN_OF_CRYSTAL = {"fcc": 1 / np.sqrt(2), "bcc": np.sqrt(3) / 2, "sc": 1.0, "diamond": np.sqrt(3) / 4}
+
+
+def element_nn_distance(z: int) -> tuple[float, str]:
+    """The element's own nearest-neighbour distance (A) and where it comes from (its crystal, or twice its
+    covalent radius)."""
+    from ase.data import chemical_symbols, covalent_radii, reference_states
+
+    ref = reference_states[z] if z < len(reference_states) else None
+    sym = chemical_symbols[z]
+    if ref and ref.get("symmetry") in _NN_OF_CRYSTAL and ref.get("a"):
+        return float(ref["a"] * _NN_OF_CRYSTAL[ref["symmetry"]]), f"{ref['symmetry']} {sym}"
+    if ref and ref.get("symmetry") == "hcp" and ref.get("a"):
+        return float(ref["a"]), f"hcp {sym}"
+    if ref and ref.get("symmetry") == "diatom" and ref.get("d"):
+        return float(ref["d"]), f"the {sym}2 molecule"
+    return float(2 * covalent_radii[z]), f"twice the covalent radius of {sym}"
+
+
+def element_lengths(arrays: dict) -> dict:
+    """Per configuration: ``nn_A``, its typical nearest-neighbour distance (the median over its atoms; inf when most
+    atoms have no neighbour within the search radius), and ``ratio``, that over the element's (the
+    median over its atoms of each atom's nearest distance divided by the element's own distance, see
+    :data:`NN_RATIO_RANGE`)."""
+    from ase import Atoms
+    from ase.data import covalent_radii
+    from ase.neighborlist import neighbor_list
+
+    Z, R, cell = (np.asarray(arrays[k]) for k in ("Z", "R", "cell"))
+    counts = (Z != 0).sum(axis=1)
+    own = {int(z): element_nn_distance(int(z))[0] for z in np.unique(Z) if z != 0}
+    nn, ratio = np.full(len(Z), np.inf), np.full(len(Z), np.inf)
+    for c in range(len(Z)):
+        k = counts[c]
+        z = Z[c, :k]
+        # at least half the atoms have their nearest neighbour within 1.41 (V/N)^(1/3) (spheres of half their
+        # nearest distance do not overlap and fill at most 74 % of the cell), so the median is found within
+        # 1.5 (V/N)^(1/3); the cap keeps a file in nm (a cell of < 1 A) from a neighbour search over millions of images
+        cutoff = min(2.0 * max(own.values()), 1.5 * (abs(np.linalg.det(cell[c])) / k) ** (1 / 3))
+        i, j, d = neighbor_list("ijd", Atoms(numbers=z, positions=R[c, :k], cell=cell[c], pbc=True), cutoff=cutoff)
+        ref = np.where(z[i] == z[j], [own[int(q)] for q in z[i]], covalent_radii[z[i]] + covalent_radii[z[j]]) \
+            if len(d) else np.zeros(0)
+        d_atom, r_atom = np.full(k, np.inf), np.full(k, np.inf)
+        np.minimum.at(d_atom, i, d)
+        np.minimum.at(r_atom, i, d / ref if len(d) else d)
+        nn[c], ratio[c] = float(np.median(d_atom)), float(np.median(r_atom))
+    return {"nn_A": nn, "ratio": ratio}
+
+
+def check_element_lengths(arrays: dict, source: str, where: list[str] | None = None) -> dict:
+    """:class:`DataError` naming the first configuration whose typical nearest-neighbour distance is not the
+    element's (outside :data:`NN_RATIO_RANGE` times it), the likely unit (Bohr, nm, pm: the one that brings it back
+    closest to the element's distance) and how many configurations are off; returns :func:`element_lengths`."""
+    out = element_lengths(arrays)
+    lo, hi = NN_RATIO_RANGE
+    bad = np.nonzero(~((out["ratio"] >= lo) & (out["ratio"] <= hi)))[0]
+    if not len(bad):
+        return out
+    c = int(bad[0])
+    Z = np.asarray(arrays["Z"])[c]
+    z = int(np.bincount(Z[Z != 0]).argmax())
+    d0, what = element_nn_distance(z)
+    r, d = out["ratio"][c], out["nn_A"][c]
+    units = sorted((abs(np.log(r * f)), name, f) for name, f in _LENGTH_UNITS if np.isfinite(r) and lo <= r * f <= hi)
+    likely = (f"positions and cell in {units[0][1]} instead of Angstrom ({d * units[0][2]:.3g} A then)" if units else
+              "atoms without neighbours (isolated atoms in a large box?), or positions in another unit" if not
+              np.isfinite(r) else "positions in another unit, or a structure far from the element's")
+    at = f" ({where[c]})" if where and where[c] else ""
+    dist = f"{d:.3g} A" if np.isfinite(d) else "far"
+    raise DataError(f"{source}: configuration {c}{at}: its atoms' nearest neighbours lie {dist} apart (median), "
+                    f"{r:.2f} times the element's {d0:.3g} A ({what}; data hold {lo}-{hi} times it); likely: {likely} "
+                    f"({len(bad)} of {len(out['ratio'])} configurations). Fix the data's units, or set data.checks: "
+                    f"false for exotic data")
+
+
 def validate_arrays(arrays: dict, source: str, min_distance_A: float, close_contacts: str = "error",
-                    forces_are: str | None = None, where: list[str] | None = None) -> dict:
+                    forces_are: str | None = None, where: list[str] | None = None, element_lengths: bool = True) -> dict:
     """Raise :class:`DataError` naming ``source`` and the first problem found.
 
     Checks, in order: required arrays and their shapes, NaN/inf, species, empty configurations, singular
-    cells, close contacts (two atoms closer than ``min_distance_A``), and the sign of the forces (the
+    cells, the lengths against the elements (``element_lengths``, :func:`check_element_lengths`: a file in Bohr or
+    nm), close contacts (two atoms closer than ``min_distance_A``), and the sign of the forces (the
     closest pairs of each configuration must on balance repel, see :func:`force_sign_summary`).
 
     :param close_contacts: ``error``: a close contact stops here, naming the configuration; ``drop`` /
@@ -179,7 +264,10 @@ def validate_arrays(arrays: dict, source: str, min_distance_A: float, close_cont
         bad = ~np.isfinite(np.asarray(arrays[k], dtype=float))
         if bad.any():
             row = int(np.argwhere(bad)[0][0])
-            raise DataError(f"{source}: array {k} has NaN/inf values (first in configuration {row})")
+            at = f" ({where[row]})" if where and where[row] else ""
+            what = {"R": "positions", "cell": "cell", "E": "energy", "F": "forces"}[k]
+            raise DataError(f"{source}: configuration {row}{at}: its {what} (array {k}) hold NaN/inf values "
+                            f"({int(bad.reshape(len(bad), -1).any(axis=1).sum())} such configurations)")
     from ase.data import chemical_symbols
     real = Z[Z != 0]
     if ((real < 0) | (real >= len(chemical_symbols))).any():
@@ -194,6 +282,8 @@ def validate_arrays(arrays: dict, source: str, min_distance_A: float, close_cont
         k = counts[i]
         if not (Z[i, :k] != 0).all():
             raise DataError(f"{source}: configuration {i}: padding (species 0) before real atoms")
+    if element_lengths:
+        check_element_lengths(arrays, source, where)
     min_dist, score = scan_configurations(arrays, min_distance_A)
     close = [{"index": int(i), "min_distance_A": round(float(min_dist[i]), 4),
               "where": where[i] if where else None} for i in np.nonzero(min_dist < min_distance_A)[0]]
@@ -227,8 +317,9 @@ def _canonical_order(Z: np.ndarray, frac: np.ndarray) -> np.ndarray:
 def find_duplicates(arrays: dict, tol_A: float = DUPLICATE_TOL_A) -> list[tuple[int, int]]:
     """``[(j, i), ...]``: configuration ``j`` repeats the earlier configuration ``i`` (exactly or within
     ``tol_A``: same species, cell vectors within ``tol_A``, every atom within ``tol_A`` of its twin under the
-    minimum image, with the atoms in the stored order or in a canonical order, so a reordered copy counts).
-    Each later copy is listed once, against its first occurrence."""
+    minimum image, with the atoms in the stored order or in a canonical order, so a reordered copy counts, and up
+    to a rigid translation, so a shifted copy counts too: the same structure, whatever its origin). Each later copy
+    is listed once, against its first occurrence."""
     Z, R, cell = (np.asarray(arrays[k]) for k in ("Z", "R", "cell"))
     counts = (Z != 0).sum(axis=1)
     groups: dict[tuple, list[int]] = {}
@@ -245,6 +336,7 @@ def find_duplicates(arrays: dict, tol_A: float = DUPLICATE_TOL_A) -> list[tuple[
         order = np.stack([_canonical_order(Z[c, :k], frac[a]) for a, c in enumerate(m)])
         canon = np.take_along_axis(frac, order[..., None], axis=1)
         z_canon = np.take_along_axis(Z[m, :k], order, axis=1)
+        nn_sorted = np.stack([_nn_sorted(frac[a], C[a]) for a in range(len(m))])
         taken = np.zeros(len(m), dtype=bool)
         for a in range(len(m) - 1):
             if taken[a]:
@@ -260,10 +352,39 @@ def find_duplicates(arrays: dict, tol_A: float = DUPLICATE_TOL_A) -> list[tuple[
                 d -= np.round(d)
                 dist = np.linalg.norm(np.einsum("mak,kl->mal", d, C[a]), axis=2).max(axis=1)
                 hit |= same_z & (dist < tol_A)
+            # up to a translation: candidates whose sorted nearest-neighbour distances (translation- and
+            # order-invariant) agree, then matched atom by atom after shifting atom 0 of ``a`` onto each atom of
+            # the same species in the candidate
+            close_nn = np.abs(nn_sorted[rest] - nn_sorted[a]).max(axis=1) < 2 * tol_A
+            for q in np.nonzero(~hit & close_nn)[0]:
+                hit[q] = _same_up_to_translation(Z[m[a], :k], frac[a], Z[m[rest[q]], :k], frac[rest[q]], C[a], tol_A)
             for b in rest[hit]:
                 taken[b] = True
                 dups.append((int(m[b]), int(m[a])))
     return sorted(dups)
+
+
+def _nn_sorted(frac: np.ndarray, cell: np.ndarray) -> np.ndarray:
+    """Each atom's nearest minimum-image distance (A), sorted: unchanged by a translation or a reordering."""
+    d = frac[None, :, :] - frac[:, None, :]
+    d -= np.round(d)
+    r = np.linalg.norm(d @ cell, axis=2)
+    np.fill_diagonal(r, np.inf)
+    return np.sort(r.min(axis=1)) if len(r) > 1 else np.zeros(1)
+
+
+def _same_up_to_translation(za, fa, zb, fb, cell, tol_A) -> bool:
+    """Whether configuration b (species ``zb``, fractional positions ``fb``) is configuration a shifted rigidly,
+    atoms in any order: every atom of each within ``tol_A`` (minimum image) of an atom of the same species of the
+    other."""
+    same = za[:, None] == zb[None, :]
+    for t in np.nonzero(zb == za[0])[0]:
+        d = (fb[None, :, :] - (fb[t] - fa[0])) - fa[:, None, :]
+        d -= np.round(d)
+        r = np.where(same, np.linalg.norm(d @ cell, axis=2), np.inf)
+        if (r.min(axis=1) < tol_A).all() and (r.min(axis=0) < tol_A).all():
+            return True
+    return False
 
 
 def duplicates_message(source: str, dups: list[tuple[int, int]], where: list[str] | None = None) -> str:
@@ -348,7 +469,11 @@ def plausibility(arrays: dict, source: str, source_kind: str | None = None, shif
     per_element = {}
     for z in sorted(int(v) for v in np.unique(Z) if v != 0):
         sel = Z == z
+        has = sel.any(axis=1)  # the dataset-level range is judged on the typical configuration (a median), so a
+        # single frame in other units is left to the per-configuration check, which names it
+        per_conf = (fnorm * sel).sum(axis=1)[has] / sel.sum(axis=1)[has]
         per_element[chemical_symbols[z]] = {"mean_force_eV_A": float(fnorm[sel].mean()),
+                                            "median_configuration_mean_force_eV_A": float(np.median(per_conf)),
                                             "in_multi_atom_configs": int((sel & multi).sum()),
                                             "mean_force_multi_atom_eV_A": float(fnorm[sel & multi].mean())
                                             if (sel & multi).any() else None}
@@ -375,9 +500,10 @@ def plausibility(arrays: dict, source: str, source_kind: str | None = None, shif
                         f"[{lo}, {hi}] eV/atom; likely: {'; or '.join(_energy_guesses(e, source_kind, shift))}. "
                         f"Fix the data's units, or set data.checks: false for exotic data")
     for sym, d in per_element.items():
-        m = d["mean_force_eV_A"]
+        m = d["median_configuration_mean_force_eV_A"]
         if m > MEAN_FORCE_MAX_EV_A:
-            raise DataError(f"{source}: the mean force on {sym} atoms is {m:.4g} eV/A, above the plausible "
+            raise DataError(f"{source}: the mean force on {sym} atoms is {m:.4g} eV/A (the median over the "
+                            f"configurations), above the plausible "
                             f"{MEAN_FORCE_MAX_EV_A} eV/A; likely: {'; or '.join(_force_guesses(m, source_kind))}. "
                             f"Fix the data's units, or set data.checks: false for exotic data")
         if d["in_multi_atom_configs"] and d["mean_force_multi_atom_eV_A"] == 0.0:

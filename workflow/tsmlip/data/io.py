@@ -179,6 +179,11 @@ def read_extxyz(path: str | Path, forces_are: str = "forces") -> list[dict]:
     sign = _force_sign(forces_are)
     configs = []
     for i, at in enumerate(frames):
+        for what, arr in (("positions", at.positions), ("cell", at.cell.array)):
+            if not np.isfinite(arr).all():
+                row = int(np.argwhere(~np.isfinite(arr))[0][0])
+                raise DataError(f"{path}: frame {i}: its {what} hold NaN/inf values"
+                                + (f" (atom {row})" if what == "positions" else ""))
         try:
             E = at.get_potential_energy()
             F = at.get_forces()
@@ -251,7 +256,7 @@ def prepare(source: str, path: str, min_distance_A: float, energy_shift: float =
     arrays = pad_configurations(configs)
     where = [c.get("where") for c in configs]
     report = validate_arrays(arrays, str(path), min_distance_A, close_contacts=close_contacts,
-                             forces_are=forces_are, where=where)
+                             forces_are=forces_are, where=where, element_lengths=checks)
     close = report["close_contacts"]
     n_read = len(arrays["E"])
     plausible = plausibility(arrays, str(path), source, energy_shift, check=checks, where=where,

@@ -402,9 +402,10 @@ def _write_outputs(m: _Member, k: int, stack: StackedHipnn, graphs: dict, cfg: d
 
 
 def main(argv=None) -> int:
-    from ..cli import step_parser
+    from ..cli import add_threads, step_parser, with_threads
 
     p = step_parser("train-stack", __doc__)
+    add_threads(p)
     p.add_argument("--model-ids", nargs="+", required=True, help="e.g. student/w8-s4-l1/seed1 control/w8-s4-l1/seed1")
     p.add_argument("--dataset", required=True)
     p.add_argument("--split", required=True)
@@ -414,6 +415,7 @@ def main(argv=None) -> int:
     p.add_argument("--checkpoint-root", required=True, help="checkpoints under <checkpoint-root>/<model id>/")
     p.add_argument("--name", default="stack", help="the stack's name in the log")
     a = p.parse_args(argv)
+    a.config_json = with_threads(p, a)
     try:
         ids = [ModelId.parse(s) for s in a.model_ids]
         labels = {}

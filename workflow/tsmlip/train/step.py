@@ -141,7 +141,10 @@ def finish_training(model_id: ModelId, cfg: dict, data: TrainingData, graph, sch
 def main(argv=None) -> int:
     from ..cli import step_parser
 
+    from ..cli import add_threads, with_threads
+
     p = step_parser("train", __doc__)
+    add_threads(p)
     p.add_argument("--model-id", required=True, help="e.g. student/w16-s10-l2/seed1")
     p.add_argument("--dataset", required=True)
     p.add_argument("--split", required=True)
@@ -151,6 +154,7 @@ def main(argv=None) -> int:
     p.add_argument("--pair-cache-dir", default=None,
                    help="keep the pre-computed pairs here, keyed by dataset, split and cut-off (shared by all models)")
     a = p.parse_args(argv)
+    a.config_json = with_threads(p, a)
     try:
         train(ModelId.parse(a.model_id), a.config_json, a.dataset, a.split, a.out_dir, a.checkpoint_dir, a.labels,
               a.pair_cache_dir)

@@ -1,0 +1,146 @@
+"""Issue 36: a plan that writes nothing and refuses a folder another checkout holds, lists whose order means
+nothing, and one line per cause at planning for values that used to plan and fail later with a traceback."""
+import json
+import os
+
+import pytest
+
+from conftest import BASE_CONFIG, TEST_CONFIG, run_snakemake
+from tsmlip.config import (ConfigError, canonical, check_config_files, check_results_dir, deep_merge, load_config,
+                           validate)
+
+
+def _cfg(**overlay):
+    return deep_merge(load_config(BASE_CONFIG, TEST_CONFIG), overlay)
+
+
+@pytest.mark.parametrize("overlay, message", [
+    ({"training": {"learning_rate": float("nan")}}, r"'training\.learning_rate': nan is not a finite number"),
+    ({"training": {"learning_rate": float("inf")}}, r"'training\.learning_rate': inf is not a finite number"),
+    ({"split": {"seed": -1}}, r"'split\.seed': -1 is less than the minimum of 0"),
+    ({"split": {"seed": 1.0}}, r"'split\.seed': 1\.0 is not of type 'integer'"),
+    ({"training": {"max_epochs": True}}, r"'training\.max_epochs'"),
+    ({"network": {"n_interaction_layers": 2}}, r"'network\.n_interaction_layers': the fast training engine"),
+])
+def test_weak_values_are_refused_at_planning_in_one_line(overlay, message):
+    with pytest.raises(ConfigError, match=message) as e:
+        validate(_cfg(**overlay))
+    assert "\n" not in str(e.value)
+    if "n_interaction_layers" in message:  # the hippynn engine computes it
+        validate(_cfg(**overlay, training={"engine": "hippynn"}))
+
+
+def test_a_key_given_twice_in_an_overlay_is_refused(tmp_path):
+    overlay = tmp_path / "twice.yaml"
+    overlay.write_text("training:\n  learning_rate: 0.01\n  batch_size: 4\n  learning_rate: 0.02\n")
+    with pytest.raises(ConfigError, match=r"twice.yaml: line 4: the key 'learning_rate' is given twice .*line 2"):
+        load_config(BASE_CONFIG, TEST_CONFIG, overlay)
+    with pytest.raises(ConfigError, match="given twice"):
+        check_config_files([BASE_CONFIG, overlay])
+    check_config_files([BASE_CONFIG, TEST_CONFIG])
+
+
+def test_results_dir_naming_a_file_is_refused(tmp_path):
+    f = tmp_path / "results"
+    f.write_text("")
+    with pytest.raises(ConfigError, match=r"'results_dir': .* is a file, not a folder"):
+        check_results_dir(_cfg(results_dir=str(f)))
+    check_results_dir(_cfg(results_dir=str(tmp_path / "new")))
+
+
+def test_seed_order_means_nothing():
+    a, b = _cfg(sweep={"seeds": [2, 1]}), _cfg(sweep={"seeds": [1, 2]})
+    assert canonical(validate(a)) == canonical(validate(b))
+    from tsmlip.config import all_model_ids
+    assert all_model_ids(a) == all_model_ids(b)
+
+
+def _files(root):
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*")) if root.exists() else []
+
+
+def test_a_dry_run_writes_nothing_and_a_held_folder_is_not_touched(tmp_path):
+    """`snakemake -n` on a results folder writes nothing into it (the provenance stamps of the plan go to a scratch
+    folder), and plans the same jobs; a real run against a folder whose lock a live run of another checkout holds
+    stops before it writes a stamp."""
+    results = tmp_path / "results"
+    results.mkdir()
+    base = ["--configfile", "config/test.yaml", "--config", f"results_dir={results}", "--",
+            str(results / "data" / "split.npz")]
+    plan = run_snakemake("-n", *base)
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    assert "split" in plan.stdout + plan.stderr
+    assert _files(results) == [], _files(results)
+    # another checkout's live run holds the folder (this test's own process, another checkout)
+    lock = results / ".tsmlip-run.lock"
+    import socket
+    lock.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "started": "now",
+                                "checkout": "/elsewhere"}))
+    run = run_snakemake("--cores", "1", *base)
+    assert run.returncode != 0
+    assert "in use by a running workflow" in run.stdout + run.stderr
+    assert _files(results) == [".tsmlip-run.lock"], _files(results)
+
+
+def test_a_hand_edited_json_record_is_refused(tmp_path):
+    """A JSON output written with its record holds its own content hash (``output_content``): a halved RMSE typed
+    into a metrics.json (here a split.json, the same writer) is refused by the consumers' check in one line."""
+    from tsmlip import provenance
+    from tsmlip.records import SplitInfo
+
+    p = tmp_path / "split.json"
+    SplitInfo(train=8, valid=2, test=2, seed=1, dataset_sha256_16="0" * 16).with_provenance(
+        provenance.record("split", {"split": {"seed": 1}}, {})).write(p)
+    provenance.check_file(p)
+    obj = json.loads(p.read_text())
+    obj["train"] = 4
+    p.write_text(json.dumps(obj, indent=1))
+    with pytest.raises(provenance.ProvenanceError, match=r"split\.json was changed after its step wrote it \(content "
+                                                         r"\w+, its record says \w+\)") as e:
+        provenance.check_file(p)
+    assert "\n" not in str(e.value)
+
+
+def test_the_calculator_refuses_atoms_of_another_element(tmp_path, tiny_cfg):
+    """The deployment check: an aluminum model given copper atoms stops with one message naming both elements (it
+    ended in a hippynn IndexError)."""
+    from ase.build import bulk
+
+    from tsmlip.config import Arch
+    from tsmlip.core.calculator import load_calculator
+    from tsmlip.core.model import build_model, save_model
+
+    save_model(build_model(Arch(4, 4, 1), tiny_cfg["network"], seed=0), tmp_path / "model.pt")
+    calc = load_calculator(tmp_path / "model.pt", device="cpu")
+    atoms = bulk("Cu", "fcc", a=3.61, cubic=True)
+    atoms.calc = calc
+    with pytest.raises(ValueError, match=r"model\.pt: the model knows Al only; the atoms hold Cu: a model of another "
+                                         r"element"):
+        atoms.get_potential_energy()
+    al = bulk("Al", "fcc", a=4.05, cubic=True)
+    al.calc = calc
+    assert abs(al.get_potential_energy()) < 1e6
+
+
+def test_torch_threads_is_not_a_setting_of_any_result(tmp_path):
+    """training.torch_threads reaches training as --threads, not inside its settings: the planned jobs of two
+    thread counts have the same --config-json (params) and stamps, so a change reruns nothing."""
+    import re
+
+    results = tmp_path / "results"
+    plans = {}
+    for n in (1, 2):
+        overlay = tmp_path / f"threads{n}.yaml"
+        overlay.write_text(f"training: {{torch_threads: {n}}}\n")
+        target = results / "models/teacher/w12-s8-l2/seed0/metrics.json"
+        out = run_snakemake("-n", "-p", "--cores", "2", "--configfile", "config/test.yaml", str(overlay), "--config",
+                            f"results_dir={results}", "--", str(target))
+        assert out.returncode == 0, out.stderr[-3000:]
+        text = out.stdout + out.stderr
+        cmds = re.findall(r"tsmlip train-stack --config-json (.*) --threads (\d+) ", text)
+        assert cmds, text[-3000:]
+        plans[n] = cmds
+    assert [c for c, _ in plans[1]] == [c for c, _ in plans[2]]
+    assert "torch_threads" not in plans[1][0][0]
+    assert {t for _, t in plans[1]} == {"1"} and {t for _, t in plans[2]} == {"2"}
+    assert not results.exists() or not any(results.rglob("*"))  # and the dry runs wrote nothing
