@@ -127,7 +127,8 @@ def test_workflow_times_four_engines(tmp_path, tiny_cfg):
     for engine in ("ase", "torch", "lammps", "torchsim"):
         assert f"md_timing_{engine}.json" in plan.stdout and f"engine={engine}" in plan.stdout
     timed = {ModelId.parse(line.split("models/", 1)[1].rsplit("/md_timing_", 1)[0])
-             for line in plan.stdout.splitlines() if "/md_timing_lammps.json" in line and "output:" in line}
+             for line in plan.stdout.splitlines()
+             if "/md_timing_lammps.json" in line and "output:" in line and "models/" in line}  # not the classical
     model_id = min(timed, key=lambda m: (m.arch.width, m.arch.n_sensitivities, m.arch.n_atom_layers))  # quickest
     mid = str(model_id)
     model_dir = results / "models" / mid
