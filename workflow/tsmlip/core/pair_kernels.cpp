@@ -20,6 +20,21 @@ void check(const torch::Tensor& t, const char* name, at::ScalarType dtype) {
   TORCH_CHECK(t.scalar_type() == dtype, name, " has the wrong dtype");
 }
 
+// The geometry of one pair that needs no weights: 1/d, 1/d^2, hippynn's CosCutoff cos^2(pi d / 2 d_hard) inside
+// d_hard and its derivative.
+struct PairGeometry {
+  float inv_d, inv_d2, cut, dcut;
+  PairGeometry(float d, float a, float cutoff) {
+    inv_d = 1.0f / d;
+    inv_d2 = inv_d * inv_d;
+    const float arg = a * d;
+    const float inside = d <= cutoff ? 1.0f : 0.0f;
+    const float c = std::cos(arg);
+    cut = c * c * inside;
+    dcut = -a * std::sin(2.0f * arg) * inside;
+  }
+};
+
 // s = g cut, ds = g (x sig2 / d^2 cut + cut'), g = exp(-x^2 sig2 / 2), x = 1/d - inv_mu; hippynn's CosCutoff
 // cut = cos^2(pi d / 2 d_hard) inside d_hard; env[row] += (1, u) s.
 std::vector<torch::Tensor> sens_env_forward(torch::Tensor dist, torch::Tensor unit, torch::Tensor inv_mu,
@@ -37,13 +52,8 @@ std::vector<torch::Tensor> sens_env_forward(torch::Tensor dist, torch::Tensor un
   float* s_ = s.data_ptr<float>(); float* ds_ = ds.data_ptr<float>(); float* e_ = env.data_ptr<float>();
   const float a = static_cast<float>(M_PI / 2.0 / cutoff);
   for (int64_t p = 0; p < P; ++p) {
-    const float d = d_[p];
-    const float inv_d = 1.0f / d, inv_d2 = inv_d * inv_d;
-    const float arg = a * d;
-    const float inside = d <= static_cast<float>(cutoff) ? 1.0f : 0.0f;
-    const float c = std::cos(arg);
-    const float cut = c * c * inside;
-    const float dcut = -a * std::sin(2.0f * arg) * inside;
+    const PairGeometry geo(d_[p], a, static_cast<float>(cutoff));
+    const float inv_d = geo.inv_d, inv_d2 = geo.inv_d2, cut = geo.cut, dcut = geo.dcut;
     const float* im = im_ + m_[p] * nu; const float* sg = sg_ + m_[p] * nu;
     float* sp = s_ + p * nu; float* dsp = ds_ + p * nu;
     float* e = e_ + r_[p] * 4 * nu;
@@ -82,13 +92,8 @@ std::vector<torch::Tensor> sens_env_backward(torch::Tensor grad_env, torch::Tens
   double* gim_ = gim.data_ptr<double>(); double* gsg_ = gsg.data_ptr<double>();
   const float a = static_cast<float>(M_PI / 2.0 / cutoff);
   for (int64_t p = 0; p < P; ++p) {
-    const float d = d_[p];
-    const float inv_d = 1.0f / d, inv_d2 = inv_d * inv_d;
-    const float arg = a * d;
-    const float inside = d <= static_cast<float>(cutoff) ? 1.0f : 0.0f;
-    const float c = std::cos(arg);
-    const float cut = c * c * inside;
-    const float dcut = -a * std::sin(2.0f * arg) * inside;
+    const PairGeometry geo(d_[p], a, static_cast<float>(cutoff));
+    const float inv_d = geo.inv_d, inv_d2 = geo.inv_d2, cut = geo.cut, dcut = geo.dcut;
     const int64_t m = m_[p];
     const float* im = im_ + m * nu; const float* sg = sg_ + m * nu;
     const float* ge = ge_ + r_[p] * 4 * nu;
