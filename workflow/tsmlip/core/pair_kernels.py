@@ -66,7 +66,7 @@ class SensitivitiesEnvironment(torch.autograd.Function):
         env, s, ds = _ext.sens_env_forward(dist, unit, inv_mu.contiguous(), sig2.contiguous(), model, row,
                                            int(n_rows), float(cutoff))
         ctx.save_for_backward(inv_mu, sig2, dist, unit, model, row)
-        ctx.cutoff = float(cutoff)
+        ctx.cutoff, ctx.n_rows = float(cutoff), int(n_rows)
         return env, s, ds
 
     @staticmethod
@@ -75,7 +75,9 @@ class SensitivitiesEnvironment(torch.autograd.Function):
         zeros = None
         if grad_s is None or grad_ds is None:
             zeros = torch.zeros(dist.shape[0], inv_mu.shape[1], dtype=dist.dtype)
-        grad_env = torch.zeros(1, 4, inv_mu.shape[1]) if grad_env is None else grad_env.contiguous()
+        if grad_env is None:  # every row is read by the loop: a full zero gradient, not a placeholder
+            grad_env = torch.zeros(ctx.n_rows, 4, inv_mu.shape[1], dtype=dist.dtype)
+        grad_env = grad_env.contiguous()
         g_inv_mu, g_sig2 = _ext.sens_env_backward(grad_env, zeros if grad_s is None else grad_s.contiguous(),
                                                   zeros if grad_ds is None else grad_ds.contiguous(), dist, unit,
                                                   inv_mu.contiguous(), sig2.contiguous(), model, row, ctx.cutoff)
