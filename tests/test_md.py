@@ -250,6 +250,78 @@ def test_md_timing_cli(tmp_path, model_path, md_cfg, tiny_cfg, engine):
     assert rec["hippynn_kernels"] == "pytorch" and rec["hippynn_kernels_setting"] == "auto"
 
 
+class _Clock:
+    """A simulated clock: the fake engines below advance it by their cost, slowed ``load`` times while the clock
+    is before ``load_until`` (a load that comes and goes on a shared machine)."""
+
+    def __init__(self, load: float, load_until: float):
+        self.t, self.load, self.load_until = 0.0, load, load_until
+
+    def __call__(self) -> float:
+        return self.t
+
+
+class _FakeEngine:
+    def __init__(self, clock: _Clock, cost_per_step: float):
+        self.clock, self.cost = clock, cost_per_step
+
+    def run(self, n):
+        for _ in range(n):
+            self.clock.t += self.cost * (self.clock.load if self.clock.t < self.clock.load_until else 1.0)
+
+    def energies(self):
+        return [0.0]
+
+    def synchronize(self):
+        pass
+
+
+def test_interleaved_blocks_rank_the_engines_under_a_passing_load(monkeypatch):
+    """Engine A costs 1.0 per step, B 1.2: timed one after the other, a load (3x) over the first 40 % of the
+    time falls on A alone and ranks A slower; interleaved (one block of each per round, the order rotated), it
+    falls on both alike and the medians rank A faster, by the true ratio."""
+    steps, repeats = 10, 5
+
+    def run(interleaved: bool) -> list[float]:
+        clock = _Clock(load=3.0, load_until=0.4 * (1.0 + 1.2) * steps * repeats * 3.0 / 2)
+        monkeypatch.setattr(timing.time, "perf_counter", clock)
+        monkeypatch.setattr(timing.time, "process_time", clock)
+        engines = [_FakeEngine(clock, 1.0), _FakeEngine(clock, 1.2)]
+        if interleaved:
+            blocks = timing.interleaved_blocks(engines, 1, 1.0, 0, steps, repeats, ["a", "b"])
+        else:
+            blocks = [timing.timed_blocks(e, 1, 1.0, 0, steps, repeats, t) for e, t in zip(engines, "ab")]
+        assert all(len(b.per_atom_us) == len(b.cpu_per_atom_us) == repeats for b in blocks)
+        return [float(np.median(b.per_atom_us)) for b in blocks]
+
+    a, b = run(interleaved=False)
+    assert a > b  # the load ranks the cheaper engine slower
+    a, b = run(interleaved=True)
+    assert b / a == pytest.approx(1.2)
+
+
+def test_md_timing_of_two_models_interleaved(tmp_path, model_path, tiny_cfg):
+    """Two models in one `tsmlip md-timing`: one record each, every round timed both (``timed_with`` names the
+    other), CPU time beside wall time; as many --out as --model or a one-line refusal."""
+    import shutil
+
+    outs = [tmp_path / "a.json", tmp_path / "b.json"]
+    other = tmp_path / "other" / "model.pt"
+    other.parent.mkdir()
+    shutil.copy(model_path, other)
+    md = json.dumps({"md": tiny_cfg["md"]})
+    args = ["--engine", "torch", "--config-json", md, "--model", str(model_path), str(other)]
+    with pytest.raises(SystemExit):
+        timing.main(args + ["--out", str(outs[0])])
+    assert timing.main(args + ["--out", *map(str, outs)]) == 0
+    a, b = (json.loads(o.read_text()) for o in outs)
+    repeats = tiny_cfg["md"]["timing"]["repeats"]
+    for rec in (a, b):
+        assert len(rec["us_per_atom_step_all"]) == len(rec["cpu_us_per_atom_step_all"]) == repeats
+        assert rec["cpu_us_per_atom_step"] > 0 and rec["us_per_atom_step_spread"] >= 0
+    assert a["timed_with"] == [str(other)] and b["timed_with"] == [str(model_path)]
+
+
 def test_energy_drift_and_unstable_flag(model_path, md_cfg):
     t = [0.0, 0.001, 0.002, 0.003]
     assert timing.energy_drift(t, [10.0, 10.1, 10.2, 10.3], 10) == pytest.approx(10.0)

@@ -113,8 +113,8 @@ def test_missing_install_fails_in_one_line(tmp_path, model_path, tiny_cfg, monke
 @needs["lammps"]
 @needs["torchsim"]
 def test_workflow_times_four_engines(tmp_path, tiny_cfg):
-    """md.engines with all four: planned for every measured model; the four md_timing jobs run for one model
-    (its model.pt put in place, the other rules held back)."""
+    """md.engines with all four: planned for every measured model; one md_timing job per engine times every
+    measured model (their model.pt put in place, the other rules held back)."""
     from tsmlip.config import load_config
     from tsmlip.core.model import build_model, save_model
 
@@ -126,22 +126,25 @@ def test_workflow_times_four_engines(tmp_path, tiny_cfg):
     cfg = load_config(BASE_CONFIG, TEST_CONFIG)
     for engine in ("ase", "torch", "lammps", "torchsim"):
         assert f"md_timing_{engine}.json" in plan.stdout and f"engine={engine}" in plan.stdout
-    timed = {ModelId.parse(line.split("models/", 1)[1].rsplit("/md_timing_", 1)[0])
-             for line in plan.stdout.splitlines()
-             if "/md_timing_lammps.json" in line and "output:" in line and "models/" in line}  # not the classical
+    timed = {ModelId.parse(path.split("/models/", 1)[1].rsplit("/md_timing_", 1)[0])
+             for line in plan.stdout.splitlines() if "output:" in line
+             for path in line.split("output:", 1)[1].split(",")
+             if "/md_timing_lammps.json" in path and "/models/" in path}  # not the classical
+    for model_id in timed:  # every timed model's file in place: one job per engine times them all, interleaved
+        model_dir = results / "models" / str(model_id)
+        model_dir.mkdir(parents=True)
+        save_model(build_model(model_id.arch, cfg["network"], seed=1), model_dir / "model.pt", model_id=str(model_id))
     model_id = min(timed, key=lambda m: (m.arch.width, m.arch.n_sensitivities, m.arch.n_atom_layers))  # quickest
-    mid = str(model_id)
-    model_dir = results / "models" / mid
-    model_dir.mkdir(parents=True)
-    save_model(build_model(model_id.arch, cfg["network"], seed=1), model_dir / "model.pt", model_id=str(model_id))
+    model_dir = results / "models" / str(model_id)
     targets = [str(model_dir / f"md_timing_{e}.json") for e in ("ase", "torch", "lammps", "torchsim")]
     run = run_snakemake(*targets, "--cores", "1", "--allowed-rules", "md_timing", "--configfile", str(TEST_CONFIG),
                         str(overlay))
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert run.stdout.count("rule md_timing:") + run.stderr.count("rule md_timing:") == 4  # one job per engine
     for engine, target in zip(("ase", "torch", "lammps", "torchsim"), targets):
         rec = json.loads(open(target).read())
         assert rec["engine"] == engine and rec["model_id"] == str(model_id) and rec["us_per_atom_step"] > 0
-        assert rec["stable"] is True
+        assert rec["stable"] is True and len(rec["timed_with"]) == len(timed) - 1
 
 
 @needs["lammps"]

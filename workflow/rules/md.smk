@@ -1,5 +1,6 @@
 # MD cost of every model (Figs 2 and 5): time per MD step per atom, and the most atoms one device holds.
-# md_timing: models/<id>/model.pt -> models/<id>/md_timing_<engine>.json   (one job per model and engine)
+# md_timing: models/<id>/model.pt -> models/<id>/md_timing_<engine>.json   (one job per engine: every measured
+#   model timed in one process, their timed blocks interleaved, so a passing load falls on all alike)
 # max_atoms: models/<id>/model.pt -> models/<id>/max_atoms.json
 # Which models are measured (md.enabled, md.per_architecture): common.smk, md_models().
 # Timings are only fair one job at a time on a device: every rule here asks for `md_device=1`; run with
@@ -10,30 +11,39 @@ MD_PARAMS = dict(model_id=MODEL_ID, cfg=step_config("md-timing"))
 #: both rules hold the device alone (md_device=1, beside their row of the config's resources table)
 
 
-rule md_timing:
-    input:
-        model=model_file(MODEL_ID, "model.pt"),
-        # the planned fingerprint (settings, code, the model's plan): a rerun without Snakemake's metadata
-        stamp=model_step_stamp("md-timing", MD_PARAMS["cfg"], lambda w: f"md_timing_{w.engine}"),
-    output:
-        model_file(MODEL_ID, "md_timing_{engine}.json"),
-    log:
-        model_job_file("logs", "md_timing", "_{engine}"),
-    benchmark:
-        model_job_file("benchmarks", "md_timing", "_{engine}")
-    wildcard_constraints:
-        engine="ase|torch|lammps|torchsim",
-    conda:
-        CONDA_ENV
-    threads: rule_threads("md_timing")
-    resources:
-        **rule_resources("md_timing", md_device=1),
-    params:
-        **MD_PARAMS,
-        code=code_stamp("md-timing"),
-    shell:
-        "tsmlip md-timing --config-json {params.cfg:q} --model {input.model:q} --engine {wildcards.engine}"
-        " --model-id {params.model_id:q} --out {output:q} > {log:q} 2>&1"
+#: the models whose MD cost is measured (md.per_architecture: one per architecture), timed together per engine
+MD_MODELS = md_models()
+
+
+if MD_MODELS:
+
+    rule md_timing:
+        input:
+            models=[model_file(m, "model.pt") for m in MD_MODELS],
+            # the planned fingerprint (settings, code, every timed model's plan): a rerun without Snakemake's metadata
+            stamp=rule_stamp(
+                lambda w: f"md_timing_{w.engine}", "md-timing", MD_PARAMS["cfg"], lambda w: [train_fp(m) for m in MD_MODELS]
+            ),
+        output:
+            [model_file(m, "md_timing_{engine}.json") for m in MD_MODELS],
+        log:
+            res("logs", "md_timing", "{engine}.log"),
+        benchmark:
+            res("benchmarks", "md_timing", "{engine}.tsv")
+        wildcard_constraints:
+            engine="ase|torch|lammps|torchsim",
+        conda:
+            CONDA_ENV
+        threads: rule_threads("md_timing")
+        resources:
+            **rule_resources("md_timing", md_device=1),
+        params:
+            cfg=MD_PARAMS["cfg"],
+            ids=" ".join(shlex.quote(str(m)) for m in MD_MODELS),
+            code=code_stamp("md-timing"),
+        shell:
+            "tsmlip md-timing --config-json {params.cfg:q} --engine {wildcards.engine} --model {input.models:q}"
+            " --model-id {params.ids} --out {output:q} > {log:q} 2>&1"
 
 
 rule max_atoms:

@@ -56,6 +56,8 @@ MD_KEYS = MdTiming.select(
     "n_atoms",
     "us_per_atom_step",
     "us_per_atom_step_all",  # one value per timed block (JSON list): the claims' replicate timings
+    "us_per_atom_step_spread",
+    "cpu_us_per_atom_step",
     "steps_per_s",
     "ns_per_day",
     "energy_drift_eV_per_atom_per_ps",

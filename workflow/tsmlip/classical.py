@@ -204,7 +204,7 @@ def main_errors(argv: list[str] | None = None) -> int:
 
 #: the columns of ``tables/classical.csv`` besides the MD cost (``md_<engine>_...``), named as in models.csv
 TABLE_ERRORS = ("test_force_rmse_eV_A", "test_force_mae_eV_A", "test_energy_per_atom_rmse_eV", "test_energy_rmse_eV")
-TABLE_MD = ("us_per_atom_step", "us_per_atom_step_all", "device_name", "n_atoms", "stable", "torch_threads",
+TABLE_MD = ("us_per_atom_step", "us_per_atom_step_all", "us_per_atom_step_spread", "cpu_us_per_atom_step", "device_name", "n_atoms", "stable", "torch_threads",
             "engine_version")
 TABLE_RDF = ("error_vs_teacher", "error_vs_reference", "error_vs_experiment", "first_peak_r_shift_vs_experiment_A",
              "first_peak_r_A", "stable", "melted", "clean")

@@ -392,8 +392,12 @@ class MdTiming(Record):
     timed_out: bool
     timestep_fs: float
     temperature_K: float
-    us_per_atom_step: float
-    us_per_atom_step_all: list[float]
+    us_per_atom_step: float  # the median timed block's wall time per step and atom
+    us_per_atom_step_all: list[float]  # every timed block's, in the order they ran
+    us_per_atom_step_spread: float  # (slowest - fastest block) / median
+    cpu_us_per_atom_step: float | None  # the median block's CPU time of the process (every thread)
+    cpu_us_per_atom_step_all: list[float]
+    timed_with: list[str]  # the models whose blocks were interleaved with these (the same rounds)
     steps_per_s: float
     ns_per_day: float
     energy_drift_eV_per_atom_per_ps: float | None
