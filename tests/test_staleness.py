@@ -144,3 +144,66 @@ def test_torch_threads_is_not_a_setting_of_any_result(tmp_path):
     assert "torch_threads" not in plans[1][0][0]
     assert {t for _, t in plans[1]} == {"1"} and {t for _, t in plans[2]} == {"2"}
     assert not results.exists() or not any(results.rglob("*"))  # and the dry runs wrote nothing
+
+
+def _jobs(proc) -> str:
+    return proc.stdout + proc.stderr
+
+
+def test_outputs_from_the_future_do_not_pass_a_changed_setting_and_a_copy_reruns_nothing(tmp_path):
+    """Every file of a results folder touched two hours into the future (a clock skew, a restored copy) and then
+    a changed split seed: the dry run and the run plan the split again (the planned stamp of the new setting
+    would be older than the outputs; the run moves every file's time back first, order kept), and the next run has
+    nothing to do (no loop). A copy of the folder's visible contents (`cp -a results/* copy/`) carries the
+    stamps: nothing reruns there."""
+    import shutil
+    import subprocess
+    import time
+
+    results = tmp_path / "results"
+
+    def snake(*args, seed=None):
+        where = tmp_path / "copy" if args and args[0] == "copy" else results
+        args = args[1:] if args and args[0] == "copy" else args
+        overlay = tmp_path / f"overlay-{where.name}-{seed}.yaml"
+        overlay.write_text(f"results_dir: {where}\n" + (f"split: {{seed: {seed}}}\n" if seed is not None else ""))
+        return run_snakemake(*args, "--configfile", "config/test.yaml", str(overlay), "--",
+                             str(where / "data" / "split.npz"))
+
+    first = snake("--cores", "1")
+    assert first.returncode == 0, _jobs(first)[-3000:]
+    later = time.time() + 7200
+    for p in results.rglob("*"):
+        if p.is_file():
+            os.utime(p, (later, later))
+    plan = snake("-n", seed=12345)
+    assert plan.returncode == 0 and "rule split:" in _jobs(plan), _jobs(plan)[-3000:]
+    run = snake("--cores", "1", seed=12345)
+    assert run.returncode == 0 and "rule split:" in _jobs(run), _jobs(run)[-3000:]
+    assert "in the future" in _jobs(run) and "order kept" in _jobs(run)
+    assert max(p.stat().st_mtime for p in results.rglob("*") if p.is_file()) <= time.time() + 2
+    again = snake("--cores", "1", seed=12345)
+    assert again.returncode == 0 and "Nothing to be done" in _jobs(again), _jobs(again)[-3000:]
+
+    (tmp_path / "copy").mkdir()
+    subprocess.run(f"cp -a {results}/* {tmp_path / 'copy'}/", shell=True, check=True)
+    assert (tmp_path / "copy" / "stamps").is_dir()
+    copied = snake("copy", "--cores", "1", seed=12345)
+    assert copied.returncode == 0 and "Nothing to be done" in _jobs(copied), _jobs(copied)[-3000:]
+    shutil.rmtree(tmp_path / "copy")
+
+
+def test_shift_future_times_keeps_the_order(tmp_path):
+    from tsmlip import provenance
+
+    now = 1_000_000.0
+    for i, name in enumerate(("a", "b", "c")):
+        p = tmp_path / name
+        p.write_text(name)
+        os.utime(p, (now + 100 * i, now + 100 * i))
+    assert provenance.shift_future_times(tmp_path, now=now + 1000) == 0.0  # nothing in the future
+    shift = provenance.shift_future_times(tmp_path, now=now)
+    assert shift == pytest.approx(201.0)
+    times = [(tmp_path / n).stat().st_mtime for n in "abc"]
+    assert times == sorted(times) and times[-1] == pytest.approx(now - 1.0)
+    assert provenance.plan_stamp_time(tmp_path, now=now) == pytest.approx(now)

@@ -491,7 +491,7 @@ PLAN["synthetic"] = (
 
 
 def stamp_file(name, plan):
-    """The stamp input of a fingerprinted rule: <results>/.provenance/<name>/<planned fingerprint>.stamp, made
+    """The stamp input of a fingerprinted rule: <results>/stamps/<name>/<planned fingerprint>.stamp, made
     here when missing (Snakemake does not run a missing input's producer for a job whose outputs exist); a stamp newer
     than the rule's outputs reruns the rule by modification time (tsmlip.provenance.planned).
 
@@ -500,14 +500,31 @@ def stamp_file(name, plan):
     read-only results folder can be planned. A real run writes its stamps only once it holds the results folder's
     lock (tsmlip.run_lock), so planning never replaces the stamps of a run that another checkout holds."""
     fp = tsprov.planned(*plan)
-    path = res(".provenance", name, f"{fp}.stamp")
+    path = str(tsprov.stamp_path(RESULTS, name, fp, move=False))
     if os.path.exists(path):
-        return path
+        return path  # (a job's own planning on a cluster node finds every stamp and takes no lock)
+    if path != res(tsprov.STAMPS_DIR, name, f"{fp}.stamp") and not workflow.dryrun:  # of the old hidden folder
+        _hold_results()
+        return str(tsprov.stamp_path(RESULTS, name, fp, move=True))
     if workflow.dryrun:
         return tsprov.scratch_stamp(RESULTS, name, fp, *plan)
-    tsrunlock.acquire(RESULTS)  # this process's own lock: a no-op once taken (onstart takes it again)
+    _hold_results()
     tsprov.write_stamp(path, *plan)
     return path
+
+
+_HELD = []
+
+
+def _hold_results():
+    """Take the results folder's lock for this planning process (a no-op once taken; onstart takes it again), and,
+    once, move back the times of files that come from the future (tsmlip.provenance.shift_future_times), before
+    the plan writes a stamp. True."""
+    if not _HELD:
+        tsrunlock.acquire(RESULTS)
+        tsprov.shift_future_times(RESULTS, log=lambda m: print(m, file=sys.stderr))
+        _HELD.append(True)
+    return True
 
 
 def stamp_input(name):

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -340,7 +342,7 @@ def planned(step: str, settings, upstream: list[str]) -> str:
     planned: the step, the settings it reads (its --config-json), its code stamp and the planned fingerprints of
     its inputs (``upstream``: strings, e.g. planned fingerprints or source files' checksums).
 
-    The workflow gives each fingerprinted rule an input ``<results>/.provenance/<output>/<fingerprint>.stamp``,
+    The workflow gives each fingerprinted rule an input ``<results>/stamps/<output>/<fingerprint>.stamp``,
     written when the workflow is planned if it is missing. Another setting, code or upstream file gives another
     stamp name: the new stamp is newer than the rule's outputs, so Snakemake reruns the rule and everything
     downstream by modification time, whether or not the checkout holds Snakemake's own records (a fresh clone, a
@@ -389,4 +391,74 @@ def scratch_stamp(results_dir, name: str, fp: str, step: str, settings, upstream
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps({"fingerprint": fp, "step": step, "settings": settings_hash(settings),
                                     "code": step_code_stamp(step), "inputs": list(upstream)}, indent=1))
+        t = plan_stamp_time(results_dir)  # newer than any output, also one from the future
+        os.utime(path, (t, t))
     return str(path)
+
+
+# --- file times that cannot pass a stale output -----------------------------------------------------------------
+#: the folder of the planned stamps under the results folder (visible: `cp -a results/*` carries it)
+STAMPS_DIR = "stamps"
+#: where stamps lived before (hidden: a `cp -a results/*` dropped them); moved on first use, times kept
+OLD_STAMPS_DIR = ".provenance"
+#: a file time later than now by more than this is "in the future" (clock skew, a restored or touched copy)
+FUTURE_SLACK_S = 2.0
+
+
+def _files_of(results_dir):
+    for root, _dirs, names in os.walk(results_dir):
+        for n in names:
+            yield os.path.join(root, n)
+
+
+def newest_time(results_dir) -> float:
+    """The latest modification time of a file under ``results_dir`` (0 when it holds none)."""
+    times = [os.lstat(p).st_mtime for p in _files_of(results_dir)]
+    return max(times, default=0.0)
+
+
+def shift_future_times(results_dir, now: float | None = None, log=None) -> float:
+    """When a file under ``results_dir`` carries a modification time in the future (a clock skew, a copy restored
+    or touched with other times), move every file's time back by the same amount, so the newest is now and their
+    order is kept; returns the shift in seconds (0: nothing was in the future).
+
+    Snakemake decides that an output is current when it is newer than its inputs, the planned stamps among them;
+    a stamp made now for a changed setting would be older than an output from the future, and the stale output
+    would pass. Called when a run is planned, under the results folder's lock (never by a dry run)."""
+    now = time.time() if now is None else now
+    newest = newest_time(results_dir)
+    if newest <= now + FUTURE_SLACK_S:
+        return 0.0
+    shift = newest - now + 1.0
+    n = 0
+    for p in _files_of(results_dir):
+        st = os.lstat(p)
+        if not os.path.islink(p):
+            os.utime(p, (st.st_atime - shift, st.st_mtime - shift))
+            n += 1
+    if log:
+        log(f"{results_dir}: {n} files carried times up to {shift:.0f} s in the future (a clock skew or a restored "
+            f"copy): every file's time moved back by {shift:.0f} s, their order kept")
+    return shift
+
+
+def plan_stamp_time(results_dir, now: float | None = None) -> float:
+    """The time a dry run gives the stamps it writes to its scratch folder: now, or just after the newest file of
+    ``results_dir`` when that is in the future (what :func:`shift_future_times` makes of it in a real run)."""
+    now = time.time() if now is None else now
+    newest = newest_time(results_dir) if os.path.isdir(results_dir) else 0.0
+    return max(now, newest + 1.0)
+
+
+def stamp_path(results_dir, name: str, fp: str, move: bool = True) -> Path:
+    """The path of the stamp ``name``/``fp`` under :data:`STAMPS_DIR`. A stamp of the old hidden folder
+    (:data:`OLD_STAMPS_DIR`) is moved there first, its time kept, so the outputs made after it stay current; with
+    ``move`` False (a dry run, which writes nothing) the old stamp's own path is returned instead."""
+    path = Path(results_dir, STAMPS_DIR, name, f"{fp}.stamp")
+    old = Path(results_dir, OLD_STAMPS_DIR, name, f"{fp}.stamp")
+    if not path.exists() and old.is_file():
+        if not move:
+            return old
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(old, path)
+    return path
