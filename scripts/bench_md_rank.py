@@ -65,6 +65,8 @@ def main(argv=None) -> int:
     p.add_argument("--trials", type=int, default=3)
     p.add_argument("--repeats", type=int, help="timed blocks per model (default: md.timing.repeats)")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--apart", type=float, default=1.15,
+                   help="pairs of models whose median times differ by this factor or more are counted for flips")
     p.add_argument("--smoke", action="store_true", help="seconds: two tiny random models, 32 atoms, one trial")
     a = p.parse_args(argv)
     md = load_config(ROOT / "config" / "config.yaml")["md"]
@@ -102,8 +104,12 @@ def main(argv=None) -> int:
         walls = [w for _t, h, w, _c, _l in rows if h == how]
         median = {n: statistics.median(w[n] for w in walls) for n in names}
         agree = sum(order(w) == order(median) for w in walls)
+        apart = [(x, y) for i, x in enumerate(names) for y in names[i + 1:]
+                 if max(median[x], median[y]) >= a.apart * min(median[x], median[y])]
+        flips = sum((w[x] - w[y]) * (median[x] - median[y]) < 0 for w in walls for x, y in apart)
         print(f"{how}: {agree} of {len(walls)} trials rank the models as their medians do "
-              f"({' < '.join(order(median))})")
+              f"({' < '.join(order(median))}); pairs whose medians differ by {100 * (a.apart - 1):.0f} % or more: "
+              f"{flips} of {len(apart) * len(walls)} pair-trials ranked the other way")
     return 0
 
 
