@@ -26,7 +26,6 @@ the stack's wall time up to that model's last step divided by the number of mode
 """
 from __future__ import annotations
 
-import math
 import sys
 import time
 import warnings
@@ -71,13 +70,10 @@ class StackedLangevin:
         """ASE's ``updatevars``: the coefficients at ``temperature_K`` (K)."""
         from ase import units
 
-        dt, fr = self.dt, self.fr
-        sigma = torch.sqrt(2.0 * units.kB * float(temperature_K) * fr / self.m)
-        self.c1 = dt / 2.0 - dt * dt * fr / 8.0
-        self.c2 = dt * fr / 2 - dt * dt * fr * fr / 8.0
-        self.c3 = math.sqrt(dt) * sigma / 2.0 - dt ** 1.5 * fr * sigma / 8.0
-        self.c5 = dt ** 1.5 * sigma / (2 * math.sqrt(3))
-        self.c4 = fr / 2.0 * self.c5
+        from ..core.md.common import langevin_coefficients
+
+        kT = units.kB * float(temperature_K)
+        self.c1, self.c2, self.c3, self.c4, self.c5 = langevin_coefficients(self.dt, self.fr, kT, self.m)
 
     def keep(self, rows: list[int]) -> None:
         self.rngs = [self.rngs[k] for k in rows]
