@@ -12,7 +12,8 @@ import torch
 from tsmlip.config import ModelId
 from tsmlip.core import hipnn_stack
 from tsmlip.core.geometry import pair_geometry
-from tsmlip.core.hipnn_stack import SlotBatch, StackedHipnn, UnsupportedModel, check_supported, loss_terms
+from tsmlip.core.hipnn import UnsupportedModel, check_supported
+from tsmlip.core.hipnn_stack import SlotBatch, StackedHipnn, loss_terms
 from tsmlip.core.losses import combine
 
 #: float32 rounding: relative agreement of loss terms, and of each gradient tensor (relative to its largest entry)
@@ -205,7 +206,7 @@ def test_unsupported_settings_are_refused_by_name(tiny_cfg):
     for key, value in (("n_interaction_layers", 2), ("sensitivity_type", "linear"), ("resnet", False)):
         net = dict(tiny_cfg["network"], **{key: value})
         with pytest.raises(UnsupportedModel, match=f"network.{key}"):
-            check_supported(net)
+            check_supported(net, "stacked")
 
 
 def _stack_cfg(tiny_cfg, epochs=4):

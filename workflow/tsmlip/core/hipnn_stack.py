@@ -32,21 +32,6 @@ from .geometry import PairGeometry
 RMSE_FLOOR = 1e-30
 
 
-class UnsupportedModel(ValueError):
-    """A model the fast engine does not compute (the message names the setting); train it with
-    ``training.engine: hippynn``."""
-
-
-def check_supported(network_cfg: dict) -> None:
-    """:class:`UnsupportedModel` naming the first setting of ``network:`` the fast engine does not cover."""
-    from ..config import FAST_ENGINE_NETWORK
-
-    for key, value in FAST_ENGINE_NETWORK:
-        if network_cfg[key] != value:
-            raise UnsupportedModel(f"the fast training engine computes network.{key} = {value!r} only "
-                                   f"(got {network_cfg[key]!r}); set training.engine: hippynn for this model")
-
-
 def _is_l2(key: str) -> bool:
     """hippynn's ``HipnnVec.regularization_params``: every weight matrix of the network (no biases, vector
     scales or sensitivity centres/widths; none of the energy head)."""

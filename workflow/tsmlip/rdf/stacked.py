@@ -187,7 +187,8 @@ class StackedPairs:
 def load_stack(model_paths: list, device="cpu"):
     """The :class:`StackedHipnn` of the model files (one architecture, network settings and species; else
     :class:`StackError` naming the first that differs) and the first model's payload."""
-    from ..core.hipnn_stack import StackedHipnn, UnsupportedModel, check_supported
+    from ..core.hipnn import UnsupportedModel, check_supported
+    from ..core.hipnn_stack import StackedHipnn
     from ..core.model import read_model_payload
 
     payloads = [read_model_payload(p) for p in model_paths]
@@ -198,9 +199,10 @@ def load_stack(model_paths: list, device="cpu"):
                 raise StackError(f"{path}: its {key} {pl[key]} differs from {model_paths[0]}'s {first[key]}: a stack "
                                  f"holds models of one architecture")
     try:
-        check_supported(first["network_cfg"])
+        check_supported(first["network_cfg"], "stacked", "the stacked liquid",
+                        "set rdf.stack: false for these models")
     except UnsupportedModel as exc:
-        raise StackError(f"the stacked liquid computes what the fast engine computes: {exc}") from None
+        raise StackError(str(exc)) from None
     model = StackedHipnn([(pl["network_state"], pl["henergy_state"]) for pl in payloads],
                          int(first["arch"]["n_atom_layers"]), float(first["network_cfg"]["dist_hard_max"]),
                          device=device)
