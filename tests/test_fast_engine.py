@@ -137,6 +137,17 @@ def test_step_equals_hippynn_two_species(tiny_cfg, two_species, kind, kernels):
 
 
 @pytest.mark.parametrize("kernels", KERNELS)
+def test_step_equals_hippynn_without_resnet(tiny_cfg, two_species, kernels):
+    """network.resnet: false (plain softplus layers; other state-dict keys), two species, two atom layers."""
+    cfg = copy.deepcopy(tiny_cfg)
+    cfg["network"]["resnet"] = False
+    ref = _reference(cfg, two_species, "student", arch="w6-s5-l2")
+    assert not any("res_layer" in k for k in ref["states"][0])
+    terms, grads, _ = _fast(cfg, two_species, ref, kernels=_kernels(kernels))
+    assert _mismatches(ref, terms, grads) == []
+
+
+@pytest.mark.parametrize("kernels", KERNELS)
 def test_energies_forces_atom_energies_equal_hippynn_predictions(tiny_cfg, two_species, kernels):
     """The forward pass against tsmlip.core.predict (hippynn's Predictor with its own periodic pair search)."""
     from tsmlip.core.model import build_model
@@ -203,7 +214,7 @@ def test_a_wrong_derivative_or_loss_term_is_caught(tiny_cfg, tiny_data, monkeypa
 
 
 def test_unsupported_settings_are_refused_by_name(tiny_cfg):
-    for key, value in (("n_interaction_layers", 2), ("sensitivity_type", "linear"), ("resnet", False)):
+    for key, value in (("n_interaction_layers", 2), ("sensitivity_type", "linear")):
         net = dict(tiny_cfg["network"], **{key: value})
         with pytest.raises(UnsupportedModel, match=f"network.{key}"):
             check_supported(net, "stacked")

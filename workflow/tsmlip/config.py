@@ -30,7 +30,7 @@ _ARCH_RE = re.compile(r"^w(\d+)-s(\d+)-l(\d+)$")
 NETWORK_SUPPORT = {
     "plain": (("l_max", (1,)), ("sensitivity_type", ("inverse",)), ("resnet", (True, False))),
     "stacked": (("l_max", (1,)), ("n_interaction_layers", (1,)), ("sensitivity_type", ("inverse",)),
-                ("resnet", (True,))),
+                ("resnet", (True, False))),
 }
 
 
