@@ -1,5 +1,6 @@
 """A stack of HIPNN models (hippynn's ``HipnnVec``, l_max = 1, one interaction layer, inverse sensitivities, with or
-without resnet, ``HEnergy`` head) evaluated in plain torch, every model with its own weights and its own configurations in one call.
+without resnet, ``HEnergy`` head) evaluated in plain torch, every model with its own weights and its own
+configurations in one call.
 
 This computes what the hippynn graph of :mod:`tsmlip.core.model` computes (``tests/test_fast_engine.py`` holds the two
 equal for the same weights: energies, forces, atom energies, every loss term and its gradient), arranged for
