@@ -12,7 +12,8 @@ import torch
 from tsmlip.config import ModelId
 from tsmlip.core import hipnn_stack
 from tsmlip.core.geometry import pair_geometry
-from tsmlip.core.hipnn_stack import SlotBatch, StackedHipnn, UnsupportedModel, check_supported, loss_terms
+from tsmlip.core.hipnn import UnsupportedModel, check_supported
+from tsmlip.core.hipnn_stack import SlotBatch, StackedHipnn, loss_terms
 from tsmlip.core.losses import combine
 
 #: float32 rounding: relative agreement of loss terms, and of each gradient tensor (relative to its largest entry)
@@ -136,6 +137,17 @@ def test_step_equals_hippynn_two_species(tiny_cfg, two_species, kind, kernels):
 
 
 @pytest.mark.parametrize("kernels", KERNELS)
+def test_step_equals_hippynn_without_resnet(tiny_cfg, two_species, kernels):
+    """network.resnet: false (plain softplus layers; other state-dict keys), two species, two atom layers."""
+    cfg = copy.deepcopy(tiny_cfg)
+    cfg["network"]["resnet"] = False
+    ref = _reference(cfg, two_species, "student", arch="w6-s5-l2")
+    assert not any("res_layer" in k for k in ref["states"][0])
+    terms, grads, _ = _fast(cfg, two_species, ref, kernels=_kernels(kernels))
+    assert _mismatches(ref, terms, grads) == []
+
+
+@pytest.mark.parametrize("kernels", KERNELS)
 def test_energies_forces_atom_energies_equal_hippynn_predictions(tiny_cfg, two_species, kernels):
     """The forward pass against tsmlip.core.predict (hippynn's Predictor with its own periodic pair search)."""
     from tsmlip.core.model import build_model
@@ -202,10 +214,10 @@ def test_a_wrong_derivative_or_loss_term_is_caught(tiny_cfg, tiny_data, monkeypa
 
 
 def test_unsupported_settings_are_refused_by_name(tiny_cfg):
-    for key, value in (("n_interaction_layers", 2), ("sensitivity_type", "linear"), ("resnet", False)):
+    for key, value in (("n_interaction_layers", 2), ("sensitivity_type", "linear")):
         net = dict(tiny_cfg["network"], **{key: value})
         with pytest.raises(UnsupportedModel, match=f"network.{key}"):
-            check_supported(net)
+            check_supported(net, "stacked")
 
 
 def _stack_cfg(tiny_cfg, epochs=4):

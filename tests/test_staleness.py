@@ -26,8 +26,8 @@ def test_weak_values_are_refused_at_planning_in_one_line(overlay, message):
     with pytest.raises(ConfigError, match=message) as e:
         validate(_cfg(**overlay))
     assert "\n" not in str(e.value)
-    if "n_interaction_layers" in message:  # the hippynn engine computes it
-        validate(_cfg(**overlay, training={"engine": "hippynn"}))
+    if "n_interaction_layers" in message:  # the hippynn engine computes it (the stacked liquid does not)
+        validate(_cfg(**overlay, training={"engine": "hippynn"}, rdf={"stack": False}))
 
 
 def test_a_key_given_twice_in_an_overlay_is_refused(tmp_path):

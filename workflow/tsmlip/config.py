@@ -22,9 +22,26 @@ SCHEMA = "schema.yaml"
 _ARCH_RE = re.compile(r"^w(\d+)-s(\d+)-l(\d+)$")
 
 
-#: the network settings the fast training engine computes (tsmlip.core.hipnn_stack.check_supported), checked when
-#: the workflow is planned with training.engine: fast
-FAST_ENGINE_NETWORK = (("l_max", 1), ("n_interaction_layers", 1), ("sensitivity_type", "inverse"), ("resnet", True))
+#: the network: settings each layout of the plain-torch HIPNN (tsmlip.core.hipnn) computes, the one statement of what
+#: it supports: ``plain`` is one model's network (tsmlip export, LAMMPS, TorchSim), ``stacked`` the stacked layout
+#: (tsmlip.core.hipnn_stack: the fast training engine and the stacked liquid; the one-hot species are the input of
+#: its one interaction layer). Checked when the workflow is planned (:func:`validate`) and by each user
+#: (tsmlip.core.hipnn.check_supported); kept here so that planning imports no torch.
+NETWORK_SUPPORT = {
+    "plain": (("l_max", (1,)), ("sensitivity_type", ("inverse",)), ("resnet", (True, False))),
+    "stacked": (("l_max", (1,)), ("n_interaction_layers", (1,)), ("sensitivity_type", ("inverse",)),
+                ("resnet", (True, False))),
+}
+
+
+def unsupported_network(network_cfg: dict, layout: str) -> tuple[str, str] | None:
+    """(key, why) of the first setting of :data:`NETWORK_SUPPORT` that ``network_cfg`` departs from (a value equal
+    in type and value is supported), ``why`` as "computes 1 only (got 2)"; None when ``layout`` computes it."""
+    for key, allowed in NETWORK_SUPPORT[layout]:
+        got = network_cfg.get(key)
+        if not any(type(got) is type(a) and got == a for a in allowed):
+            return key, f"computes {' or '.join(map(repr, allowed))} only (got {got!r})"
+    return None
 
 
 class ConfigError(ValueError):
@@ -232,12 +249,7 @@ def _cross_check(cfg: dict) -> None:
         if max_ep < sched.final_epoch:
             raise ConfigError(f"config key 'born_again.max_epochs': {max_ep} ends before the schedule's "
                               f"last row (epoch {sched.final_epoch})")
-    if cfg["training"]["engine"] == "fast":
-        for key, value in FAST_ENGINE_NETWORK:
-            if cfg["network"][key] != value:
-                raise ConfigError(f"config key 'network.{key}': the fast training engine (training.engine: fast) "
-                                  f"computes {value!r} only (got {cfg['network'][key]!r}); set training.engine: "
-                                  f"hippynn for this network")
+    _check_network_users(cfg)
     calc_labels = cfg["foundation"]["calculator"] is not None  # the calculator's atom energies
     if "student_oracle" in cfg["sweep"]["kinds"] and not calc_labels and not has_reference_atom_energies(cfg["data"]):
         raise ConfigError("config key 'sweep.kinds': student_oracle learns the reference's own per-atom energies, "
@@ -251,6 +263,22 @@ def _cross_check(cfg: dict) -> None:
         check_split_sizes(cfg, int(cfg["data"]["emt"]["n_configs"]), "data.emt.n_configs")
     _check_timing_size(cfg)
     _check_resources(cfg)
+
+
+def _check_network_users(cfg: dict) -> None:
+    """ConfigError naming the first ``network:`` setting that a planned user of the plain-torch HIPNN does not
+    compute (:data:`NETWORK_SUPPORT`): the fast training engine, the stacked liquid, a deployed engine."""
+    md, rdf = cfg["md"], cfg["rdf"]
+    deployed = [f"md.engines: {e}" for e in md["engines"] if e in ("lammps", "torchsim") and md["enabled"]]
+    deployed += ["rdf.engine: lammps"] if not rdf["stack"] and rdf["engine"] == "lammps" else []
+    users = [("stacked", "the fast training engine (training.engine: fast)", "set training.engine: hippynn",
+              cfg["training"]["engine"] == "fast"),
+             ("stacked", "the stacked liquid (rdf.stack: true)", "set rdf.stack: false", rdf["stack"]),
+             ("plain", f"the exported model ({', '.join(deployed)})", "use the ase or torch engine", bool(deployed))]
+    for layout, who, advice, planned in users:
+        found = unsupported_network(cfg["network"], layout) if planned else None
+        if found is not None:
+            raise ConfigError(f"config key 'network.{found[0]}': {who} {found[1]}; {advice} for this network")
 
 
 def config_value(cfg: dict, dotted: str):

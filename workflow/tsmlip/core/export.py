@@ -1,8 +1,8 @@
 """A trained model as one TorchScript file that runs without hippynn or Python (LAMMPS, TorchSim, C++).
 
 ``tsmlip export --model model.pt --output model.ts`` writes a scripted plain-torch copy of the model's
-network (hippynn's ``HipnnVec``: tensor sensitivity l_max=1, inverse sensitivities with the cos^2 cutoff,
-ResNet blocks, softplus) and energy head (``HEnergy``: one linear read-out per feature level, summed).
+network and energy head (hippynn's ``HipnnVec`` and ``HEnergy``, as :class:`tsmlip.core.hipnn.Hipnn` computes
+them; what it supports: :func:`tsmlip.core.hipnn.check_supported`).
 
 Contract of the scripted module (energies in eV, distances in Angstrom, like the model file):
 
@@ -28,7 +28,6 @@ atom's energy depends on atoms up to ``n_interactions * cutoff`` away, the ghost
 """
 
 import argparse
-import math
 import sys
 from pathlib import Path
 from typing import List
@@ -36,122 +35,37 @@ from typing import List
 import torch
 from torch import Tensor, nn
 
+from .hipnn import Hipnn, UnsupportedModel, plain_from_payload
 from .model import ModelFileError, read_model_payload
 
 #: marker stored in the scripted file (``extra_files``) so readers can refuse other TorchScript files
 EXPORT_FORMAT = "tsmlip-export/1"
 
 
-class _Interaction(nn.Module):
-    """hippynn's ``InteractLayerVec`` (inverse sensitivities, cos^2 cutoff), optionally in its ResNet wrapper."""
-
-    def __init__(self, nf_in: int, nf_mid: int, nf_out: int, n_dist: int, hard_max: float, cusp_reg: float,
-                 resnet: bool):
-        super().__init__()
-        self.mu = nn.Parameter(torch.zeros(1, n_dist))
-        self.sigma = nn.Parameter(torch.zeros(1, n_dist))
-        self.int_weights = nn.Parameter(torch.zeros(n_dist, nf_mid, nf_in))
-        self.vecscales = nn.Parameter(torch.zeros(nf_mid))
-        self.selfint = nn.Linear(nf_in, nf_mid)
-        self.n_dist = n_dist
-        self.nf_in = nf_in
-        self.hard_max = float(hard_max)
-        self.cusp_reg = float(cusp_reg)
-        self.resnet = bool(resnet)
-        self.res_layer = nn.Linear(nf_mid, nf_out) if resnet else nn.Identity()
-        self.needs_adjust = bool(resnet and nf_in != nf_out)
-        self.adjust_layer = nn.Linear(nf_in, nf_out, bias=False) if self.needs_adjust else nn.Identity()
-
-    def base(self, x: Tensor, pair_i: Tensor, pair_j: Tensor, dist: Tensor, vec: Tensor) -> Tensor:
-        n_atoms = x.shape[0]
-        nondim = (dist.unsqueeze(1) ** -1 - self.mu ** -1) ** 2 / (self.sigma ** -2)
-        cut = torch.cos(math.pi / 2 * dist / self.hard_max) ** 2 * (dist <= self.hard_max).to(dist.dtype)
-        sense = torch.exp(-0.5 * nondim) * cut.unsqueeze(1)                     # (P, nu)
-        sense_vec = (sense.unsqueeze(1) * (vec / dist.unsqueeze(1)).unsqueeze(2)).reshape(-1, self.n_dist * 3)
-        stacked = torch.cat([sense, sense_vec], dim=1)                           # (P, 4 nu)
-        env = torch.zeros((n_atoms, 4 * self.n_dist, self.nf_in), dtype=x.dtype, device=x.device)
-        env.index_add_(0, pair_i, stacked.unsqueeze(2) * x[pair_j].unsqueeze(1))
-        env = env.reshape(n_atoms, 4, self.n_dist * self.nf_in)
-        w = self.int_weights.permute(0, 2, 1).reshape(self.n_dist * self.nf_in, -1)
-        scalar = torch.mm(env[:, 0], w)
-        vector = torch.mm(env[:, 1:].reshape(n_atoms * 3, -1), w).reshape(n_atoms, 3, -1)
-        vector = torch.sqrt(torch.square(vector).sum(dim=1) + self.cusp_reg) * self.vecscales.unsqueeze(0)
-        return scalar + vector + self.selfint(x)
-
-    def forward(self, x: Tensor, pair_i: Tensor, pair_j: Tensor, dist: Tensor, vec: Tensor) -> Tensor:
-        out = self.base(x, pair_i, pair_j, dist, vec)
-        if not self.resnet:
-            return nn.functional.softplus(out)
-        res = self.res_layer(nn.functional.softplus(out))
-        if self.needs_adjust:
-            return res + self.adjust_layer(x)
-        return res + x
-
-
-class _AtomLayer(nn.Module):
-    """A hippynn atom layer: ``Linear`` (+ ResNet wrapper), softplus."""
-
-    def __init__(self, nf: int, nf_mid: int, resnet: bool):
-        super().__init__()
-        self.base = nn.Linear(nf, nf_mid)
-        self.resnet = bool(resnet)
-        self.res_layer = nn.Linear(nf_mid, nf) if resnet else nn.Identity()
-
-    def forward(self, x: Tensor) -> Tensor:
-        if not self.resnet:
-            return nn.functional.softplus(self.base(x))
-        return self.res_layer(nn.functional.softplus(self.base(x))) + x
-
-
 class ExportedHipnn(nn.Module):
-    """Plain-torch HIPNN (l_max=1) + hierarchical energy head; see the module docstring for the contract."""
+    """One model's plain-torch HIPNN (:class:`tsmlip.core.hipnn.Hipnn`) behind the contract of the module docstring:
+    atomic numbers in, forces and virials out."""
 
     species_list: List[int]
 
-    def __init__(self, species: list[int], width: int, n_sensitivities: int, n_atom_layers: int,
-                 n_interaction_layers: int, hard_max: float, cusp_reg: float, resnet: bool, mid: int):
+    def __init__(self, net: Hipnn):
         super().__init__()
-        zmax = max(species)
-        zmap = torch.full((zmax + 1,), -1, dtype=torch.long)
+        species = list(net.shape.species)
+        zmap = torch.full((max(species) + 1,), -1, dtype=torch.long)
         zmap[torch.tensor(species)] = torch.arange(len(species))
         self.register_buffer("species_map", zmap)
         self.species_list = [int(z) for z in species]
         self.n_species = len(species)
-        self.cutoff = float(hard_max)
-        self.n_interactions = int(n_interaction_layers)
-        sizes = [len(species)] + [width] * n_interaction_layers
-        self.interactions = nn.ModuleList(
-            _Interaction(sizes[k], mid, sizes[k + 1], n_sensitivities, hard_max, cusp_reg, resnet)
-            for k in range(n_interaction_layers))
-        self.atom_layers = nn.ModuleList(
-            nn.ModuleList(_AtomLayer(sizes[k + 1], mid, resnet) for _ in range(n_atom_layers))
-            for k in range(n_interaction_layers))
-        # HEnergy: no bias on the (one-hot) input level, a bias on every later level
-        self.readouts = nn.ModuleList(nn.Linear(n, 1, bias=k > 0) for k, n in enumerate(sizes))
+        self.cutoff = float(net.shape.hard_max)
+        self.n_interactions = int(net.shape.n_interactions)
+        self.net = net
 
     def atom_energies_from_pairs(self, species: Tensor, pair_i: Tensor, pair_j: Tensor, vec: Tensor) -> Tensor:
         idx = self.species_map[species.clamp(0, self.species_map.shape[0] - 1)]
         bad = (idx < 0) | (species >= self.species_map.shape[0]) | (species < 0)
         if bool(bad.any()):
             raise ValueError(f"tsmlip model: species outside the model's {self.species_list}")
-        x = nn.functional.one_hot(idx, self.n_species).to(vec.dtype)
-        dist = torch.linalg.vector_norm(vec, dim=1)
-        energies = self.readouts[0](x)
-        k = 0
-        for interaction, layers in zip(self.interactions, self.atom_layers):
-            x = interaction(x, pair_i, pair_j, dist, vec)
-            for layer in layers:
-                x = layer(x)
-            k += 1
-            energies = energies + self._readout(k, x)
-        return energies.squeeze(1)
-
-    def _readout(self, k: int, x: Tensor) -> Tensor:
-        out = torch.zeros((x.shape[0], 1), dtype=x.dtype, device=x.device)
-        for m, lay in enumerate(self.readouts):
-            if m == k:
-                out = lay(x)
-        return out
+        return self.net(nn.functional.one_hot(idx, self.n_species).to(vec.dtype), pair_i, pair_j, vec)
 
     @torch.jit.export
     def pair_vectors(self, positions: Tensor, pair_i: Tensor, pair_j: Tensor, pair_shift: Tensor) -> Tensor:
@@ -191,59 +105,15 @@ class ExportedHipnn(nn.Module):
         return energy.detach(), atom_e.detach(), forces.detach(), virial.detach(), atom_virial.detach()
 
 
-def _copy_linear(dst: nn.Linear, state: dict, prefix: str) -> None:
-    dst.weight.data.copy_(state[prefix + ".weight"])
-    if dst.bias is not None:
-        dst.bias.data.copy_(state[prefix + ".bias"])
-
-
 def exported_from_payload(payload: dict, where: str = "model") -> ExportedHipnn:
     """The plain-torch module (not yet scripted, float32, CPU) holding a model file's weights."""
-    arch, net = payload["arch"], payload["network_cfg"]
-    if net.get("l_max") != 1 or net.get("sensitivity_type") != "inverse":
-        raise ModelFileError(f"{where}: export supports l_max = 1 with inverse sensitivities, not "
-                             f"l_max={net.get('l_max')}, sensitivity_type={net.get('sensitivity_type')!r}")
-    resnet = net["resnet"]
-    width = int(arch["width"])
-    if resnet is True or resnet is False:
-        mid = width
-    elif isinstance(resnet, int):
-        mid = int(resnet)
-    else:
-        raise ModelFileError(f"{where}: export supports resnet = true/false or one int, not {resnet!r}")
-    species = sorted(int(z) for z in payload["species"])
-    m = ExportedHipnn(species, width, int(arch["n_sensitivities"]), int(arch["n_atom_layers"]),
-                      int(net["n_interaction_layers"]), float(net["dist_hard_max"]), float(net["cusp_reg"]),
-                      bool(resnet), mid)
-    st, hs = payload["network_state"], payload["henergy_state"]
     try:
-        for k, (inter, layers) in enumerate(zip(m.interactions, m.atom_layers)):
-            p = f"blocks.{k}.0" + (".base_layer" if resnet else "")
-            inter.mu.data.copy_(st[p + ".sensitivity.mu"])
-            inter.sigma.data.copy_(st[p + ".sensitivity.sigma"])
-            inter.int_weights.data.copy_(st[p + ".int_weights"])
-            inter.vecscales.data.copy_(st[p + ".vecscales"])
-            _copy_linear(inter.selfint, st, p + ".selfint")
-            extra = st.get(p + "._extra_state")
-            if isinstance(extra, dict) and "cusp_reg" in extra:
-                inter.cusp_reg = float(extra["cusp_reg"])
-            if resnet:
-                _copy_linear(inter.res_layer, st, f"blocks.{k}.0.res_layer")
-                if inter.needs_adjust:
-                    _copy_linear(inter.adjust_layer, st, f"blocks.{k}.0.adjust_layer")
-            for a, lay in enumerate(layers):
-                q = f"blocks.{k}.{a + 1}"
-                if resnet:
-                    _copy_linear(lay.base, st, q + ".base_layer")
-                    _copy_linear(lay.res_layer, st, q + ".res_layer")
-                else:
-                    _copy_linear(lay.base, st, q)
-        for k, lay in enumerate(m.readouts):
-            _copy_linear(lay, hs, f"layers.{k}")
+        return ExportedHipnn(plain_from_payload(payload))
+    except UnsupportedModel as exc:
+        raise ModelFileError(f"{where}: not exported: {exc}") from None
     except (KeyError, RuntimeError) as exc:
         raise ModelFileError(f"{where}: its weights do not fit the exported architecture "
                              f"({type(exc).__name__}: {exc})") from None
-    return m
 
 
 def export_model(model_path: str | Path, output: str | Path, dtype: str = "float32") -> Path:

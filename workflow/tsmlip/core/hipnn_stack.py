@@ -1,5 +1,6 @@
-"""A stack of HIPNN models (hippynn's ``HipnnVec``, l_max = 1, one interaction layer, inverse sensitivities, resnet,
-``HEnergy`` head) evaluated in plain torch, every model with its own weights and its own configurations in one call.
+"""A stack of HIPNN models (hippynn's ``HipnnVec``, l_max = 1, one interaction layer, inverse sensitivities, with or
+without resnet, ``HEnergy`` head) evaluated in plain torch, every model with its own weights and its own
+configurations in one call.
 
 This computes what the hippynn graph of :mod:`tsmlip.core.model` computes (``tests/test_fast_engine.py`` holds the two
 equal for the same weights: energies, forces, atom energies, every loss term and its gradient), arranged for
@@ -18,39 +19,19 @@ training many small models at once:
 
 Weights are kept under hippynn's state-dict names (``net.<key>`` of ``HipnnVec``, ``he.<key>`` of ``HEnergy``), so a
 model's slice is its hippynn state dict (:meth:`StackedHipnn.state_dicts`) and ``model.pt`` is written as before.
+The names, the cut-off, the per-atom math (interaction weights, vector norm, self-interaction, ResNet, atom layers,
+read-out) and what the stacked layout supports (:func:`tsmlip.core.hipnn.check_supported`, layout ``stacked``) are
+:mod:`tsmlip.core.hipnn`'s; this module holds the stacked layout and its pair terms.
 """
 from __future__ import annotations
 
-import math
-
 import torch
 
-from . import pair_kernels
+from . import hipnn, pair_kernels
 from .geometry import PairGeometry
 
 #: added to each mean squared error under the square root, as tsmlip.core.losses.RMSE_FLOOR
 RMSE_FLOOR = 1e-30
-
-
-class UnsupportedModel(ValueError):
-    """A model the fast engine does not compute (the message names the setting); train it with
-    ``training.engine: hippynn``."""
-
-
-def check_supported(network_cfg: dict) -> None:
-    """:class:`UnsupportedModel` naming the first setting of ``network:`` the fast engine does not cover."""
-    from ..config import FAST_ENGINE_NETWORK
-
-    for key, value in FAST_ENGINE_NETWORK:
-        if network_cfg[key] != value:
-            raise UnsupportedModel(f"the fast training engine computes network.{key} = {value!r} only "
-                                   f"(got {network_cfg[key]!r}); set training.engine: hippynn for this model")
-
-
-def _is_l2(key: str) -> bool:
-    """hippynn's ``HipnnVec.regularization_params``: every weight matrix of the network (no biases, vector
-    scales or sensitivity centres/widths; none of the energy head)."""
-    return key.startswith("net.") and (key.endswith(".weight") or key.endswith("int_weights"))
 
 
 class StackedHipnn:
@@ -61,7 +42,7 @@ class StackedHipnn:
     """
 
     def __init__(self, states: list[tuple[dict, dict]], n_atom_layers: int, dist_hard_max: float,
-                 device="cpu", frozen=("he.layers.0.weight",), pair_kernels: str = "auto"):
+                 device="cpu", frozen=(hipnn.readout_keys(0, "he.")["weight"],), pair_kernels: str = "auto"):
         if not states:
             raise ValueError("an empty stack")
         self.n_atom_layers = int(n_atom_layers)
@@ -81,10 +62,25 @@ class StackedHipnn:
         self.frozen = tuple(k for k in frozen if k in self.params)
         for k, p in self.params.items():
             p.requires_grad_(k not in self.frozen)
-        self.cusp_reg = float(self.extra["net.blocks.0.0.base_layer._extra_state"]["cusp_reg"])
-        self.adjust = "net.blocks.0.0.adjust_layer.weight" in self.params
-        self.n_species = int(self.params["net.blocks.0.0.base_layer.int_weights"].shape[-1])
-        self.n_sens = int(self.params["net.blocks.0.0.base_layer.int_weights"].shape[1])
+        self._keys()
+        self.n_species = int(self.params[self.keys["interaction"]["int_weights"]].shape[-1])
+        self.n_sens = int(self.params[self.keys["interaction"]["int_weights"]].shape[1])
+
+    def _keys(self) -> None:
+        """hippynn's keys of the one interaction block (:mod:`tsmlip.core.hipnn`), by role; ResNet and the size
+        adjustment as the weights have them."""
+        resnet = hipnn.interaction_keys(0, True, prefix="net.")["res_weight"] in self.params
+        adjust = hipnn.interaction_keys(0, True, True, "net.")["adjust_weight"] in self.params
+        self.keys = {"interaction": hipnn.interaction_keys(0, resnet, adjust, "net."),
+                     "atom_layers": [hipnn.atom_layer_keys(0, a, resnet, "net.") for a in range(self.n_atom_layers)],
+                     "readouts": [hipnn.readout_keys(k, "he.") for k in (0, 1)]}
+        self.cusp_reg = float(self.extra[hipnn.cusp_reg_key(0, resnet, "net.")]["cusp_reg"])
+        layers = [self.keys["interaction"], *self.keys["atom_layers"]]
+        self.l2_keys = {k for keys in layers for role, k in keys.items() if role in hipnn.REGULARIZED_ROLES}
+
+    def weights(self, keys: dict) -> dict:
+        """The stacked weights of one layer by role (``.get``: None for a role it does not have)."""
+        return {role: self.params[k] for role, k in keys.items()}
 
     @property
     def n_models(self) -> int:
@@ -110,7 +106,7 @@ class StackedHipnn:
 
     def l2(self) -> torch.Tensor:
         """hippynn's ``l2reg`` of each model: the sum of squared network weight matrices, shape (n_models,)."""
-        return sum(p.pow(2).flatten(1).sum(1) for k, p in self.params.items() if _is_l2(k))
+        return sum(p.pow(2).flatten(1).sum(1) for k, p in self.params.items() if k in self.l2_keys)
 
     # --- the forward pass -------------------------------------------------------------------------------
     def sensitivities(self, batch: "SlotBatch") -> tuple[torch.Tensor, torch.Tensor]:
@@ -118,8 +114,9 @@ class StackedHipnn:
         widths, and its derivative in the distance: (s, ds/dd), each (n_sens, n_pairs), the pair axis last and
         contiguous. The cut-off and 1/d are the batch's (no weights in them)."""
         mop = batch.model_of_pair
-        inv_mu = (1.0 / self.params["net.blocks.0.0.base_layer.sensitivity.mu"][:, 0]).t().contiguous()
-        sig2 = self.params["net.blocks.0.0.base_layer.sensitivity.sigma"][:, 0].square().t().contiguous()
+        w = self.weights(self.keys["interaction"])
+        inv_mu = (1.0 / w["mu"][:, 0]).t().contiguous()
+        sig2 = w["sigma"][:, 0].square().t().contiguous()
         return _Sensitivities.apply(inv_mu.index_select(1, mop), sig2.index_select(1, mop), batch.inv_dist,
                                     batch.inv_dist2, batch.cut, batch.dcut)
 
@@ -127,26 +124,15 @@ class StackedHipnn:
         """The per-atom part: (atom energies, e0, e1), each (n_models, n_rows), from the environment
         ``env`` (n_models, n_rows, 4, n_sens * n_species: scalar and three vector components, nu-major) and the
         one-hot species (n_models, n_rows, n_species; padding rows all zero)."""
-        P = self.params
-        M, A = env.shape[0], env.shape[1]
-        V = P["net.blocks.0.0.base_layer.int_weights"]  # (M, nu, out, species)
-        Vr = V.permute(0, 1, 3, 2).reshape(M, -1, V.shape[2])  # (M, nu*species, out), hippynn's weights_rs
-        scal = torch.bmm(env[:, :, 0], Vr)
-        vec = torch.bmm(env[:, :, 1:].reshape(M, A * 3, -1), Vr).reshape(M, A, 3, -1)
-        vec = torch.sqrt(vec.square().sum(2) + self.cusp_reg) * P["net.blocks.0.0.base_layer.vecscales"].unsqueeze(1)
-        selfint = torch.baddbmm(P["net.blocks.0.0.base_layer.selfint.bias"].unsqueeze(1), onehot,
-                                P["net.blocks.0.0.base_layer.selfint.weight"].transpose(1, 2))
-        h = scal + vec + selfint
-        x = torch.baddbmm(P["net.blocks.0.0.res_layer.bias"].unsqueeze(1), torch.nn.functional.softplus(h),
-                          P["net.blocks.0.0.res_layer.weight"].transpose(1, 2))
-        x = x + (torch.bmm(onehot, P["net.blocks.0.0.adjust_layer.weight"].transpose(1, 2)) if self.adjust else onehot)
-        for layer in range(1, self.n_atom_layers + 1):
-            pre = f"net.blocks.0.{layer}."
-            mid = torch.baddbmm(P[pre + "base_layer.bias"].unsqueeze(1), x, P[pre + "base_layer.weight"].transpose(1, 2))
-            x = torch.baddbmm(P[pre + "res_layer.bias"].unsqueeze(1), torch.nn.functional.softplus(mid),
-                              P[pre + "res_layer.weight"].transpose(1, 2)) + x
-        e0 = torch.bmm(onehot, P["he.layers.0.weight"].transpose(1, 2)).squeeze(2)
-        e1 = torch.baddbmm(P["he.layers.1.bias"].unsqueeze(1), x, P["he.layers.1.weight"].transpose(1, 2)).squeeze(2)
+        w = self.weights(self.keys["interaction"])
+        h = hipnn.interaction(env, onehot, w["int_weights"], w["vecscales"], w["selfint_weight"], w["selfint_bias"],
+                              self.cusp_reg)
+        x = hipnn.block_output(h, onehot, w.get("res_weight"), w.get("res_bias"), w.get("adjust_weight"))
+        for keys in self.keys["atom_layers"]:
+            a = self.weights(keys)
+            x = hipnn.atom_layer(x, a["base_weight"], a["base_bias"], a.get("res_weight"), a.get("res_bias"))
+        r0, r1 = (self.weights(keys) for keys in self.keys["readouts"])
+        e0, e1 = hipnn.readout(onehot, r0["weight"], None), hipnn.readout(x, r1["weight"], r1["bias"])
         return e0 + e1, e0, e1
 
     def forward(self, batch: "SlotBatch", forces: bool = True, create_graph: bool = False) -> dict:
@@ -158,9 +144,9 @@ class StackedHipnn:
         S, nu = self.n_species, self.n_sens
         fused = pair_kernels.use_cpp(self.pair_kernels, batch.dist.device)
         if fused:  # the same terms as fused loops over the pairs, (n_pairs, ...) layout
+            w = self.weights(self.keys["interaction"])
             env, s, ds = pair_kernels.SensitivitiesEnvironment.apply(
-                1.0 / self.params["net.blocks.0.0.base_layer.sensitivity.mu"][:, 0],
-                self.params["net.blocks.0.0.base_layer.sensitivity.sigma"][:, 0].square(), batch.dist,
+                1.0 / w["mu"][:, 0], w["sigma"][:, 0].square(), batch.dist,
                 batch.unit_rows, batch.model_of_pair, batch.env_row, M * A * S, batch.cutoff)
             env = env.reshape(M, A, S, 4, nu).permute(0, 1, 3, 4, 2).reshape(M, A, 4, nu * S)
         else:
@@ -171,8 +157,7 @@ class StackedHipnn:
             env = env.detach().requires_grad_(True)
         atom_E, e0, e1 = self.atom_network(env, batch.onehot)
         atom_E = atom_E * batch.mask
-        e0sq, e1sq = e0.square(), e1.square()
-        hier = e1sq / (e1sq + e0sq) * batch.mask
+        hier = hipnn.hierarchicality([e0, e1]) * batch.mask
         out = {"atom_E": atom_E, "E": atom_E.reshape(M, batch.slots_per_model, -1).sum(2),
                "hier": hier.reshape(M, batch.slots_per_model, -1).sum(2)}
         if forces:
@@ -321,8 +306,7 @@ class SlotBatch:
 
     def _pair_terms(self, dist: torch.Tensor, unit: torch.Tensor, cutoff: float) -> None:
         # what the pair terms need of the geometry alone (no weights), each (k, n_pairs) with the pair axis last:
-        # u (3, P), (1, u) (4, P), 1/d, 1/d^2, the cut-off and its derivative (hippynn's CosCutoff: cos^2(pi d /
-        # 2 d_hard) inside d_hard), each (1, P)
+        # u (3, P), (1, u) (4, P), 1/d, 1/d^2, the cut-off and its derivative (hippynn's CosCutoff), each (1, P)
         self.dist = dist.contiguous()
         self.unit_rows = unit.contiguous()  # (P, 3): the fused loops' layout
         self.unit = unit.t().contiguous()
@@ -330,10 +314,8 @@ class SlotBatch:
         d = dist.unsqueeze(0)
         self.inv_dist = 1.0 / d
         self.inv_dist2 = self.inv_dist * self.inv_dist
-        arg = (math.pi / 2 / cutoff) * d
-        inside = (d <= cutoff).to(d.dtype)
-        self.cut = torch.cos(arg) ** 2 * inside
-        self.dcut = -(math.pi / 2 / cutoff) * torch.sin(2 * arg) * inside
+        self.cut = hipnn.cos_cutoff(d, cutoff)
+        self.dcut = hipnn.cos_cutoff_derivative(d, cutoff)
         self.cutoff = cutoff
 
     @classmethod

@@ -26,7 +26,6 @@ the stack's wall time up to that model's last step divided by the number of mode
 """
 from __future__ import annotations
 
-import math
 import sys
 import time
 import warnings
@@ -71,13 +70,10 @@ class StackedLangevin:
         """ASE's ``updatevars``: the coefficients at ``temperature_K`` (K)."""
         from ase import units
 
-        dt, fr = self.dt, self.fr
-        sigma = torch.sqrt(2.0 * units.kB * float(temperature_K) * fr / self.m)
-        self.c1 = dt / 2.0 - dt * dt * fr / 8.0
-        self.c2 = dt * fr / 2 - dt * dt * fr * fr / 8.0
-        self.c3 = math.sqrt(dt) * sigma / 2.0 - dt ** 1.5 * fr * sigma / 8.0
-        self.c5 = dt ** 1.5 * sigma / (2 * math.sqrt(3))
-        self.c4 = fr / 2.0 * self.c5
+        from ..core.md.common import langevin_coefficients
+
+        kT = units.kB * float(temperature_K)
+        self.c1, self.c2, self.c3, self.c4, self.c5 = langevin_coefficients(self.dt, self.fr, kT, self.m)
 
     def keep(self, rows: list[int]) -> None:
         self.rngs = [self.rngs[k] for k in rows]
@@ -191,7 +187,8 @@ class StackedPairs:
 def load_stack(model_paths: list, device="cpu"):
     """The :class:`StackedHipnn` of the model files (one architecture, network settings and species; else
     :class:`StackError` naming the first that differs) and the first model's payload."""
-    from ..core.hipnn_stack import StackedHipnn, UnsupportedModel, check_supported
+    from ..core.hipnn import UnsupportedModel, check_supported
+    from ..core.hipnn_stack import StackedHipnn
     from ..core.model import read_model_payload
 
     payloads = [read_model_payload(p) for p in model_paths]
@@ -202,9 +199,10 @@ def load_stack(model_paths: list, device="cpu"):
                 raise StackError(f"{path}: its {key} {pl[key]} differs from {model_paths[0]}'s {first[key]}: a stack "
                                  f"holds models of one architecture")
     try:
-        check_supported(first["network_cfg"])
+        check_supported(first["network_cfg"], "stacked", "the stacked liquid",
+                        "set rdf.stack: false for these models")
     except UnsupportedModel as exc:
-        raise StackError(f"the stacked liquid computes what the fast engine computes: {exc}") from None
+        raise StackError(str(exc)) from None
     model = StackedHipnn([(pl["network_state"], pl["henergy_state"]) for pl in payloads],
                          int(first["arch"]["n_atom_layers"]), float(first["network_cfg"]["dist_hard_max"]),
                          device=device)

@@ -22,7 +22,8 @@ import torch
 
 from ..config import ModelId
 from ..core.geometry import pair_geometry
-from ..core.hipnn_stack import SlotBatch, StackedHipnn, UnsupportedModel, check_supported, loss_terms, metrics
+from ..core.hipnn import UnsupportedModel, check_supported
+from ..core.hipnn_stack import SlotBatch, StackedHipnn, loss_terms, metrics
 from ..data.split import SPLITS
 from ..io_utils import atomic_torch_save
 from ..core.losses import TERMS
@@ -210,7 +211,8 @@ def train_stack(model_ids: list[ModelId], cfg: dict, dataset_path, split_path, l
     ``labels`` maps each model id (str) to its atom-energy labels file (None for the teacher). Outputs under
     ``out_root/<model id>/``, checkpoints under ``checkpoint_root/<model id>/checkpoint.pt``."""
     tr = cfg["training"]
-    check_supported(cfg["network"])
+    check_supported(cfg["network"], "stacked", "the fast training engine",
+                    "set training.engine: hippynn for this model")
     archs = {m.arch for m in model_ids}
     if len(archs) != 1:
         raise TrainingError(f"stack {stack_name}: one architecture per stack, got {sorted(a.tag for a in archs)}")

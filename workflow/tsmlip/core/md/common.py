@@ -50,6 +50,16 @@ def write_json(path: str | Path, payload: dict) -> None:
     atomic_write_json(path, payload, indent=1)
 
 
+def langevin_coefficients(dt: float, friction: float, kT: float, masses: torch.Tensor) -> tuple:
+    """ASE's ``Langevin`` coefficients (c1, c2, c3, c4, c5) (ASE >= 3.23: Eq. 23 of Vanden-Eijnden & Ciccotti) for
+    the time step ``dt`` and ``friction`` in ASE units, ``kT`` (eV) and ``masses`` (amu, any shape): c1 and c2 are
+    numbers, c3 .. c5 tensors of the masses' shape and dtype (computed in float64)."""
+    sigma = torch.sqrt(2.0 * kT * friction / masses.double()).to(masses.dtype)
+    c5 = dt ** 1.5 * sigma / (2.0 * math.sqrt(3.0))
+    return (dt / 2.0 - dt * dt * friction / 8.0, dt * friction / 2.0 - dt * dt * friction * friction / 8.0,
+            math.sqrt(dt) * sigma / 2.0 - dt ** 1.5 * friction * sigma / 8.0, friction / 2.0 * c5, c5)
+
+
 #: set True to silence :func:`log` (e.g. a benchmark printing its own table)
 QUIET = False
 

@@ -28,14 +28,13 @@ hippynn's message-passing kernels are chosen per device by :func:`set_kernels` (
 from __future__ import annotations
 
 import contextlib
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .common import TorchSystem
+from .common import TorchSystem, langevin_coefficients
 
 ENGINES = ("ase", "torch", "lammps", "torchsim")
 #: the deployed models (:mod:`.deployed`): optional packages and the LAMMPS plugin (docs/deploy.md)
@@ -191,12 +190,7 @@ def _langevin_updater_class():
 
         def _coeffs(self, m):
             if self._coefficients is None:
-                dt, fr = self.dt, self.fr
-                sigma = torch.sqrt(2.0 * self._kT * fr / m.double()).to(m.dtype)
-                c5 = dt ** 1.5 * sigma / (2.0 * math.sqrt(3.0))
-                self._coefficients = (dt / 2.0 - dt * dt * fr / 8.0, dt * fr / 2.0 - dt * dt * fr * fr / 8.0,
-                                      math.sqrt(dt) * sigma / 2.0 - dt ** 1.5 * fr * sigma / 8.0,
-                                      fr / 2.0 * c5, c5)
+                self._coefficients = langevin_coefficients(self.dt, self.fr, self._kT, m)
             return self._coefficients
 
         @torch.no_grad()
