@@ -70,24 +70,36 @@ class Checkpoint:
 
 
 def make_optimizer(model_id: ModelId, cfg: dict, model: torch.nn.Module):
-    """(optimizer, controller, max_epochs): Adam, hippynn's ``PatienceController`` with a ``ReduceLROnPlateau``
-    scheduler, and the epoch limit (``born_again.max_epochs`` for a Born-Again model, if set)."""
-    from hippynn.experiment.controllers import PatienceController
-
+    """(optimizer, controller, max_epochs) of the hippynn engine: torch's Adam over the model's weights, the stopping
+    rule (:func:`make_controller`) with torch's ``ReduceLROnPlateau`` on the optimizer, and the epoch limit
+    (``born_again.max_epochs`` for a Born-Again model, if set)."""
     tr = cfg["training"]
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=tr["learning_rate"])
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=tr["lr_factor"],
-                                                           patience=tr["lr_patience"],
-                                                           threshold=tr["improvement_threshold"],
-                                                           threshold_mode="rel",
-                                                           min_lr=min_learning_rate(tr))
-    max_epochs = max_epochs_for(model_id.kind, cfg)
-    controller = PatienceController(optimizer, scheduler, batch_size=tr["batch_size"], max_epochs=max_epochs,
-                                    stopping_key="stop_metric", eval_batch_size=tr["eval_batch_size"],
-                                    fraction_train_eval=tr["train_eval_fraction"],
-                                    termination_patience=tr["termination_patience"], quiet=True)
-    return optimizer, controller, max_epochs
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, **plateau_settings(tr))
+    return optimizer, make_controller(model_id, cfg, optimizer, scheduler), max_epochs_for(model_id.kind, cfg)
+
+
+def plateau_settings(tr: dict) -> dict:
+    """The learning-rate rule of ``training:`` as ``ReduceLROnPlateau``'s arguments (mode min): the rate times
+    ``lr_factor`` after more than ``lr_patience`` epochs without a relative improvement beyond
+    ``improvement_threshold``, never below :func:`min_learning_rate`."""
+    return dict(factor=tr["lr_factor"], patience=tr["lr_patience"], threshold=tr["improvement_threshold"],
+                threshold_mode="rel", min_lr=min_learning_rate(tr))
+
+
+def make_controller(model_id: ModelId, cfg: dict, optimizer, scheduler):
+    """hippynn's ``PatienceController`` of one model (its termination patience and epoch limit) over ``scheduler``,
+    the rule that lowers the model's learning rate (:func:`plateau_settings`). ``optimizer``: the torch optimizer
+    the controller saves and restores with its own state (the hippynn engine's), or None where the rate lives in an
+    optimizer of its own (the fast engine's stack)."""
+    from hippynn.experiment.controllers import PatienceController
+
+    tr = cfg["training"]
+    return PatienceController(optimizer, scheduler, batch_size=tr["batch_size"],
+                              max_epochs=max_epochs_for(model_id.kind, cfg), stopping_key="stop_metric",
+                              eval_batch_size=tr["eval_batch_size"], fraction_train_eval=tr["train_eval_fraction"],
+                              termination_patience=tr["termination_patience"], quiet=True)
 
 
 def min_learning_rate(tr: dict) -> float:
@@ -204,7 +216,7 @@ def _epoch_loop(model_id: ModelId, run: _Run, optimizer, controller, max_epochs:
         now = time.time()
         elapsed = state["elapsed_s"] + (now - t_start)
         keep_going = epoch_end(model_id, run.schedule, state, controller, tr, epoch, w, train_loss, ev_train,
-                               ev_valid, optimizer.param_groups[0]["lr"], now - t_epoch, elapsed,
+                               ev_valid, optimizer.param_groups[0], now - t_epoch, elapsed,
                                lambda: to_cpu(run.model.state_dict()))
         if not keep_going or epoch % tr["checkpoint_every"] == 0:
             state["epoch"] = epoch
@@ -226,11 +238,14 @@ def epoch_start(model_id, schedule, state: dict, epoch: int):
 
 
 def epoch_end(model_id, schedule, state: dict, controller, tr: dict, epoch: int, w, train_loss: float,
-              ev_train: dict, ev_valid: dict, lr: float, epoch_time: float, elapsed: float, best_state) -> bool:
+              ev_train: dict, ev_valid: dict, group: dict, epoch_time: float, elapsed: float, best_state) -> bool:
     """The stopping rule after one epoch (both engines): the stopping metric, the best weights (``best_state()``
     is called on an improvement), progress beyond ``improvement_threshold``, the warm-up of ``min_epochs``, hippynn's
-    ``PatienceController`` (learning-rate halving and termination), the curve row and the log line. Returns
-    whether training goes on."""
+    ``PatienceController`` (learning-rate cuts by its scheduler, and termination), the curve row and the log line.
+    ``group``: the model's parameter group in its optimizer (a dict whose ``lr`` is the rate the epoch trained with,
+    and which the controller's scheduler lowers: the hippynn engine's torch Adam, the fast engine's
+    :class:`tsmlip.train.fast.StackAdam`). Returns whether training goes on."""
+    lr = group["lr"]
     stop_metric = error_loss(schedule.final, ev_valid)
     if not math.isfinite(stop_metric):
         raise TrainingError(f"{model_id}: validation loss became {stop_metric} at epoch {epoch}")
@@ -254,7 +269,7 @@ def epoch_end(model_id, schedule, state: dict, controller, tr: dict, epoch: int,
     # starting rate the validation error moves by several % from epoch to epoch: a lucky dip is not convergence)
     floor = min_learning_rate(tr)
     if floor > 0:
-        new_lr = controller.optimizer.param_groups[0]["lr"]
+        new_lr = group["lr"]
         if new_lr < lr * (1 - 1e-6):
             controller.last_best, controller.boredom = epoch, 0
         if new_lr > floor * (1 + 1e-6) and epoch < controller._max_epochs:
