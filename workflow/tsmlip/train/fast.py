@@ -33,6 +33,7 @@ from ..loss_weights import max_epochs_for, schedule_for
 from .loop import (_check_writable, run_fingerprint, make_controller, plateau_settings, _read_checkpoint, epoch_end,
                    epoch_start)
 from ..provenance import ProvenanceError, check_inputs
+from ..settings import settings_fingerprint
 from .step import finish_training, made_of
 
 _BETAS, _EPS = (0.9, 0.999), 1e-8  # torch.optim.Adam's defaults, as the hippynn engine uses them
@@ -46,7 +47,8 @@ class _Member:
     data: object  # assembly.TrainingData (its labels)
     out_dir: Path
     ckpt: Path
-    fingerprint: str
+    fingerprint: str  # what its checkpoint must match (.loop.run_fingerprint)
+    settings: str  # its settings alone (tsmlip.settings.settings_fingerprint), recorded in the checkpoint
     labels_path: str | None
     dataset_path: str
     split_path: str
@@ -303,7 +305,8 @@ def train_stack(model_ids: list[ModelId], cfg: dict, dataset_path, split_path, l
         ckpt = Path(checkpoint_root) / str(mid) / "checkpoint.pt"
         _check_writable(mid, ckpt.parent)
         members.append(_Member(mid, data, Path(out_root) / str(mid), ckpt,
-                               run_fingerprint(mid, cfg, dataset_path, lp, split_path, "train-stack"), lp,
+                               run_fingerprint(mid, cfg, dataset_path, lp, split_path, "train-stack"),
+                               settings_fingerprint("train-stack", cfg, model_id=mid), lp,
                                str(dataset_path), str(split_path), schedule_for(mid.kind, cfg),
                                max_epochs_for(mid.kind, cfg), gen))
     n_weights = count_weights(next(iter(graphs.values())))
@@ -444,7 +447,7 @@ def _resume(m: _Member, i: int, stack: StackedHipnn, adam: StackAdam) -> None:
 
 
 def _save_checkpoint(m: _Member, k: int, stack: StackedHipnn, adam: StackAdam, state: dict) -> None:
-    atomic_torch_save({"fingerprint": m.fingerprint, "engine": "fast",
+    atomic_torch_save({"fingerprint": m.fingerprint, "settings": m.settings, "engine": "fast",
                        "params": {key: p[k].detach().cpu().clone() for key, p in stack.params.items()},
                        "adam": adam.slice(k), "controller": m.controller.state_dict(),
                        "generator": m.generator.get_state(), "state": state}, m.ckpt)

@@ -15,12 +15,12 @@ import torch
 from ..config import ModelId
 from ..data.split import SPLITS, dataset_fingerprint, split_fingerprint
 from ..io_utils import atomic_torch_save
-from ..kinds import REGISTRY
 from ..core.losses import combine, error_loss
 from ..loss_weights import max_epochs_for
 from ..core.model import to_cpu
 from ..provenance import step_code_stamp
 from ..records import Convergence
+from ..settings import settings_fingerprint
 from .assembly import TrainingError, quiet_hippynn, _Run, log
 
 CURVE_COLUMNS = ["epoch", "lr", "w_E", "w_F", "w_A", "train_loss",
@@ -44,18 +44,16 @@ def _read_checkpoint(path: Path, model_id) -> dict | None:
 
 
 def run_fingerprint(model_id: ModelId, cfg: dict, dataset_path, labels_path, split_path=None, step: str = "train") -> str:
-    """What a checkpoint must match to be resumed: the model, its settings, the code (the train step's code stamp),
-    the data, the split and the labels: a checkpoint of other code never resumes (a fix must not inherit the old
-    code's epochs). ``step``: the command whose code trains it (``train`` or the fast engine's ``train-stack``).
+    """What a checkpoint must match to be resumed: the model's settings (:func:`tsmlip.settings.settings_fingerprint`,
+    the same hash as its rule's stamp and its provenance record: the model id, the network, training and Born-Again
+    settings), the code (the step's code stamp), the data, the split and the labels: a checkpoint of other code never
+    resumes (a fix must not inherit the old code's epochs). ``step``: the command whose code trains it (``train`` or
+    the fast engine's ``train-stack``).
 
     The split enters by its content (the train/valid/test index arrays, hence also the valid/test fractions
     and the split seed), not by its file's bytes: a split rewritten with the same indices resumes, any other
     split starts over (a checkpoint of a model trained on other configurations would leak test data)."""
-    # where and how fast it runs does not change the experiment: a preempted job may resume elsewhere
-    training = {k: v for k, v in cfg["training"].items()
-                if k not in ("device", "torch_threads", "checkpoint_every", "pair_kernels")}
-    relevant = {"id": str(model_id), "network": cfg["network"], "training": training,
-                "born_again": cfg["born_again"] if REGISTRY[model_id.kind].scheduled else None,
+    relevant = {"settings": settings_fingerprint(step, cfg, model_id=model_id),
                 "data": dataset_fingerprint(dataset_path),
                 "split": split_fingerprint(split_path) if split_path is not None else None,
                 "labels": dataset_fingerprint(labels_path) if labels_path else None,
@@ -66,7 +64,8 @@ def run_fingerprint(model_id: ModelId, cfg: dict, dataset_path, labels_path, spl
 @dataclass
 class Checkpoint:
     path: Path
-    fingerprint: str  # the settings, data and labels it was made with (see run_fingerprint)
+    fingerprint: str  # the settings, code, data, split and labels it was made with (see run_fingerprint)
+    settings: str = ""  # the settings alone (tsmlip.settings.settings_fingerprint), recorded beside it
 
 
 def make_optimizer(model_id: ModelId, cfg: dict, model: torch.nn.Module):
@@ -299,7 +298,7 @@ def evaluate_epoch(run: _Run, tr: dict, epoch: int) -> tuple[dict, dict]:
 
 
 def _save_checkpoint(ckpt: Checkpoint, run: _Run, controller, state: dict) -> None:
-    atomic_torch_save({"fingerprint": ckpt.fingerprint, "model": run.model.state_dict(),
+    atomic_torch_save({"fingerprint": ckpt.fingerprint, "settings": ckpt.settings, "model": run.model.state_dict(),
                        "controller": controller.state_dict(), "torch_rng": torch.random.get_rng_state(),
                        "db_rng": run.db.random_state.get_state(), "state": state}, ckpt.path)
 
