@@ -150,7 +150,7 @@ def main(argv=None) -> int:
 
     p = step_parser("train", __doc__)
     add_threads(p)
-    p.add_argument("--model-id", required=True, help="e.g. student/w16-s10-l2/seed1")
+    p.add_argument("--model-id", required=True, help="e.g. student/w16-s4-l1/seed1")
     p.add_argument("--dataset", required=True)
     p.add_argument("--split", required=True)
     p.add_argument("--labels", default=None, help="teacher atom-energy labels (students; others: evaluation)")
