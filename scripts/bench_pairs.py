@@ -1,4 +1,4 @@
-"""Neighbour-list build time of the torch MD engine's pair finders on the CPU: ours (``md/pairs.py``:
+"""Neighbour-list build time of the torch MD engine's pair finders on the CPU: ours (``core/md/pairs.py``:
 ``cell_list``, the torch linked cells, and ``kdtree``, hippynn's scipy KD-tree) against vesin-torch's
 ``NeighborList`` (``vesin``), on fcc aluminum (a = 4.05 A, thermal rattle) at the default model's
 cut-off plus the Verlet skin (6.0 + 1.0 A). Checks that all give the same pair set, then prints the

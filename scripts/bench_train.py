@@ -175,7 +175,7 @@ def engines(a) -> list[dict]:
             states = [initial_state(ModelId(kind, arch, s + 1), cfg, arrays, split, species)[1:] for s in range(n)]
             st = StackedHipnn(states, arch.n_atom_layers, cfg["network"]["dist_hard_max"],
                               pair_kernels=tr["pair_kernels"])
-            stacks[n] = (st, StackAdam(st.trainable(), tr["ema_decay"]))
+            stacks[n] = (st, StackAdam(st.trainable(), tr["learning_rate"], tr["ema_decay"]))
         wvec = {t: torch.tensor(getattr(w, f"w_{t}")) for t in ("E", "F", "L2", "R")}
 
         def hippynn_steps(k):
@@ -186,7 +186,6 @@ def engines(a) -> list[dict]:
 
         def fast_steps(n, k):
             st, adam = stacks[n]
-            lr = torch.full((n,), tr["learning_rate"])
             t = time.process_time()
             for i in range(k):
                 rows_ = np.stack([split["train"][(np.arange(B) + i * B + 7 * m) % n_train] for m in range(n)])
@@ -194,7 +193,7 @@ def engines(a) -> list[dict]:
                 out = st.forward(batch, forces=True, create_graph=True)
                 terms = loss_terms(st, out, batch, stack_targets(arrays, None, rows_, "cpu"), False)
                 sum(wvec[t_] * terms[t_] for t_ in terms).sum().backward()
-                adam.step(st.trainable(), lr)
+                adam.step(st.trainable())
             return (time.process_time() - t) / k / n
 
         def hippynn_eval():

@@ -7,7 +7,7 @@ network, no other package of the project's pins)::
 
     make gpu-wheels
     python3 -m pip install --no-deps --target /tmp/site gpu_wheels/*.whl && \\
-        PYTHONPATH=/tmp/site:workflow python3 scripts/gpu_campaign.py --out $OUT/gpu_campaign
+        PYTHONPATH=/tmp/site:workflow python3 scripts/gpu_campaign.py --out gpu_campaign_out
 
 CPU smoke run (seconds): ``python scripts/gpu_campaign.py --smoke --out /tmp/campaign``. Everything else:
 ``--help`` and docs/md.md ("GPU campaign").

@@ -1,6 +1,22 @@
 """The README is a reference, not a lab notebook: at most 200 lines, no dated measurement outside the run report it
-links, and every relative link of the README and of docs/ resolves (the run reports, the published figure)."""
+links, and every relative link of the README and of docs/ resolves (the run reports, the published figure). Every
+command the README and the reference docs show (``tsmlip <step>``, ``scripts/*.py``, ``make <target>``, in code
+blocks and in inline code) is accepted by the command it names, so a renamed or removed flag cannot leave the docs
+wrong unnoticed."""
+import argparse
+import contextlib
+import functools
+import importlib
+import os
 import re
+import runpy
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from unittest import mock
+
+import pytest
 
 from conftest import ROOT
 
@@ -40,3 +56,236 @@ def test_run_reports_are_named_by_date_and_listed():
     # reference docs link the reports, they do not hold dated runs
     for doc in sorted((ROOT / "docs").glob("*.md")):
         assert not re.search(r"^#+ .*\b20\d\d-\d\d-\d\d", doc.read_text(), re.M), doc.name
+
+
+# --- the commands the docs show -----------------------------------------------------------------------------------
+#: the docs whose commands must run as written: the README and the reference docs (the dated run reports are
+#: records of what ran then, and stay as they were written)
+COMMAND_DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "docs" / "runs" / "README.md",
+                ROOT / "docs" / "runs" / "latest" / "README.md"]
+FENCE = re.compile(r"^```([^\n`]*)\n(.*?)^```", re.S | re.M)
+SHELL_FENCES = {"", "bash", "sh", "shell", "console"}
+SPAN = re.compile(r"`([^`]+)`")
+#: ``<step>``, ``<results_dir>``: a placeholder the reader fills in
+PLACEHOLDER = re.compile(r"<[^<>\s][^<>]*>")
+HOLE = "__placeholder__"
+#: what separates two commands on one line
+SEPARATORS = {"|", "||", "&", "&&", ";", "(", ")", ">", ">>", "<", "2>", "2>&1"}
+
+
+@dataclass
+class DocCommand:
+    where: str  # "<doc>:<line>"
+    kind: str  # tsmlip | script | make
+    name: str  # the step, the script's path or "make"
+    args: list
+    runnable: bool  # a code block's command without an elision ("..."): it must also give every required argument
+
+
+def commands_in(text: str, doc: str = "<doc>") -> list:
+    """The ``tsmlip``, ``scripts/*.py`` and ``make`` commands of a markdown text: each line (with its backslash
+    continuations) of a shell code block, and each inline code span that starts with such a command."""
+    found = []
+    for m in FENCE.finditer(text):
+        if m.group(1).strip() not in SHELL_FENCES:
+            continue
+        first = text.count("\n", 0, m.start(2)) + 1
+        logical, start = "", None
+        for i, line in enumerate(m.group(2).splitlines(), first):
+            start = start or i
+            if line.rstrip().endswith("\\"):
+                logical += line.rstrip()[:-1] + " "
+                continue
+            found += _split(logical + line, f"{doc}:{start}", fenced=True)
+            logical, start = "", None
+    prose = FENCE.sub(lambda m: "\n" * m.group(0).count("\n"), text)
+    for m in SPAN.finditer(prose):
+        found += _split(" ".join(m.group(1).split()), f"{doc}:{prose.count(chr(10), 0, m.start()) + 1}", fenced=False)
+    return found
+
+
+def _split(line: str, where: str, fenced: bool) -> list:
+    lexer = shlex.shlex(PLACEHOLDER.sub(HOLE, line), posix=True, punctuation_chars=True)
+    lexer.whitespace_split, lexer.commenters = True, "#"
+    try:
+        tokens = list(lexer)
+    except ValueError:  # an unbalanced quote: not a command
+        return []
+    runnable = fenced and "..." not in line
+    found, seg = [], []
+    for tok in tokens + [";"]:
+        if tok not in SEPARATORS:
+            seg.append(tok)
+            continue
+        while seg and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=\S*", seg[0]):  # VAR=value before the command
+            seg.pop(0)
+        if seg:
+            word, rest = seg[0], seg[1:]
+            if os.path.basename(word) == "tsmlip":
+                found.append(DocCommand(where, "tsmlip", rest[0] if rest else "", rest[1:], runnable))
+            elif re.fullmatch(r"(\S*/)?python3?", word) and rest and rest[0].endswith(".py") and "scripts/" in rest[0]:
+                found.append(DocCommand(where, "script", rest[0], rest[1:], runnable))
+            elif re.fullmatch(r"(\S*/)?scripts/\S+\.py", word):
+                found.append(DocCommand(where, "script", word, rest, runnable))
+            elif word == "make":
+                found.append(DocCommand(where, "make", "make", rest, runnable))
+        seg = []
+    return found
+
+
+class _Captured(Exception):
+    def __init__(self, parser):
+        super().__init__()
+        self.parser = parser
+
+
+@contextlib.contextmanager
+def _capturing():
+    """argparse's parse_args (and parse_known_args) hand back the parser instead of parsing: a command's parser,
+    built by its own code, without running the command."""
+    def grab(self, *args, **kwargs):
+        raise _Captured(self)
+
+    with mock.patch.object(argparse.ArgumentParser, "parse_args", grab), \
+            mock.patch.object(argparse.ArgumentParser, "parse_known_args", grab):
+        yield
+
+
+@functools.lru_cache(maxsize=None)
+def _step_parser(step: str) -> argparse.ArgumentParser:
+    from tsmlip.cli import COMMANDS
+
+    module, function = COMMANDS[step].split(":")
+    try:
+        with _capturing():
+            getattr(importlib.import_module(module), function)([])
+    except _Captured as c:
+        return c.parser
+    raise AssertionError(f"tsmlip {step} parsed no arguments")
+
+
+@functools.lru_cache(maxsize=None)
+def _script_parser(path: Path) -> argparse.ArgumentParser:
+    saved_path, saved_argv = sys.path[:], sys.argv[:]
+    sys.path[:0] = [str(path.parent), str(ROOT / "workflow")]
+    sys.argv = [str(path)]
+    try:
+        with _capturing():
+            runpy.run_path(str(path), run_name="__main__")
+    except _Captured as c:
+        return c.parser
+    finally:
+        sys.path[:], sys.argv[:] = saved_path, saved_argv
+    raise AssertionError(f"{path.name} parsed no arguments")
+
+
+def _make_targets() -> set:
+    text = (ROOT / "Makefile").read_text()
+    return {t for line in re.findall(r"^([^\s#=:][^=:]*):(?!=)", text, re.M) for t in line.split()
+            if "$" not in t}
+
+
+class _Refused(Exception):
+    pass
+
+
+def _parse_problems(parser: argparse.ArgumentParser, args: list, runnable: bool) -> list:
+    """What ``parser`` refuses of ``args``: a flag it does not know by that exact name (no abbreviations), an
+    argument it does not take, a value of the wrong type or choice; for a runnable command also a required argument
+    left out."""
+    if "-h" in args or "--help" in args:
+        args, runnable = [a for a in args if a not in ("-h", "--help")], False
+    # optional parts in brackets ("A.pt [B.pt ...]") are arguments too; an elision ("...") is none
+    args = [a.removeprefix("[").removesuffix("]") for a in args]
+    args = [a for a in args if a and a != "..."]
+    problems = [f"unknown flag {a.split('=')[0]}" for a in args
+                if re.match(r"--?[A-Za-z]", a) and a.split("=")[0] not in parser._option_string_actions]
+    required = [a for a in parser._actions if a.required]
+    groups = [g for g in parser._mutually_exclusive_groups if g.required]
+    for a in required:
+        a.required = False
+    for g in groups:
+        g.required = False
+
+    def refuse(message):
+        raise _Refused(message)
+
+    try:
+        with mock.patch.object(parser, "error", refuse), contextlib.redirect_stdout(None):
+            ns, extra = parser.parse_known_args(args)
+    except _Refused as e:
+        if HOLE not in str(e):  # a placeholder value of a typed option: the reader's to fill in
+            problems.append(str(e))
+        return problems
+    finally:
+        for a in required:
+            a.required = True
+        for g in groups:
+            g.required = True
+    if extra:
+        problems.append(f"unrecognized arguments: {' '.join(extra)}")
+    if runnable:
+        problems += [f"required argument {'/'.join(a.option_strings) or a.dest} left out" for a in required
+                     if getattr(ns, a.dest, None) is None]
+    return problems
+
+
+def command_problems(cmd: DocCommand) -> list:
+    """Why ``cmd`` would not run as written (empty: it would)."""
+    if cmd.kind == "make":
+        targets = _make_targets()
+        return [f"make has no target {t}" for t in cmd.args if "=" not in t and not t.startswith("-")
+                and HOLE not in t and t not in targets]
+    if cmd.kind == "tsmlip":
+        from tsmlip.cli import COMMANDS
+
+        if cmd.name in ("", "-h", "--help") or HOLE in cmd.name:
+            return []
+        if cmd.name not in COMMANDS:
+            return [f"tsmlip has no step {cmd.name!r}"]
+        if not cmd.args and not cmd.runnable:  # the step named in prose
+            return []
+        return _parse_problems(_step_parser(cmd.name), cmd.args, cmd.runnable)
+    path = (ROOT / cmd.name[cmd.name.index("scripts/"):]).resolve()
+    if not path.is_file():
+        return [f"no script {cmd.name}"]
+    if not cmd.args and not cmd.runnable:
+        return []
+    return _parse_problems(_script_parser(path), cmd.args, cmd.runnable)
+
+
+def test_every_documented_command_runs_as_written():
+    problems, n = [], 0
+    for doc in COMMAND_DOCS:
+        for cmd in commands_in(doc.read_text(), str(doc.relative_to(ROOT))):
+            n += 1
+            problems += [f"{cmd.where}: `{' '.join([cmd.kind, cmd.name, *cmd.args])}`: {p}"
+                         for p in command_problems(cmd)]
+    assert n > 20  # the docs' commands were found
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("text, broken", [
+    # the README's old export line: the model is --model, and --output is required
+    ("```bash\ntsmlip export model.pt\n```", True),
+    ("`tsmlip export model.pt`", True),
+    ("```bash\ntsmlip export --model m.pt --output m.ts\n```", False),
+    ("```bash\ntsmlip export --model m.pt\n```", True),  # a runnable command without a required flag
+    ("`tsmlip export --model m.pt`", False),  # prose may name a flag alone
+    ("`tsmlip export --mod m.pt --output m.ts`", True),  # an abbreviation: breaks when another --mod... appears
+    ("`tsmlip split --outt split.npz`", True),
+    ("`tsmlip no-such-step --x 1`", True),
+    ("`tsmlip <step> --help`", False),
+    ("```bash\nPYTHONPATH=workflow python3 scripts/bench_train.py --no-such-flag\n```", True),
+    ("`python scripts/bench_train.py --engines`", False),
+    ("`python scripts/no_such_script.py`", True),
+    ("```\nmake run     # install and run\nmake no-such-target\n```", True),
+    ("`make publish-run RESULTS=<results_dir> REPORT=docs/runs/<date>-<config>.md`", False),
+    ("```bash\nmake gpu-wheels && tsmlip md-timing --engine no-such-engine ...\n```", True),
+    ("`python scripts/bench_liquid_stack.py A.pt [B.pt ...] --sizes 1 4 16`", False),
+    ("`python scripts/bench_liquid_stack.py A.pt [B.pt ...] --sizes one`", True),  # not an integer
+])
+def test_the_command_check_catches_drift(text, broken):
+    cmds = commands_in(text)
+    assert cmds, text
+    assert any(command_problems(c) for c in cmds) == broken, [(c, command_problems(c)) for c in cmds]

@@ -302,9 +302,9 @@ def test_weight_average_is_what_is_evaluated_and_kept(tiny_cfg, tiny_data, tmp_p
     assert avg["splits"]["test"]["force_rmse_eV_A"] != plain["splits"]["test"]["force_rmse_eV_A"]
     # the average follows torch.lerp with the ramped decay: after one step of weights w0 -> w1, ema = w0 + (1-d)(w1-w0)
     p = {"x": torch.zeros(2, 3, requires_grad=True)}
-    adam = StackAdam(p, ema_decay=0.9)
+    adam = StackAdam(p, [0.1, 0.2], ema_decay=0.9)
     p["x"].grad = torch.ones(2, 3)
-    adam.step(p, torch.tensor([0.1, 0.2]))
+    adam.step(p)
     d = min(0.9, 2 / 11)
     assert torch.allclose(adam.ema["x"], (1 - d) * p["x"].detach())
     with adam.averaged(p):

@@ -91,6 +91,51 @@ def test_checkpoint_of_other_code_is_not_resumed(teacher, tiny_data, monkeypatch
     assert loop.run_fingerprint(mid, cfg, tiny_data[0], None, tiny_data[1]) != before
 
 
+def test_one_settings_fingerprint_for_the_rule_the_stamp_the_checkpoint_and_the_provenance(tiny_data, tmp_path):
+    """A model's training settings are defined and hashed in one place (tsmlip.settings): the --config-json its rule
+    passes (Snakemake's params), the stamp the plan gives it, its checkpoint and the provenance record of its outputs
+    agree. A dry run of the tiny config plans the teacher's stack; the command it prints then trains the model (on the
+    tests' tiny data), with training.torch_threads added by --threads, which no result depends on."""
+    import re
+    import shlex
+
+    import torch
+
+    from conftest import BASE_CONFIG, TEST_CONFIG, run_snakemake
+    from tsmlip import settings
+    from tsmlip.config import canonical, load_config
+    from tsmlip.train import fast
+
+    results, mid = tmp_path / "results", "teacher/w12-s8-l2/seed0"
+    out = run_snakemake("-n", "-p", "--cores", "1", "--configfile", "config/test.yaml", "--config",
+                        f"results_dir={results}", "--", str(results / "models" / mid / "metrics.json"))
+    assert out.returncode == 0, out.stderr[-3000:]
+    text = out.stdout + out.stderr
+    argv = shlex.split(re.search(r"tsmlip train-stack (.*?) > ", text).group(1))
+    params = argv[argv.index("--config-json") + 1]
+    stamp = re.search(rf"/train/{re.escape(mid)}/([0-9a-f]{{16}})\.stamp", text).group(1)
+
+    cfg = canonical(load_config(BASE_CONFIG, TEST_CONFIG))
+    # the rule's params: the step's settings (without the model id, which the rule passes as a flag of its own)
+    assert json.loads(params) == settings.step_settings("train-stack", cfg)
+    # the stamp: the planned fingerprint of the model's settings (with its id), its data's and its split's
+    data_fp = provenance.planned("generate-dataset", settings.settings_json("generate-dataset", cfg), [])
+    split_fp = provenance.planned("split", settings.settings_json("split", cfg), [data_fp])
+    assert stamp == provenance.planned("train", settings.step_settings("train", cfg, model_id=mid), [data_fp, split_fp])
+    want = settings.settings_fingerprint("train", cfg, model_id=mid)
+    assert want == provenance.settings_hash(dict(json.loads(params), model_id=mid))
+
+    # the printed command (its data and outputs here): the checkpoint and the provenance record hash the same
+    ds, sp, _ = tiny_data
+    assert fast.main(["--config-json", params, "--threads", argv[argv.index("--threads") + 1], "--model-ids", mid,
+                      "--dataset", str(ds), "--split", str(sp), "--out-root", str(tmp_path / "out"),
+                      "--checkpoint-root", str(tmp_path / "ck")]) == 0
+    ck = torch.load(tmp_path / "ck" / mid / "checkpoint.pt", map_location="cpu", weights_only=True)
+    metrics = json.loads((tmp_path / "out" / mid / "metrics.json").read_text())
+    assert ck["settings"] == metrics["_provenance"]["settings"] == want
+    assert provenance.read_record(tmp_path / "out" / mid / "model.pt")["settings"] == want
+
+
 def test_train_refuses_labels_of_another_dataset(teacher, tiny_data, tmp_path):
     """Inputs that do not belong together: labels whose record names another dataset than the one given."""
     model, *_ = teacher

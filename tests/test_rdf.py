@@ -368,7 +368,7 @@ def tiny_model(tmp_path_factory, test_cfg):
 
 
 def test_liquid_runs_on_both_engines_alike(test_cfg, tiny_model):
-    """The liquid through tsmlip.md's engines: ASE's Langevin and the torch engine's copy of it draw the same
+    """The liquid through tsmlip.core.md's engines: ASE's Langevin and the torch engine's copy of it draw the same
     noise from the same seed, so in float32 the two g(r) agree far below the seed noise floor."""
     s = _tiny_settings(test_cfg, collapse_distance_A=0.0)
     runs = {e: rdf.run_liquid_md(None, s, log=lambda m: None, model=tiny_model, engine=e, pair_finder=pf)

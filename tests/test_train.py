@@ -311,32 +311,43 @@ def test_no_patience_runs_out_during_the_warm_up(tiny_cfg, tiny_data, tmp_path):
     assert lr[10] < 1e-6, lr                                # halved after the warm-up
 
 
-def _run_rule(tiny_cfg, metrics, **training):
+def _run_rule(tiny_cfg, metrics, engine="hippynn", **training):
     """The stopping rule (tsmlip.train.loop.epoch_end, both engines) driven by a given validation curve: the
-    learning rate of each epoch and the epoch it stopped at (None: it never stopped)."""
+    learning rate of each epoch and the epoch it stopped at (None: it never stopped). ``engine``: the hippynn engine's
+    torch Adam and ReduceLROnPlateau, or the fast engine's rate in its stack's optimizer (a stack of two models, the
+    rule driving the second's) and its PlateauLR."""
     import copy
 
     from tsmlip.config import ModelId
     from tsmlip.loss_weights import schedule_for
-    from tsmlip.train.loop import epoch_end, epoch_start, make_optimizer
+    from tsmlip.train.fast import PlateauLR, StackAdam
+    from tsmlip.train.loop import epoch_end, epoch_start, make_controller, make_optimizer, plateau_settings
 
     cfg = copy.deepcopy(tiny_cfg)
     cfg["training"].update(min_epochs=0, improvement_threshold=0.01, max_epochs=len(metrics) + 1, **training)
     mid = ModelId.parse("control/w6-s6-l1/seed1")
-    opt, controller, _ = make_optimizer(mid, cfg, torch.nn.Linear(1, 1))
+    if engine == "hippynn":
+        opt, controller, _ = make_optimizer(mid, cfg, torch.nn.Linear(1, 1))
+        group = opt.param_groups[0]
+    else:
+        adam = StackAdam({"w": torch.zeros(2, 3)}, cfg["training"]["learning_rate"])
+        group = adam.param_groups[1]
+        controller = make_controller(mid, cfg, None, PlateauLR(group, **plateau_settings(cfg["training"])))
     schedule = schedule_for("control", cfg)
     state = {"epoch": 0, "best_metric": math.inf, "best_epoch": 0, "best_state": None, "curve": [], "phase": 0}
-    lrs = []
+    lrs, stopped = [], None
     for epoch, m in enumerate(metrics, 1):
         w = epoch_start(mid, schedule, state, epoch)
         ev = {"force_rmse_eV_A": m, "energy_rmse_eV": m, "energy_per_atom_rmse_eV": m, "force_mae_eV_A": m,
               "err_F": m, "err_E": 0.0}
-        lr = opt.param_groups[0]["lr"]
-        lrs.append(lr)
-        if not epoch_end(mid, schedule, state, controller, cfg["training"], epoch, w, 0.0, ev, ev, lr, 0.0, 0.0,
+        lrs.append(group["lr"])
+        if not epoch_end(mid, schedule, state, controller, cfg["training"], epoch, w, 0.0, ev, ev, group, 0.0, 0.0,
                          lambda: None):
-            return lrs, epoch
-    return lrs, None
+            stopped = epoch
+            break
+    if engine == "fast":  # the stack's other model kept its own rate
+        assert adam.param_groups[0]["lr"] == cfg["training"]["learning_rate"]
+    return lrs, stopped
 
 
 def test_the_stopping_rule_terminates_only_at_the_learning_rate_floor(tiny_cfg):
@@ -357,6 +368,19 @@ def test_the_stopping_rule_terminates_only_at_the_learning_rate_floor(tiny_cfg):
     _, stopped = _run_rule(tiny_cfg, falling, learning_rate=1e-3, lr_factor=0.5, lr_patience=3,
                            termination_patience=5, min_learning_rate=1e-3 / 8)
     assert stopped is None
+
+
+@pytest.mark.parametrize("floor", [None, 1e-3 / 8])
+def test_the_fast_engines_rate_follows_the_hippynn_engines_rule(tiny_cfg, floor):
+    """The fast engine's learning rate (its model's group in the stack's optimizer, lowered by PlateauLR) takes the
+    same values at the same epochs, and stops at the same epoch, as torch's ReduceLROnPlateau on the hippynn engine's
+    Adam, for a flat, a falling and a noisy validation curve."""
+    rng = np.random.default_rng(0)
+    curves = {"flat": [1.0] * 120, "falling": [0.97 ** e for e in range(60)],
+              "noisy": list(np.exp(-np.arange(150) / 40) * (1 + 0.05 * rng.standard_normal(150)))}
+    for name, curve in curves.items():
+        args = dict(learning_rate=1e-3, lr_factor=0.5, lr_patience=3, termination_patience=5, min_learning_rate=floor)
+        assert _run_rule(tiny_cfg, curve, "fast", **args) == _run_rule(tiny_cfg, curve, **args), name
 
 
 def test_a_learning_rate_floor_above_the_rate_is_refused_in_one_line(tiny_cfg):

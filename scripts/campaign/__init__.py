@@ -36,7 +36,7 @@ campaign")::
 
     make gpu-wheels      # pip download --no-deps hippynn ase -> gpu_wheels/ + gpu_wheels/campaign_config.json
     python3 -m pip install --no-deps --target /tmp/site gpu_wheels/*.whl && \\
-        PYTHONPATH=/tmp/site:workflow python3 scripts/gpu_campaign.py --out $OUT/gpu_campaign
+        PYTHONPATH=/tmp/site:workflow python3 scripts/gpu_campaign.py --out gpu_campaign_out
 
 ``--smoke``: tiny models and systems on the CPU (well under a minute; ``tests/test_gpu_campaign.py``): every
 section and field, MD and the probe for two of the roles (:data:`SMOKE_ROLES`), ``"smoke": true``.

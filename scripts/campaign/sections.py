@@ -225,8 +225,7 @@ def _fast_throughput(soft: float, default_cfg: dict, spec: dict, state: dict, de
     states = [initial_state(ModelId("teacher", spec["arch"], m), cfg, arrays, split, species)[1:]
               for m in range(stack)]
     st = StackedHipnn(states, spec["arch"].n_atom_layers, cfg["network"]["dist_hard_max"], device=device)
-    adam = StackAdam(st.trainable())
-    lr = torch.full((stack,), 1e-4, device=device)
+    adam = StackAdam(st.trainable(), 1e-4)
     train = split["train"]
     if len(train) < bs:
         raise ValueError(f"the training split has fewer than {bs} configurations")
@@ -240,7 +239,7 @@ def _fast_throughput(soft: float, default_cfg: dict, spec: dict, state: dict, de
         out = st.forward(batch, forces=True, create_graph=True)
         terms = loss_terms(st, out, batch, stack_targets(arrays, None, rows, device), False)
         (terms["E"] + 10 * terms["F"] + 1e-6 * terms["L2"] + 0.01 * terms["R"]).sum().backward()
-        adam.step(st.trainable(), lr)
+        adam.step(st.trainable())
         _sync(device)
         times.append(time.perf_counter() - t0)
     timed = times[2:] or times

@@ -7,7 +7,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))  # the tsmlip package, also when not installed
 
-from tsmlip import cli as tscli
 from tsmlip import config as tsconfig
 from tsmlip import figures as tsfigures
 from tsmlip import kinds as tskinds
@@ -15,6 +14,7 @@ from tsmlip import stacks as tsstacks
 from tsmlip.stamps import code_stamp
 from tsmlip import run_lock as tsrunlock
 from tsmlip import provenance as tsprov
+from tsmlip import settings as tssettings
 
 # the one check of the configuration (config/config.yaml and any --configfile overlays merged over it): the
 # package's schema and the cross-field checks it cannot express, each error naming the key
@@ -53,32 +53,13 @@ def model_file(model_id, name, folder="models"):
 
 
 def step_config(step, *extra, **sections):
-    """The one config argument of `tsmlip <step>` (`--config-json {params.cfg:q}`): the config under each dotted
-    key the step reads (tsmlip.cli.STEPS) and each of ``extra`` (what a mode of the step reads besides, e.g.
-    "data.source" for the reference liquid), nested as in the config, as JSON; a section passed by name
-    replaces the config's (e.g. the budget check's training). In a rule's params, so a change of exactly what
-    the step reads reruns it."""
-    tree = {}
-    for key in (*tscli.STEPS[step].reads, *extra):
-        *parents, last = key.split(".")
-        src, dst = config, tree
-        for part in parents:
-            src, dst = src[part], dst.setdefault(part, {})
-        dst[last] = src[last]
-    tree.update(sections)
-    for key in tsconfig.NO_RESULT_DEPENDS_ON:  # e.g. training.torch_threads: the rule passes it as --threads
-        *parents, last = key.split(".")
-        node = tree
-        for part in parents:
-            node = node.get(part) if isinstance(node, dict) else None
-        if isinstance(node, dict):
-            node = dict(node)
-            node.pop(last, None)
-            parent = tree
-            for part in parents[:-1]:
-                parent = parent[part]
-            parent[parents[-1]] = node
-    return json.dumps(tree, sort_keys=True)
+    """The one config argument of `tsmlip <step>` (`--config-json {params.cfg:q}`): the step's settings
+    (tsmlip.settings.step_settings: the config under each dotted key the step reads, tsmlip.cli.STEPS, and each of
+    ``extra``, what a mode of the step reads besides, e.g. "data.source" for the reference liquid; a section passed by
+    name replaces the config's, e.g. the budget check's training), as JSON. In a rule's params, so a change of exactly
+    what the step reads reruns it; the planned stamps, the training checkpoints and the provenance records hash the
+    same settings."""
+    return tssettings.settings_json(step, config, *extra, **sections)
 
 
 #: one software environment for every rule (used with `--sdm conda`)
@@ -192,7 +173,7 @@ def train_inputs(wildcards):
     return dict(TRAIN_INPUTS[tskinds.REGISTRY[wildcards.kind].labels])
 
 
-#: the stacks of the fast engine (tsmlip.train.stacks; empty with training.engine: hippynn or training.stack: false)
+#: the stacks of the fast engine (tsmlip.stacks; empty with training.engine: hippynn or training.stack: false)
 STACKS = tsstacks.plan(config)
 STACKS_BY_NAME = {(st.folder, st.name): st for st in STACKS}
 STACK_OF = {(st.folder, str(m)): st.name for st in STACKS for m in st.model_ids}
@@ -349,12 +330,13 @@ def budget_check_metrics():
     return [model_file(m, "metrics.json", "budget_check") for m in BUDGET_CHECK_IDS]
 
 
-#: what training reads; a budget-check model the same with its budgets (patiences and epoch cap times the scale)
-TRAIN_CONFIG = step_config("train")
-BUDGET_CHECK_CONFIG = step_config(
-    "train",
+#: what training reads; a budget-check model the same with its budgets (patiences, warm-up and epoch cap times the
+#: scale): the section its settings replace
+BUDGET_CHECK_SECTIONS = dict(
     training=tsconfig.budget_check_training(config["training"], config["budget_check"]["scale"]),
 )
+TRAIN_CONFIG = step_config("train")
+BUDGET_CHECK_CONFIG = step_config("train", **BUDGET_CHECK_SECTIONS)
 
 
 def data_targets():
@@ -464,7 +446,6 @@ _SPLIT_FP = tsprov.planned(*PLAN["split"])
 
 
 def _train_plan(model_id, budget=False):
-    cfg = BUDGET_CHECK_CONFIG if budget else TRAIN_CONFIG
     src = tskinds.REGISTRY[model_id.kind].labels
     ups = {
         "none": [_DATA_FP, _SPLIT_FP],
@@ -473,7 +454,10 @@ def _train_plan(model_id, budget=False):
         "synthetic": lambda: [tsprov.planned(*PLAN["synthetic"])],
     }[src]
     ups = ups if isinstance(ups, list) else ups()
-    return ("train", json.dumps({"model_id": str(model_id), **json.loads(cfg)}, sort_keys=True), ups)
+    # the settings of the model's training (tsmlip.settings): the rule's --config-json with the model id, the same
+    # settings its checkpoint and its provenance record hash
+    sections = BUDGET_CHECK_SECTIONS if budget else {}
+    return ("train", tssettings.settings_json("train", config, model_id=model_id, **sections), ups)
 
 
 _TEACHERS_FP = lambda: [tsprov.planned(*_train_plan(m)) for m in LABEL_TEACHERS]

@@ -99,8 +99,9 @@ else:
             " --out-dir {params.out_dir:q} --checkpoint-dir {params.ckpt_dir:q} --pair-cache-dir {params.pair_cache:q}"
             " > {log:q} 2>&1"
 
-    # Convergence checked, not trusted: the models of budget_check: trained again from scratch with both patiences and
-    # the epoch cap times budget_check.scale (same data, labels, seed and initial weights as the model they check).
+    # Convergence checked, not trusted: the models of budget_check: trained again from scratch with both patiences, the
+    # warm-up (min_epochs) and the epoch cap times budget_check.scale (same data, labels, seed and initial weights as
+    # the model they check).
     use rule train as train_budget_check with:
         input:
             unpack(train_inputs),

@@ -1,7 +1,7 @@
 """Configuration: loading, schema validation, model identifiers and the sweep.
 
 A model is named by an id that reads as a path, ``<kind>/w<width>-s<n_sens>-l<n_layers>/seed<seed>``,
-e.g. ``student/w16-s10-l2/seed1``; every per-model output lives under ``<results>/models/<id>/``.
+e.g. ``student/w16-s4-l1/seed1``; every per-model output lives under ``<results>/models/<id>/``.
 """
 from __future__ import annotations
 

@@ -5,7 +5,8 @@ the tables, claims and figures read this registry. A new kind is one entry here,
 ``training.loss_weights`` of config/config.yaml, and its name in the kind lists of schema.yaml
 (tests/test_kinds.py checks those lists against this module).
 
-Beyond the paper (docs/beyond.md), opt-in through ``sweep.kinds``: ``student_oracle`` learns the student's
+Beyond the paper (docs/beyond.md), chosen through ``sweep.kinds`` (the default's has ``student_oracle``,
+config/beyond.yaml adds ``student_synthetic``): ``student_oracle`` learns the student's
 loss with the reference potential's own atom energies as targets, ``student_synthetic`` the student's loss on
 the ground truth plus configurations from the teacher's own MD labelled by the teacher(s).
 """
@@ -81,7 +82,8 @@ KINDS = tuple(REGISTRY)
 DISTILLED_KINDS = tuple(k.name for k in REGISTRY.values() if k.distilled)
 #: kinds of the width / sensitivity / layer sweep (the values ``sweep.kinds`` allows)
 SWEEP_KINDS = tuple(k.name for k in REGISTRY.values() if k.sweep)
-#: the kinds beyond the paper, and the paper's sweep (the sweep kinds that are not opt-in)
+#: the kinds beyond the paper (the field `opt_in`; student_oracle is in the default's sweep all the same), and the
+#: paper's sweep (the sweep kinds that are not beyond it)
 OPT_IN_KINDS = tuple(k.name for k in REGISTRY.values() if k.opt_in)
 PAPER_SWEEP_KINDS = tuple(k for k in SWEEP_KINDS if k not in OPT_IN_KINDS)
 #: the Born-Again students (trained at the teacher's architecture, config ``born_again:``)

@@ -47,7 +47,7 @@ def verdict_rule_text(cfg: dict) -> list[str]:
         f"**When a row is decided.** Only when training is shown to have converged. (1) Every model the row "
         f"compares stopped by the stopping rule, not at the epoch cap; otherwise *{UNDECIDED}* (the detail names "
         f"the models). (2) Some models were trained again from scratch with every budget doubled (learning-rate "
-        f"patience, termination patience, epoch cap): the budget check. The checks that count for a row are "
+        f"patience, termination patience, warm-up, epoch cap): the budget check. The checks that count for a row are "
         f"those of the kinds and architectures it compares (a per-architecture row: its architecture; where "
         f"none has it, its kinds' checks at every architecture). The row is *{UNDECIDED_NO_BUDGET_CHECK}* when "
         f"none of its kinds was checked, *{UNDECIDED_BUDGET_MOVED}* when a check moved the test force RMSE by "

@@ -1,7 +1,7 @@
 """One call to use any trained model (teacher, student, control, Born-Again) outside the workflow.
 
 >>> from tsmlip.core.calculator import load_calculator
->>> atoms.calc = load_calculator("results/models/student/w16-s10-l2/seed1/model.pt")
+>>> atoms.calc = load_calculator("results/models/student/w16-s4-l1/seed1/model.pt")
 >>> atoms.get_potential_energy()   # eV
 >>> atoms.get_forces()             # eV/Angstrom
 

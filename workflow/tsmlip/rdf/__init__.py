@@ -15,7 +15,7 @@ Units: distances Angstrom, energies eV, time fs, temperature K, density g/cm^3. 
 (fcc at the configured liquid density, rattled) and all random numbers (velocities, Langevin noise)
 come from ``seed``, so every model starts from the identical state and differences are the potential's.
 
-The MD itself (systems, engines, Langevin, pair finders, hippynn's kernels) is :mod:`tsmlip.md`'s, the same
+The MD itself (systems, engines, Langevin, pair finders, hippynn's kernels) is :mod:`tsmlip.core.md`'s, the same
 layer that times the models: ``rdf.engine`` picks the ``ase``, ``torch`` or ``lammps`` engine for the models (the
 reference potential always runs on ``ase``), and every ``rdf_md.json`` records the engine, pair finder and
 kernels used. This package keeps the liquid's stages and checks (blow-up, collapse, melt) and ``rdf-md``

@@ -1,8 +1,9 @@
 """The fast training engine (``training.engine: fast``): a stack of HIPNN models trained together in plain torch
 (:mod:`tsmlip.core.hipnn_stack`), each with its own initial weights (hippynn's, from its seed), its own data order
-(a generator seeded by its seed), its own loss weights, learning rate, stopping rule (hippynn's
-``PatienceController`` and torch's ``ReduceLROnPlateau``, one per model, driven by the same :func:`.loop.epoch_end` as
-the hippynn engine), best weights, checkpoint and outputs. A model that stops leaves the stack and writes its
+(a generator seeded by its seed), its own loss weights, learning rate (its parameter group in the stack's optimizer,
+:class:`StackAdam`), stopping rule (hippynn's ``PatienceController`` over :class:`PlateauLR`, torch's
+``ReduceLROnPlateau`` rule on the model's own rate, one per model, driven by the same :func:`.loop.epoch_end` as the
+hippynn engine), best weights, checkpoint and outputs. A model that stops leaves the stack and writes its
 ``model.pt`` (hippynn's state dict, the same file as the hippynn engine writes), ``metrics.json`` (scored by hippynn)
 and ``curve.csv`` at once.
 
@@ -27,11 +28,13 @@ from ..core.hipnn_stack import SlotBatch, StackedHipnn, loss_terms, metrics
 from ..data.split import SPLITS
 from ..io_utils import atomic_torch_save
 from ..core.losses import TERMS
-from ..loss_weights import schedule_for
 from ..core.model import build_model, count_weights, device_description, resolve_device
 from .assembly import TrainingError, load_training_data, quiet_hippynn, log
-from .loop import _check_writable, run_fingerprint, make_optimizer, _read_checkpoint, epoch_end, epoch_start
+from ..loss_weights import max_epochs_for, schedule_for
+from .loop import (_check_writable, run_fingerprint, make_controller, plateau_settings, _read_checkpoint, epoch_end,
+                   epoch_start)
 from ..provenance import ProvenanceError, check_inputs
+from ..settings import settings_fingerprint
 from .step import finish_training, made_of
 
 _BETAS, _EPS = (0.9, 0.999), 1e-8  # torch.optim.Adam's defaults, as the hippynn engine uses them
@@ -45,15 +48,15 @@ class _Member:
     data: object  # assembly.TrainingData (its labels)
     out_dir: Path
     ckpt: Path
-    fingerprint: str
+    fingerprint: str  # what its checkpoint must match (.loop.run_fingerprint)
+    settings: str  # its settings alone (tsmlip.settings.settings_fingerprint), recorded in the checkpoint
     labels_path: str | None
     dataset_path: str
     split_path: str
     schedule: object
-    controller: object
-    optimizer: object  # a torch optimizer over a placeholder: holds this model's learning rate for the scheduler
     max_epochs: int
     generator: torch.Generator
+    controller: object = None  # hippynn's PatienceController over a PlateauLR on the model's group of the StackAdam
     state: dict = field(default_factory=dict)
     epoch: int = 0
     t_start: float = 0.0
@@ -77,16 +80,34 @@ def initial_state(model_id: ModelId, cfg: dict, arrays: dict, split: dict, speci
 
 
 class StackAdam:
-    """torch.optim.Adam (defaults, no weight decay) over stacked weights with one learning rate per model; with
-    ``ema_decay`` > 0 also an exponential moving average of the weights (as MACE and NequIP train: the average is what
-    is evaluated, kept as the best weights and written), its decay ramped up as min(decay, (1 + t) / (10 + t))."""
+    """torch.optim.Adam (defaults, no weight decay) over stacked weights (the first axis of each: the model) with one
+    learning rate per model, held here: ``param_groups[m]["lr"]`` is model m's rate (one parameter group per model,
+    as torch's optimizers hold theirs), which its scheduler (:class:`PlateauLR`) lowers; the checkpoint slice of a
+    model carries it. With ``ema_decay`` > 0 also an exponential moving average of the weights (as MACE and NequIP
+    train: the average is what is evaluated, kept as the best weights and written), its decay ramped up as
+    min(decay, (1 + t) / (10 + t)).
 
-    def __init__(self, params: dict[str, torch.Tensor], ema_decay: float = 0.0):
+    ``lr``: the starting rate of every model, or one per model."""
+
+    def __init__(self, params: dict[str, torch.Tensor], lr, ema_decay: float = 0.0):
+        n_models = next(iter(params.values())).shape[0]
+        rates = [float(lr)] * n_models if isinstance(lr, (int, float)) else [float(x) for x in lr]
+        if len(rates) != n_models:
+            raise ValueError(f"{len(rates)} learning rates for a stack of {n_models} models")
+        self.param_groups = [{"lr": r} for r in rates]
+        self._rates: tuple = ((), None)  # the rates as a tensor beside the weights, made anew when one changes
         self.m = {k: torch.zeros_like(p) for k, p in params.items()}
         self.v = {k: torch.zeros_like(p) for k, p in params.items()}
         self.step_count: torch.Tensor | None = None  # (n_models,)
         self.ema_decay = float(ema_decay)
         self.ema = {k: p.detach().clone() for k, p in params.items()} if self.ema_decay > 0 else None
+
+    def rates(self, like: torch.Tensor) -> torch.Tensor:
+        """The models' learning rates (n_models,), of ``like``'s dtype and device (built once per change)."""
+        key = tuple(g["lr"] for g in self.param_groups)
+        if self._rates[0] != key or self._rates[1].device != like.device:
+            self._rates = (key, torch.tensor(key, dtype=like.dtype, device=like.device))
+        return self._rates[1]
 
     @contextlib.contextmanager
     def averaged(self, params: dict[str, torch.Tensor]):
@@ -106,10 +127,12 @@ class StackAdam:
                     p.copy_(saved[k])
 
     @torch.no_grad()
-    def step(self, params: dict[str, torch.Tensor], lr: torch.Tensor) -> None:
+    def step(self, params: dict[str, torch.Tensor]) -> None:
+        """One Adam step of every model at its own rate (the gradients are read and cleared)."""
         b1, b2 = _BETAS
+        lr = self.rates(next(iter(params.values())))
         if self.step_count is None:
-            self.step_count = torch.zeros(lr.shape[0], dtype=torch.float64)
+            self.step_count = torch.zeros(len(self.param_groups), dtype=torch.float64)
         self.step_count += 1
         bc1 = (1 - b1 ** self.step_count).to(lr.dtype)
         bc2_sqrt = torch.sqrt(1 - b2 ** self.step_count).to(lr.dtype)
@@ -132,9 +155,12 @@ class StackAdam:
                 d[k] = d[k].index_select(0, idx.to(d[k].device)).contiguous()
         if self.step_count is not None:
             self.step_count = self.step_count[idx]
+        self.param_groups = [self.param_groups[r] for r in rows]  # the same group objects: schedulers keep theirs
 
     def slice(self, m: int) -> dict:
-        return {"m": {k: v[m].detach().cpu().clone() for k, v in self.m.items()},
+        """Model ``m``'s state (its checkpoint's ``adam``): the moments, the average, the step count and the rate."""
+        return {"lr": self.param_groups[m]["lr"],
+                "m": {k: v[m].detach().cpu().clone() for k, v in self.m.items()},
                 "v": {k: v[m].detach().cpu().clone() for k, v in self.v.items()},
                 "ema": {k: v[m].detach().cpu().clone() for k, v in self.ema.items()} if self.ema is not None else None,
                 "step": float(self.step_count[m]) if self.step_count is not None else 0.0}
@@ -146,8 +172,49 @@ class StackAdam:
             if self.ema is not None and sl.get("ema") is not None:
                 self.ema[k][m] = sl["ema"][k].to(self.ema[k].device)
         if self.step_count is None:
-            self.step_count = torch.zeros(next(iter(self.m.values())).shape[0], dtype=torch.float64)
+            self.step_count = torch.zeros(len(self.param_groups), dtype=torch.float64)
         self.step_count[m] = sl["step"]
+        self.param_groups[m]["lr"] = float(sl["lr"])  # in place: the model's scheduler holds this group
+
+
+class PlateauLR:
+    """torch's ``ReduceLROnPlateau`` rule (mode min, relative threshold, no cooldown; :func:`.loop.plateau_settings`)
+    on one parameter group: the model's own group of a :class:`StackAdam`. After more than ``patience`` epochs whose
+    metric did not beat the best by the relative ``threshold``, the group's rate becomes max(rate * factor, min_lr)
+    (unchanged when that is less than ``eps`` lower). Its ``step``, ``num_bad_epochs`` and state dict are torch's, so
+    hippynn's ``PatienceController`` and :func:`.loop.epoch_end` drive it as they drive torch's."""
+
+    def __init__(self, group: dict, factor: float, patience: int, threshold: float, threshold_mode: str = "rel",
+                 min_lr: float = 0.0, eps: float = 1e-8):
+        if factor >= 1.0:
+            raise ValueError("Factor should be < 1.0.")
+        if threshold_mode != "rel":
+            raise ValueError(f"threshold_mode {threshold_mode!r}: only 'rel' is implemented")
+        self.group = group
+        self.factor, self.patience, self.threshold = float(factor), int(patience), float(threshold)
+        self.min_lr, self.eps = float(min_lr), float(eps)
+        self.best, self.num_bad_epochs, self.last_epoch = math.inf, 0, 0
+
+    def step(self, metrics) -> None:
+        current = float(metrics)
+        self.last_epoch += 1
+        if current < self.best * (1.0 - self.threshold):
+            self.best, self.num_bad_epochs = current, 0
+        else:
+            self.num_bad_epochs += 1
+        if self.num_bad_epochs > self.patience:
+            old = float(self.group["lr"])
+            new = max(old * self.factor, self.min_lr)
+            if old - new > self.eps:
+                self.group["lr"] = new
+            self.num_bad_epochs = 0
+
+    def state_dict(self) -> dict:
+        return {"best": self.best, "num_bad_epochs": self.num_bad_epochs, "last_epoch": self.last_epoch}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best, self.num_bad_epochs, self.last_epoch = (float(state["best"]), int(state["num_bad_epochs"]),
+                                                           int(state["last_epoch"]))
 
 
 def stack_targets(arrays: dict, labels, configs: np.ndarray, device) -> dict:
@@ -236,20 +303,21 @@ def train_stack(model_ids: list[ModelId], cfg: dict, dataset_path, split_path, l
         graph, net_state, he_state = initial_state(mid, cfg, arrays, split, species)
         graphs[str(mid)] = graph
         states.append((net_state, he_state))
-        holder = torch.nn.Linear(1, 1, bias=False)  # the learning rate's holder for ReduceLROnPlateau
-        optimizer, controller, max_epochs = make_optimizer(mid, cfg, holder)
         gen = torch.Generator().manual_seed(int(mid.seed))
         ckpt = Path(checkpoint_root) / str(mid) / "checkpoint.pt"
         _check_writable(mid, ckpt.parent)
         members.append(_Member(mid, data, Path(out_root) / str(mid), ckpt,
-                               run_fingerprint(mid, cfg, dataset_path, lp, split_path, "train-stack"), lp,
-                               str(dataset_path), str(split_path), schedule_for(mid.kind, cfg), controller, optimizer, max_epochs, gen))
+                               run_fingerprint(mid, cfg, dataset_path, lp, split_path, "train-stack"),
+                               settings_fingerprint("train-stack", cfg, model_id=mid), lp,
+                               str(dataset_path), str(split_path), schedule_for(mid.kind, cfg),
+                               max_epochs_for(mid.kind, cfg), gen))
     n_weights = count_weights(next(iter(graphs.values())))
     geom = pair_geometry(arrays, species, float(cfg["network"]["dist_hard_max"])).to(device)
     stack = StackedHipnn(states, next(iter(archs)).n_atom_layers, cfg["network"]["dist_hard_max"], device=device,
                          pair_kernels=tr["pair_kernels"])
-    adam = StackAdam(stack.trainable(), tr["ema_decay"])
+    adam = StackAdam(stack.trainable(), tr["learning_rate"], tr["ema_decay"])
     for i, m in enumerate(members):
+        m.controller = make_controller(m.model_id, cfg, None, PlateauLR(adam.param_groups[i], **plateau_settings(tr)))
         m.state = {"epoch": 0, "best_metric": math.inf, "best_epoch": 0, "best_state": None, "curve": [],
                    "elapsed_s": 0.0, "phase": 0}
         _resume(m, i, stack, adam)
@@ -273,7 +341,7 @@ def train_stack(model_ids: list[ModelId], cfg: dict, dataset_path, split_path, l
             m.state["untrained"] = {name: {k: ev[name][i][k] for k in ("energy_rmse_eV", "energy_per_atom_rmse_eV",
                                                                          "force_rmse_eV_A", "force_mae_eV_A")}
                                     for name in SPLITS}
-            m.state["curve"].append(_curve_row(0, m.optimizer.param_groups[0]["lr"], m.schedule(1), float("nan"),
+            m.state["curve"].append(_curve_row(0, adam.param_groups[i]["lr"], m.schedule(1), float("nan"),
                                                ev["train"][i], ev["valid"][i],
                                                error_loss(m.schedule.final, ev["valid"][i]), 0.0, 0.0))
     # models whose checkpoint says they finished are written straight away
@@ -292,7 +360,6 @@ def train_stack(model_ids: list[ModelId], cfg: dict, dataset_path, split_path, l
             m.epoch = m.state["epoch"] + 1
         ws = [epoch_start(m.model_id, m.schedule, m.state, m.epoch) for m in members]
         wvec = {t: torch.tensor([getattr(w, f"w_{t}") for w in ws], device=device) for t in TERMS}
-        lr = torch.tensor([m.optimizer.param_groups[0]["lr"] for m in members], device=device)
         orders = np.stack([split["train"][torch.randperm(n_train, generator=m.generator).numpy()] for m in members])
         labels_all = _stacked_labels(members)
         distilled = labels_all is not None
@@ -313,7 +380,7 @@ def train_stack(model_ids: list[ModelId], cfg: dict, dataset_path, split_path, l
                 raise TrainingError(f"{', '.join(bad)}: loss became non-finite at epoch {members[0].epoch}, "
                                     f"batch {n_batches}; the last good checkpoint is in each model's folder")
             loss.sum().backward()
-            adam.step(stack.trainable(), lr)
+            adam.step(stack.trainable())
             loss_sum += loss.detach().double().cpu()
             n_batches += 1
         with adam.averaged(stack.trainable()):  # the weights evaluated and kept (the average, with ema_decay)
@@ -330,7 +397,7 @@ def train_stack(model_ids: list[ModelId], cfg: dict, dataset_path, split_path, l
             now = time.time()
             goings = [epoch_end(m.model_id, m.schedule, m.state, m.controller, tr, m.epoch, ws[k],
                                 float(loss_sum[k]) / max(n_batches, 1), train_ev[k], valid[k],
-                                m.optimizer.param_groups[0]["lr"], now - t_epoch,
+                                adam.param_groups[k], now - t_epoch,
                                 m.state["elapsed_s"] + (now - m.t_start), lambda k=k: stack.state_dicts(k))
                       for k, m in enumerate(members)]
         keep = []
@@ -382,7 +449,7 @@ def _resume(m: _Member, i: int, stack: StackedHipnn, adam: StackAdam) -> None:
 
 
 def _save_checkpoint(m: _Member, k: int, stack: StackedHipnn, adam: StackAdam, state: dict) -> None:
-    atomic_torch_save({"fingerprint": m.fingerprint, "engine": "fast",
+    atomic_torch_save({"fingerprint": m.fingerprint, "settings": m.settings, "engine": "fast",
                        "params": {key: p[k].detach().cpu().clone() for key, p in stack.params.items()},
                        "adam": adam.slice(k), "controller": m.controller.state_dict(),
                        "generator": m.generator.get_state(), "state": state}, m.ckpt)

@@ -15,12 +15,12 @@ import torch
 from ..config import ModelId
 from ..data.split import SPLITS, dataset_fingerprint, split_fingerprint
 from ..io_utils import atomic_torch_save
-from ..kinds import REGISTRY
 from ..core.losses import combine, error_loss
 from ..loss_weights import max_epochs_for
 from ..core.model import to_cpu
 from ..provenance import step_code_stamp
 from ..records import Convergence
+from ..settings import settings_fingerprint
 from .assembly import TrainingError, quiet_hippynn, _Run, log
 
 CURVE_COLUMNS = ["epoch", "lr", "w_E", "w_F", "w_A", "train_loss",
@@ -44,18 +44,16 @@ def _read_checkpoint(path: Path, model_id) -> dict | None:
 
 
 def run_fingerprint(model_id: ModelId, cfg: dict, dataset_path, labels_path, split_path=None, step: str = "train") -> str:
-    """What a checkpoint must match to be resumed: the model, its settings, the code (the train step's code stamp),
-    the data, the split and the labels: a checkpoint of other code never resumes (a fix must not inherit the old
-    code's epochs). ``step``: the command whose code trains it (``train`` or the fast engine's ``train-stack``).
+    """What a checkpoint must match to be resumed: the model's settings (:func:`tsmlip.settings.settings_fingerprint`,
+    the same hash as its rule's stamp and its provenance record: the model id, the network, training and Born-Again
+    settings), the code (the step's code stamp), the data, the split and the labels: a checkpoint of other code never
+    resumes (a fix must not inherit the old code's epochs). ``step``: the command whose code trains it (``train`` or
+    the fast engine's ``train-stack``).
 
     The split enters by its content (the train/valid/test index arrays, hence also the valid/test fractions
     and the split seed), not by its file's bytes: a split rewritten with the same indices resumes, any other
     split starts over (a checkpoint of a model trained on other configurations would leak test data)."""
-    # where and how fast it runs does not change the experiment: a preempted job may resume elsewhere
-    training = {k: v for k, v in cfg["training"].items()
-                if k not in ("device", "torch_threads", "checkpoint_every", "pair_kernels")}
-    relevant = {"id": str(model_id), "network": cfg["network"], "training": training,
-                "born_again": cfg["born_again"] if REGISTRY[model_id.kind].scheduled else None,
+    relevant = {"settings": settings_fingerprint(step, cfg, model_id=model_id),
                 "data": dataset_fingerprint(dataset_path),
                 "split": split_fingerprint(split_path) if split_path is not None else None,
                 "labels": dataset_fingerprint(labels_path) if labels_path else None,
@@ -66,28 +64,41 @@ def run_fingerprint(model_id: ModelId, cfg: dict, dataset_path, labels_path, spl
 @dataclass
 class Checkpoint:
     path: Path
-    fingerprint: str  # the settings, data and labels it was made with (see run_fingerprint)
+    fingerprint: str  # the settings, code, data, split and labels it was made with (see run_fingerprint)
+    settings: str = ""  # the settings alone (tsmlip.settings.settings_fingerprint), recorded beside it
 
 
 def make_optimizer(model_id: ModelId, cfg: dict, model: torch.nn.Module):
-    """(optimizer, controller, max_epochs): Adam, hippynn's ``PatienceController`` with a ``ReduceLROnPlateau``
-    scheduler, and the epoch limit (``born_again.max_epochs`` for a Born-Again model, if set)."""
-    from hippynn.experiment.controllers import PatienceController
-
+    """(optimizer, controller, max_epochs) of the hippynn engine: torch's Adam over the model's weights, the stopping
+    rule (:func:`make_controller`) with torch's ``ReduceLROnPlateau`` on the optimizer, and the epoch limit
+    (``born_again.max_epochs`` for a Born-Again model, if set)."""
     tr = cfg["training"]
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=tr["learning_rate"])
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=tr["lr_factor"],
-                                                           patience=tr["lr_patience"],
-                                                           threshold=tr["improvement_threshold"],
-                                                           threshold_mode="rel",
-                                                           min_lr=min_learning_rate(tr))
-    max_epochs = max_epochs_for(model_id.kind, cfg)
-    controller = PatienceController(optimizer, scheduler, batch_size=tr["batch_size"], max_epochs=max_epochs,
-                                    stopping_key="stop_metric", eval_batch_size=tr["eval_batch_size"],
-                                    fraction_train_eval=tr["train_eval_fraction"],
-                                    termination_patience=tr["termination_patience"], quiet=True)
-    return optimizer, controller, max_epochs
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, **plateau_settings(tr))
+    return optimizer, make_controller(model_id, cfg, optimizer, scheduler), max_epochs_for(model_id.kind, cfg)
+
+
+def plateau_settings(tr: dict) -> dict:
+    """The learning-rate rule of ``training:`` as ``ReduceLROnPlateau``'s arguments (mode min): the rate times
+    ``lr_factor`` after more than ``lr_patience`` epochs without a relative improvement beyond
+    ``improvement_threshold``, never below :func:`min_learning_rate`."""
+    return dict(factor=tr["lr_factor"], patience=tr["lr_patience"], threshold=tr["improvement_threshold"],
+                threshold_mode="rel", min_lr=min_learning_rate(tr))
+
+
+def make_controller(model_id: ModelId, cfg: dict, optimizer, scheduler):
+    """hippynn's ``PatienceController`` of one model (its termination patience and epoch limit) over ``scheduler``,
+    the rule that lowers the model's learning rate (:func:`plateau_settings`). ``optimizer``: the torch optimizer
+    the controller saves and restores with its own state (the hippynn engine's), or None where the rate lives in an
+    optimizer of its own (the fast engine's stack)."""
+    from hippynn.experiment.controllers import PatienceController
+
+    tr = cfg["training"]
+    return PatienceController(optimizer, scheduler, batch_size=tr["batch_size"],
+                              max_epochs=max_epochs_for(model_id.kind, cfg), stopping_key="stop_metric",
+                              eval_batch_size=tr["eval_batch_size"], fraction_train_eval=tr["train_eval_fraction"],
+                              termination_patience=tr["termination_patience"], quiet=True)
 
 
 def min_learning_rate(tr: dict) -> float:
@@ -204,7 +215,7 @@ def _epoch_loop(model_id: ModelId, run: _Run, optimizer, controller, max_epochs:
         now = time.time()
         elapsed = state["elapsed_s"] + (now - t_start)
         keep_going = epoch_end(model_id, run.schedule, state, controller, tr, epoch, w, train_loss, ev_train,
-                               ev_valid, optimizer.param_groups[0]["lr"], now - t_epoch, elapsed,
+                               ev_valid, optimizer.param_groups[0], now - t_epoch, elapsed,
                                lambda: to_cpu(run.model.state_dict()))
         if not keep_going or epoch % tr["checkpoint_every"] == 0:
             state["epoch"] = epoch
@@ -226,11 +237,14 @@ def epoch_start(model_id, schedule, state: dict, epoch: int):
 
 
 def epoch_end(model_id, schedule, state: dict, controller, tr: dict, epoch: int, w, train_loss: float,
-              ev_train: dict, ev_valid: dict, lr: float, epoch_time: float, elapsed: float, best_state) -> bool:
+              ev_train: dict, ev_valid: dict, group: dict, epoch_time: float, elapsed: float, best_state) -> bool:
     """The stopping rule after one epoch (both engines): the stopping metric, the best weights (``best_state()``
     is called on an improvement), progress beyond ``improvement_threshold``, the warm-up of ``min_epochs``, hippynn's
-    ``PatienceController`` (learning-rate halving and termination), the curve row and the log line. Returns
-    whether training goes on."""
+    ``PatienceController`` (learning-rate cuts by its scheduler, and termination), the curve row and the log line.
+    ``group``: the model's parameter group in its optimizer (a dict whose ``lr`` is the rate the epoch trained with,
+    and which the controller's scheduler lowers: the hippynn engine's torch Adam, the fast engine's
+    :class:`tsmlip.train.fast.StackAdam`). Returns whether training goes on."""
+    lr = group["lr"]
     stop_metric = error_loss(schedule.final, ev_valid)
     if not math.isfinite(stop_metric):
         raise TrainingError(f"{model_id}: validation loss became {stop_metric} at epoch {epoch}")
@@ -254,7 +268,7 @@ def epoch_end(model_id, schedule, state: dict, controller, tr: dict, epoch: int,
     # starting rate the validation error moves by several % from epoch to epoch: a lucky dip is not convergence)
     floor = min_learning_rate(tr)
     if floor > 0:
-        new_lr = controller.optimizer.param_groups[0]["lr"]
+        new_lr = group["lr"]
         if new_lr < lr * (1 - 1e-6):
             controller.last_best, controller.boredom = epoch, 0
         if new_lr > floor * (1 + 1e-6) and epoch < controller._max_epochs:
@@ -284,7 +298,7 @@ def evaluate_epoch(run: _Run, tr: dict, epoch: int) -> tuple[dict, dict]:
 
 
 def _save_checkpoint(ckpt: Checkpoint, run: _Run, controller, state: dict) -> None:
-    atomic_torch_save({"fingerprint": ckpt.fingerprint, "model": run.model.state_dict(),
+    atomic_torch_save({"fingerprint": ckpt.fingerprint, "settings": ckpt.settings, "model": run.model.state_dict(),
                        "controller": controller.state_dict(), "torch_rng": torch.random.get_rng_state(),
                        "db_rng": run.db.random_state.get_state(), "state": state}, ckpt.path)
 

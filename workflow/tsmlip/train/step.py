@@ -32,6 +32,7 @@ from ..core.model import device_description, load_model, resolve_device, save_mo
 from ..core.predict import error_metrics, predict
 from ..provenance import ProvenanceError, check_inputs, model_data_meta, record
 from ..records import SplitErrors, TrainMetrics
+from ..settings import settings_fingerprint, step_settings
 from .assembly import TrainingError, assemble_training, TrainingData, load_training_data, _Run, log
 from .loop import (CURVE_COLUMNS, Checkpoint, _epoch_loop, run_fingerprint, make_optimizer, _resume, _score_untrained,
                    convergence_summary)
@@ -66,7 +67,9 @@ def train(model_id: ModelId, cfg: dict, dataset_path, split_path, out_dir, check
     data = load_training_data(model_id, dataset_path, split_path, labels_path)
     run = assemble_training(model_id, cfg, data, device, pair_cache_dir)
     optimizer, controller, max_epochs = make_optimizer(model_id, cfg, run.model)
-    ckpt = Checkpoint(checkpoint_dir / "checkpoint.pt", run_fingerprint(model_id, cfg, dataset_path, labels_path, split_path))
+    ckpt = Checkpoint(checkpoint_dir / "checkpoint.pt",
+                      run_fingerprint(model_id, cfg, dataset_path, labels_path, split_path),
+                      settings_fingerprint("train", cfg, model_id=model_id))
     state = _resume(model_id, ckpt, run, controller)
     split = data.split
     log(f"[{model_id}] {run.n_weights} trainable weights, device {device_description(device)}, "
@@ -86,9 +89,11 @@ def train(model_id: ModelId, cfg: dict, dataset_path, split_path, out_dir, check
 
 
 def made_of(model_id: ModelId, cfg: dict, dataset_path, split_path, labels_path) -> dict:
-    """The dataset and split fingerprints and the provenance record (tsmlip.provenance) of a trained model."""
+    """The dataset and split fingerprints and the provenance record (tsmlip.provenance) of a trained model; its
+    settings are the model's training settings (:func:`tsmlip.settings.step_settings`), as its rule's stamp and its
+    checkpoint hash them."""
     return {**model_data_meta(dataset_path, split_path),
-            "provenance": record("train", {"model_id": str(model_id), **cfg},
+            "provenance": record("train", step_settings("train", cfg, model_id=model_id),
                                  {"dataset": dataset_path, "split": split_path, "labels": labels_path})}
 
 
@@ -145,7 +150,7 @@ def main(argv=None) -> int:
 
     p = step_parser("train", __doc__)
     add_threads(p)
-    p.add_argument("--model-id", required=True, help="e.g. student/w16-s10-l2/seed1")
+    p.add_argument("--model-id", required=True, help="e.g. student/w16-s4-l1/seed1")
     p.add_argument("--dataset", required=True)
     p.add_argument("--split", required=True)
     p.add_argument("--labels", default=None, help="teacher atom-energy labels (students; others: evaluation)")
