@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from .dataset import DataError
+from .scales import check_scales
 
 
 #: plausible ranges (``data.checks``): the median energy per atom over the dataset (eV/atom) and the mean
@@ -106,6 +107,8 @@ def plausibility(arrays: dict, source: str, source_kind: str | None = None, shif
                        "inconsistent": [{"index": c, "z": round(float(zc[c]), 2),
                                          "where": where[c] if where else None} for c in inconsistent]}}}
     if not check:
+        summary["scales"] = check_scales(arrays, source, cons["stiffness"], zc >= CONSISTENCY_Z_MIN, close, where,
+                                         check=False)
         return summary
     lo, hi = ENERGY_PER_ATOM_RANGE_EV
     if not lo <= e <= hi:
@@ -151,6 +154,8 @@ def plausibility(arrays: dict, source: str, source_kind: str | None = None, shif
                         f"pairs compressed most are not pushed apart most: z = {zc[c]:.2f} < {CONSISTENCY_Z_MIN}); "
                         f"likely {hint} ({len(inconsistent)} such configurations of {int(np.isfinite(zc).sum())} "
                         f"checked). Fix the data, or set data.checks: false")
+    # the scales against each other and the element (tsmlip.data.scales): a whole file off by one factor
+    summary["scales"] = check_scales(arrays, source, cons["stiffness"], zc >= CONSISTENCY_Z_MIN, close, where)
     return summary
 
 
@@ -172,7 +177,8 @@ FIRST_SHELL_FACTOR = 1.2
 
 def pair_consistency(arrays: dict) -> dict:
     """Per configuration: the z score of the force/geometry check (see :data:`CONSISTENCY_Z_MIN`; NaN when it
-    abstains) and its number of first-shell pairs."""
+    abstains), its number of first-shell pairs and their ``stiffness`` (eV/A^2: the least-squares slope of a pair's
+    repulsion over its compression, :mod:`tsmlip.data.scales`; NaN when it abstains)."""
     from ase import Atoms
     from ase.neighborlist import neighbor_list
     from scipy.stats import spearmanr
@@ -181,7 +187,7 @@ def pair_consistency(arrays: dict) -> dict:
     counts = (Z != 0).sum(axis=1)
     mean_f = np.array([np.linalg.norm(F[c, :counts[c]], axis=1).mean() for c in range(len(Z))])
     floor = CONSISTENCY_MIN_FORCE_FRACTION * float(np.median(mean_f))
-    z = np.full(len(Z), np.nan)
+    z, stiffness = np.full(len(Z), np.nan), np.full(len(Z), np.nan)
     n_pairs = np.zeros(len(Z), dtype=int)
     for c in range(len(Z)):
         k = counts[c]
@@ -207,7 +213,8 @@ def pair_consistency(arrays: dict) -> dict:
         repel = np.einsum("pk,pk->p", f[j] - f[i], D) / (2.0 * d)
         rho = spearmanr((ref - d) / ref, repel).statistic
         z[c] = float(rho) * np.sqrt(len(d) - 1) if np.isfinite(rho) else 0.0
-    return {"z": z, "n_pairs": n_pairs}
+        stiffness[c] = float(np.sum((ref - d) * repel) / max(float(np.sum((ref - d) ** 2)), 1e-12))
+    return {"z": z, "n_pairs": n_pairs, "stiffness": stiffness}
 
 
 #: per-configuration outliers against the dataset's own distribution (median and MAD x 1.4826): the energy per
