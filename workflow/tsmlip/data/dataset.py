@@ -172,9 +172,9 @@ def element_nn_distance(z: int) -> tuple[float, str]:
 
 def element_lengths(arrays: dict) -> dict:
     """Per configuration: ``nn_A``, its typical nearest-neighbour distance (the median over its atoms; inf when most
-    atoms have no neighbour within the search radius), and ``ratio``, that over the element's (the
+    atoms have no neighbour within the search radius), ``ratio``, that over the element's (the
     median over its atoms of each atom's nearest distance divided by the element's own distance, see
-    :data:`NN_RATIO_RANGE`)."""
+    :data:`NN_RATIO_RANGE`), and ``min_A``, its closest pair."""
     from ase import Atoms
     from ase.data import covalent_radii
     from ase.neighborlist import neighbor_list
@@ -182,7 +182,7 @@ def element_lengths(arrays: dict) -> dict:
     Z, R, cell = (np.asarray(arrays[k]) for k in ("Z", "R", "cell"))
     counts = (Z != 0).sum(axis=1)
     own = {int(z): element_nn_distance(int(z))[0] for z in np.unique(Z) if z != 0}
-    nn, ratio = np.full(len(Z), np.inf), np.full(len(Z), np.inf)
+    nn, ratio, closest = np.full(len(Z), np.inf), np.full(len(Z), np.inf), np.full(len(Z), np.inf)
     for c in range(len(Z)):
         k = counts[c]
         z = Z[c, :k]
@@ -196,8 +196,8 @@ def element_lengths(arrays: dict) -> dict:
         d_atom, r_atom = np.full(k, np.inf), np.full(k, np.inf)
         np.minimum.at(d_atom, i, d)
         np.minimum.at(r_atom, i, d / ref if len(d) else d)
-        nn[c], ratio[c] = float(np.median(d_atom)), float(np.median(r_atom))
-    return {"nn_A": nn, "ratio": ratio}
+        nn[c], ratio[c], closest[c] = float(np.median(d_atom)), float(np.median(r_atom)), float(d_atom.min())
+    return {"nn_A": nn, "ratio": ratio, "min_A": closest}
 
 
 def check_element_lengths(arrays: dict, source: str, where: list[str] | None = None) -> dict:
@@ -215,7 +215,9 @@ def check_element_lengths(arrays: dict, source: str, where: list[str] | None = N
     d0, what = element_nn_distance(z)
     r, d = out["ratio"][c], out["nn_A"][c]
     units = sorted((abs(np.log(r * f)), name, f) for name, f in _LENGTH_UNITS if np.isfinite(r) and lo <= r * f <= hi)
-    likely = (f"positions and cell in {units[0][1]} instead of Angstrom ({d * units[0][2]:.3g} A then)" if units else
+    on_top = out["min_A"][c] < max(COINCIDENT_FRACTION * d, 1e-3)  # a pair far closer than the configuration's own
+    likely = (_COINCIDENT_CAUSE if on_top else
+              f"positions and cell in {units[0][1]} instead of Angstrom ({d * units[0][2]:.3g} A then)" if units else
               "atoms without neighbours (isolated atoms in a large box?), or positions in another unit" if not
               np.isfinite(r) else "positions in another unit, or a structure far from the element's")
     at = f" ({where[c]})" if where and where[c] else ""
@@ -226,13 +228,36 @@ def check_element_lengths(arrays: dict, source: str, where: list[str] | None = N
                     f"false for exotic data")
 
 
+#: two atoms closer than this fraction of their element's nearest-neighbour distance (Al: 0.29 A; H: 0.07 A) are no
+#: physics, whatever data.close_contacts says: positions overwritten (zeros), or an atom written twice
+COINCIDENT_FRACTION = 0.1
+_COINCIDENT_CAUSE = ("atoms on top of each other: a damaged file (bytes overwritten, e.g. with zeros) or atoms "
+                     "written twice")
+
+
+def check_coincident(Z: np.ndarray, min_dist: np.ndarray, source: str, where=None) -> None:
+    """:class:`DataError` naming every configuration whose closest pair lies within :data:`COINCIDENT_FRACTION` of
+    the nearest-neighbour distance of its element (the smallest among its species)."""
+    own = {int(z): element_nn_distance(int(z))[0] for z in np.unique(Z) if z != 0}
+    limit = np.array([COINCIDENT_FRACTION * min(own[int(z)] for z in np.unique(row[row != 0])) for row in Z])
+    bad = np.nonzero(min_dist < limit)[0]
+    if len(bad):
+        c = int(bad[0])
+        named = ", ".join(f"{int(i)}{f' ({where[i]})' if where and where[i] else ''}" for i in bad[:5])
+        raise DataError(f"{source}: configuration {named}{' ...' if len(bad) > 5 else ''}: atoms {min_dist[c]:.3f} A "
+                        f"apart, less than {COINCIDENT_FRACTION} x the element's nearest-neighbour distance "
+                        f"({limit[c]:.2f} A; {len(bad)} such configurations, refused whatever data.close_contacts "
+                        f"says); likely: {_COINCIDENT_CAUSE}. Replace the file, or remove those configurations")
+
+
 def validate_arrays(arrays: dict, source: str, min_distance_A: float, close_contacts: str = "error",
                     forces_are: str | None = None, where: list[str] | None = None, element_lengths: bool = True) -> dict:
     """Raise :class:`DataError` naming ``source`` and the first problem found.
 
     Checks, in order: required arrays and their shapes, NaN/inf, species, empty configurations, singular
     cells, the lengths against the elements (``element_lengths``, :func:`check_element_lengths`: a file in Bohr or
-    nm), close contacts (two atoms closer than ``min_distance_A``), and the sign of the forces (the
+    nm), coincident atoms (:func:`check_coincident`, whatever the policy: a damaged file), close contacts (two atoms
+    closer than ``min_distance_A``), and the sign of the forces (the
     closest pairs of each configuration must on balance repel, see :func:`force_sign_summary`).
 
     :param close_contacts: ``error``: a close contact stops here, naming the configuration; ``drop`` /
@@ -285,6 +310,7 @@ def validate_arrays(arrays: dict, source: str, min_distance_A: float, close_cont
     if element_lengths:
         check_element_lengths(arrays, source, where)
     min_dist, score = scan_configurations(arrays, min_distance_A)
+    check_coincident(Z, min_dist, source, where)
     close = [{"index": int(i), "min_distance_A": round(float(min_dist[i]), 4),
               "where": where[i] if where else None} for i in np.nonzero(min_dist < min_distance_A)[0]]
     if close and close_contacts == "error":
