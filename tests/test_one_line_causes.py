@@ -59,3 +59,42 @@ def test_an_h5_file_with_bytes_overwritten_is_refused_naming_the_frames(tmp_path
     _overwrite(d / "a.h5", offset + 2 * per_config, per_config)
     with pytest.raises(DataError, match=r"configuration 2 \(.*\[2\]\).*likely: atoms on top of each other"):
         prepare("ani_h5", str(d), 1.6, 0.0)
+
+
+def _profile_without_gpu_rows(dest):
+    """profiles/slurm copied with the GPU rows of its set-resources removed (the executor and the site's SLURM
+    mapping kept)."""
+    import shutil
+
+    from conftest import ROOT
+
+    shutil.copytree(ROOT / "profiles" / "slurm", dest)
+    text = (dest / "config.yaml").read_text()
+    (dest / "config.yaml").write_text(text[:text.index("set-resources:")])
+    return dest
+
+
+def test_a_copied_slurm_profile_missing_its_gpu_rows_is_refused_at_planning(tmp_path):
+    import yaml
+
+    from conftest import ROOT, TEST_CONFIG, run_snakemake
+    from tsmlip.cluster import check_gpu_rows, missing_gpu_rows
+    from tsmlip.config import ConfigError, load_config
+
+    table = load_config(ROOT / "config" / "config.yaml", TEST_CONFIG)["resources"]
+    profile = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())
+    rows = {r: set(v) for r, v in profile["set-resources"].items()}
+    defaults = set(profile["default-resources"])
+    check_gpu_rows(table, table, defaults, rows)  # the profile as shipped: every GPU rule has its row
+    assert missing_gpu_rows(table, table, {}) == sorted(r for r, v in table.items() if v["gpu"] is True)
+    with pytest.raises(ConfigError, match=r"the profile maps the jobs onto a cluster but gives the GPU rules .*train.* "
+                                          r"no GPU .*planned with gpu=0 and run on CPU nodes"):
+        check_gpu_rows(table, table, defaults, {})
+    check_gpu_rows(table, table, {"mem_mb"}, {})  # a local run: the workflow's own gpu resource
+    # the plan with the copied profile stops in one line instead of planning gpu=0
+    copy = _profile_without_gpu_rows(tmp_path / "mysite")
+    out = run_snakemake("-n", "--workflow-profile", str(copy), "--configfile", "config/test.yaml", "--config",
+                        f"results_dir={tmp_path / 'results'}")
+    text = out.stdout + out.stderr
+    assert out.returncode != 0 and "gives the GPU rules" in text and "gpu=0" in text, text[-3000:]
+    assert "Traceback" not in text and not (tmp_path / "results").exists()

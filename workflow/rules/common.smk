@@ -8,6 +8,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))  # the tsmlip package, also when not installed
 
 from tsmlip import cli as tscli
+from tsmlip import cluster as tscluster
 from tsmlip import config as tsconfig
 from tsmlip import figures as tsfigures
 from tsmlip import kinds as tskinds
