@@ -98,3 +98,23 @@ def test_a_copied_slurm_profile_missing_its_gpu_rows_is_refused_at_planning(tmp_
     text = out.stdout + out.stderr
     assert out.returncode != 0 and "gives the GPU rules" in text and "gpu=0" in text, text[-3000:]
     assert "Traceback" not in text and not (tmp_path / "results").exists()
+
+
+def test_a_results_folder_on_a_full_disk_is_refused_at_planning(tmp_path, monkeypatch):
+    """Planning a run writes its lock and stamps into the results folder; on a full disk the first write ended in an
+    OSError traceback out of an input function. common.smk checks the disk when it reads results_dir (measured on a
+    full 512 KiB tmpfs: one line, 'config key 'results_dir': ... is on a full disk (0 KiB free ...')."""
+    import collections
+    import shutil
+
+    from conftest import ROOT
+    from tsmlip import io_utils
+
+    io_utils.check_free_space(tmp_path / "results" / "not" / "yet", "config key 'results_dir'")  # a disk with room
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(1 << 30, 1 << 30, 4096))
+    with pytest.raises(io_utils.OutputError, match=r"config key 'results_dir': .*results is on a full disk \(4 KiB "
+                                                   r"free; .*free space there, or name a folder on another disk") as e:
+        io_utils.check_free_space(tmp_path / "results", "config key 'results_dir'")
+    assert "\n" not in str(e.value)
+    assert "tsio.check_free_space(RESULTS" in (ROOT / "workflow" / "rules" / "common.smk").read_text()
