@@ -31,6 +31,17 @@ include: "workflow/rules/classical.smk"
 include: "workflow/rules/aggregate.smk"
 
 
+# A cluster profile (profiles/) that gives a GPU rule no GPU row would plan it with gpu=0 on a login node without a
+# GPU: refused when planned, in one line naming the rules (tsmlip.cluster).
+tscluster.check_gpu_rows(
+    config["resources"],
+    [r.name for r in workflow.rules],
+    set((workflow.resource_settings.default_resources or {}).keys()),
+    {r: set(m.keys()) for r, m in workflow.resource_settings.overwrite_resources.items()},
+    workflow.local_exec,
+)
+
+
 # Checks that need this machine or the data stage's output, done when a run starts (a dry run reads neither):
 # a device setting that names no device here stops a run whose jobs run on this machine before any job (a
 # cluster job checks its own device when it starts and stops with one message); data read from files, whose

@@ -3,7 +3,8 @@ data-quality table of the configurations the teacher cannot fit."""
 import numpy as np
 import pytest
 
-from tsmlip.data.dataset import DataError, pair_consistency, plausibility, scan_configurations
+from tsmlip.data.dataset import DataError, scan_configurations
+from tsmlip.data.plausibility import pair_consistency, plausibility
 from tsmlip.data_quality import quality_rows
 
 KCAL, HARTREE = 23.0605, 27.211386

@@ -7,6 +7,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))  # the tsmlip package, also when not installed
 
+from tsmlip import cluster as tscluster
+from tsmlip import io_utils as tsio
 from tsmlip import config as tsconfig
 from tsmlip import figures as tsfigures
 from tsmlip import kinds as tskinds
@@ -26,6 +28,8 @@ tsconfig.check_config_files(workflow.configfiles)
 tsconfig.check_results_dir(config)
 
 RESULTS = tsconfig.results_dir(config)
+# a results folder on a full disk: one line now, not a traceback from the first stamp written while planning
+tsio.check_free_space(RESULTS, "config key 'results_dir'")
 # The params of each rule hold `code=code_stamp("<step>")`, the sha256 of the code its `tsmlip <step>` runs
 # (the step's module and what it imports within the package, with the package data it reads; tsmlip.stamps).
 # After a change to that code Snakemake's params rerun trigger reruns the job, and then what reads its

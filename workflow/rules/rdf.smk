@@ -61,8 +61,8 @@ if RDF_STACKS:
         params:
             src=lambda w, input: os.path.join(input[0], f"{w.kind}/{w.arch}/seed{w.seed}"),
         shell:
-            "(cp -v {params.src:q}/rdf.csv {output.rdf:q} && cp -v {params.src:q}/rdf_md.json {output.info:q})"
-            " > {log:q} 2>&1"
+            "(cp -v {params.src:q}/rdf.csv {output.rdf:q} && cp -v {params.src:q}/rdf_md.json {output.info:q}"
+            " && cp -v {params.src:q}/rdf.csv.provenance.json {output.rdf:q}.provenance.json) > {log:q} 2>&1"
 
 else:
 

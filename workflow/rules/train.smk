@@ -53,7 +53,8 @@ if STACKS:
             src=lambda w, input: os.path.join(input[0], f"{w.kind}/{w.arch}/seed{w.seed}"),
         shell:
             "(cp -v {params.src:q}/model.pt {output.model:q} && cp -v {params.src:q}/metrics.json {output.metrics:q}"
-            " && cp -v {params.src:q}/curve.csv {output.curve:q}) > {log:q} 2>&1"
+            " && cp -v {params.src:q}/curve.csv {output.curve:q}"
+            " && cp -v {params.src:q}/curve.csv.provenance.json {output.curve:q}.provenance.json) > {log:q} 2>&1"
 
     use rule collect_model as collect_budget_check_model with:
         input:

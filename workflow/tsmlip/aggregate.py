@@ -205,37 +205,6 @@ def collect_files(files=None, models_dir: str | Path | None = None) -> dict[str,
     return found
 
 
-def check_made_from_models(found: dict[str, dict], expect: dict[str, str] | None = None) -> None:
-    """Refuse a per-model MD or RDF JSON made from another model file than the one now in place: the ``model.pt``
-    beside it (by content), else the ``metrics.json`` read with it (by the fingerprint both record); a damaged JSON
-    is refused too. Files that record nothing (older runs) pass (:func:`tsmlip.provenance.check_made_from`).
-
-    ``expect``: step -> the settings hash the configuration gives that step (``--expect-settings``); a file whose
-    record names that step with other settings is refused (``rdf-md``: the liquid an rdf_error.json was made of)."""
-    from .provenance import ProvenanceError, check_file, check_made_from, read_record
-
-    def settings_match(p, step, have):
-        want = (expect or {}).get(step)
-        if want is not None and have is not None and have != want:
-            raise ProvenanceError(f"{p} was made by {step} with other settings (settings hash {have}) than this "
-                                  f"configuration's ({want}): a result of another configuration; rerun the step "
-                                  f"that writes {p.name}")
-
-    for entry in found.values():
-        paths = list(entry["md_timing"].values()) + [entry[n] for n in ("max_atoms.json", "rdf_error.json") if n in entry]
-        if entry.get("metrics.json") is not None:  # a hand-edited metrics.json is refused, not tabled
-            check_file(entry["metrics.json"])
-        for p in paths:
-            check_file(p)
-            rec = read_record(p) or {}
-            settings_match(p, rec.get("step"), rec.get("settings"))
-            settings_match(p, "rdf-md", rec.get("liquid_settings"))
-            model = p.parent / "model.pt"
-            current = model if model.is_file() else entry.get("metrics.json")
-            if current is not None:
-                check_made_from(p, "model", current)
-
-
 def convergence(met: TrainMetrics) -> dict:
     """``stopped_by``, ``best_epoch``, ``late_relative_improvement``, ``converged`` from a ``metrics.json``.
 
@@ -320,6 +289,9 @@ def read_budget_checks(files) -> dict[str, dict]:
     for p in sorted(Path(f) for f in files or ()):
         if p.name != "metrics.json":
             raise ValueError(f"{p}: a budget check is read from its metrics.json")
+        from .provenance_checks import check_model_files
+
+        check_model_files(p)  # not edited by hand, and the metrics of the model.pt beside it
         mid = record_model_id(p)
         met = TrainMetrics.read(p)
         test = (met.splits or {}).get("test")
@@ -462,6 +434,8 @@ def main(argv: list[str] | None = None) -> int:
         files = model_files(args.models_dir, args.model_ids, args.optional) if args.model_ids else None
     found = collect_files(files, args.models_dir)
     expect = dict(s.split("=", 1) for s in args.expect_settings)
+    from .provenance_checks import check_made_from_models
+
     check_made_from_models(found, expect)
     models, curves = build_tables(found, factor, read_budget_checks(args.budget_check_files))
     summary = summarize(models)

@@ -50,6 +50,29 @@ def output_error(path, exc: BaseException) -> OutputError:
     return OutputError(f"cannot write {path}: {exc.strerror or exc}")
 
 
+#: planning refuses a results folder on a disk with less free space than this (a full disk): a run writes its
+#: lock and provenance stamps there while it is planned, then its results
+MIN_FREE_BYTES = 1 << 20
+
+
+def check_free_space(path: str | Path, what: str, min_bytes: int = MIN_FREE_BYTES) -> None:
+    """:class:`OutputError` (one line naming ``what`` and the path) when the disk holding ``path`` (or its nearest
+    existing parent) has less than ``min_bytes`` free. A folder this process cannot write (a read-only results
+    folder, which a dry run may plan) is not judged."""
+    import shutil
+
+    p = Path(path).absolute()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    if not os.access(p, os.W_OK):
+        return
+    free = shutil.disk_usage(p).free
+    if free < min_bytes:
+        raise OutputError(f"{what}: {path} is on a full disk ({free // 1024} KiB free; the run writes its lock and "
+                          f"provenance stamps there while it is planned): free space there, or name a folder on "
+                          f"another disk")
+
+
 def temp_path_for(path: str | Path) -> Path:
     """A fresh temporary name beside ``path`` (hidden, ends in ``.tmp``)."""
     path = Path(path)

@@ -11,7 +11,7 @@ The output is the training set of a ``student_synthetic`` model: the ground-trut
 configurations appended (``dataset.npz``), the same split with the synthetic configurations added to the
 training split only (validation and test stay ground truth, so every kind is scored on the same
 configurations), and the atom-energy labels of both (the teacher's labels of the ground truth, the
-synthetic configurations' own).
+synthetic configurations' own). Each file carries its provenance record (:func:`write_training_set`).
 """
 from __future__ import annotations
 
@@ -223,18 +223,38 @@ def synthesize(teacher_paths, dataset_path, split_path, labels_path, cfg: dict, 
             "synthetic_energy_per_atom_eV": {
                 "mean": float(np.mean(lab["E"] / syn["n_atoms"])), "min": float(np.min(lab["E"] / syn["n_atoms"])),
                 "max": float(np.max(lab["E"] / syn["n_atoms"]))}}
-    save_dataset(merged, out_dir / "dataset.npz", {"source": "ground truth + teacher-generated", "synthetic": {
-        k: info[k] for k in ("n_ground_truth", "n_synthetic", "synthetic_indices", "teachers")}})
-    with atomic_open(out_dir / "split.npz", "wb") as fh:
-        np.savez(fh, **merged_split)
-    with atomic_open(out_dir / "atom_energies.npz", "wb") as fh:
-        np.savez_compressed(fh, atom_E=merged_labels["atom_E"], E_teacher=merged_labels["E"],
-                            sum_tolerance_eV=tolerance)
-    SyntheticInfo(**info).write(out_dir / "synthetic.json", indent=2)
+    recs = write_training_set(out_dir, merged, merged_split, merged_labels, tolerance, cfg, {
+        "teachers": list(teacher_paths), "ground_truth_dataset": dataset_path, "ground_truth_split": split_path,
+        "ground_truth_labels": labels_path}, {k: info[k] for k in ("n_ground_truth", "n_synthetic",
+                                                                   "synthetic_indices", "teachers")})
+    SyntheticInfo(**info).with_provenance(recs["dataset"]).write(out_dir / "synthetic.json", indent=2)
     log(f"{n_syn} synthetic + {n_gt} ground-truth configurations; training split {len(split['train'])} -> "
         f"{len(merged_split['train'])}; teacher spread {lab['spread']}; labels vs the reference {vs_reference}; "
         f"{info['wall_time_s']:.0f} s")
     return info
+
+
+def write_training_set(out_dir: Path, dataset: dict, split: dict, labels: dict, tolerance: float, cfg: dict,
+                       made_from: dict, summary: dict) -> dict:
+    """Write the training set of ``student_synthetic`` (``dataset.npz``, ``split.npz``, ``atom_energies.npz``), each
+    with its provenance record: the dataset records what it was made from (``made_from``: the teachers and the
+    ground truth's dataset, split and labels, under roles of their own), the split records that dataset and the
+    labels both, by content, so a student given a synthetic split or labels of another run is refused naming both
+    fingerprints (:func:`tsmlip.provenance.check_inputs`). Returns the records by file."""
+    from .provenance import npz_arrays, record
+
+    recs = {"dataset": record("synthesize", cfg, made_from)}
+    save_dataset(dataset, out_dir / "dataset.npz", {"source": "ground truth + teacher-generated",
+                                                    "synthetic": summary}, recs["dataset"])
+    recs["split"] = record("synthesize", cfg, {**made_from, "dataset": out_dir / "dataset.npz"})
+    with atomic_open(out_dir / "split.npz", "wb") as fh:
+        np.savez(fh, **split, **npz_arrays(recs["split"]))
+    recs["labels"] = record("synthesize", cfg, {**made_from, "dataset": out_dir / "dataset.npz",
+                                                "split": out_dir / "split.npz"})
+    with atomic_open(out_dir / "atom_energies.npz", "wb") as fh:
+        np.savez_compressed(fh, atom_E=labels["atom_E"], E_teacher=labels["E"], sum_tolerance_eV=tolerance,
+                            **npz_arrays(recs["labels"]))
+    return recs
 
 
 #: the config keys ``tsmlip synthesize`` reads

@@ -18,8 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from .dataset import (CLOSE_CONTACT_POLICIES, DUPLICATE_POLICIES, DUPLICATE_TOL_A, FORCE_CONVENTIONS, DataError,
-                      duplicates_message, find_duplicates, pad_configurations, plausibility, save_dataset,
-                      select_configurations, validate_arrays, versions)
+                      duplicates_message, find_duplicates, pad_configurations, save_dataset, select_configurations,
+                      validate_arrays, versions)
+from .plausibility import plausibility
 
 ANI_KEYS = ("coordinates", "species", "cell", "energy", "force")
 #: the HDF5 file names read from an ANI-Al folder
@@ -242,7 +243,7 @@ def prepare(source: str, path: str, min_distance_A: float, energy_shift: float =
     :data:`DEFAULT_CLOSE_CONTACTS`). ``duplicates``: ``error`` stops at a configuration that repeats another
     (exactly or within :data:`~tsmlip.data.dataset.DUPLICATE_TOL_A`), ``drop`` drops the later copies before
     the split (so twins never straddle splits). ``checks``: the plausibility ranges of the energy per atom and
-    the mean force per element (:func:`~tsmlip.data.dataset.plausibility`; off for exotic data). The
+    the mean force per element (:func:`~tsmlip.data.plausibility.plausibility`; off for exotic data). The
     provenance records the source files' sha256, the convention, the close contacts (count, indices as read,
     the policy), the duplicates, the plausibility numbers and the force-sign check.
     """

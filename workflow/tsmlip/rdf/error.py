@@ -121,10 +121,15 @@ def main_error(argv: list[str] | None = None) -> int:
         require(p, a.config_json, ("rdf.experiment.max_temperature_gap_K", "rdf.peak_fit_halfwidth_A"))
 
     from ..provenance import carry, check_file, check_made_from, record
+    from ..provenance_checks import check_gr, check_written_together
 
-    # a stale liquid: its run JSON made from another model than the one now beside it
+    # a stale liquid: its run JSON made from another model than the one now beside it; a g(r) edited by hand or of
+    # another run than its run JSON; a teacher's or the reference's g(r) edited or of another model than its own
     check_file(a.info)
     check_made_from(a.info, "model", Path(a.info).with_name("model.pt"))
+    check_written_together(a.rdf, a.info)
+    for p_ in [*a.teacher_rdf, *([a.reference_rdf] if a.reference_rdf else [])]:
+        check_gr(p_)
     r, g = read_curve(a.rdf)
     info = RdfMd.read(a.info)
     r_t, g_t = teacher_mean_curve(a.teacher_rdf)

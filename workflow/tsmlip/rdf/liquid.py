@@ -249,8 +249,9 @@ def write_liquid_outputs(run: LiquidRun, s: dict, name: str, device: str, out_cs
                          hippynn_kernels: str | None = None, log=None, provenance: dict | None = None) -> dict:
     """g(r) of ``run``'s frames to ``out_csv`` and its :class:`tsmlip.records.RdfMd` (first peak, checks, melt
     indicator, settings ``s``) to ``out_json``, as ``tsmlip rdf-md`` writes them; returns the record's JSON.
-    ``provenance``: the step's record (:mod:`tsmlip.provenance`), kept in the JSON under ``_provenance``; it is
-    the record of the g(r) CSV too."""
+    ``provenance``: the step's record (:mod:`tsmlip.provenance`), kept in the JSON under ``_provenance`` and
+    beside the g(r) CSV (its sidecar, ``rdf.csv.provenance.json``), so a consumer can tell a g(r) and a run record
+    of two runs apart (:func:`tsmlip.provenance_checks.check_same_run`)."""
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     t = time.perf_counter()
     r, g = rdf_of_frames(run.frames, s["r_max_A"], s["n_bins"])
@@ -308,9 +309,10 @@ def write_liquid_outputs(run: LiquidRun, s: dict, name: str, device: str, out_cs
         settings=s,
     ).to_json()
     if provenance is not None:
-        from ..provenance import json_with
+        from ..provenance import json_with, write_sidecar
 
         info = json_with(info, provenance)
+        write_sidecar(out_csv, provenance)  # the g(r)'s record: the run's, with the table's own content hash
     atomic_write_json(out_json, info, indent=2)
     log(f"[rdf-md] done: {name}: {len(run.frames)} frames, first peak r={r_peak:.3f} A g={g_peak:.3f}, "
         f"MD {run.wall_time_s:.1f}s, stable={run.stable}, melt indicator {melt:.3f} (melted={melted}), "

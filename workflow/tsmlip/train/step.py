@@ -30,7 +30,8 @@ from ..io_utils import atomic_open
 from ..kinds import REGISTRY
 from ..core.model import device_description, load_model, resolve_device, save_model
 from ..core.predict import error_metrics, predict
-from ..provenance import ProvenanceError, check_inputs, model_data_meta, record
+from ..provenance import ProvenanceError, check_inputs, model_data_meta, record, write_sidecar
+from ..provenance_checks import describing_model
 from ..records import SplitErrors, TrainMetrics
 from ..settings import settings_fingerprint, step_settings
 from .assembly import TrainingError, assemble_training, TrainingData, load_training_data, _Run, log
@@ -102,8 +103,8 @@ def finish_training(model_id: ModelId, cfg: dict, data: TrainingData, graph, sch
             made: dict | None = None) -> dict:
     """Write the best weights (``graph`` holds them: ``model.pt``), the curve (``curve.csv``) and the metrics of
     the saved model on every split, scored by hippynn (``metrics.json``); returns the metrics. ``made``: the
-    dataset and split fingerprints and the provenance record (:func:`made_of`), kept in the model's meta and in
-    metrics.json."""
+    dataset and split fingerprints and the provenance record (:func:`made_of`), kept in the model's meta, beside
+    the curve (its sidecar) and in metrics.json, which also records the content of the model.pt it scores."""
     tr = cfg["training"]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -112,10 +113,13 @@ def finish_training(model_id: ModelId, cfg: dict, data: TrainingData, graph, sch
     convergence = convergence_summary(state["curve"], stopped_early=epoch < max_epochs,
                                       best_epoch=state["best_epoch"], max_epochs=max_epochs)
     save_model(graph, out_dir / "model.pt", **meta)
+    rec = made["provenance"] if made else None
     with atomic_open(out_dir / "curve.csv", "w", newline="") as fh:
         wr = csv.DictWriter(fh, fieldnames=CURVE_COLUMNS)
         wr.writeheader()
         wr.writerows(state["curve"])
+    if rec is not None:  # the curve's record beside it: the training's, with the curve's own content hash
+        write_sidecar(out_dir / "curve.csv", rec)
     final = load_model(out_dir / "model.pt", device=device)  # scores exactly what was saved
     splits = {}
     for name in SPLITS:
@@ -133,7 +137,7 @@ def finish_training(model_id: ModelId, cfg: dict, data: TrainingData, graph, sch
         atom_energy_labels_in_loss=data.distilled,
         splits={name: SplitErrors(**errors) for name, errors in splits.items()},
         untrained=state.get("untrained"),
-    ).with_provenance(made["provenance"] if made else None).write(out_dir / "metrics.json", indent=2)
+    ).with_provenance(describing_model(rec, out_dir / "model.pt")).write(out_dir / "metrics.json", indent=2)
     t = splits["test"]
     log(f"[{model_id}] stopped by {convergence.stopped_by} after {epoch} epochs (best {state['best_epoch']}); "
         f"validation force RMSE improved {100 * convergence.late_relative_improvement:.1f}% over the last "
