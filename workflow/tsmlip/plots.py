@@ -101,9 +101,9 @@ def _no_data(ax, what: str) -> None:
 
 def md_engines(models: pd.DataFrame) -> list[str]:
     """MD engines with timings in the table (from the ``md_<engine>_us_per_atom_step`` columns)."""
-    suffix = "_us_per_atom_step"
-    return sorted(c[3:-len(suffix)] for c in models.columns
-                  if c.startswith("md_") and c.endswith(suffix) and models[c].notna().any())
+    from .tables import md_time_engines
+
+    return md_time_engines(models)
 
 
 def _legend_below(fig, axes, ncol: int = 2) -> None:

@@ -35,6 +35,19 @@ def pareto_front(cost, error) -> np.ndarray:
     return front
 
 
+#: models.csv's MD time columns: ``md_<engine>_us_per_atom_step`` (wall time, the median block) beside
+#: ``md_<engine>_cpu_us_per_atom_step`` (the process's CPU time of the same blocks)
+MD_TIME_SUFFIX = "_us_per_atom_step"
+MD_CPU_TIME_SUFFIX = "_cpu" + MD_TIME_SUFFIX
+
+
+def md_time_engines(table) -> list[str]:
+    """The MD engines with wall-time columns holding a value in ``table`` (``md_<engine>_us_per_atom_step``)."""
+    return sorted(c[len("md_"):-len(MD_TIME_SUFFIX)] for c in table.columns
+                  if c.startswith("md_") and c.endswith(MD_TIME_SUFFIX) and not c.endswith(MD_CPU_TIME_SUFFIX)
+                  and table[c].notna().any())
+
+
 def fmt(x, digits: int = 3) -> str:
     """A number for a human table: ``digits`` significant digits, '-' for NaN/None."""
     if x is None or (isinstance(x, float) and not np.isfinite(x)):

@@ -23,8 +23,9 @@ MD_SUFFIX = "_us_per_atom_step"
 
 
 def _engines(table: pd.DataFrame) -> list[str]:
-    return sorted(c[3:-len(MD_SUFFIX)] for c in table.columns
-                  if c.startswith("md_") and c.endswith(MD_SUFFIX) and table[c].notna().any())
+    from ..tables import md_time_engines
+
+    return md_time_engines(table)
 
 
 def _blocks(row: pd.Series, engine: str) -> np.ndarray:

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from ..tables import fmt, pareto_front
+from ..tables import fmt, md_time_engines, pareto_front
 from . import stats as cs
 from .claim import FORCE, Claim, Evidence, Statement, make_claim, model_ids, pair_ids, pairs
 from .stats import Test
@@ -18,10 +18,8 @@ from .verdicts import FAILS, HOLDS, INCONCLUSIVE
 def cost_columns(models: pd.DataFrame) -> dict[str, str]:
     """Cost columns present in the table: ``{column: readable name}`` (MD time per engine, memory)."""
     out = {}
-    for col in sorted(models.columns):
-        if col.startswith("md_") and col.endswith("_us_per_atom_step") and models[col].notna().any():
-            engine = col[len("md_"):-len("_us_per_atom_step")]
-            out[col] = f"MD time per step per atom ({engine})"
+    for engine in md_time_engines(models):
+        out[f"md_{engine}_us_per_atom_step"] = f"MD time per step per atom ({engine})"
     if "memory_per_atom_bytes" in models and models["memory_per_atom_bytes"].notna().any():
         out["memory_per_atom_bytes"] = "memory per atom"
     return out
