@@ -98,6 +98,29 @@ def write_emt_copper_xyz(path, n_configs=24, seed=3):
     return path
 
 
+def write_ani_al_h5(path, n=4, rattle=lambda seed: 0.1):
+    """A pyanitools-layout HDF5 file (ANI-Al's: Hartree energies, gradients) of ``n`` rattled 2x2x2 fcc Al cells
+    labelled by EMT (``rattle(seed)``: the displacement of configuration ``seed``); returns ``path``."""
+    import h5py
+    from ase.build import bulk
+    from ase.calculators.emt import EMT
+
+    configs = []
+    for seed in range(n):
+        at = bulk("Al", "fcc", cubic=True).repeat((2, 2, 2))
+        at.rattle(rattle(seed), seed=seed)
+        at.calc = EMT()
+        configs.append((at.positions.copy(), at.get_potential_energy(), at.get_forces(), at.cell.array.copy()))
+    with h5py.File(path, "w") as h5:
+        g = h5.create_group("Al/group_0")
+        g["coordinates"] = np.stack([c[0] for c in configs])
+        g["species"] = np.array([b"Al"] * 32)
+        g["cell"] = np.stack([c[3] for c in configs])
+        g["energy"] = np.array([c[1] / 27.211386 for c in configs])
+        g["force"] = np.stack([-c[2] / 27.211386 for c in configs])
+    return path
+
+
 @pytest.fixture(scope="session")
 def e2e_copper_run(tmp_path_factory):
     """The whole DAG of config/test.yaml on EMT copper read from an extended-XYZ file."""

@@ -9,31 +9,14 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import ROOT, run_snakemake
+from conftest import ROOT, run_snakemake, write_ani_al_h5
 from tsmlip import cli, io_utils, run_lock
 from tsmlip.data.dataset import DataError
 from tsmlip.data.io import prepare
 
 
 def _good_h5(path):
-    import h5py
-    from ase.build import bulk
-    from ase.calculators.emt import EMT
-
-    configs = []
-    for seed in range(4):
-        at = bulk("Al", "fcc", cubic=True).repeat((2, 2, 2))
-        at.rattle(0.1, seed=seed)
-        at.calc = EMT()
-        configs.append((at.positions.copy(), at.get_potential_energy(), at.get_forces(), at.cell.array.copy()))
-    with h5py.File(path, "w") as h5:
-        g = h5.create_group("Al/group_0")
-        g["coordinates"] = np.stack([c[0] for c in configs])
-        g["species"] = np.array([b"Al"] * 32)
-        g["cell"] = np.stack([c[3] for c in configs])
-        g["energy"] = np.array([c[1] / 27.211386 for c in configs])
-        g["force"] = np.stack([-c[2] / 27.211386 for c in configs])
-    return path
+    return write_ani_al_h5(path, n=4)
 
 
 @pytest.mark.parametrize("damage", ["not_hdf5", "truncated"])

@@ -5,29 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from conftest import write_ani_al_h5
 from tsmlip.data.dataset import DataError
 from tsmlip.data.io import prepare
 
 
 def _h5(path, n=8):
-    """A pyanitools-layout file of ``n`` rattled 2x2x2 fcc Al cells (Hartree, gradients; ANI-Al's layout)."""
+    """A pyanitools-layout file of ``n`` rattled 2x2x2 fcc Al cells (Hartree, gradients; ANI-Al's layout); returns
+    the byte offset of its coordinates."""
     import h5py
-    from ase.build import bulk
-    from ase.calculators.emt import EMT
 
-    configs = []
-    for seed in range(n):
-        at = bulk("Al", "fcc", a=4.05, cubic=True).repeat((2, 2, 2))
-        at.rattle(0.02 + 0.02 * seed, seed=seed)
-        at.calc = EMT()
-        configs.append((at.positions.copy(), at.get_potential_energy(), at.get_forces(), at.cell.array.copy()))
-    with h5py.File(path, "w") as h5:
-        g = h5.create_group("Al/group_0")
-        g["coordinates"] = np.stack([c[0] for c in configs])
-        g["species"] = np.array([b"Al"] * 32)
-        g["cell"] = np.stack([c[3] for c in configs])
-        g["energy"] = np.array([c[1] / 27.211386 for c in configs])
-        g["force"] = np.stack([-c[2] / 27.211386 for c in configs])
+    write_ani_al_h5(path, n, rattle=lambda seed: 0.02 + 0.02 * seed)
     with h5py.File(path, "r") as h5:
         return h5["Al/group_0/coordinates"].id.get_offset()
 

@@ -22,7 +22,10 @@ if MD_MODELS:
             models=[model_file(m, "model.pt") for m in MD_MODELS],
             # the planned fingerprint (settings, code, every timed model's plan): a rerun without Snakemake's metadata
             stamp=rule_stamp(
-                lambda w: f"md_timing_{w.engine}", "md-timing", MD_PARAMS["cfg"], lambda w: [train_fp(m) for m in MD_MODELS]
+                lambda w: f"md_timing_{w.engine}",
+                "md-timing",
+                MD_PARAMS["cfg"],
+                lambda w: [train_fp(m) for m in MD_MODELS],
             ),
         output:
             [model_file(m, "md_timing_{engine}.json") for m in MD_MODELS],
