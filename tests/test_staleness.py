@@ -207,3 +207,19 @@ def test_shift_future_times_keeps_the_order(tmp_path):
     times = [(tmp_path / n).stat().st_mtime for n in "abc"]
     assert times == sorted(times) and times[-1] == pytest.approx(now - 1.0)
     assert provenance.plan_stamp_time(tmp_path, now=now) == pytest.approx(now)
+
+
+def test_a_stamp_of_the_old_hidden_folder_is_moved_with_its_time(tmp_path):
+    """A results folder of an older version keeps its stamps in `.provenance/`: a dry run uses one where it is, a
+    run moves it into the visible `stamps/` folder with its time, so the outputs made after it stay current."""
+    from tsmlip import provenance
+
+    old = tmp_path / provenance.OLD_STAMPS_DIR / "split" / "abc.stamp"
+    old.parent.mkdir(parents=True)
+    old.write_text("{}")
+    os.utime(old, (1_000_000.0, 1_000_000.0))
+    assert provenance.stamp_path(tmp_path, "split", "abc", move=False) == old and old.exists()
+    new = provenance.stamp_path(tmp_path, "split", "abc", move=True)
+    assert new == tmp_path / provenance.STAMPS_DIR / "split" / "abc.stamp" and not old.exists()
+    assert new.stat().st_mtime == 1_000_000.0
+    assert provenance.stamp_path(tmp_path, "split", "other", move=True).parent == new.parent  # none old: the new path

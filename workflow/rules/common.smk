@@ -488,10 +488,13 @@ def stamp_file(name, plan):
     read-only results folder can be planned. A real run writes its stamps only once it holds the results folder's
     lock (tsmlip.run_lock), so planning never replaces the stamps of a run that another checkout holds."""
     fp = tsprov.planned(*plan)
-    path = str(tsprov.stamp_path(RESULTS, name, fp, move=False))
+    path = res(tsprov.STAMPS_DIR, name, f"{fp}.stamp")
     if os.path.exists(path):
         return path  # (a job's own planning on a cluster node finds every stamp and takes no lock)
-    if path != res(tsprov.STAMPS_DIR, name, f"{fp}.stamp") and not workflow.dryrun:  # of the old hidden folder
+    old = str(tsprov.stamp_path(RESULTS, name, fp, move=False))
+    if old != path:  # a stamp of the old hidden folder: used where it is by a dry run, moved by a run
+        if workflow.dryrun:
+            return old
         _hold_results()
         return str(tsprov.stamp_path(RESULTS, name, fp, move=True))
     if workflow.dryrun:

@@ -446,8 +446,13 @@ def plan_stamp_time(results_dir, now: float | None = None) -> float:
     """The time a dry run gives the stamps it writes to its scratch folder: now, or just after the newest file of
     ``results_dir`` when that is in the future (what :func:`shift_future_times` makes of it in a real run)."""
     now = time.time() if now is None else now
-    newest = newest_time(results_dir) if os.path.isdir(results_dir) else 0.0
-    return max(now, newest + 1.0)
+    key = str(Path(results_dir).resolve())
+    if key not in _NEWEST:  # once per planning process: a dry run writes hundreds of scratch stamps
+        _NEWEST[key] = newest_time(results_dir) if os.path.isdir(results_dir) else 0.0
+    return max(now, _NEWEST[key] + 1.0)
+
+
+_NEWEST: dict = {}
 
 
 def stamp_path(results_dir, name: str, fp: str, move: bool = True) -> Path:
