@@ -102,7 +102,7 @@ class StackAdam:
         start = 0
         for k, p in params.items():
             n = p[0].numel()
-            self._layout.append((k, start, n, p.shape))
+            self._layout.append((k, start, n, tuple(p.shape[1:])))  # one model's shape: the stack may shrink
             start += n
         like = next(iter(params.values()))
         self._m = torch.zeros(n_models, start, dtype=like.dtype, device=like.device)
@@ -120,7 +120,7 @@ class StackAdam:
     def _views(self) -> None:
         """``m``, ``v`` and ``ema`` by weight name: views into the flat buffers (writing one writes the buffer)."""
         def views(flat):
-            return {k: flat[:, a:a + n].view(shape) for k, a, n, shape in self._layout}
+            return {k: flat[:, a:a + n].view((flat.shape[0],) + shape) for k, a, n, shape in self._layout}
         self.m, self.v = views(self._m), views(self._v)
         self.ema = views(self._ema) if self._ema is not None else None
 
@@ -165,7 +165,7 @@ class StackAdam:
         update = (lr / bc1).reshape(-1, 1) * self._m / denom
         for k, a, n, shape in self._layout:
             p = params[k]
-            p.sub_(update[:, a:a + n].view(shape))
+            p.sub_(update[:, a:a + n].view(p.shape))
             p.grad = None
         if self._ema is not None:
             d = torch.clamp((1 + self.step_count) / (10 + self.step_count), max=self.ema_decay).to(lr.dtype)
