@@ -310,3 +310,37 @@ def test_weight_average_is_what_is_evaluated_and_kept(tiny_cfg, tiny_data, tmp_p
     with adam.averaged(p):
         assert torch.allclose(p["x"], adam.ema["x"])
     assert not torch.allclose(p["x"], adam.ema["x"])
+
+
+def test_stack_adam_is_torch_adam_per_model_through_a_shrink():
+    """StackAdam (one flat buffer of moments and average for the stack) steps each model as torch.optim.Adam steps it
+    alone at that model's rate, also after models leave the stack (keep) in another order."""
+    from tsmlip.train.fast import StackAdam
+
+    torch.manual_seed(0)
+    shapes = {"a": (3, 4), "b": (5,), "c": (2, 1, 3)}
+    start = {k: torch.randn(3, *s) for k, s in shapes.items()}
+    rates = [1e-2, 3e-3, 5e-4]
+    stacked = {k: v.clone().requires_grad_(True) for k, v in start.items()}
+    adam = StackAdam(stacked, rates)
+    alone = [{k: v[m].clone().requires_grad_(True) for k, v in start.items()} for m in range(3)]
+    ref = [torch.optim.Adam(list(alone[m].values()), lr=rates[m]) for m in range(3)]
+    rows = [0, 1, 2]
+    for step in range(6):
+        grads = {k: torch.randn(len(rows), *s) for k, s in shapes.items()}
+        for k, g in grads.items():
+            stacked[k].grad = g.clone()
+        adam.step(stacked)
+        for i, m in enumerate(rows):
+            for k, g in grads.items():
+                alone[m][k].grad = g[i].clone()
+            ref[m].step()
+        for i, m in enumerate(rows):
+            for k in shapes:
+                assert torch.allclose(stacked[k][i], alone[m][k], rtol=1e-6, atol=1e-7), (step, m, k)
+        if step == 2:  # model 1 leaves, the others swap places
+            rows = [2, 0]
+            adam.keep([2, 0])
+            stacked = {k: v.detach()[[2, 0]].clone().requires_grad_(True) for k, v in stacked.items()}
+    assert [g["lr"] for g in adam.param_groups] == [rates[2], rates[0]]
+    assert adam.m["c"].shape == (2, 2, 1, 3) and adam.slice(1)["v"]["a"].shape == (3, 4)

@@ -334,7 +334,7 @@ def test_rule_graph(tmp_path, source, stack, test_cfg):
         parts = line.split()
         if len(parts) == 2 and parts[1].isdigit():
             counts[parts[0]] = int(parts[1])
-    assert counts["rdf_error"] == n
+    assert counts["rdf_error"] == 1  # one job scores every model's g(r)
     if stack:
         archs = {m.arch.tag for m in all_model_ids(test_cfg)}
         assert counts["rdf_md_stack"] == len(archs) > 1 and counts["collect_rdf"] == n and "rdf_md" not in counts

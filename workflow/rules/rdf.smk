@@ -115,19 +115,25 @@ rule rdf_reference:
 
 
 rule rdf_error:
+    # one job for every model: a few sums per model against a few seconds of start-up per job
     input:
-        rdf=model_file(MODEL_ID, "rdf.csv"),
-        info=model_file(MODEL_ID, "rdf_md.json"),
+        rdf=[model_file(m, "rdf.csv") for m in MODEL_IDS],
+        info=[model_file(m, "rdf_md.json") for m in MODEL_IDS],
         teachers=[model_file(t, "rdf.csv") for t in RDF_TEACHERS],
         reference=[REFERENCE_RDF] if REFERENCE_RDF else [],
         # its own settings and code; the liquids' reruns reach it through their newer g(r) files
-        stamp=model_step_stamp("rdf-error", step_config("rdf-error", "rdf.experiment", "rdf.peak_fit_halfwidth_A")),
+        stamp=rule_stamp(
+            "rdf_error",
+            "rdf-error",
+            step_config("rdf-error", "rdf.experiment", "rdf.peak_fit_halfwidth_A"),
+            lambda wildcards: [train_fp(m) for m in MODEL_IDS],
+        ),
     output:
-        model_file(MODEL_ID, "rdf_error.json"),
+        [model_file(m, "rdf_error.json") for m in MODEL_IDS],
     log:
-        model_job_file("logs", "rdf_error"),
+        res("logs", "rdf_error.log"),
     benchmark:
-        model_job_file("benchmarks", "rdf_error")
+        res("benchmarks", "rdf_error.tsv")
     localrule: True
     conda:
         CONDA_ENV
@@ -137,13 +143,13 @@ rule rdf_error:
     params:
         code=code_stamp("rdf-error"),
         cfg=step_config("rdf-error", "rdf.experiment", "rdf.peak_fit_halfwidth_A"),
-        model_id=MODEL_ID,
+        model_ids=" ".join(shlex.quote(str(m)) for m in MODEL_IDS),
         teacher_ids=" ".join(str(t) for t in RDF_TEACHERS),
         reference=lambda wildcards, input: (
             f"--reference-rdf {shlex.quote(input.reference[0])}" if REFERENCE_RDF else ""
         ),
     shell:
-        "tsmlip rdf-error --config-json {params.cfg:q} --model-id {params.model_id:q} --rdf {input.rdf:q}"
+        "tsmlip rdf-error --config-json {params.cfg:q} --model-id {params.model_ids} --rdf {input.rdf:q}"
         " --info {input.info:q} --teacher-rdf {input.teachers:q} --teacher-ids {params.teacher_ids} {params.reference}"
         " --out {output:q} > {log:q} 2>&1"
 

@@ -25,6 +25,8 @@ read-out) and what the stacked layout supports (:func:`tsmlip.core.hipnn.check_s
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from . import hipnn, pair_kernels
@@ -305,18 +307,36 @@ class SlotBatch:
         self.env_row = self.first * n_species + self.species_second if n_species > 1 else self.first
 
     def _pair_terms(self, dist: torch.Tensor, unit: torch.Tensor, cutoff: float) -> None:
-        # what the pair terms need of the geometry alone (no weights), each (k, n_pairs) with the pair axis last:
-        # u (3, P), (1, u) (4, P), 1/d, 1/d^2, the cut-off and its derivative (hippynn's CosCutoff), each (1, P)
+        # what the pair terms need of the geometry alone (no weights): the fused loops read d and u (P, 3); the torch
+        # path's terms below, each (k, n_pairs) with the pair axis last, are made on first use (a step of the fused
+        # loops never builds them)
         self.dist = dist.contiguous()
         self.unit_rows = unit.contiguous()  # (P, 3): the fused loops' layout
-        self.unit = unit.t().contiguous()
-        self.unit4 = torch.cat([torch.ones_like(dist).unsqueeze(0), self.unit], 0)
-        d = dist.unsqueeze(0)
-        self.inv_dist = 1.0 / d
-        self.inv_dist2 = self.inv_dist * self.inv_dist
-        self.cut = hipnn.cos_cutoff(d, cutoff)
-        self.dcut = hipnn.cos_cutoff_derivative(d, cutoff)
         self.cutoff = cutoff
+
+    @functools.cached_property
+    def unit(self) -> torch.Tensor:  # u (3, P)
+        return self.unit_rows.t().contiguous()
+
+    @functools.cached_property
+    def unit4(self) -> torch.Tensor:  # (1, u) (4, P)
+        return torch.cat([torch.ones_like(self.dist).unsqueeze(0), self.unit], 0)
+
+    @functools.cached_property
+    def inv_dist(self) -> torch.Tensor:  # 1/d (1, P)
+        return 1.0 / self.dist.unsqueeze(0)
+
+    @functools.cached_property
+    def inv_dist2(self) -> torch.Tensor:  # 1/d^2 (1, P)
+        return self.inv_dist * self.inv_dist
+
+    @functools.cached_property
+    def cut(self) -> torch.Tensor:  # hippynn's CosCutoff (1, P)
+        return hipnn.cos_cutoff(self.dist.unsqueeze(0), self.cutoff)
+
+    @functools.cached_property
+    def dcut(self) -> torch.Tensor:  # its derivative in d (1, P)
+        return hipnn.cos_cutoff_derivative(self.dist.unsqueeze(0), self.cutoff)
 
     @classmethod
     def from_pairs(cls, first: torch.Tensor, second: torch.Tensor, species_second: torch.Tensor, dist: torch.Tensor,

@@ -36,7 +36,8 @@ struct PairGeometry {
 };
 
 // s = g cut, ds = g (x sig2 / d^2 cut + cut'), g = exp(-x^2 sig2 / 2), x = 1/d - inv_mu; hippynn's CosCutoff
-// cut = cos^2(pi d / 2 d_hard) inside d_hard; env[row] += (1, u) s.
+// cut = cos^2(pi d / 2 d_hard) inside d_hard; env[row] += (1, u) s. Also returns g [P, nu] and the pair geometry
+// (1/d, 1/d^2, cut, cut') [P, 4], so that the backward recomputes neither the exponentials nor the cut-off.
 std::vector<torch::Tensor> sens_env_forward(torch::Tensor dist, torch::Tensor unit, torch::Tensor inv_mu,
                                             torch::Tensor sig2, torch::Tensor model, torch::Tensor row,
                                             int64_t n_rows, double cutoff) {
@@ -46,54 +47,61 @@ std::vector<torch::Tensor> sens_env_forward(torch::Tensor dist, torch::Tensor un
   auto s = torch::empty({P, nu}, dist.options());
   auto ds = torch::empty({P, nu}, dist.options());
   auto env = torch::zeros({n_rows, 4, nu}, dist.options());
+  auto gs = torch::empty({P, nu}, dist.options());
+  auto geos = torch::empty({P, 4}, dist.options());
   const float* d_ = dist.data_ptr<float>(); const float* u_ = unit.data_ptr<float>();
   const float* im_ = inv_mu.data_ptr<float>(); const float* sg_ = sig2.data_ptr<float>();
   const int64_t* m_ = model.data_ptr<int64_t>(); const int64_t* r_ = row.data_ptr<int64_t>();
   float* s_ = s.data_ptr<float>(); float* ds_ = ds.data_ptr<float>(); float* e_ = env.data_ptr<float>();
+  float* g_ = gs.data_ptr<float>(); float* geo_ = geos.data_ptr<float>();
   const float a = static_cast<float>(M_PI / 2.0 / cutoff);
   for (int64_t p = 0; p < P; ++p) {
     const PairGeometry geo(d_[p], a, static_cast<float>(cutoff));
     const float inv_d = geo.inv_d, inv_d2 = geo.inv_d2, cut = geo.cut, dcut = geo.dcut;
+    float* gp = geo_ + 4 * p;
+    gp[0] = inv_d; gp[1] = inv_d2; gp[2] = cut; gp[3] = dcut;
     const float* im = im_ + m_[p] * nu; const float* sg = sg_ + m_[p] * nu;
-    float* sp = s_ + p * nu; float* dsp = ds_ + p * nu;
+    float* sp = s_ + p * nu; float* dsp = ds_ + p * nu; float* gpk = g_ + p * nu;
     float* e = e_ + r_[p] * 4 * nu;
     const float u0 = u_[3 * p], u1 = u_[3 * p + 1], u2 = u_[3 * p + 2];
     for (int64_t k = 0; k < nu; ++k) {
       const float x = inv_d - im[k];
       const float xs = x * sg[k];
       const float g = std::exp(-0.5f * x * xs);
+      gpk[k] = g;
       const float sv = g * cut;
       sp[k] = sv;
       dsp[k] = g * (xs * inv_d2 * cut + dcut);
       e[k] += sv; e[nu + k] += sv * u0; e[2 * nu + k] += sv * u1; e[3 * nu + k] += sv * u2;
     }
   }
-  return {env, s, ds};
+  return {env, s, ds, gs, geos};
 }
 
 // The backward of sens_env_forward: grad_s_total = grad_s + sum_k grad_env[row, k] (1, u)_k, then through the
-// sensitivities into inv_mu and sig2, summed per model (grad_inv_mu, grad_sig2 [M, nu]).
+// sensitivities into inv_mu and sig2, summed per model (grad_inv_mu, grad_sig2 [M, nu]); g and the pair geometry
+// are the forward's.
 std::vector<torch::Tensor> sens_env_backward(torch::Tensor grad_env, torch::Tensor grad_s, torch::Tensor grad_ds,
-                                             torch::Tensor dist, torch::Tensor unit, torch::Tensor inv_mu,
-                                             torch::Tensor sig2, torch::Tensor model, torch::Tensor row,
-                                             double cutoff) {
+                                             torch::Tensor gs, torch::Tensor geos, torch::Tensor unit,
+                                             torch::Tensor inv_mu, torch::Tensor sig2, torch::Tensor model,
+                                             torch::Tensor row) {
   check(grad_env, "grad_env", at::kFloat); check(grad_s, "grad_s", at::kFloat);
-  check(grad_ds, "grad_ds", at::kFloat); check(dist, "dist", at::kFloat); check(unit, "unit", at::kFloat);
-  check(inv_mu, "inv_mu", at::kFloat); check(sig2, "sig2", at::kFloat);
-  const int64_t P = dist.size(0), M = inv_mu.size(0), nu = inv_mu.size(1);
+  check(grad_ds, "grad_ds", at::kFloat); check(gs, "g", at::kFloat); check(geos, "geometry", at::kFloat);
+  check(unit, "unit", at::kFloat); check(inv_mu, "inv_mu", at::kFloat); check(sig2, "sig2", at::kFloat);
+  const int64_t P = gs.size(0), M = inv_mu.size(0), nu = inv_mu.size(1);
   // per-model sums in double: thousands of pairs per model
-  auto gim = torch::zeros({M, nu}, dist.options().dtype(at::kDouble));
-  auto gsg = torch::zeros({M, nu}, dist.options().dtype(at::kDouble));
+  auto gim = torch::zeros({M, nu}, gs.options().dtype(at::kDouble));
+  auto gsg = torch::zeros({M, nu}, gs.options().dtype(at::kDouble));
   const float* ge_ = grad_env.data_ptr<float>(); const float* gs_ = grad_s.data_ptr<float>();
-  const float* gds_ = grad_ds.data_ptr<float>(); const float* d_ = dist.data_ptr<float>();
+  const float* gds_ = grad_ds.data_ptr<float>(); const float* g_ = gs.data_ptr<float>();
+  const float* geo_ = geos.data_ptr<float>();
   const float* u_ = unit.data_ptr<float>(); const float* im_ = inv_mu.data_ptr<float>();
   const float* sg_ = sig2.data_ptr<float>(); const int64_t* m_ = model.data_ptr<int64_t>();
   const int64_t* r_ = row.data_ptr<int64_t>();
   double* gim_ = gim.data_ptr<double>(); double* gsg_ = gsg.data_ptr<double>();
-  const float a = static_cast<float>(M_PI / 2.0 / cutoff);
   for (int64_t p = 0; p < P; ++p) {
-    const PairGeometry geo(d_[p], a, static_cast<float>(cutoff));
-    const float inv_d = geo.inv_d, inv_d2 = geo.inv_d2, cut = geo.cut, dcut = geo.dcut;
+    const float* gp = geo_ + 4 * p;
+    const float inv_d = gp[0], inv_d2 = gp[1], cut = gp[2], dcut = gp[3];
     const int64_t m = m_[p];
     const float* im = im_ + m * nu; const float* sg = sg_ + m * nu;
     const float* ge = ge_ + r_[p] * 4 * nu;
@@ -104,7 +112,7 @@ std::vector<torch::Tensor> sens_env_backward(torch::Tensor grad_env, torch::Tens
       const float gdsv = gds_[p * nu + k];
       const float x = inv_d - im[k];
       const float xs = x * sg[k];
-      const float g = std::exp(-0.5f * x * xs);
+      const float g = g_[p * nu + k];
       const float q = xs * inv_d2 * cut + dcut;
       const float through_g = (gsv * cut + gdsv * q) * g;
       const float direct = gdsv * g * inv_d2 * cut;

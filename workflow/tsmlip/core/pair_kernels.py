@@ -63,24 +63,24 @@ class SensitivitiesEnvironment(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, inv_mu, sig2, dist, unit, model, row, n_rows: int, cutoff: float):
-        env, s, ds = _ext.sens_env_forward(dist, unit, inv_mu.contiguous(), sig2.contiguous(), model, row,
-                                           int(n_rows), float(cutoff))
-        ctx.save_for_backward(inv_mu, sig2, dist, unit, model, row)
-        ctx.cutoff, ctx.n_rows = float(cutoff), int(n_rows)
+        env, s, ds, g, geo = _ext.sens_env_forward(dist, unit, inv_mu.contiguous(), sig2.contiguous(), model, row,
+                                                   int(n_rows), float(cutoff))
+        ctx.save_for_backward(inv_mu, sig2, g, geo, unit, model, row)  # g and the geometry: no recomputation
+        ctx.n_rows = int(n_rows)
         return env, s, ds
 
     @staticmethod
     def backward(ctx, grad_env, grad_s, grad_ds):
-        inv_mu, sig2, dist, unit, model, row = ctx.saved_tensors
+        inv_mu, sig2, g, geo, unit, model, row = ctx.saved_tensors
         zeros = None
         if grad_s is None or grad_ds is None:
-            zeros = torch.zeros(dist.shape[0], inv_mu.shape[1], dtype=dist.dtype)
+            zeros = torch.zeros(g.shape[0], inv_mu.shape[1], dtype=g.dtype)
         if grad_env is None:  # every row is read by the loop: a full zero gradient, not a placeholder
-            grad_env = torch.zeros(ctx.n_rows, 4, inv_mu.shape[1], dtype=dist.dtype)
+            grad_env = torch.zeros(ctx.n_rows, 4, inv_mu.shape[1], dtype=g.dtype)
         grad_env = grad_env.contiguous()
         g_inv_mu, g_sig2 = _ext.sens_env_backward(grad_env, zeros if grad_s is None else grad_s.contiguous(),
-                                                  zeros if grad_ds is None else grad_ds.contiguous(), dist, unit,
-                                                  inv_mu.contiguous(), sig2.contiguous(), model, row, ctx.cutoff)
+                                                  zeros if grad_ds is None else grad_ds.contiguous(), g, geo, unit,
+                                                  inv_mu.contiguous(), sig2.contiguous(), model, row)
         return g_inv_mu, g_sig2, None, None, None, None, None, None
 
 

@@ -99,48 +99,63 @@ def teacher_mean_curve(paths: list[str]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def main_error(argv: list[str] | None = None) -> int:
-    """``tsmlip rdf-error``: a model's g(r) error against the teachers' mean g(r) and the reference's."""
+    """``tsmlip rdf-error``: each model's g(r) error against the teachers' mean g(r) and the reference's (one job for
+    every model: the work is a few sums per model, the start-up a few seconds)."""
     from ..cli import require, step_parser
 
     p = step_parser("rdf-error", main_error.__doc__ + "\n\nWith rdf.experiment.enabled also against the experimental "
                     "g(r) at the nearest temperature (none farther than rdf.experiment.max_temperature_gap_K), first "
-                    "peaks fitted within rdf.peak_fit_halfwidth_A.")
-    p.add_argument("--model-id", required=True)
-    p.add_argument("--rdf", required=True, help="the model's rdf.csv")
-    p.add_argument("--info", required=True, help="the model's rdf_md.json")
+                    "peaks fitted within rdf.peak_fit_halfwidth_A. --model-id, --rdf, --info and --out name one entry "
+                    "per model, in the same order.")
+    p.add_argument("--model-id", nargs="+", required=True)
+    p.add_argument("--rdf", nargs="+", required=True, help="each model's rdf.csv")
+    p.add_argument("--info", nargs="+", required=True, help="each model's rdf_md.json")
     p.add_argument("--teacher-rdf", nargs="+", required=True, help="rdf.csv of every teacher seed")
     p.add_argument("--teacher-ids", nargs="+", required=True, help="ids of those teachers, same order")
     p.add_argument("--reference-rdf", default=None, help="the reference potential's rdf.csv (if any)")
-    p.add_argument("--out", required=True, help="rdf_error.json")
+    p.add_argument("--out", nargs="+", required=True, help="each model's rdf_error.json")
     a = p.parse_args(argv)
     if len(a.teacher_rdf) != len(a.teacher_ids):
         p.error("--teacher-rdf and --teacher-ids need the same number of entries")
+    if not len(a.model_id) == len(a.rdf) == len(a.info) == len(a.out):
+        p.error(f"--model-id, --rdf, --info and --out need one entry per model (got {len(a.model_id)}, {len(a.rdf)}, "
+                f"{len(a.info)}, {len(a.out)})")
     rc = a.config_json["rdf"]
-    experiment = rc["experiment"]["enabled"]
-    if experiment:
+    if rc["experiment"]["enabled"]:
         require(p, a.config_json, ("rdf.experiment.max_temperature_gap_K", "rdf.peak_fit_halfwidth_A"))
 
-    from ..provenance import carry, check_file, check_made_from, record
-    from ..provenance_checks import check_gr, check_written_together
+    from ..provenance_checks import check_gr
 
-    # a stale liquid: its run JSON made from another model than the one now beside it; a g(r) edited by hand or of
-    # another run than its run JSON; a teacher's or the reference's g(r) edited or of another model than its own
-    check_file(a.info)
-    check_made_from(a.info, "model", Path(a.info).with_name("model.pt"))
-    check_written_together(a.rdf, a.info)
     for p_ in [*a.teacher_rdf, *([a.reference_rdf] if a.reference_rdf else [])]:
         check_gr(p_)
-    r, g = read_curve(a.rdf)
-    info = RdfMd.read(a.info)
+    for model_id, rdf, info, out in zip(a.model_id, a.rdf, a.info, a.out):
+        _model_error(a, model_id, rdf, info, out)
+    return 0
+
+
+def _model_error(a, model_id: str, rdf: str, info_path: str, out_path: str) -> None:
+    """One model's ``rdf_error.json``."""
+    from ..provenance import carry, check_file, check_made_from, record
+    from ..provenance_checks import check_written_together
+
+    rc = a.config_json["rdf"]
+    experiment = rc["experiment"]["enabled"]
+    # a stale liquid: its run JSON made from another model than the one now beside it; a g(r) edited by hand or of
+    # another run than its run JSON (the teachers' and the reference's g(r): checked once, by the caller)
+    check_file(info_path)
+    check_made_from(info_path, "model", Path(info_path).with_name("model.pt"))
+    check_written_together(rdf, info_path)
+    r, g = read_curve(rdf)
+    info = RdfMd.read(info_path)
     r_t, g_t = teacher_mean_curve(a.teacher_rdf)
-    _check_grid(r, r_t, f"{a.rdf} vs the teachers' g(r)")
+    _check_grid(r, r_t, f"{rdf} vs the teachers' g(r)")
     err_ref = None
     if a.reference_rdf:
         r_ref, g_ref = read_curve(a.reference_rdf)
-        _check_grid(r, r_ref, f"{a.rdf} vs {a.reference_rdf}")
+        _check_grid(r, r_ref, f"{rdf} vs {a.reference_rdf}")
         err_ref = finite_or_none(rdf_error(r, g, g_ref))
     out = RdfError(
-        model_id=a.model_id,
+        model_id=model_id,
         error_vs_teacher=finite_or_none(rdf_error(r, g, g_t)),
         error_vs_reference=err_ref,
         definition=ERROR_DEFINITION,
@@ -151,14 +166,12 @@ def main_error(argv: list[str] | None = None) -> int:
         if experiment else None,
         density=info.density if experiment else None,
     )
-    rec = record("rdf-error", a.config_json, {"rdf": a.rdf, "info": a.info, "teacher_rdf": list(a.teacher_rdf),
+    rec = record("rdf-error", a.config_json, {"rdf": rdf, "info": info_path, "teacher_rdf": list(a.teacher_rdf),
                                               "reference_rdf": a.reference_rdf})
-    rec = carry(rec, "model", a.info)
+    rec = carry(rec, "model", info_path)
     if info.provenance and "settings" in info.provenance:  # the settings of the liquid it was made of (aggregate)
         rec["liquid_settings"] = info.provenance["settings"]
-    out = out.with_provenance(rec).write(a.out, indent=2)
-    print(f"[rdf-error] {a.model_id}: vs teacher {out['error_vs_teacher']}, "
+    out = out.with_provenance(rec).write(out_path, indent=2)
+    print(f"[rdf-error] {model_id}: vs teacher {out['error_vs_teacher']}, "
           f"vs reference {out['error_vs_reference']}"
           + (f", vs experiment {out['error_vs_experiment']}" if experiment else ""), file=sys.stderr, flush=True)
-    return 0
-

@@ -96,11 +96,33 @@ class StackAdam:
             raise ValueError(f"{len(rates)} learning rates for a stack of {n_models} models")
         self.param_groups = [{"lr": r} for r in rates]
         self._rates: tuple = ((), None)  # the rates as a tensor beside the weights, made anew when one changes
-        self.m = {k: torch.zeros_like(p) for k, p in params.items()}
-        self.v = {k: torch.zeros_like(p) for k, p in params.items()}
+        # the moments and the average of every weight in one (n_models, n_weights) buffer each, so a step is a
+        # handful of operations on it whatever the number of weight tensors; m, v and ema are views by name
+        self._layout = []
+        start = 0
+        for k, p in params.items():
+            n = p[0].numel()
+            self._layout.append((k, start, n, tuple(p.shape[1:])))  # one model's shape: the stack may shrink
+            start += n
+        like = next(iter(params.values()))
+        self._m = torch.zeros(n_models, start, dtype=like.dtype, device=like.device)
+        self._v = torch.zeros_like(self._m)
         self.step_count: torch.Tensor | None = None  # (n_models,)
         self.ema_decay = float(ema_decay)
-        self.ema = {k: p.detach().clone() for k, p in params.items()} if self.ema_decay > 0 else None
+        self._ema = self._flat(params).clone() if self.ema_decay > 0 else None
+        self._views()
+
+    def _flat(self, params: dict[str, torch.Tensor], grad: bool = False) -> torch.Tensor:
+        """The weights (or their gradients) of ``params`` as one (n_models, n_weights) tensor, in the buffers' order."""
+        n = self._m.shape[0]
+        return torch.cat([(params[k].grad if grad else params[k].detach()).reshape(n, -1) for k, *_ in self._layout], 1)
+
+    def _views(self) -> None:
+        """``m``, ``v`` and ``ema`` by weight name: views into the flat buffers (writing one writes the buffer)."""
+        def views(flat):
+            return {k: flat[:, a:a + n].view((flat.shape[0],) + shape) for k, a, n, shape in self._layout}
+        self.m, self.v = views(self._m), views(self._v)
+        self.ema = views(self._ema) if self._ema is not None else None
 
     def rates(self, like: torch.Tensor) -> torch.Tensor:
         """The models' learning rates (n_models,), of ``like``'s dtype and device (built once per change)."""
@@ -136,23 +158,26 @@ class StackAdam:
         self.step_count += 1
         bc1 = (1 - b1 ** self.step_count).to(lr.dtype)
         bc2_sqrt = torch.sqrt(1 - b2 ** self.step_count).to(lr.dtype)
-        for k, p in params.items():
-            g = p.grad
-            shape = (-1,) + (1,) * (p.ndim - 1)
-            self.m[k].lerp_(g, 1 - b1)
-            self.v[k].mul_(b2).addcmul_(g, g, value=1 - b2)
-            denom = (self.v[k].sqrt() / bc2_sqrt.reshape(shape)).add_(_EPS)
-            p.sub_((lr / bc1).reshape(shape) * self.m[k] / denom)
+        g = self._flat(params, grad=True)
+        self._m.lerp_(g, 1 - b1)
+        self._v.mul_(b2).addcmul_(g, g, value=1 - b2)
+        denom = (self._v.sqrt() / bc2_sqrt.reshape(-1, 1)).add_(_EPS)
+        update = (lr / bc1).reshape(-1, 1) * self._m / denom
+        for k, a, n, shape in self._layout:
+            p = params[k]
+            p.sub_(update[:, a:a + n].view(p.shape))
             p.grad = None
-            if self.ema is not None:
-                d = torch.clamp((1 + self.step_count) / (10 + self.step_count), max=self.ema_decay).to(p.dtype)
-                self.ema[k].lerp_(p, (1 - d).reshape(shape))
+        if self._ema is not None:
+            d = torch.clamp((1 + self.step_count) / (10 + self.step_count), max=self.ema_decay).to(lr.dtype)
+            self._ema.lerp_(self._flat(params), (1 - d).reshape(-1, 1))
 
     def keep(self, rows: list[int]) -> None:
-        idx = torch.as_tensor(rows, dtype=torch.long)
-        for d in (self.m, self.v) + ((self.ema,) if self.ema is not None else ()):
-            for k in d:
-                d[k] = d[k].index_select(0, idx.to(d[k].device)).contiguous()
+        idx = torch.as_tensor(rows, dtype=torch.long, device=self._m.device)
+        self._m, self._v = self._m.index_select(0, idx), self._v.index_select(0, idx)
+        if self._ema is not None:
+            self._ema = self._ema.index_select(0, idx)
+        self._views()
+        idx = idx.cpu()
         if self.step_count is not None:
             self.step_count = self.step_count[idx]
         self.param_groups = [self.param_groups[r] for r in rows]  # the same group objects: schedulers keep theirs
