@@ -7,7 +7,7 @@ import pytest
 import torch
 from ase.build import bulk
 
-from tsmlip.config import Arch
+from tsmlip.ids import Arch
 from tsmlip.core.model import build_model, count_weights, load_model, save_model
 from tsmlip.core.predict import predict
 

@@ -17,7 +17,8 @@ from ase.calculators.emt import EMT
 
 from conftest import write_record
 from tsmlip import rdf
-from tsmlip.config import Arch, load_config
+from tsmlip.config import load_config
+from tsmlip.ids import Arch
 from tsmlip.records import DatasetProvenance, RdfMd
 
 ROOT = Path(__file__).resolve().parents[1]

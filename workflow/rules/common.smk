@@ -10,6 +10,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))  # the tsmlip packa
 from tsmlip import cluster as tscluster
 from tsmlip import io_utils as tsio
 from tsmlip import config as tsconfig
+from tsmlip import ids as tsids
 from tsmlip import figures as tsfigures
 from tsmlip import kinds as tskinds
 from tsmlip import stacks as tsstacks
@@ -532,7 +533,7 @@ def stack_stamps(wildcards):
 
 def train_stamp(budget=False):
     def stamp(wildcards):
-        mid = tsconfig.ModelId.parse(f"{wildcards.kind}/{wildcards.arch}/seed{wildcards.seed}")
+        mid = tsids.ModelId.parse(f"{wildcards.kind}/{wildcards.arch}/seed{wildcards.seed}")
         folder = "train_budget_check" if budget else "train"
         return stamp_file(f"{folder}/{mid}", _train_plan(mid, budget))
 
@@ -554,7 +555,7 @@ def train_fp(model_id):
 
 
 def _wildcard_model(wildcards):
-    return tsconfig.ModelId.parse(f"{wildcards.kind}/{wildcards.arch}/seed{wildcards.seed}")
+    return tsids.ModelId.parse(f"{wildcards.kind}/{wildcards.arch}/seed{wildcards.seed}")
 
 
 def model_step_stamp(step, settings, name=None):

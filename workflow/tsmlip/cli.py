@@ -176,7 +176,7 @@ def _one_line_errors() -> tuple:
     """The error classes a step reports in one line (only those of modules the step imported)."""
     found = []
     for mod, cls in (("tsmlip.core.model", "ModelFileError"), ("tsmlip.core.model", "DeviceError"),
-                     ("tsmlip.data.dataset", "DataError"), ("tsmlip.config", "ConfigError"),
+                     ("tsmlip.data.dataset", "DataError"), ("tsmlip.ids", "ConfigError"),
                      ("tsmlip.io_utils", "OutputError"), ("tsmlip.provenance", "ProvenanceError"),
                      ("tsmlip.records", "RecordError")):
         m = sys.modules.get(mod)

@@ -1,97 +1,25 @@
 """Configuration: loading, schema validation, model identifiers and the sweep.
 
-A model is named by an id that reads as a path, ``<kind>/w<width>-s<n_sens>-l<n_layers>/seed<seed>``,
-e.g. ``student/w16-s4-l1/seed1``; every per-model output lives under ``<results>/models/<id>/``.
+The ids themselves (:class:`tsmlip.ids.ModelId`, :class:`tsmlip.ids.Arch`) and the error a configuration raises
+(:class:`tsmlip.ids.ConfigError`) live in the base layer, :mod:`tsmlip.ids`; what the plain-torch HIPNN computes in
+:mod:`tsmlip.network_support`.
 """
 from __future__ import annotations
 
 import copy
 import itertools
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .kinds import BORN_AGAIN_KINDS, KINDS, REGISTRY
+from .ids import Arch, ConfigError, ModelId
+from .kinds import BORN_AGAIN_KINDS, REGISTRY
+from .network_support import unsupported_network
 
 #: the configuration's schema (types, ranges, allowed values, required keys; no defaults: every value lives in
 #: config/config.yaml), package data that :func:`validate` checks against. The package reads no configuration
 #: file of its own: a step gets its settings from its caller (a rule passes the sections it needs;
 #: :func:`load_config` reads only the files it is named).
 SCHEMA = "schema.yaml"
-
-_ARCH_RE = re.compile(r"^w(\d+)-s(\d+)-l(\d+)$")
-
-
-#: the network: settings each layout of the plain-torch HIPNN (tsmlip.core.hipnn) computes, the one statement of what
-#: it supports: ``plain`` is one model's network (tsmlip export, LAMMPS, TorchSim), ``stacked`` the stacked layout
-#: (tsmlip.core.hipnn_stack: the fast training engine and the stacked liquid; the one-hot species are the input of
-#: its one interaction layer). Checked when the workflow is planned (:func:`validate`) and by each user
-#: (tsmlip.core.hipnn.check_supported); kept here so that planning imports no torch.
-NETWORK_SUPPORT = {
-    "plain": (("l_max", (1,)), ("sensitivity_type", ("inverse",)), ("resnet", (True, False))),
-    "stacked": (("l_max", (1,)), ("n_interaction_layers", (1,)), ("sensitivity_type", ("inverse",)),
-                ("resnet", (True, False))),
-}
-
-
-def unsupported_network(network_cfg: dict, layout: str) -> tuple[str, str] | None:
-    """(key, why) of the first setting of :data:`NETWORK_SUPPORT` that ``network_cfg`` departs from (a value equal
-    in type and value is supported), ``why`` as "computes 1 only (got 2)"; None when ``layout`` computes it."""
-    for key, allowed in NETWORK_SUPPORT[layout]:
-        got = network_cfg.get(key)
-        if not any(type(got) is type(a) and got == a for a in allowed):
-            return key, f"computes {' or '.join(map(repr, allowed))} only (got {got!r})"
-    return None
-
-
-class ConfigError(ValueError):
-    """A configuration that cannot be run; the message names the key."""
-
-
-@dataclass(frozen=True, order=True)
-class Arch:
-    width: int
-    n_sensitivities: int
-    n_atom_layers: int
-
-    @property
-    def tag(self) -> str:
-        return f"w{self.width}-s{self.n_sensitivities}-l{self.n_atom_layers}"
-
-    @classmethod
-    def parse(cls, tag: str) -> "Arch":
-        m = _ARCH_RE.match(tag)
-        if not m:
-            raise ConfigError(f"architecture tag {tag!r} is not of the form w<width>-s<n_sens>-l<n_layers>")
-        return cls(*(int(g) for g in m.groups()))
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "Arch":
-        return cls(int(d["width"]), int(d["n_sensitivities"]), int(d["n_atom_layers"]))
-
-
-@dataclass(frozen=True, order=True)
-class ModelId:
-    kind: str
-    arch: Arch
-    seed: int
-
-    @property
-    def path(self) -> str:
-        return f"{self.kind}/{self.arch.tag}/seed{self.seed}"
-
-    def __str__(self) -> str:
-        return self.path
-
-    @classmethod
-    def parse(cls, s: str) -> "ModelId":
-        parts = str(s).strip("/").split("/")
-        if len(parts) != 3 or not parts[2].startswith("seed"):
-            raise ConfigError(f"model id {s!r} is not of the form <kind>/w..-s..-l../seed<N>")
-        if parts[0] not in KINDS:
-            raise ConfigError(f"model id {s!r}: unknown kind {parts[0]!r} (one of {', '.join(KINDS)})")
-        return cls(parts[0], Arch.parse(parts[1]), int(parts[2][4:]))
-
 
 def load_schema() -> dict:
     """The schema, read through the installed package (:data:`SCHEMA`)."""
@@ -267,7 +195,8 @@ def _cross_check(cfg: dict) -> None:
 
 def _check_network_users(cfg: dict) -> None:
     """ConfigError naming the first ``network:`` setting that a planned user of the plain-torch HIPNN does not
-    compute (:data:`NETWORK_SUPPORT`): the fast training engine, the stacked liquid, a deployed engine."""
+    compute (:data:`tsmlip.network_support.NETWORK_SUPPORT`): the fast training engine, the stacked liquid, a
+    deployed engine."""
     md, rdf = cfg["md"], cfg["rdf"]
     deployed = [f"md.engines: {e}" for e in md["engines"] if e in ("lammps", "torchsim") and md["enabled"]]
     deployed += ["rdf.engine: lammps"] if not rdf["stack"] and rdf["engine"] == "lammps" else []

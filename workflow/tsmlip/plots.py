@@ -450,7 +450,7 @@ def make_figure(name: str, models: pd.DataFrame | None = None, curves: pd.DataFr
 def main(argv: list[str] | None = None) -> int:
     """``tsmlip plot <figure>``: one figure of the paper from the tidy tables, as PDF and PNG."""
     from .cli import require, step_parser
-    from .config import Arch
+    from .ids import Arch
 
     ap = step_parser("plot", main.__doc__ + "\n\nlearning_curves draws aggregate.curves_arch, or where null the "
                      "architecture of sweep.base.")

@@ -11,8 +11,9 @@ workflow that computes a model without hippynn. hippynn's source is the ground t
 * **hippynn's state-dict keys** (:func:`interaction_keys`, :func:`atom_layer_keys`, :func:`readout_keys`,
   :func:`cusp_reg_key`): each weight's key by its role, the role being the attribute name of :class:`Hipnn`'s
   layers and the name the stacked engine reads its weights by;
-* **what is supported** (:func:`check_supported`): the statement itself is ``tsmlip.config.NETWORK_SUPPORT``, so that
-  planning checks it without importing torch; every user checks a model here;
+* **what is supported** (:func:`check_supported`): the statement itself is
+  ``tsmlip.network_support.NETWORK_SUPPORT``, so that planning checks it without importing torch; every user checks
+  a model here;
 * :class:`Hipnn`: one model's network and energy head as a module (atom energies from pairs).
 
 Users: the TorchScript export (:mod:`.export`, which LAMMPS and TorchSim run) scripts :class:`Hipnn`; the stacked
@@ -37,8 +38,9 @@ class UnsupportedModel(ValueError):
 
 def check_supported(network_cfg: dict, layout: str = "plain", who: Optional[str] = None, advice: str = "") -> None:
     """:class:`UnsupportedModel` naming the first ``network:`` setting that ``layout`` (:data:`LAYOUTS`) does not
-    compute, as ``tsmlip.config.NETWORK_SUPPORT`` states it; ``who`` names the user, ``advice`` what to do."""
-    from ..config import unsupported_network
+    compute, as ``tsmlip.network_support.NETWORK_SUPPORT`` states it; ``who`` names the user, ``advice`` what to
+    do."""
+    from ..network_support import unsupported_network
 
     found = unsupported_network(network_cfg, layout)
     if found is not None:

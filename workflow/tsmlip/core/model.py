@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from .. import __version__
-from ..config import Arch
+from ..ids import Arch
 from ..io_utils import atomic_torch_save
 
 #: database names of the arrays every model reads or predicts
@@ -245,7 +245,7 @@ def check_model_id(path: str | Path, model_id: str | None = None, kind: str | No
     (a ``<kind>/<arch>/seed<N>`` id, optionally followed by a note such as ``(seed 1201)``; other names are
     not checked), and its kind must be ``kind`` when given. :class:`ModelFileError` naming the file
     otherwise (e.g. a teacher's ``model.pt`` copied into a student's folder)."""
-    from ..config import ConfigError, ModelId
+    from ..ids import ConfigError, ModelId
 
     payload = payload if payload is not None else read_model_payload(path)
     stored_arch = Arch.from_dict(payload["arch"])
