@@ -47,7 +47,8 @@ def smoke_archs() -> dict:
 def paper_archs() -> dict:
     """Random-weight stand-ins when no model files are given: the teacher of config/paper.yaml and the
     smallest student of its sweep."""
-    from tsmlip.config import load_config, teacher_arch
+    from tsmlip.config import load_config
+    from tsmlip.model_ids import teacher_arch
     from tsmlip.ids import Arch
 
     paper = load_config(BASE_CONFIG, PAPER_CONFIG)

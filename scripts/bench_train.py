@@ -142,7 +142,8 @@ def engines(a) -> list[dict]:
 
     sys.path.insert(0, str(ROOT / "workflow"))
     from tsmlip import train as T
-    from tsmlip.config import load_config, sweep_archs, teacher_arch
+    from tsmlip.config import load_config
+    from tsmlip.model_ids import sweep_archs, teacher_arch
     from tsmlip.ids import ModelId
     from tsmlip.core.geometry import pair_geometry
     from tsmlip.core.hipnn_stack import SlotBatch, StackedHipnn, loss_terms

@@ -51,7 +51,7 @@ def test_results_dir_naming_a_file_is_refused(tmp_path):
 def test_seed_order_means_nothing():
     a, b = _cfg(sweep={"seeds": [2, 1]}), _cfg(sweep={"seeds": [1, 2]})
     assert canonical(validate(a)) == canonical(validate(b))
-    from tsmlip.config import all_model_ids
+    from tsmlip.model_ids import all_model_ids
     assert all_model_ids(a) == all_model_ids(b)
 
 

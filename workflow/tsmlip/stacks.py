@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import all_model_ids, budget_check_ids
+from .model_ids import all_model_ids, budget_check_ids
 from .ids import ModelId
 from .kinds import REGISTRY
 
