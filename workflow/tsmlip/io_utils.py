@@ -117,7 +117,7 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 def json_safe(obj):
     """``obj`` as plain JSON values: NaN and infinities become None (null), numpy scalars and arrays plain
-    numbers and lists, tuples lists, records (:class:`tsmlip.records.Record`) their JSON objects."""
+    numbers and lists, tuples lists, records (:class:`tsmlip.json_record.Record`) their JSON objects."""
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
     if isinstance(obj, dict):
