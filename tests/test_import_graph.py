@@ -97,6 +97,18 @@ def test_config_is_imported_for_its_own_names():
     assert not wrong, wrong
 
 
+def test_base_modules_name_their_public_names():
+    """Each base module (and the core's model and network) lists in ``__all__`` the names other modules use, and
+    each name it lists is its own."""
+    for name in sorted(BASE - {"tsmlip"}) + ["tsmlip.core.model", "tsmlip.core.hipnn"]:
+        path = ROOT / "workflow" / (name.replace(".", "/") + ".py")
+        tree = ast.parse(path.read_text())
+        listed = next((ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign)
+                       and any(isinstance(t, ast.Name) and t.id == "__all__" for t in n.targets)), None)
+        assert listed, f"{name}: no __all__"
+        assert not set(listed) - _defined(path), (name, sorted(set(listed) - _defined(path)))
+
+
 def test_steps_live_outside_core():
     """Every ``tsmlip <command>`` runs a module outside the core, except export (the deployable model is the core's)."""
     from tsmlip.cli import STEPS

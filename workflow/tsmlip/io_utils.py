@@ -18,6 +18,9 @@ import os
 import secrets
 from pathlib import Path
 
+__all__ = ["OutputError", "atomic_open", "atomic_torch_save", "atomic_write_json", "atomic_write_text",
+           "check_free_space", "json_safe", "output_error", "sha256_file"]
+
 #: errors of a full disk or an exhausted quota
 _FULL = (errno.ENOSPC, errno.EDQUOT)
 

@@ -20,6 +20,8 @@ import typing
 from dataclasses import field, fields
 from pathlib import Path
 
+__all__ = ["PROVENANCE_KEY", "Record", "RecordError", "optional", "part"]
+
 #: the top-level key of a file's provenance record (the same as tsmlip.provenance.JSON_KEY, which imports numpy)
 PROVENANCE_KEY = "_provenance"
 

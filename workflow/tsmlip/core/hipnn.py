@@ -28,6 +28,10 @@ from typing import List, Optional
 import torch
 from torch import Tensor, nn
 
+__all__ = ["Hipnn", "REGULARIZED_ROLES", "UnsupportedModel", "atom_layer", "atom_layer_keys", "block_output",
+           "check_supported", "cos_cutoff", "cos_cutoff_derivative", "cusp_reg_key", "hierarchicality", "interaction",
+           "interaction_keys", "plain_from_payload", "readout", "readout_keys"]
+
 #: the stacked layout of :mod:`.hipnn_stack`, and one model's network (:class:`Hipnn`: export, LAMMPS, TorchSim)
 LAYOUTS = ("stacked", "plain")
 

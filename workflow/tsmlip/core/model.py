@@ -26,6 +26,11 @@ from .. import __version__
 from ..ids import Arch
 from ..io_utils import atomic_torch_save
 
+__all__ = ["DB_ATOM_ENERGIES", "DB_CELL", "DB_ENERGY", "DB_ENERGY_PER_ATOM", "DB_FORCES", "DB_POSITIONS", "DB_SPECIES",
+           "MODEL_FORMAT", "DeviceError", "ModelFileError", "ModelGraph", "build_model", "check_model_id",
+           "count_weights", "device_description", "load_model", "read_model_payload", "resolve_device", "save_model",
+           "to_cpu"]
+
 #: database names of the arrays every model reads or predicts
 DB_SPECIES, DB_POSITIONS, DB_CELL = "Z", "R", "cell"
 DB_ENERGY, DB_FORCES, DB_ATOM_ENERGIES = "E", "F", "atom_E"
