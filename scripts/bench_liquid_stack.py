@@ -81,7 +81,7 @@ def _random_models() -> list[str]:
     """Two aluminum models of random weights (seeds 1, 2) in a temporary folder."""
     import tempfile
 
-    from tsmlip.config import Arch
+    from tsmlip.ids import Arch
     from tsmlip.core.model import build_model, save_model
 
     folder = Path(tempfile.mkdtemp(prefix="bench_liquid_stack_"))

@@ -39,7 +39,7 @@ SMOKE = dict(sizes=[32], steps=2, warmup=1, repeats=1, threads=1, device="cpu")
 
 
 def smoke_archs() -> dict:
-    from tsmlip.config import Arch
+    from tsmlip.ids import Arch
 
     return {"teacher": Arch(6, 4, 1), "student": Arch(4, 4, 1)}
 
@@ -47,7 +47,9 @@ def smoke_archs() -> dict:
 def paper_archs() -> dict:
     """Random-weight stand-ins when no model files are given: the teacher of config/paper.yaml and the
     smallest student of its sweep."""
-    from tsmlip.config import Arch, load_config, teacher_arch
+    from tsmlip.config import load_config
+    from tsmlip.model_ids import teacher_arch
+    from tsmlip.ids import Arch
 
     paper = load_config(BASE_CONFIG, PAPER_CONFIG)
     sw = paper["sweep"]

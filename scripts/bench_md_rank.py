@@ -34,7 +34,8 @@ def one_per_architecture(results: Path) -> list[Path]:
 
 def smoke_models(folder: Path) -> list[Path]:
     """Two tiny random-weight models (w4-s4-l1, w6-s4-l1) in ``folder``."""
-    from tsmlip.config import Arch, load_config
+    from tsmlip.config import load_config
+    from tsmlip.ids import Arch
     from tsmlip.core.model import build_model, save_model
 
     network = load_config(ROOT / "config" / "config.yaml")["network"]

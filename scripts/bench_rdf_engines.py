@@ -42,7 +42,7 @@ def main(argv=None) -> int:
     if a.smoke:
         import tempfile
 
-        from tsmlip.config import Arch
+        from tsmlip.ids import Arch
         from tsmlip.core.model import build_model, save_model
 
         tmp = tempfile.TemporaryDirectory()

@@ -54,7 +54,8 @@ def one(args) -> dict:
 
     sys.path.insert(0, str(ROOT / "workflow"))
     from tsmlip import train as T
-    from tsmlip.config import ModelId, load_config
+    from tsmlip.config import load_config
+    from tsmlip.ids import ModelId
     from tsmlip.kinds import REGISTRY
     from tsmlip.core.model import to_cpu, resolve_device
     t_import = time.perf_counter() - t0
@@ -141,7 +142,9 @@ def engines(a) -> list[dict]:
 
     sys.path.insert(0, str(ROOT / "workflow"))
     from tsmlip import train as T
-    from tsmlip.config import ModelId, load_config, sweep_archs, teacher_arch
+    from tsmlip.config import load_config
+    from tsmlip.model_ids import sweep_archs, teacher_arch
+    from tsmlip.ids import ModelId
     from tsmlip.core.geometry import pair_geometry
     from tsmlip.core.hipnn_stack import SlotBatch, StackedHipnn, loss_terms
     from tsmlip.data import load_dataset, load_split

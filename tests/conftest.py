@@ -172,7 +172,7 @@ def make_record(cls, **values):
 
 
 def _made_up(tp):
-    from tsmlip.records import Record
+    from tsmlip.json_record import Record
 
     args = [t for t in typing_args(tp) if t is not type(None)] or [tp]
     tp = args[0]

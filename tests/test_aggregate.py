@@ -20,8 +20,9 @@ from tsmlip.claims.rows import learning_speed_claim
 from tsmlip.claims.table import all_claims
 from tsmlip.claims.verdicts import HOLDS, UNDECIDED, UNDECIDED_BUDGET_MOVED, UNDECIDED_LIQUID
 from tsmlip.config import load_config
-from tsmlip.records import (AtomEnergies, AtomEnergyAgreement, Convergence, MaxAtoms, MdTiming, RdfError, RecordError,
-                            SplitErrors, TrainMetrics)
+from tsmlip.json_record import RecordError
+from tsmlip.records import (AtomEnergies, AtomEnergyAgreement, Convergence, MaxAtoms, MdTiming, RdfError, SplitErrors,
+                            TrainMetrics)
 
 #: the default configuration's aggregate section (the claims' settings live in config/ only)
 AGG = load_config(BASE_CONFIG)["aggregate"]

@@ -20,7 +20,8 @@ import numpy as np
 import pytest
 
 from conftest import BASE_CONFIG, ROOT, TEST_CONFIG
-from tsmlip.config import Arch, deep_merge, load_config
+from tsmlip.config import deep_merge, load_config
+from tsmlip.ids import Arch
 from tsmlip.io_utils import atomic_open, atomic_torch_save, atomic_write_json, atomic_write_text
 
 WORKFLOW = ROOT / "workflow"

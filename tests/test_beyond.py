@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 from conftest import BASE_CONFIG, TEST_CONFIG, write_emt_copper_xyz
 
-from tsmlip.config import ConfigError, load_config, validate
+from tsmlip.config import load_config, validate
+from tsmlip.ids import ConfigError
 from tsmlip.label import LabelError, load_labels, oracle_labels
 
 
@@ -174,7 +175,7 @@ def test_beyond_claims_decide_a_known_effect():
 def test_synthesize_with_a_teacher_ensemble(tiny_cfg, tiny_data, tmp_path):
     """Two teachers: trajectories take turns on them, every synthetic configuration gets their mean energies,
     forces and atom energies, and the spread between them is recorded."""
-    from tsmlip.config import Arch
+    from tsmlip.ids import Arch
     from tsmlip.label import label
     from tsmlip.core.model import build_model, load_model, save_model
     from tsmlip.core.predict import predict

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from conftest import BASE_CONFIG, TEST_CONFIG, run_snakemake
-from tsmlip.config import ConfigError, check_devices, check_split_sizes, deep_merge, load_config, validate
+from tsmlip.config import check_devices, check_split_sizes, deep_merge, load_config, validate
+from tsmlip.ids import ConfigError
 
 
 def _cfg(**overlay):

@@ -12,7 +12,7 @@ from ase import Atoms
 from ase.build import bulk
 from ase.neighborlist import neighbor_list
 
-from tsmlip.config import Arch
+from tsmlip.ids import Arch
 from tsmlip.core.export import evaluate_atoms, export_model, load_exported
 from tsmlip.core.model import ModelFileError, build_model, save_model
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from tsmlip.config import ModelId
+from tsmlip.ids import ModelId
 from tsmlip.core import hipnn_stack
 from tsmlip.core.geometry import pair_geometry
 from tsmlip.core.hipnn import UnsupportedModel, check_supported

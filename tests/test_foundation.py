@@ -200,7 +200,7 @@ def test_chgnet_labels_a_handful_of_configurations(chgnet_labelled, few):
 
 
 def test_tiny_student_trains_on_chgnet_labels(chgnet_labelled, tiny_cfg, tmp_path):
-    from tsmlip.config import ModelId
+    from tsmlip.ids import ModelId
     from tsmlip.train import train
 
     _, out_d, out_l, _ = chgnet_labelled
@@ -298,7 +298,8 @@ def test_snakemake_label_calculator_rule_then_a_student(tmp_path):
 
 def test_config_refuses_a_calculator_that_cannot_be_imported(tmp_path):
     from conftest import BASE_CONFIG, ROOT
-    from tsmlip.config import ConfigError, calculator_name, load_config
+    from tsmlip.config import calculator_name, load_config
+    from tsmlip.ids import ConfigError
 
     bad = tmp_path / "bad.yaml"
     bad.write_text(json.dumps({"foundation": {"calculator": {"factory": "no_such_package.calc:Calc"}}}))

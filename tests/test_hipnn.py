@@ -9,7 +9,8 @@ from ase.build import bulk
 from ase.neighborlist import neighbor_list
 
 from conftest import BASE_CONFIG, TEST_CONFIG
-from tsmlip.config import Arch, ConfigError, deep_merge, load_config, validate
+from tsmlip.config import deep_merge, load_config, validate
+from tsmlip.ids import Arch, ConfigError
 from tsmlip.core.hipnn import UnsupportedModel, check_supported, plain_from_payload
 from tsmlip.core.model import build_model, read_model_payload, save_model
 

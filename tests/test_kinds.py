@@ -11,7 +11,7 @@ from tsmlip.kinds import (BORN_AGAIN_KINDS, BORN_AGAIN_TABLE_KINDS, DISTILLED_KI
 def test_schema_kind_lists_are_the_registry():
     props = load_schema()["properties"]
     assert props["sweep"]["properties"]["kinds"]["items"]["enum"] == list(SWEEP_KINDS)
-    # the budget check retrains the teacher, sweep kinds and Born-Again kinds (config.budget_check_ids)
+    # the budget check retrains the teacher, sweep kinds and Born-Again kinds (model_ids.budget_check_ids)
     born_again_kinds = [k.name for k in REGISTRY.values() if k.born_again]
     assert props["budget_check"]["properties"]["kinds"]["items"]["enum"] == ["teacher", *SWEEP_KINDS, *born_again_kinds]
     weights = props["training"]["properties"]["loss_weights"]
@@ -45,7 +45,7 @@ def test_registry_is_consistent():
 def test_born_again_kinds_follow_the_registry_flag(tiny_cfg):
     """The Born-Again students are the kinds flagged so (no kind name is spelled out elsewhere): not in the sweep,
     on the teacher's labels; the config trains the scheduled one, and the static ones with born_again.static."""
-    from tsmlip.config import born_again_ids, teacher_arch
+    from tsmlip.model_ids import born_again_ids, teacher_arch
 
     assert BORN_AGAIN_KINDS == ("born_again", "born_again_static")
     for name in BORN_AGAIN_KINDS:

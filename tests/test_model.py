@@ -7,7 +7,7 @@ import pytest
 import torch
 from ase.build import bulk
 
-from tsmlip.config import Arch
+from tsmlip.ids import Arch
 from tsmlip.core.model import build_model, count_weights, load_model, save_model
 from tsmlip.core.predict import predict
 
@@ -100,7 +100,7 @@ def _only_tensors_and_plain_data(obj, where="payload"):
 def test_every_model_kind_loads_with_weights_only(tiny_cfg, rattled_al, tmp_path):
     """One model of every kind of the run (teacher, student, control, control_fw, born_again,
     born_again_static), saved by the call training makes, reads back with torch.load(weights_only=True)."""
-    from tsmlip.config import all_model_ids
+    from tsmlip.model_ids import all_model_ids
     from tsmlip.kinds import KINDS
     from tsmlip.core.model import MODEL_FORMAT
 

@@ -6,7 +6,7 @@ import shutil
 import pytest
 
 from tsmlip.cli import main as cli
-from tsmlip.config import Arch
+from tsmlip.ids import Arch
 from tsmlip.core.model import ModelFileError, build_model, check_model_id, save_model
 
 STUDENT = "student/w6-s6-l1/seed1"

@@ -67,7 +67,8 @@ def test_a_copied_slurm_profile_missing_its_gpu_rows_is_refused_at_planning(tmp_
 
     from conftest import ROOT, TEST_CONFIG, run_snakemake
     from tsmlip.cluster import check_gpu_rows, missing_gpu_rows
-    from tsmlip.config import ConfigError, load_config
+    from tsmlip.config import load_config
+    from tsmlip.ids import ConfigError
 
     table = load_config(ROOT / "config" / "config.yaml", TEST_CONFIG)["resources"]
     profile = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())

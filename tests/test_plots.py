@@ -9,7 +9,7 @@ import pytest
 
 from conftest import BASE_CONFIG, ROOT, write_record
 from test_aggregate import ARCHS, build, write_synthetic_run
-from tsmlip import aggregate, born_again, plots
+from tsmlip import aggregate, born_again, plot_style, plots
 from tsmlip.config import load_config
 from tsmlip.records import RdfError
 
@@ -33,7 +33,7 @@ def test_pareto_time_draws_fronts_through_means(tables):
     fronts = _front_lines(ax)
     assert len(fronts) == 3  # student, control, control_fw
     # the synthetic students: cost 1, 2, 4 us and force 0.8 x the control's: every architecture on the front
-    student = [ln for ln in fronts if ln.get_color() == plots.kind_style("student")[0]][0]
+    student = [ln for ln in fronts if ln.get_color() == plot_style.kind_style("student")[0]][0]
     x, y = student.get_data()
     cost = [us for _, us, _, _ in ARCHS.values()]
     force = [0.8 * fc for *_, fc in ARCHS.values()]
@@ -49,7 +49,7 @@ def test_pareto_memory_front_drops_dominated_point(tables):
     sel = (worse["kind"] == "student") & (worse["arch"] == "w16-s4-l1")
     worse.loc[sel, "test_force_rmse_eV_A"] = 0.5
     ax = plots.make_figure("pareto_memory", worse).axes[0]
-    student = [ln for ln in _front_lines(ax) if ln.get_color() == plots.kind_style("student")[0]][0]
+    student = [ln for ln in _front_lines(ax) if ln.get_color() == plot_style.kind_style("student")[0]][0]
     assert np.asarray(student.get_data()[0]) == pytest.approx([10_000 / 1024, 20_000 / 1024])
     assert "KiB" in ax.get_xlabel()
 
@@ -72,7 +72,7 @@ def test_capacity_rdf_panel_draws_the_noise_floor_and_not_the_teacher(tables):
     the seed noise floor drawn as a band from zero up to it."""
     models, _, _ = tables
     ax = _rdf_axis(plots.make_figure("capacity", models, rdf_noise_floor_A=0.03))
-    teacher = plots.kind_style("teacher")[2]
+    teacher = plot_style.kind_style("teacher")[2]
     assert teacher not in [h.get_label() for h in ax.get_legend_handles_labels()[0]]
     assert all(ln.get_marker() != "*" for ln in ax.get_lines())
     assert "reference" in ax.get_title(loc="left")
@@ -195,5 +195,5 @@ def test_pareto_figures_show_the_teacher_as_a_reference_point(tables):
     assert teacher["arch"].iloc[0] in labels
     handles, names = ax.get_legend_handles_labels() if ax.get_legend() is None else (None, [])
     names = names or [t.get_text() for t in ax.figure.legends[0].get_texts()]
-    assert plots.kind_style("teacher")[2] in names
+    assert plot_style.kind_style("teacher")[2] in names
     assert len(_front_lines(ax)) == 3  # fronts of the sweep kinds only

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tsmlip import provenance
-from tsmlip.config import ModelId
+from tsmlip.ids import ModelId
 from tsmlip.data.split import make_split
 
 

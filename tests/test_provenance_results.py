@@ -13,7 +13,7 @@ import pytest
 from conftest import ROOT, make_record, run_snakemake
 from test_aggregate import AGG, FACTOR_2, write_synthetic_run
 from tsmlip import cli, provenance
-from tsmlip.config import Arch
+from tsmlip.ids import Arch
 from tsmlip.records import RdfMd
 
 MID = "student/w8-s4-l1/seed1"  # a model of the synthetic run with md_timing_ase.json, max_atoms.json, rdf_error.json

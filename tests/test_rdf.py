@@ -17,7 +17,8 @@ from ase.calculators.emt import EMT
 
 from conftest import write_record
 from tsmlip import rdf
-from tsmlip.config import Arch, load_config
+from tsmlip.config import load_config
+from tsmlip.ids import Arch
 from tsmlip.records import DatasetProvenance, RdfMd
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -305,7 +306,7 @@ def test_error_against_mean_of_teachers(tmp_path):
 def test_rule_graph(tmp_path, source, stack, test_cfg):
     """rdf rules for every model (rdf.stack: one rdf_md_stack job per architecture and a local copy per model;
     else one rdf_md job per model); the reference rule only when the data come from EMT."""
-    from tsmlip.config import all_model_ids
+    from tsmlip.model_ids import all_model_ids
 
     results = tmp_path / "results"
     for m in all_model_ids(test_cfg):

@@ -13,7 +13,8 @@ import torch
 from ase.calculators.emt import EMT
 
 from tsmlip import provenance, rdf
-from tsmlip.config import Arch, load_config
+from tsmlip.config import load_config
+from tsmlip.ids import Arch
 from tsmlip.records import RdfMd
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -10,10 +10,11 @@ import pytest
 
 from conftest import ROOT, make_record, write_record
 from tsmlip import aggregate, rdf
+from tsmlip.json_record import RecordError
 from tsmlip.records import (RECORDS, AtomEnergies, AtomEnergyAgreement, CalculatorCost, ClassicalErrors,
                             ClassicalPotential, Convergence,
                             DatasetProvenance, ExperimentComparison, LiquidDensity, LiquidOutcome, MaxAtoms, MdTiming,
-                            OracleAtomEnergies, RdfError, RdfMd, RecordError, SplitErrors, SplitInfo, SyntheticInfo,
+                            OracleAtomEnergies, RdfError, RdfMd, SplitErrors, SplitInfo, SyntheticInfo,
                             TrainMetrics)
 
 DOC = (ROOT / "docs" / "outputs.md").read_text()

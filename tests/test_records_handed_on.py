@@ -65,7 +65,7 @@ def test_synthetic_training_set_carries_records_and_a_split_of_another_run_is_re
 
 # --- curve.csv and metrics.json as training writes them ------------------------------------------------------------
 def test_training_writes_the_curve_record_and_metrics_tied_to_the_model(tiny_cfg, tiny_data, tmp_path):
-    from tsmlip.config import ModelId
+    from tsmlip.ids import ModelId
     from tsmlip.train.step import train
 
     cfg = {k: json.loads(json.dumps(tiny_cfg[k])) for k in ("network", "training", "born_again")}

@@ -7,7 +7,8 @@ import pytest
 import yaml
 
 from conftest import BASE_CONFIG, ROOT, TEST_CONFIG, run_snakemake
-from tsmlip.config import ConfigError, deep_merge, load_config, rule_resources, validate
+from tsmlip.config import deep_merge, load_config, rule_resources, validate
+from tsmlip.ids import ConfigError
 
 RULE_FILES = [ROOT / "Snakefile", *sorted((ROOT / "workflow" / "rules").glob("*.smk"))]
 RULE_RE = re.compile(r"^[ \t]*(?:rule (\w+)|use rule (\w+) as (\w+) with):", re.M)

@@ -340,7 +340,8 @@ def _fault_setup(tmp: Path) -> tuple[list[str], str, Path]:
     results dir."""
     import json
 
-    from tsmlip.config import load_config, teacher_ids
+    from tsmlip.config import load_config
+    from tsmlip.model_ids import teacher_ids
 
     test_cfg = REPO / "config" / "test.yaml"
     overlay = tmp / "fault_overlay.yaml"

@@ -6,8 +6,8 @@ import os
 import pytest
 
 from conftest import BASE_CONFIG, TEST_CONFIG, run_snakemake
-from tsmlip.config import (ConfigError, canonical, check_config_files, check_results_dir, deep_merge, load_config,
-                           validate)
+from tsmlip.config import canonical, check_config_files, check_results_dir, deep_merge, load_config, validate
+from tsmlip.ids import ConfigError
 
 
 def _cfg(**overlay):
@@ -51,7 +51,7 @@ def test_results_dir_naming_a_file_is_refused(tmp_path):
 def test_seed_order_means_nothing():
     a, b = _cfg(sweep={"seeds": [2, 1]}), _cfg(sweep={"seeds": [1, 2]})
     assert canonical(validate(a)) == canonical(validate(b))
-    from tsmlip.config import all_model_ids
+    from tsmlip.model_ids import all_model_ids
     assert all_model_ids(a) == all_model_ids(b)
 
 
@@ -106,7 +106,7 @@ def test_the_calculator_refuses_atoms_of_another_element(tmp_path, tiny_cfg):
     ended in a hippynn IndexError)."""
     from ase.build import bulk
 
-    from tsmlip.config import Arch
+    from tsmlip.ids import Arch
     from tsmlip.core.calculator import load_calculator
     from tsmlip.core.model import build_model, save_model
 

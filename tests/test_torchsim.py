@@ -9,7 +9,7 @@ from ase.build import bulk
 
 ts = pytest.importorskip("torch_sim", reason="torch-sim-atomistic is not installed (envs/deploy.txt)")
 
-from tsmlip.config import Arch  # noqa: E402
+from tsmlip.ids import Arch  # noqa: E402
 from tsmlip.core.model import build_model, save_model  # noqa: E402
 from tsmlip.core.torchsim import TsmlipModel  # noqa: E402
 

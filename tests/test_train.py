@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from conftest import BASE_CONFIG
-from tsmlip.config import ConfigError, ModelId, load_config, validate
+from tsmlip.config import load_config, validate
+from tsmlip.ids import ConfigError, ModelId
 from tsmlip.label import LabelError, label, load_labels
 from tsmlip.core.losses import build_loss_terms, combine
 from tsmlip.loss_weights import BornAgainSchedule, LossWeights
@@ -118,7 +119,7 @@ def _batch_terms(tiny_cfg, arrays, labels, kind_with_A, pad_garbage=False):
     """Loss terms of one batch for a freshly built model (seed 1) with or without the A term."""
     from hippynn.experiment import assemble_for_training
     from hippynn.graphs import GraphModule
-    from tsmlip.config import Arch
+    from tsmlip.ids import Arch
     from tsmlip.core.model import build_model
 
     g = build_model(Arch(6, 6, 1), tiny_cfg["network"], seed=1)
@@ -318,7 +319,7 @@ def _run_rule(tiny_cfg, metrics, engine="hippynn", **training):
     rule driving the second's) and its PlateauLR."""
     import copy
 
-    from tsmlip.config import ModelId
+    from tsmlip.ids import ModelId
     from tsmlip.loss_weights import schedule_for
     from tsmlip.train.fast import PlateauLR, StackAdam
     from tsmlip.train.loop import epoch_end, epoch_start, make_controller, make_optimizer, plateau_settings

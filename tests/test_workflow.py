@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 from conftest import BASE_CONFIG, ROOT, TEST_CONFIG, run_snakemake
-from tsmlip.config import all_model_ids, load_config
+from tsmlip.config import load_config
+from tsmlip.model_ids import all_model_ids
 
 
 def test_dry_run_and_lint_default_config():
@@ -45,7 +46,7 @@ def test_paper_config_plans_the_whole_sweep():
     counts = {l.split()[0]: int(l.split()[1]) for l in table.splitlines()[3:] if len(l.split()) == 2
               and l.split()[1].isdigit()}
     # the fast engine: one job per stack (tsmlip.stacks), each model's files collected
-    from tsmlip.config import budget_check_ids
+    from tsmlip.model_ids import budget_check_ids
     from tsmlip.stacks import plan
 
     assert counts["train_stack"] == len(plan(cfg))

@@ -65,7 +65,8 @@ def load_configs(snapshot: str | Path | None = None) -> tuple[dict, dict, str]:
 def model_plan(default_cfg: dict, paper_cfg: dict, smoke: bool) -> dict:
     """role -> {"arch", "network"}: the paper's network (7.5 A) for the paper's models, the default's (6.0 A)
     for the default config's. Smoke: tiny architectures, same roles and networks."""
-    from tsmlip.config import Arch, teacher_arch
+    from tsmlip.model_ids import teacher_arch
+    from tsmlip.ids import Arch
 
     sw = paper_cfg["sweep"]
     archs = {

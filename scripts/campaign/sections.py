@@ -83,7 +83,8 @@ TRAIN_EMPTY = {"arch": None, "n_weights": None, "network_cutoff_A": None, "sourc
 def assemble(default_cfg: dict, spec: dict, state: dict, device):
     """The project's training set-up (:func:`tsmlip.train.assembly.assemble_training`) for one role: teacher loss,
     seed 0."""
-    from tsmlip.config import ModelId, deep_merge
+    from tsmlip.config import deep_merge
+    from tsmlip.ids import ModelId
     from tsmlip.train.assembly import assemble_training, TrainingData
 
     cfg = deep_merge(default_cfg, {"network": spec["network"]})
@@ -213,7 +214,8 @@ def _fast_throughput(soft: float, default_cfg: dict, spec: dict, state: dict, de
     import numpy as np
     import torch
 
-    from tsmlip.config import ModelId, deep_merge
+    from tsmlip.config import deep_merge
+    from tsmlip.ids import ModelId
     from tsmlip.core.geometry import pair_geometry
     from tsmlip.core.hipnn_stack import SlotBatch, StackedHipnn, loss_terms
     from tsmlip.train.fast import StackAdam, initial_state, stack_targets

@@ -205,7 +205,7 @@ rule figure:
 # against the dataset's spread, worst first; candidates for labelling faults the data checks let through.
 rule data_quality:
     input:
-        teacher=model_file(tsconfig.teacher_ids(config)[0], "model.pt"),
+        teacher=model_file(tsmodel_ids.teacher_ids(config)[0], "model.pt"),
         data=DATASET,
         split=SPLIT,
     output:

@@ -10,6 +10,8 @@ sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))  # the tsmlip packa
 from tsmlip import cluster as tscluster
 from tsmlip import io_utils as tsio
 from tsmlip import config as tsconfig
+from tsmlip import ids as tsids
+from tsmlip import model_ids as tsmodel_ids
 from tsmlip import figures as tsfigures
 from tsmlip import kinds as tskinds
 from tsmlip import stacks as tsstacks
@@ -260,7 +262,7 @@ def figure_config(wildcards):
 #: the teachers that label the students: every seed (labels.teacher: mean) or the one seed named
 LABEL_TEACHERS = [
     m
-    for m in tsconfig.teacher_ids(config)
+    for m in tsmodel_ids.teacher_ids(config)
     if config["labels"]["teacher"] == "mean" or m.seed == int(config["labels"]["teacher"])
 ]
 
@@ -271,7 +273,7 @@ def label_teachers(wildcards=None):
 
 # --- targets of `rule all` -------------------------------------------------------------------------
 # Every stage's final files, computed from the configuration alone (never from what exists on disk).
-MODEL_IDS = tsconfig.all_model_ids(config)
+MODEL_IDS = tsmodel_ids.all_model_ids(config)
 #: the embedded data come from a potential that can run MD itself; external data (ANI-Al) have none
 RDF_REFERENCE = tsconfig.reference_potential(config) is not None  # with a calculator, EMT is not the reference
 #: the teacher calculator's own liquid (foundation.liquid; slow: GPU nodes), then the reference of error_vs_reference
@@ -324,7 +326,7 @@ def analysis_files():
     return sorted(md_files() + [model_file(m, "rdf_error.json") for m in MODEL_IDS])
 
 
-BUDGET_CHECK_IDS = tsconfig.budget_check_ids(config)
+BUDGET_CHECK_IDS = tsmodel_ids.budget_check_ids(config)
 
 
 def budget_check_metrics():
@@ -337,7 +339,7 @@ def budget_check_metrics():
 #: what training reads; a budget-check model the same with its budgets (patiences, warm-up and epoch cap times the
 #: scale): the section its settings replace
 BUDGET_CHECK_SECTIONS = dict(
-    training=tsconfig.budget_check_training(config["training"], config["budget_check"]["scale"]),
+    training=tsmodel_ids.budget_check_training(config["training"], config["budget_check"]["scale"]),
 )
 TRAIN_CONFIG = step_config("train")
 BUDGET_CHECK_CONFIG = step_config("train", **BUDGET_CHECK_SECTIONS)
@@ -532,7 +534,7 @@ def stack_stamps(wildcards):
 
 def train_stamp(budget=False):
     def stamp(wildcards):
-        mid = tsconfig.ModelId.parse(f"{wildcards.kind}/{wildcards.arch}/seed{wildcards.seed}")
+        mid = tsids.ModelId.parse(f"{wildcards.kind}/{wildcards.arch}/seed{wildcards.seed}")
         folder = "train_budget_check" if budget else "train"
         return stamp_file(f"{folder}/{mid}", _train_plan(mid, budget))
 
@@ -554,7 +556,7 @@ def train_fp(model_id):
 
 
 def _wildcard_model(wildcards):
-    return tsconfig.ModelId.parse(f"{wildcards.kind}/{wildcards.arch}/seed{wildcards.seed}")
+    return tsids.ModelId.parse(f"{wildcards.kind}/{wildcards.arch}/seed{wildcards.seed}")
 
 
 def model_step_stamp(step, settings, name=None):

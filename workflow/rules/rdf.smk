@@ -9,7 +9,7 @@ RDF_CFG = config["rdf"]
 # the MD reads every rdf: key but the comparison with experiment (a change there reruns rdf_error only) and
 # rdf.stack (which job runs it; either writes the same liquid)
 RDF_MD = {k: v for k, v in RDF_CFG.items() if k not in ("experiment", "stack")}
-RDF_TEACHERS = tsconfig.teacher_ids(config)
+RDF_TEACHERS = tsmodel_ids.teacher_ids(config)
 
 
 if RDF_STACKS:

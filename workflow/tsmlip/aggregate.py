@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .config import ModelId
+from .ids import ModelId
 from .data.split import SPLITS
 from .kinds import KINDS
 from .core.metrics import atom_energy_agreement  # noqa: F401  (re-exported: the tables use it)

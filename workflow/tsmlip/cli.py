@@ -176,9 +176,9 @@ def _one_line_errors() -> tuple:
     """The error classes a step reports in one line (only those of modules the step imported)."""
     found = []
     for mod, cls in (("tsmlip.core.model", "ModelFileError"), ("tsmlip.core.model", "DeviceError"),
-                     ("tsmlip.data.dataset", "DataError"), ("tsmlip.config", "ConfigError"),
+                     ("tsmlip.data.dataset", "DataError"), ("tsmlip.ids", "ConfigError"),
                      ("tsmlip.io_utils", "OutputError"), ("tsmlip.provenance", "ProvenanceError"),
-                     ("tsmlip.records", "RecordError")):
+                     ("tsmlip.json_record", "RecordError")):
         m = sys.modules.get(mod)
         if m is not None and hasattr(m, cls):
             found.append(getattr(m, cls))

@@ -8,7 +8,7 @@ refuses that plan in one line naming the rules.
 """
 from __future__ import annotations
 
-from .config import ConfigError
+from .ids import ConfigError
 
 #: resources through which a profile asks the batch system for a GPU (profiles/README.md): any of them, set for a
 #: rule (also to 0, a deliberate choice), counts as the rule's GPU row
@@ -32,7 +32,7 @@ def missing_gpu_rows(table: dict, rules, overwrite: dict) -> list[str]:
 
 
 def check_gpu_rows(table: dict, rules, default_keys, overwrite: dict, local_exec: bool = True) -> None:
-    """:class:`tsmlip.config.ConfigError` (one line) when the jobs go to a batch system and a GPU rule has no GPU
+    """:class:`tsmlip.ids.ConfigError` (one line) when the jobs go to a batch system and a GPU rule has no GPU
     row in the profile."""
     if not maps_onto_cluster(default_keys, overwrite, local_exec):
         return

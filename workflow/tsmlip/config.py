@@ -1,97 +1,24 @@
-"""Configuration: loading, schema validation, model identifiers and the sweep.
+"""Configuration: loading, schema validation and the checks made when the workflow is planned.
 
-A model is named by an id that reads as a path, ``<kind>/w<width>-s<n_sens>-l<n_layers>/seed<seed>``,
-e.g. ``student/w16-s4-l1/seed1``; every per-model output lives under ``<results>/models/<id>/``.
+The ids themselves (:class:`tsmlip.ids.ModelId`, :class:`tsmlip.ids.Arch`) and the error a configuration raises
+(:class:`tsmlip.ids.ConfigError`) live in the base layer, :mod:`tsmlip.ids`; what the plain-torch HIPNN computes in
+:mod:`tsmlip.network_support`; the models a configuration plans (the teacher, the sweep, Born-Again, the budget
+check) in :mod:`tsmlip.model_ids`.
 """
 from __future__ import annotations
 
 import copy
-import itertools
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .kinds import BORN_AGAIN_KINDS, KINDS, REGISTRY
+from .ids import ConfigError
+from .network_support import unsupported_network
 
 #: the configuration's schema (types, ranges, allowed values, required keys; no defaults: every value lives in
 #: config/config.yaml), package data that :func:`validate` checks against. The package reads no configuration
 #: file of its own: a step gets its settings from its caller (a rule passes the sections it needs;
 #: :func:`load_config` reads only the files it is named).
 SCHEMA = "schema.yaml"
-
-_ARCH_RE = re.compile(r"^w(\d+)-s(\d+)-l(\d+)$")
-
-
-#: the network: settings each layout of the plain-torch HIPNN (tsmlip.core.hipnn) computes, the one statement of what
-#: it supports: ``plain`` is one model's network (tsmlip export, LAMMPS, TorchSim), ``stacked`` the stacked layout
-#: (tsmlip.core.hipnn_stack: the fast training engine and the stacked liquid; the one-hot species are the input of
-#: its one interaction layer). Checked when the workflow is planned (:func:`validate`) and by each user
-#: (tsmlip.core.hipnn.check_supported); kept here so that planning imports no torch.
-NETWORK_SUPPORT = {
-    "plain": (("l_max", (1,)), ("sensitivity_type", ("inverse",)), ("resnet", (True, False))),
-    "stacked": (("l_max", (1,)), ("n_interaction_layers", (1,)), ("sensitivity_type", ("inverse",)),
-                ("resnet", (True, False))),
-}
-
-
-def unsupported_network(network_cfg: dict, layout: str) -> tuple[str, str] | None:
-    """(key, why) of the first setting of :data:`NETWORK_SUPPORT` that ``network_cfg`` departs from (a value equal
-    in type and value is supported), ``why`` as "computes 1 only (got 2)"; None when ``layout`` computes it."""
-    for key, allowed in NETWORK_SUPPORT[layout]:
-        got = network_cfg.get(key)
-        if not any(type(got) is type(a) and got == a for a in allowed):
-            return key, f"computes {' or '.join(map(repr, allowed))} only (got {got!r})"
-    return None
-
-
-class ConfigError(ValueError):
-    """A configuration that cannot be run; the message names the key."""
-
-
-@dataclass(frozen=True, order=True)
-class Arch:
-    width: int
-    n_sensitivities: int
-    n_atom_layers: int
-
-    @property
-    def tag(self) -> str:
-        return f"w{self.width}-s{self.n_sensitivities}-l{self.n_atom_layers}"
-
-    @classmethod
-    def parse(cls, tag: str) -> "Arch":
-        m = _ARCH_RE.match(tag)
-        if not m:
-            raise ConfigError(f"architecture tag {tag!r} is not of the form w<width>-s<n_sens>-l<n_layers>")
-        return cls(*(int(g) for g in m.groups()))
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "Arch":
-        return cls(int(d["width"]), int(d["n_sensitivities"]), int(d["n_atom_layers"]))
-
-
-@dataclass(frozen=True, order=True)
-class ModelId:
-    kind: str
-    arch: Arch
-    seed: int
-
-    @property
-    def path(self) -> str:
-        return f"{self.kind}/{self.arch.tag}/seed{self.seed}"
-
-    def __str__(self) -> str:
-        return self.path
-
-    @classmethod
-    def parse(cls, s: str) -> "ModelId":
-        parts = str(s).strip("/").split("/")
-        if len(parts) != 3 or not parts[2].startswith("seed"):
-            raise ConfigError(f"model id {s!r} is not of the form <kind>/w..-s..-l../seed<N>")
-        if parts[0] not in KINDS:
-            raise ConfigError(f"model id {s!r}: unknown kind {parts[0]!r} (one of {', '.join(KINDS)})")
-        return cls(parts[0], Arch.parse(parts[1]), int(parts[2][4:]))
-
 
 def load_schema() -> dict:
     """The schema, read through the installed package (:data:`SCHEMA`)."""
@@ -267,7 +194,8 @@ def _cross_check(cfg: dict) -> None:
 
 def _check_network_users(cfg: dict) -> None:
     """ConfigError naming the first ``network:`` setting that a planned user of the plain-torch HIPNN does not
-    compute (:data:`NETWORK_SUPPORT`): the fast training engine, the stacked liquid, a deployed engine."""
+    compute (:data:`tsmlip.network_support.NETWORK_SUPPORT`): the fast training engine, the stacked liquid, a
+    deployed engine."""
     md, rdf = cfg["md"], cfg["rdf"]
     deployed = [f"md.engines: {e}" for e in md["engines"] if e in ("lammps", "torchsim") and md["enabled"]]
     deployed += ["rdf.engine: lammps"] if not rdf["stack"] and rdf["engine"] == "lammps" else []
@@ -476,87 +404,6 @@ def load_config(*paths: str | Path) -> dict:
     for path in paths:
         cfg = deep_merge(cfg, load_yaml_file(path))
     return canonical(validate(cfg))
-
-
-def teacher_arch(cfg: dict) -> Arch:
-    return Arch.from_dict(cfg["teacher"])
-
-
-def teacher_ids(cfg: dict) -> list[ModelId]:
-    arch = teacher_arch(cfg)
-    return [ModelId("teacher", arch, int(s)) for s in cfg["teacher"]["seeds"]]
-
-
-def sweep_archs(cfg: dict) -> list[Arch]:
-    """Architectures of the student/control sweep (``axes`` or ``grid`` mode), sorted, no repeats."""
-    sw = cfg["sweep"]
-    keys = ("width", "n_sensitivities", "n_atom_layers")
-    if sw["mode"] == "grid":
-        archs = {Arch(*combo) for combo in itertools.product(*(sw[k] for k in keys))}
-    else:
-        base = sw["base"]
-        archs = {Arch.from_dict(base)}
-        for k in keys:
-            for v in sw[k]:
-                d = dict(base)
-                d[k] = v
-                archs.add(Arch.from_dict(d))
-    return sorted(archs)
-
-
-def sweep_ids(cfg: dict) -> list[ModelId]:
-    return [
-        ModelId(kind, arch, int(seed))
-        for kind in cfg["sweep"]["kinds"]
-        for arch in sweep_archs(cfg)
-        for seed in cfg["sweep"]["seeds"]
-    ]
-
-
-def born_again_ids(cfg: dict) -> list[ModelId]:
-    ba = cfg["born_again"]
-    if not ba["enabled"]:
-        return []
-    arch = teacher_arch(cfg)
-    kinds = [k for k in BORN_AGAIN_KINDS if REGISTRY[k].scheduled or ba["static"]]
-    return [ModelId(k, arch, int(s)) for k in kinds for s in ba["seeds"]]
-
-
-def weight_estimate(arch: Arch) -> int:
-    """A HIPNN's weight count up to lower-order terms: interaction (sensitivities x width^2) and atom layers
-    (width^2 each); orders architectures by size without building them."""
-    return arch.width ** 2 * (arch.n_sensitivities + arch.n_atom_layers)
-
-
-def budget_check_ids(cfg: dict) -> list[ModelId]:
-    """The models trained a second time with every budget doubled (``budget_check:``): the teacher (its first
-    seed), each checked sweep kind at every sweep architecture (``archs: all``) or at the smallest and the largest
-    (``extremes``, by :func:`weight_estimate`), with ``budget_check.seed``, and each checked Born-Again kind (its
-    first seed)."""
-    bc = cfg["budget_check"]
-    kinds = list(bc["kinds"])
-    ids = [teacher_ids(cfg)[0]] if "teacher" in kinds else []
-    archs = sorted(sweep_archs(cfg), key=lambda a: (weight_estimate(a), a))
-    if bc["archs"] == "extremes":
-        archs = list(dict.fromkeys([archs[0], archs[-1]])) if archs else []
-    ids += [ModelId(kind, arch, int(bc["seed"])) for kind in kinds if kind != "teacher"
-            and kind in cfg["sweep"]["kinds"] for arch in archs]
-    ba = born_again_ids(cfg)
-    ids += [next(m for m in ba if m.kind == kind) for kind in kinds if any(m.kind == kind for m in ba)]
-    return ids
-
-
-def budget_check_training(training: dict, scale: float) -> dict:
-    """The ``training:`` section of a budget-check model: both patiences, the warm-up and the epoch cap times
-    ``scale``."""
-    out = dict(training)
-    for k in ("lr_patience", "termination_patience", "min_epochs", "max_epochs"):
-        out[k] = int(round(training[k] * scale))
-    return out
-
-
-def all_model_ids(cfg: dict) -> list[ModelId]:
-    return teacher_ids(cfg) + sweep_ids(cfg) + born_again_ids(cfg)
 
 
 def results_dir(cfg: dict) -> Path:

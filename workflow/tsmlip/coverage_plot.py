@@ -22,7 +22,7 @@ import numpy as np  # noqa: E402
 
 from .data.coverage import per_config  # noqa: E402
 from .data.dataset import load_dataset  # noqa: E402
-from .plots import kind_style, save, setup_style  # noqa: E402
+from .plot_style import kind_style, save, setup_style  # noqa: E402
 from .records import RdfMd  # noqa: E402
 
 FAMILY_NAMES = ("crystal", "strained", "liquid", "close_contact")

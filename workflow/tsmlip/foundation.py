@@ -34,7 +34,8 @@ from pathlib import Path
 import numpy as np
 
 from .io_utils import atomic_open, atomic_write_json, sha256_file
-from .records import PROVENANCE_KEY, AtomEnergies, DatasetProvenance
+from .json_record import PROVENANCE_KEY
+from .records import AtomEnergies, DatasetProvenance
 from .label import LabelError, check_sums
 
 #: shortcut names of ``foundation.calculator``

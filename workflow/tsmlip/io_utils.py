@@ -18,6 +18,9 @@ import os
 import secrets
 from pathlib import Path
 
+__all__ = ["OutputError", "atomic_open", "atomic_torch_save", "atomic_write_json", "atomic_write_text",
+           "check_free_space", "json_safe", "output_error", "sha256_file"]
+
 #: errors of a full disk or an exhausted quota
 _FULL = (errno.ENOSPC, errno.EDQUOT)
 
@@ -117,7 +120,7 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 def json_safe(obj):
     """``obj`` as plain JSON values: NaN and infinities become None (null), numpy scalars and arrays plain
-    numbers and lists, tuples lists, records (:class:`tsmlip.records.Record`) their JSON objects."""
+    numbers and lists, tuples lists, records (:class:`tsmlip.json_record.Record`) their JSON objects."""
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
     if isinstance(obj, dict):

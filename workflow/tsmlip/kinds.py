@@ -14,6 +14,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+__all__ = ["BORN_AGAIN_KINDS", "BORN_AGAIN_TABLE_KINDS", "DISTILLED_KINDS", "KINDS", "LABEL_SOURCES", "OPT_IN_KINDS",
+           "PAPER_SWEEP_KINDS", "REGISTRY", "SWEEP_KINDS"]
+
 #: where a kind's training data and atom-energy labels come from (the rules' train inputs, common.smk):
 #: ``none``: the data alone; ``teacher``: plus the teacher's atom energies; ``oracle``: plus the reference
 #: potential's own; ``synthetic``: the ground truth plus teacher-generated configurations, teacher-labelled

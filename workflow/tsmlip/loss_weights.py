@@ -9,6 +9,8 @@ import numpy as np
 
 from .kinds import REGISTRY
 
+__all__ = ["BornAgainSchedule", "LossWeights", "max_epochs_for", "schedule_for"]
+
 
 @dataclass(frozen=True)
 class LossWeights:

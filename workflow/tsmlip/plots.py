@@ -17,7 +17,6 @@ minimised) is drawn as a step line through the non-dominated means of each kind.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import matplotlib
 
@@ -25,117 +24,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
 
 from .figures import FIGURES as FIGURE_TABLE  # noqa: E402
-from .kinds import KINDS, REGISTRY, SWEEP_KINDS  # noqa: E402
-from .tables import pareto_front  # noqa: E402
+from .kinds import KINDS, SWEEP_KINDS  # noqa: E402
+from .plot_style import (auto_log, device_names, errorbar_kinds, group_stats, kind_style, legend_below,  # noqa: E402
+                         md_engines, no_data, readable_log_ticks, save, setup_style)
 
 FORCE_LABEL = "test force RMSE (eV/Å)"
-#: data spanning more than this ratio get a logarithmic axis
-LOG_SPAN = 10.0
-
-
-def setup_style() -> None:
-    sns.set_theme(context="paper", style="whitegrid", font_scale=1.1)
-    plt.rcParams.update({"legend.frameon": True, "legend.framealpha": 0.9, "savefig.bbox": "tight"})
-
-
-def kind_style(kind: str) -> tuple[str, str, str]:
-    """Colour, marker and legend label of a model kind (:mod:`tsmlip.kinds`)."""
-    k = REGISTRY.get(kind)
-    return (k.color, k.marker, k.label) if k else ("grey", "x", kind)
-
-
-def _auto_log(ax, values, axis: str = "x") -> None:
-    """Logarithmic ``axis`` when the positive ``values`` span more than a decade."""
-    v = np.asarray(values, dtype=float)
-    v = v[np.isfinite(v) & (v > 0)]
-    if v.size and v.max() / v.min() > LOG_SPAN:
-        (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
-
-
-def group_stats(models: pd.DataFrame, cols: list[str], kinds=SWEEP_KINDS) -> pd.DataFrame:
-    """Mean and std (``<col>``, ``<col>_std``) over seeds per (kind, arch), with ``n_weights`` and ``n``."""
-    sub = models[models["kind"].isin(kinds)]
-    g = sub.groupby(["kind", "arch"], sort=False)
-    mean = g[cols + ["n_weights"]].mean()
-    std = g[cols].std(ddof=1).add_suffix("_std")
-    return pd.concat([mean, std, g.size().rename("n")], axis=1).reset_index()
-
-
-def _device_names(models: pd.DataFrame, col: str) -> str:
-    if col not in models:
-        return ""
-    names = sorted({str(v) for v in models[col].dropna() if str(v)})
-    return ", ".join(names)
-
-
-def _errorbar_kinds(ax, stats: pd.DataFrame, x: str, y: str, front: bool = False, xscale: float = 1.0,
-                    yscale: float = 1.0, dodge: bool = False) -> None:
-    """Means with one-std error bars, one colour per kind; with ``front`` the kind's Pareto front as steps."""
-    kinds = [k for k in KINDS if k in set(stats["kind"])]
-    for i, kind in enumerate(kinds):
-        part = stats[(stats["kind"] == kind) & stats[x].notna() & stats[y].notna()].sort_values(x)
-        if part.empty:
-            continue
-        color, marker, label = kind_style(kind)
-        shift = 1.0 + (0.03 * (i - (len(kinds) - 1) / 2) if dodge else 0.0)  # side by side on a log x axis
-        xs, ys = part[x] * xscale * shift, part[y] * yscale
-        xerr = part[f"{x}_std"] * xscale if f"{x}_std" in part else None
-        yerr = part[f"{y}_std"] * yscale if f"{y}_std" in part else None
-        ax.errorbar(xs, ys, xerr=xerr, yerr=yerr, fmt=marker, color=color, ms=10 if marker == "*" else 6, capsize=2, lw=1,
-                    label=label, alpha=0.9, zorder=3)
-        if front:
-            on = pareto_front(part[x], part[y])
-            fx, fy = xs[on].to_numpy(), ys[on].to_numpy()
-            order = np.argsort(fx)
-            ax.plot(fx[order], fy[order], drawstyle="steps-post", color=color, lw=1.5, alpha=0.7, zorder=2)
-
-
-def _no_data(ax, what: str) -> None:
-    ax.text(0.5, 0.5, f"no {what} in this run", ha="center", va="center", transform=ax.transAxes, color="grey")
-    ax.set_xticks([])
-    ax.set_yticks([])
-
-
-def md_engines(models: pd.DataFrame) -> list[str]:
-    """MD engines with timings in the table (from the ``md_<engine>_us_per_atom_step`` columns)."""
-    from .tables import md_time_engines
-
-    return md_time_engines(models)
-
-
-def _legend_below(fig, axes, ncol: int = 2) -> None:
-    """One legend for all panels, below them (figures use the constrained layout)."""
-    handles: dict = {}
-    for ax in np.ravel(axes):
-        for h, lab in zip(*ax.get_legend_handles_labels()):
-            handles.setdefault(lab, h)
-    if handles:
-        fig.legend(list(handles.values()), list(handles.keys()), loc="outside lower center",
-                   ncol=min(ncol, len(handles)), fontsize="small")
-
-
-def _readable_log_ticks(ax, axis: str = "y") -> None:
-    """On a log axis spanning few decades, also label the 2x and 5x minor ticks, as plain numbers."""
-    from matplotlib import ticker
-
-    a = ax.yaxis if axis == "y" else ax.xaxis
-    if (ax.get_yscale() if axis == "y" else ax.get_xscale()) != "log":
-        return
-    lo, hi = (ax.get_ylim() if axis == "y" else ax.get_xlim())
-    if hi / lo > 1e3:
-        return
-
-    shown = [1, 2, 5] if hi / lo > 10 else list(range(1, 10))  # within a decade: label every tick
-
-    def label(v, _pos):
-        mant = v / 10 ** np.floor(np.log10(v) + 1e-9)
-        return f"{v:g}" if np.isclose(mant, shown, rtol=1e-6).any() else ""
-
-    a.set_major_formatter(ticker.FuncFormatter(label))
-    a.set_minor_formatter(ticker.FuncFormatter(label))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -158,19 +53,19 @@ def _pareto(models: pd.DataFrame, ax, cost: str, xscale: float, xlabel: str,
     """The sweep kinds with their Pareto fronts; the teacher as the reference point (no front) and the classical
     potential (``classical``) as points of their own."""
     stats = group_stats(models, [cost, "test_force_rmse_eV_A"])
-    _errorbar_kinds(ax, stats, cost, "test_force_rmse_eV_A", front=True, xscale=xscale)
+    errorbar_kinds(ax, stats, cost, "test_force_rmse_eV_A", front=True, xscale=xscale)
     _label_archs(ax, stats, cost, "test_force_rmse_eV_A", xscale=xscale)
     teacher = group_stats(models, [cost, "test_force_rmse_eV_A"], kinds=("teacher",))
     teacher = teacher[teacher[cost].notna() & teacher["test_force_rmse_eV_A"].notna()]
     if len(teacher):
-        _errorbar_kinds(ax, teacher, cost, "test_force_rmse_eV_A", xscale=xscale)
+        errorbar_kinds(ax, teacher, cost, "test_force_rmse_eV_A", xscale=xscale)
         _label_archs(ax, teacher, cost, "test_force_rmse_eV_A", kind="teacher", xscale=xscale)
         stats = pd.concat([stats, teacher], ignore_index=True)
     xs, ys = _classical_points(ax, classical, cost, xscale)
-    _auto_log(ax, pd.concat([stats[cost], pd.Series(xs, dtype=float)]), "x")
-    _auto_log(ax, pd.concat([stats["test_force_rmse_eV_A"], pd.Series(ys, dtype=float)]), "y")
-    _readable_log_ticks(ax, "x")
-    _readable_log_ticks(ax, "y")
+    auto_log(ax, pd.concat([stats[cost], pd.Series(xs, dtype=float)]), "x")
+    auto_log(ax, pd.concat([stats["test_force_rmse_eV_A"], pd.Series(ys, dtype=float)]), "y")
+    readable_log_ticks(ax, "x")
+    readable_log_ticks(ax, "y")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(FORCE_LABEL)
 
@@ -208,13 +103,13 @@ def pareto_time(models: pd.DataFrame, classical: pd.DataFrame | None = None) -> 
     fig, axes = plt.subplots(1, n, figsize=(6 * n, 5.2), squeeze=False, layout="constrained")
     for ax, engine in zip(axes[0], engines):
         _pareto(models, ax, f"md_{engine}_us_per_atom_step", 1.0, "MD time per step per atom (µs)", classical)
-        dev = _device_names(models, f"md_{engine}_device_name")
+        dev = device_names(models, f"md_{engine}_device_name")
         ax.set_title(f"MD engine {engine}" + (f" on {dev}" if dev else ""), fontsize="medium")
     if not engines:
-        _no_data(axes[0, 0], "MD timings")
+        no_data(axes[0, 0], "MD timings")
     fig.suptitle("Accuracy vs MD speed (means ± std over seeds; lines: Pareto fronts; lower left is better)",
                  fontsize="medium")
-    _legend_below(fig, axes, ncol=1 if n == 1 else 3)
+    legend_below(fig, axes, ncol=1 if n == 1 else 3)
     return fig
 
 
@@ -224,13 +119,13 @@ def pareto_memory(models: pd.DataFrame) -> plt.Figure:
     col = "memory_per_atom_bytes"
     if col in models and models[col].notna().any():
         _pareto(models, ax, col, 1 / 1024, "memory per atom (KiB)")
-        dev = _device_names(models, "max_atoms_device_name")
+        dev = device_names(models, "max_atoms_device_name")
         ax.set_title("memory measured" + (f" on {dev}" if dev else ""), fontsize="medium")
     else:
-        _no_data(ax, "memory measurements")
+        no_data(ax, "memory measurements")
     fig.suptitle("Accuracy vs memory (means ± std over seeds;\nlines: Pareto fronts; lower left is better)",
                  fontsize="medium")
-    _legend_below(fig, [ax], ncol=1)
+    legend_below(fig, [ax], ncol=1)
     return fig
 
 
@@ -266,18 +161,18 @@ def capacity(models: pd.DataFrame, rdf_noise_floor_A: float | None = None) -> pl
     for ax, (col, label, scale, note), letter in zip(axes[0], panels, "ABC"):
         rdf = col == RDF_TEACHER
         shown = stats[stats["kind"] != "teacher"] if rdf else stats
-        _errorbar_kinds(ax, shown, "n_weights", col, yscale=scale, dodge=True)
+        errorbar_kinds(ax, shown, "n_weights", col, yscale=scale, dodge=True)
         ax.set_xscale("log")
-        _auto_log(ax, shown[col] * scale, "y")
+        auto_log(ax, shown[col] * scale, "y")
         if rdf:
             noise_floor_band(ax, rdf_noise_floor_A)
-        _readable_log_ticks(ax, "x")
-        _readable_log_ticks(ax, "y")
+        readable_log_ticks(ax, "x")
+        readable_log_ticks(ax, "y")
         ax.set_xlabel("number of weights")
         ax.set_ylabel(label)
         ax.set_title(f"({letter}) {note}".strip(), loc="left", fontsize="small" if note else "medium")
     fig.suptitle("Accuracy vs model capacity (test split; means ± std over seeds)", fontsize="medium")
-    _legend_below(fig, axes, ncol=2)
+    legend_below(fig, axes, ncol=2)
     return fig
 
 
@@ -323,14 +218,14 @@ def learning_curves(models: pd.DataFrame, curves: pd.DataFrame, arch: str | None
         if len(thr):
             ax.axhline(thr.iloc[0], color="grey", ls="--", lw=1, label=_threshold_label(models))
         ax.set_yscale("log")
-        _readable_log_ticks(ax, "y")
+        readable_log_ticks(ax, "y")
         ax.set_xlabel("epoch")
         ax.set_ylabel(f"{name} force RMSE (eV/Å)")
         ax.set_title(f"({letter}) {name} split", loc="left", fontsize="medium")
     fig.suptitle(f"Learning dynamics of architecture {arch} (width-sensitivities-atom layers); "
                  "thin lines: single seeds", fontsize="medium")
     axes[1].tick_params(axis="y", labelleft=True)  # sharey hides the second panel's labels otherwise
-    _legend_below(fig, axes, ncol=2)
+    legend_below(fig, axes, ncol=2)
     return fig
 
 
@@ -344,13 +239,13 @@ def _per_arch(models: pd.DataFrame, col: str) -> pd.DataFrame:
 def _finish_cost_axis(ax, has_data: bool, ylabel: str, legend_title: str, what: str, title: str) -> None:
     if has_data:
         ax.set_xscale("log")
-        _readable_log_ticks(ax, "x")
-        _readable_log_ticks(ax, "y")
+        readable_log_ticks(ax, "x")
+        readable_log_ticks(ax, "y")
         ax.set_xlabel("number of weights")
         ax.set_ylabel(ylabel)
         ax.legend(title=legend_title, fontsize="small")
     else:
-        _no_data(ax, what)
+        no_data(ax, what)
     ax.set_title(title, loc="left", fontsize="medium")
 
 
@@ -365,8 +260,8 @@ def scaling(models: pd.DataFrame) -> plt.Figure:
     for engine, marker in zip(engines, "osD^v"):
         col = f"md_{engine}_us_per_atom_step"
         arch = _per_arch(models, col)
-        dev = _device_names(models, f"md_{engine}_device_name")
-        kernels = _device_names(models, f"md_{engine}_hippynn_kernels")
+        dev = device_names(models, f"md_{engine}_device_name")
+        kernels = device_names(models, f"md_{engine}_hippynn_kernels")
         # points, not a line: the architectures differ along several axes (width, sensitivities, layers), so the
         # cost is no function of the weight count alone; each point is labelled with its architecture
         ax.errorbar(arch["n_weights"], arch["mean"], yerr=arch["std"], fmt=marker, capsize=2,
@@ -374,20 +269,20 @@ def scaling(models: pd.DataFrame) -> plt.Figure:
         for tag, row in arch.iterrows():
             ax.annotate(tag, (row["n_weights"], row["mean"]), fontsize="x-small", xytext=(3, 3),
                         textcoords="offset points")
-        _auto_log(ax, arch["mean"], "y")
+        auto_log(ax, arch["mean"], "y")
     _finish_cost_axis(ax, bool(engines), "MD time per step per atom (µs)", "MD engine", "MD timings", "(A) speed")
     ax = axes[1]
     has_max = "max_atoms" in models and models["max_atoms"].notna().any()
     if has_max:
         arch = _per_arch(models, "max_atoms")
-        dev = _device_names(models, "max_atoms_device_name")
-        kernels = _device_names(models, "max_atoms_hippynn_kernels")
+        dev = device_names(models, "max_atoms_device_name")
+        kernels = device_names(models, "max_atoms_hippynn_kernels")
         ax.plot(arch["n_weights"], arch["mean"], "o", color="dimgrey",
                 label=(dev or "this device") + (f", {kernels} kernels" if kernels else ""))
         for tag, row in arch.iterrows():
             ax.annotate(tag, (row["n_weights"], row["mean"]), fontsize="x-small", xytext=(3, 3),
                         textcoords="offset points")
-        _auto_log(ax, arch["mean"], "y")
+        auto_log(ax, arch["mean"], "y")
     _finish_cost_axis(ax, has_max, "maximum number of atoms", "device", "maximum-atoms measurements", "(B) memory")
     fig.suptitle("Cost of large-scale MD vs model capacity (one point per architecture, every kind of it pooled)",
                  fontsize="medium")
@@ -422,14 +317,6 @@ def born_again(table: pd.DataFrame) -> plt.Figure:
 FIGURES = tuple(FIGURE_TABLE)
 
 
-def save(fig: plt.Figure, pdf: str | Path, png: str | Path, dpi: int = 150) -> None:
-    for path in (pdf, png):
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(pdf)
-    fig.savefig(png, dpi=dpi)
-    plt.close(fig)
-
-
 def make_figure(name: str, models: pd.DataFrame | None = None, curves: pd.DataFrame | None = None,
                 born_again_table: pd.DataFrame | None = None, arch: str | None = None,
                 rdf_noise_floor_A: float | None = None, classical: pd.DataFrame | None = None) -> plt.Figure:
@@ -450,7 +337,7 @@ def make_figure(name: str, models: pd.DataFrame | None = None, curves: pd.DataFr
 def main(argv: list[str] | None = None) -> int:
     """``tsmlip plot <figure>``: one figure of the paper from the tidy tables, as PDF and PNG."""
     from .cli import require, step_parser
-    from .config import Arch
+    from .ids import Arch
 
     ap = step_parser("plot", main.__doc__ + "\n\nlearning_curves draws aggregate.curves_arch, or where null the "
                      "architecture of sweep.base.")

@@ -305,7 +305,7 @@ def check_sidecar(path) -> None:
 
 def json_content(obj: dict) -> str:
     """The content hash of a JSON file's object without its record, as it reads back (NaN as null, numpy values as
-    numbers): what ``output_content`` of a JSON record holds (:meth:`tsmlip.records.Record.write`)."""
+    numbers): what ``output_content`` of a JSON record holds (:meth:`tsmlip.json_record.Record.write`)."""
     from .io_utils import json_safe
 
     return _sha(json.loads(json.dumps(json_safe(obj), allow_nan=False)))

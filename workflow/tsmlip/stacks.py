@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import ModelId, all_model_ids, budget_check_ids
+from .model_ids import all_model_ids, budget_check_ids
+from .ids import ModelId
 from .kinds import REGISTRY
 
 #: the output folders of trained models under results_dir

@@ -11,8 +11,9 @@ workflow that computes a model without hippynn. hippynn's source is the ground t
 * **hippynn's state-dict keys** (:func:`interaction_keys`, :func:`atom_layer_keys`, :func:`readout_keys`,
   :func:`cusp_reg_key`): each weight's key by its role, the role being the attribute name of :class:`Hipnn`'s
   layers and the name the stacked engine reads its weights by;
-* **what is supported** (:func:`check_supported`): the statement itself is ``tsmlip.config.NETWORK_SUPPORT``, so that
-  planning checks it without importing torch; every user checks a model here;
+* **what is supported** (:func:`check_supported`): the statement itself is
+  ``tsmlip.network_support.NETWORK_SUPPORT``, so that planning checks it without importing torch; every user checks
+  a model here;
 * :class:`Hipnn`: one model's network and energy head as a module (atom energies from pairs).
 
 Users: the TorchScript export (:mod:`.export`, which LAMMPS and TorchSim run) scripts :class:`Hipnn`; the stacked
@@ -27,6 +28,10 @@ from typing import List, Optional
 import torch
 from torch import Tensor, nn
 
+__all__ = ["Hipnn", "REGULARIZED_ROLES", "UnsupportedModel", "atom_layer", "atom_layer_keys", "block_output",
+           "check_supported", "cos_cutoff", "cos_cutoff_derivative", "cusp_reg_key", "hierarchicality", "interaction",
+           "interaction_keys", "plain_from_payload", "readout", "readout_keys"]
+
 #: the stacked layout of :mod:`.hipnn_stack`, and one model's network (:class:`Hipnn`: export, LAMMPS, TorchSim)
 LAYOUTS = ("stacked", "plain")
 
@@ -37,8 +42,9 @@ class UnsupportedModel(ValueError):
 
 def check_supported(network_cfg: dict, layout: str = "plain", who: Optional[str] = None, advice: str = "") -> None:
     """:class:`UnsupportedModel` naming the first ``network:`` setting that ``layout`` (:data:`LAYOUTS`) does not
-    compute, as ``tsmlip.config.NETWORK_SUPPORT`` states it; ``who`` names the user, ``advice`` what to do."""
-    from ..config import unsupported_network
+    compute, as ``tsmlip.network_support.NETWORK_SUPPORT`` states it; ``who`` names the user, ``advice`` what to
+    do."""
+    from ..network_support import unsupported_network
 
     found = unsupported_network(network_cfg, layout)
     if found is not None:

@@ -23,8 +23,13 @@ import numpy as np
 import torch
 
 from .. import __version__
-from ..config import Arch
+from ..ids import Arch
 from ..io_utils import atomic_torch_save
+
+__all__ = ["DB_ATOM_ENERGIES", "DB_CELL", "DB_ENERGY", "DB_ENERGY_PER_ATOM", "DB_FORCES", "DB_POSITIONS", "DB_SPECIES",
+           "MODEL_FORMAT", "DeviceError", "ModelFileError", "ModelGraph", "build_model", "check_model_id",
+           "count_weights", "device_description", "load_model", "read_model_payload", "resolve_device", "save_model",
+           "to_cpu"]
 
 #: database names of the arrays every model reads or predicts
 DB_SPECIES, DB_POSITIONS, DB_CELL = "Z", "R", "cell"
@@ -245,7 +250,7 @@ def check_model_id(path: str | Path, model_id: str | None = None, kind: str | No
     (a ``<kind>/<arch>/seed<N>`` id, optionally followed by a note such as ``(seed 1201)``; other names are
     not checked), and its kind must be ``kind`` when given. :class:`ModelFileError` naming the file
     otherwise (e.g. a teacher's ``model.pt`` copied into a student's folder)."""
-    from ..config import ConfigError, ModelId
+    from ..ids import ConfigError, ModelId
 
     payload = payload if payload is not None else read_model_payload(path)
     stored_arch = Arch.from_dict(payload["arch"])

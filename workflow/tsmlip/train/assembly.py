@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..core.batches import SplitBatches
-from ..config import ModelId
+from ..ids import ModelId
 from ..data import load_dataset, load_split
 from ..data.split import SPLITS, dataset_fingerprint
 from ..io_utils import atomic_torch_save

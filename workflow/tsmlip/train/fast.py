@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import ModelId
+from ..ids import ModelId
 from ..core.geometry import pair_geometry
 from ..core.hipnn import UnsupportedModel, check_supported
 from ..core.hipnn_stack import SlotBatch, StackedHipnn, loss_terms, metrics

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from ..config import ModelId
+from ..ids import ModelId
 from ..data.split import SPLITS, dataset_fingerprint, split_fingerprint
 from ..io_utils import atomic_torch_save
 from ..core.losses import combine, error_loss

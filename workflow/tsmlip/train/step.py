@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from ..config import ModelId
+from ..ids import ModelId
 from ..data.split import SPLITS
 from ..io_utils import atomic_open
 from ..kinds import REGISTRY
