@@ -120,7 +120,7 @@ void PairTsmlip::settings(int narg, char **arg)
   std::unordered_map<std::string, std::string> extra{{"tsmlip.json", ""}};
   try {
     model = torch::jit::load(model_file, device, extra);
-  } catch (const c10::Error &e) {
+  } catch (const std::exception &e) {    // c10::Error, or TorchScript's unknown-operator error
     if (!ops_missing.empty() && std::string(e.what()).find("tsmlip::") != std::string::npos)
       error->all(FLERR, "pair_style tsmlip: {} calls the fused pair loops (tsmlip_ops.so), not loaded here ({}); "
                  "build them with make lammps, or export with tsmlip export --kernels torch", model_file,
