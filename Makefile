@@ -59,7 +59,8 @@ $(VENV)/.deploy: $(VENV)/.installed envs/deploy.txt envs/classical.txt
 
 deploy: $(VENV)/.deploy
 
-$(LAMMPS_PLUGIN): $(VENV)/.deploy lammps/CMakeLists.txt $(wildcard lammps/src/*.cpp lammps/src/*.h)
+$(LAMMPS_PLUGIN): $(VENV)/.deploy lammps/CMakeLists.txt $(wildcard lammps/src/*.cpp lammps/src/*.h) \
+		workflow/tsmlip/core/pair_kernels.cpp
 	@command -v cmake >/dev/null && command -v g++ >/dev/null || { apt-get update -qq && apt-get install -y -qq cmake g++; } \
 		|| { echo "make lammps: needs cmake and g++ (apt-get install -y cmake g++)"; exit 1; }
 	PATH=$(abspath $(BIN)):$$PATH cmake -S lammps -B lammps/build -DCMAKE_BUILD_TYPE=Release \

@@ -19,14 +19,28 @@ from tsmlip.core.model import ModelFileError, build_model, save_model
 TOL_E_PER_ATOM, TOL_F, TOL_AE, TOL_S = 2e-6, 2e-5, 2e-5, 1e-6
 
 
-@pytest.fixture(scope="module", params=[1, 2], ids=["1-interaction", "2-interactions"])
+def fused_or_skip(kernels: str) -> None:
+    """Skip, saying why, where the fused pair loops (kernels cpp) cannot be built."""
+    from tsmlip.core import pair_kernels
+
+    if kernels == "cpp" and not pair_kernels.use_cpp("auto", "cpu"):
+        pytest.skip(f"the fused pair loops could not be built here: {pair_kernels._error}")
+
+
+@pytest.fixture(scope="module", params=[(1, "torch"), (2, "torch"), (1, "cpp")],
+                ids=["1-interaction", "2-interactions", "1-interaction-cpp"])
 def models(request, tiny_cfg, tmp_path_factory):
-    """(model.pt, exported module) of a random two-species (Al, Cu) model; nothing is trained."""
-    d = tmp_path_factory.mktemp(f"export{request.param}")
-    net = dict(tiny_cfg["network"], n_interaction_layers=request.param)
-    save_model(build_model(Arch(12, 8, 2), net, seed=3 + request.param, species=(13, 29)), d / "model.pt")
-    export_model(d / "model.pt", d / "model.ts")
-    return d / "model.pt", load_exported(d / "model.ts")
+    """(model.pt, exported module) of a random two-species (Al, Cu) model; nothing is trained; pair terms as torch
+    operations or the fused loops (kernels cpp)."""
+    n, kernels = request.param
+    fused_or_skip(kernels)
+    d = tmp_path_factory.mktemp(f"export{n}{kernels}")
+    net = dict(tiny_cfg["network"], n_interaction_layers=n)
+    save_model(build_model(Arch(12, 8, 2), net, seed=3 + n, species=(13, 29)), d / "model.pt")
+    export_model(d / "model.pt", d / "model.ts", kernels=kernels)
+    module = load_exported(d / "model.ts")
+    assert module.kernels == ("tsmlip-ops" if kernels == "cpp" else "torch")
+    return d / "model.pt", module
 
 
 def al_cell():
@@ -158,3 +172,29 @@ def test_export_command(models, tmp_path):
     atoms = triclinic_cell()
     assert evaluate_atoms(again, atoms)[0] == pytest.approx(evaluate_atoms(module, atoms)[0], abs=1e-6)
     assert main(["export", "--model", str(tmp_path / "missing.pt"), "--output", str(tmp_path / "x.ts")]) != 0
+
+
+def test_fused_export_equals_torch_export_and_falls_back(tiny_cfg, tmp_path):
+    """kernels cpp against kernels torch on the same weights (float32 rounding; energies of the same per-atom
+    network); in float64 the fused file runs its torch path; a model with two interaction layers is refused by cpp
+    and exported with the torch path by auto."""
+    fused_or_skip("cpp")
+    net = dict(tiny_cfg["network"], n_interaction_layers=1)
+    save_model(build_model(Arch(8, 4, 1), net, seed=11, species=(13, 29)), tmp_path / "model.pt")
+    plain = load_exported(export_model(tmp_path / "model.pt", tmp_path / "t.ts", kernels="torch"))
+    fused = load_exported(export_model(tmp_path / "model.pt", tmp_path / "c.ts", kernels="cpp"))
+    atoms = two_species_cell()
+    i, j, S = neighbor_list("ijS", atoms, plain.cutoff)
+    t = torch.as_tensor
+    args = (t(atoms.positions, dtype=torch.float32), t(atoms.numbers), t(i), t(j),
+            t(S @ atoms.cell.array, dtype=torch.float32), len(atoms), True)
+    for a, b, tol in zip(plain.compute(*args), fused.compute(*args), (1e-5, 1e-6, 2e-5, 1e-4, 1e-5)):
+        np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=0, atol=tol)
+    as64 = [x.double() if x.is_floating_point() else x for x in args[:5]]
+    e64 = fused.double().compute(*as64, len(atoms), False)[0]  # the torch path of the same file
+    assert abs(float(e64) - float(plain.compute(*args)[0])) < 1e-4
+    save_model(build_model(Arch(8, 4, 1), dict(net, n_interaction_layers=2), seed=12, species=(13, 29)),
+               tmp_path / "two.pt")
+    with pytest.raises(ModelFileError, match="one interaction layer"):
+        export_model(tmp_path / "two.pt", tmp_path / "two.ts", kernels="cpp")
+    assert load_exported(export_model(tmp_path / "two.pt", tmp_path / "two.ts")).kernels == "torch"

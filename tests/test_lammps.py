@@ -1,6 +1,10 @@
 """pair_style tsmlip (lammps/, built by `make lammps`; `make test` builds it first) against the ASE calculator:
-energy, forces, per-atom energies and pressure tensor of one two-species structure; the same 100-step NVE
-trajectory on 1 and 2 MPI ranks; NVE energy drift no larger than ASE's velocity Verlet on the same model."""
+energy, forces, per-atom energies and pressure tensor of two-species structures (a periodic cubic cell, a
+triclinic cell, a cell smaller than the cut-off) on 1 and 2 MPI ranks; the same 100-step NVE trajectory on 1 and 2
+MPI ranks; NVE energy drift no larger than ASE's velocity Verlet on the same model. Each with the model exported
+with the pair terms as torch operations (kernels torch) and, for one interaction layer, with the fused loops
+(kernels cpp: lammps/build/tsmlip_ops.so); without that library a torch export still runs and a cpp one is
+refused in one line."""
 import os
 import re
 import subprocess
@@ -32,24 +36,35 @@ from tsmlip.core.export import export_model  # noqa: E402
 from tsmlip.core.model import build_model, save_model  # noqa: E402
 
 
-def make_model(n_interactions, tiny_cfg, tmp_path_factory):
-    d = tmp_path_factory.mktemp(f"lammps{n_interactions}")
+def make_model(n_interactions, tiny_cfg, tmp_path_factory, kernels="torch"):
+    if kernels == "cpp":
+        from tsmlip.core import pair_kernels
+
+        if not pair_kernels.use_cpp("auto", "cpu"):
+            pytest.skip(f"the fused pair loops could not be built here: {pair_kernels._error}")
+        if not (PLUGIN.parent / "tsmlip_ops.so").exists():
+            pytest.skip("lammps/build/tsmlip_ops.so is not built (make lammps)")
+    d = tmp_path_factory.mktemp(f"lammps{n_interactions}{kernels}")
     net = dict(tiny_cfg["network"], n_interaction_layers=n_interactions)
     save_model(build_model(Arch(12, 8, 2), net, seed=20 + n_interactions, species=(13, 29)), d / "model.pt")
-    export_model(d / "model.pt", d / "model.ts")
+    export_model(d / "model.pt", d / "model.ts", kernels=kernels)
     return d
 
 
-@pytest.fixture(scope="module", params=[1, 2], ids=["1-interaction", "2-interactions"])
+MODELS = [(1, "torch"), (2, "torch"), (1, "cpp")]
+MODEL_IDS = ["1-interaction", "2-interactions", "1-interaction-cpp"]
+
+
+@pytest.fixture(scope="module", params=MODELS, ids=MODEL_IDS)
 def model(request, tiny_cfg, tmp_path_factory):
-    return make_model(request.param, tiny_cfg, tmp_path_factory)
+    return make_model(*request.param[:1], tiny_cfg, tmp_path_factory, request.param[1])
 
 
 # 100 MD steps of the 2-interaction model (ghost atoms' neighbours, a 12 A ghost shell) take minutes on 2 cores
-@pytest.fixture(scope="module", params=[1, pytest.param(2, marks=pytest.mark.slow)],
-                ids=["1-interaction", "2-interactions"])
+@pytest.fixture(scope="module", params=[(1, "torch"), pytest.param((2, "torch"), marks=pytest.mark.slow), (1, "cpp")],
+                ids=MODEL_IDS)
 def md_model(request, tiny_cfg, tmp_path_factory):
-    return make_model(request.param, tiny_cfg, tmp_path_factory)
+    return make_model(*request.param[:1], tiny_cfg, tmp_path_factory, request.param[1])
 
 
 def structure():
@@ -59,18 +74,47 @@ def structure():
     return a
 
 
-def run_lammps(workdir: Path, body: str, atoms, ranks: int = 1) -> str:
-    write(workdir / "in.data", atoms, format="lammps-data", specorder=["Al", "Cu"], masses=True)
+def triclinic():
+    """A sheared cell in LAMMPS's own orientation (a along x, b in the xy plane: no rotation between the frames)."""
+    from ase import Atoms
+
+    base = bulk("Al", "fcc", a=4.05, cubic=True).repeat((3, 3, 2))
+    cell = np.array([[12.15, 0.0, 0.0], [1.3, 11.9, 0.0], [-0.9, 1.1, 8.4]])
+    a = Atoms(numbers=base.numbers, scaled_positions=base.get_scaled_positions(), cell=cell, pbc=True)
+    a.numbers[::4] = 29
+    a.rattle(0.05, seed=8)
+    return a
+
+
+def sub_cutoff():
+    """A cubic cell of 4 atoms, 4.05 A edges: shorter than the cut-off, an atom meets its own images."""
+    a = bulk("Al", "fcc", a=4.05, cubic=True)
+    a.numbers[1] = 29
+    a.rattle(0.05, seed=9)
+    return a
+
+
+STRUCTURES = {"cubic": structure, "triclinic": triclinic, "sub-cutoff": sub_cutoff}
+
+
+def run_lammps(workdir: Path, body: str, atoms, ranks: int = 1, env_extra: dict | None = None, check: bool = True):
+    from ase.calculators.lammps import Prism
+
+    prism = Prism(atoms.cell.array)
+    assert np.allclose(prism.rot_mat, np.eye(3))  # forces and stresses compare without rotating them
+    write(workdir / "in.data", atoms, format="lammps-data", specorder=["Al", "Cu"], masses=True, prismobj=prism)
     (workdir / "in.lmp").write_text(
         "units metal\natom_style atomic\natom_modify map yes\n"
         f"plugin load {PLUGIN}\nread_data in.data\n"
         f"pair_style tsmlip {workdir / 'model.ts'}\npair_coeff * * Al Cu\n" + body)
     env = dict(os.environ, LD_LIBRARY_PATH=f"{Path(sys.prefix) / 'lib'}:{os.environ.get('LD_LIBRARY_PATH', '')}",
-               OMP_NUM_THREADS="1")
+               OMP_NUM_THREADS="1", **(env_extra or {}))
     cmd = [str(LMP), "-in", "in.lmp", "-log", "log.lammps"]
     if ranks > 1:
         cmd = [str(MPIRUN), "-np", str(ranks)] + cmd
     r = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=600)
+    if not check:
+        return r
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     return r.stdout
 
@@ -82,13 +126,15 @@ def read_dump(path: Path):
     return data[np.argsort(data[:, 0])]
 
 
-def test_energy_forces_pressure_equal_calculator(model):
+@pytest.mark.parametrize("ranks", [1, 2])
+@pytest.mark.parametrize("name", list(STRUCTURES))
+def test_energy_forces_pressure_equal_calculator(model, name, ranks):
     from tsmlip.core.calculator import load_calculator
 
-    atoms = structure()
+    atoms = STRUCTURES[name]()
     out = run_lammps(model, "compute pe all pe/atom\nthermo_style custom step pe pxx pyy pzz pxy pxz pyz\n"
                             "thermo_modify format float %.10g\n"
-                            "dump d all custom 1 f.dump id fx fy fz c_pe\nrun 0\n", atoms)
+                            "dump d all custom 1 f.dump id fx fy fz c_pe\nrun 0\n", atoms, ranks=ranks)
     ref = atoms.copy()
     ref.calc = load_calculator(model / "model.pt", device="cpu", atom_energies=True)
     e, f, s = ref.get_potential_energy(), ref.get_forces(), ref.get_stress(voigt=False)
@@ -153,3 +199,28 @@ def test_nve_drift_not_larger_than_ase(md_model):
     ase_dev = np.abs(np.array(totals) - totals[0]).max() / len(atoms)
     # no larger than ASE's, with 1e-5 eV/atom of float32 round-off allowed on top
     assert lmp_dev <= 1.5 * ase_dev + 1e-5, (lmp_dev, ase_dev)
+
+
+def test_without_the_operators_library(model_library_pair, tmp_path):
+    """TSMLIP_OPS=none (as where tsmlip_ops.so is absent): the torch export runs and gives the fused export's
+    energy; the fused export is refused in one line that says what to do."""
+    torch_dir, cpp_dir = model_library_pair
+    atoms = structure()
+    body = "thermo_style custom step pe\nthermo_modify format float %.10g\nrun 0\n"
+    pe = {}
+    for name, d, ops in (("torch", torch_dir, "none"), ("cpp", cpp_dir, "")):
+        out = run_lammps(d, body, atoms, env_extra={"TSMLIP_OPS": ops} if ops else None)
+        pe[name] = float(re.search(r"^\s*0\s+(\S+)\s*$", out, re.M).group(1))
+    assert pe["torch"] == pytest.approx(pe["cpp"], abs=2e-6 * len(atoms))
+    r = run_lammps(cpp_dir, body, atoms, env_extra={"TSMLIP_OPS": "none"}, check=False)
+    assert r.returncode != 0
+    assert "calls the fused pair loops" in r.stdout + r.stderr and "--kernels torch" in r.stdout + r.stderr
+
+
+@pytest.fixture(scope="module")
+def model_library_pair(tiny_cfg, tmp_path_factory):
+    """The same weights exported with kernels torch and cpp (two folders)."""
+    cpp = make_model(1, tiny_cfg, tmp_path_factory, "cpp")
+    plain = tmp_path_factory.mktemp("lammps-plain")
+    export_model(cpp / "model.pt", plain / "model.ts", kernels="torch")
+    return plain, cpp

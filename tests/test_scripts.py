@@ -14,6 +14,7 @@ SCRIPTS = sorted(p.name for p in (ROOT / "scripts").glob("*.py"))
 EXPECT = {
     "bench_liquid_stack.py": r"\| stack of 2 \| 2 \| [\d.]+ \| [\d.]+ \| [\d.]+ \|",
     "bench_md.py": r"student:w4-s4-l1 \(random\)\s+32\s+[\d.]+!?\s+[\d.]+!?\s+[\d.]+",
+    "bench_lammps.py": r"(student:w4-s4-l1 \[cpp\]\s+32\s+[\d.]+|bench_lammps: the lammps engine needs)",
     "bench_md_rank.py": r"interleaved: \d of 1 trials rank the models",
     "bench_pairs.py": r"\n\s+256\s+1\s+\d+\s+[\d.]+\s+[\d.]+\s+[\d.]+",
     "bench_rdf_engines.py": r"108 atoms, cpu time, median: ase [\d.]+ ms/step, torch \(vesin\) [\d.]+ ms/step",

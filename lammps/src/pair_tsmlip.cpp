@@ -26,6 +26,10 @@
 #include <unordered_map>
 
 #include <torch/cuda.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+
+#include <dlfcn.h>
+#include <cstdlib>
 
 using namespace LAMMPS_NS;
 
@@ -37,6 +41,31 @@ static const char *const SYMBOLS[] = {
     "Er", "Tm", "Yb", "Lu", "Hf", "Ta", "W",  "Re", "Os", "Ir", "Pt", "Au", "Hg", "Tl", "Pb", "Bi", "Po",
     "At", "Rn", "Fr", "Ra", "Ac", "Th", "Pa", "U",  "Np", "Pu"};
 static const int N_SYMBOLS = sizeof(SYMBOLS) / sizeof(SYMBOLS[0]);
+
+/* The fused pair loops as torch operators (tsmlip::*, workflow/tsmlip/core/pair_kernels.cpp built as
+   tsmlip_ops.so beside this plugin, or the file the environment variable TSMLIP_OPS names; TSMLIP_OPS=none: not
+   loaded), loaded once per process unless the process has them already (a Python process that built them).
+   Returns "" when they are there, else why not. */
+static std::string load_tsmlip_ops()
+{
+  if (c10::Dispatcher::singleton().findSchema({"tsmlip::sens_env_forward", ""}).has_value()) return "";
+  std::string path;
+  const char *env = std::getenv("TSMLIP_OPS");
+  if (env && *env) {
+    if (strcmp(env, "none") == 0) return "TSMLIP_OPS=none";
+    path = env;
+  } else {
+    Dl_info info;
+    if (!dladdr((void *) &load_tsmlip_ops, &info) || !info.dli_fname) return "the plugin's folder is unknown";
+    path = info.dli_fname;
+    path = path.substr(0, path.find_last_of('/') + 1) + "tsmlip_ops.so";
+  }
+  if (!dlopen(path.c_str(), RTLD_NOW | RTLD_GLOBAL)) {
+    const char *why = dlerror();
+    return "cannot load " + path + ": " + (why ? why : "?");
+  }
+  return "";
+}
 
 PairTsmlip::PairTsmlip(LAMMPS *lmp) :
     Pair(lmp), device(torch::kCPU), dtype(torch::kFloat32), cutoff(0.0), n_interactions(1)
@@ -85,10 +114,17 @@ void PairTsmlip::settings(int narg, char **arg)
       error->all(FLERR, "pair_style tsmlip: unknown device {} (cpu or cuda)", arg[2]);
     }
   }
+  // an export with the fused pair loops (tsmlip export --kernels cpp|auto) calls torch.ops.tsmlip.*: they must be
+  // registered before the model is read; a plain export (--kernels torch) runs without them
+  const std::string ops_missing = load_tsmlip_ops();
   std::unordered_map<std::string, std::string> extra{{"tsmlip.json", ""}};
   try {
     model = torch::jit::load(model_file, device, extra);
-  } catch (const c10::Error &e) {
+  } catch (const std::exception &e) {    // c10::Error, or TorchScript's unknown-operator error
+    if (!ops_missing.empty() && std::string(e.what()).find("tsmlip::") != std::string::npos)
+      error->all(FLERR, "pair_style tsmlip: {} calls the fused pair loops (tsmlip_ops.so), not loaded here ({}); "
+                 "build them with make lammps, or export with tsmlip export --kernels torch", model_file,
+                 ops_missing);
     error->all(FLERR, "pair_style tsmlip: cannot load {} as TorchScript (write it with tsmlip export)",
                model_file);
   }

@@ -24,7 +24,17 @@ Contract of the scripted module (energies in eV, distances in Angstrom, like the
 
 Properties: ``cutoff`` (the model's ``dist_hard_max``), ``n_interactions`` (message-passing layers: a local
 atom's energy depends on atoms up to ``n_interactions * cutoff`` away, the ghost shell a domain needs),
-``species_list`` (atomic numbers the model knows).
+``species_list`` (atomic numbers the model knows), ``kernels`` (``torch`` or ``tsmlip-ops``, below).
+
+Pair terms (``--kernels``, :data:`KERNELS`): ``torch`` scripts :class:`tsmlip.core.hipnn.Hipnn` as it is (pair terms
+as torch operations, forces by autograd through them; runs anywhere, CPU or GPU). ``cpp`` computes a model with one
+interaction layer as the fast training engine does (:mod:`.hipnn_stack`'s fused path): the pair geometry, the
+sensitivities and environment sum, and the pair forces and virials are the fused loops of ``pair_kernels.cpp``
+(torch operators ``torch.ops.tsmlip.*``), autograd runs through the per-atom network only
+(:meth:`tsmlip.core.hipnn.Hipnn.from_environment`); on a GPU or in float64 it runs the torch path of the same file.
+Loading such a file needs the operators first (:func:`load_exported` builds them; pair_style tsmlip loads
+``lammps/build/tsmlip_ops.so``). ``auto`` (the default): ``cpp`` where it applies (float32, one interaction layer)
+and the loops build, else ``torch``.
 """
 
 import argparse
@@ -40,6 +50,8 @@ from .model import ModelFileError, read_model_payload
 
 #: marker stored in the scripted file (``extra_files``) so readers can refuse other TorchScript files
 EXPORT_FORMAT = "tsmlip-export/1"
+#: the export's pair terms: auto | torch | cpp (the module docstring)
+KERNELS = ("auto", "torch", "cpp")
 
 
 class ExportedHipnn(nn.Module):
@@ -59,12 +71,20 @@ class ExportedHipnn(nn.Module):
         self.cutoff = float(net.shape.hard_max)
         self.n_interactions = int(net.shape.n_interactions)
         self.net = net
+        self.kernels = "torch"
 
-    def atom_energies_from_pairs(self, species: Tensor, pair_i: Tensor, pair_j: Tensor, vec: Tensor) -> Tensor:
+    kernels: str
+
+    def species_index(self, species: Tensor) -> Tensor:
+        """Each atom's index in ``species_list`` (``ValueError`` for an atomic number the model does not know)."""
         idx = self.species_map[species.clamp(0, self.species_map.shape[0] - 1)]
         bad = (idx < 0) | (species >= self.species_map.shape[0]) | (species < 0)
         if bool(bad.any()):
             raise ValueError(f"tsmlip model: species outside the model's {self.species_list}")
+        return idx
+
+    def atom_energies_from_pairs(self, species: Tensor, pair_i: Tensor, pair_j: Tensor, vec: Tensor) -> Tensor:
+        idx = self.species_index(species)
         return self.net(nn.functional.one_hot(idx, self.n_species).to(vec.dtype), pair_i, pair_j, vec)
 
     @torch.jit.export
@@ -80,6 +100,11 @@ class ExportedHipnn(nn.Module):
     def compute(self, positions: Tensor, species: Tensor, pair_i: Tensor, pair_j: Tensor, pair_shift: Tensor,
                 n_local: int, per_atom_virial: bool = False):
         """(energy of the local atoms, atom energies, forces on all atoms, virial 3x3, per-atom virial Nx6)."""
+        return self.compute_torch(positions, species, pair_i, pair_j, pair_shift, n_local, per_atom_virial)
+
+    def compute_torch(self, positions: Tensor, species: Tensor, pair_i: Tensor, pair_j: Tensor, pair_shift: Tensor,
+                      n_local: int, per_atom_virial: bool):
+        """:meth:`compute` with the pair terms as torch operations and autograd through them."""
         vec = self.pair_vectors(positions.detach(), pair_i, pair_j, pair_shift.detach()).requires_grad_(True)
         atom_e = self.atom_energies_from_pairs(species, pair_i, pair_j, vec)
         energy = atom_e[:n_local].sum()
@@ -105,10 +130,79 @@ class ExportedHipnn(nn.Module):
         return energy.detach(), atom_e.detach(), forces.detach(), virial.detach(), atom_virial.detach()
 
 
-def exported_from_payload(payload: dict, where: str = "model") -> ExportedHipnn:
-    """The plain-torch module (not yet scripted, float32, CPU) holding a model file's weights."""
+class FusedExportedHipnn(ExportedHipnn):
+    """:class:`ExportedHipnn` whose :meth:`compute` is the fast training engine's fused path (``--kernels cpp``):
+    ``pair_geometry``, ``sens_env_forward`` (sensitivities x cut-off -> environment sum), the per-atom network
+    (:meth:`tsmlip.core.hipnn.Hipnn.from_environment`, dE/d(environment) by autograd through it), ``forces_virial``
+    (dE/dr of each pair -> forces and virials); one interaction layer; on a GPU or in float64 the torch path."""
+
+    def __init__(self, net: Hipnn):
+        super().__init__(net)
+        if self.n_interactions != 1:
+            raise UnsupportedModel(f"the fused pair loops compute one interaction layer (this model has "
+                                   f"{self.n_interactions}); export with kernels torch")
+        block = net.blocks[0]
+        self.n_sens = int(block.mu.shape[1])
+        # the loops' per-model constants (as hipnn_stack's fused path passes them): 1 / mu and sigma^2, (1, nu)
+        self.register_buffer("inv_mu", (1.0 / block.mu.detach()).clone())
+        self.register_buffer("sig2", block.sigma.detach().square())
+        self.register_buffer("no_model", torch.zeros(0, dtype=torch.long))  # every pair of model 0
+        self.kernels = "tsmlip-ops"
+
+    @torch.jit.export
+    def compute(self, positions: Tensor, species: Tensor, pair_i: Tensor, pair_j: Tensor, pair_shift: Tensor,
+                n_local: int, per_atom_virial: bool = False):
+        """(energy of the local atoms, atom energies, forces on all atoms, virial 3x3, per-atom virial Nx6)."""
+        if positions.device.type != "cpu" or positions.dtype != torch.float32 or self.inv_mu.dtype != torch.float32:
+            return self.compute_torch(positions, species, pair_i, pair_j, pair_shift, n_local, per_atom_virial)
+        n, n_sp, nu = positions.shape[0], self.n_species, self.n_sens
+        idx = self.species_index(species)
+        dist, unit, row = torch.ops.tsmlip.pair_geometry(positions.detach().contiguous(), idx.contiguous(),
+                                                         pair_i.contiguous(), pair_j.contiguous(),
+                                                         pair_shift.detach().contiguous(), n_sp)
+        env_rows, s, ds, _g, _geo = torch.ops.tsmlip.sens_env_forward(dist, unit, self.inv_mu, self.sig2,
+                                                                      self.no_model, row, n * n_sp, self.cutoff)
+        # rows (atom, species of the neighbour) -> hipnn's environment (N, 4, nu * n_species), nu-major
+        env = env_rows.reshape(n, n_sp, 4, nu).permute(0, 2, 3, 1).reshape(n, 4, nu * n_sp).requires_grad_(True)
+        atom_e = self.net.from_environment(nn.functional.one_hot(idx, n_sp).to(positions.dtype), env)
+        energy = atom_e[:n_local].sum()
+        grads = torch.autograd.grad([energy], [env], allow_unused=True)
+        g = grads[0]
+        if g is None:
+            g = torch.zeros_like(env)
+        g_rows = g.reshape(n, 4, nu, n_sp).permute(0, 3, 1, 2).contiguous()  # (N * n_species rows, 4, nu)
+        forces, virial, atom_virial = torch.ops.tsmlip.forces_virial(g_rows, s, ds, dist, unit, row,
+                                                                     pair_i.contiguous(), pair_j.contiguous(), n,
+                                                                     per_atom_virial)
+        return energy.detach(), atom_e.detach(), forces, virial, atom_virial
+
+
+def fused_applies(payload: dict, dtype: str = "float32") -> str | None:
+    """Why ``--kernels cpp`` does not apply to a model file's payload in ``dtype`` (None: it does)."""
+    if dtype != "float32":
+        return f"the fused pair loops compute float32 (not {dtype})"
+    n = int(payload["network_cfg"]["n_interaction_layers"])
+    if n != 1:
+        return f"the fused pair loops compute one interaction layer (this model has {n})"
+    return None
+
+
+def exported_from_payload(payload: dict, where: str = "model", kernels: str = "torch",
+                          dtype: str = "float32") -> ExportedHipnn:
+    """The module (not yet scripted, float32, CPU) holding a model file's weights; ``kernels`` (:data:`KERNELS`):
+    the pair terms as torch operations, or the fused loops (``cpp``; ``auto``: where they apply and build)."""
+    from . import pair_kernels
+
+    if kernels not in KERNELS:
+        raise ValueError(f"kernels {kernels!r}: one of {', '.join(KERNELS)}")
+    fused = False
+    if kernels != "torch":
+        why = fused_applies(payload, dtype)
+        if why and kernels == "cpp":
+            raise ModelFileError(f"{where}: not exported with kernels cpp: {why}")
+        fused = why is None and pair_kernels.use_cpp(kernels, "cpu")
     try:
-        return ExportedHipnn(plain_from_payload(payload))
+        return (FusedExportedHipnn if fused else ExportedHipnn)(plain_from_payload(payload))
     except UnsupportedModel as exc:
         raise ModelFileError(f"{where}: not exported: {exc}") from None
     except (KeyError, RuntimeError) as exc:
@@ -116,17 +210,19 @@ def exported_from_payload(payload: dict, where: str = "model") -> ExportedHipnn:
                              f"({type(exc).__name__}: {exc})") from None
 
 
-def export_model(model_path: str | Path, output: str | Path, dtype: str = "float32") -> Path:
-    """Script the model of ``model_path`` and save it to ``output`` (TorchScript archive)."""
+def export_model(model_path: str | Path, output: str | Path, dtype: str = "float32", kernels: str = "auto") -> Path:
+    """Script the model of ``model_path`` and save it to ``output`` (TorchScript archive); ``kernels``: the pair
+    terms (:data:`KERNELS`, the module docstring)."""
     payload = read_model_payload(model_path)
-    module = exported_from_payload(payload, str(model_path)).to(getattr(torch, dtype))
+    module = exported_from_payload(payload, str(model_path), kernels, dtype).to(getattr(torch, dtype))
     for param in module.parameters():
         param.requires_grad_(False)  # inference only: gradients are taken with respect to the pair vectors
     scripted = torch.jit.script(module.eval())
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     meta = (f'{{"format": "{EXPORT_FORMAT}", "species": {module.species_list}, "cutoff": {module.cutoff}, '
-            f'"n_interactions": {module.n_interactions}, "dtype": "{dtype}", "energy_unit": "eV", '
+            f'"n_interactions": {module.n_interactions}, "dtype": "{dtype}", "kernels": "{module.kernels}", '
+            f'"energy_unit": "eV", '
             f'"length_unit": "Angstrom"}}')
     tmp = output.with_name(output.name + ".tmp")
     torch.jit.save(scripted, str(tmp), _extra_files={"tsmlip.json": meta})
@@ -142,8 +238,15 @@ def load_exported(path: str | Path, device: str | torch.device = "cpu"):
     extra = {"tsmlip.json": ""}
     try:
         module = torch.jit.load(str(path), map_location=device, _extra_files=extra)
-    except Exception as exc:  # not a TorchScript archive
-        raise ModelFileError(f"{path} is not an exported tsmlip model ({type(exc).__name__})") from None
+    except Exception as exc:  # not a TorchScript archive, or one calling the fused loops, not loaded yet
+        if "tsmlip::" not in str(exc):
+            raise ModelFileError(f"{path} is not an exported tsmlip model ({type(exc).__name__})") from None
+        from . import pair_kernels
+
+        if not pair_kernels.use_cpp("auto", "cpu"):
+            raise ModelFileError(f"{path} calls the fused pair loops, which could not be built here "
+                                 f"({pair_kernels._error}); export it with --kernels torch") from None
+        module = torch.jit.load(str(path), map_location=device, _extra_files=extra)
     text = extra["tsmlip.json"]
     if isinstance(text, bytes):
         text = text.decode(errors="replace")
@@ -178,10 +281,14 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, help="a trained model.pt of this workflow")
     p.add_argument("--output", required=True, help="the TorchScript file to write (e.g. model.ts)")
+    p.add_argument("--kernels", choices=KERNELS, default="auto",
+                   help="the pair terms: torch operations (runs anywhere), the fused loops of pair_kernels.cpp (cpp: "
+                        "float32, one interaction layer; LAMMPS loads them from lammps/build/tsmlip_ops.so), or "
+                        "auto (cpp where it applies and builds; the default)")
     args = p.parse_args(argv)
     try:
-        out = export_model(args.model, args.output)
-    except FileNotFoundError as exc:
+        out = export_model(args.model, args.output, kernels=args.kernels)
+    except (FileNotFoundError, ModelFileError) as exc:
         print(f"tsmlip export: error: {exc}", file=sys.stderr)
         return 1
     print(f"tsmlip export: wrote {out}")

@@ -16,10 +16,11 @@ workflow that computes a model without hippynn. hippynn's source is the ground t
   a model here;
 * :class:`Hipnn`: one model's network and energy head as a module (atom energies from pairs).
 
-Users: the TorchScript export (:mod:`.export`, which LAMMPS and TorchSim run) scripts :class:`Hipnn`; the stacked
-layout (:mod:`.hipnn_stack`: the fast training engine and the stacked liquid) keeps its own pair terms (one-hot
-environment, written-out backward passes, fused C++ loops) and takes the cut-off, the per-atom math and the keys
-from here.
+Users: the TorchScript export (:mod:`.export`, which LAMMPS and TorchSim run) scripts :class:`Hipnn` (where the
+fused pair loops of :mod:`.pair_kernels` build, its environment comes from them, then
+:meth:`Hipnn.from_environment`); the stacked layout (:mod:`.hipnn_stack`: the fast training engine and the stacked
+liquid) keeps its own pair terms (one-hot environment, written-out backward passes, fused C++ loops) and takes the
+cut-off, the per-atom math and the keys from here.
 """
 import math
 from dataclasses import dataclass
@@ -235,6 +236,11 @@ class _Block(nn.Module):
 
     def forward(self, x: Tensor, pair_i: Tensor, pair_j: Tensor, dist: Tensor, unit: Tensor) -> Tensor:
         env = environment(inverse_sensitivities(dist, self.mu, self.sigma, self.hard_max), unit, x, pair_i, pair_j)
+        return self.from_environment(env, x)
+
+    def from_environment(self, env: Tensor, x: Tensor) -> Tensor:
+        """The block after its environment sum ``env`` (N, 4, nu * nf_in) of the input features ``x``: the
+        interaction, its output (ResNet) and the atom layers."""
         h = interaction(env, x, self.int_weights, self.vecscales, self.selfint_weight, self.selfint_bias,
                         self.cusp_reg)
         x = block_output(h, x, self.res_weight, self.res_bias, self.adjust_weight)
@@ -286,6 +292,18 @@ class Hipnn(nn.Module):
         for block in self.blocks:
             x = block(x, pair_i, pair_j, dist, unit)
             energies = energies + block.readout(x)
+        return energies
+
+    def from_environment(self, onehot: Tensor, env: Tensor) -> Tensor:
+        """Atom energies (N,) of a model with one interaction layer from that layer's environment sum ``env``
+        (N, 4, nu * n_species), the pair terms computed elsewhere (the fused loops of :mod:`.pair_kernels`, as the
+        stacked engine and the export with compiled pair terms do); :meth:`forward` is this after
+        :func:`environment`."""
+        if len(self.blocks) != 1:
+            raise ValueError("from_environment: a model with one interaction layer only")
+        energies = self.readout0(onehot)
+        for block in self.blocks:
+            energies = energies + block.readout(block.from_environment(env, onehot))
         return energies
 
     def layers_and_keys(self, net: str = "", he: str = ""):

@@ -1,20 +1,25 @@
-// The fast engine's pair terms as fused CPU loops (tsmlip.core.pair_kernels builds this file with torch's
-// cpp_extension on first use). The same arithmetic as the torch path of tsmlip.core.hipnn_stack (_Sensitivities,
-// _Environment, _PairForces), one pass over the pairs per stage instead of one pass per torch operation;
-// tests/test_fast_engine.py holds both paths equal to hippynn (every loss term and gradient).
+// The fast engine's pair terms as fused CPU loops, registered as torch operators (namespace ``tsmlip``, TORCH_LIBRARY
+// at the end): tsmlip.core.pair_kernels builds this file with torch's cpp_extension on first use (the training
+// engine and the export call them as torch.ops.tsmlip.*), and lammps/CMakeLists.txt builds the same file into
+// tsmlip_ops.so, which pair_style tsmlip loads before it loads an exported model that calls them. The same
+// arithmetic as the torch path of tsmlip.core.hipnn_stack (_Sensitivities, _Environment, _PairForces), one pass over
+// the pairs per stage instead of one pass per torch operation; tests/test_fast_engine.py holds both paths equal to
+// hippynn (every loss term and gradient), tests/test_export.py and tests/test_lammps.py the exported model that
+// calls them equal to the plain one and to the ASE calculator.
 //
 // Layout: pairs p = 0..P-1 with float32 dist[P], unit[P,3] (r_ij / d_ij), row[P] (the environment row the pair
-// adds to: first atom row x species + species of the second), first[P], second[P] (atom rows), model[P]; per
-// model m the inverse centres inv_mu[M,nu] and squared widths sig2[M,nu]; per pair s[P,nu], ds[P,nu]; the
-// environment and its gradient env[R,4,nu] (k = 0: sum s, k = 1..3: sum s u_k).
-#include <torch/extension.h>
+// adds to: first atom row x species + species of the second), first[P], second[P] (atom rows), model[P] (empty:
+// every pair of model 0); per model m the inverse centres inv_mu[M,nu] and squared widths sig2[M,nu]; per pair
+// s[P,nu], ds[P,nu]; the environment and its gradient env[R,4,nu] (k = 0: sum s, k = 1..3: sum s u_k).
+#include <ATen/ATen.h>
+#include <torch/library.h>
 
 #include <cmath>
-#include <vector>
+#include <tuple>
 
 namespace {
 
-void check(const torch::Tensor& t, const char* name, at::ScalarType dtype) {
+void check(const at::Tensor& t, const char* name, at::ScalarType dtype) {
   TORCH_CHECK(t.device().is_cpu(), name, " must be on the CPU");
   TORCH_CHECK(t.is_contiguous(), name, " must be contiguous");
   TORCH_CHECK(t.scalar_type() == dtype, name, " has the wrong dtype");
@@ -38,20 +43,20 @@ struct PairGeometry {
 // s = g cut, ds = g (x sig2 / d^2 cut + cut'), g = exp(-x^2 sig2 / 2), x = 1/d - inv_mu; hippynn's CosCutoff
 // cut = cos^2(pi d / 2 d_hard) inside d_hard; env[row] += (1, u) s. Also returns g [P, nu] and the pair geometry
 // (1/d, 1/d^2, cut, cut') [P, 4], so that the backward recomputes neither the exponentials nor the cut-off.
-std::vector<torch::Tensor> sens_env_forward(torch::Tensor dist, torch::Tensor unit, torch::Tensor inv_mu,
-                                            torch::Tensor sig2, torch::Tensor model, torch::Tensor row,
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> sens_env_forward(at::Tensor dist, at::Tensor unit, at::Tensor inv_mu,
+                                            at::Tensor sig2, at::Tensor model, at::Tensor row,
                                             int64_t n_rows, double cutoff) {
   check(dist, "dist", at::kFloat); check(unit, "unit", at::kFloat); check(inv_mu, "inv_mu", at::kFloat);
   check(sig2, "sig2", at::kFloat); check(model, "model", at::kLong); check(row, "row", at::kLong);
   const int64_t P = dist.size(0), nu = inv_mu.size(1);
-  auto s = torch::empty({P, nu}, dist.options());
-  auto ds = torch::empty({P, nu}, dist.options());
-  auto env = torch::zeros({n_rows, 4, nu}, dist.options());
-  auto gs = torch::empty({P, nu}, dist.options());
-  auto geos = torch::empty({P, 4}, dist.options());
+  auto s = at::empty({P, nu}, dist.options());
+  auto ds = at::empty({P, nu}, dist.options());
+  auto env = at::zeros({n_rows, 4, nu}, dist.options());
+  auto gs = at::empty({P, nu}, dist.options());
+  auto geos = at::empty({P, 4}, dist.options());
   const float* d_ = dist.data_ptr<float>(); const float* u_ = unit.data_ptr<float>();
   const float* im_ = inv_mu.data_ptr<float>(); const float* sg_ = sig2.data_ptr<float>();
-  const int64_t* m_ = model.data_ptr<int64_t>(); const int64_t* r_ = row.data_ptr<int64_t>();
+  const int64_t* m_ = (model.numel() ? model.data_ptr<int64_t>() : nullptr); const int64_t* r_ = row.data_ptr<int64_t>();
   float* s_ = s.data_ptr<float>(); float* ds_ = ds.data_ptr<float>(); float* e_ = env.data_ptr<float>();
   float* g_ = gs.data_ptr<float>(); float* geo_ = geos.data_ptr<float>();
   const float a = static_cast<float>(M_PI / 2.0 / cutoff);
@@ -60,7 +65,8 @@ std::vector<torch::Tensor> sens_env_forward(torch::Tensor dist, torch::Tensor un
     const float inv_d = geo.inv_d, inv_d2 = geo.inv_d2, cut = geo.cut, dcut = geo.dcut;
     float* gp = geo_ + 4 * p;
     gp[0] = inv_d; gp[1] = inv_d2; gp[2] = cut; gp[3] = dcut;
-    const float* im = im_ + m_[p] * nu; const float* sg = sg_ + m_[p] * nu;
+    const int64_t m = m_ ? m_[p] : 0;
+    const float* im = im_ + m * nu; const float* sg = sg_ + m * nu;
     float* sp = s_ + p * nu; float* dsp = ds_ + p * nu; float* gpk = g_ + p * nu;
     float* e = e_ + r_[p] * 4 * nu;
     const float u0 = u_[3 * p], u1 = u_[3 * p + 1], u2 = u_[3 * p + 2];
@@ -81,28 +87,28 @@ std::vector<torch::Tensor> sens_env_forward(torch::Tensor dist, torch::Tensor un
 // The backward of sens_env_forward: grad_s_total = grad_s + sum_k grad_env[row, k] (1, u)_k, then through the
 // sensitivities into inv_mu and sig2, summed per model (grad_inv_mu, grad_sig2 [M, nu]); g and the pair geometry
 // are the forward's.
-std::vector<torch::Tensor> sens_env_backward(torch::Tensor grad_env, torch::Tensor grad_s, torch::Tensor grad_ds,
-                                             torch::Tensor gs, torch::Tensor geos, torch::Tensor unit,
-                                             torch::Tensor inv_mu, torch::Tensor sig2, torch::Tensor model,
-                                             torch::Tensor row) {
+std::tuple<at::Tensor, at::Tensor> sens_env_backward(at::Tensor grad_env, at::Tensor grad_s, at::Tensor grad_ds,
+                                             at::Tensor gs, at::Tensor geos, at::Tensor unit,
+                                             at::Tensor inv_mu, at::Tensor sig2, at::Tensor model,
+                                             at::Tensor row) {
   check(grad_env, "grad_env", at::kFloat); check(grad_s, "grad_s", at::kFloat);
   check(grad_ds, "grad_ds", at::kFloat); check(gs, "g", at::kFloat); check(geos, "geometry", at::kFloat);
   check(unit, "unit", at::kFloat); check(inv_mu, "inv_mu", at::kFloat); check(sig2, "sig2", at::kFloat);
   const int64_t P = gs.size(0), M = inv_mu.size(0), nu = inv_mu.size(1);
   // per-model sums in double: thousands of pairs per model
-  auto gim = torch::zeros({M, nu}, gs.options().dtype(at::kDouble));
-  auto gsg = torch::zeros({M, nu}, gs.options().dtype(at::kDouble));
+  auto gim = at::zeros({M, nu}, gs.options().dtype(at::kDouble));
+  auto gsg = at::zeros({M, nu}, gs.options().dtype(at::kDouble));
   const float* ge_ = grad_env.data_ptr<float>(); const float* gs_ = grad_s.data_ptr<float>();
   const float* gds_ = grad_ds.data_ptr<float>(); const float* g_ = gs.data_ptr<float>();
   const float* geo_ = geos.data_ptr<float>();
   const float* u_ = unit.data_ptr<float>(); const float* im_ = inv_mu.data_ptr<float>();
-  const float* sg_ = sig2.data_ptr<float>(); const int64_t* m_ = model.data_ptr<int64_t>();
+  const float* sg_ = sig2.data_ptr<float>(); const int64_t* m_ = (model.numel() ? model.data_ptr<int64_t>() : nullptr);
   const int64_t* r_ = row.data_ptr<int64_t>();
   double* gim_ = gim.data_ptr<double>(); double* gsg_ = gsg.data_ptr<double>();
   for (int64_t p = 0; p < P; ++p) {
     const float* gp = geo_ + 4 * p;
     const float inv_d = gp[0], inv_d2 = gp[1], cut = gp[2], dcut = gp[3];
-    const int64_t m = m_[p];
+    const int64_t m = m_ ? m_[p] : 0;
     const float* im = im_ + m * nu; const float* sg = sg_ + m * nu;
     const float* ge = ge_ + r_[p] * 4 * nu;
     const float u0 = u_[3 * p], u1 = u_[3 * p + 1], u2 = u_[3 * p + 2];
@@ -124,53 +130,137 @@ std::vector<torch::Tensor> sens_env_backward(torch::Tensor grad_env, torch::Tens
   return {gim.to(at::kFloat), gsg.to(at::kFloat)};
 }
 
-// Pair forces: dE/ds = g0 + u . gv, dE/du = sum_nu gv s, dE/dr = (sum_nu dE/ds ds) u + (dE/du - (dE/du . u) u) / d,
-// F[first] += dE/dr, F[second] -= dE/dr (g = g_rows[row], [4, nu]). Also returns dE/ds [P, nu] for the backward.
-std::vector<torch::Tensor> forces_forward(torch::Tensor g_rows, torch::Tensor s, torch::Tensor ds,
-                                          torch::Tensor dist, torch::Tensor unit, torch::Tensor row,
-                                          torch::Tensor first, torch::Tensor second, int64_t n_atoms) {
+// dE/dr of one pair (r = r_ij = d u): dE/ds = g0 + u . gv, dE/du = sum_nu gv s, dE/dr = (sum_nu dE/ds ds) u +
+// (dE/du - (dE/du . u) u) / d, from g = dE/d(env) of its row [4, nu] and its s, ds [nu]; dE/ds into de (if not null).
+inline void pair_gradient(const float* g, const float* sp, const float* dsp, const float* u, float d, int64_t nu,
+                          float* de, float r[3]) {
+  const float u0 = u[0], u1 = u[1], u2 = u[2];
+  const float inv_d = 1.0f / d;
+  float radial = 0.f, du0 = 0.f, du1 = 0.f, du2 = 0.f;
+  for (int64_t k = 0; k < nu; ++k) {
+    const float v = g[k] + u0 * g[nu + k] + u1 * g[2 * nu + k] + u2 * g[3 * nu + k];
+    if (de) de[k] = v;
+    radial += v * dsp[k];
+    const float sv = sp[k];
+    du0 += g[nu + k] * sv; du1 += g[2 * nu + k] * sv; du2 += g[3 * nu + k] * sv;
+  }
+  const float dot = du0 * u0 + du1 * u1 + du2 * u2;
+  r[0] = radial * u0 + (du0 - dot * u0) * inv_d;
+  r[1] = radial * u1 + (du1 - dot * u1) * inv_d;
+  r[2] = radial * u2 + (du2 - dot * u2) * inv_d;
+}
+
+// Pair forces: dE/dr of each pair (pair_gradient), F[first] += dE/dr, F[second] -= dE/dr (g = g_rows[row],
+// [4, nu]). Also returns dE/ds [P, nu] for the backward.
+std::tuple<at::Tensor, at::Tensor> forces_forward(at::Tensor g_rows, at::Tensor s, at::Tensor ds,
+                                                  at::Tensor dist, at::Tensor unit, at::Tensor row,
+                                                  at::Tensor first, at::Tensor second, int64_t n_atoms) {
   check(g_rows, "g_rows", at::kFloat); check(s, "s", at::kFloat); check(ds, "ds", at::kFloat);
   const int64_t P = s.size(0), nu = s.size(1);
-  auto F = torch::zeros({n_atoms, 3}, s.options());
-  auto dE_ds = torch::empty({P, nu}, s.options());
+  auto F = at::zeros({n_atoms, 3}, s.options());
+  auto dE_ds = at::empty({P, nu}, s.options());
   const float* g_ = g_rows.data_ptr<float>(); const float* s_ = s.data_ptr<float>();
   const float* ds_ = ds.data_ptr<float>(); const float* d_ = dist.data_ptr<float>();
   const float* u_ = unit.data_ptr<float>(); const int64_t* r_ = row.data_ptr<int64_t>();
   const int64_t* f_ = first.data_ptr<int64_t>(); const int64_t* sc_ = second.data_ptr<int64_t>();
   float* F_ = F.data_ptr<float>(); float* de_ = dE_ds.data_ptr<float>();
   for (int64_t p = 0; p < P; ++p) {
-    const float* g = g_ + r_[p] * 4 * nu;
-    const float u0 = u_[3 * p], u1 = u_[3 * p + 1], u2 = u_[3 * p + 2];
-    const float inv_d = 1.0f / d_[p];
-    float radial = 0.f, du0 = 0.f, du1 = 0.f, du2 = 0.f;
-    for (int64_t k = 0; k < nu; ++k) {
-      const float v = g[k] + u0 * g[nu + k] + u1 * g[2 * nu + k] + u2 * g[3 * nu + k];
-      de_[p * nu + k] = v;
-      radial += v * ds_[p * nu + k];
-      const float sv = s_[p * nu + k];
-      du0 += g[nu + k] * sv; du1 += g[2 * nu + k] * sv; du2 += g[3 * nu + k] * sv;
-    }
-    const float dot = du0 * u0 + du1 * u1 + du2 * u2;
-    const float r0 = radial * u0 + (du0 - dot * u0) * inv_d;
-    const float r1 = radial * u1 + (du1 - dot * u1) * inv_d;
-    const float r2 = radial * u2 + (du2 - dot * u2) * inv_d;
+    float r[3];
+    pair_gradient(g_ + r_[p] * 4 * nu, s_ + p * nu, ds_ + p * nu, u_ + 3 * p, d_[p], nu, de_ + p * nu, r);
     float* Fi = F_ + f_[p] * 3; float* Fj = F_ + sc_[p] * 3;
-    Fi[0] += r0; Fi[1] += r1; Fi[2] += r2;
-    Fj[0] -= r0; Fj[1] -= r1; Fj[2] -= r2;
+    Fi[0] += r[0]; Fi[1] += r[1]; Fi[2] += r[2];
+    Fj[0] -= r[0]; Fj[1] -= r[1]; Fj[2] -= r[2];
   }
   return {F, dE_ds};
 }
 
+// The exported model's forces and virials (no backward: inference): forces as forces_forward; the virial
+// sum_pairs -r_ij (x) dE/dr_ij (LAMMPS's sum r.f convention; summed in double), [3, 3]; with per_atom_virial
+// half of each pair's term (xx, yy, zz, xy, xz, yz) to each of its two atoms, [n_atoms, 6], else [0, 6].
+std::tuple<at::Tensor, at::Tensor, at::Tensor> forces_virial(at::Tensor g_rows, at::Tensor s, at::Tensor ds,
+                                                             at::Tensor dist, at::Tensor unit, at::Tensor row,
+                                                             at::Tensor first, at::Tensor second, int64_t n_atoms,
+                                                             bool per_atom_virial) {
+  check(g_rows, "g_rows", at::kFloat); check(s, "s", at::kFloat); check(ds, "ds", at::kFloat);
+  check(dist, "dist", at::kFloat); check(unit, "unit", at::kFloat); check(row, "row", at::kLong);
+  check(first, "first", at::kLong); check(second, "second", at::kLong);
+  const int64_t P = s.size(0), nu = s.size(1);
+  auto F = at::zeros({n_atoms, 3}, s.options());
+  auto atom_w = at::zeros({per_atom_virial ? n_atoms : 0, 6}, s.options());
+  const float* g_ = g_rows.data_ptr<float>(); const float* s_ = s.data_ptr<float>();
+  const float* ds_ = ds.data_ptr<float>(); const float* d_ = dist.data_ptr<float>();
+  const float* u_ = unit.data_ptr<float>(); const int64_t* r_ = row.data_ptr<int64_t>();
+  const int64_t* f_ = first.data_ptr<int64_t>(); const int64_t* sc_ = second.data_ptr<int64_t>();
+  float* F_ = F.data_ptr<float>(); float* aw_ = atom_w.data_ptr<float>();
+  double w[3][3] = {{0, 0, 0}, {0, 0, 0}, {0, 0, 0}};
+  for (int64_t p = 0; p < P; ++p) {
+    float r[3];
+    pair_gradient(g_ + r_[p] * 4 * nu, s_ + p * nu, ds_ + p * nu, u_ + 3 * p, d_[p], nu, nullptr, r);
+    float* Fi = F_ + f_[p] * 3; float* Fj = F_ + sc_[p] * 3;
+    Fi[0] += r[0]; Fi[1] += r[1]; Fi[2] += r[2];
+    Fj[0] -= r[0]; Fj[1] -= r[1]; Fj[2] -= r[2];
+    const float v[3] = {d_[p] * u_[3 * p], d_[p] * u_[3 * p + 1], d_[p] * u_[3 * p + 2]};  // r_ij
+    float pw[3][3];
+    for (int a = 0; a < 3; ++a)
+      for (int b = 0; b < 3; ++b) {
+        pw[a][b] = -v[a] * r[b];
+        w[a][b] += pw[a][b];
+      }
+    if (per_atom_virial) {
+      const float voigt[6] = {pw[0][0] * 0.5f, pw[1][1] * 0.5f, pw[2][2] * 0.5f,
+                              pw[0][1] * 0.5f, pw[0][2] * 0.5f, pw[1][2] * 0.5f};
+      float* Wi = aw_ + f_[p] * 6; float* Wj = aw_ + sc_[p] * 6;
+      for (int k = 0; k < 6; ++k) { Wi[k] += voigt[k]; Wj[k] += voigt[k]; }
+    }
+  }
+  auto virial = at::empty({3, 3}, s.options());
+  float* W = virial.data_ptr<float>();
+  for (int a = 0; a < 3; ++a)
+    for (int b = 0; b < 3; ++b) W[3 * a + b] = static_cast<float>(w[a][b]);
+  return {F, virial, atom_w};
+}
+
+// The exported model's pair geometry: r_ij = (x_j + shift) - x_i of positions[N,3] (shift [P,3], or [0,3] for
+// none: LAMMPS's ghost atoms), dist = |r_ij| [P], unit = r_ij / dist [P,3], and each pair's environment row
+// first x n_species + species of the second (species: the model's species index 0..n_species-1 of each atom).
+std::tuple<at::Tensor, at::Tensor, at::Tensor> pair_geometry(at::Tensor positions, at::Tensor species,
+                                                             at::Tensor first, at::Tensor second, at::Tensor shift,
+                                                             int64_t n_species) {
+  check(positions, "positions", at::kFloat); check(species, "species", at::kLong);
+  check(first, "first", at::kLong); check(second, "second", at::kLong); check(shift, "shift", at::kFloat);
+  const int64_t P = first.size(0), N = positions.size(0);
+  TORCH_CHECK(second.size(0) == P && (shift.size(0) == P || shift.size(0) == 0), "pair arrays of unequal length");
+  auto dist = at::empty({P}, positions.options());
+  auto unit = at::empty({P, 3}, positions.options());
+  auto row = at::empty({P}, first.options());
+  const float* x_ = positions.data_ptr<float>(); const int64_t* sp_ = species.data_ptr<int64_t>();
+  const int64_t* f_ = first.data_ptr<int64_t>(); const int64_t* sc_ = second.data_ptr<int64_t>();
+  const float* sh_ = shift.size(0) ? shift.data_ptr<float>() : nullptr;
+  float* d_ = dist.data_ptr<float>(); float* u_ = unit.data_ptr<float>(); int64_t* r_ = row.data_ptr<int64_t>();
+  for (int64_t p = 0; p < P; ++p) {
+    const int64_t i = f_[p], j = sc_[p];
+    TORCH_CHECK(i >= 0 && i < N && j >= 0 && j < N, "pair ", p, " names an atom outside 0..", N - 1);
+    const float* xi = x_ + 3 * i; const float* xj = x_ + 3 * j;
+    float v[3];
+    for (int a = 0; a < 3; ++a) v[a] = (sh_ ? xj[a] + sh_[3 * p + a] : xj[a]) - xi[a];
+    const float d = std::sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2]);
+    d_[p] = d;
+    for (int a = 0; a < 3; ++a) u_[3 * p + a] = v[a] / d;
+    r_[p] = n_species > 1 ? i * n_species + sp_[j] : i;
+  }
+  return {dist, unit, row};
+}
+
 // The backward of forces_forward: grad_rows [R, 4, nu], grad_s, grad_ds [P, nu] from grad_F [n_atoms, 3].
-std::vector<torch::Tensor> forces_backward(torch::Tensor grad_F, torch::Tensor g_rows, torch::Tensor s,
-                                           torch::Tensor ds, torch::Tensor dE_ds, torch::Tensor dist,
-                                           torch::Tensor unit, torch::Tensor row, torch::Tensor first,
-                                           torch::Tensor second) {
+std::tuple<at::Tensor, at::Tensor, at::Tensor> forces_backward(at::Tensor grad_F, at::Tensor g_rows, at::Tensor s,
+                                           at::Tensor ds, at::Tensor dE_ds, at::Tensor dist,
+                                           at::Tensor unit, at::Tensor row, at::Tensor first,
+                                           at::Tensor second) {
   check(grad_F, "grad_F", at::kFloat); check(g_rows, "g_rows", at::kFloat);
   const int64_t P = s.size(0), nu = s.size(1);
-  auto grad_rows = torch::zeros_like(g_rows);
-  auto grad_s = torch::empty({P, nu}, s.options());
-  auto grad_ds = torch::empty({P, nu}, s.options());
+  auto grad_rows = at::zeros_like(g_rows);
+  auto grad_s = at::empty({P, nu}, s.options());
+  auto grad_ds = at::empty({P, nu}, s.options());
   const float* gF_ = grad_F.data_ptr<float>(); const float* g_ = g_rows.data_ptr<float>();
   const float* s_ = s.data_ptr<float>(); const float* ds_ = ds.data_ptr<float>();
   const float* de_ = dE_ds.data_ptr<float>(); const float* d_ = dist.data_ptr<float>();
@@ -205,9 +295,13 @@ std::vector<torch::Tensor> forces_backward(torch::Tensor grad_F, torch::Tensor g
 
 }  // namespace
 
-PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+// torch.ops.tsmlip.*: the training engine (through the autograd Functions of tsmlip.core.pair_kernels) and the
+// exported model (pair_geometry, sens_env_forward, forces_virial: its compute) call them by these names.
+TORCH_LIBRARY(tsmlip, m) {
   m.def("sens_env_forward", &sens_env_forward);
   m.def("sens_env_backward", &sens_env_backward);
   m.def("forces_forward", &forces_forward);
   m.def("forces_backward", &forces_backward);
+  m.def("forces_virial", &forces_virial);
+  m.def("pair_geometry", &pair_geometry);
 }

@@ -1,6 +1,9 @@
-"""The fast engine's pair terms as fused CPU loops (``pair_kernels.cpp``), built with torch's C++ extension
-loader on first use (a C++ compiler and ninja; the build is cached per source version in torch's extension folder,
-``TORCH_EXTENSIONS_DIR``) and used by :class:`tsmlip.core.hipnn_stack.StackedHipnn` on the CPU.
+"""The fast engine's pair terms as fused CPU loops (``pair_kernels.cpp``), torch operators ``torch.ops.tsmlip.*``
+built with torch's C++ extension loader on first use (a C++ compiler and ninja; the build is cached per source
+version in torch's extension folder, ``TORCH_EXTENSIONS_DIR``) and used by
+:class:`tsmlip.core.hipnn_stack.StackedHipnn` on the CPU and by the exported model (:mod:`.export`: its compute
+calls ``pair_geometry``, ``sens_env_forward`` and ``forces_virial``; LAMMPS loads the same source built by
+``make lammps`` as ``lammps/build/tsmlip_ops.so``).
 
 The loops compute what the torch path of :mod:`.hipnn_stack` computes (the same float32 arithmetic, one pass over
 the pairs per stage instead of one per torch operation); ``tests/test_fast_engine.py`` holds both paths equal to
@@ -18,6 +21,10 @@ SOURCE = Path(__file__).with_name("pair_kernels.cpp")
 #: training.pair_kernels / rdf MD: auto (the loops on the CPU when they build, else torch) | torch | cpp
 CHOICES = ("auto", "torch", "cpp")
 
+#: the operators' names in torch.ops.tsmlip (registered by pair_kernels.cpp's TORCH_LIBRARY)
+OPS = ("sens_env_forward", "sens_env_backward", "forces_forward", "forces_backward", "forces_virial",
+       "pair_geometry")
+
 _ext = None
 _error: str | None = None
 
@@ -26,15 +33,27 @@ class PairKernelsUnavailable(RuntimeError):
     """``cpp`` was asked for and the extension could not be built (the message says why)."""
 
 
+def registered() -> bool:
+    """Whether this process has the operators already (this module's build, or LAMMPS's tsmlip_ops.so loaded by
+    pair_style tsmlip in the same process): a second copy may not be registered."""
+    try:
+        return all(hasattr(torch.ops.tsmlip, name) for name in OPS)
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def _build():
     global _ext, _error
     if _ext is not None or _error is not None:
         return _ext
     try:
-        from torch.utils.cpp_extension import load
+        if not registered():
+            from torch.utils.cpp_extension import load
 
-        tag = hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:10]
-        _ext = load(name=f"tsmlip_pair_kernels_{tag}", sources=[str(SOURCE)], extra_cflags=["-O3"], verbose=False)
+            tag = hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:10]
+            load(name=f"tsmlip_pair_kernels_{tag}", sources=[str(SOURCE)], extra_cflags=["-O3"],
+                 is_python_module=False, verbose=False)
+        _ext = torch.ops.tsmlip
     except Exception as e:  # no compiler, no ninja, a read-only cache folder, ...
         _error = f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"
         print(f"[pair kernels] the fused CPU loops could not be built ({_error}); using the torch path",
