@@ -131,7 +131,8 @@ def bench_size(n_atoms: int, specs, repeats: int, warmup: int, block_cpu_s: floa
 
 
 def smoke_model(workdir: Path) -> dict:
-    from tsmlip.config import Arch, load_config
+    from tsmlip.config import load_config
+    from tsmlip.ids import Arch
     from tsmlip.core.model import build_model, save_model
 
     net = load_config(ROOT / "config" / "config.yaml")["network"]

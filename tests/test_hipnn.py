@@ -136,7 +136,7 @@ def test_stacked_engine_is_the_module(tiny_cfg, tmp_path_factory, name, kernels)
     """The stacked engine's forward pass (two models of a stack, two species; its own pair terms, the module's
     per-atom math) and the stacked liquid's MD force call, against the module model by model."""
     from tsmlip.core import pair_kernels
-    from tsmlip.rdf.stacked import StackedForces, load_stack
+    from tsmlip.core.md.stacked_forces import StackedForces, load_stack
 
     if kernels == "cpp" and not pair_kernels.use_cpp("auto", "cpu"):
         pytest.skip(f"the fused pair loops could not be built here: {pair_kernels._error}")

@@ -66,7 +66,7 @@ def _snapshot(test_cfg):
 
 def test_forces_equal_the_calculator_for_every_model_of_a_stack(test_cfg, models):
     from tsmlip.core.calculator import load_calculator
-    from tsmlip.rdf.stacked import StackedForces, load_stack
+    from tsmlip.core.md.stacked_forces import StackedForces, load_stack
 
     atoms = _snapshot(test_cfg)
     paths = list(models.values())
@@ -91,7 +91,7 @@ def test_pair_geometry_is_ase_neighbour_list(test_cfg):
     """The Verlet list (cut-off + skin) and the per-step geometry within the cut-off: exactly ASE's pairs."""
     from ase.neighborlist import neighbor_list
 
-    from tsmlip.rdf.stacked import StackedPairs
+    from tsmlip.core.md.stacked_forces import StackedPairs
 
     atoms = _snapshot(test_cfg)
     pairs = StackedPairs(atoms.cell, 6.0, 1.0, len(atoms))
@@ -298,3 +298,45 @@ def _train_tiny_teacher(tmp_path, cfg) -> Path:
                         "--split", str(tmp_path / "split.npz"), "--out-root", str(tmp_path / "models"),
                         "--checkpoint-root", str(tmp_path / "ckpt")]) == 0
     return tmp_path / "models" / mid / "model.pt"
+
+
+def test_committee_is_the_mean_of_its_members_and_its_deviation_their_spread(test_cfg, models):
+    """The committee calculator's energy and forces are the means of its members' calculators (float32 rounding);
+    its per-atom force deviation is DeePMD's sqrt(<|F - <F>|^2>) of the members' forces, computed here by hand; a
+    triclinic cell and a second call after the atoms moved give the same agreement."""
+    from tsmlip.core.calculator import load_calculator
+    from tsmlip.core.committee import load_committee
+
+    paths = list(models.values())
+    atoms = _snapshot(test_cfg)
+    cell = np.asarray(atoms.cell)
+    cell[1] += 0.15 * cell[0]  # triclinic
+    atoms.set_cell(cell, scale_atoms=True)
+    atoms.calc = load_committee(paths, skin=1.0)
+    for move in (0.0, 0.05):
+        atoms.positions += move
+        E, F = atoms.get_potential_energy(), atoms.get_forces()
+        members = []
+        for path in paths:
+            a = atoms.copy()
+            a.calc = load_calculator(path, device="cpu", skin=1.0)
+            members.append((a.get_potential_energy(), a.get_forces()))
+        f_m = np.stack([f for _, f in members])
+        scale = max(1.0, float(np.abs(f_m).max()))
+        assert abs(E - np.mean([e for e, _ in members])) < 2e-6 * max(1.0, abs(E))
+        assert np.abs(F - f_m.mean(0)).max() < 1e-5 * scale
+        by_hand = np.sqrt(np.mean([np.sum((f - f_m.mean(0)) ** 2, axis=1) for f in f_m], axis=0))
+        res = atoms.calc.results
+        assert np.abs(res["force_deviation"] - by_hand).max() < 1e-5 * scale
+        assert res["max_force_deviation"] == pytest.approx(by_hand.max(), abs=1e-5 * scale)
+        assert res["mean_force_deviation"] == pytest.approx(by_hand.mean(), abs=1e-5 * scale)
+        assert res["max_force_deviation"] > 1e-3  # members that differ
+
+
+def test_committee_refuses_one_model_and_mixed_architectures(test_cfg, models, tmp_path):
+    from tsmlip.core.committee import load_committee
+    from tsmlip.core.md.stacked_forces import StackError
+
+    paths = list(models.values())
+    with pytest.raises(StackError, match="two models or more"):
+        load_committee(paths[:1])
