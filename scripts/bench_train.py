@@ -149,7 +149,8 @@ def engines(a) -> list[dict]:
     from tsmlip.core.hipnn_stack import SlotBatch, StackedHipnn, loss_terms
     from tsmlip.data import load_dataset, load_split
     from tsmlip.core.losses import combine
-    from tsmlip.train.fast import StackAdam, evaluate_stack, initial_state, stack_targets
+    from tsmlip.train.fast import evaluate_stack, initial_state, stack_targets
+    from tsmlip.train.optim import StackAdam
 
     torch.set_num_threads(a.threads)
     torch.set_flush_denormal(True)

@@ -291,7 +291,8 @@ def test_killed_stack_resumes_from_checkpoints(tiny_cfg, tiny_data, tmp_path, mo
 def test_weight_average_is_what_is_evaluated_and_kept(tiny_cfg, tiny_data, tmp_path):
     """With training.ema_decay the averaged weights are evaluated, kept as the best and written: the written model
     differs from the same training without the average, and its metrics are the average's."""
-    from tsmlip.train.fast import StackAdam, train_stack
+    from tsmlip.train.fast import train_stack
+    from tsmlip.train.optim import StackAdam
 
     ds, sp, _ = tiny_data
     ids = [ModelId.parse("control/w6-s6-l1/seed1")]
@@ -315,7 +316,7 @@ def test_weight_average_is_what_is_evaluated_and_kept(tiny_cfg, tiny_data, tmp_p
 def test_stack_adam_is_torch_adam_per_model_through_a_shrink():
     """StackAdam (one flat buffer of moments and average for the stack) steps each model as torch.optim.Adam steps it
     alone at that model's rate, also after models leave the stack (keep) in another order."""
-    from tsmlip.train.fast import StackAdam
+    from tsmlip.train.optim import StackAdam
 
     torch.manual_seed(0)
     shapes = {"a": (3, 4), "b": (5,), "c": (2, 1, 3)}

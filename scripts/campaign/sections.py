@@ -218,7 +218,8 @@ def _fast_throughput(soft: float, default_cfg: dict, spec: dict, state: dict, de
     from tsmlip.ids import ModelId
     from tsmlip.core.geometry import pair_geometry
     from tsmlip.core.hipnn_stack import SlotBatch, StackedHipnn, loss_terms
-    from tsmlip.train.fast import StackAdam, initial_state, stack_targets
+    from tsmlip.train.fast import initial_state, stack_targets
+    from tsmlip.train.optim import StackAdam
 
     cfg = deep_merge(default_cfg, {"network": spec["network"]})
     arrays, split = state["arrays"], state["split"]

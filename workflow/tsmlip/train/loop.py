@@ -243,7 +243,7 @@ def epoch_end(model_id, schedule, state: dict, controller, tr: dict, epoch: int,
     ``PatienceController`` (learning-rate cuts by its scheduler, and termination), the curve row and the log line.
     ``group``: the model's parameter group in its optimizer (a dict whose ``lr`` is the rate the epoch trained with,
     and which the controller's scheduler lowers: the hippynn engine's torch Adam, the fast engine's
-    :class:`tsmlip.train.fast.StackAdam`). Returns whether training goes on."""
+    :class:`tsmlip.train.optim.StackAdam`). Returns whether training goes on."""
     lr = group["lr"]
     stop_metric = error_loss(schedule.final, ev_valid)
     if not math.isfinite(stop_metric):
