@@ -240,9 +240,14 @@ def test_dry_run_plans_only_what_an_edit_touches(tmp_path):
     plots = co / "workflow" / "tsmlip" / "plots.py"
     original = plots.read_text()
     plots.write_text(original + "# an edit of the figures\n")
+    assert set(_plan(co, results)) == {"figure", "all"}  # the coverage figure draws with plot_style, not plots
+    plots.write_text(original)
+    style = co / "workflow" / "tsmlip" / "plot_style.py"
+    style_original = style.read_text()
+    style.write_text(style_original + "# an edit of the drawing every figure shares\n")
     assert set(_plan(co, results)) == {"figure", "figure_coverage", "all"}
 
-    plots.write_text(original)
+    style.write_text(style_original)
     assert _plan(co, results) == {}
     loop = co / "workflow" / "tsmlip" / "train" / "loop.py"
     loop.write_text(loop.read_text() + "# an edit of the training loop\n")
