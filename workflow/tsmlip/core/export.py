@@ -161,7 +161,8 @@ class FusedExportedHipnn(ExportedHipnn):
                                                          pair_i.contiguous(), pair_j.contiguous(),
                                                          pair_shift.detach().contiguous(), n_sp)
         env_rows, s, ds, _g, _geo = torch.ops.tsmlip.sens_env_forward(dist, unit, self.inv_mu, self.sig2,
-                                                                      self.no_model, row, n * n_sp, self.cutoff)
+                                                                      self.no_model, row, n * n_sp, self.cutoff,
+                                                                      False)
         # rows (atom, species of the neighbour) -> hipnn's environment (N, 4, nu * n_species), nu-major
         env = env_rows.reshape(n, n_sp, 4, nu).permute(0, 2, 3, 1).reshape(n, 4, nu * n_sp).requires_grad_(True)
         atom_e = self.net.from_environment(nn.functional.one_hot(idx, n_sp).to(positions.dtype), env)

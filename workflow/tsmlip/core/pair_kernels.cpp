@@ -42,18 +42,19 @@ struct PairGeometry {
 
 // s = g cut, ds = g (x sig2 / d^2 cut + cut'), g = exp(-x^2 sig2 / 2), x = 1/d - inv_mu; hippynn's CosCutoff
 // cut = cos^2(pi d / 2 d_hard) inside d_hard; env[row] += (1, u) s. Also returns g [P, nu] and the pair geometry
-// (1/d, 1/d^2, cut, cut') [P, 4], so that the backward recomputes neither the exponentials nor the cut-off.
+// (1/d, 1/d^2, cut, cut') [P, 4], so that the backward recomputes neither the exponentials nor the cut-off; with
+// keep false (no backward follows: evaluation, an exported model's force call) both are empty and never written.
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> sens_env_forward(at::Tensor dist, at::Tensor unit, at::Tensor inv_mu,
                                             at::Tensor sig2, at::Tensor model, at::Tensor row,
-                                            int64_t n_rows, double cutoff) {
+                                            int64_t n_rows, double cutoff, bool keep) {
   check(dist, "dist", at::kFloat); check(unit, "unit", at::kFloat); check(inv_mu, "inv_mu", at::kFloat);
   check(sig2, "sig2", at::kFloat); check(model, "model", at::kLong); check(row, "row", at::kLong);
   const int64_t P = dist.size(0), nu = inv_mu.size(1);
   auto s = at::empty({P, nu}, dist.options());
   auto ds = at::empty({P, nu}, dist.options());
   auto env = at::zeros({n_rows, 4, nu}, dist.options());
-  auto gs = at::empty({P, nu}, dist.options());
-  auto geos = at::empty({P, 4}, dist.options());
+  auto gs = at::empty({keep ? P : 0, nu}, dist.options());
+  auto geos = at::empty({keep ? P : 0, 4}, dist.options());
   const float* d_ = dist.data_ptr<float>(); const float* u_ = unit.data_ptr<float>();
   const float* im_ = inv_mu.data_ptr<float>(); const float* sg_ = sig2.data_ptr<float>();
   const int64_t* m_ = (model.numel() ? model.data_ptr<int64_t>() : nullptr); const int64_t* r_ = row.data_ptr<int64_t>();
@@ -63,18 +64,18 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> sens_env_
   for (int64_t p = 0; p < P; ++p) {
     const PairGeometry geo(d_[p], a, static_cast<float>(cutoff));
     const float inv_d = geo.inv_d, inv_d2 = geo.inv_d2, cut = geo.cut, dcut = geo.dcut;
-    float* gp = geo_ + 4 * p;
-    gp[0] = inv_d; gp[1] = inv_d2; gp[2] = cut; gp[3] = dcut;
+    float* gp = keep ? geo_ + 4 * p : nullptr;
+    if (keep) { gp[0] = inv_d; gp[1] = inv_d2; gp[2] = cut; gp[3] = dcut; }
     const int64_t m = m_ ? m_[p] : 0;
     const float* im = im_ + m * nu; const float* sg = sg_ + m * nu;
-    float* sp = s_ + p * nu; float* dsp = ds_ + p * nu; float* gpk = g_ + p * nu;
+    float* sp = s_ + p * nu; float* dsp = ds_ + p * nu; float* gpk = keep ? g_ + p * nu : nullptr;
     float* e = e_ + r_[p] * 4 * nu;
     const float u0 = u_[3 * p], u1 = u_[3 * p + 1], u2 = u_[3 * p + 2];
     for (int64_t k = 0; k < nu; ++k) {
       const float x = inv_d - im[k];
       const float xs = x * sg[k];
       const float g = std::exp(-0.5f * x * xs);
-      gpk[k] = g;
+      if (keep) gpk[k] = g;
       const float sv = g * cut;
       sp[k] = sv;
       dsp[k] = g * (xs * inv_d2 * cut + dcut);

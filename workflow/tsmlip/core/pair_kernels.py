@@ -82,8 +82,9 @@ class SensitivitiesEnvironment(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, inv_mu, sig2, dist, unit, model, row, n_rows: int, cutoff: float):
+        keep = any(ctx.needs_input_grad[:2])  # g and the geometry only where a backward into mu, sigma follows
         env, s, ds, g, geo = _ext.sens_env_forward(dist, unit, inv_mu.contiguous(), sig2.contiguous(), model, row,
-                                                   int(n_rows), float(cutoff))
+                                                   int(n_rows), float(cutoff), keep)
         ctx.save_for_backward(inv_mu, sig2, g, geo, unit, model, row)  # g and the geometry: no recomputation
         ctx.n_rows = int(n_rows)
         return env, s, ds
