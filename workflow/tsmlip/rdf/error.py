@@ -128,12 +128,14 @@ def main_error(argv: list[str] | None = None) -> int:
 
     for p_ in [*a.teacher_rdf, *([a.reference_rdf] if a.reference_rdf else [])]:
         check_gr(p_)
+    teachers = teacher_mean_curve(a.teacher_rdf)  # read once for every model
+    reference = read_curve(a.reference_rdf) if a.reference_rdf else None
     for model_id, rdf, info, out in zip(a.model_id, a.rdf, a.info, a.out):
-        _model_error(a, model_id, rdf, info, out)
+        _model_error(a, model_id, rdf, info, out, teachers, reference)
     return 0
 
 
-def _model_error(a, model_id: str, rdf: str, info_path: str, out_path: str) -> None:
+def _model_error(a, model_id: str, rdf: str, info_path: str, out_path: str, teachers, reference) -> None:
     """One model's ``rdf_error.json``."""
     from ..provenance import carry, check_file, check_made_from, record
     from ..provenance_checks import check_written_together
@@ -147,11 +149,11 @@ def _model_error(a, model_id: str, rdf: str, info_path: str, out_path: str) -> N
     check_written_together(rdf, info_path)
     r, g = read_curve(rdf)
     info = RdfMd.read(info_path)
-    r_t, g_t = teacher_mean_curve(a.teacher_rdf)
+    r_t, g_t = teachers
     _check_grid(r, r_t, f"{rdf} vs the teachers' g(r)")
     err_ref = None
     if a.reference_rdf:
-        r_ref, g_ref = read_curve(a.reference_rdf)
+        r_ref, g_ref = reference
         _check_grid(r, r_ref, f"{rdf} vs {a.reference_rdf}")
         err_ref = finite_or_none(rdf_error(r, g, g_ref))
     out = RdfError(
