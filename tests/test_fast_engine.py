@@ -3,6 +3,8 @@ terms and gradients as the project's hippynn training step (tsmlip.train.assembl
 kind's loss; models in a stack do not see each other; a stack trains, writes the hippynn engine's outputs and
 resumes from its checkpoints."""
 import copy
+import csv
+import json
 import math
 
 import numpy as np
@@ -345,3 +347,33 @@ def test_stack_adam_is_torch_adam_per_model_through_a_shrink():
             stacked = {k: v.detach()[[2, 0]].clone().requires_grad_(True) for k, v in stacked.items()}
     assert [g["lr"] for g in adam.param_groups] == [rates[2], rates[0]]
     assert adam.m["c"].shape == (2, 2, 1, 3) and adam.slice(1)["v"]["a"].shape == (3, 4)
+
+
+def test_the_learning_rate_is_the_widths_in_both_engines(tiny_cfg, tiny_data, tmp_path):
+    """training.learning_rate_by_width: a listed width starts at its own rate and halves down to the same
+    fraction of it (the floor scales), in the stacked engine and in hippynn's; other widths keep learning_rate.
+    The keys work as YAML integers and as the strings the settings become in JSON."""
+    from tsmlip.model_ids import arch_training
+    from tsmlip.train import train
+    from tsmlip.train.fast import train_stack
+
+    tr = {**tiny_cfg["training"], "learning_rate": 5e-3, "min_learning_rate": 5e-3 / 32,
+          "learning_rate_by_width": {48: 2e-3}}
+    assert (arch_training(tr, 8)["learning_rate"], arch_training(tr, 8)["min_learning_rate"]) == (5e-3, 5e-3 / 32)
+    assert arch_training(tr, 48)["learning_rate"] == 2e-3
+    assert arch_training(tr, 48)["min_learning_rate"] == pytest.approx(2e-3 / 32)
+    assert arch_training(json.loads(json.dumps(tr)), 48)["learning_rate"] == 2e-3
+    assert arch_training({**tr, "learning_rate_by_width": None}, 48)["learning_rate"] == 5e-3
+
+    ds, sp, _ = tiny_data
+    cfg = _stack_cfg(tiny_cfg, epochs=2)
+    cfg["training"].update(learning_rate=5e-3, min_learning_rate=None, learning_rate_by_width={6: 1e-4})
+    cfg = json.loads(json.dumps(cfg))  # as the rules pass it
+    mid = ModelId.parse("control/w6-s6-l1/seed1")
+    train_stack([mid], cfg, ds, sp, {}, tmp_path / "a", tmp_path / "cka")
+    with open(tmp_path / "a" / str(mid) / "curve.csv") as fh:
+        assert {float(r["lr"]) for r in csv.DictReader(fh)} == {1e-4}
+    cfg["training"].update(engine="hippynn", ema_decay=0.0)
+    train(mid, cfg, ds, sp, tmp_path / "b", tmp_path / "ckb")
+    with open(tmp_path / "b" / "curve.csv") as fh:
+        assert {float(r["lr"]) for r in csv.DictReader(fh)} == {1e-4}

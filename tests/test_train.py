@@ -391,3 +391,13 @@ def test_a_learning_rate_floor_above_the_rate_is_refused_in_one_line(tiny_cfg):
     cfg["training"].update(learning_rate=1e-4, min_learning_rate=1e-3)
     with pytest.raises(ConfigError, match="training.min_learning_rate"):
         validate(cfg)
+
+
+def test_a_learning_rate_by_width_that_is_not_a_width_is_refused_in_one_line(tiny_cfg):
+    cfg = json.loads(json.dumps(tiny_cfg))
+    cfg["training"]["learning_rate_by_width"] = {"teacher": 1e-3}
+    with pytest.raises(ConfigError, match="training.learning_rate_by_width.*not a network width"):
+        validate(cfg)
+    cfg["training"]["learning_rate_by_width"] = {"48": -1.0}
+    with pytest.raises(ConfigError, match="learning_rate_by_width"):
+        validate(cfg)

@@ -23,6 +23,7 @@ if STACKS:
         conda:
             CONDA_ENV
         threads: rule_threads("train_stack")
+        priority: lambda w: tsstacks.priority(STACKS_BY_NAME[(w.folder, w.stack)], config)
         resources:
             **rule_resources("train_stack"),
         params:

@@ -146,6 +146,10 @@ def _cross_check(cfg: dict) -> None:
     if tr.get("engine") == "hippynn" and tr.get("ema_decay", 0) > 0:
         raise ConfigError("config key 'training.ema_decay': the weight average is the fast engine's; set "
                           "training.ema_decay: 0 with training.engine: hippynn")
+    for width in (tr.get("learning_rate_by_width") or {}):
+        if not str(width).isdigit() or int(width) < 1:
+            raise ConfigError(f"config key 'training.learning_rate_by_width': {width!r} is not a network width (a "
+                              f"positive integer, e.g. 48: 2.0e-3)")
     if tr.get("min_learning_rate") is not None and tr["min_learning_rate"] > tr["learning_rate"]:
         raise ConfigError(f"config key 'training.min_learning_rate': the floor ({tr['min_learning_rate']:g}) is above "
                           f"training.learning_rate ({tr['learning_rate']:g}); lower it or set it to null (no floor)")

@@ -9,8 +9,8 @@ import itertools
 from .ids import Arch, ModelId
 from .kinds import BORN_AGAIN_KINDS, REGISTRY
 
-__all__ = ["all_model_ids", "born_again_ids", "budget_check_ids", "budget_check_training", "sweep_archs",
-           "sweep_ids", "teacher_arch", "teacher_ids", "weight_estimate"]
+__all__ = ["all_model_ids", "arch_training", "born_again_ids", "budget_check_ids", "budget_check_training",
+           "learning_rate_for", "sweep_archs", "sweep_ids", "teacher_arch", "teacher_ids", "weight_estimate"]
 
 
 def teacher_arch(cfg: dict) -> Arch:
@@ -87,6 +87,27 @@ def budget_check_training(training: dict, scale: float) -> dict:
     out = dict(training)
     for k in ("lr_patience", "termination_patience", "min_epochs", "max_epochs"):
         out[k] = int(round(training[k] * scale))
+    return out
+
+
+def learning_rate_for(training: dict, width: int) -> float:
+    """The starting learning rate of a network of ``width``: its entry in ``learning_rate_by_width`` (a property
+    of the network, never of the kind: a student and its control share it), else ``learning_rate``. The keys may
+    be integers (YAML) or strings (the same settings passed on as JSON)."""
+    by_width = training.get("learning_rate_by_width") or {}
+    rate = by_width.get(width, by_width.get(str(width)))
+    return float(training["learning_rate"] if rate is None else rate)
+
+
+def arch_training(training: dict, width: int) -> dict:
+    """The ``training:`` section as a network of ``width`` trains: ``learning_rate`` its own rate
+    (:func:`learning_rate_for`) and ``min_learning_rate`` the same fraction of it as the configured floor is of
+    ``learning_rate`` (so every width halves its rate the same number of times before it may stop)."""
+    out = dict(training)
+    rate = learning_rate_for(training, width)
+    if training.get("min_learning_rate") is not None:
+        out["min_learning_rate"] = float(training["min_learning_rate"]) * rate / float(training["learning_rate"])
+    out["learning_rate"] = rate
     return out
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .model_ids import all_model_ids, budget_check_ids
+from .model_ids import all_model_ids, budget_check_ids, weight_estimate
 from .ids import ModelId
 from .kinds import REGISTRY
 
@@ -36,6 +36,14 @@ def plan(cfg: dict) -> list[Stack]:
         for m in ids:
             groups.setdefault((folder, f"{m.arch.tag}-{_group(m)}"), []).append(m)
     return [Stack(folder, name, tuple(ids)) for (folder, name), ids in groups.items()]
+
+
+def priority(stack: Stack, cfg: dict) -> int:
+    """The stack's scheduling priority, its expected cost (higher first): models x weights, times the budget-check
+    scale in that folder. The long stacks (the teacher-sized Born-Again students, the budget checks) start as soon
+    as their labels exist instead of after the short ones, which would leave one core idle at the end."""
+    scale = float(cfg["budget_check"]["scale"]) if stack.folder == "budget_check" else 1.0
+    return int(scale * sum(weight_estimate(m.arch) for m in stack.model_ids))
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from ..core.losses import TERMS
 from ..core.model import build_model, count_weights, device_description, resolve_device
 from .assembly import TrainingError, load_training_data, quiet_hippynn, log
 from ..loss_weights import max_epochs_for, schedule_for
+from ..model_ids import arch_training
 from .loop import (_check_writable, run_fingerprint, make_controller, plateau_settings, _read_checkpoint, epoch_end,
                    epoch_start)
 from ..provenance import ProvenanceError, check_inputs
@@ -138,12 +139,12 @@ def train_stack(model_ids: list[ModelId], cfg: dict, dataset_path, split_path, l
 
     ``labels`` maps each model id (str) to its atom-energy labels file (None for the teacher). Outputs under
     ``out_root/<model id>/``, checkpoints under ``checkpoint_root/<model id>/checkpoint.pt``."""
-    tr = cfg["training"]
-    check_supported(cfg["network"], "stacked", "the fast training engine",
-                    "set training.engine: hippynn for this model")
     archs = {m.arch for m in model_ids}
     if len(archs) != 1:
         raise TrainingError(f"stack {stack_name}: one architecture per stack, got {sorted(a.tag for a in archs)}")
+    tr = arch_training(cfg["training"], next(iter(archs)).width)  # its own learning rate; cfg as configured (records)
+    check_supported(cfg["network"], "stacked", "the fast training engine",
+                    "set training.engine: hippynn for this model")
     device = resolve_device(tr["device"])
     if device.type == "cpu":
         torch.set_num_threads(int(tr["torch_threads"]))

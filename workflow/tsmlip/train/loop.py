@@ -20,6 +20,7 @@ from ..loss_weights import max_epochs_for
 from ..core.model import to_cpu
 from ..provenance import step_code_stamp
 from ..records import Convergence
+from ..model_ids import arch_training
 from ..settings import settings_fingerprint
 from .assembly import TrainingError, quiet_hippynn, _Run, log
 
@@ -71,8 +72,9 @@ class Checkpoint:
 def make_optimizer(model_id: ModelId, cfg: dict, model: torch.nn.Module):
     """(optimizer, controller, max_epochs) of the hippynn engine: torch's Adam over the model's weights, the stopping
     rule (:func:`make_controller`) with torch's ``ReduceLROnPlateau`` on the optimizer, and the epoch limit
-    (``born_again.max_epochs`` for a Born-Again model, if set)."""
-    tr = cfg["training"]
+    (``born_again.max_epochs`` for a Born-Again model, if set). The rate and its floor are the network's own
+    (:func:`tsmlip.model_ids.arch_training`)."""
+    tr = arch_training(cfg["training"], model_id.arch.width)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=tr["learning_rate"])
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, **plateau_settings(tr))

@@ -28,6 +28,7 @@ from ..ids import ModelId
 from ..data.split import SPLITS
 from ..io_utils import atomic_open
 from ..kinds import REGISTRY
+from ..model_ids import arch_training
 from ..core.model import device_description, load_model, resolve_device, save_model
 from ..core.predict import error_metrics, predict
 from ..provenance import ProvenanceError, check_inputs, model_data_meta, record, write_sidecar
@@ -49,7 +50,7 @@ def train(model_id: ModelId, cfg: dict, dataset_path, split_path, out_dir, check
     (:func:`make_optimizer`), resume from a checkpoint (:func:`_resume`), score the untrained model
     (:func:`_score_untrained`), the epoch loop (:func:`_epoch_loop`), and write the outputs (:func:`finish_training`).
     """
-    tr = cfg["training"]
+    tr = arch_training(cfg["training"], model_id.arch.width)  # its own learning rate; cfg as configured (records)
     t_start = time.time()
     out_dir, checkpoint_dir = Path(out_dir), Path(checkpoint_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
