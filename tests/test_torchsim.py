@@ -107,3 +107,41 @@ def test_langevin_nvt_heats_towards_target(model_path):
     temp = ts.quantities.calc_kT(masses=md.masses, momenta=md.momenta, system_idx=md.system_idx) / units.kB
     assert torch.isfinite(md.positions).all()
     assert (temp > 150).all() and (temp < 3000).all(), temp
+
+
+def test_committee_is_the_members_mean_and_their_spread(tiny_cfg, tmp_path):
+    """The TorchSim committee's energy, forces and stress are the means of its members' own TorchSim outputs, its
+    force deviation the members' spread computed by hand (DeePMD's definition), its max and mean per system those
+    of that spread; integrators run on it."""
+    from tsmlip.core.torchsim import TsmlipCommittee
+
+    net = dict(tiny_cfg["network"])
+    paths = []
+    for seed in (1, 2, 3):
+        paths.append(tmp_path / f"m{seed}.pt")
+        save_model(build_model(Arch(6, 6, 1), net, seed=seed, species=(13, 29)), paths[-1])
+    atoms = systems()
+    state = ts.io.atoms_to_state(atoms, "cpu", torch.float32)
+    committee = TsmlipCommittee(paths, device="cpu")
+    out = committee(state)
+    members = [TsmlipModel(p, device="cpu")(state) for p in paths]
+    for key in ("energy", "forces", "stress"):
+        torch.testing.assert_close(out[key], torch.stack([m[key] for m in members]).mean(0), rtol=1e-6, atol=1e-6)
+    F = np.stack([m["forces"].numpy().astype(np.float64) for m in members])
+    by_hand = np.sqrt(np.mean([np.sum((f - F.mean(0)) ** 2, axis=1) for f in F], axis=0))
+    np.testing.assert_allclose(out["force_deviation"].numpy(), by_hand, rtol=1e-5, atol=1e-7)
+    assert float(out["force_deviation"].min()) > 0  # other seeds, other forces
+    start = 0
+    for k, a in enumerate(atoms):
+        part = by_hand[start:start + len(a)]
+        assert float(out["max_force_deviation"][k]) == pytest.approx(part.max(), rel=1e-5)
+        assert float(out["mean_force_deviation"][k]) == pytest.approx(part.mean(), rel=1e-5)
+        start += len(a)
+    with pytest.raises(ValueError, match="two models or more"):
+        TsmlipCommittee(paths[:1], device="cpu")
+    state = ts.io.atoms_to_state(systems()[:1], "cpu", torch.float32)
+    init, update = ts.integrators.nve(committee, dt=torch.tensor(1.0 * units.fs), kT=torch.tensor(300 * units.kB))
+    md = init(state)
+    for _ in range(3):
+        md = update(md, dt=torch.tensor(1.0 * units.fs))
+    assert torch.isfinite(md.positions).all()

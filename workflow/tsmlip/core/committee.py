@@ -24,7 +24,7 @@ import torch
 
 from .md.stacked_forces import StackedForces, StackError, load_stack
 
-__all__ = ["CommitteeCalculator", "load_committee", "force_deviation"]
+__all__ = ["CommitteeCalculator", "load_committee", "force_deviation", "force_deviation_torch"]
 
 
 def force_deviation(forces) -> np.ndarray:
@@ -32,6 +32,11 @@ def force_deviation(forces) -> np.ndarray:
     |F - mean F|^2), shape (N,)."""
     F = np.asarray(forces, dtype=np.float64)
     return np.sqrt(np.square(F - F.mean(0, keepdims=True)).sum(2).mean(0))
+
+
+def force_deviation_torch(forces: torch.Tensor) -> torch.Tensor:
+    """:func:`force_deviation` of a tensor (M, N, 3), in its dtype and device (the TorchSim committee's)."""
+    return (forces - forces.mean(0, keepdim=True)).square().sum(2).mean(0).sqrt()
 
 
 class CommitteeCalculator:

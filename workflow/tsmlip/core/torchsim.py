@@ -5,6 +5,8 @@
 >>> model = TsmlipModel("results/models/student/w16-s10-l2/seed1/model.pt")   # or an exported model.ts
 >>> state = ts.io.atoms_to_state([atoms_a, atoms_b, atoms_c], model.device, model.dtype)
 >>> out = model(state)   # energy [n_systems] eV, forces [n_atoms, 3] eV/A, stress [n_systems, 3, 3] eV/A^3
+>>> committee = TsmlipCommittee([f"results/models/student/w8-s4-l1/seed{s}/model.pt" for s in (1, 2, 3, 4)])
+>>> committee(state)["max_force_deviation"]   # [n_systems] eV/A: DeePMD's model deviation (tsmlip.core.committee)
 
 Units are TorchSim's metal units (eV, Angstrom, amu; time in sqrt(amu A^2 / eV), ASE's unit: ``dt = 2 *
 ase.units.fs``). Periodic systems only. Pairs are vesin-torch's full neighbour list of each system, rebuilt
@@ -16,6 +18,7 @@ import torch
 from torch_sim.models.interface import ModelInterface
 from torch_sim.state import SimState
 
+from .committee import force_deviation_torch
 from .export import exported_from_payload, load_exported
 from .model import ModelFileError, read_model_payload
 
@@ -49,7 +52,10 @@ class TsmlipModel(ModelInterface):
         self._memory_scales_with = "n_atoms_x_density"
         self.per_atom_energies = bool(per_atom_energies)
         self.net = scripted_model(model, self._device, dtype)
-        self.cutoff = float(self.net.cutoff)
+        self._setup(float(self.net.cutoff))
+
+    def _setup(self, cutoff: float) -> None:
+        self.cutoff = cutoff
         from vesin_torch import NeighborList
 
         self._nl = NeighborList(cutoff=self.cutoff, full_list=True)
@@ -70,18 +76,31 @@ class TsmlipModel(ModelInterface):
             out_s.append((S.to(torch.float64) @ box).to(self._dtype))
         return torch.cat(out_i), torch.cat(out_j), torch.cat(out_s)
 
-    def forward(self, state: SimState | dict, **kwargs) -> dict[str, torch.Tensor]:
+    @staticmethod
+    def _prepare(state: SimState | dict) -> SimState:
         if isinstance(state, dict):
             state = SimState(**state, masses=torch.ones_like(state["positions"]))
         if not state.pbc:
             raise ValueError("tsmlip models run periodic systems only (pbc=True)")
         if state.system_idx is None:
             state.system_idx = torch.zeros(state.n_atoms, dtype=torch.int64, device=state.device)
-        i, j, shift = self.pairs(state)
+        return state
+
+    def forward(self, state: SimState | dict, **kwargs) -> dict[str, torch.Tensor]:
+        state = self._prepare(state)
+        atom_e, forces, atom_w = self._evaluate(state, self.pairs(state))
+        return self._outputs(state, atom_e, forces, atom_w)
+
+    def _evaluate(self, state: SimState, pairs, net=None):
+        """(per-atom energies, forces, per-atom virial) of ``net`` (default: this model's) on ``state``."""
+        i, j, shift = pairs
         pos = state.positions.to(self._dtype)
+        _, atom_e, forces, _, atom_w = (self.net if net is None else net).compute(pos, state.atomic_numbers.to(torch.int64), i, j,
+                                                                 shift, pos.shape[0], self._compute_stress)
+        return atom_e, forces, atom_w
+
+    def _outputs(self, state: SimState, atom_e, forces, atom_w) -> dict[str, torch.Tensor]:
         n_sys = state.n_systems
-        _, atom_e, forces, _, atom_w = self.net.compute(pos, state.atomic_numbers.to(torch.int64), i, j, shift,
-                                                        pos.shape[0], self._compute_stress)
         sys_idx = state.system_idx
         energy = torch.zeros(n_sys, dtype=atom_e.dtype, device=atom_e.device).index_add_(0, sys_idx, atom_e)
         out = {"energy": energy}
@@ -93,4 +112,42 @@ class TsmlipModel(ModelInterface):
             out["stress"] = -w / state.volume.to(w.dtype).view(-1, 1, 1)
         if self.per_atom_energies:
             out["energies"] = atom_e
+        return out
+
+
+class TsmlipCommittee(TsmlipModel):
+    """TorchSim ``ModelInterface`` of a committee (:mod:`tsmlip.core.committee`): the members' mean energy, forces,
+    stress (and per-atom energies) drive the dynamics, and every call also returns DeePMD's model deviation,
+    ``force_deviation`` [n_atoms] (sqrt of the members' mean squared distance from the mean force) and its maximum
+    and mean per system, ``max_force_deviation`` and ``mean_force_deviation`` [n_systems] (eV/A). The members
+    (``models``: two or more ``model.pt`` or exported files of one cutoff and species) share one neighbour list per
+    call; each runs its own network, so a committee of M costs about M single models."""
+
+    def __init__(self, models: list, device: str | torch.device | None = None, dtype: torch.dtype = torch.float32,
+                 compute_stress: bool = True, compute_forces: bool = True, per_atom_energies: bool = False):
+        models = list(models)
+        if len(models) < 2:
+            raise ValueError(f"a committee needs two models or more, got {len(models)}")
+        super().__init__(models[0], device, dtype, compute_stress, compute_forces, per_atom_energies)
+        self.members = torch.nn.ModuleList([self.net] + [scripted_model(m, self._device, dtype) for m in models[1:]])
+        for m, net in zip(models[1:], self.members[1:]):
+            if float(net.cutoff) != self.cutoff:
+                raise ValueError(f"committee member {m}: cutoff {float(net.cutoff):g} A, the first member's is "
+                                 f"{self.cutoff:g} A")
+
+    def forward(self, state: SimState | dict, **kwargs) -> dict[str, torch.Tensor]:
+        state = self._prepare(state)
+        pairs = self.pairs(state)
+        runs = [self._evaluate(state, pairs, net) for net in self.members]
+        atom_e, forces = torch.stack([r[0] for r in runs]), torch.stack([r[1] for r in runs])
+        atom_w = torch.stack([r[2] for r in runs]).mean(0) if self._compute_stress else runs[0][2]
+        out = self._outputs(state, atom_e.mean(0), forces.mean(0), atom_w)
+        eps = force_deviation_torch(forces)
+        n_sys, sys_idx = state.n_systems, state.system_idx
+        out["force_deviation"] = eps
+        out["max_force_deviation"] = torch.zeros(n_sys, dtype=eps.dtype, device=eps.device).scatter_reduce_(
+            0, sys_idx, eps, reduce="amax", include_self=False)
+        counts = torch.bincount(sys_idx, minlength=n_sys).to(eps.dtype)
+        out["mean_force_deviation"] = torch.zeros(n_sys, dtype=eps.dtype, device=eps.device).index_add_(
+            0, sys_idx, eps) / counts
         return out
