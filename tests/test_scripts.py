@@ -19,6 +19,7 @@ EXPECT = {
     "bench_pairs.py": r"\n\s+256\s+1\s+\d+\s+[\d.]+\s+[\d.]+\s+[\d.]+",
     "bench_rdf_engines.py": r"108 atoms, cpu time, median: ase [\d.]+ ms/step, torch \(vesin\) [\d.]+ ms/step",
     "bench_train.py": r"\| student/w6-s6-l1/seed1 \| 4 \| \d+ \|",
+    "committee_calibration.py": r"\| student\s+\| w4-s4-l1 \| liquid\s+\|\s+\d+ \|\s+\d+ \|",
     "compare_tables.py": r"smoke: same science -> 0, other science -> 1: ok",
     "publish_run.py": r"smoke: wrote headline.md, pareto_time.png, README.md",
     "rdf_noise_study.py": r"108 atoms\s+\d+ frames\s+noise floor mean [\d.]+",
