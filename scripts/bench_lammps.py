@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import statistics
 import sys
 import tempfile
@@ -79,7 +80,8 @@ def engines_for(models: dict, kernels: list[str], workdir: Path, eam: bool,
         out.append(("eam", {"pair": "eam"}))
     for name, path in models.items():
         for k in kernels:
-            ts = export_model(path, workdir / f"{name}.{k}.ts", kernels=k)
+            # a file name without spaces or brackets: pair_style reads the path as one word
+            ts = export_model(path, workdir / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}.{k}.ts", kernels=k)
             for lst in lists:
                 label = f"{name} [{k}]" if lst == "auto" else f"{name} [{k}, {lst} list]"
                 out.append((label, {"model": ts, "list": lst}))
