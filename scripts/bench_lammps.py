@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import statistics
 import sys
 import tempfile
@@ -68,8 +69,10 @@ def crystal(n_atoms: int):
     return atoms
 
 
-def engines_for(models: dict, kernels: list[str], workdir: Path, eam: bool) -> list[tuple[str, dict]]:
-    """(label, how to make it) of EAM and of each model exported with each pair-term choice."""
+def engines_for(models: dict, kernels: list[str], workdir: Path, eam: bool,
+                lists: tuple[str, ...] = ("auto",)) -> list[tuple[str, dict]]:
+    """(label, how to make it) of EAM and of each model exported with each pair-term choice, run with each
+    neighbour-list choice of pair_style tsmlip (``list auto|half|full``; auto: the plugin's default, not labelled)."""
     from tsmlip.core.export import export_model
 
     out = []
@@ -77,8 +80,11 @@ def engines_for(models: dict, kernels: list[str], workdir: Path, eam: bool) -> l
         out.append(("eam", {"pair": "eam"}))
     for name, path in models.items():
         for k in kernels:
-            ts = export_model(path, workdir / f"{name}.{k}.ts", kernels=k)
-            out.append((f"{name} [{k}]", {"model": ts}))
+            # a file name without spaces or brackets: pair_style reads the path as one word
+            ts = export_model(path, workdir / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}.{k}.ts", kernels=k)
+            for lst in lists:
+                label = f"{name} [{k}]" if lst == "auto" else f"{name} [{k}, {lst} list]"
+                out.append((label, {"model": ts, "list": lst}))
     return out
 
 
@@ -93,6 +99,12 @@ def make(spec: dict, atoms, workdir: Path):
 
         pot = resolve(load_config(ROOT / "config" / "config.yaml")["classical"])
         return LammpsEngine(None, atoms, torch.device("cpu"), 1.0, skin_A=1.0, pair=pair_lines(pot), workdir=workdir)
+    if spec.get("list", "auto") != "auto":
+        from tsmlip.core.md.deployed import plugin_path
+
+        pair = [f"plugin load {plugin_path()}", f"pair_style tsmlip {spec['model']} list {spec['list']}",
+                "pair_coeff * * " + " ".join(dict.fromkeys(atoms.get_chemical_symbols()))]
+        return LammpsEngine(None, atoms, torch.device("cpu"), 1.0, skin_A=1.0, pair=pair, workdir=workdir)
     return LammpsEngine(spec["model"], atoms, torch.device("cpu"), 1.0, skin_A=1.0, workdir=workdir)
 
 
@@ -163,6 +175,9 @@ def main(argv=None) -> int:
     p.add_argument("--sizes", type=int, nargs="+", default=[500, 4000])
     p.add_argument("--kernels", nargs="+", default=["torch", "cpp"], choices=["torch", "cpp", "auto"],
                    help="the exports' pair terms to time (tsmlip export --kernels)")
+    p.add_argument("--lists", nargs="+", default=["auto"], choices=["auto", "half", "full"],
+                   help="pair_style tsmlip's neighbour list (list auto|half|full; auto: half for one interaction "
+                        "layer where the export has compute_half, else full)")
     p.add_argument("--repeats", type=int, default=5, help="rounds of interleaved blocks")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps per engine (they size its blocks)")
     p.add_argument("--block-cpu-s", type=float, default=1.0, help="CPU seconds per timed block, roughly")
@@ -192,7 +207,7 @@ def main(argv=None) -> int:
                                                             m) for m in args.model)
         else:
             models = stand_ins(workdir)
-        specs = engines_for(models, args.kernels, workdir, not args.no_eam)
+        specs = engines_for(models, args.kernels, workdir, not args.no_eam, tuple(args.lists))
         load0 = os.getloadavg()
         rows = []
         for n in args.sizes:

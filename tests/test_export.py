@@ -1,7 +1,8 @@
 """The TorchScript export (tsmlip.core.export) against the ASE calculator (hippynn's graph) on the same weights:
 energies, forces, per-atom energies and stress of a periodic Al cell, a strained triclinic cell (cut-off
 longer than the cell: many images of one atom) and a two-species cell; the ghost-atom form LAMMPS uses
-(explicit image atoms, energy of the local atoms only, ghost forces folded back) gives the same numbers.
+(explicit image atoms, energy of the local atoms only, ghost forces folded back) gives the same numbers; so does
+compute_half on the half pair list (periodic, and LAMMPS's half list with ghost atoms).
 
 Tolerance (float32, as the models are trained): energy 2e-6 eV/atom, forces 2e-5 eV/A, per-atom energies
 2e-5 eV, stress 1e-6 eV/A^3 (measured differences are ~10x smaller: summation order only)."""
@@ -198,3 +199,61 @@ def test_fused_export_equals_torch_export_and_falls_back(tiny_cfg, tmp_path):
     with pytest.raises(ModelFileError, match="one interaction layer"):
         export_model(tmp_path / "two.pt", tmp_path / "two.ts", kernels="cpp")
     assert load_exported(export_model(tmp_path / "two.pt", tmp_path / "two.ts")).kernels == "torch"
+
+
+def half_list(i, j, S):
+    """The half pair list of a full periodic one (compute_half's form with every atom local): each pair once, i < j,
+    or an atom and its own image with the shift's first non-zero component positive."""
+    first_nonzero = np.take_along_axis(S, np.argmax(S != 0, axis=1)[:, None], axis=1)[:, 0]
+    keep = (i < j) | ((i == j) & (first_nonzero > 0))
+    return i[keep], j[keep], S[keep]
+
+
+@pytest.mark.parametrize("name", list(STRUCTURES))
+def test_half_list_equals_full_list(models, name):
+    """compute_half on the half list = compute on the full list: energy, atom energies, forces, virial and the
+    per-atom virial (half of each pair's term to each atom in both), periodic and triclinic cells, an atom and its
+    own images (the triclinic cell is shorter than the cut-off); the half list has half the pairs."""
+    _, module = models
+    atoms = STRUCTURES[name]()
+    i, j, S = neighbor_list("ijS", atoms, module.cutoff)
+    hi, hj, hS = half_list(i, j, S)
+    assert 2 * len(hi) == len(i)
+    t = torch.as_tensor
+    pos, num, n = t(atoms.positions, dtype=torch.float32), t(atoms.numbers), len(atoms)
+    full = module.compute(pos, num, t(i), t(j), t(S @ atoms.cell.array, dtype=torch.float32), n, True)
+    half = module.compute_half(pos, num, t(hi), t(hj), t(hS @ atoms.cell.array, dtype=torch.float32), n, True)
+    for a, b, tol in zip(full, half, (TOL_E_PER_ATOM * n, TOL_AE, TOL_F, 1e-4, 2e-5)):
+        np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=0, atol=tol)
+    assert np.abs(full[2].numpy()).max() > 1e-2
+
+
+def test_half_list_with_ghost_atoms(models):
+    """LAMMPS's half list (newton off) on local + ghost atoms: each local pair once, each local-ghost pair once from
+    the local side, no ghost-ghost pairs; with the ghosts' forces folded to their owners this is the periodic
+    result (energy, atom energies, forces, virial, per-atom virial's sum). One interaction layer."""
+    model_path, module = models
+    if module.n_interactions != 1:
+        pytest.skip("the half list is for one interaction layer (the ghosts' environments are not built)")
+    atoms = two_species_cell()
+    n = len(atoms)
+    pos, num, owner = with_ghosts(atoms, module.cutoff + 0.1)
+    i, j = neighbor_list("ij", Atoms(numbers=num, positions=pos, pbc=False), module.cutoff)
+    keep = (i < n) & ((j >= n) | (i < j))
+    t = torch.as_tensor
+    e, ae, f, w, aw = module.compute_half(t(pos, dtype=torch.float32), t(num), t(i[keep]), t(j[keep]),
+                                          torch.zeros(0, 3), n, True)
+    e_ref, f_ref, ae_ref, s_ref = reference(model_path, atoms)
+    assert abs(float(e) - e_ref) <= TOL_E_PER_ATOM * n
+    np.testing.assert_allclose(ae[:n].numpy(), ae_ref, rtol=0, atol=TOL_AE)
+    folded = np.zeros((n, 3))
+    np.add.at(folded, owner, f.numpy())
+    np.testing.assert_allclose(folded, f_ref, rtol=0, atol=TOL_F)
+    np.testing.assert_allclose(pos.T @ f.numpy().astype(np.float64), w.numpy(), rtol=0, atol=2e-4)
+    np.testing.assert_allclose(-w.numpy() / atoms.get_volume(), s_ref, rtol=0, atol=TOL_S)
+    np.testing.assert_allclose(aw.sum(0).numpy(), w.numpy()[[0, 1, 2, 0, 0, 1], [0, 1, 2, 1, 2, 2]], atol=1e-4)
+    if module.kernels == "tsmlip-ops":
+        assert not ae[n:].any()  # the ghosts' energies are their owners' (computed there)
+        with pytest.raises(Exception, match="ghost"):  # a ghost first: not a half list of this form
+            module.compute_half(t(pos, dtype=torch.float32), t(num), t(j[keep]), t(i[keep]), torch.zeros(0, 3), n,
+                                False)

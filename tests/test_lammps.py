@@ -1,10 +1,11 @@
 """pair_style tsmlip (lammps/, built by `make lammps`; `make test` builds it first) against the ASE calculator:
 energy, forces, per-atom energies and pressure tensor of two-species structures (a periodic cubic cell, a
 triclinic cell, a cell smaller than the cut-off) on 1 and 2 MPI ranks; the same 100-step NVE trajectory on 1 and 2
-MPI ranks; NVE energy drift no larger than ASE's velocity Verlet on the same model. Each with the model exported
-with the pair terms as torch operations (kernels torch) and, for one interaction layer, with the fused loops
-(kernels cpp: lammps/build/tsmlip_ops.so); without that library a torch export still runs and a cpp one is
-refused in one line."""
+MPI ranks; NVE energy drift no larger than ASE's velocity Verlet on the same model; one interaction layer runs
+from the half neighbour list by default and gives what the full list (pair_style keyword list full) gives, per-atom
+virials included. Each with the model exported with the pair terms as torch operations (kernels torch) and, for one
+interaction layer, with the fused loops (kernels cpp: lammps/build/tsmlip_ops.so); without that library a torch
+export still runs and a cpp one is refused in one line."""
 import os
 import re
 import subprocess
@@ -97,7 +98,8 @@ def sub_cutoff():
 STRUCTURES = {"cubic": structure, "triclinic": triclinic, "sub-cutoff": sub_cutoff}
 
 
-def run_lammps(workdir: Path, body: str, atoms, ranks: int = 1, env_extra: dict | None = None, check: bool = True):
+def run_lammps(workdir: Path, body: str, atoms, ranks: int = 1, env_extra: dict | None = None, check: bool = True,
+               pair_args: str = ""):
     from ase.calculators.lammps import Prism
 
     prism = Prism(atoms.cell.array)
@@ -106,7 +108,7 @@ def run_lammps(workdir: Path, body: str, atoms, ranks: int = 1, env_extra: dict 
     (workdir / "in.lmp").write_text(
         "units metal\natom_style atomic\natom_modify map yes\n"
         f"plugin load {PLUGIN}\nread_data in.data\n"
-        f"pair_style tsmlip {workdir / 'model.ts'}\npair_coeff * * Al Cu\n" + body)
+        f"pair_style tsmlip {workdir / 'model.ts'} {pair_args}\npair_coeff * * Al Cu\n" + body)
     env = dict(os.environ, LD_LIBRARY_PATH=f"{Path(sys.prefix) / 'lib'}:{os.environ.get('LD_LIBRARY_PATH', '')}",
                OMP_NUM_THREADS="1", **(env_extra or {}))
     cmd = [str(LMP), "-in", "in.lmp", "-log", "log.lammps"]
@@ -224,3 +226,42 @@ def model_library_pair(tiny_cfg, tmp_path_factory):
     plain = tmp_path_factory.mktemp("lammps-plain")
     export_model(cpp / "model.pt", plain / "model.ts", kernels="torch")
     return plain, cpp
+
+
+@pytest.mark.parametrize("ranks", [1, 2])
+def test_half_list_equals_full_list(model, ranks):
+    """One interaction layer runs from the half neighbour list (compute_half) by default; `list full` is the full
+    list (compute): the same forces, per-atom energies, per-atom virials (stress/atom, virial part) and pressure
+    tensor on the triclinic cell, on 1 and 2 ranks. Two layers keep the full list and refuse `list half`."""
+    atoms = triclinic()
+    body = ("compute pe all pe/atom\ncompute sa all stress/atom NULL virial\n"
+            "thermo_style custom step pe pxx pyy pzz pxy pxz pyz\nthermo_modify format float %.10g\n"
+            "dump d all custom 1 {dump} id fx fy fz c_pe c_sa[1] c_sa[2] c_sa[3] c_sa[4] c_sa[5] c_sa[6]\n"
+            "dump_modify d format float %.10g\nrun 0\n")
+    if model.name.startswith("lammps2"):  # make_model's folder: lammps<n_interactions><kernels>
+        if ranks == 2:
+            pytest.skip("two layers: the full list, checked on one rank")
+        r = run_lammps(model, body.format(dump="auto.dump"), atoms, check=False)
+        assert r.returncode == 0 and "full neighbour list (compute, 2 interaction layers)" in r.stdout
+        r = run_lammps(model, body.format(dump="half.dump"), atoms, pair_args="list half", check=False)
+        assert r.returncode != 0 and "list half needs a model with one interaction layer" in r.stdout + r.stderr
+        return
+    outs = {lst: run_lammps(model, body.format(dump=f"{lst}.dump"), atoms, ranks=ranks, check=False,
+                            pair_args="" if lst == "auto" else "list full") for lst in ("auto", "full")}
+    for lst, r in outs.items():
+        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "half neighbour list (compute_half" in outs["auto"].stdout
+    assert "full neighbour list (compute," in outs["full"].stdout
+    half, full = read_dump(model / "auto.dump"), read_dump(model / "full.dump")
+    np.testing.assert_allclose(half[:, 1:4], full[:, 1:4], atol=2e-5)    # forces
+    np.testing.assert_allclose(half[:, 4], full[:, 4], atol=2e-5)        # atom energies
+    # per-atom virial (bar A^3: eV = 1.6e6 bar A^3): 2e-5 eV
+    np.testing.assert_allclose(half[:, 5:], full[:, 5:], atol=2e-5 / units.bar)
+    rows = [re.search(r"^\s*0\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s*$", outs[k].stdout, re.M)
+            for k in ("auto", "full")]
+    (pe_h, *p_h), (pe_f, *p_f) = [list(map(float, r.groups())) for r in rows]
+    assert pe_h == pytest.approx(pe_f, abs=2e-6 * len(atoms))
+    np.testing.assert_allclose(np.array(p_h) * units.bar, np.array(p_f) * units.bar, atol=1e-6)
+    # the per-atom virials sum to the global one: sum_i stress/atom = -P V (virial part, no kinetic term)
+    vol = atoms.get_volume()
+    np.testing.assert_allclose(half[:, 5:].sum(0) * units.bar, -np.array(p_h) * units.bar * vol, atol=1e-4)

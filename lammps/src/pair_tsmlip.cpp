@@ -1,4 +1,4 @@
-/* pair_style tsmlip <model.ts> [device cpu|cuda]
+/* pair_style tsmlip <model.ts> [device cpu|cuda] [list auto|half|full]
    pair_coeff * * <element or Z for type 1> <... for type 2> ...
 
    The model (written by `tsmlip export`) maps (positions, atomic numbers, full pair list, n_local) to per-atom
@@ -7,7 +7,13 @@
    n_interactions layers makes a local atom's energy depend on atoms up to n_interactions * cutoff away: the
    ghost shell (comm cutoff) is raised to that, and with more than one layer the ghost atoms' own neighbours
    enter the graph (a full neighbour list with ghosts). Forces on ghosts are added to their owners by LAMMPS's
-   reverse communication (newton pair on, required). Units: metal (eV, Angstrom). */
+   reverse communication (newton pair on, required). Units: metal (eV, Angstrom).
+
+   With one layer (list auto, the default, or half) the plugin asks for a half neighbour list as with newton off
+   (each pair of two local atoms once, each pair of a local atom with a ghost once, here and on the ghost's owner)
+   and calls the model's compute_half: each pair's sensitivities once, into both local atoms' environments
+   (tsmlip.core.export). list full: the full list and compute (as before compute_half existed; a file written
+   before then gets it too). */
 
 #include "pair_tsmlip.h"
 
@@ -68,7 +74,8 @@ static std::string load_tsmlip_ops()
 }
 
 PairTsmlip::PairTsmlip(LAMMPS *lmp) :
-    Pair(lmp), device(torch::kCPU), dtype(torch::kFloat32), cutoff(0.0), n_interactions(1)
+    Pair(lmp), device(torch::kCPU), dtype(torch::kFloat32), cutoff(0.0), n_interactions(1), list_choice(-1),
+    half_list(false)
 {
   single_enable = 0;
   restartinfo = 0;
@@ -100,18 +107,29 @@ void PairTsmlip::allocate()
 
 void PairTsmlip::settings(int narg, char **arg)
 {
-  if (narg != 1 && narg != 3)
-    error->all(FLERR, "Illegal pair_style tsmlip command: pair_style tsmlip <model.ts> [device cpu|cuda]");
+  if (narg < 1 || narg % 2 != 1)
+    error->all(FLERR, "Illegal pair_style tsmlip command: pair_style tsmlip <model.ts> [device cpu|cuda] "
+               "[list auto|half|full]");
   model_file = arg[0];
-  if (narg == 3) {
-    if (strcmp(arg[1], "device") != 0)
-      error->all(FLERR, "Illegal pair_style tsmlip keyword {}: only 'device cpu|cuda'", arg[1]);
-    if (strcmp(arg[2], "cuda") == 0) {
-      if (!torch::cuda::is_available())
-        error->all(FLERR, "pair_style tsmlip: device cuda requested but libtorch sees no CUDA device");
-      device = torch::Device(torch::kCUDA);
-    } else if (strcmp(arg[2], "cpu") != 0) {
-      error->all(FLERR, "pair_style tsmlip: unknown device {} (cpu or cuda)", arg[2]);
+  list_choice = -1;
+  for (int k = 1; k < narg; k += 2) {
+    if (strcmp(arg[k], "device") == 0) {
+      if (strcmp(arg[k + 1], "cuda") == 0) {
+        if (!torch::cuda::is_available())
+          error->all(FLERR, "pair_style tsmlip: device cuda requested but libtorch sees no CUDA device");
+        device = torch::Device(torch::kCUDA);
+      } else if (strcmp(arg[k + 1], "cpu") == 0) {
+        device = torch::Device(torch::kCPU);
+      } else {
+        error->all(FLERR, "pair_style tsmlip: unknown device {} (cpu or cuda)", arg[k + 1]);
+      }
+    } else if (strcmp(arg[k], "list") == 0) {
+      if (strcmp(arg[k + 1], "auto") == 0) list_choice = -1;
+      else if (strcmp(arg[k + 1], "full") == 0) list_choice = 0;
+      else if (strcmp(arg[k + 1], "half") == 0) list_choice = 1;
+      else error->all(FLERR, "pair_style tsmlip: unknown list {} (auto, half or full)", arg[k + 1]);
+    } else {
+      error->all(FLERR, "Illegal pair_style tsmlip keyword {}: device cpu|cuda or list auto|half|full", arg[k]);
     }
   }
   // an export with the fused pair loops (tsmlip export --kernels cpp|auto) calls torch.ops.tsmlip.*: they must be
@@ -142,6 +160,13 @@ void PairTsmlip::settings(int narg, char **arg)
     break;
   }
   ghostneigh = n_interactions > 1 ? 1 : 0;
+  // the half list needs one interaction layer (the ghosts' environments are never needed) and compute_half
+  const bool can_half = n_interactions == 1 && model.find_method("compute_half").has_value();
+  if (list_choice == 1 && !can_half)
+    error->all(FLERR, "pair_style tsmlip: list half needs a model with one interaction layer exported with "
+               "compute_half (this one: {} layers{}); use list full or auto", n_interactions,
+               model.find_method("compute_half").has_value() ? "" : ", no compute_half: export it again");
+  half_list = list_choice == 0 ? false : can_half;
 }
 
 void PairTsmlip::coeff(int narg, char **arg)
@@ -182,7 +207,14 @@ void PairTsmlip::init_style()
     error->all(FLERR, "pair_style tsmlip requires units metal (eV, Angstrom)");
   int flags = NeighConst::REQ_FULL;
   if (ghostneigh) flags |= NeighConst::REQ_GHOST;
+  // the half list as with newton off: a pair with a ghost is listed here and on the ghost's owner, each side adds
+  // it to its own atom's environment (the forces on ghosts still go to their owners: newton pair on)
+  if (half_list) flags = NeighConst::REQ_DEFAULT | NeighConst::REQ_NEWTON_OFF;
   neighbor->add_request(this, flags);
+  if (comm->me == 0)
+    utils::logmesg(lmp, "pair_style tsmlip: {} neighbour list ({}, {} interaction layer{})\n",
+                   half_list ? "half" : "full", half_list ? "compute_half" : "compute", n_interactions,
+                   n_interactions == 1 ? "" : "s");
   // a local atom's energy depends on atoms up to n_interactions * cutoff away: that many ghosts are needed
   double shell = n_interactions * cutoff + neighbor->skin;
   if (comm->cutghostuser < shell) comm->cutghostuser = shell;
@@ -205,24 +237,24 @@ void PairTsmlip::compute(int eflag, int vflag)
   const int ni = list->inum + (ghostneigh ? list->gnum : 0);
   const double cutsq_model = cutoff * cutoff;
 
-  std::vector<int64_t> pi, pj;
-  pi.reserve((size_t) ni * 64);
-  pj.reserve((size_t) ni * 64);
+  pi.clear();
+  pj.clear();
   for (int ii = 0; ii < ni; ii++) {
     const int i = list->ilist[ii];
     const int *jlist = list->firstneigh[i];
     const int jnum = list->numneigh[i];
+    const double xi0 = x[i][0], xi1 = x[i][1], xi2 = x[i][2];
     for (int jj = 0; jj < jnum; jj++) {
       const int j = jlist[jj] & NEIGHMASK;
-      const double dx = x[j][0] - x[i][0], dy = x[j][1] - x[i][1], dz = x[j][2] - x[i][2];
+      const double dx = x[j][0] - xi0, dy = x[j][1] - xi1, dz = x[j][2] - xi2;
       if (dx * dx + dy * dy + dz * dz < cutsq_model) {
         pi.push_back(i);
         pj.push_back(j);
       }
     }
   }
-  std::vector<double> pos((size_t) nall * 3);
-  std::vector<int64_t> species(nall);
+  pos.resize((size_t) nall * 3);
+  species.resize(nall);
   for (int i = 0; i < nall; i++) {
     pos[3 * i] = x[i][0];
     pos[3 * i + 1] = x[i][1];
@@ -236,10 +268,11 @@ void PairTsmlip::compute(int eflag, int vflag)
   auto tspec = torch::from_blob(species.data(), {nall}, i64).to(device);
   auto tpi = torch::from_blob(pi.data(), {np}, i64).to(device);
   auto tpj = torch::from_blob(pj.data(), {np}, i64).to(device);
-  auto tshift = torch::zeros({np, 3}, torch::TensorOptions().dtype(dtype).device(device));
+  // the half list's compute_half takes no shifts ([0, 3]: the ghosts are explicit atoms); compute takes zeros
+  auto tshift = torch::zeros({half_list ? 0 : np, 3}, torch::TensorOptions().dtype(dtype).device(device));
 
   std::vector<torch::jit::IValue> args{tpos, tspec, tpi, tpj, tshift, (int64_t) nlocal, (bool) vflag_atom};
-  auto out = model.get_method("compute")(args).toTuple();
+  auto out = model.get_method(half_list ? "compute_half" : "compute")(args).toTuple();
   auto energy = out->elements()[0].toTensor().to(torch::kCPU, torch::kFloat64);
   auto atom_e = out->elements()[1].toTensor().to(torch::kCPU, torch::kFloat64).contiguous();
   auto forces = out->elements()[2].toTensor().to(torch::kCPU, torch::kFloat64).contiguous();

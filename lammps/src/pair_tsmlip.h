@@ -1,6 +1,9 @@
 /* pair_style tsmlip: a tsmlip student/teacher exported with `tsmlip export` (TorchScript), see docs/deploy.md.
-   Full neighbour list, local + ghost atoms, newton pair on (the forces on ghost atoms are reverse-communicated
-   to their owners). Energy = sum of the local atoms' energies; virial from the pair gradients. */
+   One interaction layer: a half neighbour list built as with newton off (each pair of two local atoms once, each
+   pair with a ghost once), the model's compute_half; more layers (or a file without compute_half): a full list
+   (with the ghosts' neighbours for more than one layer), its compute. Local + ghost atoms, newton pair on (the
+   forces on ghost atoms are reverse-communicated to their owners). Energy = sum of the local atoms' energies;
+   virial from the pair gradients. */
 #ifndef LMP_PAIR_TSMLIP_H
 #define LMP_PAIR_TSMLIP_H
 
@@ -33,6 +36,11 @@ class PairTsmlip : public Pair {
   int n_interactions;       // message-passing layers: ghost shell needed = n_interactions * cutoff
   std::vector<int64_t> type2z;    // LAMMPS atom type -> atomic number
   std::vector<int64_t> known_z;   // atomic numbers the model was trained on
+  int list_choice;          // pair_style keyword list: -1 auto (half where the model has compute_half), 0 full, 1 half
+  bool half_list;           // this model runs from a half neighbour list (newton off) through compute_half
+  // kept between steps (their capacity): the pair list, positions and species handed to the model
+  std::vector<int64_t> pi, pj, species;
+  std::vector<double> pos;
 };
 
 }    // namespace LAMMPS_NS

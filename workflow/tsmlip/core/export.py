@@ -22,6 +22,17 @@ Contract of the scripted module (energies in eV, distances in Angstrom, like the
     LAMMPS's ``sum_i r_i f_i`` convention (stress = -virial / volume); ``atom_virial`` (xx, yy, zz, xy, xz,
     yz; half of each pair's term to each of its atoms, empty unless ``per_atom_virial``).
 
+``compute_half(positions, species, pair_i, pair_j, pair_shift, n_local, per_atom_virial)``
+    -> the same tuple from a *half* pair list (LAMMPS's half neighbour list with newton off; one interaction
+    layer): each pair of two of the first ``n_local`` atoms once (either order), each pair of one of them with
+    another atom (a ghost) once with the local atom as ``pair_i``; ``pair_shift`` as above, or ``[0, 3]`` for none.
+    A local-local pair adds to both atoms' environments, a local-ghost pair to the local atom's only (the ghost's
+    owner holds the pair seen from its side, and the forces on ghosts go to their owners as above); the ghosts'
+    atom energies are zero (their owners' are computed there), the network runs on the local atoms only. Equal to
+    ``compute`` on the full list to float32 rounding; the fused loops evaluate each pair's sensitivities,
+    cut-off and exponentials once instead of twice. ``pair_style tsmlip`` calls it for a model with one
+    interaction layer (a file without it, written before it existed, gets the full list).
+
 Properties: ``cutoff`` (the model's ``dist_hard_max``), ``n_interactions`` (message-passing layers: a local
 atom's energy depends on atoms up to ``n_interactions * cutoff`` away, the ghost shell a domain needs),
 ``species_list`` (atomic numbers the model knows), ``kernels`` (``torch`` or ``tsmlip-ops``, below).
@@ -102,6 +113,22 @@ class ExportedHipnn(nn.Module):
         """(energy of the local atoms, atom energies, forces on all atoms, virial 3x3, per-atom virial Nx6)."""
         return self.compute_torch(positions, species, pair_i, pair_j, pair_shift, n_local, per_atom_virial)
 
+    @torch.jit.export
+    def compute_half(self, positions: Tensor, species: Tensor, pair_i: Tensor, pair_j: Tensor, pair_shift: Tensor,
+                     n_local: int, per_atom_virial: bool = False):
+        """:meth:`compute` from a half pair list (the module docstring); here by the full list it stands for: each
+        pair of two local atoms also in the other order."""
+        pi, pj, shift = self.full_from_half(positions, pair_i, pair_j, pair_shift, n_local)
+        return self.compute_torch(positions, species, pi, pj, shift, n_local, per_atom_virial)
+
+    def full_from_half(self, positions: Tensor, pair_i: Tensor, pair_j: Tensor, pair_shift: Tensor, n_local: int):
+        """The full pair list of a half one: the pairs of two local atoms added in the other order."""
+        if pair_shift.shape[0] == 0:
+            pair_shift = torch.zeros((pair_i.shape[0], 3), dtype=positions.dtype, device=positions.device)
+        both = pair_j < n_local
+        return (torch.cat([pair_i, pair_j[both]]), torch.cat([pair_j, pair_i[both]]),
+                torch.cat([pair_shift, -pair_shift[both]]))
+
     def compute_torch(self, positions: Tensor, species: Tensor, pair_i: Tensor, pair_j: Tensor, pair_shift: Tensor,
                       n_local: int, per_atom_virial: bool):
         """:meth:`compute` with the pair terms as torch operations and autograd through them."""
@@ -163,19 +190,53 @@ class FusedExportedHipnn(ExportedHipnn):
         env_rows, s, ds, _g, _geo = torch.ops.tsmlip.sens_env_forward(dist, unit, self.inv_mu, self.sig2,
                                                                       self.no_model, row, n * n_sp, self.cutoff,
                                                                       False)
+        energy, atom_e, g_rows = self.energy_and_gradient(env_rows, idx, n_local, positions)
+        forces, virial, atom_virial = torch.ops.tsmlip.forces_virial(g_rows, s, ds, dist, unit, row,
+                                                                     pair_i.contiguous(), pair_j.contiguous(), n,
+                                                                     per_atom_virial)
+        return energy, atom_e, forces, virial, atom_virial
+
+    @torch.jit.export
+    def compute_half(self, positions: Tensor, species: Tensor, pair_i: Tensor, pair_j: Tensor, pair_shift: Tensor,
+                     n_local: int, per_atom_virial: bool = False):
+        """:meth:`compute` from a half pair list (the module docstring): ``pair_geometry_half``, ``sens_env_half``
+        (each pair's sensitivities once, into both atoms' environments), the per-atom network, ``forces_virial_half``
+        (dE/dr of a pair through both environments)."""
+        if positions.device.type != "cpu" or positions.dtype != torch.float32 or self.inv_mu.dtype != torch.float32:
+            pi, pj, shift = self.full_from_half(positions, pair_i, pair_j, pair_shift, n_local)
+            return self.compute_torch(positions, species, pi, pj, shift, n_local, per_atom_virial)
+        n, n_sp = positions.shape[0], self.n_species
+        idx = self.species_index(species)
+        pi, pj = pair_i.contiguous(), pair_j.contiguous()
+        dist, unit, row, row2 = torch.ops.tsmlip.pair_geometry_half(positions.detach().contiguous(), idx.contiguous(),
+                                                                    pi, pj, pair_shift.detach().contiguous(), n_sp,
+                                                                    n_local)
+        # every environment row is a local atom's (pair_i is local): the per-atom network runs on those only
+        env_rows, s, ds = torch.ops.tsmlip.sens_env_half(dist, unit, self.inv_mu, self.sig2, row, row2,
+                                                         n_local * n_sp, self.cutoff)
+        energy, atom_e, g_rows = self.energy_and_gradient(env_rows, idx[:n_local], n_local, positions)
+        forces, virial, atom_virial = torch.ops.tsmlip.forces_virial_half(g_rows, s, ds, dist, unit, row, row2, pi,
+                                                                          pj, n, per_atom_virial)
+        if n > n_local:  # the ghosts' energies are their owners' (not computed here): zero
+            atom_e = torch.cat([atom_e, torch.zeros([n - n_local], dtype=atom_e.dtype)])
+        return energy, atom_e, forces, virial, atom_virial
+
+    def energy_and_gradient(self, env_rows: Tensor, idx: Tensor, n_local: int, like: Tensor):
+        """(energy of the first n_local atoms, atom energies, dE/d(environment) per row) from the environment rows
+        (atom, species of the neighbour) [N * n_species, 4, nu] of the atoms of ``idx`` (their species indices): the
+        per-atom network and autograd through it only; ``like``: a tensor of the network's dtype."""
+        n_sp, nu = self.n_species, self.n_sens
+        n = idx.shape[0]
         # rows (atom, species of the neighbour) -> hipnn's environment (N, 4, nu * n_species), nu-major
         env = env_rows.reshape(n, n_sp, 4, nu).permute(0, 2, 3, 1).reshape(n, 4, nu * n_sp).requires_grad_(True)
-        atom_e = self.net.from_environment(nn.functional.one_hot(idx, n_sp).to(positions.dtype), env)
+        atom_e = self.net.from_environment(nn.functional.one_hot(idx, n_sp).to(like.dtype), env)
         energy = atom_e[:n_local].sum()
         grads = torch.autograd.grad([energy], [env], allow_unused=True)
         g = grads[0]
         if g is None:
             g = torch.zeros_like(env)
         g_rows = g.reshape(n, 4, nu, n_sp).permute(0, 3, 1, 2).contiguous()  # (N * n_species rows, 4, nu)
-        forces, virial, atom_virial = torch.ops.tsmlip.forces_virial(g_rows, s, ds, dist, unit, row,
-                                                                     pair_i.contiguous(), pair_j.contiguous(), n,
-                                                                     per_atom_virial)
-        return energy.detach(), atom_e.detach(), forces, virial, atom_virial
+        return energy.detach(), atom_e.detach(), g_rows
 
 
 def fused_applies(payload: dict, dtype: str = "float32") -> str | None:

@@ -34,11 +34,35 @@ struct PairGeometry {
     inv_d2 = inv_d * inv_d;
     const float arg = a * d;
     const float inside = d <= cutoff ? 1.0f : 0.0f;
-    const float c = std::cos(arg);
+    // sin and cos of the same argument: one sincosf call (the compiler merges them); sin(2 arg) = 2 sin cos
+    const float c = std::cos(arg), sn = std::sin(arg);
     cut = c * c * inside;
-    dcut = -a * std::sin(2.0f * arg) * inside;
+    dcut = -2.0f * a * sn * c * inside;
   }
 };
+
+// One pair's sensitivities: s = g cut, ds = g (x sig2 / d^2 cut + cut'), g = exp(-x^2 sig2 / 2), x = 1/d - inv_mu
+// (im, sg: its model's inverse centres and squared widths [nu]); g into gk where not null.
+inline void pair_sensitivities(const PairGeometry& geo, const float* im, const float* sg, int64_t nu, float* sp,
+                               float* dsp, float* gk) {
+  for (int64_t k = 0; k < nu; ++k) {
+    const float x = geo.inv_d - im[k];
+    const float xs = x * sg[k];
+    const float g = std::exp(-0.5f * x * xs);
+    if (gk) gk[k] = g;
+    sp[k] = g * geo.cut;
+    dsp[k] = g * (xs * geo.inv_d2 * geo.cut + geo.dcut);
+  }
+}
+
+// env row e [4, nu] += (1, sign u) s of one pair (sign -1: the pair seen from its second atom, r_ji = -r_ij).
+inline void add_environment(float* e, const float* sp, const float* u, float sign, int64_t nu) {
+  const float u0 = sign * u[0], u1 = sign * u[1], u2 = sign * u[2];
+  for (int64_t k = 0; k < nu; ++k) {
+    const float sv = sp[k];
+    e[k] += sv; e[nu + k] += sv * u0; e[2 * nu + k] += sv * u1; e[3 * nu + k] += sv * u2;
+  }
+}
 
 // s = g cut, ds = g (x sig2 / d^2 cut + cut'), g = exp(-x^2 sig2 / 2), x = 1/d - inv_mu; hippynn's CosCutoff
 // cut = cos^2(pi d / 2 d_hard) inside d_hard; env[row] += (1, u) s. Also returns g [P, nu] and the pair geometry
@@ -69,18 +93,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> sens_env_
     const int64_t m = m_ ? m_[p] : 0;
     const float* im = im_ + m * nu; const float* sg = sg_ + m * nu;
     float* sp = s_ + p * nu; float* dsp = ds_ + p * nu; float* gpk = keep ? g_ + p * nu : nullptr;
-    float* e = e_ + r_[p] * 4 * nu;
-    const float u0 = u_[3 * p], u1 = u_[3 * p + 1], u2 = u_[3 * p + 2];
-    for (int64_t k = 0; k < nu; ++k) {
-      const float x = inv_d - im[k];
-      const float xs = x * sg[k];
-      const float g = std::exp(-0.5f * x * xs);
-      if (keep) gpk[k] = g;
-      const float sv = g * cut;
-      sp[k] = sv;
-      dsp[k] = g * (xs * inv_d2 * cut + dcut);
-      e[k] += sv; e[nu + k] += sv * u0; e[2 * nu + k] += sv * u1; e[3 * nu + k] += sv * u2;
-    }
+    pair_sensitivities(geo, im, sg, nu, sp, dsp, gpk);
+    add_environment(e_ + r_[p] * 4 * nu, sp, u_ + 3 * p, 1.0f, nu);
   }
   return {env, s, ds, gs, geos};
 }
@@ -223,17 +237,16 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> forces_virial(at::Tensor g_rows, 
 
 // The exported model's pair geometry: r_ij = (x_j + shift) - x_i of positions[N,3] (shift [P,3], or [0,3] for
 // none: LAMMPS's ghost atoms), dist = |r_ij| [P], unit = r_ij / dist [P,3], and each pair's environment row
-// first x n_species + species of the second (species: the model's species index 0..n_species-1 of each atom).
-std::tuple<at::Tensor, at::Tensor, at::Tensor> pair_geometry(at::Tensor positions, at::Tensor species,
-                                                             at::Tensor first, at::Tensor second, at::Tensor shift,
-                                                             int64_t n_species) {
+// first x n_species + species of the second (species: the model's species index 0..n_species-1 of each atom);
+// with row2 (the half list, below) also the row of the second atom, second x n_species + species of the first, where
+// the second atom is one of the first n_local, else -1.
+void pair_geometry_loop(const at::Tensor& positions, const at::Tensor& species, const at::Tensor& first,
+                        const at::Tensor& second, const at::Tensor& shift, int64_t n_species, int64_t n_local,
+                        at::Tensor& dist, at::Tensor& unit, at::Tensor& row, int64_t* r2_) {
   check(positions, "positions", at::kFloat); check(species, "species", at::kLong);
   check(first, "first", at::kLong); check(second, "second", at::kLong); check(shift, "shift", at::kFloat);
   const int64_t P = first.size(0), N = positions.size(0);
   TORCH_CHECK(second.size(0) == P && (shift.size(0) == P || shift.size(0) == 0), "pair arrays of unequal length");
-  auto dist = at::empty({P}, positions.options());
-  auto unit = at::empty({P, 3}, positions.options());
-  auto row = at::empty({P}, first.options());
   const float* x_ = positions.data_ptr<float>(); const int64_t* sp_ = species.data_ptr<int64_t>();
   const int64_t* f_ = first.data_ptr<int64_t>(); const int64_t* sc_ = second.data_ptr<int64_t>();
   const float* sh_ = shift.size(0) ? shift.data_ptr<float>() : nullptr;
@@ -241,6 +254,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> pair_geometry(at::Tensor position
   for (int64_t p = 0; p < P; ++p) {
     const int64_t i = f_[p], j = sc_[p];
     TORCH_CHECK(i >= 0 && i < N && j >= 0 && j < N, "pair ", p, " names an atom outside 0..", N - 1);
+    TORCH_CHECK(!r2_ || i < n_local, "half pair list: pair ", p, " has a ghost (", i, ") as its first atom");
     const float* xi = x_ + 3 * i; const float* xj = x_ + 3 * j;
     float v[3];
     for (int a = 0; a < 3; ++a) v[a] = (sh_ ? xj[a] + sh_[3 * p + a] : xj[a]) - xi[a];
@@ -248,7 +262,18 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> pair_geometry(at::Tensor position
     d_[p] = d;
     for (int a = 0; a < 3; ++a) u_[3 * p + a] = v[a] / d;
     r_[p] = n_species > 1 ? i * n_species + sp_[j] : i;
+    if (r2_) r2_[p] = j < n_local ? (n_species > 1 ? j * n_species + sp_[i] : j) : -1;
   }
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> pair_geometry(at::Tensor positions, at::Tensor species,
+                                                             at::Tensor first, at::Tensor second, at::Tensor shift,
+                                                             int64_t n_species) {
+  const int64_t P = first.size(0);
+  auto dist = at::empty({P}, positions.options());
+  auto unit = at::empty({P, 3}, positions.options());
+  auto row = at::empty({P}, first.options());
+  pair_geometry_loop(positions, species, first, second, shift, n_species, 0, dist, unit, row, nullptr);
   return {dist, unit, row};
 }
 
@@ -294,10 +319,116 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> forces_backward(at::Tensor grad_F
   return {grad_rows, grad_s, grad_ds};
 }
 
+// ---- The half pair list (the exported model's compute_half; LAMMPS's half neighbour list, newton off) ----
+// Each pair of two of the first n_local atoms once (either order), each pair of one of them with another atom (a
+// ghost: an image owned elsewhere, or by this domain across the periodic boundary) once, the local atom first. A
+// pair of two local atoms adds to both atoms' environments (row: the first's, r_ij; row2: the second's, r_ji =
+// -r_ij) and its dE/dr_ij is the sum of both; a pair with a ghost adds to the local atom's only (row2 = -1), the
+// ghost's owner holds the same pair seen from its side. The sensitivities, cut-off and exponentials of a pair are
+// evaluated once where the full list evaluates them twice; one interaction layer (the ghosts' environments are
+// never needed).
+
+// pair_geometry with row2 [P] (see pair_geometry_loop).
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> pair_geometry_half(at::Tensor positions,
+                                                                              at::Tensor species, at::Tensor first,
+                                                                              at::Tensor second, at::Tensor shift,
+                                                                              int64_t n_species, int64_t n_local) {
+  const int64_t P = first.size(0);
+  auto dist = at::empty({P}, positions.options());
+  auto unit = at::empty({P, 3}, positions.options());
+  auto row = at::empty({P}, first.options());
+  auto row2 = at::empty({P}, first.options());
+  pair_geometry_loop(positions, species, first, second, shift, n_species, n_local, dist, unit, row,
+                     row2.data_ptr<int64_t>());
+  return {dist, unit, row, row2};
+}
+
+// sens_env_forward (one model, no backward) over a half list: env[row] += (1, u) s, env[row2] += (1, -u) s.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> sens_env_half(at::Tensor dist, at::Tensor unit, at::Tensor inv_mu,
+                                                             at::Tensor sig2, at::Tensor row, at::Tensor row2,
+                                                             int64_t n_rows, double cutoff) {
+  check(dist, "dist", at::kFloat); check(unit, "unit", at::kFloat); check(inv_mu, "inv_mu", at::kFloat);
+  check(sig2, "sig2", at::kFloat); check(row, "row", at::kLong); check(row2, "row2", at::kLong);
+  const int64_t P = dist.size(0), nu = inv_mu.size(1);
+  TORCH_CHECK(inv_mu.size(0) == 1, "sens_env_half computes one model");
+  auto s = at::empty({P, nu}, dist.options());
+  auto ds = at::empty({P, nu}, dist.options());
+  auto env = at::zeros({n_rows, 4, nu}, dist.options());
+  const float* d_ = dist.data_ptr<float>(); const float* u_ = unit.data_ptr<float>();
+  const float* im = inv_mu.data_ptr<float>(); const float* sg = sig2.data_ptr<float>();
+  const int64_t* r_ = row.data_ptr<int64_t>(); const int64_t* r2_ = row2.data_ptr<int64_t>();
+  float* s_ = s.data_ptr<float>(); float* ds_ = ds.data_ptr<float>(); float* e_ = env.data_ptr<float>();
+  const float a = static_cast<float>(M_PI / 2.0 / cutoff);
+  for (int64_t p = 0; p < P; ++p) {
+    const PairGeometry geo(d_[p], a, static_cast<float>(cutoff));
+    float* sp = s_ + p * nu;
+    pair_sensitivities(geo, im, sg, nu, sp, ds_ + p * nu, nullptr);
+    add_environment(e_ + r_[p] * 4 * nu, sp, u_ + 3 * p, 1.0f, nu);
+    if (r2_[p] >= 0) add_environment(e_ + r2_[p] * 4 * nu, sp, u_ + 3 * p, -1.0f, nu);
+  }
+  return {env, s, ds};
+}
+
+// forces_virial over a half list: dE/dr_ij = pair_gradient(g[row], u) - pair_gradient(g[row2], -u) (the second
+// term: the second atom's environment depends on r_ji = -r_ij; absent where row2 = -1); forces, virial and per-atom
+// virial (half of each pair's term to each of its atoms) from it as forces_virial does.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> forces_virial_half(at::Tensor g_rows, at::Tensor s, at::Tensor ds,
+                                                                  at::Tensor dist, at::Tensor unit, at::Tensor row,
+                                                                  at::Tensor row2, at::Tensor first,
+                                                                  at::Tensor second, int64_t n_atoms,
+                                                                  bool per_atom_virial) {
+  check(g_rows, "g_rows", at::kFloat); check(s, "s", at::kFloat); check(ds, "ds", at::kFloat);
+  check(dist, "dist", at::kFloat); check(unit, "unit", at::kFloat); check(row, "row", at::kLong);
+  check(row2, "row2", at::kLong); check(first, "first", at::kLong); check(second, "second", at::kLong);
+  const int64_t P = s.size(0), nu = s.size(1);
+  auto F = at::zeros({n_atoms, 3}, s.options());
+  auto atom_w = at::zeros({per_atom_virial ? n_atoms : 0, 6}, s.options());
+  const float* g_ = g_rows.data_ptr<float>(); const float* s_ = s.data_ptr<float>();
+  const float* ds_ = ds.data_ptr<float>(); const float* d_ = dist.data_ptr<float>();
+  const float* u_ = unit.data_ptr<float>(); const int64_t* r_ = row.data_ptr<int64_t>();
+  const int64_t* r2_ = row2.data_ptr<int64_t>();
+  const int64_t* f_ = first.data_ptr<int64_t>(); const int64_t* sc_ = second.data_ptr<int64_t>();
+  float* F_ = F.data_ptr<float>(); float* aw_ = atom_w.data_ptr<float>();
+  double w[3][3] = {{0, 0, 0}, {0, 0, 0}, {0, 0, 0}};
+  for (int64_t p = 0; p < P; ++p) {
+    const float* u = u_ + 3 * p;
+    float r[3];
+    pair_gradient(g_ + r_[p] * 4 * nu, s_ + p * nu, ds_ + p * nu, u, d_[p], nu, nullptr, r);
+    if (r2_[p] >= 0) {
+      const float back[3] = {-u[0], -u[1], -u[2]};
+      float r2[3];
+      pair_gradient(g_ + r2_[p] * 4 * nu, s_ + p * nu, ds_ + p * nu, back, d_[p], nu, nullptr, r2);
+      r[0] -= r2[0]; r[1] -= r2[1]; r[2] -= r2[2];
+    }
+    float* Fi = F_ + f_[p] * 3; float* Fj = F_ + sc_[p] * 3;
+    Fi[0] += r[0]; Fi[1] += r[1]; Fi[2] += r[2];
+    Fj[0] -= r[0]; Fj[1] -= r[1]; Fj[2] -= r[2];
+    const float v[3] = {d_[p] * u[0], d_[p] * u[1], d_[p] * u[2]};  // r_ij
+    float pw[3][3];
+    for (int a = 0; a < 3; ++a)
+      for (int b = 0; b < 3; ++b) {
+        pw[a][b] = -v[a] * r[b];
+        w[a][b] += pw[a][b];
+      }
+    if (per_atom_virial) {
+      const float voigt[6] = {pw[0][0] * 0.5f, pw[1][1] * 0.5f, pw[2][2] * 0.5f,
+                              pw[0][1] * 0.5f, pw[0][2] * 0.5f, pw[1][2] * 0.5f};
+      float* Wi = aw_ + f_[p] * 6; float* Wj = aw_ + sc_[p] * 6;
+      for (int k = 0; k < 6; ++k) { Wi[k] += voigt[k]; Wj[k] += voigt[k]; }
+    }
+  }
+  auto virial = at::empty({3, 3}, s.options());
+  float* W = virial.data_ptr<float>();
+  for (int a = 0; a < 3; ++a)
+    for (int b = 0; b < 3; ++b) W[3 * a + b] = static_cast<float>(w[a][b]);
+  return {F, virial, atom_w};
+}
+
 }  // namespace
 
 // torch.ops.tsmlip.*: the training engine (through the autograd Functions of tsmlip.core.pair_kernels) and the
-// exported model (pair_geometry, sens_env_forward, forces_virial: its compute) call them by these names.
+// exported model (pair_geometry, sens_env_forward, forces_virial: its compute; pair_geometry_half, sens_env_half,
+// forces_virial_half: its compute_half) call them by these names.
 TORCH_LIBRARY(tsmlip, m) {
   m.def("sens_env_forward", &sens_env_forward);
   m.def("sens_env_backward", &sens_env_backward);
@@ -305,4 +436,7 @@ TORCH_LIBRARY(tsmlip, m) {
   m.def("forces_backward", &forces_backward);
   m.def("forces_virial", &forces_virial);
   m.def("pair_geometry", &pair_geometry);
+  m.def("pair_geometry_half", &pair_geometry_half);
+  m.def("sens_env_half", &sens_env_half);
+  m.def("forces_virial_half", &forces_virial_half);
 }

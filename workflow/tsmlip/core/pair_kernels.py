@@ -2,7 +2,8 @@
 built with torch's C++ extension loader on first use (a C++ compiler and ninja; the build is cached per source
 version in torch's extension folder, ``TORCH_EXTENSIONS_DIR``) and used by
 :class:`tsmlip.core.hipnn_stack.StackedHipnn` on the CPU and by the exported model (:mod:`.export`: its compute
-calls ``pair_geometry``, ``sens_env_forward`` and ``forces_virial``; LAMMPS loads the same source built by
+calls ``pair_geometry``, ``sens_env_forward`` and ``forces_virial``, its compute_half their half-list forms
+``pair_geometry_half``, ``sens_env_half`` and ``forces_virial_half``; LAMMPS loads the same source built by
 ``make lammps`` as ``lammps/build/tsmlip_ops.so``).
 
 The loops compute what the torch path of :mod:`.hipnn_stack` computes (the same float32 arithmetic, one pass over
@@ -23,7 +24,7 @@ CHOICES = ("auto", "torch", "cpp")
 
 #: the operators' names in torch.ops.tsmlip (registered by pair_kernels.cpp's TORCH_LIBRARY)
 OPS = ("sens_env_forward", "sens_env_backward", "forces_forward", "forces_backward", "forces_virial",
-       "pair_geometry")
+       "pair_geometry", "pair_geometry_half", "sens_env_half", "forces_virial_half")
 
 _ext = None
 _error: str | None = None
