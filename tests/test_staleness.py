@@ -223,3 +223,93 @@ def test_a_stamp_of_the_old_hidden_folder_is_moved_with_its_time(tmp_path):
     assert new == tmp_path / provenance.STAMPS_DIR / "split" / "abc.stamp" and not old.exists()
     assert new.stat().st_mtime == 1_000_000.0
     assert provenance.stamp_path(tmp_path, "split", "other", move=True).parent == new.parent  # none old: the new path
+
+
+def _state(root):
+    """Every file under ``root`` with its size and modification time (what a run that must not touch it keeps)."""
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*") if p.is_file()}
+
+
+def test_staleness_is_read_from_the_records_not_from_file_times(tmp_path):
+    """Whether an output is current is read from the record inside it (its settings and code hashes against the
+    plan's), not from file times. On a finished data stage (dataset, split; split seed 1):
+
+    * the stamps carrying later times than the outputs (a copy or a restore that wrote them last), nothing
+      changed: nothing to be done;
+    * the seed-1 split beside the stamp of a seed-7 plan that is older than it (what a seed-7 run leaves when the
+      seed-1 files are then restored from another run by a plain copy): the split is planned again, in one line
+      naming both settings hashes, and the dataset is not;
+    * another checkout's live run holds the folder: a run with a changed setting is refused and changes nothing in
+      it (no file, size or time)."""
+    import socket
+    import time
+
+    from tsmlip import provenance, settings
+
+    results = tmp_path / "results"
+
+    def snake(*args, seed=None):
+        overlay = tmp_path / f"overlay-{seed}.yaml"
+        overlay.write_text(f"results_dir: {results}\n" + (f"split: {{seed: {seed}}}\n" if seed is not None else ""))
+        return run_snakemake(*args, "--configfile", "config/test.yaml", str(overlay), "--",
+                             str(results / "data" / "split.npz"))
+
+    first = snake("--cores", "1")
+    assert first.returncode == 0, _jobs(first)[-3000:]
+
+    later = time.time() + 3600
+    stamps = sorted((results / "stamps").rglob("*.stamp"))
+    for p in stamps:
+        os.utime(p, (later, later))
+    plan = snake("-n")
+    assert plan.returncode == 0 and "Nothing to be done" in _jobs(plan), _jobs(plan)[-3000:]
+    earlier = (results / "data" / "dataset.npz").stat().st_mtime - 60  # before every output
+    for p in stamps:
+        os.utime(p, (earlier, earlier))
+
+    # the seed-7 plan's stamp (as common.smk plans it: the split's settings on the generated dataset), older than
+    # the seed-1 split: by time the split is current
+    cfg = canonical(validate(_cfg(split={"seed": 7})))
+    source = provenance.planned("generate-dataset", settings.settings_json("generate-dataset", cfg), [])
+    seven = ("split", settings.settings_json("split", cfg), [source])
+    assert (results / "stamps" / "source" / f"{source}.stamp").is_file()  # the same planning as the workflow's
+    stamp = results / "stamps" / "split" / f"{provenance.planned(*seven)}.stamp"
+    provenance.write_stamp(stamp, *seven)
+    os.utime(stamp, (earlier, earlier))
+    plan = snake("-n", seed=7)
+    assert plan.returncode == 0, _jobs(plan)[-3000:]
+    assert "rule split:" in _jobs(plan) and "rule generate_dataset:" not in _jobs(plan), _jobs(plan)[-3000:]
+    assert "split.json: made with other settings than planned: settings" in _jobs(plan), _jobs(plan)[-3000:]
+
+    lock = results / ".tsmlip-run.lock"
+    lock.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "started": "now",
+                                "checkout": "/elsewhere"}))
+    before = _state(results)
+    held = snake("--cores", "1", seed=7)
+    assert held.returncode != 0 and "in use by a running workflow" in _jobs(held), _jobs(held)[-3000:]
+    assert _state(results) == before
+
+
+def test_made_as_planned_reads_the_record(tmp_path):
+    """The content verdict of one output: current when its record holds the plan's settings hash and the step's
+    code stamp as it is now, stale (naming both hashes) when either differs, no verdict when the file is missing,
+    records nothing or records another step (then the stamp's time decides)."""
+    from tsmlip import provenance
+
+    settings = {"split": {"seed": 1}}
+    p = tmp_path / "split.json"
+    p.write_text(json.dumps(provenance.json_with({"train": 8}, provenance.record("split", settings, {}))))
+    assert provenance.made_as_planned(p, "split", settings) == (True, "")
+    assert provenance.made_as_planned(p, "split", json.dumps(settings)) == (True, "")  # a --config-json string
+    stale, why = provenance.made_as_planned(p, "split", {"split": {"seed": 7}})
+    assert stale is False and why.startswith("made with other settings than planned: settings ")
+    assert provenance.settings_hash(settings) in why and provenance.settings_hash({"split": {"seed": 7}}) in why
+    rec = json.loads(p.read_text())
+    rec["_provenance"]["code"] = "0" * 16
+    p.write_text(json.dumps(rec))
+    stale, why = provenance.made_as_planned(p, "split", settings)
+    assert stale is False and "other code" in why and "0" * 16 in why
+    assert provenance.made_as_planned(p, "train", settings) == (None, "")  # another step's plan: no verdict
+    assert provenance.made_as_planned(tmp_path / "missing.json", "split", settings) == (None, "")
+    (tmp_path / "old.json").write_text(json.dumps({"train": 8}))  # an older file: no record
+    assert provenance.made_as_planned(tmp_path / "old.json", "split", settings) == (None, "")

@@ -480,17 +480,48 @@ PLAN["synthetic"] = (
 )
 
 
-def stamp_file(name, plan):
-    """The stamp input of a fingerprinted rule: <results>/stamps/<name>/<planned fingerprint>.stamp, made
-    here when missing (Snakemake does not run a missing input's producer for a job whose outputs exist); a stamp newer
-    than the rule's outputs reruns the rule by modification time (tsmlip.provenance.planned).
+def stamp_file(name, plan, recorded=None):
+    """The stamp input of a fingerprinted rule: <results>/stamps/<name>/<planned fingerprint>.stamp.
 
-    Called while the DAG is built. A dry run writes nothing into the results folder: a missing stamp is written to
-    a scratch folder outside it instead (tsmlip.provenance.scratch_stamp), so the plan shows the same reruns and a
-    read-only results folder can be planned. A real run writes its stamps only once it holds the results folder's
-    lock (tsmlip.run_lock), so planning never replaces the stamps of a run that another checkout holds."""
+    Whether the rule's output is current is read first from the record inside it (``recorded``: the output file
+    that holds the record; tsmlip.provenance.made_as_planned), not from file times:
+
+    * it records the plan's settings and code: current. The stamp is given as ``ancient``, so no stamp time (a
+      copy, a restore, a touch, a clock skew) reruns it;
+    * it records other settings or code: stale, planned again whatever the file times say (a file restored from
+      another run, a results folder whose files carry later times), with one line naming both hashes;
+    * it records nothing (an older file, a missing output): the stamp's time decides, as before (a stamp newer than
+      the rule's outputs reruns it).
+
+    A stamp that must be written makes it newer than every output. A dry run writes nothing into the results
+    folder: such a stamp goes to a scratch folder outside it (tsmlip.provenance.scratch_stamp), so the plan shows
+    the same reruns and a read-only results folder can be planned. A real run writes it only once it holds the
+    results folder's lock (tsmlip.run_lock), so planning never changes a folder that another checkout's run holds
+    (and, under the lock, moves back the times of files from the future first)."""
     fp = tsprov.planned(*plan)
     path = res(tsprov.STAMPS_DIR, name, f"{fp}.stamp")
+    current, why = tsprov.made_as_planned(recorded, plan[0], plan[1]) if recorded else (None, "")
+    if current is False:
+        if recorded not in _STALE:
+            _STALE.add(recorded)
+            print(f"{recorded}: {why}; planned again", file=sys.stderr)
+        if os.path.exists(path) and os.path.getmtime(path) > os.path.getmtime(recorded):
+            return path  # its stamp already reruns it (a cluster job's own planning, after the run wrote the stamp)
+        if workflow.dryrun:
+            return tsprov.scratch_stamp(RESULTS, name, fp, *plan)
+        _hold_results()
+        tsprov.write_stamp(path, *plan)
+        return path
+    given = _stamp_path(name, fp, path, plan)
+    return ancient(given) if current else given
+
+
+_STALE = set()
+
+
+def _stamp_path(name, fp, path, plan):
+    """The stamp of ``name``/``fp``: where it is; else the old hidden folder's (used there by a dry run, moved by a
+    run); else written (to a scratch folder by a dry run, into the results folder under its lock by a run)."""
     if os.path.exists(path):
         return path  # (a job's own planning on a cluster node finds every stamp and takes no lock)
     old = str(tsprov.stamp_path(RESULTS, name, fp, move=False))
@@ -520,8 +551,20 @@ def _hold_results():
     return True
 
 
+#: the output of each planned step (PLAN) whose record says what made it (stamp_file: current by content); the info
+#: JSON beside an npz holds the same record and reads without opening the arrays
+RECORDED = {
+    "source": os.path.join(os.path.dirname(SOURCE_DATASET), "provenance.json"),
+    "dataset": res("data", "provenance.json"),
+    "split": res("data", "split.json"),
+    "labels": LABELS.replace(".npz", ".json"),
+    "oracle": ORACLE_LABELS.replace(".npz", ".json"),
+    "synthetic": res("synthetic", "synthetic.json"),
+}
+
+
 def stamp_input(name):
-    return lambda wildcards: stamp_file(name, PLAN[name])
+    return lambda wildcards: stamp_file(name, PLAN[name], RECORDED[name])
 
 
 def stack_stamps(wildcards):
@@ -529,14 +572,18 @@ def stack_stamps(wildcards):
     st = STACKS_BY_NAME[(wildcards.folder, wildcards.stack)]
     budget = wildcards.folder == "budget_check"
     folder = "train_budget_check" if budget else "train"
-    return [stamp_file(f"{folder}/{m}", _train_plan(m, budget)) for m in st.model_ids]
+    return [
+        stamp_file(f"{folder}/{m}", _train_plan(m, budget), model_file(m, "metrics.json", wildcards.folder))
+        for m in st.model_ids
+    ]
 
 
 def train_stamp(budget=False):
     def stamp(wildcards):
         mid = tsids.ModelId.parse(f"{wildcards.kind}/{wildcards.arch}/seed{wildcards.seed}")
         folder = "train_budget_check" if budget else "train"
-        return stamp_file(f"{folder}/{mid}", _train_plan(mid, budget))
+        recorded = model_file(mid, "metrics.json", "budget_check" if budget else "models")
+        return stamp_file(f"{folder}/{mid}", _train_plan(mid, budget), recorded)
 
     return stamp
 
@@ -559,15 +606,16 @@ def _wildcard_model(wildcards):
     return tsids.ModelId.parse(f"{wildcards.kind}/{wildcards.arch}/seed{wildcards.seed}")
 
 
-def model_step_stamp(step, settings, name=None):
+def model_step_stamp(step, settings, name=None, recorded=None):
     """The stamp input of a per-model MD/RDF rule: ``step`` with ``settings`` (its --config-json) on the model of
     the job's wildcards; ``name``: the stamp's folder below the model id (default: the step; per-engine rules
-    add the engine)."""
+    add the engine); ``recorded``: the name of the output in the model's folder whose record says what made it
+    (stamp_file: current by content)."""
 
     def stamp(wildcards):
         mid = _wildcard_model(wildcards)
         folder = name(wildcards) if callable(name) else (name or step)
-        return stamp_file(f"{folder}/{mid}", (step, settings, [train_fp(mid)]))
+        return stamp_file(f"{folder}/{mid}", (step, settings, [train_fp(mid)]), recorded and model_file(mid, recorded))
 
     return stamp
 

@@ -52,7 +52,7 @@ if MD_MODELS:
 rule max_atoms:
     input:
         model=model_file(MODEL_ID, "model.pt"),
-        stamp=model_step_stamp("max-atoms", MD_PARAMS["cfg"]),
+        stamp=model_step_stamp("max-atoms", MD_PARAMS["cfg"], recorded="max_atoms.json"),
     output:
         model_file(MODEL_ID, "max_atoms.json"),
     log:

@@ -358,6 +358,26 @@ def planned(step: str, settings, upstream: list[str]) -> str:
     return _PLANNED[key]
 
 
+def made_as_planned(path, step: str, settings) -> tuple[bool | None, str]:
+    """Whether the output ``path`` is current, read from the record inside it, not from file times: ``(True, "")``
+    when it records the plan's settings (their hash) and the step's code stamp as it is now, ``(False, why)`` when it
+    records others (``why``: one phrase naming what differs, both hashes), ``(None, "")`` when the file cannot say:
+    it is missing, records nothing (an older file), or records another step (not the file of this plan); then the
+    planned stamp's time decides, as before.
+
+    The upstream fingerprints are not compared here: an input that is planned again reruns its consumers (Snakemake
+    follows the jobs it plans), and an input file replaced by hand is newer than its consumers."""
+    rec = read_record(path) if path is not None and Path(path).is_file() else None
+    if not isinstance(rec, dict) or rec.get("step") != step:
+        return None, ""
+    want = {"settings": settings_hash(settings), "code": step_code_stamp(step)}
+    differ = [f"{k} {rec.get(k)} (planned {v})" for k, v in want.items() if rec.get(k) != v]
+    if differ:
+        return False, f"made with other {' and '.join(k for k in want if rec.get(k) != want[k])} than planned: " + \
+            ", ".join(differ)
+    return True, ""
+
+
 def write_stamp(path, step: str, settings, upstream: list[str]) -> None:
     """The stamp file of a planned fingerprint (JSON: step, settings hash, code stamp, upstream), written
     atomically; older stamps of the same output (other fingerprints beside it) are removed."""
