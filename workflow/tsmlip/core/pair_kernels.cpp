@@ -192,6 +192,28 @@ std::tuple<at::Tensor, at::Tensor> forces_forward(at::Tensor g_rows, at::Tensor 
 // The exported model's forces and virials (no backward: inference): forces as forces_forward; the virial
 // sum_pairs -r_ij (x) dE/dr_ij (LAMMPS's sum r.f convention; summed in double), [3, 3]; with per_atom_virial
 // half of each pair's term (xx, yy, zz, xy, xz, yz) to each of its two atoms, [n_atoms, 6], else [0, 6].
+// One pair's force r = dE/dr_ij onto its atoms (F_i += r, F_j -= r), its virial -r_ij (x) r into w and, with
+// per_atom_virial, half of it (Voigt) onto each atom's row of aw.
+inline void add_pair_force(const float* r, const float* u, float d, int64_t i, int64_t j, float* F_, float* aw_,
+                           double (&w)[3][3], bool per_atom_virial) {
+  float* Fi = F_ + i * 3; float* Fj = F_ + j * 3;
+  Fi[0] += r[0]; Fi[1] += r[1]; Fi[2] += r[2];
+  Fj[0] -= r[0]; Fj[1] -= r[1]; Fj[2] -= r[2];
+  const float v[3] = {d * u[0], d * u[1], d * u[2]};  // r_ij
+  float pw[3][3];
+  for (int a = 0; a < 3; ++a)
+    for (int b = 0; b < 3; ++b) {
+      pw[a][b] = -v[a] * r[b];
+      w[a][b] += pw[a][b];
+    }
+  if (per_atom_virial) {
+    const float voigt[6] = {pw[0][0] * 0.5f, pw[1][1] * 0.5f, pw[2][2] * 0.5f,
+                            pw[0][1] * 0.5f, pw[0][2] * 0.5f, pw[1][2] * 0.5f};
+    float* Wi = aw_ + i * 6; float* Wj = aw_ + j * 6;
+    for (int k = 0; k < 6; ++k) { Wi[k] += voigt[k]; Wj[k] += voigt[k]; }
+  }
+}
+
 std::tuple<at::Tensor, at::Tensor, at::Tensor> forces_virial(at::Tensor g_rows, at::Tensor s, at::Tensor ds,
                                                              at::Tensor dist, at::Tensor unit, at::Tensor row,
                                                              at::Tensor first, at::Tensor second, int64_t n_atoms,
@@ -211,22 +233,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> forces_virial(at::Tensor g_rows, 
   for (int64_t p = 0; p < P; ++p) {
     float r[3];
     pair_gradient(g_ + r_[p] * 4 * nu, s_ + p * nu, ds_ + p * nu, u_ + 3 * p, d_[p], nu, nullptr, r);
-    float* Fi = F_ + f_[p] * 3; float* Fj = F_ + sc_[p] * 3;
-    Fi[0] += r[0]; Fi[1] += r[1]; Fi[2] += r[2];
-    Fj[0] -= r[0]; Fj[1] -= r[1]; Fj[2] -= r[2];
-    const float v[3] = {d_[p] * u_[3 * p], d_[p] * u_[3 * p + 1], d_[p] * u_[3 * p + 2]};  // r_ij
-    float pw[3][3];
-    for (int a = 0; a < 3; ++a)
-      for (int b = 0; b < 3; ++b) {
-        pw[a][b] = -v[a] * r[b];
-        w[a][b] += pw[a][b];
-      }
-    if (per_atom_virial) {
-      const float voigt[6] = {pw[0][0] * 0.5f, pw[1][1] * 0.5f, pw[2][2] * 0.5f,
-                              pw[0][1] * 0.5f, pw[0][2] * 0.5f, pw[1][2] * 0.5f};
-      float* Wi = aw_ + f_[p] * 6; float* Wj = aw_ + sc_[p] * 6;
-      for (int k = 0; k < 6; ++k) { Wi[k] += voigt[k]; Wj[k] += voigt[k]; }
-    }
+    add_pair_force(r, u_ + 3 * p, d_[p], f_[p], sc_[p], F_, aw_, w, per_atom_virial);
   }
   auto virial = at::empty({3, 3}, s.options());
   float* W = virial.data_ptr<float>();
@@ -400,22 +407,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> forces_virial_half(at::Tensor g_r
       pair_gradient(g_ + r2_[p] * 4 * nu, s_ + p * nu, ds_ + p * nu, back, d_[p], nu, nullptr, r2);
       r[0] -= r2[0]; r[1] -= r2[1]; r[2] -= r2[2];
     }
-    float* Fi = F_ + f_[p] * 3; float* Fj = F_ + sc_[p] * 3;
-    Fi[0] += r[0]; Fi[1] += r[1]; Fi[2] += r[2];
-    Fj[0] -= r[0]; Fj[1] -= r[1]; Fj[2] -= r[2];
-    const float v[3] = {d_[p] * u[0], d_[p] * u[1], d_[p] * u[2]};  // r_ij
-    float pw[3][3];
-    for (int a = 0; a < 3; ++a)
-      for (int b = 0; b < 3; ++b) {
-        pw[a][b] = -v[a] * r[b];
-        w[a][b] += pw[a][b];
-      }
-    if (per_atom_virial) {
-      const float voigt[6] = {pw[0][0] * 0.5f, pw[1][1] * 0.5f, pw[2][2] * 0.5f,
-                              pw[0][1] * 0.5f, pw[0][2] * 0.5f, pw[1][2] * 0.5f};
-      float* Wi = aw_ + f_[p] * 6; float* Wj = aw_ + sc_[p] * 6;
-      for (int k = 0; k < 6; ++k) { Wi[k] += voigt[k]; Wj[k] += voigt[k]; }
-    }
+    add_pair_force(r, u, d_[p], f_[p], sc_[p], F_, aw_, w, per_atom_virial);
   }
   auto virial = at::empty({3, 3}, s.options());
   float* W = virial.data_ptr<float>();
