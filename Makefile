@@ -95,7 +95,8 @@ publish-run:
 test-slow: $(VENV)/.installed
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -m slow
 
-test-slurm: $(VENV)/.installed
+# the tiny workflow on the cluster runs the classical anchor too (its LAMMPS: the classical group)
+test-slurm: $(VENV)/.installed $(VENV)/.classical
 	PATH=$(abspath $(BIN)):$$PATH bash tests/slurm/run_ci.sh
 
 # The GPU campaign's luggage (docs/md.md, "GPU campaign"): the pinned hippynn and ase as pure-Python wheels
