@@ -170,10 +170,10 @@ def main(argv=None) -> int:
                                   rho_frame=rho_f, rho_atom=rho_a, mean_eps=float(eps.mean()),
                                   committee_force_rmse=float(np.sqrt(np.mean(err ** 2) / 3))))
             print(f"[{kind}/{arch}] {time.process_time() - t0:.0f} s CPU", flush=True)
-    t = pd.DataFrame(table)
-    print(t.to_markdown(index=False, floatfmt=".3f"))
-    pd.DataFrame(frame_rows).to_csv(a.out, index=False)
-    Path(a.out).with_suffix(".json").write_text(json.dumps(table, indent=1))
+            # written after every committee: a long calibration killed half-way keeps what it measured
+            pd.DataFrame(frame_rows).to_csv(a.out, index=False)
+            Path(a.out).with_suffix(".json").write_text(json.dumps(table, indent=1))
+    print(pd.DataFrame(table).to_markdown(index=False, floatfmt=".3f"))
     if a.figure:
         import matplotlib
         matplotlib.use("Agg")
