@@ -64,8 +64,9 @@ ORDERLESS_KEYS = ("teacher.seeds", "sweep.seeds", "born_again.seeds")
 
 
 def canonical(cfg: dict) -> dict:
-    """``cfg`` with each list of :data:`ORDERLESS_KEYS` sorted (in place; returned): the workflow applies it when it
-    is planned, before any step's settings are taken from the config."""
+    """``cfg`` with each list of :data:`ORDERLESS_KEYS` sorted and the widths of ``training.learning_rate_by_width`` as
+    strings (in place; returned): the workflow applies it when it is planned, before any step's settings are taken
+    from the config."""
     for dotted in ORDERLESS_KEYS:
         *parents, last = dotted.split(".")
         node = cfg
@@ -73,6 +74,11 @@ def canonical(cfg: dict) -> dict:
             node = node.get(part) if isinstance(node, dict) else None
         if isinstance(node, dict) and isinstance(node.get(last), list):
             node[last] = sorted(node[last])
+    # the widths of training.learning_rate_by_width as the strings JSON makes of them (YAML reads 48 as a number): the
+    # config, a step's --config-json and every fingerprint hold the same keys
+    tr = cfg.get("training")
+    if isinstance(tr, dict) and isinstance(tr.get("learning_rate_by_width"), dict):
+        tr["learning_rate_by_width"] = {str(k): v for k, v in tr["learning_rate_by_width"].items()}
     return cfg
 
 
