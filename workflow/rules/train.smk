@@ -20,10 +20,10 @@ if STACKS:
         wildcard_constraints:
             folder="models|budget_check",
             stack=r"w\d+-s\d+-l\d+-(teacher|sweep|synthetic)",
+        priority: lambda w: tsstacks.priority(STACKS_BY_NAME[(w.folder, w.stack)], config)
         conda:
             CONDA_ENV
         threads: rule_threads("train_stack")
-        priority: lambda w: tsstacks.priority(STACKS_BY_NAME[(w.folder, w.stack)], config)
         resources:
             **rule_resources("train_stack"),
         params:
