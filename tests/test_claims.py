@@ -256,7 +256,8 @@ def test_a_row_all_of_whose_models_stopped_by_patience_with_a_passing_budget_che
     assert row["verdict"] == HOLDS == row["verdict_if_converged"] == row["verdict_with_budget_check"]
     assert row["all_converged"] and row["n_budget_checked"] == 3
     assert row["budget_check_max_abs_change"] == pytest.approx(0.04)
-    assert "budget check passed: 3 models, largest change 4.0% (limit ±5%)" in row["detail"]
+    assert "budget check passed: 3 models (3 kind x architecture groups), largest change 4.0% (limit ±5%)" \
+        in row["detail"]
     # a per-architecture row takes its own architecture's checks
     assert table.loc["students have lower force RMSE than controls (w16-s4-l1)", "n_budget_checked"] == 1
     force = table[table["metric"] == METRIC_NAMES[FORCE]]
@@ -292,6 +293,28 @@ def test_a_budget_check_that_moves_the_error_more_than_the_limit_leaves_the_row_
     # exactly at the limit is not below it
     at = budget_check(sweep(0.10, 0.01), {"student/w8-s4-l1/seed1": limit})
     assert gated(at).loc[POOLED, "verdict"] == UNDECIDED_BUDGET_MOVED
+
+
+def test_a_kind_x_architecture_checked_at_several_seeds_is_judged_by_its_seeds_mean():
+    """Every seed checked (budget_check.seeds: all): the group's change is that of its seeds' mean test force RMSE.
+    One seed 10 % better and one 6 % worse at the doubled budget (a chaotic trajectory each way) leave the mean
+    inside the limit; every seed 6 % better moves it."""
+    models = sweep(0.20, 0.01, archs=("w8-s4-l1",))
+    ids = [f"{k}/w8-s4-l1/seed{s}" for k in ("student", "control") for s in range(1, 5)]
+    chaotic = dict.fromkeys(ids, 0.0) | {"control/w8-s4-l1/seed1": -0.10, "control/w8-s4-l1/seed2": 0.06}
+    checked = budget_check(models, chaotic)
+    base = models.set_index("model_id")[FORCE]
+    row = gated(checked).loc[POOLED]
+    assert row["verdict"] == HOLDS and row["n_budget_checked"] == 8
+    control = [f"control/w8-s4-l1/seed{s}" for s in range(1, 5)]
+    mean_change = sum(base[m] * (1 + chaotic[m]) for m in control) / sum(base[m] for m in control) - 1
+    assert abs(mean_change) < 0.05
+    assert row["budget_check_max_abs_change"] == pytest.approx(abs(mean_change))
+    assert "budget check passed: 8 models (2 kind x architecture groups)" in row["detail"]
+    trend = budget_check(models, dict.fromkeys(ids, 0.0) | dict.fromkeys(control, -0.06))
+    moved = gated(trend).loc[POOLED]
+    assert moved["verdict"] == UNDECIDED_BUDGET_MOVED
+    assert "budget check moved the test force RMSE of control/w8-s4-l1 (4 seeds' mean) by -6.0%" in moved["detail"]
 
 
 def test_a_budget_check_that_flips_the_verdict_leaves_the_row_undecided():

@@ -153,6 +153,8 @@ def test_every_key_of_config_yaml_is_required():
     ("training: {batch_size: sixteen}", "config key 'training.batch_size': 'sixteen' is not of type 'integer'"),
     ("md: {probe: {engine: lammps}}", "config key 'md.probe.engine': 'lammps' is not one of ['ase', 'torch']"),
     ("rdf: {nbins: 80}", "config key 'rdf': Additional properties are not allowed ('nbins' was unexpected)"),
+    ("budget_check: {seeds: [1, 7]}", "config key 'budget_check.seeds': [7] not among sweep.seeds [1, 2, 3, 4] (a check "
+                                      "compares a seed with itself at the doubled budget); list sweep seeds or write all"),
 ])
 def test_an_overlay_with_a_wrong_value_fails_naming_the_key(tmp_path, overlay, message):
     path = tmp_path / "overlay.yaml"
@@ -182,3 +184,15 @@ def test_one_split_arithmetic():
             assert {k: len(v) for k, v in make_split(n, vf, tf, seed=1).items()} == sizes
     with pytest.raises(ConfigError, match="leave none for training"):
         check_split_sizes(validate(_cfg()), 2, "n")
+
+
+def test_budget_check_seeds_all_checks_every_sweep_seed(tmp_path):
+    from tsmlip.model_ids import budget_check_ids
+    cfg = load_config(BASE_CONFIG)
+    assert cfg["budget_check"]["seeds"] == "all"
+    sweep_ids = [m for m in budget_check_ids(cfg) if m.kind in cfg["sweep"]["kinds"]]
+    assert sorted({m.seed for m in sweep_ids}) == sorted(cfg["sweep"]["seeds"])
+    path = tmp_path / "overlay.yaml"
+    path.write_text("budget_check: {seeds: [2]}\n")
+    one = [m for m in budget_check_ids(load_config(BASE_CONFIG, path)) if m.kind in cfg["sweep"]["kinds"]]
+    assert {m.seed for m in one} == {2} and len(sweep_ids) == len(cfg["sweep"]["seeds"]) * len(one)

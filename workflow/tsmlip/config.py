@@ -60,7 +60,7 @@ NO_RESULT_DEPENDS_ON = ("training.torch_threads",)
 
 #: lists whose order means nothing (sets of seeds): :func:`canonical` sorts them, so a reordered list plans the same
 #: jobs with the same settings and reruns nothing
-ORDERLESS_KEYS = ("teacher.seeds", "sweep.seeds", "born_again.seeds")
+ORDERLESS_KEYS = ("teacher.seeds", "sweep.seeds", "born_again.seeds", "budget_check.seeds")
 
 
 def canonical(cfg: dict) -> dict:
@@ -159,6 +159,11 @@ def _cross_check(cfg: dict) -> None:
     if tr.get("min_learning_rate") is not None and tr["min_learning_rate"] > tr["learning_rate"]:
         raise ConfigError(f"config key 'training.min_learning_rate': the floor ({tr['min_learning_rate']:g}) is above "
                           f"training.learning_rate ({tr['learning_rate']:g}); lower it or set it to null (no floor)")
+    bc_seeds = (cfg.get("budget_check") or {}).get("seeds")
+    if isinstance(bc_seeds, list) and set(bc_seeds) - set(cfg["sweep"]["seeds"]):
+        raise ConfigError(f"config key 'budget_check.seeds': {sorted(set(bc_seeds) - set(cfg['sweep']['seeds']))} not "
+                          f"among sweep.seeds {cfg['sweep']['seeds']} (a check compares a seed with itself at the doubled "
+                          f"budget); list sweep seeds or write all")
     src = cfg["data"]["source"]
     if src != "emt" and not cfg["data"]["path"]:
         raise ConfigError(f"config key 'data.path': required when data.source is {src!r}")

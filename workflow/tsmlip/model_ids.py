@@ -66,19 +66,26 @@ def weight_estimate(arch: Arch) -> int:
 def budget_check_ids(cfg: dict) -> list[ModelId]:
     """The models trained a second time with every budget doubled (``budget_check:``): the teacher (its first
     seed), each checked sweep kind at every sweep architecture (``archs: all``) or at the smallest and the largest
-    (``extremes``, by :func:`weight_estimate`), with ``budget_check.seed``, and each checked Born-Again kind (its
-    first seed)."""
+    (``extremes``, by :func:`weight_estimate`), with each of ``budget_check.seeds`` (``all``: the sweep's seeds), and
+    each checked Born-Again kind (its first seed)."""
     bc = cfg["budget_check"]
     kinds = list(bc["kinds"])
     ids = [teacher_ids(cfg)[0]] if "teacher" in kinds else []
     archs = sorted(sweep_archs(cfg), key=lambda a: (weight_estimate(a), a))
     if bc["archs"] == "extremes":
         archs = list(dict.fromkeys([archs[0], archs[-1]])) if archs else []
-    ids += [ModelId(kind, arch, int(bc["seed"])) for kind in kinds if kind != "teacher"
-            and kind in cfg["sweep"]["kinds"] for arch in archs]
+    ids += [ModelId(kind, arch, seed) for kind in kinds if kind != "teacher"
+            and kind in cfg["sweep"]["kinds"] for arch in archs for seed in budget_check_seeds(cfg)]
     ba = born_again_ids(cfg)
     ids += [next(m for m in ba if m.kind == kind) for kind in kinds if any(m.kind == kind for m in ba)]
     return ids
+
+
+def budget_check_seeds(cfg: dict) -> list[int]:
+    """The sweep seeds trained again with every budget doubled: ``budget_check.seeds`` (``all``: every sweep
+    seed, so that a kind x architecture's check compares the mean of the seeds the claims compare)."""
+    seeds = cfg["budget_check"]["seeds"]
+    return [int(s) for s in (cfg["sweep"]["seeds"] if seeds == "all" else seeds)]
 
 
 def budget_check_training(training: dict, scale: float) -> dict:

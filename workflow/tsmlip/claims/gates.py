@@ -71,16 +71,42 @@ def with_budget_check_values(models: pd.DataFrame) -> pd.DataFrame | None:
     return out
 
 
+def budget_check_groups(checks: pd.DataFrame) -> pd.DataFrame:
+    """The budget checks by kind x architecture: ``n`` checked seeds, ``base`` and ``doubled`` the means of their
+    test force RMSE at the base and the doubled budget, ``change`` = doubled / base - 1 (NaN where a model of the
+    group has no finite pair), ``stopped_late`` the group's checked models that stopped at their epoch cap. With
+    one checked seed per group (the teacher, a Born-Again kind) the change is that model's own."""
+    col = f"budget_check_{BUDGET_CHECK_ERROR}"
+    rows = []
+    for (kind, arch), g in checks.groupby(["kind", "arch"], sort=True):
+        base, doubled = g[BUDGET_CHECK_ERROR].astype(float), g[col].astype(float)
+        ok = bool(np.isfinite(base).all() and np.isfinite(doubled).all() and base.mean() > 0)
+        late = g[g["budget_check_stopped_by"].astype(str) != STOPPED_BY_RULE] \
+            if "budget_check_stopped_by" in g else g.iloc[0:0]
+        rows.append({"kind": kind, "arch": arch, "n": int(len(g)), "base": float(base.mean()),
+                     "doubled": float(doubled.mean()),
+                     "change": float(doubled.mean() / base.mean() - 1) if ok else math.nan,
+                     "stopped_late": list(late["model_id"].astype(str)), "model_ids": list(g["model_id"].astype(str))})
+    return pd.DataFrame(rows, columns=["kind", "arch", "n", "base", "doubled", "change", "stopped_late", "model_ids"])
+
+
+def _group_name(r) -> str:
+    """A checked model's id, or ``kind/arch (n seeds' mean)`` for a group of several."""
+    return f"{r['kind']}/{r['arch']} ({r['n']} seeds' mean)" if r["n"] > 1 else r["model_ids"][0]
+
+
 def check_budget(claim: Claim, models: pd.DataFrame, cfg: dict, verdict_with_budget: str | None,
                  max_listed: int = 8) -> str | None:
     """The budget check of the row's kinds and architectures; None when it passed, else the undecided verdict.
 
     The checks that count are the budget-checked models of a kind the row compares and of an architecture it
     compares (so a per-architecture row takes its architecture's checks, a pooled row all of them); where no
-    check has the row's architecture, the checks of its kinds at every architecture. It fails when any of them
-    moved the test force RMSE by ``budget_check_max_relative_change`` or more (relative, either way), or when
-    the row's statistics recomputed with the doubled-budget errors (``verdict_with_budget``) give another
-    verdict; a row none of whose kinds has a budget-checked model is undecided (no budget check)."""
+    check has the row's architecture, the checks of its kinds at every architecture. They are judged by kind x
+    architecture (:func:`budget_check_groups`): the relative change of the mean test force RMSE of the group's
+    checked seeds (the quantity the claims compare; one seed: the model's own change). It fails when any group
+    moved by ``budget_check_max_relative_change`` or more (relative, either way), or when the row's statistics
+    recomputed with the doubled-budget errors (``verdict_with_budget``) give another verdict; a row none of whose
+    kinds has a budget-checked model is undecided (no budget check)."""
     sub = _compared(claim, models)
     if sub.empty:
         return None
@@ -97,24 +123,25 @@ def check_budget(claim: Claim, models: pd.DataFrame, cfg: dict, verdict_with_bud
         _add_detail(claim, f"no budget check of {', '.join(sorted(archs))}: the checks of its kinds at "
                            f"{', '.join(sorted(set(used['arch'])))} count")
     unchecked = sorted(kinds - set(of_kinds["kind"]))
-    change = used["budget_check_relative_change"].astype(float)
+    groups = budget_check_groups(used)
+    change = groups["change"]
     claim.n_budget_checked = int(len(used))
     claim.budget_check_max_abs_change = float(change.abs().max()) if change.notna().any() else math.nan
-    moved = used[~(change.abs() < limit)]  # a change that cannot be computed does not pass either
+    moved = groups[~(change.abs() < limit)]  # a change that cannot be computed does not pass either
     failed = None
     if len(moved):
-        listed = [f"{r['model_id']} by {pct(r['budget_check_relative_change'])}" for _, r in moved.iterrows()]
+        listed = [f"{_group_name(r)} by {pct(r['change'])}" for _, r in moved.iterrows()]
         _add_detail(claim, f"budget check moved the test force RMSE of {_listed(listed, max_listed)} (limit "
                            f"±{100 * limit:g}%)")
         failed = UNDECIDED_BUDGET_MOVED
     else:
-        _add_detail(claim, f"budget check passed: {plural(len(used), 'model')}, largest change "
+        _add_detail(claim, f"budget check passed: {plural(len(used), 'model')} "
+                           f"({plural(len(groups), 'kind x architecture group')}), largest change "
                            f"{pct(claim.budget_check_max_abs_change, sign=False)} (limit ±{100 * limit:g}%)")
-    late = used[used["budget_check_stopped_by"].astype(str) != STOPPED_BY_RULE] \
-        if "budget_check_stopped_by" in used else used.iloc[0:0]
-    if len(late):
+    late = [m for ids in groups["stopped_late"] for m in ids]
+    if late:
         _add_detail(claim, f"budget-check models stopped at their epoch cap (their change is a lower bound): "
-                           f"{_listed(list(late['model_id'].astype(str)), max_listed)}")
+                           f"{_listed(late, max_listed)}")
     if unchecked:
         _add_detail(claim, f"no budget check of {', '.join(unchecked)}")
     claim.verdict_with_budget_check = verdict_with_budget or ""
