@@ -505,14 +505,18 @@ def test_claims_without_labels_and_cli(run, tmp_path, capsys):
     assert know["verdict"] == "inconclusive" and "no reference" in know["detail"]
     models.to_csv(tmp_path / "models.csv", index=False)
     cfg = json.dumps({"aggregate": {**AGG, "confidence": 0.9, "unrelated": 1}, "foundation": {"calculator": None}})
-    out = {k: str(tmp_path / f"{k}") for k in ("c.csv", "c.md", "c.html", "h.csv", "h.md", "h.html")}
+    out = {k: str(tmp_path / f"{k}") for k in ("c.csv", "c.md", "c.html", "b.csv", "h.csv", "h.md", "h.html")}
     assert claims_main(["--models", str(tmp_path / "models.csv"), "--labels", str(root / "labels" / "atom_energies.json"),
                         "--config-json", cfg, "--out-csv", out["c.csv"], "--out-md", out["c.md"],
-                        "--out-html", out["c.html"], "--out-headline-csv", out["h.csv"],
+                        "--out-html", out["c.html"], "--out-budget-check", out["b.csv"], "--out-headline-csv", out["h.csv"],
                         "--out-headline-md", out["h.md"], "--out-headline-html", out["h.html"]]) == 0
     md = (tmp_path / "c.md").read_text()
     assert "at 90% confidence" in md and "**holds**" in md and "| ablation |" in md
-    assert sum(line.startswith("|---") for line in md.splitlines()) == 1  # one table
+    # the claims, then the budget checks by kind x architecture (each checked model here: one seed)
+    assert sum(line.startswith("|---") for line in md.splitlines()) == 2 and "\n## Budget checks\n" in md
+    checks = pd.read_csv(out["b.csv"])
+    assert len(checks) == len(BUDGET_CHECKED) and (checks["n_seeds"] == 1).all()
+    assert checks["relative_change"].to_numpy() == pytest.approx(BUDGET_CHANGE)
     assert 'class="holds"' in (tmp_path / "c.html").read_text()
     assert len(pd.read_csv(tmp_path / "c.csv")) == len(table)
     head = pd.read_csv(tmp_path / "h.csv")

