@@ -322,6 +322,8 @@ def test_committee_equals_the_ase_committee(committee):
     from tsmlip.core.committee import force_deviation, load_committee
 
     paths, _, module = committee
+    if module.n_interactions != 1:
+        pytest.skip("the ASE committee (the stacked layout) computes one interaction layer")
     atoms = al_cell()
     atoms.numbers[::3] = 29
     i, j, S = neighbor_list("ijS", atoms, module.cutoff)
