@@ -15,10 +15,15 @@ inflate, unlike the wall time, also printed) and the ratio to EAM, with the mach
     python scripts/bench_lammps.py --model student=results/models/student/w8-s4-l1/seed1/model.pt \\
         --model teacher=results/models/teacher/w48-s16-l3/seed0/model.pt --sizes 500 4000
     python scripts/bench_lammps.py --smoke              # seconds: a tiny random model, 32 atoms
+    python scripts/bench_lammps.py --committee student=seed1/model.pt,seed2/model.pt,seed3/model.pt,seed4/model.pt \
+        --model student=seed1/model.pt --kernels cpp --sizes 4000   # a committee of 4 against one of its members
+    python scripts/bench_lammps.py --stand-in-committee 4 --kernels cpp   # the same, a random-weight student
 
-Not a test: it prints a table (``--out`` also writes the records as JSON). Without ``--model`` the models are
-random-weight stand-ins of the paper's teacher and smallest student (as scripts/bench_md.py; speed does not depend
-on the weights' values).
+A committee (``--committee NAME=P1,P2,...``: one file of its members, ``tsmlip export --model P1 P2 ...``; the
+pair style then also reverse-communicates the members' forces and computes their per-atom deviation every step)
+is timed beside the single models, interleaved with them. Not a test: it prints a table (``--out`` also writes the
+records as JSON). Without ``--model`` the models are random-weight stand-ins of the paper's teacher and smallest
+student (as scripts/bench_md.py; speed does not depend on the weights' values).
 """
 from __future__ import annotations
 
@@ -78,10 +83,14 @@ def engines_for(models: dict, kernels: list[str], workdir: Path, eam: bool,
     out = []
     if eam:
         out.append(("eam", {"pair": "eam"}))
+    from tsmlip.core.export import export_committee
+
     for name, path in models.items():
         for k in kernels:
             # a file name without spaces or brackets: pair_style reads the path as one word
-            ts = export_model(path, workdir / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}.{k}.ts", kernels=k)
+            ts = workdir / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}.{k}.ts"
+            # a list of paths: a committee in one file
+            ts = export_committee(path, ts, kernels=k) if isinstance(path, list) else export_model(path, ts, kernels=k)
             for lst in lists:
                 label = f"{name} [{k}]" if lst == "auto" else f"{name} [{k}, {lst} list]"
                 out.append((label, {"model": ts, "list": lst}))
@@ -167,11 +176,36 @@ def stand_ins(workdir: Path) -> dict:
     return out
 
 
+def stand_in_committees(workdir: Path, members: int) -> dict:
+    """The student stand-in (the smallest student of the paper's sweep) as one model and as a committee of ``members``
+    random-weight models (seeds 0, 1, ...; the single model is seed 0, the committee's first member)."""
+    from bench_md import paper_archs
+    from tsmlip.config import load_config
+    from tsmlip.core.model import build_model, save_model
+
+    net = load_config(ROOT / "config" / "config.yaml")["network"]
+    out = {}
+    for name, arch in paper_archs().items():
+        if name != "student":
+            continue
+        paths = []
+        for seed in range(members):
+            paths.append(workdir / f"{name}-seed{seed}.pt")
+            save_model(build_model(arch, net, seed=seed, species=(13,)), paths[-1])
+        out[f"{name}:{arch} (random)"] = paths[0]
+        out[f"{name}:{arch} x{members} committee (random)"] = paths
+    return out
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", action="append", default=[], metavar="NAME=PATH",
                    help="a model.pt (or an export) to time, repeatable")
+    p.add_argument("--committee", action="append", default=[], metavar="NAME=P1,P2,...",
+                   help="a committee of model.pt files of one architecture (one export of them all), repeatable")
+    p.add_argument("--stand-in-committee", type=int, default=0, metavar="M",
+                   help="without --model/--committee: the random-weight student stand-in alone and as a committee of M")
     p.add_argument("--sizes", type=int, nargs="+", default=[500, 4000])
     p.add_argument("--kernels", nargs="+", default=["torch", "cpp"], choices=["torch", "cpp", "auto"],
                    help="the exports' pair terms to time (tsmlip export --kernels)")
@@ -202,9 +236,14 @@ def main(argv=None) -> int:
         workdir = Path(tmp)
         if args.smoke:
             models = smoke_model(workdir)
-        elif args.model:
+        elif args.model or args.committee:
             models = dict(m.split("=", 1) if "=" in m else (Path(m).parent.parent.name + "/" + Path(m).parent.name,
                                                             m) for m in args.model)
+            for c in args.committee:
+                name, paths = c.split("=", 1) if "=" in c else ("committee", c)
+                models[f"{name} x{len(paths.split(','))} committee"] = paths.split(",")
+        elif args.stand_in_committee > 1:
+            models = stand_in_committees(workdir, args.stand_in_committee)
         else:
             models = stand_ins(workdir)
         specs = engines_for(models, args.kernels, workdir, not args.no_eam, tuple(args.lists))

@@ -2,7 +2,9 @@
 energies, forces, per-atom energies and stress of a periodic Al cell, a strained triclinic cell (cut-off
 longer than the cell: many images of one atom) and a two-species cell; the ghost-atom form LAMMPS uses
 (explicit image atoms, energy of the local atoms only, ghost forces folded back) gives the same numbers; so does
-compute_half on the half pair list (periodic, and LAMMPS's half list with ghost atoms).
+compute_half on the half pair list (periodic, and LAMMPS's half list with ghost atoms). A committee export (several
+model files in one) is the mean of its members' exports, gives their own forces for the deviation, equals the ASE
+CommitteeCalculator, and refuses a member of another architecture in one line.
 
 Tolerance (float32, as the models are trained): energy 2e-6 eV/atom, forces 2e-5 eV/A, per-atom energies
 2e-5 eV, stress 1e-6 eV/A^3 (measured differences are ~10x smaller: summation order only)."""
@@ -257,3 +259,112 @@ def test_half_list_with_ghost_atoms(models):
         with pytest.raises(Exception, match="ghost"):  # a ghost first: not a half list of this form
             module.compute_half(t(pos, dtype=torch.float32), t(num), t(j[keep]), t(i[keep]), torch.zeros(0, 3), n,
                                 False)
+
+
+# --- a committee in one file (tsmlip export --model a.pt b.pt ...) ------------------------------------------------
+@pytest.fixture(scope="module", params=[(1, "torch"), (2, "torch"), (1, "cpp")],
+                ids=["1-interaction", "2-interactions", "1-interaction-cpp"])
+def committee(request, tiny_cfg, tmp_path_factory):
+    """(member model.pt paths, each member's own export, the committee's export) of three random two-species models
+    of one architecture (different seeds), exported with the same pair terms."""
+    from tsmlip.core.export import export_committee
+
+    n, kernels = request.param
+    fused_or_skip(kernels)
+    d = tmp_path_factory.mktemp(f"committee{n}{kernels}")
+    net = dict(tiny_cfg["network"], n_interaction_layers=n)
+    paths = []
+    for seed in (41, 42, 43):
+        save_model(build_model(Arch(12, 8, 2), net, seed=seed, species=(13, 29)), d / f"seed{seed}.pt")
+        paths.append(d / f"seed{seed}.pt")
+    members = [load_exported(export_model(p, p.with_suffix(".ts"), kernels=kernels)) for p in paths]
+    module = load_exported(export_committee(paths, d / "committee.ts", kernels=kernels))
+    assert module.n_members == 3 and module.kernels == members[0].kernels
+    return paths, members, module
+
+
+@pytest.mark.parametrize("half", [False, True], ids=["full-list", "half-list"])
+def test_committee_is_the_members_mean(committee, half):
+    """compute / compute_half of the committee file = the mean of its members' own exports (energy, atom energies,
+    forces, virial, per-atom virial: float32 rounding); compute_committee's member energies and forces are the
+    members' own, and the deviation computed from them is force_deviation of the members' forces."""
+    from tsmlip.core.committee import force_deviation
+
+    _, members, module = committee
+    atoms = two_species_cell()
+    i, j, S = neighbor_list("ijS", atoms, module.cutoff)
+    if half:
+        i, j, S = half_list(i, j, S)
+    t = torch.as_tensor
+    n = len(atoms)
+    args = (t(atoms.positions, dtype=torch.float32), t(atoms.numbers), t(i), t(j),
+            t(S @ atoms.cell.array, dtype=torch.float32), n, True)
+    method = "compute_half" if half else "compute"
+    own = [getattr(m, method)(*args) for m in members]
+    mean = [torch.stack([o[k] for o in own]).mean(0) for k in range(5)]
+    for got, want, tol in zip(getattr(module, method)(*args), mean, (TOL_E_PER_ATOM * n, TOL_AE, TOL_F, 1e-4, 2e-5)):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=0, atol=tol)
+    e, ae, f, w, aw, member_e, member_f = module.compute_committee(*args, half)
+    np.testing.assert_allclose(f.numpy(), mean[2].numpy(), rtol=0, atol=TOL_F)
+    np.testing.assert_allclose(member_e.numpy(), [float(o[0]) for o in own], rtol=0, atol=TOL_E_PER_ATOM * n)
+    own_f = np.stack([o[2].numpy() for o in own])
+    np.testing.assert_allclose(member_f.numpy(), own_f, rtol=0, atol=TOL_F)
+    dev = force_deviation(member_f.numpy())
+    np.testing.assert_allclose(dev, force_deviation(own_f), rtol=0, atol=TOL_F)
+    assert dev.min() > 1e-3  # the members differ: the comparison is not between zeros
+    if not half:  # forward: the atom energies from a full list
+        np.testing.assert_allclose(module(*args[:6]).detach().numpy(), mean[1].numpy(), rtol=0, atol=TOL_AE)
+
+
+def test_committee_equals_the_ase_committee(committee):
+    """The committee file against the ASE CommitteeCalculator (tsmlip.core.committee: the fast engine's stacked
+    forward) on the same model files: mean energy and forces, the per-atom force deviation, its max and mean."""
+    from tsmlip.core.committee import force_deviation, load_committee
+
+    paths, _, module = committee
+    if module.n_interactions != 1:
+        pytest.skip("the ASE committee (the stacked layout) computes one interaction layer")
+    atoms = al_cell()
+    atoms.numbers[::3] = 29
+    i, j, S = neighbor_list("ijS", atoms, module.cutoff)
+    t = torch.as_tensor
+    e, _, f, _, _, _, member_f = module.compute_committee(
+        t(atoms.positions, dtype=torch.float32), t(atoms.numbers), t(i), t(j),
+        t(S @ atoms.cell.array, dtype=torch.float32), len(atoms), False, False)
+    ref = atoms.copy()
+    ref.calc = load_committee(paths)
+    assert float(e) == pytest.approx(ref.get_potential_energy(), abs=TOL_E_PER_ATOM * len(atoms))
+    np.testing.assert_allclose(f.numpy(), ref.get_forces(), rtol=0, atol=TOL_F)
+    dev = force_deviation(member_f.numpy())
+    np.testing.assert_allclose(dev, ref.calc.results["force_deviation"], rtol=0, atol=TOL_F)
+    assert dev.max() == pytest.approx(ref.calc.results["max_force_deviation"], abs=TOL_F)
+    assert dev.mean() == pytest.approx(ref.calc.results["mean_force_deviation"], abs=TOL_F)
+
+
+def test_committee_command_and_other_architectures_refused(committee, tiny_cfg, tmp_path, capsys):
+    """tsmlip export with several --model writes the committee (both spellings); a member of another architecture
+    is refused in one line naming it and what differs; one model is the single-model file (no n_members)."""
+    from tsmlip.cli import main
+    from tsmlip.core.export import export_committee
+
+    paths, _, module = committee
+    p = [str(x) for x in paths]
+    assert main(["export", "--model", *p, "--output", str(tmp_path / "c.ts")]) == 0
+    assert "a committee of 3" in capsys.readouterr().out
+    assert main(["export", "--model", p[0], "--model", p[1], "--output", str(tmp_path / "c2.ts")]) == 0
+    again = load_exported(tmp_path / "c.ts")
+    assert again.n_members == 3 and load_exported(tmp_path / "c2.ts").n_members == 2
+    atoms = triclinic_cell()
+    assert evaluate_atoms(again, atoms)[0] == pytest.approx(evaluate_atoms(module, atoms)[0], abs=1e-5)
+    assert main(["export", "--model", p[0], "--output", str(tmp_path / "one.ts")]) == 0
+    assert not hasattr(load_exported(tmp_path / "one.ts"), "n_members")
+
+    net = dict(tiny_cfg["network"], n_interaction_layers=module.n_interactions)
+    save_model(build_model(Arch(8, 8, 2), net, seed=5, species=(13, 29)), tmp_path / "narrow.pt")
+    with pytest.raises(ModelFileError, match="narrow.pt: its arch .* differs from .*: a committee holds models of "
+                                             "one architecture"):
+        export_committee([p[0], tmp_path / "narrow.pt"], tmp_path / "x.ts")
+    capsys.readouterr()
+    assert main(["export", "--model", p[0], str(tmp_path / "narrow.pt"), "--output", str(tmp_path / "x.ts")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "differs from" in err and not (tmp_path / "x.ts").exists()

@@ -5,7 +5,10 @@ MPI ranks; NVE energy drift no larger than ASE's velocity Verlet on the same mod
 from the half neighbour list by default and gives what the full list (pair_style keyword list full) gives, per-atom
 virials included. Each with the model exported with the pair terms as torch operations (kernels torch) and, for one
 interaction layer, with the fused loops (kernels cpp: lammps/build/tsmlip_ops.so); without that library a torch
-export still runs and a cpp one is refused in one line."""
+export still runs and a cpp one is refused in one line. A committee file (three models in one export): energy,
+forces and per-atom energies are the members' mean, fix pair's per-atom deviation is DeePMD's eps_i of the members'
+forces and compute pair's vector its max and mean (and the energy spread), as the members' calculators and the ASE
+CommitteeCalculator give them, on 1 and 2 ranks, half and full list."""
 import os
 import re
 import subprocess
@@ -265,3 +268,103 @@ def test_half_list_equals_full_list(model, ranks):
     # the per-atom virials sum to the global one: sum_i stress/atom = -P V (virial part, no kinetic term)
     vol = atoms.get_volume()
     np.testing.assert_allclose(half[:, 5:].sum(0) * units.bar, -np.array(p_h) * units.bar * vol, atol=1e-4)
+
+
+# --- a committee file (tsmlip export --model a.pt b.pt c.pt): the members' mean and their force deviation ----------
+def make_committee(n_interactions, tiny_cfg, tmp_path_factory, kernels="torch"):
+    """A folder with three random two-species models of one architecture (seed<k>.pt), each exported alone
+    (seed<k>.ts) and together as model.ts (the committee)."""
+    from tsmlip.core.export import export_committee
+
+    d = make_model(n_interactions, tiny_cfg, tmp_path_factory, kernels)  # skips where the cpp loops are missing
+    net = dict(tiny_cfg["network"], n_interaction_layers=n_interactions)
+    paths = []
+    for seed in (51, 52, 53):
+        save_model(build_model(Arch(12, 8, 2), net, seed=seed, species=(13, 29)), d / f"seed{seed}.pt")
+        export_model(d / f"seed{seed}.pt", d / f"seed{seed}.ts", kernels=kernels)
+        paths.append(d / f"seed{seed}.pt")
+    export_committee(paths, d / "model.ts", kernels=kernels)
+    return d, paths
+
+
+@pytest.fixture(scope="module", params=MODELS, ids=MODEL_IDS)
+def committee_model(request, tiny_cfg, tmp_path_factory):
+    return make_committee(*request.param[:1], tiny_cfg, tmp_path_factory, request.param[1])
+
+
+COMMITTEE_BODY = """compute pe all pe/atom
+compute dev all pair tsmlip
+fix dev all pair 1 tsmlip deviation 0 member_forces 0
+thermo_style custom step pe c_dev[1] c_dev[2] c_dev[3]
+thermo_modify format float %.10g
+dump d all custom 1 {dump} id fx fy fz c_pe f_dev[*]
+dump_modify d format float %.10g
+run 0
+"""
+
+
+def committee_run(d, atoms, ranks, dump, pair_args=""):
+    """(potential energy, [max, mean, energy spread] of compute pair, the dump sorted by id) of a run 0."""
+    out = run_lammps(d, COMMITTEE_BODY.format(dump=dump), atoms, ranks=ranks, pair_args=pair_args)
+    assert "a committee of 3 members" in out
+    row = re.search(r"^\s*0\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s*$", out, re.M)
+    pe, *glob = map(float, row.groups())
+    return pe, np.array(glob), read_dump(d / dump)
+
+
+@pytest.mark.parametrize("name,ranks", [("cubic", 1), ("sub-cutoff", 1), ("triclinic", 1), ("triclinic", 2)])
+def test_committee_is_the_members_mean_and_their_deviation(committee_model, name, ranks):
+    """pair_style tsmlip with a committee file on 1 and 2 ranks: energy, forces and per-atom energies are the mean
+    of the members' own ASE calculators; fix pair's per-atom "deviation" is force_deviation of the members' forces
+    (DeePMD's eps_i, after the ghosts' member forces reached their owners), "member_forces" each member's forces;
+    compute pair's vector is [max eps_i, mean eps_i, the members' energy spread per atom]; the ASE CommitteeCalculator
+    on the same files gives the same mean and deviation (one interaction layer: what it computes)."""
+    from tsmlip.core.calculator import load_calculator
+    from tsmlip.core.committee import force_deviation, load_committee
+
+    d, paths = committee_model
+    atoms = STRUCTURES[name]()
+    pe, glob, dump = committee_run(d, atoms, ranks, f"c{name}{ranks}.dump")
+    E, F, AE = [], [], []
+    for p in paths:
+        ref = atoms.copy()
+        ref.calc = load_calculator(p, device="cpu", atom_energies=True)
+        E.append(ref.get_potential_energy())
+        F.append(ref.get_forces())
+        AE.append(np.ravel(ref.calc.results["atom_energies"]))
+    E, F, AE = np.array(E), np.array(F), np.array(AE)
+    n = len(atoms)
+    assert pe == pytest.approx(E.mean(), abs=2e-6 * n)
+    np.testing.assert_allclose(dump[:, 1:4], F.mean(0), atol=2e-5)
+    np.testing.assert_allclose(dump[:, 4], AE.mean(0), atol=2e-5)
+    dev = force_deviation(F)
+    assert dev.min() > 1e-3  # the members differ
+    np.testing.assert_allclose(dump[:, 5], dev, atol=2e-5)
+    # one member's force, not averaged: float32 rounding up to ~2.5e-5 eV/A measured (two layers, |F| ~ 1 eV/A)
+    np.testing.assert_allclose(dump[:, 6:].reshape(n, 3, 3).transpose(1, 0, 2), F, atol=5e-5)
+    np.testing.assert_allclose(glob, [dev.max(), dev.mean(), E.std() / n], atol=2e-5)
+    if d.name.startswith("lammps2"):
+        return  # the ASE committee (the stacked layout) computes one interaction layer
+    ase = atoms.copy()
+    ase.calc = load_committee(paths)
+    np.testing.assert_allclose(dump[:, 1:4], ase.get_forces(), atol=2e-5)
+    np.testing.assert_allclose(dump[:, 5], ase.calc.results["force_deviation"], atol=2e-5)
+
+
+def test_committee_half_list_equals_full_list(committee_model):
+    """One interaction layer: the committee from the half list (default) and from the full list (list full) gives the
+    same mean forces, deviation and global values on 2 ranks; a single model's file has no deviation to dump."""
+    d, paths = committee_model
+    if d.name.startswith("lammps2"):
+        pytest.skip("two layers: the full list only")
+    atoms = triclinic()
+    _, g_half, half = committee_run(d, atoms, 2, "chalf.dump")
+    _, g_full, full = committee_run(d, atoms, 2, "cfull.dump", pair_args="list full")
+    np.testing.assert_allclose(half[:, 1:], full[:, 1:], atol=2e-5)
+    np.testing.assert_allclose(g_half, g_full, atol=2e-5)
+    # one model's file has no deviation: fix pair says so in one line
+    single = d / "single"
+    single.mkdir(exist_ok=True)
+    (single / "model.ts").write_bytes((d / "seed51.ts").read_bytes())
+    r = run_lammps(single, "fix dev all pair 1 tsmlip deviation 0\nrun 0\n", atoms, check=False)
+    assert r.returncode != 0 and re.search(r"cannot extract (property )?deviation", r.stdout + r.stderr)

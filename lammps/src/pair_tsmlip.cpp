@@ -13,7 +13,16 @@
    (each pair of two local atoms once, each pair of a local atom with a ghost once, here and on the ghost's owner)
    and calls the model's compute_half: each pair's sensitivities once, into both local atoms' environments
    (tsmlip.core.export). list full: the full list and compute (as before compute_half existed; a file written
-   before then gets it too). */
+   before then gets it too).
+
+   A committee file (`tsmlip export --model a.pt b.pt ...`: n_members >= 2, method compute_committee): the forces,
+   energies and virials are the members' means, and each step the members' own forces on every atom (ghosts
+   included) are reverse-communicated (3 x n_members values per atom) so that each local atom holds its members'
+   full forces, on any number of ranks and with either list; from them DeePMD's per-atom force deviation
+   eps_i = sqrt(<|F_i - <F_i>|^2>) (mean over the members). Per atom: extract_peratom("deviation") (fix pair ...
+   tsmlip deviation 0; "member_forces", 3 x n_members columns, likewise); global: pvector (compute pair tsmlip) =
+   [max_i eps_i, mean_i eps_i, the members' energy standard deviation per atom], summed over ranks by compute pair,
+   so rank 0 holds the values and the others zeros. */
 
 #include "pair_tsmlip.h"
 
@@ -27,6 +36,7 @@
 #include "update.h"
 #include "utils.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <unordered_map>
@@ -75,7 +85,7 @@ static std::string load_tsmlip_ops()
 
 PairTsmlip::PairTsmlip(LAMMPS *lmp) :
     Pair(lmp), device(torch::kCPU), dtype(torch::kFloat32), cutoff(0.0), n_interactions(1), list_choice(-1),
-    half_list(false)
+    half_list(false), n_members(0), nmax_committee(0), member_f(nullptr), deviation(nullptr)
 {
   single_enable = 0;
   restartinfo = 0;
@@ -87,6 +97,9 @@ PairTsmlip::PairTsmlip(LAMMPS *lmp) :
 
 PairTsmlip::~PairTsmlip()
 {
+  memory->destroy(member_f);
+  memory->destroy(deviation);
+  delete[] pvector;
   if (allocated) {
     memory->destroy(setflag);
     memory->destroy(cutsq);
@@ -167,6 +180,15 @@ void PairTsmlip::settings(int narg, char **arg)
                "compute_half (this one: {} layers{}); use list full or auto", n_interactions,
                model.find_method("compute_half").has_value() ? "" : ", no compute_half: export it again");
   half_list = list_choice == 0 ? false : can_half;
+  // a committee: its members' forces for the deviation (reverse comm of 3 per member), three global values
+  n_members = 0;
+  if (model.hasattr("n_members") && model.find_method("compute_committee").has_value())
+    n_members = (int) model.attr("n_members").toInt();
+  comm_reverse = 3 * n_members;
+  delete[] pvector;
+  pvector = nullptr;
+  nextra = n_members > 0 ? 3 : 0;
+  if (nextra) pvector = new double[nextra]();
 }
 
 void PairTsmlip::coeff(int narg, char **arg)
@@ -215,6 +237,10 @@ void PairTsmlip::init_style()
     utils::logmesg(lmp, "pair_style tsmlip: {} neighbour list ({}, {} interaction layer{})\n",
                    half_list ? "half" : "full", half_list ? "compute_half" : "compute", n_interactions,
                    n_interactions == 1 ? "" : "s");
+  if (comm->me == 0 && n_members > 0)
+    utils::logmesg(lmp, "pair_style tsmlip: a committee of {} members (their mean; per-atom force deviation: "
+                   "fix pair N tsmlip deviation 0; max, mean and energy spread: compute pair tsmlip)\n",
+                   n_members);
   // a local atom's energy depends on atoms up to n_interactions * cutoff away: that many ghosts are needed
   double shell = n_interactions * cutoff + neighbor->skin;
   if (comm->cutghostuser < shell) comm->cutghostuser = shell;
@@ -272,7 +298,13 @@ void PairTsmlip::compute(int eflag, int vflag)
   auto tshift = torch::zeros({half_list ? 0 : np, 3}, torch::TensorOptions().dtype(dtype).device(device));
 
   std::vector<torch::jit::IValue> args{tpos, tspec, tpi, tpj, tshift, (int64_t) nlocal, (bool) vflag_atom};
-  auto out = model.get_method(half_list ? "compute_half" : "compute")(args).toTuple();
+  c10::intrusive_ptr<c10::ivalue::Tuple> out;
+  if (n_members > 0) {    // the members' means, then their energies and forces (the deviation, below)
+    args.emplace_back((bool) half_list);
+    out = model.get_method("compute_committee")(args).toTuple();
+  } else {
+    out = model.get_method(half_list ? "compute_half" : "compute")(args).toTuple();
+  }
   auto energy = out->elements()[0].toTensor().to(torch::kCPU, torch::kFloat64);
   auto atom_e = out->elements()[1].toTensor().to(torch::kCPU, torch::kFloat64).contiguous();
   auto forces = out->elements()[2].toTensor().to(torch::kCPU, torch::kFloat64).contiguous();
@@ -304,4 +336,101 @@ void PairTsmlip::compute(int eflag, int vflag)
     for (int i = 0; i < nall; i++)
       for (int k = 0; k < 6; k++) vatom[i][k] += va[i][k];
   }
+  if (n_members > 0) committee_deviation(out->elements()[6].toTensor(), out->elements()[5].toTensor(), nlocal, nall);
 }
+
+/* The committee's per-atom force deviation: the members' forces on every atom (M, nall, 3) into member_f, the
+   ghosts' rows added to their owners (reverse communication, as LAMMPS does with f), then on each local atom
+   eps_i = sqrt(mean_m |F_i^m - <F_i>|^2); the global max and mean over all atoms and the members' energy standard
+   deviation (population, over M) per atom into pvector on rank 0 (compute pair sums pvector over the ranks). */
+void PairTsmlip::committee_deviation(const torch::Tensor &member_forces, const torch::Tensor &member_energies,
+                                     int nlocal, int nall)
+{
+  const int m_count = n_members;
+  if (atom->nmax > nmax_committee) {
+    nmax_committee = atom->nmax;
+    memory->destroy(member_f);
+    memory->destroy(deviation);
+    memory->create(member_f, nmax_committee, 3 * m_count, "pair:member_f");
+    memory->create(deviation, nmax_committee, "pair:deviation");
+  }
+  auto mf = member_forces.to(torch::kCPU, torch::kFloat64).contiguous();
+  auto fa = mf.accessor<double, 3>();
+  for (int i = 0; i < nall; i++)
+    for (int m = 0; m < m_count; m++)
+      for (int c = 0; c < 3; c++) member_f[i][3 * m + c] = fa[m][i][c];
+  comm->reverse_comm(this);
+
+  double local[2] = {0.0, 0.0};    // max and sum of eps_i over this rank's atoms
+  for (int i = 0; i < nlocal; i++) {
+    double mean[3] = {0.0, 0.0, 0.0};
+    for (int m = 0; m < m_count; m++)
+      for (int c = 0; c < 3; c++) mean[c] += member_f[i][3 * m + c];
+    for (int c = 0; c < 3; c++) mean[c] /= m_count;
+    double sq = 0.0;
+    for (int m = 0; m < m_count; m++)
+      for (int c = 0; c < 3; c++) {
+        const double d = member_f[i][3 * m + c] - mean[c];
+        sq += d * d;
+      }
+    deviation[i] = std::sqrt(sq / m_count);
+    local[0] = std::max(local[0], deviation[i]);
+    local[1] += deviation[i];
+  }
+  double max_all = 0.0, sum_all = 0.0;
+  MPI_Allreduce(&local[0], &max_all, 1, MPI_DOUBLE, MPI_MAX, world);
+  MPI_Allreduce(&local[1], &sum_all, 1, MPI_DOUBLE, MPI_SUM, world);
+  // the members' energies of this rank's atoms, summed over the ranks
+  auto me_cpu = member_energies.to(torch::kCPU, torch::kFloat64).contiguous();
+  std::vector<double> e_local(me_cpu.data_ptr<double>(), me_cpu.data_ptr<double>() + m_count), e_all(m_count);
+  MPI_Allreduce(e_local.data(), e_all.data(), m_count, MPI_DOUBLE, MPI_SUM, world);
+  double e_mean = 0.0, e_var = 0.0;
+  for (double e : e_all) e_mean += e / m_count;
+  for (double e : e_all) e_var += (e - e_mean) * (e - e_mean) / m_count;
+  const double natoms = atom->natoms > 0 ? (double) atom->natoms : 1.0;
+  const bool root = comm->me == 0;
+  pvector[0] = root ? max_all : 0.0;
+  pvector[1] = root ? sum_all / natoms : 0.0;
+  pvector[2] = root ? std::sqrt(e_var) / natoms : 0.0;
+}
+
+int PairTsmlip::pack_reverse_comm(int n, int first, double *buf)
+{
+  const int w = 3 * n_members;
+  int k = 0;
+  for (int i = first; i < first + n; i++)
+    for (int c = 0; c < w; c++) buf[k++] = member_f[i][c];
+  return k;
+}
+
+void PairTsmlip::unpack_reverse_comm(int n, int *list, double *buf)
+{
+  const int w = 3 * n_members;
+  int k = 0;
+  for (int i = 0; i < n; i++)
+    for (int c = 0; c < w; c++) member_f[list[i]][c] += buf[k++];
+}
+
+/* per-atom values for fix pair: "deviation" (eps_i, eV/A, one column) and "member_forces" (each member's force,
+   3 x n_members columns: fx fy fz of member 1, then member 2, ...); a committee file only */
+void *PairTsmlip::extract_peratom(const char *name, int &ncol)
+{
+  if (n_members == 0) return nullptr;
+  if (strcmp(name, "deviation") == 0) {
+    ncol = 0;
+    return (void *) deviation;
+  }
+  if (strcmp(name, "member_forces") == 0) {
+    ncol = 3 * n_members;
+    return (void *) member_f;
+  }
+  return nullptr;
+}
+
+double PairTsmlip::memory_usage()
+{
+  double bytes = Pair::memory_usage();
+  bytes += (double) nmax_committee * (3 * n_members + 1) * sizeof(double);
+  return bytes;
+}
+

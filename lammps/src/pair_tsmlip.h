@@ -3,7 +3,9 @@
    pair with a ghost once), the model's compute_half; more layers (or a file without compute_half): a full list
    (with the ghosts' neighbours for more than one layer), its compute. Local + ghost atoms, newton pair on (the
    forces on ghost atoms are reverse-communicated to their owners). Energy = sum of the local atoms' energies;
-   virial from the pair gradients. */
+   virial from the pair gradients. A committee file (tsmlip export with several models): the members' mean, and
+   DeePMD's per-atom force deviation of the members (extract_peratom "deviation" for fix pair; its max and mean over
+   the atoms and the energy spread per atom as pvector for compute pair). */
 #ifndef LMP_PAIR_TSMLIP_H
 #define LMP_PAIR_TSMLIP_H
 
@@ -25,6 +27,10 @@ class PairTsmlip : public Pair {
   void coeff(int, char **) override;
   void init_style() override;
   double init_one(int, int) override;
+  int pack_reverse_comm(int, int, double *) override;
+  void unpack_reverse_comm(int, int *, double *) override;
+  void *extract_peratom(const char *, int &) override;
+  double memory_usage() override;
 
  protected:
   void allocate();
@@ -41,6 +47,13 @@ class PairTsmlip : public Pair {
   // kept between steps (their capacity): the pair list, positions and species handed to the model
   std::vector<int64_t> pi, pj, species;
   std::vector<double> pos;
+  // a committee file (compute_committee): n_members >= 2, else 0 (one model)
+  int n_members;
+  int nmax_committee;       // rows allocated in member_f and deviation
+  double **member_f;        // [nmax][3 * n_members] each member's forces; the ghosts' added to their owners
+  double *deviation;        // [nmax] per-atom force deviation eps_i of the local atoms (eV/A)
+  void committee_deviation(const torch::Tensor &member_forces, const torch::Tensor &member_energies, int nlocal,
+                           int nall);
 };
 
 }    // namespace LAMMPS_NS

@@ -37,6 +37,17 @@ Properties: ``cutoff`` (the model's ``dist_hard_max``), ``n_interactions`` (mess
 atom's energy depends on atoms up to ``n_interactions * cutoff`` away, the ghost shell a domain needs),
 ``species_list`` (atomic numbers the model knows), ``kernels`` (``torch`` or ``tsmlip-ops``, below).
 
+A committee (``tsmlip export --model a.pt --model b.pt ...``: two or more model files of one architecture, network
+settings and species, e.g. the seeds of a kind; :func:`export_committee`) is one file of the same contract whose
+energies, forces and virials are the members' means (:class:`ExportedCommittee`: each member the single-model module
+above, run in turn), with ``n_members`` (a single model has none) and one method more:
+
+``compute_committee(positions, species, pair_i, pair_j, pair_shift, n_local, per_atom_virial, half)``
+    -> ``compute``'s tuple (``compute_half``'s for ``half``) of the members' means, then ``member_energies[M]`` (each
+    member's energy of the local atoms) and ``member_forces[M, N, 3]`` (each member's forces on every atom, ghosts
+    included): what DeePMD's per-atom force deviation eps_i = sqrt(<|F_i - <F_i>|^2>) (:mod:`tsmlip.core.committee`)
+    is computed from once the ghosts' forces are added to their owners (``pair_style tsmlip`` does that).
+
 Pair terms (``--kernels``, :data:`KERNELS`): ``torch`` scripts :class:`tsmlip.core.hipnn.Hipnn` as it is (pair terms
 as torch operations, forces by autograd through them; runs anywhere, CPU or GPU). ``cpp`` computes a model with one
 interaction layer as the fast training engine does (:mod:`.hipnn_stack`'s fused path): the pair geometry, the
@@ -239,6 +250,73 @@ class FusedExportedHipnn(ExportedHipnn):
         return energy.detach(), atom_e.detach(), g_rows
 
 
+class ExportedCommittee(nn.Module):
+    """A committee of single-model modules (:class:`ExportedHipnn` or :class:`FusedExportedHipnn`, one architecture)
+    behind the same contract: energies, forces and virials are the members' means; :meth:`compute_committee` adds the
+    members' own energies and forces (the module docstring). Each member runs its own network on the same pairs, so a
+    committee of M costs about M single models."""
+
+    species_list: List[int]
+    kernels: str
+
+    def __init__(self, members: List[ExportedHipnn]):
+        super().__init__()
+        first = members[0]
+        self.members = nn.ModuleList(members)
+        self.n_members = len(members)
+        self.species_list = list(first.species_list)
+        self.cutoff = first.cutoff
+        self.n_interactions = first.n_interactions
+        self.kernels = first.kernels
+
+    def forward(self, positions: Tensor, species: Tensor, pair_i: Tensor, pair_j: Tensor, pair_shift: Tensor,
+                n_local: int) -> Tensor:
+        energies: List[Tensor] = []
+        for member in self.members:
+            energies.append(member(positions, species, pair_i, pair_j, pair_shift, n_local))
+        return torch.stack(energies).mean(0)
+
+    @torch.jit.export
+    def compute(self, positions: Tensor, species: Tensor, pair_i: Tensor, pair_j: Tensor, pair_shift: Tensor,
+                n_local: int, per_atom_virial: bool = False):
+        """The members' mean (energy, atom energies, forces on all atoms, virial 3x3, per-atom virial Nx6)."""
+        out = self.compute_committee(positions, species, pair_i, pair_j, pair_shift, n_local, per_atom_virial, False)
+        return out[0], out[1], out[2], out[3], out[4]
+
+    @torch.jit.export
+    def compute_half(self, positions: Tensor, species: Tensor, pair_i: Tensor, pair_j: Tensor, pair_shift: Tensor,
+                     n_local: int, per_atom_virial: bool = False):
+        """:meth:`compute` from a half pair list (the module docstring)."""
+        out = self.compute_committee(positions, species, pair_i, pair_j, pair_shift, n_local, per_atom_virial, True)
+        return out[0], out[1], out[2], out[3], out[4]
+
+    @torch.jit.export
+    def compute_committee(self, positions: Tensor, species: Tensor, pair_i: Tensor, pair_j: Tensor,
+                          pair_shift: Tensor, n_local: int, per_atom_virial: bool = False, half: bool = False):
+        """The members' means (:meth:`compute`'s tuple; from a half list with ``half``), then each member's energy
+        of the local atoms (M,) and forces on every atom (M, N, 3)."""
+        energy: List[Tensor] = []
+        atom_e: List[Tensor] = []
+        forces: List[Tensor] = []
+        virial: List[Tensor] = []
+        atom_virial: List[Tensor] = []
+        for member in self.members:
+            if half:
+                e, ae, f, w, aw = member.compute_half(positions, species, pair_i, pair_j, pair_shift, n_local,
+                                                      per_atom_virial)
+            else:
+                e, ae, f, w, aw = member.compute(positions, species, pair_i, pair_j, pair_shift, n_local,
+                                                 per_atom_virial)
+            energy.append(e)
+            atom_e.append(ae)
+            forces.append(f)
+            virial.append(w)
+            atom_virial.append(aw)
+        member_e, member_f = torch.stack(energy), torch.stack(forces)
+        return (member_e.mean(0), torch.stack(atom_e).mean(0), member_f.mean(0), torch.stack(virial).mean(0),
+                torch.stack(atom_virial).mean(0), member_e, member_f)
+
+
 def fused_applies(payload: dict, dtype: str = "float32") -> str | None:
     """Why ``--kernels cpp`` does not apply to a model file's payload in ``dtype`` (None: it does)."""
     if dtype != "float32":
@@ -276,7 +354,14 @@ def export_model(model_path: str | Path, output: str | Path, dtype: str = "float
     """Script the model of ``model_path`` and save it to ``output`` (TorchScript archive); ``kernels``: the pair
     terms (:data:`KERNELS`, the module docstring)."""
     payload = read_model_payload(model_path)
-    module = exported_from_payload(payload, str(model_path), kernels, dtype).to(getattr(torch, dtype))
+    module = exported_from_payload(payload, str(model_path), kernels, dtype)
+    return _save_scripted(module, output, dtype)
+
+
+def _save_scripted(module: nn.Module, output: str | Path, dtype: str, more_meta: str = "") -> Path:
+    """Script ``module`` in ``dtype`` and write it to ``output`` with the export's metadata (``more_meta``: further
+    ``"key": value`` pairs of the JSON, after the others)."""
+    module = module.to(getattr(torch, dtype))
     for param in module.parameters():
         param.requires_grad_(False)  # inference only: gradients are taken with respect to the pair vectors
     scripted = torch.jit.script(module.eval())
@@ -285,11 +370,32 @@ def export_model(model_path: str | Path, output: str | Path, dtype: str = "float
     meta = (f'{{"format": "{EXPORT_FORMAT}", "species": {module.species_list}, "cutoff": {module.cutoff}, '
             f'"n_interactions": {module.n_interactions}, "dtype": "{dtype}", "kernels": "{module.kernels}", '
             f'"energy_unit": "eV", '
-            f'"length_unit": "Angstrom"}}')
+            f'"length_unit": "Angstrom"{more_meta}}}')
     tmp = output.with_name(output.name + ".tmp")
     torch.jit.save(scripted, str(tmp), _extra_files={"tsmlip.json": meta})
     tmp.replace(output)
     return output
+
+
+#: what the members of a committee share (their model files' payload keys): one architecture
+COMMITTEE_KEYS = ("arch", "network_cfg", "species")
+
+
+def export_committee(model_paths: list, output: str | Path, dtype: str = "float32", kernels: str = "auto") -> Path:
+    """Script the committee of ``model_paths`` (two or more model files of one architecture, network settings and
+    species; else :class:`ModelFileError` in one line naming the first that differs) into one file
+    (:class:`ExportedCommittee`, the module docstring); ``kernels`` as :func:`export_model`."""
+    paths = [str(p) for p in model_paths]
+    if len(paths) < 2:
+        raise ModelFileError(f"a committee needs two models or more, got {len(paths)}")
+    payloads = [read_model_payload(p) for p in paths]
+    for path, pl in zip(paths[1:], payloads[1:]):
+        for key in COMMITTEE_KEYS:
+            if pl[key] != payloads[0][key]:
+                raise ModelFileError(f"{path}: its {key} {pl[key]} differs from {paths[0]}'s {payloads[0][key]}: a "
+                                     f"committee holds models of one architecture")
+    members = [exported_from_payload(pl, path, kernels, dtype) for path, pl in zip(paths, payloads)]
+    return _save_scripted(ExportedCommittee(members), output, dtype, f', "n_members": {len(members)}')
 
 
 def load_exported(path: str | Path, device: str | torch.device = "cpu"):
@@ -341,7 +447,10 @@ def evaluate_atoms(module, atoms, device="cpu", dtype=torch.float32):
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="tsmlip export", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True, help="a trained model.pt of this workflow")
+    p.add_argument("--model", required=True, action="extend", nargs="+",
+                   help="a trained model.pt of this workflow; two or more (--model a.pt b.pt, or --model a.pt --model "
+                        "b.pt): a committee of models of one architecture (e.g. the seeds of a kind) in one file, the "
+                        "members' mean energy and forces and what their per-atom force deviation needs")
     p.add_argument("--output", required=True, help="the TorchScript file to write (e.g. model.ts)")
     p.add_argument("--kernels", choices=KERNELS, default="auto",
                    help="the pair terms: torch operations (runs anywhere), the fused loops of pair_kernels.cpp (cpp: "
@@ -349,9 +458,12 @@ def main(argv: list[str] | None = None) -> int:
                         "auto (cpp where it applies and builds; the default)")
     args = p.parse_args(argv)
     try:
-        out = export_model(args.model, args.output, kernels=args.kernels)
+        if len(args.model) == 1:
+            out = export_model(args.model[0], args.output, kernels=args.kernels)
+        else:
+            out = export_committee(args.model, args.output, kernels=args.kernels)
     except (FileNotFoundError, ModelFileError) as exc:
         print(f"tsmlip export: error: {exc}", file=sys.stderr)
         return 1
-    print(f"tsmlip export: wrote {out}")
+    print(f"tsmlip export: wrote {out}" + (f" (a committee of {len(args.model)})" if len(args.model) > 1 else ""))
     return 0
