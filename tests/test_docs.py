@@ -353,6 +353,40 @@ def test_every_documented_command_runs_as_written():
     assert not problems, "\n".join(problems)
 
 
+#: a model's folder as the docs name it: <results folder>/models/<kind>/<arch>/seed<N> (seed{s}: a Python loop's)
+MODEL_PATH = re.compile(r"\b(results[\w-]*)/models/(\w+)/(w\d+-s\d+-l\d+)/seed(\d+|\{\w+\})")
+
+
+def test_documented_model_folders_are_trained_by_their_config():
+    """A model folder the docs name (results/models/student/w16-s4-l1/seed1/...) is one that the config writing
+    into that results folder trains: config/config.yaml for results/, the overlay whose results_dir it is for the
+    others (kind, architecture and seed; ``seed{s}`` any seed)."""
+    from tsmlip.config import load_config
+    from tsmlip.model_ids import all_model_ids
+
+    overlays = {re.search(r"^results_dir:\s*(\S+)", p.read_text(), re.M).group(1): p
+                for p in sorted((ROOT / "config").glob("*.yaml")) if re.search(r"^results_dir:", p.read_text(), re.M)}
+    trained = {}
+    problems, n = [], 0
+    for doc in COMMAND_DOCS:
+        for i, line in enumerate(doc.read_text().splitlines(), 1):
+            for folder, kind, arch, seed in MODEL_PATH.findall(line):
+                n += 1
+                where = f"{doc.relative_to(ROOT)}:{i}: {folder}/models/{kind}/{arch}/seed{seed}"
+                if folder not in overlays:
+                    problems.append(f"{where}: no config writes into {folder}/")
+                    continue
+                if folder not in trained:
+                    files = [ROOT / "config" / "config.yaml"] + ([] if overlays[folder].name == "config.yaml"
+                                                                 else [overlays[folder]])
+                    trained[folder] = {(m.kind, m.arch.tag, str(m.seed)) for m in all_model_ids(load_config(*files))}
+                if not any(k == kind and a == arch and (s == seed or seed.startswith("{"))
+                           for k, a, s in trained[folder]):
+                    problems.append(f"{where}: not a model that {overlays[folder].relative_to(ROOT)} trains")
+    assert n >= 3  # the docs' model folders were found
+    assert not problems, "\n".join(problems)
+
+
 @pytest.mark.parametrize("text, broken", [
     # the README's old export line: the model is --model, and --output is required
     ("```bash\ntsmlip export model.pt\n```", True),
