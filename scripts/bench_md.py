@@ -9,8 +9,8 @@ layers of its sweep) are built with the network settings of config/config.yaml (
 the weights' values; random weights do not conserve energy well: "!" marks runs flagged unstable).
 
     python scripts/bench_md.py                                   # GPU if there is one, else CPU
-    python scripts/bench_md.py --teacher results/models/teacher/w64-s20-l3/seed0/model.pt \\
-        --student results/models/student/w8-s10-l2/seed1/model.pt --sizes 500 4000 48000
+    python scripts/bench_md.py --teacher results/models/teacher/w48-s16-l3/seed0/model.pt \\
+        --student results/models/student/w16-s4-l1/seed1/model.pt --sizes 500 4000 48000
     python scripts/bench_md.py --pair-finders cell_list kdtree   # compare the torch engine's pair search
     python scripts/bench_md.py --smoke                           # seconds: tiny models, 32 atoms, CPU
     python scripts/bench_md.py --model results/models/teacher/w12-s8-l2/seed0/model.pt --sizes 500 \

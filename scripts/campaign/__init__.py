@@ -7,8 +7,9 @@ Sections, each with its own time budget (seconds, ``--budget SECTION=S``; the GP
 - ``train``: five models trained a few seconds each with the project's training step
   (:func:`tsmlip.train.train_step`, the teacher's ground-truth loss; accuracy does not matter here, cost
   depends only on the architecture), or loaded (``--model ROLE=model.pt``): the paper's teacher (128 / 40 / 4,
-  config/paper.yaml ``teacher``), two paper-network students (the smallest of config/paper.yaml's sweep and
-  its base), the default config's teacher and its smallest student (config/config.yaml ``teacher``, ``sweep.base``);
+  config/paper.yaml ``teacher``), two paper-network students (every axis at the smallest value of
+  config/paper.yaml's sweep, a corner its axes sweep does not train, and its base), the default config's teacher
+  and its smallest student (config/config.yaml ``teacher``, ``sweep.base``);
 - ``train_throughput``: ms per training step at batch 8 and 64 of the paper's smallest student and teacher;
 - ``md_timing``: time per MD step per atom (:func:`tsmlip.md.timing.time_md`: warm-up excluded, median of
   repeated blocks, energy drift) at the paper's size (config/paper.yaml ``md.timing.n_atoms``: 48,000) and at

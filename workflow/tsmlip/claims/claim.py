@@ -45,7 +45,7 @@ PAPER = {
     "ba_schedule": "with a loss scheduler the student can surpass the teacher (3.5)",
     "ablation": "(not in the paper: this run's ablation)",
     "knowledge": "(not in the paper: this run's check of the transferred knowledge)",
-    "beyond": f"(not in the paper: opt-in kinds {' / '.join(OPT_IN_KINDS)}, docs/beyond.md)",
+    "beyond": f"(not in the paper: the kinds beyond it, {' / '.join(OPT_IN_KINDS)}, docs/beyond.md)",
 }
 
 

@@ -1,6 +1,6 @@
 """The claim rows on the models' errors: students vs controls (forces, energies, liquid RDF, the trend between
-them, learning speed), the transferred knowledge, the ablations, Born-Again vs the teacher and the opt-in kinds
-(docs/beyond.md). Each builds its rows from ``tables/models.csv`` alone."""
+them, learning speed), the transferred knowledge, the ablations, Born-Again vs the teacher and the kinds beyond
+the paper (docs/beyond.md). Each builds its rows from ``tables/models.csv`` alone."""
 from __future__ import annotations
 
 import math
@@ -260,8 +260,8 @@ BEYOND = (
 
 
 def beyond_claims(models: pd.DataFrame, cfg: dict, noise_floor_A: float | None = None) -> list[Claim]:
-    """Rows of the opt-in kinds: oracle vs teacher labels, synthetic vs plain student, both vs control_fw (RDF
-    rows against the seed noise floor)."""
+    """Rows of the kinds beyond the paper: oracle vs teacher labels, synthetic vs plain student, both vs control_fw
+    (RDF rows against the seed noise floor)."""
     kinds = set(models["kind"])
     rows = []
     for baseline, claimed, claim, metrics in BEYOND:

@@ -1,9 +1,10 @@
 """The most atoms whose MD step fits in a device's memory, and memory per atom (paper Figs 2B and 5B).
 
-The crystal supercell of :mod:`.system` (the model's element) grows geometrically from ``md.probe.start_atoms`` (factor
-``growth_factor``) until one MD step (energy + forces at t = 0, then one velocity-Verlet step, with engine
-``md.probe.engine``) runs out of memory; the largest size that fitted and the smallest that failed are then
-bisected until they differ by ``resolution`` (a fraction of the fitting size when below 1, else atoms).
+The crystal supercell of :mod:`tsmlip.core.md.system` (the model's element) grows geometrically from
+``md.probe.start_atoms`` (factor ``growth_factor``) until one MD step (energy + forces at t = 0, then one
+velocity-Verlet step, with engine ``md.probe.engine``) runs out of memory; the largest size that fitted and the
+smallest that failed are then bisected until they differ by ``resolution`` (a fraction of the fitting size when below
+1, else atoms).
 
 - CUDA: every size runs in this process; ``torch.cuda.OutOfMemoryError`` is caught, the cache emptied, and
   the search goes on. The budget is the whole device, or ``gpu_memory_budget_MB`` enforced through

