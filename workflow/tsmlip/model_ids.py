@@ -74,8 +74,9 @@ def budget_check_ids(cfg: dict) -> list[ModelId]:
     archs = sorted(sweep_archs(cfg), key=lambda a: (weight_estimate(a), a))
     if bc["archs"] == "extremes":
         archs = list(dict.fromkeys([archs[0], archs[-1]])) if archs else []
+    seeds = budget_check_seeds(cfg)
     ids += [ModelId(kind, arch, seed) for kind in kinds if kind != "teacher"
-            and kind in cfg["sweep"]["kinds"] for arch in archs for seed in budget_check_seeds(cfg)]
+            and kind in cfg["sweep"]["kinds"] for arch in archs for seed in seeds]
     ba = born_again_ids(cfg)
     ids += [next(m for m in ba if m.kind == kind) for kind in kinds if any(m.kind == kind for m in ba)]
     return ids
